@@ -1,0 +1,49 @@
+# VAE Explorer: `make run` starts the app, `make test` runs the whole suite (browser tests too).
+# Both create .venv and install everything they need on a fresh machine.
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+HOST   ?= 127.0.0.1
+PORT   ?= 8501
+
+.PHONY: run test test-all lint browser-deps clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+# Reinstall when the project's dependencies change.
+$(STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(VENV)/bin/streamlit run app.py --server.address $(HOST) --server.port $(PORT)
+
+# Debian's chromium drives the real-browser tests (Playwright's own download is not used).
+browser-deps:
+	@if [ ! -x /usr/bin/chromium ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    (apt-get install -y -qq chromium >/dev/null 2>&1 || \
+	     (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)); \
+	  else echo "browser tests need /usr/bin/chromium: sudo apt-get install chromium"; fi; \
+	fi
+	@if [ ! -d /usr/share/datasets/fashion-mnist ] && [ "$$(id -u)" = 0 ]; then \
+	  apt-get install -y -qq dataset-fashion-mnist >/dev/null 2>&1 || \
+	  (apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist >/dev/null) || true; \
+	fi
+
+test: $(STAMP) browser-deps
+	$(PY) -m pytest
+
+# Everything, including the tests marked slow.
+test-all: $(STAMP) browser-deps
+	$(PY) -m pytest -m "slow or not slow"
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check explorer tests app.py
+
+clean:
+	rm -rf $(VENV) tests/artifacts .pytest_cache

@@ -1,0 +1,310 @@
+"""Checkpoints: the one place that saves and loads models (trainer, CLI and every page use it).
+
+A checkpoint is a folder:
+- ``model.safetensors``: the weights, with the model config, epoch and step in its metadata and
+  the sha256 of its tensor data, so the file is self-describing and self-verifying;
+- ``train_state.safetensors``: optimiser state and random-number-generator states for ``--resume``
+  (pretrained folders leave it out);
+- ``config.json``: a readable copy of model + training config, epoch, step, best test ELBO,
+  library version and each file's sha256.
+
+Nothing is ever unpickled: safetensors holds only tensors and strings. Every file is written to a
+temporary name, flushed to disk and renamed over the old one, so a crash mid-write leaves the
+previous checkpoint intact. The previous training state is kept as ``train_state.prev.safetensors``
+so that a crash between two renames still leaves a consistent (model, training state) pair.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as st_load
+from safetensors.torch import save as st_save
+
+from explorer import __version__
+from explorer.errors import CheckpointError
+from explorer.model import VAE, ModelConfig
+
+MODEL_FILE = "model.safetensors"
+STATE_FILE = "train_state.safetensors"
+PREV_STATE_FILE = "train_state.prev.safetensors"
+CONFIG_FILE = "config.json"
+PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt", ".pkl", ".bin")
+
+
+def pretrained_root() -> Path:
+    """Folder of the shipped models: ``$VAE_EXPLORER_PRETRAINED`` or ``pretrained/`` in the repo."""
+    env = os.environ.get("VAE_EXPLORER_PRETRAINED")
+    return Path(env) if env else Path(__file__).resolve().parent.parent / "pretrained"
+
+
+def pretrained_names() -> list[str]:
+    root = pretrained_root()
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if (p / MODEL_FILE).is_file())
+
+
+def resolve(path_or_name: str | os.PathLike) -> Path:
+    """A checkpoint folder from a path (folder or its model.safetensors) or a shipped name."""
+    path = Path(path_or_name)
+    if path.suffix.lower() in PICKLE_SUFFIXES:
+        raise CheckpointError(
+            f"{path} looks like a PyTorch pickle checkpoint; VAE Explorer loads only safetensors "
+            "checkpoints (a pickle can run code when loaded). Convert it with safetensors first."
+        )
+    if path.is_file() and path.name == MODEL_FILE:
+        return path.parent
+    if path.is_dir():
+        return path
+    shipped = pretrained_root() / str(path_or_name)
+    if not path.is_absolute() and "/" not in str(path_or_name) and shipped.is_dir():
+        return shipped
+    names = ", ".join(pretrained_names()) or "none"
+    raise CheckpointError(
+        f"no checkpoint at {path}: give a run folder (e.g. runs/NAME) or a shipped model ({names})"
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# Writing
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that readers see the old file or the whole new one."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _data_region(blob: bytes) -> bytes:
+    n = int.from_bytes(blob[:8], "little")
+    return blob[8 + n :]
+
+
+def _serialise(tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> bytes:
+    """safetensors bytes whose metadata carries the sha256 of the tensor data."""
+    tensors = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
+    digest = hashlib.sha256(_data_region(st_save(tensors, metadata=metadata))).hexdigest()
+    return st_save(tensors, metadata={**metadata, "data_sha256": digest})
+
+
+def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
+    """Flatten an optimiser's state_dict into tensors + a JSON-able remainder."""
+    sd = optimizer.state_dict()
+    tensors, plain = {}, {}
+    for idx, state in sd["state"].items():
+        for key, value in state.items():
+            if torch.is_tensor(value):
+                tensors[f"optim.{idx}.{key}"] = value
+            else:
+                plain[f"{idx}.{key}"] = value
+    groups = [{k: (v.item() if torch.is_tensor(v) else v) for k, v in g.items()} for g in sd["param_groups"]]
+    return tensors, {"param_groups": groups, "plain": plain}
+
+
+def save_checkpoint(
+    folder: str | os.PathLike,
+    model: VAE,
+    *,
+    epoch: int = 0,
+    step: int = 0,
+    train_config: dict | None = None,
+    best_test_elbo: float | None = None,
+    optimizer: torch.optim.Optimizer | None = None,
+    rng: dict[str, torch.Tensor] | None = None,
+) -> Path:
+    """Write a checkpoint into ``folder`` (created if needed) and return it."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    progress = {"epoch": int(epoch), "step": int(step)}
+    meta = {
+        "format": "vae-explorer",
+        "version": __version__,
+        "model_config": model.config.to_json(),
+        "progress": json.dumps(progress),
+    }
+    model_blob = _serialise(model.state_dict(), meta)
+    if optimizer is not None:
+        tensors, plain = _optimizer_tensors(optimizer)
+        for name, value in (rng or {}).items():
+            tensors[f"rng.{name}"] = value
+        state_meta = {
+            "progress": json.dumps(progress),
+            "optimizer": json.dumps(plain),
+            "optimizer_class": type(optimizer).__name__,
+        }
+        state_path = folder / STATE_FILE
+        state_blob = _serialise(tensors, state_meta)
+        if state_path.exists():
+            os.replace(state_path, folder / PREV_STATE_FILE)
+        _atomic_write(state_path, state_blob)
+    _atomic_write(folder / MODEL_FILE, model_blob)
+    files = {MODEL_FILE: {"sha256": hashlib.sha256(model_blob).hexdigest(), "bytes": len(model_blob)}}
+    config = {
+        "model": model.config.to_dict(),
+        "train": train_config,
+        **progress,
+        "best_test_elbo": best_test_elbo,
+        "version": __version__,
+        "files": files,
+    }
+    _atomic_write(folder / CONFIG_FILE, (json.dumps(config, indent=2) + "\n").encode())
+    return folder
+
+
+# ----------------------------------------------------------------------------------------------
+# Reading
+
+
+def _read_verified(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Tensors and metadata of a safetensors file written by ``_serialise``, verified."""
+    if not path.is_file():
+        raise CheckpointError(f"{path} is missing")
+    blob = path.read_bytes()
+    if blob[:2] == b"PK" or blob[:1] == b"\x80":
+        raise CheckpointError(
+            f"{path} is a pickle/zip file, not safetensors; refusing to load it (it could run code)"
+        )
+    try:
+        n = int.from_bytes(blob[:8], "little")
+        header = json.loads(blob[8 : 8 + n])
+        tensors = st_load(blob)
+    except (SafetensorError, ValueError, UnicodeDecodeError) as exc:
+        expected = _expected_size(blob)
+        size = f" (read {len(blob):,} bytes of {expected:,})" if expected else ""
+        raise CheckpointError(
+            f"{path} is truncated or corrupted{size}: {exc}. Delete the folder, or resume the "
+            "run from an intact copy."
+        ) from None
+    metadata = header.get("__metadata__") or {}
+    expected = metadata.get("data_sha256")
+    if expected is None:
+        raise CheckpointError(f"{path} was not written by VAE Explorer (no data checksum)")
+    if hashlib.sha256(_data_region(blob)).hexdigest() != expected:
+        raise CheckpointError(
+            f"{path} is corrupted: its tensor data does not match its sha256 checksum. "
+            "Delete it or restore it from an intact copy."
+        )
+    return tensors, metadata
+
+
+def _expected_size(blob: bytes) -> int | None:
+    try:
+        n = int.from_bytes(blob[:8], "little")
+        header = json.loads(blob[8 : 8 + n])
+        end = max(v["data_offsets"][1] for k, v in header.items() if k != "__metadata__")
+        return 8 + n + end
+    except Exception:
+        return None
+
+
+def read_config(path_or_name: str | os.PathLike) -> dict:
+    """config.json of a checkpoint (model, train, epoch, step, best_test_elbo, ...)."""
+    folder = resolve(path_or_name)
+    try:
+        return json.loads((folder / CONFIG_FILE).read_text())
+    except FileNotFoundError:
+        raise CheckpointError(f"{folder / CONFIG_FILE} is missing") from None
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{folder / CONFIG_FILE} is not valid JSON: {exc}") from None
+
+
+def load_checkpoint(path_or_name: str | os.PathLike, device: str | torch.device = "cpu") -> VAE:
+    """The VAE in a checkpoint folder or shipped model (e.g. ``"mnist-z2"``), in eval mode.
+
+    Never executes code from the file. Raises CheckpointError when the file is missing,
+    truncated, corrupted, or its weights do not match its config.
+    """
+    folder = resolve(path_or_name)
+    tensors, metadata = _read_verified(folder / MODEL_FILE)
+    try:
+        config = ModelConfig.from_dict(json.loads(metadata["model_config"]))
+    except (KeyError, ValueError, TypeError) as exc:
+        raise CheckpointError(f"{folder / MODEL_FILE} has no usable model config: {exc}") from None
+    model = VAE(config)
+    _load_state(model, tensors, folder / MODEL_FILE)
+    model.progress = json.loads(metadata.get("progress", "{}"))
+    return model.to(device).eval()
+
+
+def _load_state(model: VAE, tensors: dict[str, torch.Tensor], path: Path) -> None:
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(tensors))
+    unexpected = sorted(set(tensors) - set(expected))
+    if missing or unexpected:
+        raise CheckpointError(
+            f"{path} does not match its config: missing tensors {missing or 'none'}, "
+            f"unexpected tensors {unexpected or 'none'}"
+        )
+    for name, value in expected.items():
+        if tensors[name].shape != value.shape:
+            raise CheckpointError(
+                f"{path} does not match its config: tensor {name} has shape "
+                f"{tuple(tensors[name].shape)} in the file, the config expects {tuple(value.shape)}"
+            )
+    model.load_state_dict(tensors)
+
+
+def load_training_state(
+    folder: str | os.PathLike, optimizer: torch.optim.Optimizer, step: int
+) -> dict[str, torch.Tensor]:
+    """Restore ``optimizer`` from the training state saved at ``step``; return the RNG tensors.
+
+    Looks in train_state.safetensors, then train_state.prev.safetensors (a crash between the
+    renames of a save can leave the newer state beside the older model).
+    """
+    folder = Path(folder)
+    found = []
+    for name in (STATE_FILE, PREV_STATE_FILE):
+        if not (folder / name).is_file():
+            continue
+        tensors, metadata = _read_verified(folder / name)
+        saved_step = json.loads(metadata["progress"])["step"]
+        found.append(f"{name} (step {saved_step})")
+        if saved_step != step:
+            continue
+        plain = json.loads(metadata["optimizer"])
+        state: dict[int, dict] = {}
+        for key, value in tensors.items():
+            if key.startswith("optim."):
+                _, idx, field = key.split(".", 2)
+                state.setdefault(int(idx), {})[field] = value
+        for key, value in plain["plain"].items():
+            idx, field = key.split(".", 1)
+            state.setdefault(int(idx), {})[field] = value
+        try:
+            optimizer.load_state_dict({"state": state, "param_groups": plain["param_groups"]})
+        except (ValueError, KeyError) as exc:
+            raise CheckpointError(f"{folder / name}: optimiser state does not fit: {exc}") from None
+        return {k[4:]: v for k, v in tensors.items() if k.startswith("rng.")}
+    raise CheckpointError(
+        f"cannot resume {folder}: no training state for step {step} "
+        f"(found: {', '.join(found) or 'none'}); start a new run instead"
+    )

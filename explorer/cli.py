@@ -1,0 +1,344 @@
+"""The ``vae-explorer`` command: train, evaluate, sample, manifold, reconstruct, data.
+
+Parsing happens here and nowhere else; each command calls into the library. Errors meant for a
+person (bad flags, paths, broken checkpoints, missing data) print one line and exit non-zero.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+from explorer.errors import ExplorerError
+
+EXIT_USAGE, EXIT_ERROR, EXIT_INTERRUPTED = 2, 1, 130
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line that points at --help."""
+
+    def error(self, message: str):
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _hidden(text: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(int(s) for s in text.split(",") if s.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected widths like 512,512, got {text!r}") from None
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive widths like 512,512, got {text!r}")
+    return sizes
+
+
+def _positive(kind):
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+        return value
+
+    return parse
+
+
+def _output_png(text: str) -> Path:
+    path = Path(text)
+    if path.suffix.lower() != ".png":
+        raise argparse.ArgumentTypeError(f"the output must be a .png file, got {text!r}")
+    return path
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from explorer.data import DATASETS
+    from explorer.objectives import ESTIMATORS
+    from explorer.train import OPTIMIZERS
+
+    p = _Parser(prog="vae-explorer", description="Train, evaluate and explore VAEs (AEVB).")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="COMMAND")
+
+    t = sub.add_parser(
+        "train",
+        help="train a VAE into a run folder",
+        description="Train a VAE with AEVB; metrics and checkpoints go to --out.",
+    )
+    t.add_argument("--out", help="run folder, e.g. runs/mnist-z2 (required unless --resume RUN)")
+    t.add_argument(
+        "--resume",
+        nargs="?",
+        const=True,
+        default=None,
+        metavar="RUN",
+        help="continue the run in RUN (or --out) from its last checkpoint",
+    )
+    t.add_argument("--dataset", choices=DATASETS, default="mnist")
+    t.add_argument("--latent-dim", type=_positive(int), default=2, help="size of z (default 2)")
+    t.add_argument("--hidden", type=_hidden, default=(512, 512), help="widths, e.g. 512,512")
+    t.add_argument("--activation", choices=("relu", "tanh"), default="relu")
+    t.add_argument(
+        "--likelihood",
+        choices=("bernoulli", "gaussian"),
+        default=None,
+        help="p(x|z): default bernoulli, gaussian for frey-face",
+    )
+    t.add_argument(
+        "--estimator",
+        choices=ESTIMATORS,
+        default="analytic",
+        help="analytic = SGVB estimator B (analytic KL), mc = estimator A",
+    )
+    t.add_argument("--optimizer", choices=OPTIMIZERS, default="adam")
+    t.add_argument("--lr", type=_positive(float), default=1e-3, help="learning rate per step")
+    t.add_argument("--weight-decay", type=float, default=0.0, help="L2 prior on the weights")
+    t.add_argument(
+        "--epochs",
+        type=_positive(int),
+        default=None,
+        help="epochs in all (default 50; with --resume: train on to this many)",
+    )
+    t.add_argument("--batch-size", type=_positive(int), default=100, help="M (default 100)")
+    t.add_argument("--samples", type=_positive(int), default=1, help="L samples of eps (default 1)")
+    t.add_argument("--beta", type=float, default=1.0, help="weight on the KL term (default 1)")
+    t.add_argument(
+        "--binarize",
+        choices=("auto", "dynamic", "none"),
+        default="auto",
+        help="dynamic binarisation (auto: on for bernoulli MNIST-like data)",
+    )
+    t.add_argument("--limit", type=_positive(int), help="train on the first N images only")
+    t.add_argument("--test-limit", type=_positive(int), help="evaluate on N test images only")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--device", default="auto", help="auto (cuda, mps, cpu), cuda, mps or cpu")
+    t.add_argument("--log-every", type=_positive(int), default=100, help="steps per metric line")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    e = sub.add_parser("evaluate", help="test ELBO and importance-sampled log-likelihood")
+    e.add_argument("checkpoint", help="run folder or shipped model name")
+    e.add_argument("--k", type=int, default=5000, help="importance samples (0: ELBO only)")
+    e.add_argument("--limit", type=_positive(int), help="first N images only")
+    e.add_argument("--split", choices=("test", "train"), default="test")
+    e.add_argument("--device", default="auto")
+    e.add_argument("--json", action="store_true", help="print the figures as JSON")
+
+    s = sub.add_parser("sample", help="decode samples z ~ p(z) to a PNG grid")
+    s.add_argument("checkpoint")
+    s.add_argument("-n", type=_positive(int), default=64, help="number of samples")
+    s.add_argument("-o", "--output", type=_output_png, required=True)
+    s.add_argument("--seed", type=int, default=0)
+
+    m = sub.add_parser("manifold", help="the paper's Figure 4: decoded latent grid as a PNG")
+    m.add_argument("checkpoint")
+    m.add_argument("--grid", type=_positive(int), default=20, help="points per side")
+    m.add_argument(
+        "--range",
+        type=float,
+        nargs=2,
+        default=(0.05, 0.95),
+        metavar=("LO", "HI"),
+        help="unit-square range mapped through the inverse Gaussian CDF",
+    )
+    m.add_argument("-o", "--output", type=_output_png, required=True)
+
+    r = sub.add_parser("reconstruct", help="images and their reconstructions as a PNG")
+    r.add_argument("checkpoint")
+    r.add_argument("images", nargs="*", help="image files (default: the first test images)")
+    r.add_argument("-n", type=_positive(int), default=10, help="test images when none are given")
+    r.add_argument("-o", "--output", type=_output_png, required=True)
+
+    d = sub.add_parser("data", help="fetch or describe a dataset")
+    dsub = d.add_subparsers(dest="data_command", required=True, parser_class=_Parser, metavar="ACTION")
+    f = dsub.add_parser("fetch", help="download/verify a dataset into the cache")
+    f.add_argument("name", choices=DATASETS)
+    f.add_argument("--from", dest="source_file", help="frey-face: path of frey_rawface.mat")
+    i = dsub.add_parser("info", help="counts, shape, source and checksums")
+    i.add_argument("name", choices=DATASETS)
+    i.add_argument("--json", action="store_true")
+    return p
+
+
+# ----------------------------------------------------------------------------------------------
+
+
+def cmd_train(args) -> None:
+    from explorer.model import ModelConfig
+    from explorer.train import TrainConfig, train
+
+    out = args.resume if isinstance(args.resume, str) else args.out
+    if out is None:
+        raise ExplorerError("give the run folder with --out runs/NAME (or --resume RUN)")
+    progress = False if args.no_progress else None
+    if args.resume:
+        cfg = TrainConfig(epochs=args.epochs) if args.epochs else None
+        folder = train(out, config=cfg, resume=True, progress=progress)
+    else:
+        likelihood = args.likelihood or ("gaussian" if args.dataset == "frey-face" else "bernoulli")
+        model_config = ModelConfig(
+            hidden=args.hidden, activation=args.activation, latent_dim=args.latent_dim, likelihood=likelihood
+        )
+        cfg = TrainConfig(
+            dataset=args.dataset,
+            epochs=args.epochs or 50,
+            batch_size=args.batch_size,
+            samples=args.samples,
+            estimator=args.estimator,
+            beta=args.beta,
+            optimizer=args.optimizer,
+            lr=args.lr,
+            weight_decay=args.weight_decay,
+            binarize=args.binarize,
+            limit=args.limit,
+            test_limit=args.test_limit,
+            seed=args.seed,
+            device=args.device,
+            log_every=args.log_every,
+        )
+        folder = train(out, model_config, cfg, progress=progress)
+    print(f"run saved in {folder}")
+
+
+def _dataset_of(checkpoint: str) -> str:
+    from explorer.checkpoints import read_config
+
+    train_cfg = read_config(checkpoint).get("train") or {}
+    return train_cfg.get("dataset", "mnist")
+
+
+def cmd_evaluate(args) -> None:
+    from tqdm import tqdm
+
+    from explorer.checkpoints import load_checkpoint
+    from explorer.evaluate import eval_images, evaluate
+    from explorer.train import pick_device
+
+    model = load_checkpoint(args.checkpoint, pick_device(args.device))
+    dataset = _dataset_of(args.checkpoint)
+    binarized = model.config.likelihood == "bernoulli" and dataset != "frey-face"
+    x, _ = eval_images(dataset, args.split, binarized, args.limit)
+    with tqdm(total=len(x), desc=f"L_{args.k}", disable=args.json or args.k == 0) as bar:
+        result = evaluate(model, x, k=args.k, progress=bar.update)
+    figures = {
+        "checkpoint": str(args.checkpoint),
+        "dataset": dataset,
+        "split": args.split,
+        **result.to_dict(),
+    }
+    if args.json:
+        print(json.dumps(figures, indent=2))
+        return
+    label = "NLL" if binarized else "NLL (grey-level data: not a normalised likelihood)"
+    print(f"{dataset} {args.split}, {result.n} images")
+    print(
+        f"  ELBO          {result.elbo:9.2f} +/- {result.elbo_se:.2f} nats "
+        f"(reconstruction {result.recon:.2f}, KL {result.kl:.2f})"
+    )
+    if result.nll is not None:
+        print(f"  {label:<13} {result.nll:9.2f} +/- {result.log_likelihood_se:.2f} nats (K = {result.k})")
+    print(f"  time          {result.seconds:9.1f} s")
+
+
+def cmd_sample(args) -> None:
+    from explorer.checkpoints import load_checkpoint
+    from explorer.images import make_grid, save_png
+
+    model = load_checkpoint(args.checkpoint)
+    images = model.sample(args.n, torch.Generator().manual_seed(args.seed))
+    ncol = max(1, int(round(args.n**0.5)))
+    print(f"wrote {save_png(make_grid(images, ncol), args.output, scale=2)}")
+
+
+def cmd_manifold(args) -> None:
+    from explorer.checkpoints import load_checkpoint
+    from explorer.images import latent_grid, make_grid, save_png
+
+    model = load_checkpoint(args.checkpoint)
+    lo, hi = args.range
+    try:
+        z = latent_grid(args.grid, lo, hi, model.config.latent_dim)
+    except ValueError as exc:
+        raise ExplorerError(str(exc)) from None
+    with torch.no_grad():
+        images = model.decode(z).mean
+    picture = make_grid(images, args.grid, pad=0)
+    print(f"wrote {save_png(picture, args.output, scale=2)}")
+
+
+def cmd_reconstruct(args) -> None:
+    from explorer.checkpoints import load_checkpoint
+    from explorer.data import load_dataset
+    from explorer.images import make_grid, preprocess_image, save_png
+
+    model = load_checkpoint(args.checkpoint)
+    if args.images:
+        if model.config.image_shape != (1, 28, 28):
+            raise ExplorerError("reconstructing image files needs a 28x28 model (MNIST-like)")
+        x = torch.stack([preprocess_image(path) for path in args.images])
+    else:
+        data = load_dataset(_dataset_of(args.checkpoint), "test")
+        x = data.images[: args.n].float() / 255.0
+    with torch.no_grad():
+        mu, _ = model.encode(x)
+        recon = model.decode(mu).mean
+    picture = make_grid(torch.cat([x, recon]), len(x))  # inputs above, reconstructions below
+    print(f"wrote {save_png(picture, args.output, scale=2)}")
+
+
+def cmd_data(args) -> None:
+    import os
+
+    from explorer import data
+
+    if args.data_command == "fetch":
+        if args.source_file:
+            if args.name != "frey-face":
+                raise ExplorerError("--from is only for frey-face (a frey_rawface.mat file)")
+            os.environ["VAE_EXPLORER_FREY_MAT"] = args.source_file
+        folder = data.fetch(args.name)
+        print(f"{args.name}: verified in {folder}")
+        return
+    info = data.info(args.name)
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return
+    print(
+        f"{info['name']}: {info['train']} train + {info['test']} test images, "
+        f"shape {tuple(info['shape'])}, source: {info['source']}"
+    )
+    print(f"  folder {info['folder']}")
+    for file, meta in info["files"].items():
+        print(f"  {file:<26} {meta['bytes']:>10,} bytes  md5 {meta['md5']}")
+
+
+COMMANDS = {
+    "train": cmd_train,
+    "evaluate": cmd_evaluate,
+    "sample": cmd_sample,
+    "manifold": cmd_manifold,
+    "reconstruct": cmd_reconstruct,
+    "data": cmd_data,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        COMMANDS[args.command](args)
+    except ExplorerError as exc:
+        print(f"vae-explorer {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except ValueError as exc:  # config validation
+        print(f"vae-explorer {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

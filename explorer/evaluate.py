@@ -1,0 +1,112 @@
+"""Evaluation: the test ELBO and the importance-sampled log-likelihood L_K, batched.
+
+The MNIST likelihood protocol evaluates on the test set binarised once with a fixed seed
+(``data.binarize_fixed``), identical on every machine. With grey-level data the "NLL" is not a
+normalised likelihood; results carry ``binarized`` so that callers can label them.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass
+
+import torch
+
+from explorer.data import binarize_fixed, load_dataset
+from explorer.model import VAE
+from explorer.objectives import elbo_terms, importance_log_likelihood
+
+
+def eval_images(
+    dataset: str,
+    split: str = "test",
+    binarized: bool = True,
+    limit: int | None = None,
+    seed: int = 0,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Evaluation inputs (N, C, H, W) float32 and labels: fixed-seed binarised, or grey / 255."""
+    data = load_dataset(dataset, split)
+    images, labels = data.images[:limit], data.labels[:limit]
+    x = binarize_fixed(images, seed) if binarized else images.float() / 255.0
+    return x, labels
+
+
+@torch.no_grad()
+def elbo_per_image(
+    model: VAE, x: torch.Tensor, batch_size: int = 1000, estimator: str = "analytic"
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-image (recon, kl), each (N,) on the CPU, with L = 1 sample per image."""
+    device = next(model.parameters()).device
+    recon, kl = [], []
+    for start in range(0, len(x), batch_size):
+        terms = elbo_terms(model, x[start : start + batch_size].to(device), estimator)
+        recon.append(terms.recon)
+        kl.append(terms.kl)
+    return torch.cat(recon).cpu(), torch.cat(kl).cpu()
+
+
+@torch.no_grad()
+def importance_per_image(
+    model: VAE, x: torch.Tensor, k: int = 5000, budget: int = 200_000, progress=None
+) -> torch.Tensor:
+    """L_K per image (N,) on the CPU. ``budget`` = decoded samples per chunk (memory bound)."""
+    device = next(model.parameters()).device
+    batch = max(1, min(len(x), budget // k if k < budget else 1))
+    chunk = max(1, budget // batch)
+    out = []
+    for start in range(0, len(x), batch):
+        xb = x[start : start + batch].to(device)
+        out.append(importance_log_likelihood(model, xb, k, chunk).cpu())
+        if progress is not None:
+            progress(len(xb))
+    return torch.cat(out)
+
+
+@dataclass
+class Evaluation:
+    n: int
+    elbo: float  # mean test ELBO, nats per image
+    elbo_se: float  # standard error of that mean
+    recon: float
+    kl: float
+    log_likelihood: float | None  # mean L_K, nats per image (None when k = 0)
+    log_likelihood_se: float | None
+    k: int
+    binarized: bool
+    seconds: float
+
+    @property
+    def nll(self) -> float | None:
+        return None if self.log_likelihood is None else -self.log_likelihood
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "nll": self.nll}
+
+
+def _mean_se(v: torch.Tensor) -> tuple[float, float]:
+    v = v.double()
+    se = v.std().item() / math.sqrt(len(v)) if len(v) > 1 else float("nan")
+    return v.mean().item(), se
+
+
+def evaluate(model: VAE, x: torch.Tensor, k: int = 5000, batch_size: int = 1000, progress=None) -> Evaluation:
+    """ELBO and (for k > 0) L_K over the images x, with standard errors of the means."""
+    start = time.perf_counter()
+    recon, kl = elbo_per_image(model, x, batch_size)
+    elbo, elbo_se = _mean_se(recon - kl)
+    ll = ll_se = None
+    if k > 0:
+        ll, ll_se = _mean_se(importance_per_image(model, x, k, progress=progress))
+    return Evaluation(
+        n=len(x),
+        elbo=elbo,
+        elbo_se=elbo_se,
+        recon=recon.double().mean().item(),
+        kl=kl.double().mean().item(),
+        log_likelihood=ll,
+        log_likelihood_se=ll_se,
+        k=k,
+        binarized=bool(((x == 0) | (x == 1)).all()),
+        seconds=time.perf_counter() - start,
+    )

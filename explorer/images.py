@@ -1,0 +1,168 @@
+"""Pictures in and out: MNIST-style preprocessing of user images, image grids, PNG files, and the
+latent grid of the paper's Figure 4."""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from explorer.errors import ImageError
+
+ACCEPTED_FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP")
+MAX_PIXELS = 40_000_000  # refuse larger images before decoding them (decompression bombs)
+
+
+def to_uint8(images: torch.Tensor) -> np.ndarray:
+    """(B, C, H, W) or (C, H, W) floats in [0, 1] -> uint8 (B, H, W, C) or (H, W, C), C squeezed
+    when 1."""
+    a = images.detach().float().clamp(0, 1).mul(255).round().to(torch.uint8).cpu().numpy()
+    a = np.moveaxis(a, -3, -1)
+    return a[..., 0] if a.shape[-1] == 1 else a
+
+
+def make_grid(images: torch.Tensor, ncol: int, pad: int = 2, pad_value: int = 255) -> np.ndarray:
+    """Tile (B, C, H, W) images in [0, 1] into one uint8 picture, ``ncol`` per row."""
+    tiles = to_uint8(images)  # (B, H, W[, C])
+    b, h, w = tiles.shape[:3]
+    nrow = -(-b // ncol)
+    shape = (nrow * (h + pad) + pad, ncol * (w + pad) + pad, *tiles.shape[3:])
+    grid = np.full(shape, pad_value, dtype=np.uint8)
+    for i, tile in enumerate(tiles):
+        r, c = divmod(i, ncol)
+        grid[pad + r * (h + pad) : pad + r * (h + pad) + h, pad + c * (w + pad) : pad + c * (w + pad) + w] = (
+            tile
+        )
+    return grid
+
+
+def png_bytes(picture: np.ndarray, scale: int = 1) -> bytes:
+    """PNG of a uint8 picture, upscaled by ``scale`` with nearest neighbour (crisp pixels)."""
+    image = Image.fromarray(picture)
+    if scale > 1:
+        image = image.resize((image.width * scale, image.height * scale), Image.NEAREST)
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def save_png(picture: np.ndarray, path: str | os.PathLike, scale: int = 1) -> Path:
+    """Write a PNG atomically (temporary file + rename); the folder must exist."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise ImageError(f"cannot write {path}: folder {path.parent} does not exist")
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        tmp.write_bytes(png_bytes(picture, scale))
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise ImageError(f"cannot write {path}: {exc.strerror or exc}") from None
+    return path
+
+
+def latent_grid(n: int, lo: float = 0.05, hi: float = 0.95, latent_dim: int = 2) -> torch.Tensor:
+    """The paper's Figure 4 grid: n x n points, linearly spaced in [lo, hi]^2 on the unit square,
+    mapped through the inverse Gaussian CDF. Returns z (n*n, latent_dim), row-major with z_2
+    decreasing down the rows (so the picture reads like a plot); other dimensions are 0."""
+    if not 0 < lo < hi < 1:
+        raise ValueError(f"the grid range must satisfy 0 < lo < hi < 1, got ({lo}, {hi})")
+    q = torch.special.ndtri(torch.linspace(lo, hi, n, dtype=torch.float64)).float()
+    z1, z2 = torch.meshgrid(q, q.flip(0), indexing="xy")  # (n, n): columns vary z1, rows z2
+    z = torch.zeros(n * n, latent_dim)
+    z[:, 0] = z1.reshape(-1)
+    if latent_dim > 1:
+        z[:, 1] = z2.reshape(-1)
+    return z
+
+
+# ----------------------------------------------------------------------------------------------
+# User images -> MNIST-style input
+
+
+def open_image(source: str | os.PathLike | bytes) -> Image.Image:
+    """Open an image file or bytes, refusing unknown formats and oversized images before decoding."""
+    name = "the image" if isinstance(source, bytes) else str(source)
+    if isinstance(source, bytes):
+        if not source:
+            raise ImageError("the file is empty; upload a PNG, JPEG, BMP, GIF or WebP image")
+        fp = io.BytesIO(source)
+    else:
+        if not Path(source).is_file():
+            raise ImageError(f"{name} does not exist")
+        fp = open(source, "rb")  # noqa: SIM115 - PIL reads lazily; closed below on failure
+    try:
+        image = Image.open(fp, formats=ACCEPTED_FORMATS)
+    except UnidentifiedImageError:
+        raise ImageError(
+            f"{name} is not an image in an accepted format ({', '.join(ACCEPTED_FORMATS)})"
+        ) from None
+    if image.width * image.height > MAX_PIXELS:
+        raise ImageError(
+            f"{name} is {image.width}x{image.height} pixels, over the limit of {MAX_PIXELS:,}; "
+            "scale it down first"
+        )
+    return image
+
+
+def _to_grey(image: Image.Image) -> np.ndarray:
+    """First frame, EXIF rotation applied, transparency flattened onto white; grey float [0, 1]."""
+    image.seek(0)
+    image = ImageOps.exif_transpose(image)
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(background, rgba)
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        a = np.asarray(image, dtype=np.float64)
+        return a / (65535.0 if a.max() > 255 else 255.0)
+    return np.asarray(image.convert("L"), dtype=np.float64) / 255.0
+
+
+def preprocess_image(source: str | os.PathLike | bytes | Image.Image) -> torch.Tensor:
+    """An image as MNIST shows digits: (1, 28, 28) float in [0, 1], light ink on black.
+
+    Greyscale; inverted when the background (the border) is light; cropped to the ink; scaled to
+    fit 20x20 keeping the aspect ratio; placed in 28x28 with its centre of mass at the centre.
+    """
+    image = source if isinstance(source, Image.Image) else open_image(source)
+    try:
+        grey = _to_grey(image)
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise ImageError(f"the image could not be decoded (truncated or damaged?): {exc}") from None
+    border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
+    background = float(np.median(border))
+    if background > 0.5:  # dark ink on light paper: flip to MNIST's light ink on black
+        grey, background = 1.0 - grey, 1.0 - background
+    # Subtract the background level so that paper texture or a grey backdrop is not taken as ink.
+    grey = np.clip((grey - background) / max(1e-6, 1.0 - background), 0.0, 1.0)
+    ink = grey > 0.2 * grey.max() if grey.max() > 0 else np.zeros_like(grey, dtype=bool)
+    if grey.max() < 0.1 or not ink.any():
+        raise ImageError("the image is blank: nothing stands out from the background")
+    rows, cols = np.nonzero(ink)
+    crop = grey[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
+    h, w = crop.shape
+    scale = 20.0 / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    small = (
+        np.asarray(
+            Image.fromarray((crop * 255).astype(np.uint8)).resize(size, Image.LANCZOS), dtype=np.float64
+        )
+        / 255.0
+    )
+    canvas = np.zeros((28, 28))
+    top, left = (28 - small.shape[0]) // 2, (28 - small.shape[1]) // 2
+    canvas[top : top + small.shape[0], left : left + small.shape[1]] = small
+    total = canvas.sum()
+    if total > 0:  # shift the centre of mass to (13.5, 13.5), as MNIST was made
+        ys, xs = np.indices(canvas.shape)
+        dy = int(round(13.5 - (ys * canvas).sum() / total))
+        dx = int(round(13.5 - (xs * canvas).sum() / total))
+        dy = int(np.clip(dy, -top, 28 - top - small.shape[0]))
+        dx = int(np.clip(dx, -left, 28 - left - small.shape[1]))
+        canvas = np.roll(canvas, (dy, dx), axis=(0, 1))
+    return torch.from_numpy(canvas.astype(np.float32)).unsqueeze(0)

@@ -1,0 +1,102 @@
+"""The SGVB estimators of the evidence lower bound (Kingma & Welling 2013, section 2.3) and the
+importance-sampled log-likelihood bound L_K (Burda et al. 2015).
+
+Conventions: every function returns one value per datapoint, shape (B,), in nats, summed over
+pixels and latent dimensions; callers take the mean over the batch. Monte Carlo averages run over
+L samples of eps ~ N(0, I) per datapoint.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import torch
+
+from explorer.model import VAE
+
+ESTIMATORS = ("analytic", "mc")  # estimator B (analytic KL) and estimator A (generic Monte Carlo)
+LOG_2PI = math.log(2 * math.pi)
+
+
+def kl_standard_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(N(mu, diag(exp(logvar))) || N(0, I)), summed over the last dim: (..., z) -> (...).
+
+    Paper, Appendix B: -KL = 1/2 sum_j (1 + log sigma_j^2 - mu_j^2 - sigma_j^2).
+    """
+    return -0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(-1)
+
+
+def log_normal_diag(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """log N(z; mu, diag(exp(logvar))), summed over the last dim; broadcasts (L, B, z) with (B, z)."""
+    return -0.5 * (LOG_2PI + logvar + (z - mu).pow(2) * torch.exp(-logvar)).sum(-1)
+
+
+def log_standard_normal(z: torch.Tensor) -> torch.Tensor:
+    """log N(z; 0, I), summed over the last dim."""
+    return -0.5 * (LOG_2PI + z.pow(2)).sum(-1)
+
+
+class ELBOTerms(NamedTuple):
+    """Per-datapoint terms (B,) in nats. ``elbo = recon - kl``; the training loss with weight beta
+    on the KL term is ``-(recon - beta * kl)``."""
+
+    recon: torch.Tensor  # 1/L sum_l log p(x|z_l)
+    kl: torch.Tensor  # analytic KL (estimator B) or 1/L sum_l [log q(z_l|x) - log p(z_l)] (A)
+
+    @property
+    def elbo(self) -> torch.Tensor:
+        return self.recon - self.kl
+
+    def loss(self, beta: float = 1.0) -> torch.Tensor:
+        """Mean over the batch of -(recon - beta * KL): the quantity to minimise."""
+        return -(self.recon - beta * self.kl).mean()
+
+
+def elbo_terms(model: VAE, x: torch.Tensor, estimator: str = "analytic", samples: int = 1) -> ELBOTerms:
+    """The SGVB estimate of the ELBO for a batch x (B, C, H, W) with L = ``samples``.
+
+    estimator "mc" (A):       1/L sum_l [log p(x, z_l) - log q(z_l|x)]
+    estimator "analytic" (B): -KL(q(z|x) || p(z)) + 1/L sum_l log p(x|z_l)
+    Both are unbiased estimates of the same bound; B has lower variance.
+    """
+    if estimator not in ESTIMATORS:
+        raise ValueError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}")
+    mu, logvar = model.encode(x)  # (B, z)
+    z = model.reparameterize(mu, logvar, samples)  # (L, B, z)
+    recon = model.log_prob(x, model.decoder_params(z)).mean(0)  # (B,)
+    if estimator == "analytic":
+        kl = kl_standard_normal(mu, logvar)
+    else:
+        kl = (log_normal_diag(z, mu, logvar) - log_standard_normal(z)).mean(0)
+    return ELBOTerms(recon, kl)
+
+
+def log_weights(model: VAE, x: torch.Tensor, k: int, chunk: int | None = None) -> torch.Tensor:
+    """log w_k = log p(x, z_k) - log q(z_k|x) for z_k ~ q(z|x), k = 1..K: shape (K, B).
+
+    ``chunk`` bounds how many samples are decoded at once (memory); the result does not depend
+    on it apart from the random draws.
+    """
+    mu, logvar = model.encode(x)  # (B, z)
+    chunk = chunk or k
+    out = []
+    for start in range(0, k, chunk):
+        n = min(chunk, k - start)
+        z = model.reparameterize(mu, logvar, n)  # (n, B, z)
+        log_px = model.log_prob(x, model.decoder_params(z))  # (n, B)
+        out.append(log_px + log_standard_normal(z) - log_normal_diag(z, mu, logvar))
+    return torch.cat(out)
+
+
+def importance_log_likelihood(
+    model: VAE, x: torch.Tensor, k: int = 5000, chunk: int | None = None
+) -> torch.Tensor:
+    """L_K(x) = logsumexp_k(log p(x, z_k) - log q(z_k|x)) - log K, per datapoint (B,).
+
+    Burda et al. 2015, eq. 8. L_1 is the ELBO (estimator A with L = 1) and
+    ELBO <= E[L_K] <= E[L_{K+1}] <= log p(x); the test NLL is -mean(L_5000).
+    """
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    return torch.logsumexp(log_weights(model, x, k, chunk), dim=0) - math.log(k)

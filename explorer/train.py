@@ -1,0 +1,386 @@
+"""The AEVB trainer (Kingma & Welling 2013, Algorithm 1).
+
+Each step: a random minibatch of M datapoints, L samples of eps per datapoint, the gradient of the
+minibatch SGVB estimate, one optimiser update. The dataset is moved to the device once; the
+permutation and the dynamic binarisation happen on the device; losses are accumulated on the
+device and read once per logging step, so nothing waits on the host inside an epoch.
+
+A run folder holds ``metrics.jsonl`` (one JSON line per logging step and per epoch) and the
+checkpoint (see ``checkpoints``), saved after every epoch and when the run is stopped (SIGINT or
+SIGTERM): ``--resume`` continues exactly where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from explorer.checkpoints import (
+    MODEL_FILE,
+    load_checkpoint,
+    load_training_state,
+    read_config,
+    save_checkpoint,
+)
+from explorer.data import DATASETS, load_dataset
+from explorer.errors import ExplorerError
+from explorer.evaluate import elbo_per_image, eval_images
+from explorer.model import VAE, ModelConfig
+from explorer.objectives import ESTIMATORS, elbo_terms
+
+OPTIMIZERS = ("adam", "adagrad", "rmsprop", "sgd")
+METRICS_FILE = "metrics.jsonl"
+
+
+@dataclass
+class TrainConfig:
+    dataset: str = "mnist"  # mnist, fashion-mnist or frey-face
+    epochs: int = 50  # passes over the (limited) training set
+    batch_size: int = 100  # M, datapoints per minibatch (paper: 100)
+    samples: int = 1  # L, samples of eps per datapoint (paper: 1)
+    estimator: str = "analytic"  # "analytic" (B: analytic KL) or "mc" (A: generic Monte Carlo)
+    beta: float = 1.0  # weight on the KL term of the loss (1 = the ELBO)
+    optimizer: str = "adam"  # adam, adagrad, rmsprop or sgd
+    lr: float = 1e-3  # learning rate per step (not scaled by M)
+    weight_decay: float = 0.0  # L2 on all weights: the paper's prior on theta
+    binarize: str = "auto"  # "dynamic" (resample each minibatch), "none" (grey), "auto"
+    limit: int | None = None  # train on the first N images only
+    test_limit: int | None = None  # evaluate on the first N test images only
+    seed: int = 0  # seeds init, permutations, eps and binarisation
+    device: str = "auto"  # "auto": cuda, then mps, then cpu
+    log_every: int = 100  # steps between metric lines
+    eval_seed: int = 0  # seed of the fixed binarisation of the test set
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.dataset in DATASETS, f"dataset must be one of {DATASETS}"),
+            (self.epochs >= 1, "epochs must be >= 1"),
+            (self.batch_size >= 1, "batch size must be >= 1"),
+            (self.samples >= 1, "samples (L) must be >= 1"),
+            (self.estimator in ESTIMATORS, f"estimator must be one of {ESTIMATORS}"),
+            (self.beta >= 0, "beta must be >= 0"),
+            (self.optimizer in OPTIMIZERS, f"optimizer must be one of {OPTIMIZERS}"),
+            (self.lr > 0, "learning rate must be > 0"),
+            (self.weight_decay >= 0, "weight decay must be >= 0"),
+            (self.binarize in ("auto", "dynamic", "none"), "binarize: auto, dynamic or none"),
+            (self.limit is None or self.limit >= 1, "limit must be >= 1"),
+            (self.log_every >= 1, "log_every must be >= 1"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
+
+    def binarized(self, likelihood: str) -> bool:
+        if self.binarize == "auto":
+            return likelihood == "bernoulli" and self.dataset != "frey-face"
+        return self.binarize == "dynamic"
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """ "auto": cuda, then mps, then cpu; otherwise the named device, checked to exist."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ExplorerError("--device cuda was asked for but no CUDA GPU is available; use cpu")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ExplorerError("--device mps was asked for but MPS is not available; use cpu")
+    return device
+
+
+def make_optimizer(model: VAE, cfg: TrainConfig) -> torch.optim.Optimizer:
+    cls = {
+        "adam": torch.optim.Adam,
+        "adagrad": torch.optim.Adagrad,
+        "rmsprop": torch.optim.RMSprop,
+        "sgd": torch.optim.SGD,
+    }[cfg.optimizer]
+    return cls(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+class _StopRequest:
+    """Turns SIGINT/SIGTERM into a flag checked between steps, so a stop saves a checkpoint."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._old = {}
+
+    def __enter__(self) -> _StopRequest:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._old[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread: cannot install handlers
+                pass
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        self.requested = True
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._old.items():
+            signal.signal(sig, handler)
+
+
+def _append_metrics(path: Path, rows: list[dict]) -> None:
+    with open(path, "a") as f:
+        f.write("".join(json.dumps(r) + "\n" for r in rows))
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def read_metrics(path: str | os.PathLike) -> list[dict]:
+    """The complete lines of a metrics.jsonl (a torn last line is skipped)."""
+    rows = []
+    try:
+        lines = Path(path).read_text().splitlines(keepends=True)
+    except FileNotFoundError:
+        return rows
+    for line in lines:
+        if not line.endswith("\n"):
+            break
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            break
+    return rows
+
+
+def _truncate_metrics(path: Path, step: int) -> list[dict]:
+    """Keep only complete lines up to ``step`` (the checkpoint's), atomically; return them."""
+    rows = [r for r in read_metrics(path) if r.get("step", 0) <= step]
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    os.replace(tmp, path)
+    return rows
+
+
+def train(
+    out: str | os.PathLike,
+    model_config: ModelConfig | None = None,
+    config: TrainConfig | None = None,
+    resume: bool = False,
+    progress: bool | None = None,
+) -> Path:
+    """Train a VAE into the run folder ``out``; return the folder.
+
+    With ``resume=True`` the model and training configs come from ``out``'s checkpoint; a
+    ``config`` given alongside may only change ``epochs`` (to train for longer).
+    """
+    out = Path(out)
+    if resume:
+        if not (out / MODEL_FILE).is_file():
+            raise ExplorerError(f"cannot resume: {out} holds no checkpoint; train without --resume")
+        saved = read_config(out)
+        cfg = TrainConfig(**saved["train"])
+        if config is not None:
+            cfg.epochs = config.epochs
+        model_config = ModelConfig.from_dict(saved["model"])
+    else:
+        if (out / MODEL_FILE).exists() or (out / METRICS_FILE).exists():
+            raise ExplorerError(
+                f"{out} already holds a run; pass --resume to continue it or choose another --out"
+            )
+        cfg = config or TrainConfig()
+        model_config = model_config or ModelConfig()
+    return _Trainer(out, model_config, cfg, resume, progress).run()
+
+
+class _Trainer:
+    def __init__(
+        self, out: Path, model_config: ModelConfig, cfg: TrainConfig, resume: bool, progress: bool | None
+    ) -> None:
+        self.out, self.cfg, self.progress = out, cfg, progress
+        self.device = pick_device(cfg.device)
+        torch.manual_seed(cfg.seed)
+        data = load_dataset(cfg.dataset, "train")
+        images = data.images[: cfg.limit]
+        if tuple(images.shape[1:]) != model_config.image_shape:
+            model_config.image_shape = tuple(images.shape[1:])
+        self.binarized = cfg.binarized(model_config.likelihood)
+        self.train_x = (images.float() / 255.0).to(self.device)  # (N, C, H, W), moved once
+        self.test_x = eval_images(cfg.dataset, "test", self.binarized, cfg.test_limit, cfg.eval_seed)[0].to(
+            self.device
+        )
+        self.batch = min(cfg.batch_size, len(self.train_x))
+        self.steps_per_epoch = len(self.train_x) // self.batch
+        self.epoch, self.step, self.pos, self.best = 0, 0, 0, None
+        self.perm = None
+        self.seconds = 0.0  # training time of earlier sessions of this run
+        if resume:
+            self.model = load_checkpoint(out, self.device).train()
+            self.optimizer = make_optimizer(self.model, cfg)
+            saved = read_config(out)
+            self.epoch, self.step = saved["epoch"], saved["step"]
+            self.best = saved.get("best_test_elbo")
+            rng = load_training_state(out, self.optimizer, self.step)
+            self._restore_rng(rng)
+            rows = _truncate_metrics(out / METRICS_FILE, self.step)
+            self.seconds = rows[-1]["seconds"] if rows else 0.0
+        else:
+            out.mkdir(parents=True, exist_ok=True)
+            self.model = VAE(model_config).to(self.device)
+            self.optimizer = make_optimizer(self.model, cfg)
+        self.model.train()
+
+    # -- random state, saved with each checkpoint so that a resumed run continues exactly
+    def _rng(self) -> dict[str, torch.Tensor]:
+        rng = {"cpu": torch.get_rng_state(), "pos": torch.tensor([self.pos])}
+        if self.device.type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state(self.device)
+        if self.perm is not None:
+            rng["perm"] = self.perm.cpu()
+        return rng
+
+    def _restore_rng(self, rng: dict[str, torch.Tensor]) -> None:
+        torch.set_rng_state(rng["cpu"])
+        if "cuda" in rng and self.device.type == "cuda":
+            torch.cuda.set_rng_state(rng["cuda"], self.device)
+        self.pos = int(rng["pos"][0])
+        self.perm = rng["perm"].to(self.device) if "perm" in rng else None
+
+    def _save(self) -> None:
+        save_checkpoint(
+            self.out,
+            self.model,
+            epoch=self.epoch,
+            step=self.step,
+            train_config=asdict(self.cfg),
+            best_test_elbo=self.best,
+            optimizer=self.optimizer,
+            rng=self._rng(),
+        )
+
+    def _train_step(self, idx: torch.Tensor) -> torch.Tensor:
+        x = self.train_x[idx]  # (M, C, H, W) grey levels in [0, 1]
+        if self.binarized:
+            x = torch.bernoulli(x)  # dynamic binarisation: a fresh sample every minibatch
+        terms = elbo_terms(self.model, x, self.cfg.estimator, self.cfg.samples)
+        loss = terms.loss(self.cfg.beta)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return torch.stack([loss.detach(), terms.recon.detach().mean(), terms.kl.detach().mean()])
+
+    @torch.no_grad()
+    def _test(self) -> tuple[float, float, float]:
+        self.model.eval()
+        recon, kl = elbo_per_image(self.model, self.test_x)
+        self.model.train()
+        return (recon - kl).mean().item(), recon.mean().item(), kl.mean().item()
+
+    def run(self) -> Path:
+        cfg, metrics = self.cfg, self.out / METRICS_FILE
+        if self.epoch >= cfg.epochs:
+            return self.out
+        with _StopRequest() as stop:
+            start = time.perf_counter()
+            while self.epoch < cfg.epochs and not stop.requested:
+                self._run_epoch(stop, start, metrics)
+        return self.out
+
+    def _run_epoch(self, stop: _StopRequest, start: float, metrics: Path) -> None:
+        cfg, epoch = self.cfg, self.epoch + 1
+        if self.perm is None or self.pos == 0:
+            self.perm = torch.randperm(len(self.train_x), device=self.device)
+            self.pos = 0
+        epoch_acc = torch.zeros(3, device=self.device)
+        log_acc = torch.zeros(3, device=self.device)
+        log_steps, epoch_steps_done = 0, 0
+        epoch_start = last_log = time.perf_counter()
+        bar = tqdm(
+            total=self.steps_per_epoch,
+            initial=self.pos,
+            desc=f"epoch {epoch}/{cfg.epochs}",
+            disable=not self.progress if self.progress is not None else None,
+            leave=False,
+        )
+        while self.pos < self.steps_per_epoch:
+            idx = self.perm[self.pos * self.batch : (self.pos + 1) * self.batch]
+            stats = self._train_step(idx)
+            log_acc += stats
+            epoch_acc += stats
+            self.pos += 1
+            self.step += 1
+            log_steps += 1
+            epoch_steps_done += 1
+            bar.update(1)
+            if self.step % cfg.log_every == 0 or stop.requested:
+                loss, recon, kl = (log_acc / log_steps).tolist()  # the one sync per log step
+                if not math.isfinite(loss):
+                    bar.close()
+                    raise ExplorerError(
+                        f"training diverged at step {self.step} (loss {loss}); the last good "
+                        f"checkpoint in {self.out} is kept. Lower --lr or use --estimator analytic."
+                    )
+                now = time.perf_counter()
+                _append_metrics(
+                    metrics,
+                    [
+                        {
+                            "type": "step",
+                            "epoch": epoch,
+                            "step": self.step,
+                            "train_loss": loss,
+                            "recon": recon,
+                            "kl": kl,
+                            "seconds": self.seconds + now - start,
+                            "samples_per_s": log_steps * self.batch / max(now - last_log, 1e-9),
+                        }
+                    ],
+                )
+                bar.set_postfix(loss=f"{loss:.2f}")
+                log_acc.zero_()
+                log_steps, last_log = 0, now
+            if stop.requested:
+                break
+        bar.close()
+        if self.pos < self.steps_per_epoch:  # stopped mid-epoch: checkpoint the position
+            self._save()
+            return
+        self.pos = 0
+        self.epoch = epoch
+        loss, recon, kl = (epoch_acc / max(epoch_steps_done, 1)).tolist()
+        if not math.isfinite(loss):
+            raise ExplorerError(
+                f"training diverged in epoch {epoch} (loss {loss}); the last good checkpoint in "
+                f"{self.out} is kept. Lower --lr or use --estimator analytic."
+            )
+        epoch_seconds = time.perf_counter() - epoch_start
+        test_elbo, test_recon, test_kl = self._test()
+        self.best = test_elbo if self.best is None else max(self.best, test_elbo)
+        now = time.perf_counter()
+        row = {
+            "type": "epoch",
+            "epoch": epoch,
+            "step": self.step,
+            "train_loss": loss,
+            "recon": recon,
+            "kl": kl,
+            "test_elbo": test_elbo,
+            "test_recon": test_recon,
+            "test_kl": test_kl,
+            "seconds": self.seconds + now - start,
+            "epoch_seconds": epoch_seconds,
+            "samples_per_s": epoch_steps_done * self.batch / max(epoch_seconds, 1e-9),
+        }
+        # The line goes first: if the process dies before the checkpoint is saved, --resume drops
+        # every line past the previous checkpoint's step and runs this epoch again.
+        _append_metrics(metrics, [row])
+        self._save()
+        if self.progress is not False:
+            tqdm.write(
+                f"epoch {epoch}/{cfg.epochs}  train loss {loss:.2f}  "
+                f"test ELBO {test_elbo:.2f} nats  ({epoch_seconds:.1f} s)"
+            )

@@ -1,0 +1,34 @@
+import os
+
+import pytest
+import torch
+
+from explorer.model import VAE, ModelConfig
+
+# Tests never reach the network: torchvision's downloader is skipped, the offline mirrors are used.
+os.environ.setdefault("VAE_EXPLORER_OFFLINE", "1")
+
+
+@pytest.fixture
+def tiny_config() -> ModelConfig:
+    return ModelConfig(image_shape=(1, 4, 3), hidden=(8, 6), activation="tanh", latent_dim=2)
+
+
+@pytest.fixture
+def tiny_model(tiny_config) -> VAE:
+    torch.manual_seed(0)
+    return VAE(tiny_config).double()
+
+
+@pytest.fixture
+def tiny_batch() -> torch.Tensor:
+    g = torch.Generator().manual_seed(1)
+    return torch.bernoulli(torch.rand(5, 1, 4, 3, generator=g, dtype=torch.float64), generator=g)
+
+
+@pytest.fixture(scope="session")
+def mnist_test():
+    """The real MNIST test split (fetched into the cache on first use)."""
+    from explorer.data import load_dataset
+
+    return load_dataset("mnist", "test")

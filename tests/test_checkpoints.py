@@ -1,0 +1,145 @@
+"""Checkpoints: round trip, atomic writes, corruption and mismatch detection, no code execution."""
+
+import json
+import os
+import pickle
+
+import pytest
+import torch
+
+from explorer import checkpoints
+from explorer.checkpoints import load_checkpoint, load_training_state, save_checkpoint
+from explorer.errors import CheckpointError
+from explorer.model import VAE, ModelConfig
+
+
+@pytest.fixture
+def saved(tmp_path, tiny_config):
+    torch.manual_seed(0)
+    model = VAE(tiny_config)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    model(torch.rand(3, 1, 4, 3))[0].sum().backward()
+    opt.step()
+    save_checkpoint(
+        tmp_path / "run",
+        model,
+        epoch=2,
+        step=20,
+        train_config={"seed": 1},
+        best_test_elbo=-99.5,
+        optimizer=opt,
+        rng={"cpu": torch.arange(5, dtype=torch.uint8)},
+    )
+    return tmp_path / "run", model, opt
+
+
+def test_roundtrip(saved):
+    folder, model, opt = saved
+    loaded = load_checkpoint(folder)
+    assert loaded.config == model.config and not loaded.training
+    for (name, a), (_, b) in zip(model.state_dict().items(), loaded.state_dict().items()):
+        assert torch.equal(a, b), name
+    config = json.loads((folder / "config.json").read_text())
+    assert config["epoch"] == 2 and config["step"] == 20 and config["best_test_elbo"] == -99.5
+    assert config["model"]["latent_dim"] == 2 and config["version"]
+    assert len(config["files"]["model.safetensors"]["sha256"]) == 64
+    # The optimiser state comes back exactly.
+    opt2 = torch.optim.Adam(loaded.parameters(), lr=1e-3)
+    rng = load_training_state(folder, opt2, step=20)
+    assert torch.equal(rng["cpu"], torch.arange(5, dtype=torch.uint8))
+    before, after = opt.state_dict()["state"], opt2.state_dict()["state"]
+    assert sorted(before) == sorted(after)
+    for key in before:
+        for field in ("exp_avg", "exp_avg_sq", "step"):
+            assert torch.equal(before[key][field], after[key][field]), (key, field)
+
+
+def test_truncated_file_is_named(saved):
+    folder = saved[0]
+    path = folder / "model.safetensors"
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(CheckpointError, match=r"model.safetensors is truncated or corrupted \(read"):
+        load_checkpoint(folder)
+
+
+def test_bit_flip_is_detected(saved):
+    folder = saved[0]
+    path = folder / "model.safetensors"
+    blob = bytearray(path.read_bytes())
+    blob[-5] ^= 0x10
+    path.write_bytes(bytes(blob))
+    with pytest.raises(CheckpointError, match="does not match its sha256"):
+        load_checkpoint(folder)
+
+
+def test_config_that_does_not_match_weights_names_the_tensor(saved, tmp_path):
+    folder = saved[0]
+    other = VAE(ModelConfig(image_shape=(1, 4, 3), hidden=(8, 6), activation="tanh", latent_dim=3))
+    tensors = {k: v for k, v in other.state_dict().items()}
+    meta = {
+        "format": "vae-explorer",
+        "version": "0",
+        "progress": "{}",
+        "model_config": saved[1].config.to_json(),
+    }  # claims latent_dim 2
+    (folder / "model.safetensors").write_bytes(checkpoints._serialise(tensors, meta))
+    with pytest.raises(CheckpointError, match=r"tensor enc_head.weight has shape \(6, 6\)"):
+        load_checkpoint(folder)
+
+
+def test_pickle_checkpoints_are_refused_without_running_code(tmp_path):
+    marker = tmp_path / "code-ran"
+
+    class Payload:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    pt = tmp_path / "model.pt"
+    pt.write_bytes(pickle.dumps(Payload()))
+    with pytest.raises(CheckpointError, match="pickle"):
+        load_checkpoint(pt)
+    folder = tmp_path / "disguised"
+    folder.mkdir()
+    torch.save({"weights": Payload()}, folder / "model.safetensors")
+    with pytest.raises(CheckpointError, match="refusing to load it"):
+        load_checkpoint(folder)
+    assert not marker.exists()
+
+
+def test_failed_write_keeps_the_previous_checkpoint(saved, monkeypatch):
+    folder, model, opt = saved
+    before = (folder / "model.safetensors").read_bytes()
+    real_replace = os.replace
+
+    def broken_replace(src, dst):
+        if str(dst).endswith("model.safetensors"):
+            raise OSError(28, "No space left on device")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(checkpoints.os, "replace", broken_replace)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(1.0)
+    with pytest.raises(OSError, match="No space"):
+        save_checkpoint(folder, model, epoch=3, step=30, optimizer=opt)
+    monkeypatch.undo()
+    assert (folder / "model.safetensors").read_bytes() == before
+    assert not [p for p in folder.iterdir() if ".tmp" in p.name], "temporary file left behind"
+    reloaded = load_checkpoint(folder)
+    assert reloaded.progress["step"] == 20
+    # The training state for step 20 is still found (kept as the previous state).
+    load_training_state(folder, torch.optim.Adam(reloaded.parameters()), step=20)
+
+
+def test_resume_without_matching_state_says_so(saved):
+    folder, model, _ = saved
+    with pytest.raises(CheckpointError, match="no training state for step 99"):
+        load_training_state(folder, torch.optim.Adam(model.parameters()), step=99)
+
+
+def test_shipped_names_and_missing_paths(tmp_path, monkeypatch, saved):
+    monkeypatch.setenv("VAE_EXPLORER_PRETRAINED", str(tmp_path))
+    assert checkpoints.pretrained_names() == ["run"]
+    assert load_checkpoint("run").config.latent_dim == 2
+    with pytest.raises(CheckpointError, match=r"shipped model \(run\)"):
+        load_checkpoint("no-such-model")

@@ -1,0 +1,131 @@
+"""The vae-explorer command: help everywhere, one-line errors, and each command's output."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+from PIL import Image
+
+from explorer.cli import main
+
+COMMANDS = [
+    [],
+    ["train"],
+    ["evaluate"],
+    ["sample"],
+    ["manifold"],
+    ["reconstruct"],
+    ["data"],
+    ["data", "fetch"],
+    ["data", "info"],
+]
+
+
+def run(*args, timeout=300):
+    return subprocess.run(
+        [sys.executable, "-m", "explorer.cli", *args], capture_output=True, text=True, timeout=timeout
+    )
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "top")
+def test_help(command, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main([*command, "--help"])
+    assert exit_.value.code == 0
+    assert "usage: vae-explorer" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["train", "--latent-dim", "0", "--out", "x"], "must be > 0"),
+        (["train", "--hidden", "a,b", "--out", "x"], "expected widths"),
+        (["train", "--optimizer", "lbfgs", "--out", "x"], "invalid choice"),
+        (["sample", "ckpt", "-o", "out.jpg"], "must be a .png"),
+        (["frobnicate"], "invalid choice"),
+    ],
+)
+def test_bad_flags_give_one_line(args, expected, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(args)
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert expected in err and "Traceback" not in err and len(err.splitlines()) == 1
+
+
+def test_bad_paths_give_one_line(tmp_path):
+    for args in (
+        ["sample", str(tmp_path / "none"), "-o", str(tmp_path / "s.png")],
+        ["train", "--resume", str(tmp_path / "none")],
+        ["train"],
+    ):
+        proc = run(*args)
+        assert proc.returncode == 1, args
+        assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, args
+        assert "error:" in proc.stderr
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("cli") / "run"
+    assert (
+        main(
+            [
+                "train",
+                "--out",
+                str(out),
+                "--limit",
+                "500",
+                "--test-limit",
+                "200",
+                "--hidden",
+                "64",
+                "--epochs",
+                "1",
+                "--device",
+                "cpu",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
+    return out
+
+
+@pytest.mark.integration
+def test_train_resume_and_pictures(run_dir, tmp_path, capsys):
+    assert main(["train", "--resume", str(run_dir), "--epochs", "2", "--no-progress"]) == 0
+    assert json.loads((run_dir / "config.json").read_text())["epoch"] == 2
+    assert main(["sample", str(run_dir), "-n", "16", "-o", str(tmp_path / "s.png")]) == 0
+    # 4x4 tiles of 28 px with 2 px padding, upscaled 2x.
+    assert Image.open(tmp_path / "s.png").size == (2 * (4 * 30 + 2),) * 2
+    assert main(["manifold", str(run_dir), "--grid", "5", "-o", str(tmp_path / "m.png")]) == 0
+    assert Image.open(tmp_path / "m.png").size == (2 * 5 * 28,) * 2
+    assert main(["reconstruct", str(run_dir), "-n", "3", "-o", str(tmp_path / "r.png")]) == 0
+    assert Image.open(tmp_path / "r.png").size == (2 * (3 * 30 + 2), 2 * (2 * 30 + 2))
+    digit = Image.new("L", (60, 80), 255)
+    digit.paste(0, (25, 10, 35, 70))  # a dark "1" on white paper
+    digit.save(tmp_path / "one.png")
+    assert main(["reconstruct", str(run_dir), str(tmp_path / "one.png"), "-o", str(tmp_path / "r1.png")]) == 0
+    assert main(["manifold", str(run_dir), "--range", "0.9", "0.1", "-o", str(tmp_path / "bad.png")]) == 1
+    assert "0 < lo < hi < 1" in capsys.readouterr().err
+
+
+@pytest.mark.integration
+def test_evaluate_json(run_dir, capsys):
+    assert main(["evaluate", str(run_dir), "--k", "50", "--limit", "100", "--json"]) == 0
+    figures = json.loads(capsys.readouterr().out)
+    assert figures["n"] == 100 and figures["k"] == 50 and figures["binarized"]
+    assert figures["log_likelihood"] >= figures["elbo"] - 3 * figures["elbo_se"]
+    assert figures["nll"] == pytest.approx(-figures["log_likelihood"])
+
+
+@pytest.mark.integration
+def test_data_info_json():
+    proc = run("data", "info", "mnist", "--json")
+    assert proc.returncode == 0, proc.stderr
+    info = json.loads(proc.stdout)
+    assert info["train"] == 60000 and info["shape"] == [1, 28, 28]
+    assert info["files"]["t10k-labels-idx1-ubyte"]["md5"] == "27ae3e4e09519cfbb04c329615203637"
+    assert run("data", "fetch", "mnist").returncode == 0

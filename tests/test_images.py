@@ -1,0 +1,86 @@
+"""Pictures: MNIST-style preprocessing, grids, the Figure 4 latent grid."""
+
+import io
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from explorer.errors import ImageError
+from explorer.images import latent_grid, make_grid, png_bytes, preprocess_image
+
+
+def _png(image: Image.Image, fmt="PNG") -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, format=fmt)
+    return buf.getvalue()
+
+
+def _stroke(background: int, ink: int, size=(120, 90)) -> Image.Image:
+    image = Image.new("L", size, background)
+    image.paste(ink, (20, 30, 40, 100))  # an off-centre vertical bar, 20 wide and 70 tall
+    return image
+
+
+def test_dark_ink_on_light_paper_is_inverted_cropped_and_centred():
+    x = preprocess_image(_png(_stroke(background=230, ink=20)))
+    assert x.shape == (1, 28, 28) and x.dtype == torch.float32
+    assert x.max() > 0.9 and x[0, 0, 0] == 0  # light ink on black
+    rows, cols = torch.nonzero(x[0] > 0.5, as_tuple=True)
+    assert rows.max() - rows.min() + 1 == 20  # the long side fits 20 px
+    ys, xs = torch.meshgrid(torch.arange(28.0), torch.arange(28.0), indexing="ij")
+    cy, cx = (ys * x[0]).sum() / x.sum(), (xs * x[0]).sum() / x.sum()
+    assert abs(cy - 13.5) <= 1 and abs(cx - 13.5) <= 1  # centred by mass
+
+
+def test_light_ink_on_dark_matches_dark_on_light():
+    a = preprocess_image(_png(_stroke(background=230, ink=20)))
+    b = preprocess_image(_png(_stroke(background=25, ink=235)))  # the same, inverted
+    assert torch.allclose(a, b, atol=1e-6)
+
+
+def test_transparent_background_is_flattened():
+    rgba = Image.new("RGBA", (50, 50), (0, 0, 0, 0))
+    rgba.paste((0, 0, 0, 255), (20, 5, 30, 45))
+    x = preprocess_image(_png(rgba))
+    assert x.max() > 0.9 and x[0, 0, 0] == 0
+
+
+@pytest.mark.parametrize(
+    "payload, message",
+    [
+        (b"", "empty"),
+        (b"\x89PNG\r\n\x1a\n" + b"\x00" * 20, "not an image"),
+        (b"%PDF-1.4 ...", "not an image"),
+    ],
+)
+def test_unusable_files_give_one_message(payload, message):
+    with pytest.raises(ImageError, match=message):
+        preprocess_image(payload)
+
+
+def test_blank_image_is_refused():
+    with pytest.raises(ImageError, match="blank"):
+        preprocess_image(_png(Image.new("L", (40, 40), 255)))
+
+
+def test_latent_grid_is_the_inverse_gaussian_cdf():
+    z = latent_grid(3, 0.05, 0.95)
+    q = torch.special.ndtri(torch.tensor([0.05, 0.5, 0.95], dtype=torch.float64)).float()
+    assert z.shape == (9, 2)
+    assert torch.allclose(z[:3, 0], q) and torch.allclose(z[0::3, 1], q.flip(0))
+    assert latent_grid(2, latent_dim=5)[:, 2:].abs().sum() == 0
+    with pytest.raises(ValueError):
+        latent_grid(3, 0.0, 1.0)
+
+
+def test_grid_layout_and_png():
+    images = torch.zeros(5, 1, 2, 3)
+    images[4] = 1.0
+    grid = make_grid(images, ncol=2, pad=1)
+    assert grid.shape == (3 * 3 + 1, 2 * 4 + 1)
+    assert grid[7:9, 1:4].min() == 255 and grid[1:3, 1:4].max() == 0
+    png = Image.open(io.BytesIO(png_bytes(grid, scale=3)))
+    assert png.size == (27, 30)
+    assert np.asarray(png)[0, 0] == 255

@@ -1,0 +1,20 @@
+"""The README's Python snippet runs as written."""
+
+import re
+from pathlib import Path
+
+import pytest
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+@pytest.mark.integration
+def test_readme_python_snippet_runs(tmp_path, monkeypatch, capsys):
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
+    assert blocks, "README has no Python snippet"
+    monkeypatch.chdir(tmp_path)
+    exec(compile(blocks[0], "README.md", "exec"), {})
+    out = capsys.readouterr().out
+    nll = float(re.search(r"NLL with K = 100: ([\d.]+) nats", out).group(1))
+    assert 80 < nll < 300
+    assert (tmp_path / "runs" / "api-demo" / "model.safetensors").is_file()

@@ -1,0 +1,170 @@
+"""The trainer on real MNIST subsets: learning, metrics, reproducibility, exact resume, clean stop."""
+
+import importlib
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from explorer.checkpoints import load_checkpoint, read_config
+from explorer.errors import ExplorerError
+from explorer.model import ModelConfig
+from explorer.train import TrainConfig, read_metrics, train
+
+pytestmark = pytest.mark.integration
+train_module = importlib.import_module("explorer.train")  # the package re-exports train()
+SMALL = ModelConfig(hidden=(64,), latent_dim=2)
+
+
+def _cfg(**kw):
+    base = dict(epochs=2, limit=1000, test_limit=500, log_every=5, device="cpu", seed=3)
+    return TrainConfig(**{**base, **kw})
+
+
+def _weights(folder):
+    return load_checkpoint(folder).state_dict()
+
+
+def test_training_learns_and_logs(tmp_path):
+    out = train(tmp_path / "run", SMALL, _cfg(), progress=False)
+    rows = read_metrics(out / "metrics.jsonl")
+    steps = [r for r in rows if r["type"] == "step"]
+    epochs = [r for r in rows if r["type"] == "epoch"]
+    assert [r["step"] for r in steps] == list(range(5, 21, 5))
+    assert [(r["epoch"], r["step"]) for r in epochs] == [(1, 10), (2, 20)]
+    for key in (
+        "train_loss",
+        "recon",
+        "kl",
+        "test_elbo",
+        "test_recon",
+        "test_kl",
+        "seconds",
+        "samples_per_s",
+    ):
+        assert key in epochs[0], key
+    assert epochs[1]["train_loss"] < epochs[0]["train_loss"]
+    assert epochs[1]["test_elbo"] > epochs[0]["test_elbo"]
+    assert abs(epochs[1]["test_elbo"] - (epochs[1]["test_recon"] - epochs[1]["test_kl"])) < 1e-3
+    assert epochs[0]["train_loss"] < 544  # 784 * log 2: better than coin flips after 10 steps
+    config = read_config(out)
+    assert config["epoch"] == 2 and config["step"] == 20
+    assert config["best_test_elbo"] == pytest.approx(epochs[1]["test_elbo"])
+
+
+def test_resume_continues_exactly_as_one_run(tmp_path):
+    straight = train(tmp_path / "a", SMALL, _cfg(epochs=2), progress=False)
+    part = train(tmp_path / "b", SMALL, _cfg(epochs=1), progress=False)
+    train(part, config=TrainConfig(epochs=2), resume=True, progress=False)
+    wa, wb = _weights(straight), _weights(part)
+    assert all(torch.equal(wa[k], wb[k]) for k in wa), "resumed run differs from straight run"
+    timing = ("seconds", "samples_per_s", "epoch_seconds")
+
+    def strip(folder):
+        return [
+            {k: v for k, v in r.items() if k not in timing} for r in read_metrics(folder / "metrics.jsonl")
+        ]
+
+    assert strip(straight) == strip(part)
+
+
+def test_seed_controls_the_run(tmp_path):
+    a = train(tmp_path / "a", SMALL, _cfg(epochs=1, limit=300), progress=False)
+    b = train(tmp_path / "b", SMALL, _cfg(epochs=1, limit=300), progress=False)
+    c = train(tmp_path / "c", SMALL, _cfg(epochs=1, limit=300, seed=4), progress=False)
+    wa, wb, wc = _weights(a), _weights(b), _weights(c)
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    assert not torch.equal(wa["enc_head.weight"], wc["enc_head.weight"])
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "adagrad", "rmsprop", "sgd"])
+def test_every_optimizer_and_estimator_trains(tmp_path, optimizer):
+    cfg = _cfg(
+        epochs=1,
+        limit=300,
+        optimizer=optimizer,
+        estimator="mc",
+        samples=2,
+        weight_decay=1e-4,
+        lr=0.01 if optimizer in ("sgd", "adagrad") else 1e-3,
+    )
+    out = train(tmp_path / optimizer, SMALL, cfg, progress=False)
+    row = read_metrics(out / "metrics.jsonl")[-1]
+    assert row["type"] == "epoch" and row["test_elbo"] > -544
+
+
+def test_existing_run_needs_resume(tmp_path):
+    out = train(tmp_path / "r", SMALL, _cfg(epochs=1, limit=200), progress=False)
+    with pytest.raises(ExplorerError, match="--resume"):
+        train(out, SMALL, _cfg(epochs=1, limit=200))
+    with pytest.raises(ExplorerError, match="holds no checkpoint"):
+        train(tmp_path / "empty", resume=True)
+
+
+def test_divergence_stops_with_message_and_keeps_checkpoint(tmp_path, monkeypatch):
+    out = train(tmp_path / "r", SMALL, _cfg(epochs=1), progress=False)
+    before = (out / "model.safetensors").read_bytes()
+    real = train_module.elbo_terms
+
+    def poisoned(*args, **kwargs):
+        terms = real(*args, **kwargs)
+        return terms._replace(recon=terms.recon * float("nan"))
+
+    monkeypatch.setattr(train_module, "elbo_terms", poisoned)
+    with pytest.raises(ExplorerError, match="diverged at step 15.*last good checkpoint"):
+        train(out, config=TrainConfig(epochs=2), resume=True, progress=False)
+    assert (out / "model.safetensors").read_bytes() == before
+
+
+def test_sigterm_stops_cleanly_and_resume_finishes(tmp_path):
+    out = tmp_path / "run"
+    cmd = [
+        sys.executable,
+        "-m",
+        "explorer.cli",
+        "train",
+        "--out",
+        str(out),
+        "--limit",
+        "3000",
+        "--test-limit",
+        "200",
+        "--batch-size",
+        "10",
+        "--hidden",
+        "32",
+        "--epochs",
+        "2",
+        "--log-every",
+        "10",
+        "--device",
+        "cpu",
+        "--no-progress",
+    ]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not (out / "metrics.jsonl").exists() and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    stopped = read_config(out)
+    assert 0 < stopped["step"] < 600, "stopped mid-run with a checkpoint"
+    rc = subprocess.run(
+        [sys.executable, "-m", "explorer.cli", "train", "--resume", str(out), "--no-progress"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert rc.returncode == 0, rc.stderr
+    rows = read_metrics(out / "metrics.jsonl")
+    steps = [r["step"] for r in rows if r["type"] == "step"]
+    assert steps == sorted(set(steps)), "no metric line duplicated"
+    assert set(range(10, 601, 10)) <= set(steps), "no metric line lost"
+    assert stopped["step"] in steps, "the stop logged the partial interval"
+    assert [r["epoch"] for r in rows if r["type"] == "epoch"] == [1, 2]
+    assert read_config(out)["step"] == 600
+    assert "Traceback" not in err
