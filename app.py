@@ -1,4 +1,4 @@
-"""VAE Explorer, home page: the shipped model, samples from its prior and its latent manifold.
+"""VAE Explorer, home page: what a VAE is, the chosen model's card, samples, and the way in.
 
 Run with ``make run`` (or ``streamlit run app.py``).
 """
@@ -6,41 +6,65 @@ Run with ``make run`` (or ``streamlit run app.py``).
 import streamlit as st
 import torch
 
-from explorer.errors import ExplorerError
-from explorer.images import latent_grid, make_grid, png_bytes
-from explorer.ui.models import load_model, model_picker
+from explorer.images import make_grid, png_bytes
+from explorer.ui.models import dataset_of, model_card, model_or_stop
 
 st.set_page_config(page_title="VAE Explorer", layout="wide")
-name = model_picker()
+choice, model, config = model_or_stop()
 st.title("VAE Explorer")
-st.caption("Auto-Encoding Variational Bayes (Kingma & Welling, 2013): samples and the latent manifold")
-if name is None:
-    st.info("No model to show yet.")
-    st.stop()
-try:
-    model, config = load_model(name)
-except ExplorerError as exc:
-    st.error(f"Cannot load model {name!r}: {exc}")
-    st.stop()
+st.caption("Auto-Encoding Variational Bayes (Kingma & Welling, 2013), to train, look at and play with.")
 
-train_cfg = config.get("train") or {}
-cols = st.columns(4)
-cols[0].metric("Dataset", train_cfg.get("dataset", "?"))
-cols[1].metric("Latent size", model.config.latent_dim)
-cols[2].metric("Epochs", config.get("epoch", "?"))
-best = config.get("best_test_elbo")
-cols[3].metric("Test ELBO (nats)", f"{best:.2f}" if best is not None else "n/a")
+left, right = st.columns([3, 2], gap="large")
+with left:
+    st.markdown(
+        "A **variational autoencoder** learns a generative model of images: a latent code "
+        "$z \\sim \\mathcal N(0, I)$ is decoded into a distribution $p_\\theta(x\\mid z)$ over images. "
+        "An encoder $q_\\phi(z\\mid x) = \\mathcal N(\\mu, \\operatorname{diag}\\sigma^2)$ guesses "
+        "which codes could have produced an image. Both networks are trained together by maximising the "
+        "evidence lower bound (ELBO) on $\\log p_\\theta(x)$:"
+    )
+    st.latex(
+        r"\mathcal L(x) = \mathbb E_{q_\phi(z|x)}\left[\log p_\theta(x\mid z)\right]"
+        r" - D_{KL}\left(q_\phi(z\mid x)\,\|\,p(z)\right) \le \log p_\theta(x)"
+    )
+    st.markdown(
+        "The expectation is estimated with samples made differentiable by the "
+        "**reparameterisation trick**, so ordinary stochastic gradients train both networks:"
+    )
+    st.latex(r"z = \mu_\phi(x) + \sigma_\phi(x) \odot \varepsilon, \qquad \varepsilon \sim \mathcal N(0, I)")
+    st.markdown(
+        "With a 2-D latent space you can *see* what the model learnt: where each digit lives, "
+        "what lies between them, and what the model makes of your own drawings."
+    )
+    st.subheader("Explore")
+    st.page_link(
+        "pages/1_Train.py", label="Train a model and watch its curves live", icon=":material/monitoring:"
+    )
+    st.page_link(
+        "pages/2_Latent_space.py", label="Latent space: the test set as a map", icon=":material/scatter_plot:"
+    )
+    st.page_link(
+        "pages/3_Manifold.py",
+        label="Manifold: decode the latent grid, drag sliders",
+        icon=":material/grid_view:",
+    )
+    st.page_link(
+        "pages/4_Reconstruct.py", label="Reconstruct test images or your uploads", icon=":material/image:"
+    )
 
-seed = st.sidebar.number_input("Sample seed", min_value=0, value=0, step=1)
-left, right = st.columns(2)
-with torch.no_grad():
-    samples = model.sample(64, torch.Generator().manual_seed(int(seed)))
-    manifold = model.decode(latent_grid(20, latent_dim=model.config.latent_dim)).mean
-left.subheader("Samples from the prior")
-left.image(png_bytes(make_grid(samples, 8), scale=3), caption="x ~ p(x|z), z ~ N(0, I)", output_format="PNG")
-right.subheader("Latent manifold")
-right.image(
-    png_bytes(make_grid(manifold, 20, pad=0), scale=2),
-    caption="decoded grid over the inverse Gaussian CDF (paper, Figure 4)",
-    output_format="PNG",
-)
+with right:
+    card = model_card(choice, config)
+    st.subheader(f"Model: {choice}")
+    a, b = st.columns(2)
+    a.metric("Dataset", dataset_of(config))
+    b.metric("Latent size", model.config.latent_dim)
+    a.metric("Test ELBO (nats)", f"{card['elbo']:.2f}" if card["elbo"] is not None else "n/a")
+    b.metric(card["nll_label"], f"{card['nll']:.2f}" if card["nll"] is not None else "n/a")
+    st.caption(card["note"])
+    seed = st.number_input("Sample seed", min_value=0, value=0, step=1)
+    samples = model.sample(36, torch.Generator().manual_seed(int(seed))).cpu()
+    st.image(
+        png_bytes(make_grid(samples, 6), scale=3),
+        caption="Samples: decoder means at z ~ N(0, I)",
+        output_format="PNG",
+    )

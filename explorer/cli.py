@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from pathlib import Path
 
@@ -151,6 +152,13 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("-n", type=_positive(int), default=10, help="test images when none are given")
     r.add_argument("-o", "--output", type=_output_png, required=True)
 
+    x = sub.add_parser("export", help="ship a run as a pretrained model with a measured card")
+    x.add_argument("run", help="run folder")
+    x.add_argument("dest", help="destination folder, e.g. pretrained/mnist-z2")
+    x.add_argument("--k", type=int, default=5000, help="importance samples for the card's NLL")
+    x.add_argument("--limit", type=_positive(int), help="evaluate on the first N test images only")
+    x.add_argument("--device", default="auto")
+
     d = sub.add_parser("data", help="fetch or describe a dataset")
     dsub = d.add_subparsers(dest="data_command", required=True, parser_class=_Parser, metavar="ACTION")
     f = dsub.add_parser("fetch", help="download/verify a dataset into the cache")
@@ -175,7 +183,7 @@ def cmd_train(args) -> None:
     progress = False if args.no_progress else None
     if args.resume:
         cfg = TrainConfig(epochs=args.epochs) if args.epochs else None
-        folder = train(out, config=cfg, resume=True, progress=progress)
+        folder = train(out, config=cfg, resume=True, progress=progress, command=args.command_line)
     else:
         likelihood = args.likelihood or ("gaussian" if args.dataset == "frey-face" else "bernoulli")
         model_config = ModelConfig(
@@ -198,7 +206,7 @@ def cmd_train(args) -> None:
             device=args.device,
             log_every=args.log_every,
         )
-        folder = train(out, model_config, cfg, progress=progress)
+        folder = train(out, model_config, cfg, progress=progress, command=args.command_line)
     print(f"run saved in {folder}")
 
 
@@ -209,19 +217,29 @@ def _dataset_of(checkpoint: str) -> str:
     return train_cfg.get("dataset", "mnist")
 
 
-def cmd_evaluate(args) -> None:
+def _evaluate(checkpoint: str, k: int, limit: int | None, split: str, device: str, quiet: bool):
+    """(model, dataset, binarized, Evaluation) for a checkpoint, with a progress bar."""
     from tqdm import tqdm
 
     from explorer.checkpoints import load_checkpoint
     from explorer.evaluate import eval_images, evaluate
     from explorer.train import pick_device
 
-    model = load_checkpoint(args.checkpoint, pick_device(args.device))
-    dataset = _dataset_of(args.checkpoint)
+    if k < 0:
+        raise ExplorerError(f"--k must be >= 0 (0: ELBO only), got {k}")
+    model = load_checkpoint(checkpoint, pick_device(device))
+    dataset = _dataset_of(checkpoint)
     binarized = model.config.likelihood == "bernoulli" and dataset != "frey-face"
-    x, _ = eval_images(dataset, args.split, binarized, args.limit)
-    with tqdm(total=len(x), desc=f"L_{args.k}", disable=args.json or args.k == 0) as bar:
-        result = evaluate(model, x, k=args.k, progress=bar.update)
+    x, _ = eval_images(dataset, split, binarized, limit)
+    with tqdm(total=len(x), desc=f"L_{k}", disable=quiet or k == 0) as bar:
+        result = evaluate(model, x, k=k, progress=bar.update)
+    return model, dataset, binarized, result
+
+
+def cmd_evaluate(args) -> None:
+    model, dataset, binarized, result = _evaluate(
+        args.checkpoint, args.k, args.limit, args.split, args.device, args.json
+    )
     figures = {
         "checkpoint": str(args.checkpoint),
         "dataset": dataset,
@@ -239,6 +257,10 @@ def cmd_evaluate(args) -> None:
     )
     if result.nll is not None:
         print(f"  {label:<13} {result.nll:9.2f} +/- {result.log_likelihood_se:.2f} nats (K = {result.k})")
+    dims = model.config.latent_dim
+    print(f"  active units  {result.active_units:9d} of {dims} (Cov_x E_q[z_j] > 0.01)")
+    shown = ", ".join(f"{v:.2f}" for v in result.kl_per_dim[:20]) + (" ..." if dims > 20 else "")
+    print(f"  KL per dim    {shown}")
     print(f"  time          {result.seconds:9.1f} s")
 
 
@@ -288,6 +310,18 @@ def cmd_reconstruct(args) -> None:
     print(f"wrote {save_png(picture, args.output, scale=2)}")
 
 
+def cmd_export(args) -> None:
+    from explorer.cards import export
+
+    *_, result = _evaluate(args.run, args.k, args.limit, "test", args.device, False)
+    command = f"vae-explorer evaluate {args.dest} --k {args.k}" + (
+        f" --limit {args.limit}" if args.limit else ""
+    )
+    dest = export(args.run, args.dest, result, command)
+    nll = f"{result.nll:.2f} nats (K = {args.k})" if result.nll is not None else "not measured (K = 0)"
+    print(f"exported {args.run} to {dest}: test ELBO {result.elbo:.2f} nats, NLL {nll}")
+
+
 def cmd_data(args) -> None:
     import os
 
@@ -320,12 +354,15 @@ COMMANDS = {
     "sample": cmd_sample,
     "manifold": cmd_manifold,
     "reconstruct": cmd_reconstruct,
+    "export": cmd_export,
     "data": cmd_data,
 }
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
+    args.command_line = shlex.join(["vae-explorer", *argv])
     try:
         COMMANDS[args.command](args)
     except ExplorerError as exc:

@@ -17,6 +17,8 @@ from explorer.data import binarize_fixed, load_dataset
 from explorer.model import VAE
 from explorer.objectives import elbo_terms, importance_log_likelihood
 
+ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al. 2015: a unit is active when Cov_x(E_q[z_j]) > 0.01
+
 
 def eval_images(
     dataset: str,
@@ -63,6 +65,21 @@ def importance_per_image(
     return torch.cat(out)
 
 
+@torch.no_grad()
+def latent_stats(model: VAE, x: torch.Tensor, batch_size: int = 1000) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per latent dimension: the variance over x of the posterior mean E_q[z_j] (z,), and the mean
+    analytic KL(q(z_j|x) || N(0, 1)) (z,), in nats. Both on the CPU."""
+    device = next(model.parameters()).device
+    mus, kls = [], []
+    for start in range(0, len(x), batch_size):
+        mu, logvar = model.encode(x[start : start + batch_size].to(device))
+        mus.append(mu.double().cpu())
+        kls.append((-0.5 * (1 + logvar - mu.pow(2) - logvar.exp())).double().cpu())
+    mu = torch.cat(mus)
+    variance = mu.var(0) if len(mu) > 1 else torch.zeros(mu.shape[1], dtype=torch.float64)
+    return variance, torch.cat(kls).mean(0)
+
+
 @dataclass
 class Evaluation:
     n: int
@@ -75,6 +92,9 @@ class Evaluation:
     k: int
     binarized: bool
     seconds: float
+    active_units: int  # dimensions with Cov_x(E_q[z_j]) > ACTIVE_UNIT_THRESHOLD
+    kl_per_dim: list[float]  # mean KL(q(z_j|x) || N(0, 1)) per dimension, nats
+    posterior_mean_variance: list[float]  # Cov_x(E_q[z_j]) per dimension
 
     @property
     def nll(self) -> float | None:
@@ -90,11 +110,17 @@ def _mean_se(v: torch.Tensor) -> tuple[float, float]:
     return v.mean().item(), se
 
 
-def evaluate(model: VAE, x: torch.Tensor, k: int = 5000, batch_size: int = 1000, progress=None) -> Evaluation:
-    """ELBO and (for k > 0) L_K over the images x, with standard errors of the means."""
+def evaluate(
+    model: VAE, x: torch.Tensor, k: int = 5000, batch_size: int = 1000, progress=None, seed: int = 0
+) -> Evaluation:
+    """ELBO and (for k > 0) L_K over the images x, with standard errors of the means.
+
+    The samples of eps are seeded, so a re-run on the same machine gives the same figures."""
+    torch.manual_seed(seed)
     start = time.perf_counter()
     recon, kl = elbo_per_image(model, x, batch_size)
     elbo, elbo_se = _mean_se(recon - kl)
+    variance, kl_dims = latent_stats(model, x, batch_size)
     ll = ll_se = None
     if k > 0:
         ll, ll_se = _mean_se(importance_per_image(model, x, k, progress=progress))
@@ -109,4 +135,7 @@ def evaluate(model: VAE, x: torch.Tensor, k: int = 5000, batch_size: int = 1000,
         k=k,
         binarized=bool(((x == 0) | (x == 1)).all()),
         seconds=time.perf_counter() - start,
+        active_units=int((variance > ACTIVE_UNIT_THRESHOLD).sum()),
+        kl_per_dim=[round(v, 4) for v in kl_dims.tolist()],
+        posterior_mean_variance=[round(v, 4) for v in variance.tolist()],
     )

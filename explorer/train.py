@@ -38,6 +38,8 @@ from explorer.objectives import ESTIMATORS, elbo_terms
 
 OPTIMIZERS = ("adam", "adagrad", "rmsprop", "sgd")
 METRICS_FILE = "metrics.jsonl"
+STATUS_FILE = "status.json"
+COMMANDS_FILE = "commands.txt"  # each command line that trained this run, one per line
 
 
 @dataclass
@@ -172,11 +174,13 @@ def train(
     config: TrainConfig | None = None,
     resume: bool = False,
     progress: bool | None = None,
+    command: str | None = None,
 ) -> Path:
     """Train a VAE into the run folder ``out``; return the folder.
 
     With ``resume=True`` the model and training configs come from ``out``'s checkpoint; a
-    ``config`` given alongside may only change ``epochs`` (to train for longer).
+    ``config`` given alongside may only change ``epochs`` (to train for longer). ``command`` (the
+    CLI's command line) is appended to ``out/commands.txt`` for the model card.
     """
     out = Path(out)
     if resume:
@@ -194,7 +198,47 @@ def train(
             )
         cfg = config or TrainConfig()
         model_config = model_config or ModelConfig()
-    return _Trainer(out, model_config, cfg, resume, progress).run()
+    out.mkdir(parents=True, exist_ok=True)
+    if command:  # the record of how this run was made, for its model card
+        with open(out / COMMANDS_FILE, "a") as f:
+            f.write(command + "\n")
+    write_status(out, "starting", epochs=cfg.epochs)
+    try:
+        trainer = _Trainer(out, model_config, cfg, resume, progress)
+        write_status(
+            out, "running", epochs=cfg.epochs, steps_per_epoch=trainer.steps_per_epoch, step=trainer.step
+        )
+        stopped = trainer.run()
+    except ExplorerError as exc:
+        write_status(out, "failed", message=str(exc))
+        raise
+    except BaseException as exc:
+        write_status(out, "failed", message=f"{type(exc).__name__}: {exc}")
+        raise
+    write_status(
+        out,
+        "stopped" if stopped else "finished",
+        epochs=cfg.epochs,
+        steps_per_epoch=trainer.steps_per_epoch,
+        step=trainer.step,
+    )
+    return out
+
+
+def write_status(out: Path, state: str, **fields) -> None:
+    """Record the run's state in RUN/status.json (atomically) for the app and other observers:
+    starting, running, stopped (checkpoint saved, resumable), finished or failed (with message)."""
+    record = {"state": state, "pid": os.getpid(), "time": time.time(), **fields}
+    tmp = out / f".{STATUS_FILE}.tmp-{os.getpid()}"
+    tmp.write_text(json.dumps(record) + "\n")
+    os.replace(tmp, out / STATUS_FILE)
+
+
+def read_status(out: str | os.PathLike) -> dict | None:
+    try:
+        return json.loads((Path(out) / STATUS_FILE).read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
 
 
 class _Trainer:
@@ -229,7 +273,6 @@ class _Trainer:
             rows = _truncate_metrics(out / METRICS_FILE, self.step)
             self.seconds = rows[-1]["seconds"] if rows else 0.0
         else:
-            out.mkdir(parents=True, exist_ok=True)
             self.model = VAE(model_config).to(self.device)
             self.optimizer = make_optimizer(self.model, cfg)
         self.model.train()
@@ -280,15 +323,16 @@ class _Trainer:
         self.model.train()
         return (recon - kl).mean().item(), recon.mean().item(), kl.mean().item()
 
-    def run(self) -> Path:
+    def run(self) -> bool:
+        """Train to the configured number of epochs; True when stopped early by a signal."""
         cfg, metrics = self.cfg, self.out / METRICS_FILE
         if self.epoch >= cfg.epochs:
-            return self.out
+            return False
         with _StopRequest() as stop:
             start = time.perf_counter()
             while self.epoch < cfg.epochs and not stop.requested:
                 self._run_epoch(stop, start, metrics)
-        return self.out
+        return stop.requested
 
     def _run_epoch(self, stop: _StopRequest, start: float, metrics: Path) -> None:
         cfg, epoch = self.cfg, self.epoch + 1

@@ -1,58 +1,194 @@
-"""The Streamlit app through AppTest: it shows the chosen model's card, samples and manifold."""
+"""Every page through Streamlit's AppTest, on small models and the real MNIST test set."""
 
+import io
+import time
 from pathlib import Path
 
 import pytest
 import torch
+from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from explorer.checkpoints import save_checkpoint
 from explorer.model import VAE, ModelConfig
 
-APP = str(Path(__file__).resolve().parent.parent / "app.py")
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.integration
+
+
+def page(name: str = "app.py") -> AppTest:
+    """A session of the app (entry script app.py, as under `streamlit run`) opened on ``name``."""
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    return at if name == "app.py" else at.switch_page(name)
 
 
 @pytest.fixture
 def shipped(tmp_path, monkeypatch):
-    """Two small 'shipped' models in a temporary pretrained/ folder."""
+    """Two small 'shipped' models in a temporary pretrained/ folder, and an empty runs/."""
     for name, z in (("mnist-z2", 2), ("mnist-z5", 5)):
         torch.manual_seed(0)
         save_checkpoint(
-            tmp_path / name,
+            tmp_path / "pretrained" / name,
             VAE(ModelConfig(hidden=(32,), latent_dim=z)),
             epoch=3,
             step=30,
             train_config={"dataset": "mnist"},
             best_test_elbo=-150.25,
         )
-    monkeypatch.setenv("VAE_EXPLORER_PRETRAINED", str(tmp_path))
+    monkeypatch.setenv("VAE_EXPLORER_PRETRAINED", str(tmp_path / "pretrained"))
+    monkeypatch.setenv("VAE_EXPLORER_RUNS", str(tmp_path / "runs"))
     return tmp_path
 
 
-def test_home_shows_card_and_pictures(shipped):
-    at = AppTest.from_file(APP, default_timeout=60).run()
+def test_home_shows_card_explains_and_links(shipped):
+    at = page().run()
     assert not at.exception
     metrics = {m.label: m.value for m in at.metric}
-    assert metrics == {"Dataset": "mnist", "Latent size": "2", "Epochs": "3", "Test ELBO (nats)": "-150.25"}
-    assert [s.value for s in at.subheader] == ["Samples from the prior", "Latent manifold"]
-    images = at.get("image")
-    assert len(images) == 2 and all(im.proto.imgs[0].url.endswith(".png") for im in images)
-    assert "N(0, I)" in images[0].proto.imgs[0].caption
-    # Switching the model changes the card.
+    assert metrics["Dataset"] == "mnist" and metrics["Latent size"] == "2"
+    assert metrics["Test ELBO (nats)"] == "-150.25" and metrics["Test NLL (nats)"] == "n/a"
+    assert len(at.get("latex")) == 2  # the ELBO and the reparameterisation
+    links = [p.proto.page for p in at.main.get("page_link")]
+    assert links == ["Train", "Latent_space", "Manifold", "Reconstruct"], links
+    assert at.get("image")[0].proto.imgs[0].url.endswith(".png")
+
+
+def test_model_choice_is_shared_by_pages(shipped):
+    at = page().run()
     at.sidebar.selectbox[0].select("mnist-z5").run()
-    assert not at.exception
     assert {m.label: m.value for m in at.metric}["Latent size"] == "5"
+    at.switch_page("pages/3_Manifold.py").run()
+    assert not at.exception
+    assert at.sidebar.selectbox[0].value == "mnist-z5"
+    assert len([s for s in at.slider if s.key and s.key.startswith("z")]) == 5  # one per dimension
+
+
+def test_card_json_figures_are_shown(shipped):
+    card = {
+        "epochs": 300,
+        "hardware": "test machine",
+        "evaluation": {"elbo": -130.5, "nll": 126.75, "k": 5000, "n": 10000},
+    }
+    (shipped / "pretrained" / "mnist-z2" / "card.json").write_text(__import__("json").dumps(card))
+    at = page().run()
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Test NLL, K=5000 (nats)"] == "126.75" and metrics["Test ELBO (nats)"] == "-130.50"
 
 
 def test_broken_model_gives_a_message_not_a_traceback(shipped):
-    (shipped / "mnist-z2" / "model.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{")
-    at = AppTest.from_file(APP, default_timeout=60).run()
-    assert not at.exception
-    assert "truncated or corrupted" in at.error[0].value
+    (shipped / "pretrained" / "mnist-z2" / "model.safetensors").write_bytes(b"\x08" + b"\x00" * 7 + b"{")
+    for name in ("app.py", "pages/2_Latent_space.py", "pages/3_Manifold.py", "pages/4_Reconstruct.py"):
+        at = page(name).run()
+        assert not at.exception, name
+        assert "truncated or corrupted" in at.error[0].value, name
 
 
 def test_no_models_says_what_to_do(tmp_path, monkeypatch):
     monkeypatch.setenv("VAE_EXPLORER_PRETRAINED", str(tmp_path))
-    at = AppTest.from_file(APP, default_timeout=60).run()
+    monkeypatch.setenv("VAE_EXPLORER_RUNS", str(tmp_path / "runs"))
+    at = page().run()
     assert not at.exception
-    assert "vae-explorer train" in at.sidebar.error[0].value
+    assert "Train page" in at.sidebar.error[0].value
+
+
+def test_latent_space_shows_clicked_point(shipped, mnist_test):
+    at = page("pages/2_Latent_space.py").run()
+    assert not at.exception
+    assert "Click a point" in at.info[0].value
+    assert len(at.get("plotly_chart")) == 1
+    at.session_state["picked"] = ("mnist-z2", 3)  # what a click on test image 3 stores
+    at.run()
+    assert at.subheader[0].value == "Test image #3"
+    assert f"Label: **{int(mnist_test.labels[3])}**" in [m.value for m in at.markdown]
+    assert any(m.value.startswith("Posterior mean z = (") for m in at.markdown)
+
+
+def test_latent_space_projects_higher_dimensions(shipped):
+    at = page("pages/2_Latent_space.py")
+    at.session_state["model"] = "mnist-z5"
+    at.run()
+    assert not at.exception
+    assert "first two principal components" in at.info[0].value and "%" in at.info[0].value
+
+
+def test_manifold_slider_decodes_a_new_point(shipped):
+    at = page("pages/3_Manifold.py").run()
+    assert not at.exception
+    before = [im.proto.imgs[0].url for im in at.get("image")]
+    at.slider(key="z0-mnist-z2").set_value(2.0).run()
+    after = [im.proto.imgs[0].url for im in at.get("image")]
+    assert before[0] == after[0] and before[1] != after[1]  # the grid stays, the point changes
+    at.sidebar.slider[1].set_value((0.5, 0.5)).run()
+    assert "low end must be below" in at.error[0].value
+
+
+def test_reconstruct_modes(shipped, mnist_test):
+    at = page("pages/4_Reconstruct.py").run()
+    assert not at.exception
+    at.sidebar.radio[0].set_value("worst ELBO").run()
+    table = at.dataframe[0].value
+    assert list(table["ELBO (nats)"]) == sorted(table["ELBO (nats)"]) and len(table) == 8
+    at.sidebar.radio[0].set_value("by label").run()
+    at.sidebar.selectbox[1].select(3).run()
+    assert set(at.dataframe[0].value["label"]) == {"3"}
+    assert at.get("download_button")
+
+
+def _png(image: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_uploads_good_and_bad(shipped):
+    digit = Image.new("L", (80, 100), 255)
+    digit.paste(0, (35, 10, 45, 90))
+    at = page("pages/4_Reconstruct.py").run()
+    at.file_uploader[0].set_value(
+        [
+            ("one.png", _png(digit), "image/png"),
+            ("blank.png", _png(Image.new("L", (30, 30), 255)), "image/png"),
+            ("junk.png", b"not an image at all", "image/png"),
+        ]
+    ).run()
+    assert not at.exception
+    errors = [e.value for e in at.error]
+    assert any(e.startswith("blank.png: the image is blank") for e in errors)
+    assert any(e.startswith("junk.png: ") and "accepted format" in e for e in errors)
+    assert any("**one.png**" in m.value and "ELBO" in m.value for m in at.markdown)
+
+
+def test_train_start_watch_stop(shipped):
+    at = page("pages/1_Train.py").run()
+    assert "No runs yet" in at.info[0].value
+    form = {w.label: w for w in at.number_input}
+    form["Epochs"].set_value(50)
+    form["Training images (0 = all)"].set_value(2000)
+    [t for t in at.text_input if t.label == "Hidden sizes"][0].set_value("32")
+    [t for t in at.text_input if t.label == "Run name"][0].set_value("ui-run")
+    [s for s in at.selectbox if s.label == "Device"][0].select("cpu")
+    [b for b in at.button if b.label == "Start training"][0].click().run()
+    assert not at.exception and not at.error
+    folder = shipped / "runs" / "ui-run"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (folder / "metrics.jsonl").exists():
+        time.sleep(0.2)
+    at.run()
+    assert [s for s in at.selectbox if s.label == "Run"][0].value == "ui-run"
+    # A second Start of the same run name is refused.
+    [t for t in at.text_input if t.label == "Run name"][0].set_value("ui-run")
+    [b for b in at.button if b.label == "Start training"][0].click().run()
+    assert "already training" in at.error[0].value
+    [b for b in at.button if b.label.startswith("Stop")][0].click().run()
+    deadline = time.time() + 120
+    status = ""
+    while time.time() < deadline:
+        status = (folder / "status.json").read_text()
+        if '"stopped"' in status:
+            break
+        time.sleep(0.2)
+    assert '"stopped"' in status, status
+    assert (folder / "model.safetensors").is_file()
+    at.run()
+    assert any(p.proto.text.startswith("stopped: step") for p in at.get("progress"))
+    # The stopped run (with its checkpoint) is now in the model picker.
+    assert "runs/ui-run" in at.sidebar.selectbox[0].options

@@ -1,14 +1,21 @@
-"""What a person sees, in a real browser (Debian's chromium driven by Playwright)."""
+"""What a person sees, in a real browser (Debian's chromium driven by Playwright): every page by
+deep link on a fresh server, a click on the scatter, a slider, an upload, a live training run.
+Screenshots of each page land in tests/artifacts/."""
 
 import os
+import time
 
 import pytest
+from PIL import Image
 
 from tests.browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, streamlit_server, wait_idle
 
-pytestmark = pytest.mark.skipif(
-    not os.path.exists(CHROMIUM), reason="needs Debian's chromium (make test installs it)"
-)
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(
+        not os.path.exists(CHROMIUM), reason="needs Debian's chromium (make test installs it)"
+    ),
+]
 
 
 @pytest.fixture(scope="module")
@@ -22,24 +29,146 @@ def browser():
         b.close()
 
 
-def test_home_page_shows_the_shipped_model(browser):
-    with streamlit_server() as url:
-        page = browser.new_page(viewport={"width": 1400, "height": 900})
-        page.goto(url)
-        wait_idle(page)
-        page.wait_for_function(
-            "document.querySelectorAll('[data-testid=stImage] img').length == 2 && "
-            "Array.from(document.querySelectorAll('[data-testid=stImage] img'))"
-            ".every(i => i.complete && i.naturalWidth > 0)",
-            timeout=30_000,
-        )
-        page.screenshot(path=str(ARTIFACTS / "home.png"), full_page=True)
-        assert page.locator("[data-testid=stException]").count() == 0
-        text = page.inner_text("[data-testid=stMain]")
-        assert "VAE Explorer" in text and "Latent size" in text and "Latent manifold" in text
-        sizes = page.eval_on_selector_all(
-            "[data-testid=stImage] img", "els => els.map(e => [e.naturalWidth, e.naturalHeight])"
-        )
-        assert sizes[0] == [3 * (8 * 30 + 2)] * 2  # 8x8 samples, 3x upscaled
-        assert sizes[1] == [2 * 20 * 28] * 2  # 20x20 manifold, 2x upscaled
-        page.close()
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    runs = tmp_path_factory.mktemp("runs")
+    with streamlit_server(env={"VAE_EXPLORER_RUNS": str(runs)}) as url:
+        yield url, runs
+
+
+def open_page(browser, url):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(url)
+    wait_idle(page)
+    return page
+
+
+def no_exception(page):
+    assert page.locator("[data-testid=stException]").count() == 0, page.inner_text("[data-testid=stMain]")
+
+
+def shot(page, name):
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def images_loaded(page, count):
+    page.wait_for_function(
+        f"Array.from(document.querySelectorAll('[data-testid=stImage] img')).filter("
+        f"i => i.complete && i.naturalWidth > 0).length >= {count}",
+        timeout=30_000,
+    )
+
+
+PLOT_POINT = """() => {
+  // Pixel position of a scatter point that no other point overlaps, and its test-set index.
+  const gd = document.querySelector('.js-plotly-plot');
+  const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis, box = gd.getBoundingClientRect();
+  const pts = [];
+  for (const t of gd._fullData) {
+    if (!t.customdata) continue;
+    for (let i = 0; i < t.x.length; i++)
+      pts.push([box.left + xa._offset + xa.l2p(t.x[i]), box.top + ya._offset + ya.l2p(t.y[i]),
+                t.customdata[i]]);
+  }
+  for (const p of pts.slice(0, 400)) {
+    const near = pts.filter(q => Math.hypot(q[0] - p[0], q[1] - p[1]) < 8).length;
+    if (near === 1) return p;
+  }
+  return pts[0];
+}"""
+
+
+def test_latent_space_deep_link_and_click(browser, server):
+    url, _ = server
+    page = open_page(browser, f"{url}/Latent_space")  # the first request to a fresh server
+    no_exception(page)
+    page.wait_for_selector(".js-plotly-plot .scatterlayer, .js-plotly-plot canvas", timeout=30_000)
+    time.sleep(1)
+    x, y, index = page.evaluate(PLOT_POINT)
+    page.mouse.click(x, y)
+    page.wait_for_selector("text=Test image #", timeout=30_000)
+    wait_idle(page)
+    assert f"Test image #{index}" in page.inner_text("[data-testid=stMain]")
+    images_loaded(page, 1)
+    shot(page, "latent_space")
+    page.close()
+
+
+def test_manifold_slider(browser, server):
+    url, _ = server
+    page = open_page(browser, f"{url}/Manifold")
+    no_exception(page)
+    images_loaded(page, 2)
+    before = page.eval_on_selector_all("[data-testid=stImage] img", "els => els.map(e => e.src)")
+    thumb = page.locator("[data-testid=stMain] [data-testid=stSlider] input[type=range]").first
+    thumb.focus()
+    for _ in range(10):
+        page.keyboard.press("ArrowRight")
+    page.wait_for_function(
+        "Array.from(document.querySelectorAll('[data-testid=stImage] img')).map(e => e.src)[1]"
+        f" != {before[1]!r}",
+        timeout=30_000,
+    )
+    wait_idle(page)
+    after = page.eval_on_selector_all("[data-testid=stImage] img", "els => els.map(e => e.src)")
+    assert after[0] == before[0], "the grid does not change when a slider moves"
+    shot(page, "manifold")
+    page.close()
+
+
+def test_reconstruct_upload(browser, server, tmp_path):
+    url, _ = server
+    digit = Image.new("L", (90, 120), 250)
+    digit.paste(10, (40, 10, 52, 110))
+    digit.save(tmp_path / "my-one.png")
+    page = open_page(browser, f"{url}/Reconstruct")
+    no_exception(page)
+    page.set_input_files("[data-testid=stFileUploaderDropzoneInput]", str(tmp_path / "my-one.png"))
+    page.wait_for_selector("text=my-one.png", timeout=30_000)
+    page.wait_for_selector("text=latent mean z", timeout=30_000)
+    wait_idle(page)
+    no_exception(page)
+    images_loaded(page, 2)
+    shot(page, "reconstruct")
+    page.close()
+
+
+def test_train_live_curve(browser, server):
+    url, runs = server
+    page = open_page(browser, f"{url}/Train")
+    no_exception(page)
+
+    def field(label):
+        return page.get_by_label(label, exact=True)
+
+    field("Hidden sizes").fill("32")
+    field("Epochs").fill("3")
+    field("Training images (0 = all)").fill("6000")
+    field("Run name").fill("browser-run")
+    field("Batch size M").fill("20")
+    page.get_by_role("button", name="Start training").click()
+    page.wait_for_selector(".js-plotly-plot", timeout=120_000)
+    count = "() => document.querySelector('.js-plotly-plot').data[0].x.length"
+    first = page.evaluate(count)
+    page.wait_for_function(
+        f"document.querySelector('.js-plotly-plot').data[0].x.length > {first}", timeout=120_000
+    )
+    assert "training" in page.inner_text("[data-testid=stMain]")
+    shot(page, "train")
+    page.get_by_role("button", name="Stop (saves a checkpoint)").click()
+    deadline = time.time() + 60
+    while time.time() < deadline and '"stopped"' not in (runs / "browser-run" / "status.json").read_text():
+        time.sleep(0.2)
+    assert '"stopped"' in (runs / "browser-run" / "status.json").read_text()
+    page.close()
+
+
+def test_home_page_shows_the_shipped_model(browser, server):
+    url, _ = server
+    page = open_page(browser, url)
+    images_loaded(page, 1)
+    no_exception(page)
+    text = page.inner_text("[data-testid=stMain]")
+    assert "VAE Explorer" in text and "Latent size" in text and "reparameterisation" in text
+    shot(page, "home")
+    page.close()

@@ -119,6 +119,10 @@ def test_evaluate_json(run_dir, capsys):
     assert figures["n"] == 100 and figures["k"] == 50 and figures["binarized"]
     assert figures["log_likelihood"] >= figures["elbo"] - 3 * figures["elbo_se"]
     assert figures["nll"] == pytest.approx(-figures["log_likelihood"])
+    assert len(figures["kl_per_dim"]) == 2 and 0 <= figures["active_units"] <= 2
+    assert sum(figures["kl_per_dim"]) == pytest.approx(figures["kl"], abs=0.01)
+    # Active units follow the variance of the posterior means.
+    assert figures["active_units"] == sum(v > 0.01 for v in figures["posterior_mean_variance"])
 
 
 @pytest.mark.integration

@@ -1,39 +1,156 @@
-"""Cached model loading and the model picker shared by the app's pages."""
+"""The model picker shared by every page, and cached loading of models and their encodings."""
 
 from __future__ import annotations
 
 import streamlit as st
+import torch
 
 from explorer.checkpoints import MODEL_FILE, load_checkpoint, pretrained_names, read_config, resolve
+from explorer.data import LABEL_NAMES, load_dataset
 from explorer.errors import ExplorerError
+from explorer.jobs import list_runs, runs_root
+from explorer.latent import encode_means, reconstruct
 from explorer.model import VAE
+
+RUN_PREFIX = "runs/"
+
+
+def choices() -> list[str]:
+    """Shipped model names, then the user's finished or checkpointed runs as ``runs/NAME``."""
+    runs = [f"{RUN_PREFIX}{r}" for r in list_runs() if (runs_root() / r / MODEL_FILE).is_file()]
+    return pretrained_names() + runs
+
+
+def folder_of(choice: str):
+    if choice.startswith(RUN_PREFIX):
+        return runs_root() / choice[len(RUN_PREFIX) :]
+    return resolve(choice)
 
 
 @st.cache_resource(show_spinner="Loading model...", max_entries=8)
 def _load(path: str, mtime_ns: int) -> VAE:  # mtime in the key: a retrained run reloads
+    torch.set_grad_enabled(False)
     return load_checkpoint(path)
 
 
-def load_model(name: str) -> tuple[VAE, dict]:
+def model_key(choice: str) -> tuple[str, int]:
+    """(folder, mtime of its weights): the cache key of everything computed from the model."""
+    folder = folder_of(choice)
+    try:
+        return str(folder), (folder / MODEL_FILE).stat().st_mtime_ns
+    except FileNotFoundError:
+        raise ExplorerError(f"model {choice!r} is gone ({folder} has no weights); pick another") from None
+
+
+def load_model(choice: str) -> tuple[VAE, dict]:
     """The model and its config.json; raises ExplorerError with a message for the page."""
-    folder = resolve(name)
-    model = _load(str(folder), (folder / MODEL_FILE).stat().st_mtime_ns)
-    return model, read_config(folder)
+    path, mtime = model_key(choice)
+    return _load(path, mtime), read_config(path)
+
+
+PAGES = (
+    ("app.py", "Home", ":material/home:"),
+    ("pages/1_Train.py", "Train", ":material/monitoring:"),
+    ("pages/2_Latent_space.py", "Latent space", ":material/scatter_plot:"),
+    ("pages/3_Manifold.py", "Manifold", ":material/grid_view:"),
+    ("pages/4_Reconstruct.py", "Reconstruct", ":material/image:"),
+)
+
+
+def navigation() -> None:
+    """Links to every page at the top of the sidebar (Streamlit's own list is switched off in
+    .streamlit/config.toml because it would name the home page after its file)."""
+    for path, label, icon in PAGES:
+        st.sidebar.page_link(path, label=label, icon=icon)
+    st.sidebar.divider()
 
 
 def model_picker() -> str | None:
-    """Sidebar select box of the shipped models, remembered across pages; None if there are none."""
-    names = pretrained_names()
-    if not names:
-        st.sidebar.error("No models found in pretrained/. Train one with `vae-explorer train`.")
+    """The sidebar: page links, then a select box of shipped models and runs, remembered across
+    pages."""
+    navigation()
+    options = choices()
+    if not options:
+        st.sidebar.error("No models found in pretrained/ or runs/. Train one on the Train page.")
         return None
-    default = "mnist-z2" if "mnist-z2" in names else names[0]
+    default = "mnist-z2" if "mnist-z2" in options else options[0]
     current = st.session_state.get("model", default)
-    index = names.index(current) if current in names else names.index(default)
-    choice = st.sidebar.selectbox("Model", names, index=index, key="model_picker")
+    index = options.index(current) if current in options else options.index(default)
+    choice = st.sidebar.selectbox(
+        "Model", options, index=index, key="model_picker", help="Shipped models, then your runs in runs/"
+    )
     st.session_state["model"] = choice
     return choice
 
 
-def show_error(exc: ExplorerError) -> None:
-    st.error(str(exc))
+def model_or_stop() -> tuple[str, VAE, dict]:
+    """Picker + load, or an explanation and st.stop(): the guard at the top of each page."""
+    choice = model_picker()
+    if choice is None:
+        st.info("No model to explore yet: train one on the Train page.")
+        st.stop()
+    try:
+        model, config = load_model(choice)
+    except ExplorerError as exc:
+        st.error(f"Cannot load model {choice!r}: {exc}")
+        st.stop()
+    return choice, model, config
+
+
+def dataset_of(config: dict) -> str:
+    return (config.get("train") or {}).get("dataset", "mnist")
+
+
+def label_names(config: dict) -> list[str] | None:
+    return LABEL_NAMES.get(dataset_of(config))
+
+
+@st.cache_resource(show_spinner="Loading the test set...", max_entries=4)
+def test_images(dataset: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Grey-level test images (N, C, H, W) float in [0, 1] and labels, shared by all sessions."""
+    data = load_dataset(dataset, "test")
+    return data.images.float() / 255.0, data.labels
+
+
+@st.cache_data(show_spinner="Encoding the test set...", max_entries=8)
+def encoded_test_set(path: str, mtime_ns: int, dataset: str) -> torch.Tensor:
+    """Posterior means (N, z) of the test set under the model at ``path``."""
+    return encode_means(_load(path, mtime_ns), test_images(dataset)[0])
+
+
+@st.cache_data(show_spinner="Reconstructing the test set...", max_entries=4)
+def test_reconstructions(path: str, mtime_ns: int, dataset: str):
+    """Reconstruction of the whole test set with per-image ELBO (grey-level inputs)."""
+    return reconstruct(_load(path, mtime_ns), test_images(dataset)[0])
+
+
+def model_card(choice: str, config: dict) -> dict:
+    """Headline figures for the Home page: from card.json (shipped models, measured by
+    ``vae-explorer evaluate``) or from the run's own record (test ELBO during training)."""
+    import json
+
+    path = folder_of(choice) / "card.json"
+    try:
+        card = json.loads(path.read_text())
+    except (OSError, ValueError):
+        card = None
+    if card and "evaluation" in card:
+        ev = card["evaluation"]
+        note = (
+            f"Measured on {ev.get('n', '?')} test images; NLL with K = {ev.get('k', '?')} "
+            f"importance samples. Trained for {card.get('epochs', '?')} epochs "
+            f"on {card.get('hardware', '?')}."
+        )
+        return {
+            "elbo": ev.get("elbo"),
+            "nll": ev.get("nll"),
+            "nll_label": f"Test NLL, K={ev.get('k')} (nats)",
+            "note": note,
+        }
+    return {
+        "elbo": config.get("best_test_elbo"),
+        "nll": None,
+        "nll_label": "Test NLL (nats)",
+        "note": f"Best test ELBO during training, after {config.get('epoch', '?')} epochs. "
+        f"Run `vae-explorer evaluate` for the importance-sampled NLL.",
+    }

@@ -1,0 +1,79 @@
+"""Model cards: ship a trained run as ``pretrained/NAME`` with the figures that describe it.
+
+A shipped folder holds ``model.safetensors`` (weights only, no optimiser state), ``config.json``
+and ``card.json``: dataset and its checksums, the commands that trained it, seed, epochs,
+hardware, wall time, and the ``vae-explorer evaluate`` figures.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import torch
+
+from explorer import __version__
+from explorer.checkpoints import load_checkpoint, read_config, save_checkpoint
+from explorer.data import _files
+from explorer.evaluate import Evaluation
+from explorer.train import COMMANDS_FILE, METRICS_FILE, read_metrics
+
+
+def hardware() -> str:
+    """A short description of this machine: CPU model and threads, or the GPU."""
+    if torch.cuda.is_available():
+        return f"{torch.cuda.get_device_name(0)} (CUDA {torch.version.cuda})"
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads"
+
+
+def export(
+    run: str | os.PathLike, dest: str | os.PathLike, evaluation: Evaluation, eval_command: str
+) -> Path:
+    """Copy the run's model into ``dest`` with config.json and card.json; return ``dest``."""
+    run, dest = Path(run), Path(dest)
+    model = load_checkpoint(run)
+    config = read_config(run)
+    train_cfg = config.get("train") or {}
+    rows = read_metrics(run / METRICS_FILE)
+    epochs = [r for r in rows if r.get("type") == "epoch"]
+    save_checkpoint(
+        dest,
+        model,
+        epoch=config["epoch"],
+        step=config["step"],
+        train_config=train_cfg,
+        best_test_elbo=config.get("best_test_elbo"),
+    )
+    commands_path = run / COMMANDS_FILE
+    commands = commands_path.read_text().splitlines() if commands_path.exists() else []
+    dataset = train_cfg.get("dataset", "mnist")
+    card = {
+        "name": dest.name,
+        "dataset": dataset,
+        "dataset_md5": {k: v for k, v in _files(dataset).items() if v},
+        "commands": commands,
+        "seed": train_cfg.get("seed"),
+        "epochs": config["epoch"],
+        "steps": config["step"],
+        "hardware": hardware(),
+        "train_seconds": round(epochs[-1]["seconds"], 1) if epochs else None,
+        "final_test_elbo_during_training": epochs[-1]["test_elbo"] if epochs else None,
+        "evaluation": {**evaluation.to_dict(), "command": eval_command},
+        "library_version": __version__,
+        "exported": time.strftime("%Y-%m-%d"),
+    }
+    tmp = dest / ".card.json.tmp"
+    tmp.write_text(json.dumps(card, indent=2) + "\n")
+    os.replace(tmp, dest / "card.json")
+    return dest

@@ -1,0 +1,78 @@
+"""Latent-space computations behind the explorer pages: encode a dataset, project it to 2-D,
+decode points, reconstruct with per-image ELBO. Pure PyTorch; no Streamlit."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from explorer.evaluate import elbo_per_image
+from explorer.model import VAE
+
+
+@torch.no_grad()
+def encode_means(model: VAE, x: torch.Tensor, batch_size: int = 2000) -> torch.Tensor:
+    """Posterior means E_q[z|x] (N, z) on the CPU for images x (N, C, H, W) in [0, 1]."""
+    device = next(model.parameters()).device
+    out = [model.encode(x[i : i + batch_size].to(device))[0].cpu() for i in range(0, len(x), batch_size)]
+    return torch.cat(out)
+
+
+@dataclass
+class Projection:
+    """A linear map from latent space to the 2-D plane of the scatter."""
+
+    mean: torch.Tensor  # (z,) subtracted before projecting
+    components: torch.Tensor  # (z, 2): columns are the plotted directions
+    explained: list[float]  # PCA: fraction of variance along each plotted direction
+    kind: str  # "identity" for 2-D models, "pca" otherwise
+
+    def __call__(self, z: torch.Tensor) -> torch.Tensor:
+        """(N, z) -> (N, 2)."""
+        return (z - self.mean) @ self.components
+
+
+def fit_projection(means: torch.Tensor) -> Projection:
+    """Identity for 2-D latents; otherwise PCA of the encoded means (top two components)."""
+    dims = means.shape[1]
+    if dims <= 2:
+        return Projection(torch.zeros(dims), torch.eye(dims, 2), [], "identity")
+    centre = means.double().mean(0)
+    centred = means.double() - centre
+    _, s, vh = torch.linalg.svd(centred, full_matrices=False)
+    variance = s.pow(2)
+    explained = (variance[:2] / variance.sum()).tolist()
+    comps = vh[:2].T.contiguous()  # (z, 2)
+    # Fix the signs so that the picture does not flip between runs of the SVD.
+    signs = torch.sign(comps[comps.abs().argmax(0), torch.arange(2)])
+    return Projection(centre.float(), (comps * signs).float(), explained, "pca")
+
+
+@torch.no_grad()
+def decode_mean(model: VAE, z: torch.Tensor) -> torch.Tensor:
+    """Decoder means (N, C, H, W) for latent points z (N, z), on the CPU."""
+    device = next(model.parameters()).device
+    return model.decode(z.to(device)).mean.cpu()
+
+
+@dataclass
+class Reconstruction:
+    inputs: torch.Tensor  # (N, C, H, W) what the model saw
+    outputs: torch.Tensor  # (N, C, H, W) decoder means at the posterior means
+    means: torch.Tensor  # (N, z) posterior means
+    elbo: torch.Tensor  # (N,) per-image ELBO in nats (one sample of eps, fixed seed)
+
+
+@torch.no_grad()
+def reconstruct(model: VAE, x: torch.Tensor, seed: int = 0) -> Reconstruction:
+    """Reconstructions and per-image ELBO of x (N, C, H, W); the ELBO uses a fixed seed so that
+    the figures do not change on every rerun."""
+    state = torch.random.get_rng_state()
+    torch.manual_seed(seed)
+    try:
+        recon, kl = elbo_per_image(model, x)
+    finally:
+        torch.random.set_rng_state(state)
+    means = encode_means(model, x)
+    return Reconstruction(x, decode_mean(model, means), means, recon - kl)

@@ -1,0 +1,83 @@
+"""Manifold: the paper's Figure 4 grid, and sliders that decode one latent point."""
+
+import streamlit as st
+import torch
+
+from explorer.images import latent_grid, make_grid, png_bytes
+from explorer.latent import decode_mean, fit_projection
+from explorer.plots import latent_scatter
+from explorer.ui.models import (
+    dataset_of,
+    encoded_test_set,
+    label_names,
+    model_key,
+    model_or_stop,
+    test_images,
+)
+
+st.set_page_config(page_title="Manifold - VAE Explorer", layout="wide")
+choice, model, config = model_or_stop()
+dims = model.config.latent_dim
+n = st.sidebar.slider("Grid resolution", 5, 30, 20)
+lo, hi = st.sidebar.slider(
+    "Range on the unit square",
+    0.01,
+    0.99,
+    (0.05, 0.95),
+    step=0.01,
+    help="mapped through the inverse Gaussian CDF, as in the paper",
+)
+axis_a, axis_b = 0, min(1, dims - 1)
+if dims > 2:
+    axis_a = st.sidebar.selectbox(
+        "Grid: horizontal dimension", range(dims), 0, format_func=lambda i: f"z{i + 1}"
+    )
+    axis_b = st.sidebar.selectbox(
+        "Grid: vertical dimension", range(dims), 1, format_func=lambda i: f"z{i + 1}"
+    )
+st.title("Manifold")
+st.caption(
+    "Left: decoded images over a grid of latent points (Kingma & Welling, Figure 4). "
+    "Right: drag the sliders to decode any point; the star shows where it lies."
+)
+
+if lo >= hi:
+    st.error("The range's low end must be below its high end; move the sliders apart.")
+    st.stop()
+grid = latent_grid(n, lo, hi, 2)
+z = torch.zeros(n * n, dims)
+z[:, axis_a], z[:, axis_b] = grid[:, 0], grid[:, 1] if dims > 1 else grid[:, 0]
+with st.spinner("Decoding the grid..."):
+    picture = make_grid(decode_mean(model, z), n, pad=0)
+left, right = st.columns([1, 1], gap="large")
+left.image(
+    png_bytes(picture, scale=max(1, 560 // picture.shape[1])),
+    output_format="PNG",
+    caption=f"{n} x {n} grid, z{axis_a + 1} across, z{axis_b + 1} up",
+)
+
+dataset = dataset_of(config)
+means = encoded_test_set(*model_key(choice), dataset)
+projection = fit_projection(means)
+points = projection(means[:2000]).tolist()
+labels = test_images(dataset)[1][:2000].tolist()
+
+
+@st.fragment
+def point_explorer() -> None:
+    cols = st.columns(2)
+    point = torch.zeros(1, dims)
+    for j in range(dims):
+        point[0, j] = cols[j % 2].slider(f"z{j + 1}", -4.0, 4.0, 0.0, step=0.05, key=f"z{j}-{choice}")
+    image = decode_mean(model, point)
+    a, b = st.columns([2, 3])
+    a.image(png_bytes(make_grid(image, 1, pad=0), scale=8), caption="decoded point", output_format="PNG")
+    where = projection(point)[0].tolist()
+    axes = ("z1", "z2") if projection.kind == "identity" else ("PC1", "PC2")
+    fig = latent_scatter(points, labels, label_names(config), axes, tuple(where), height=300, legend=False)
+    b.plotly_chart(fig, key="manifold-scatter")
+    b.caption("2,000 encoded test images; the star is the decoded point")
+
+
+with right:
+    point_explorer()

@@ -1,0 +1,86 @@
+"""Reconstruct: test images beside their reconstructions, and your own uploads."""
+
+import streamlit as st
+import torch
+
+from explorer.errors import ImageError
+from explorer.images import ACCEPTED_FORMATS, make_grid, png_bytes, preprocess_image
+from explorer.latent import reconstruct
+from explorer.ui.models import (
+    dataset_of,
+    label_names,
+    model_key,
+    model_or_stop,
+    test_images,
+    test_reconstructions,
+)
+
+st.set_page_config(page_title="Reconstruct - VAE Explorer", layout="wide")
+choice, model, config = model_or_stop()
+dataset, names = dataset_of(config), label_names(config)
+mode = st.sidebar.radio("Which test images", ["random", "by label", "worst ELBO", "best ELBO"])
+count = st.sidebar.slider("How many", 4, 16, 8)
+st.title("Reconstruct")
+st.caption(
+    "Top: inputs. Bottom: the decoder's mean at the encoder's mean. The ELBO is in nats "
+    "per image (higher is better)."
+)
+
+rec = test_reconstructions(*model_key(choice), dataset)
+labels = test_images(dataset)[1]
+if mode == "random":
+    seed = st.sidebar.number_input("Seed", 0, 10_000, 0)
+    order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(int(seed)))
+elif mode == "by label":
+    classes = sorted(set(labels.tolist()))
+    label = st.sidebar.selectbox("Label", classes, format_func=lambda k: names[k] if names else str(k))
+    order = torch.nonzero(labels == label).flatten()
+else:
+    order = torch.argsort(rec.elbo, descending=mode == "best ELBO")
+picked = order[:count]
+pair = torch.cat([rec.inputs[picked], rec.outputs[picked]])
+st.image(png_bytes(make_grid(pair, len(picked)), scale=3), output_format="PNG")
+st.dataframe(
+    {
+        "test index": picked.tolist(),
+        "label": [names[k] if names else k for k in labels[picked].tolist()],
+        "ELBO (nats)": [round(v, 2) for v in rec.elbo[picked].tolist()],
+    },
+    hide_index=True,
+)
+st.download_button(
+    "Download these pictures (PNG)",
+    png_bytes(make_grid(pair, len(picked)), scale=2),
+    file_name=f"reconstructions-{mode.replace(' ', '-')}.png",
+    mime="image/png",
+)
+
+st.header("Your images")
+if model.config.image_shape != (1, 28, 28):
+    st.info("Uploads need a model of 28x28 images (MNIST or Fashion-MNIST).")
+    st.stop()
+uploads = st.file_uploader(
+    "Upload digits (one or more)",
+    type=[f.lower() for f in ACCEPTED_FORMATS] + ["jpg"],
+    accept_multiple_files=True,
+    help="Each is made MNIST-like: greyscale, inverted if light, cropped, 20x20 in 28x28.",
+)
+for upload in uploads or []:
+    try:
+        x = preprocess_image(upload.getvalue()).unsqueeze(0)
+    except ImageError as exc:
+        st.error(f"{upload.name}: {exc}")
+        continue
+    result = reconstruct(model, x)
+    z = ", ".join(f"{v:.2f}" for v in result.means[0].tolist())
+    a, b = st.columns([1, 2])
+    picture = png_bytes(make_grid(torch.cat([result.inputs, result.outputs]), 2), scale=5)
+    a.image(picture, caption="preprocessed | reconstruction", output_format="PNG")
+    b.markdown(f"**{upload.name}**  \nELBO **{result.elbo[0]:.2f}** nats  \nlatent mean z = ({z})")
+    b.download_button(
+        "Download (PNG)",
+        picture,
+        file_name=f"{upload.name.rsplit('.', 1)[0]}-reconstruction.png",
+        mime="image/png",
+        key=f"dl-{upload.file_id}",
+    )
