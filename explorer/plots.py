@@ -72,50 +72,59 @@ def latent_scatter(
     Each point's ``customdata`` is its index in ``points`` (a plain list, so that Streamlit's
     selection hands it back as a number). ``marker_point`` adds a star at that position.
     """
-    fig = go.Figure()
-    classes = sorted(set(int(v) for v in labels))
-    for k in classes:
+    traces = []
+    for k in sorted(set(int(v) for v in labels)):
         idx = [i for i, v in enumerate(labels) if int(v) == k]
         name = label_names[k] if label_names is not None and k < len(label_names) else str(k)
-        fig.add_trace(
-            go.Scattergl(
-                x=[float(points[i][0]) for i in idx],
-                y=[float(points[i][1]) for i in idx],
-                mode="markers",
-                name=name,
-                customdata=idx,
-                marker={"size": 4, "opacity": 0.7, "color": PALETTE[k % len(PALETTE)]},
-                selected={"marker": {"size": 9, "opacity": 1.0}},
-                unselected={"marker": {"opacity": 0.5}},
-                hovertemplate=f"{name}<br>index %{{customdata}}<br>(%{{x:.2f}}, %{{y:.2f}})<extra></extra>",
-            )
+        traces.append(
+            {
+                "type": "scattergl",
+                "mode": "markers",
+                "name": name,
+                "customdata": idx,
+                "x": [float(points[i][0]) for i in idx],
+                "y": [float(points[i][1]) for i in idx],
+                "marker": {"size": 4, "opacity": 0.7, "color": PALETTE[k % len(PALETTE)]},
+                "selected": {"marker": {"size": 9, "opacity": 1.0}},
+                "unselected": {"marker": {"opacity": 0.5}},
+                "hovertemplate": f"{name}<br>index %{{customdata}}<br>"
+                "(%{x:.2f}, %{y:.2f})<extra></extra>",
+            }
         )
     if marker_point is not None:
-        fig.add_trace(
-            go.Scatter(
-                x=[marker_point[0]],
-                y=[marker_point[1]],
-                mode="markers",
-                name="chosen point",
-                marker={
+        traces.append(
+            {
+                "type": "scatter",
+                "mode": "markers",
+                "name": "chosen point",
+                "hoverinfo": "skip",
+                "x": [marker_point[0]],
+                "y": [marker_point[1]],
+                "marker": {
                     "symbol": "star",
                     "size": 18,
                     "color": "black",
                     "line": {"width": 1.5, "color": "white"},
                 },
-                hoverinfo="skip",
-            )
+            }
         )
-    fig.update_layout(
-        height=height,
-        margin={"l": 40, "r": 10, "t": 10, "b": 40},
-        xaxis_title=axis_titles[0],
-        yaxis_title=axis_titles[1],
-        legend={"itemsizing": "constant"},
-        showlegend=legend,
-        dragmode="pan",
-        uirevision="scatter",
-    )
-    fig.update_yaxes(scaleanchor="x", scaleratio=1, constrain="domain")
-    fig.update_xaxes(constrain="domain")
+    layout = {
+        "height": height,
+        "margin": {"l": 40, "r": 10, "t": 10, "b": 40},
+        "showlegend": legend,
+        "legend": {"itemsizing": "constant"},
+        "dragmode": "pan",
+        "uirevision": "scatter",
+        "xaxis": {"title": {"text": axis_titles[0]}, "constrain": "domain"},
+        "yaxis": {
+            "title": {"text": axis_titles[1]},
+            "constrain": "domain",
+            "scaleanchor": "x",
+            "scaleratio": 1,
+        },
+    }
+    # Built from plain dicts without plotly's validators: ten times faster for thousands of
+    # points, which keeps a slider move on the Manifold page quick. The keys above are checked by
+    # the tests against plotly's own validation.
+    fig = go.Figure({"data": traces, "layout": layout}, _validate=False)
     return fig

@@ -192,3 +192,18 @@ def test_train_start_watch_stop(shipped):
     assert any(p.proto.text.startswith("stopped: step") for p in at.get("progress"))
     # The stopped run (with its checkpoint) is now in the model picker.
     assert "runs/ui-run" in at.sidebar.selectbox[0].options
+
+
+def test_failed_training_process_is_reported(shipped, monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # make sure no GPU is seen
+    at = page("pages/1_Train.py").run()
+    [t for t in at.text_input if t.label == "Run name"][0].set_value("no-gpu")
+    [s for s in at.selectbox if s.label == "Device"][0].select("cuda")
+    [b for b in at.button if b.label == "Start training"][0].click().run()
+    folder = shipped / "runs" / "no-gpu"
+    deadline = time.time() + 120
+    while time.time() < deadline and '"failed"' not in (folder / "status.json").read_text():
+        time.sleep(0.2)
+    at.run()
+    assert not at.exception
+    assert any("failed" in e.value and "no CUDA GPU is available" in e.value for e in at.error)
