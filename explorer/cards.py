@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from explorer import __version__
-from explorer.checkpoints import load_checkpoint, read_config, save_checkpoint
+from explorer.checkpoints import dataset_of, load_checkpoint, read_config, save_checkpoint
 from explorer.data import _files
 from explorer.evaluate import Evaluation
 from explorer.train import COMMANDS_FILE, METRICS_FILE, read_metrics
@@ -57,7 +57,7 @@ def export(
     )
     commands_path = run / COMMANDS_FILE
     commands = commands_path.read_text().splitlines() if commands_path.exists() else []
-    dataset = train_cfg.get("dataset", "mnist")
+    dataset = dataset_of(config)
     card = {
         "name": dest.name,
         "dataset": dataset,

@@ -236,6 +236,11 @@ def read_config(path_or_name: str | os.PathLike) -> dict:
         raise CheckpointError(f"{folder / CONFIG_FILE} is not valid JSON: {exc}") from None
 
 
+def dataset_of(config: dict) -> str:
+    """The dataset a checkpoint was trained on, from its config.json (MNIST when unrecorded)."""
+    return (config.get("train") or {}).get("dataset", "mnist")
+
+
 def load_checkpoint(path_or_name: str | os.PathLike, device: str | torch.device = "cpu") -> VAE:
     """The VAE in a checkpoint folder or shipped model (e.g. ``"mnist-z2"``), in eval mode.
 

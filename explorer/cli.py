@@ -211,10 +211,9 @@ def cmd_train(args) -> None:
 
 
 def _dataset_of(checkpoint: str) -> str:
-    from explorer.checkpoints import read_config
+    from explorer.checkpoints import dataset_of, read_config
 
-    train_cfg = read_config(checkpoint).get("train") or {}
-    return train_cfg.get("dataset", "mnist")
+    return dataset_of(read_config(checkpoint))
 
 
 def _evaluate(checkpoint: str, k: int, limit: int | None, split: str, device: str, quiet: bool):

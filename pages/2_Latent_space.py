@@ -5,12 +5,12 @@ import streamlit as st
 import torch
 
 from explorer.images import make_grid, png_bytes
-from explorer.latent import decode_mean, fit_projection
+from explorer.latent import decode_mean
 from explorer.plots import latent_scatter
 from explorer.ui.models import (
     dataset_of,
-    encoded_test_set,
     label_names,
+    latent_map,
     model_key,
     model_or_stop,
     test_images,
@@ -26,9 +26,8 @@ st.caption(
     "click legend entries to hide classes."
 )
 
-means = encoded_test_set(*model_key(choice), dataset)
-images, labels = test_images(dataset)
-projection = fit_projection(means)
+means, projection, labels = latent_map(*model_key(choice), dataset)
+images = test_images(dataset)[0]
 points = projection(means[:count]).tolist()
 if projection.kind == "pca":
     ev = projection.explained

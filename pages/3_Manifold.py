@@ -4,15 +4,14 @@ import streamlit as st
 import torch
 
 from explorer.images import latent_grid, make_grid, png_bytes
-from explorer.latent import decode_mean, fit_projection
+from explorer.latent import decode_mean
 from explorer.plots import latent_scatter
 from explorer.ui.models import (
     dataset_of,
-    encoded_test_set,
     label_names,
+    latent_map,
     model_key,
     model_or_stop,
-    test_images,
 )
 
 st.set_page_config(page_title="Manifold - VAE Explorer", layout="wide")
@@ -57,10 +56,8 @@ left.image(
 )
 
 dataset = dataset_of(config)
-means = encoded_test_set(*model_key(choice), dataset)
-projection = fit_projection(means)
-points = projection(means[:2000]).tolist()
-labels = test_images(dataset)[1][:2000].tolist()
+means, projection, labels = latent_map(*model_key(choice), dataset)
+points, labels = projection(means[:2000]).tolist(), labels[:2000].tolist()
 
 
 @st.fragment

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import json
+
 import streamlit as st
 import torch
 
-from explorer.checkpoints import MODEL_FILE, load_checkpoint, pretrained_names, read_config, resolve
+from explorer.checkpoints import (
+    MODEL_FILE,
+    dataset_of,
+    load_checkpoint,
+    pretrained_names,
+    read_config,
+    resolve,
+)
 from explorer.data import LABEL_NAMES, load_dataset
 from explorer.errors import ExplorerError
 from explorer.jobs import list_runs, runs_root
-from explorer.latent import encode_means, reconstruct
+from explorer.latent import encode_means, fit_projection, reconstruct
 from explorer.model import VAE
 
 RUN_PREFIX = "runs/"
@@ -97,10 +106,6 @@ def model_or_stop() -> tuple[str, VAE, dict]:
     return choice, model, config
 
 
-def dataset_of(config: dict) -> str:
-    return (config.get("train") or {}).get("dataset", "mnist")
-
-
 def label_names(config: dict) -> list[str] | None:
     return LABEL_NAMES.get(dataset_of(config))
 
@@ -118,6 +123,13 @@ def encoded_test_set(path: str, mtime_ns: int, dataset: str) -> torch.Tensor:
     return encode_means(_load(path, mtime_ns), test_images(dataset)[0])
 
 
+@st.cache_data(show_spinner="Encoding the test set...", max_entries=8)
+def latent_map(path: str, mtime_ns: int, dataset: str):
+    """(posterior means (N, z), their 2-D projection, test labels): what the scatters plot."""
+    means = encoded_test_set(path, mtime_ns, dataset)
+    return means, fit_projection(means), test_images(dataset)[1]
+
+
 @st.cache_data(show_spinner="Reconstructing the test set...", max_entries=4)
 def test_reconstructions(path: str, mtime_ns: int, dataset: str):
     """Reconstruction of the whole test set with per-image ELBO (grey-level inputs)."""
@@ -127,8 +139,6 @@ def test_reconstructions(path: str, mtime_ns: int, dataset: str):
 def model_card(choice: str, config: dict) -> dict:
     """Headline figures for the Home page: from card.json (shipped models, measured by
     ``vae-explorer evaluate``) or from the run's own record (test ELBO during training)."""
-    import json
-
     path = folder_of(choice) / "card.json"
     try:
         card = json.loads(path.read_text())
