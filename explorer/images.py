@@ -40,11 +40,14 @@ def make_grid(images: torch.Tensor, ncol: int, pad: int = 2, pad_value: int = 25
     return grid
 
 
+def upscale(picture: np.ndarray, scale: int) -> np.ndarray:
+    """Enlarge a picture by an integer factor with nearest neighbour (crisp pixels)."""
+    return picture if scale <= 1 else picture.repeat(scale, axis=0).repeat(scale, axis=1)
+
+
 def png_bytes(picture: np.ndarray, scale: int = 1) -> bytes:
-    """PNG of a uint8 picture, upscaled by ``scale`` with nearest neighbour (crisp pixels)."""
-    image = Image.fromarray(picture)
-    if scale > 1:
-        image = image.resize((image.width * scale, image.height * scale), Image.NEAREST)
+    """PNG of a uint8 picture, upscaled by ``scale`` with nearest neighbour."""
+    image = Image.fromarray(upscale(picture, scale))
     buf = io.BytesIO()
     image.save(buf, format="PNG")
     return buf.getvalue()
@@ -166,3 +169,68 @@ def preprocess_image(source: str | os.PathLike | bytes | Image.Image) -> torch.T
         dx = int(np.clip(dx, -left, 28 - left - small.shape[1]))
         canvas = np.roll(canvas, (dy, dx), axis=(0, 1))
     return torch.from_numpy(canvas.astype(np.float32)).unsqueeze(0)
+
+
+def _rgb(colour: str) -> tuple[int, int, int]:
+    """'#1f77b4' or 'rgb(31,119,180)' -> (31, 119, 180)."""
+    if colour.startswith("#"):
+        return tuple(int(colour[i : i + 2], 16) for i in (1, 3, 5))
+    return tuple(int(v) for v in colour[colour.index("(") + 1 : -1].split(",")[:3])
+
+
+class ScatterPicture:
+    """A small static scatter of 2-D points coloured by label, drawn once; ``with_star`` adds a
+    star at one point. Cheap to redraw on every slider move (a PNG, no chart to re-render)."""
+
+    def __init__(
+        self,
+        points: torch.Tensor,
+        labels: torch.Tensor,
+        colours: list[str],
+        size: int = 320,
+        lim: float = 4.0,
+    ) -> None:
+        from PIL import ImageDraw
+
+        self.size, self.lim = size, lim
+        self.base = Image.new("RGB", (size, size), (255, 255, 255))
+        draw = ImageDraw.Draw(self.base)
+        mid = size // 2
+        draw.line([(0, mid), (size, mid)], fill=(220, 220, 220))
+        draw.line([(mid, 0), (mid, size)], fill=(220, 220, 220))
+        for (x, y), k in zip(self.to_pixels(points).tolist(), labels.tolist()):
+            draw.ellipse([x - 1.5, y - 1.5, x + 1.5, y + 1.5], fill=_rgb(colours[int(k) % len(colours)]))
+
+    def to_pixels(self, points: torch.Tensor) -> torch.Tensor:
+        """(N, 2) latent coordinates in [-lim, lim]^2 -> (N, 2) pixel positions (y down)."""
+        scale = self.size / (2 * self.lim)
+        px = (points[:, 0] + self.lim) * scale
+        py = (self.lim - points[:, 1]) * scale
+        return torch.stack([px, py], 1)
+
+    def with_star(self, point: tuple[float, float]) -> np.ndarray:
+        """The scatter with a black star at ``point`` (clamped to the frame): uint8 (H, W, 3)."""
+        import math
+
+        from PIL import ImageDraw
+
+        image = self.base.copy()
+        x, y = self.to_pixels(torch.tensor([point], dtype=torch.float32)).clamp(6, self.size - 6)[0].tolist()
+        star = [
+            (x + r * math.sin(a), y - r * math.cos(a))
+            for i in range(10)
+            for a, r in [(i * math.pi / 5, 11 if i % 2 == 0 else 4.5)]
+        ]
+        ImageDraw.Draw(image).polygon(star, fill=(0, 0, 0), outline=(255, 255, 255))
+        return np.asarray(image)
+
+
+def side_by_side(left: np.ndarray, right: np.ndarray, gap: int = 16) -> np.ndarray:
+    """Two uint8 pictures (H, W) or (H, W, 3) on one white RGB canvas, vertically centred."""
+    left, right = (np.repeat(a[..., None], 3, 2) if a.ndim == 2 else a for a in (left, right))
+    height = max(left.shape[0], right.shape[0])
+    canvas = np.full((height, left.shape[1] + gap + right.shape[1], 3), 255, dtype=np.uint8)
+    for x0, a in ((0, left), (left.shape[1] + gap, right)):
+        y0 = (height - a.shape[0]) // 2
+        canvas[y0 : y0 + a.shape[0], x0 : x0 + a.shape[1]] = a
+    return canvas

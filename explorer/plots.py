@@ -65,7 +65,6 @@ def latent_scatter(
     axis_titles: tuple[str, str] = ("z1", "z2"),
     marker_point: tuple[float, float] | None = None,
     height: int = 560,
-    legend: bool = True,
 ) -> go.Figure:
     """WebGL scatter of 2-D points coloured by label, one trace per label (legend toggles them).
 
@@ -111,7 +110,7 @@ def latent_scatter(
     layout = {
         "height": height,
         "margin": {"l": 40, "r": 10, "t": 10, "b": 40},
-        "showlegend": legend,
+        "showlegend": True,
         "legend": {"itemsizing": "constant"},
         "dragmode": "pan",
         "uirevision": "scatter",

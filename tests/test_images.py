@@ -84,3 +84,28 @@ def test_grid_layout_and_png():
     png = Image.open(io.BytesIO(png_bytes(grid, scale=3)))
     assert png.size == (27, 30)
     assert np.asarray(png)[0, 0] == 255
+
+
+def test_scatter_picture_places_points_and_star():
+    from explorer.images import ScatterPicture
+
+    pic = ScatterPicture(
+        torch.tensor([[2.0, 2.0]]), torch.tensor([1]), ["#000000", "#ff0000"], size=80, lim=4.0
+    )
+    base = np.asarray(pic.base)
+    assert tuple(base[20, 60]) == (255, 0, 0)  # (2, 2) -> x = 60, y = 20 (y up); colour of label 1
+    starred = pic.with_star((-4.0, -4.0))  # a corner: clamped inside the frame
+    assert starred.shape == (80, 80, 3) and tuple(starred[74, 6]) == (0, 0, 0)
+    assert tuple(np.asarray(pic.base)[74, 6]) == (255, 255, 255), "the cached base is not drawn on"
+
+
+def test_side_by_side_and_upscale():
+    from explorer.images import side_by_side, upscale
+
+    left = upscale(np.array([[0, 255]], dtype=np.uint8), 2)
+    assert left.tolist() == [[0, 0, 255, 255], [0, 0, 255, 255]]
+    right = np.full((6, 3, 3), 7, dtype=np.uint8)
+    both = side_by_side(left, right, gap=1)
+    assert both.shape == (6, 8, 3)
+    assert tuple(both[2, 0]) == (0, 0, 0) and tuple(both[0, 0]) == (255, 255, 255)  # centred
+    assert (both[:, 5:] == 7).all()

@@ -19,8 +19,15 @@ def test_latent_scatter_is_valid_and_indexed():
 def test_training_curves_place_steps_at_fractional_epochs():
     rows = [
         {"type": "step", "epoch": 1, "step": 5, "train_loss": 200.0, "recon": -190.0, "kl": 10.0},
-        {"type": "epoch", "epoch": 1, "step": 10, "train_loss": 190.0, "recon": -180.0, "kl": 10.0,
-         "test_elbo": -185.0},
+        {
+            "type": "epoch",
+            "epoch": 1,
+            "step": 10,
+            "train_loss": 190.0,
+            "recon": -180.0,
+            "kl": 10.0,
+            "test_elbo": -185.0,
+        },
     ]
     fig = training_curves({"a": rows}, {"a": 10})
     go.Figure(fig.to_dict())

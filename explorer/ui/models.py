@@ -17,9 +17,11 @@ from explorer.checkpoints import (
 )
 from explorer.data import LABEL_NAMES, load_dataset
 from explorer.errors import ExplorerError
+from explorer.images import ScatterPicture
 from explorer.jobs import list_runs, runs_root
 from explorer.latent import encode_means, fit_projection, reconstruct
 from explorer.model import VAE
+from explorer.plots import PALETTE
 
 RUN_PREFIX = "runs/"
 
@@ -128,6 +130,13 @@ def latent_map(path: str, mtime_ns: int, dataset: str):
     """(posterior means (N, z), their 2-D projection, test labels): what the scatters plot."""
     means = encoded_test_set(path, mtime_ns, dataset)
     return means, fit_projection(means), test_images(dataset)[1]
+
+
+@st.cache_resource(max_entries=8)
+def scatter_picture(path: str, mtime_ns: int, dataset: str) -> ScatterPicture:
+    """The Manifold page's small map: 2,000 encoded test images, drawn once per model."""
+    means, projection, labels = latent_map(path, mtime_ns, dataset)
+    return ScatterPicture(projection(means[:2000]), labels[:2000], list(PALETTE))
 
 
 @st.cache_data(show_spinner="Reconstructing the test set...", max_entries=4)
