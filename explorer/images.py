@@ -15,6 +15,8 @@ from explorer.errors import ImageError
 
 ACCEPTED_FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP")
 MAX_PIXELS = 40_000_000  # refuse larger images before decoding them (decompression bombs)
+MAX_UPLOADS = 20  # images per upload on the Reconstruct page; more are listed but not processed
+MAX_UPLOAD_BYTES = 10 * 1024 * 1024  # per file; also server.maxUploadSize in .streamlit/config.toml
 
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:
@@ -88,27 +90,38 @@ def latent_grid(n: int, lo: float = 0.05, hi: float = 0.95, latent_dim: int = 2)
 
 
 def open_image(source: str | os.PathLike | bytes) -> Image.Image:
-    """Open an image file or bytes, refusing unknown formats and oversized images before decoding."""
+    """Open an image file or bytes, refusing empty, oversized and unknown files, and images of
+    too many pixels (decompression bombs), before any pixel is decoded."""
     name = "the image" if isinstance(source, bytes) else str(source)
-    if isinstance(source, bytes):
-        if not source:
-            raise ImageError("the file is empty; upload a PNG, JPEG, BMP, GIF or WebP image")
-        fp = io.BytesIO(source)
-    else:
-        if not Path(source).is_file():
+    if not isinstance(source, bytes):
+        path = Path(source)
+        if not path.is_file():
             raise ImageError(f"{name} does not exist")
-        fp = open(source, "rb")  # noqa: SIM115 - PIL reads lazily; closed below on failure
+        if path.stat().st_size > MAX_UPLOAD_BYTES:
+            raise ImageError(
+                f"{name} is {path.stat().st_size / 2**20:.1f} MB, over the limit of "
+                f"{MAX_UPLOAD_BYTES / 2**20:.0f} MB"
+            )
+        source = path.read_bytes()
+    if not source:
+        raise ImageError(f"{name} is empty; use a PNG, JPEG, BMP, GIF or WebP image")
+    if len(source) > MAX_UPLOAD_BYTES:
+        raise ImageError(
+            f"{name} is {len(source) / 2**20:.1f} MB, over the limit of {MAX_UPLOAD_BYTES / 2**20:.0f} MB"
+        )
+    too_big = f"more pixels than the limit of {MAX_PIXELS:,} (a decompression bomb?); scale it down first"
     try:
-        image = Image.open(fp, formats=ACCEPTED_FORMATS)
+        image = Image.open(io.BytesIO(source), formats=ACCEPTED_FORMATS)
     except UnidentifiedImageError:
         raise ImageError(
             f"{name} is not an image in an accepted format ({', '.join(ACCEPTED_FORMATS)})"
         ) from None
+    except Image.DecompressionBombError:
+        raise ImageError(f"{name} has {too_big}") from None
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise ImageError(f"{name} could not be read (truncated or damaged?): {exc}") from None
     if image.width * image.height > MAX_PIXELS:
-        raise ImageError(
-            f"{name} is {image.width}x{image.height} pixels, over the limit of {MAX_PIXELS:,}; "
-            "scale it down first"
-        )
+        raise ImageError(f"{name} is {image.width}x{image.height} pixels: {too_big}")
     return image
 
 

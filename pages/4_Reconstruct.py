@@ -4,7 +4,7 @@ import streamlit as st
 import torch
 
 from explorer.errors import ImageError
-from explorer.images import ACCEPTED_FORMATS, make_grid, png_bytes, preprocess_image
+from explorer.images import ACCEPTED_FORMATS, MAX_UPLOADS, make_grid, png_bytes, preprocess_image
 from explorer.latent import reconstruct
 from explorer.ui.models import (
     dataset_of,
@@ -65,7 +65,12 @@ uploads = st.file_uploader(
     accept_multiple_files=True,
     help="Each is made MNIST-like: greyscale, inverted if light, cropped, 20x20 in 28x28.",
 )
-for upload in uploads or []:
+uploads = uploads or []
+if len(uploads) > MAX_UPLOADS:
+    st.warning(
+        f"{len(uploads)} files uploaded: only the first {MAX_UPLOADS} are shown. Remove some to see the rest."
+    )
+for upload in uploads[:MAX_UPLOADS]:
     try:
         x = preprocess_image(upload.getvalue()).unsqueeze(0)
     except ImageError as exc:

@@ -157,6 +157,20 @@ def test_uploads_good_and_bad(shipped):
     assert any("**one.png**" in m.value and "ELBO" in m.value for m in at.markdown)
 
 
+def test_upload_count_is_limited(shipped):
+    from explorer.images import MAX_UPLOADS
+
+    digit = Image.new("L", (40, 40), 255)
+    digit.paste(0, (15, 5, 25, 35))
+    files = [(f"d{i}.png", _png(digit), "image/png") for i in range(MAX_UPLOADS + 3)]
+    at = page("pages/4_Reconstruct.py").run()
+    at.file_uploader[0].set_value(files).run()
+    assert not at.exception
+    assert f"only the first {MAX_UPLOADS} are shown" in at.warning[0].value
+    shown = [m.value for m in at.markdown if m.value.startswith("**d")]
+    assert len(shown) == MAX_UPLOADS and "**d0.png**" in shown[0]
+
+
 def test_train_start_watch_stop(shipped):
     at = page("pages/1_Train.py").run()
     assert "No runs yet" in at.info[0].value
@@ -207,3 +221,15 @@ def test_failed_training_process_is_reported(shipped, monkeypatch):
     at.run()
     assert not at.exception
     assert any("failed" in e.value and "no CUDA GPU is available" in e.value for e in at.error)
+
+
+@pytest.mark.parametrize("name", ["../escape", "/tmp/abs", "a/b", "..", ".hidden"])
+def test_train_page_refuses_path_traversal(shipped, name):
+    at = page("pages/1_Train.py").run()
+    [t for t in at.text_input if t.label == "Run name"][0].set_value(name)
+    [b for b in at.button if b.label == "Start training"][0].click().run()
+    assert not at.exception
+    assert "is not allowed" in at.error[0].value
+    assert not (shipped / "escape").exists() and not (shipped / "runs" / "a").exists()
+    runs = shipped / "runs"
+    assert not runs.exists() or not any(runs.iterdir()), "nothing was created"
