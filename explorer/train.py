@@ -294,16 +294,29 @@ class _Trainer:
         self.perm = rng["perm"].to(self.device) if "perm" in rng else None
 
     def _save(self) -> None:
-        save_checkpoint(
-            self.out,
-            self.model,
-            epoch=self.epoch,
-            step=self.step,
-            train_config=asdict(self.cfg),
-            best_test_elbo=self.best,
-            optimizer=self.optimizer,
-            rng=self._rng(),
-        )
+        try:
+            save_checkpoint(
+                self.out,
+                self.model,
+                epoch=self.epoch,
+                step=self.step,
+                train_config=asdict(self.cfg),
+                best_test_elbo=self.best,
+                optimizer=self.optimizer,
+                rng=self._rng(),
+            )
+        except OSError as exc:  # disk full, permissions, a vanished folder
+            try:
+                previous = read_config(self.out)
+                kept = (
+                    f"the previous checkpoint (epoch {previous['epoch']}, step {previous['step']}) is intact"
+                )
+            except ExplorerError:
+                kept = "no earlier checkpoint exists"
+            raise ExplorerError(
+                f"could not save the checkpoint of step {self.step} in {self.out}: "
+                f"{exc.strerror or exc}; {kept}. Fix the cause, then continue with --resume."
+            ) from None
 
     def _train_step(self, idx: torch.Tensor) -> torch.Tensor:
         x = self.train_x[idx]  # (M, C, H, W) grey levels in [0, 1]

@@ -1,6 +1,7 @@
 """The trainer on real MNIST subsets: learning, metrics, reproducibility, exact resume, clean stop."""
 
 import importlib
+import os
 import signal
 import subprocess
 import sys
@@ -12,7 +13,7 @@ import torch
 from explorer.checkpoints import load_checkpoint, read_config
 from explorer.errors import ExplorerError
 from explorer.model import ModelConfig
-from explorer.train import TrainConfig, read_metrics, train
+from explorer.train import TrainConfig, read_metrics, read_status, train
 
 pytestmark = pytest.mark.integration
 train_module = importlib.import_module("explorer.train")  # the package re-exports train()
@@ -168,3 +169,59 @@ def test_sigterm_stops_cleanly_and_resume_finishes(tmp_path):
     assert [r["epoch"] for r in rows if r["type"] == "epoch"] == [1, 2]
     assert read_config(out)["step"] == 600
     assert "Traceback" not in err
+
+
+def test_failed_checkpoint_write_keeps_the_previous_one_and_says_so(tmp_path, monkeypatch):
+    out = train(tmp_path / "r", SMALL, _cfg(epochs=1), progress=False)
+    before = (out / "model.safetensors").read_bytes()
+    checkpoints = importlib.import_module("explorer.checkpoints")
+    real_replace = os.replace
+
+    def disk_full(src, dst):
+        if str(dst).endswith("model.safetensors"):
+            raise OSError(28, "No space left on device")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(checkpoints.os, "replace", disk_full)
+    with pytest.raises(
+        ExplorerError, match=r"No space left.*previous checkpoint \(epoch 1, step 10\) is intact"
+    ):
+        train(out, config=TrainConfig(epochs=2), resume=True, progress=False)
+    monkeypatch.undo()
+    assert (out / "model.safetensors").read_bytes() == before
+    assert read_status(out)["state"] == "failed"
+    train(out, config=TrainConfig(epochs=2), resume=True, progress=False)  # then it carries on
+    rows = read_metrics(out / "metrics.jsonl")
+    assert [r["epoch"] for r in rows if r["type"] == "epoch"] == [1, 2]
+    steps = [r["step"] for r in rows if r["type"] == "step"]
+    assert steps == sorted(set(steps)) == [5, 10, 15, 20], "no line lost or duplicated"
+
+
+def test_kill_9_mid_epoch_then_resume_loses_and_duplicates_nothing(tmp_path):
+    from explorer.jobs import JobRegistry
+
+    out = tmp_path / "runs" / "killed"
+    cmd = [sys.executable, "-m", "explorer.cli", "train", "--out", str(out), "--limit", "3000",
+           "--test-limit", "200", "--batch-size", "10", "--hidden", "32", "--epochs", "2",
+           "--log-every", "10", "--device", "cpu", "--no-progress"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline:  # wait until epoch 2 is under way (a checkpoint exists)
+        rows = read_metrics(out / "metrics.jsonl")
+        if any(r["type"] == "step" and r["epoch"] == 2 for r in rows):
+            break
+        time.sleep(0.05)
+    proc.kill()  # SIGKILL: no handler runs, nothing is saved
+    proc.wait()
+    with open(out / "metrics.jsonl", "a") as f:
+        f.write('{"type": "step", "epoch": 2, "ste')  # a line torn by the kill
+    assert JobRegistry(tmp_path / "runs").view("killed").state == "lost"
+    assert read_config(out)["epoch"] == 1  # the last checkpoint is the end of epoch 1
+    rc = subprocess.run([sys.executable, "-m", "explorer.cli", "train", "--resume", str(out),
+                         "--no-progress"], capture_output=True, text=True, timeout=300)
+    assert rc.returncode == 0, rc.stderr
+    rows = read_metrics(out / "metrics.jsonl")
+    assert (out / "metrics.jsonl").read_text().endswith("}\n"), "no torn line kept"
+    steps = [r["step"] for r in rows if r["type"] == "step"]
+    assert steps == list(range(10, 601, 10)), "every step line once, none lost"
+    assert [r["epoch"] for r in rows if r["type"] == "epoch"] == [1, 2]
