@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 HOST   ?= 127.0.0.1
 PORT   ?= 8501
 
-.PHONY: run test test-all lint browser-deps clean
+.PHONY: run test test-all soak lint browser-deps clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -42,8 +42,12 @@ test: $(STAMP) browser-deps
 test-all: $(STAMP) browser-deps
 	$(PY) -m pytest -m "slow or not slow"
 
+# Many users: one server, 10 concurrent real-browser sessions for 60 s (not part of `make test`).
+soak: $(STAMP) browser-deps
+	$(PY) bench/soak.py --sessions 10 --seconds 60
+
 lint: $(STAMP)
-	$(VENV)/bin/ruff check explorer tests app.py
+	$(VENV)/bin/ruff check explorer tests bench pages app.py
 
 clean:
 	rm -rf $(VENV) tests/artifacts .pytest_cache

@@ -34,8 +34,9 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def streamlit_server(env: dict | None = None, timeout: float = 90):
-    """Start ``streamlit run app.py`` on 127.0.0.1; yield its URL; stop it by its PID."""
+def streamlit_server(env: dict | None = None, timeout: float = 90, pid_out: list | None = None):
+    """Start ``streamlit run app.py`` on 127.0.0.1; yield its URL; stop it by its PID (appended to
+    ``pid_out`` when given, for measurements of the server process)."""
     port = free_port()
     cmd = [
         sys.executable,
@@ -52,6 +53,7 @@ def streamlit_server(env: dict | None = None, timeout: float = 90):
         "--browser.gatherUsageStats",
         "false",
     ]
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
     log = open(ARTIFACTS / f"server-{port}.log", "w")
     proc = subprocess.Popen(
         cmd,
@@ -62,6 +64,8 @@ def streamlit_server(env: dict | None = None, timeout: float = 90):
         start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
+    if pid_out is not None:
+        pid_out.append(proc.pid)
     try:
         deadline = time.time() + timeout
         while True:

@@ -201,9 +201,29 @@ def test_kill_9_mid_epoch_then_resume_loses_and_duplicates_nothing(tmp_path):
     from explorer.jobs import JobRegistry
 
     out = tmp_path / "runs" / "killed"
-    cmd = [sys.executable, "-m", "explorer.cli", "train", "--out", str(out), "--limit", "3000",
-           "--test-limit", "200", "--batch-size", "10", "--hidden", "32", "--epochs", "2",
-           "--log-every", "10", "--device", "cpu", "--no-progress"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "explorer.cli",
+        "train",
+        "--out",
+        str(out),
+        "--limit",
+        "3000",
+        "--test-limit",
+        "200",
+        "--batch-size",
+        "10",
+        "--hidden",
+        "32",
+        "--epochs",
+        "2",
+        "--log-every",
+        "10",
+        "--device",
+        "cpu",
+        "--no-progress",
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while time.time() < deadline:  # wait until epoch 2 is under way (a checkpoint exists)
@@ -217,8 +237,12 @@ def test_kill_9_mid_epoch_then_resume_loses_and_duplicates_nothing(tmp_path):
         f.write('{"type": "step", "epoch": 2, "ste')  # a line torn by the kill
     assert JobRegistry(tmp_path / "runs").view("killed").state == "lost"
     assert read_config(out)["epoch"] == 1  # the last checkpoint is the end of epoch 1
-    rc = subprocess.run([sys.executable, "-m", "explorer.cli", "train", "--resume", str(out),
-                         "--no-progress"], capture_output=True, text=True, timeout=300)
+    rc = subprocess.run(
+        [sys.executable, "-m", "explorer.cli", "train", "--resume", str(out), "--no-progress"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert rc.returncode == 0, rc.stderr
     rows = read_metrics(out / "metrics.jsonl")
     assert (out / "metrics.jsonl").read_text().endswith("}\n"), "no torn line kept"
