@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 HOST   ?= 127.0.0.1
 PORT   ?= 8501
 
-.PHONY: run test test-all soak lint browser-deps clean
+.PHONY: run test test-all bench soak lint browser-deps clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,11 @@ test: $(STAMP) browser-deps
 # Everything, including the tests marked slow.
 test-all: $(STAMP) browser-deps
 	$(PY) -m pytest -m "slow or not slow"
+
+# Speed tables (see bench/README.md); not part of `make test`.
+bench: $(STAMP)
+	$(PY) -m explorer.cli data fetch mnist
+	$(PY) bench/train_speed.py --epochs 2
 
 # Many users: one server, 10 concurrent real-browser sessions for 60 s (not part of `make test`).
 soak: $(STAMP) browser-deps

@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import io
 import math
+import os
 import statistics
 import sys
 import time
@@ -49,6 +50,12 @@ def rss_mb(pid: int) -> float:
         except OSError:
             pass
     return total / 1024
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (from /proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def digit_png(path: Path) -> Path:
@@ -109,6 +116,7 @@ def run(args) -> int:
     upload = digit_png(Path("/tmp/vae-explorer-soak-digit.png"))
     stats: dict = {"page switch": [], "slider move": [], "upload": [], "errors": []}
     memory = []
+    cpu: list[float] = []
 
     async def go(url: str, pid: int) -> None:
         async with async_playwright() as p:
@@ -120,6 +128,7 @@ def run(args) -> int:
                 await idle(page, 120_000)
             await page.close()
             memory.append(("start", rss_mb(pid)))
+            cpu.append(cpu_seconds(pid))
             stop_at = time.time() + args.seconds
 
             async def sample_memory():
@@ -131,7 +140,10 @@ def run(args) -> int:
                 sample_memory(),
                 *(session(i, browser, url, stop_at, upload, stats) for i in range(args.sessions)),
             )
+            cpu.append(cpu_seconds(pid))
             await browser.close()
+            await asyncio.sleep(5)
+            memory.append(("end, sessions closed + 5 s", rss_mb(pid)))
 
     with streamlit_server(pid_out=(pids := [])) as url:
         asyncio.run(go(url, pids[0]))
@@ -146,6 +158,10 @@ def run(args) -> int:
             p50, p95 = statistics.median(lat) * 1000, p95 * 1000
             print(f"| {kind} (action to app idle) | {len(lat)} | {p50:.0f} ms | {p95:.0f} ms |")
     print(f"| errors | {len(stats['errors'])} | | |")
+    print(
+        f"| server CPU during the run | {(cpu[1] - cpu[0]) / args.seconds:.0%} of one core "
+        f"({os.cpu_count()} cores in all; the browsers use the rest) | | |"
+    )
     for label, mb in memory:
         print(f"| server memory at {label} | {mb:.0f} MB | | |")
     for e in stats["errors"][:10]:

@@ -34,6 +34,7 @@ MODEL_FILE = "model.safetensors"
 STATE_FILE = "train_state.safetensors"
 PREV_STATE_FILE = "train_state.prev.safetensors"
 CONFIG_FILE = "config.json"
+IMPLEMENTATION_FLAGS = ("fused", "foreach", "capturable", "differentiable")
 PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt", ".pkl", ".bin")
 
 
@@ -304,8 +305,14 @@ def load_training_state(
         for key, value in plain["plain"].items():
             idx, field = key.split(".", 1)
             state.setdefault(int(idx), {})[field] = value
+        # How the update is computed (fused, foreach, capturable) belongs to this machine, not
+        # to the file: a run saved on one device must resume on another.
+        groups = [
+            {**saved, **{k: now[k] for k in IMPLEMENTATION_FLAGS if k in now}}
+            for saved, now in zip(plain["param_groups"], optimizer.param_groups)
+        ]
         try:
-            optimizer.load_state_dict({"state": state, "param_groups": plain["param_groups"]})
+            optimizer.load_state_dict({"state": state, "param_groups": groups})
         except (ValueError, KeyError) as exc:
             raise CheckpointError(f"{folder / name}: optimiser state does not fit: {exc}") from None
         return {k[4:]: v for k, v in tensors.items() if k.startswith("rng.")}

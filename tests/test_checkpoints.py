@@ -143,3 +143,17 @@ def test_shipped_names_and_missing_paths(tmp_path, monkeypatch, saved):
     assert load_checkpoint("run").config.latent_dim == 2
     with pytest.raises(CheckpointError, match=r"shipped model \(run\)"):
         load_checkpoint("no-such-model")
+
+
+def test_optimizer_implementation_flags_come_from_the_resuming_machine(tmp_path, tiny_config):
+    model = VAE(tiny_config)
+    fused = torch.optim.Adam(model.parameters(), lr=1e-3, fused=True)
+    model(torch.rand(3, 1, 4, 3))[0].sum().backward()
+    fused.step()
+    save_checkpoint(tmp_path / "r", model, step=1, optimizer=fused)
+    plain = torch.optim.Adam(model.parameters(), lr=1e-3, foreach=False)
+    load_training_state(tmp_path / "r", plain, step=1)
+    assert not plain.param_groups[0]["fused"] and plain.param_groups[0]["foreach"] is False
+    assert torch.equal(
+        plain.state[model.enc_head.weight]["exp_avg"], fused.state[model.enc_head.weight]["exp_avg"]
+    )

@@ -139,9 +139,10 @@ def scatter_picture(path: str, mtime_ns: int, dataset: str) -> ScatterPicture:
     return ScatterPicture(projection(means[:2000]), labels[:2000], list(PALETTE))
 
 
-@st.cache_data(show_spinner="Reconstructing the test set...", max_entries=4)
+@st.cache_resource(show_spinner="Reconstructing the test set...", max_entries=4)
 def test_reconstructions(path: str, mtime_ns: int, dataset: str):
-    """Reconstruction of the whole test set with per-image ELBO (grey-level inputs)."""
+    """Reconstruction of the whole test set with per-image ELBO (grey-level inputs). Shared and
+    read-only: cache_data would unpickle a 63 MB copy for every rerun of every session."""
     return reconstruct(_load(path, mtime_ns), test_images(dataset)[0])
 
 
