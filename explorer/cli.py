@@ -69,7 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="train a VAE into a run folder",
         description="Train a VAE with AEVB; metrics and checkpoints go to --out.",
     )
-    t.add_argument("--out", help="run folder, e.g. runs/mnist-z2 (required unless --resume RUN)")
+    t.add_argument("--out", help="run folder, e.g. runs/mnist-z2 (or give --name)")
+    t.add_argument("--name", help="run name: the run goes to runs/NAME (letters, digits, . _ -)")
     t.add_argument(
         "--resume",
         nargs="?",
@@ -178,8 +179,14 @@ def cmd_train(args) -> None:
     from explorer.train import TrainConfig, train
 
     out = args.resume if isinstance(args.resume, str) else args.out
+    if args.name is not None:
+        from explorer.jobs import check_run_name, runs_root
+
+        if out is not None:
+            raise ExplorerError("give either --name or --out (or --resume RUN), not both")
+        out = str(runs_root() / check_run_name(args.name))
     if out is None:
-        raise ExplorerError("give the run folder with --out runs/NAME (or --resume RUN)")
+        raise ExplorerError("give the run folder with --out runs/NAME, --name NAME or --resume RUN")
     progress = False if args.no_progress else None
     if args.resume:
         cfg = TrainConfig(epochs=args.epochs) if args.epochs else None

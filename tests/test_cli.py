@@ -133,3 +133,39 @@ def test_data_info_json():
     assert info["train"] == 60000 and info["shape"] == [1, 28, 28]
     assert info["files"]["t10k-labels-idx1-ubyte"]["md5"] == "27ae3e4e09519cfbb04c329615203637"
     assert run("data", "fetch", "mnist").returncode == 0
+
+
+@pytest.mark.parametrize("name", ["../escape", "/etc/x", "a/b", "..", ".hidden", "a\\b"])
+def test_run_names_cannot_leave_the_runs_folder(tmp_path, monkeypatch, name, capsys):
+    monkeypatch.setenv("VAE_EXPLORER_RUNS", str(tmp_path / "runs"))
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "--name", name, "--epochs", "1", "--limit", "100"]) == 1
+    assert "is not allowed" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == [], "nothing was created anywhere"
+
+
+@pytest.mark.integration
+def test_run_name_puts_the_run_in_runs(tmp_path, monkeypatch):
+    monkeypatch.setenv("VAE_EXPLORER_RUNS", str(tmp_path / "runs"))
+    assert (
+        main(
+            [
+                "train",
+                "--name",
+                "ok-1",
+                "--epochs",
+                "1",
+                "--limit",
+                "200",
+                "--test-limit",
+                "100",
+                "--hidden",
+                "16",
+                "--device",
+                "cpu",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
+    assert (tmp_path / "runs" / "ok-1" / "model.safetensors").is_file()
