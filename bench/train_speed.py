@@ -29,7 +29,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from explorer.data import MNIST_FILES, fetch  # noqa: E402
 from explorer.model import ModelConfig  # noqa: E402
-from explorer.train import TrainConfig, pick_device, read_metrics, train  # noqa: E402
+from explorer.runs import read_metrics  # noqa: E402
+from explorer.train import TrainConfig, pick_device, train  # noqa: E402
 
 
 class ReferenceVAE(nn.Module):

@@ -19,7 +19,7 @@ from explorer import __version__
 from explorer.checkpoints import dataset_of, load_checkpoint, read_config, save_checkpoint
 from explorer.data import _files
 from explorer.evaluate import Evaluation
-from explorer.train import COMMANDS_FILE, METRICS_FILE, read_metrics
+from explorer.runs import COMMANDS_FILE, METRICS_FILE, read_metrics
 
 
 def hardware() -> str:

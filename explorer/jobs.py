@@ -16,7 +16,7 @@ from pathlib import Path
 
 from explorer.checkpoints import MODEL_FILE
 from explorer.errors import ExplorerError
-from explorer.train import METRICS_FILE, read_metrics, read_status
+from explorer.runs import METRICS_FILE, read_metrics, read_status
 
 LOG_FILE = "train.log"
 RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")

@@ -12,7 +12,6 @@ SIGTERM): ``--resume`` continues exactly where it stopped.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import signal
@@ -35,11 +34,15 @@ from explorer.errors import ExplorerError
 from explorer.evaluate import elbo_per_image, eval_images
 from explorer.model import VAE, ModelConfig
 from explorer.objectives import ESTIMATORS, elbo_terms
+from explorer.runs import (
+    COMMANDS_FILE,
+    METRICS_FILE,
+    append_metrics,
+    truncate_metrics,
+    write_status,
+)
 
 OPTIMIZERS = ("adam", "adagrad", "rmsprop", "sgd")
-METRICS_FILE = "metrics.jsonl"
-STATUS_FILE = "status.json"
-COMMANDS_FILE = "commands.txt"  # each command line that trained this run, one per line
 
 
 @dataclass
@@ -143,39 +146,6 @@ class _StopRequest:
             signal.signal(sig, handler)
 
 
-def _append_metrics(path: Path, rows: list[dict]) -> None:
-    with open(path, "a") as f:
-        f.write("".join(json.dumps(r) + "\n" for r in rows))
-        f.flush()
-        os.fsync(f.fileno())
-
-
-def read_metrics(path: str | os.PathLike) -> list[dict]:
-    """The complete lines of a metrics.jsonl (a torn last line is skipped)."""
-    rows = []
-    try:
-        lines = Path(path).read_text().splitlines(keepends=True)
-    except FileNotFoundError:
-        return rows
-    for line in lines:
-        if not line.endswith("\n"):
-            break
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            break
-    return rows
-
-
-def _truncate_metrics(path: Path, step: int) -> list[dict]:
-    """Keep only complete lines up to ``step`` (the checkpoint's), atomically; return them."""
-    rows = [r for r in read_metrics(path) if r.get("step", 0) <= step]
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    os.replace(tmp, path)
-    return rows
-
-
 def train(
     out: str | os.PathLike,
     model_config: ModelConfig | None = None,
@@ -233,22 +203,6 @@ def train(
     return out
 
 
-def write_status(out: Path, state: str, **fields) -> None:
-    """Record the run's state in RUN/status.json (atomically) for the app and other observers:
-    starting, running, stopped (checkpoint saved, resumable), finished or failed (with message)."""
-    record = {"state": state, "pid": os.getpid(), "time": time.time(), **fields}
-    tmp = out / f".{STATUS_FILE}.tmp-{os.getpid()}"
-    tmp.write_text(json.dumps(record) + "\n")
-    os.replace(tmp, out / STATUS_FILE)
-
-
-def read_status(out: str | os.PathLike) -> dict | None:
-    try:
-        return json.loads((Path(out) / STATUS_FILE).read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return None
-
-
 class _Trainer:
     def __init__(
         self, out: Path, model_config: ModelConfig, cfg: TrainConfig, resume: bool, progress: bool | None
@@ -278,7 +232,7 @@ class _Trainer:
             self.best = saved.get("best_test_elbo")
             rng = load_training_state(out, self.optimizer, self.step)
             self._restore_rng(rng)
-            rows = _truncate_metrics(out / METRICS_FILE, self.step)
+            rows = truncate_metrics(out / METRICS_FILE, self.step)
             self.seconds = rows[-1]["seconds"] if rows else 0.0
         else:
             self.model = VAE(model_config).to(self.device)
@@ -390,7 +344,7 @@ class _Trainer:
                         f"checkpoint in {self.out} is kept. Lower --lr or use --estimator analytic."
                     )
                 now = time.perf_counter()
-                _append_metrics(
+                append_metrics(
                     metrics,
                     [
                         {
@@ -442,7 +396,7 @@ class _Trainer:
         }
         # The line goes first: if the process dies before the checkpoint is saved, --resume drops
         # every line past the previous checkpoint's step and runs this epoch again.
-        _append_metrics(metrics, [row])
+        append_metrics(metrics, [row])
         self._save()
         if self.progress is not False:
             tqdm.write(

@@ -13,7 +13,8 @@ import torch
 from explorer.checkpoints import load_checkpoint, read_config
 from explorer.errors import ExplorerError
 from explorer.model import ModelConfig
-from explorer.train import TrainConfig, read_metrics, read_status, train
+from explorer.runs import read_metrics, read_status
+from explorer.train import TrainConfig, train
 
 pytestmark = pytest.mark.integration
 train_module = importlib.import_module("explorer.train")  # the package re-exports train()

@@ -1,0 +1,63 @@
+"""The files of a run folder besides the checkpoint: ``metrics.jsonl`` (one JSON line per
+logging step and per epoch), ``status.json`` (what the training process is doing) and
+``commands.txt`` (how the run was made). Written by the trainer, read by the app and the cards."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+METRICS_FILE = "metrics.jsonl"
+STATUS_FILE = "status.json"
+COMMANDS_FILE = "commands.txt"  # each command line that trained this run, one per line
+
+
+def append_metrics(path: Path, rows: list[dict]) -> None:
+    with open(path, "a") as f:
+        f.write("".join(json.dumps(r) + "\n" for r in rows))
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def read_metrics(path: str | os.PathLike) -> list[dict]:
+    """The complete lines of a metrics.jsonl (a torn last line is skipped)."""
+    rows = []
+    try:
+        lines = Path(path).read_text().splitlines(keepends=True)
+    except FileNotFoundError:
+        return rows
+    for line in lines:
+        if not line.endswith("\n"):
+            break
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            break
+    return rows
+
+
+def truncate_metrics(path: Path, step: int) -> list[dict]:
+    """Keep only complete lines up to ``step`` (the checkpoint's), atomically; return them."""
+    rows = [r for r in read_metrics(path) if r.get("step", 0) <= step]
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    os.replace(tmp, path)
+    return rows
+
+
+def write_status(out: Path, state: str, **fields) -> None:
+    """Record the run's state in RUN/status.json (atomically) for the app and other observers:
+    starting, running, stopped (checkpoint saved, resumable), finished or failed (with message)."""
+    record = {"state": state, "pid": os.getpid(), "time": time.time(), **fields}
+    tmp = out / f".{STATUS_FILE}.tmp-{os.getpid()}"
+    tmp.write_text(json.dumps(record) + "\n")
+    os.replace(tmp, out / STATUS_FILE)
+
+
+def read_status(out: str | os.PathLike) -> dict | None:
+    try:
+        return json.loads((Path(out) / STATUS_FILE).read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
