@@ -32,3 +32,19 @@ def mnist_test():
     from explorer.data import load_dataset
 
     return load_dataset("mnist", "test")
+
+
+@pytest.fixture
+def disk_full(monkeypatch):
+    """Call it to make every later write of a model.safetensors fail as on a full disk (the
+    rename that would put the new file in place raises ENOSPC)."""
+    import explorer.checkpoints as checkpoints
+
+    real_replace = os.replace
+
+    def replace(src, dst):
+        if str(dst).endswith("model.safetensors"):
+            raise OSError(28, "No space left on device")
+        return real_replace(src, dst)
+
+    return lambda: monkeypatch.setattr(checkpoints.os, "replace", replace)

@@ -1,7 +1,6 @@
 """Checkpoints: round trip, atomic writes, corruption and mismatch detection, no code execution."""
 
 import json
-import os
 import pickle
 
 import pytest
@@ -106,17 +105,10 @@ def test_pickle_checkpoints_are_refused_without_running_code(tmp_path):
     assert not marker.exists()
 
 
-def test_failed_write_keeps_the_previous_checkpoint(saved, monkeypatch):
+def test_failed_write_keeps_the_previous_checkpoint(saved, monkeypatch, disk_full):
     folder, model, opt = saved
     before = (folder / "model.safetensors").read_bytes()
-    real_replace = os.replace
-
-    def broken_replace(src, dst):
-        if str(dst).endswith("model.safetensors"):
-            raise OSError(28, "No space left on device")
-        return real_replace(src, dst)
-
-    monkeypatch.setattr(checkpoints.os, "replace", broken_replace)
+    disk_full()
     with torch.no_grad():
         for p in model.parameters():
             p.add_(1.0)

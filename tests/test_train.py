@@ -1,7 +1,6 @@
 """The trainer on real MNIST subsets: learning, metrics, reproducibility, exact resume, clean stop."""
 
 import importlib
-import os
 import signal
 import subprocess
 import sys
@@ -28,6 +27,34 @@ def _cfg(**kw):
 
 def _weights(folder):
     return load_checkpoint(folder).state_dict()
+
+
+def cli_train_command(out) -> list[str]:
+    """`vae-explorer train` of 2 epochs x 300 steps, logging every 10 steps: long enough to be
+    interrupted mid-epoch by a test."""
+    return [
+        sys.executable,
+        "-m",
+        "explorer.cli",
+        "train",
+        "--out",
+        str(out),
+        "--limit",
+        "3000",
+        "--test-limit",
+        "200",
+        "--batch-size",
+        "10",
+        "--hidden",
+        "32",
+        "--epochs",
+        "2",
+        "--log-every",
+        "10",
+        "--device",
+        "cpu",
+        "--no-progress",
+    ]
 
 
 def test_training_learns_and_logs(tmp_path):
@@ -123,29 +150,7 @@ def test_divergence_stops_with_message_and_keeps_checkpoint(tmp_path, monkeypatc
 
 def test_sigterm_stops_cleanly_and_resume_finishes(tmp_path):
     out = tmp_path / "run"
-    cmd = [
-        sys.executable,
-        "-m",
-        "explorer.cli",
-        "train",
-        "--out",
-        str(out),
-        "--limit",
-        "3000",
-        "--test-limit",
-        "200",
-        "--batch-size",
-        "10",
-        "--hidden",
-        "32",
-        "--epochs",
-        "2",
-        "--log-every",
-        "10",
-        "--device",
-        "cpu",
-        "--no-progress",
-    ]
+    cmd = cli_train_command(out)
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
     while not (out / "metrics.jsonl").exists() and time.time() < deadline:
@@ -172,18 +177,10 @@ def test_sigterm_stops_cleanly_and_resume_finishes(tmp_path):
     assert "Traceback" not in err
 
 
-def test_failed_checkpoint_write_keeps_the_previous_one_and_says_so(tmp_path, monkeypatch):
+def test_failed_checkpoint_write_keeps_the_previous_one_and_says_so(tmp_path, monkeypatch, disk_full):
     out = train(tmp_path / "r", SMALL, _cfg(epochs=1), progress=False)
     before = (out / "model.safetensors").read_bytes()
-    checkpoints = importlib.import_module("explorer.checkpoints")
-    real_replace = os.replace
-
-    def disk_full(src, dst):
-        if str(dst).endswith("model.safetensors"):
-            raise OSError(28, "No space left on device")
-        return real_replace(src, dst)
-
-    monkeypatch.setattr(checkpoints.os, "replace", disk_full)
+    disk_full()
     with pytest.raises(
         ExplorerError, match=r"No space left.*previous checkpoint \(epoch 1, step 10\) is intact"
     ):
@@ -202,29 +199,7 @@ def test_kill_9_mid_epoch_then_resume_loses_and_duplicates_nothing(tmp_path):
     from explorer.jobs import JobRegistry
 
     out = tmp_path / "runs" / "killed"
-    cmd = [
-        sys.executable,
-        "-m",
-        "explorer.cli",
-        "train",
-        "--out",
-        str(out),
-        "--limit",
-        "3000",
-        "--test-limit",
-        "200",
-        "--batch-size",
-        "10",
-        "--hidden",
-        "32",
-        "--epochs",
-        "2",
-        "--log-every",
-        "10",
-        "--device",
-        "cpu",
-        "--no-progress",
-    ]
+    cmd = cli_train_command(out)
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while time.time() < deadline:  # wait until epoch 2 is under way (a checkpoint exists)
