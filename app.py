@@ -51,6 +51,14 @@ with left:
     st.page_link(
         "pages/4_Reconstruct.py", label="Reconstruct test images or your uploads", icon=":material/image:"
     )
+    st.page_link(
+        "pages/5_Draw.py", label="Draw a digit and see what the model makes of it", icon=":material/draw:"
+    )
+    st.page_link(
+        "pages/6_Interpolate.py",
+        label="Interpolate: morph one image into another through latent space",
+        icon=":material/linear_scale:",
+    )
 
 with right:
     card = model_card(choice, config)

@@ -247,3 +247,16 @@ def side_by_side(left: np.ndarray, right: np.ndarray, gap: int = 16) -> np.ndarr
         y0 = (height - a.shape[0]) // 2
         canvas[y0 : y0 + a.shape[0], x0 : x0 + a.shape[1]] = a
     return canvas
+
+
+def canvas_image(rgba: np.ndarray | None) -> Image.Image | None:
+    """A drawing canvas's RGBA pixels (H, W, 4), composited over black, as a greyscale image
+    for ``preprocess_image``; None when nothing has been drawn (no pixel brighter than black)."""
+    if rgba is None or rgba.ndim != 3 or rgba.shape[2] not in (3, 4) or rgba.size == 0:
+        return None
+    rgb = rgba[..., :3].astype(np.float32)
+    alpha = rgba[..., 3:4].astype(np.float32) / 255.0 if rgba.shape[2] == 4 else 1.0
+    grey = (rgb * alpha) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    if grey.max() < 8:  # a few stray levels are not a drawing
+        return None
+    return Image.fromarray(np.clip(grey, 0, 255).astype(np.uint8), mode="L")

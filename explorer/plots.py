@@ -127,3 +127,260 @@ def latent_scatter(
     # the tests against plotly's own validation.
     fig = go.Figure({"data": traces, "layout": layout}, _validate=False)
     return fig
+
+
+# -- overlays on the latent scatter -----------------------------------------------------------------
+
+
+def add_outline(
+    fig: go.Figure, points, name: str, colour: str = "black", dash: str = "solid", group=None
+) -> None:
+    """A closed outline (P, 2), e.g. a posterior ellipse, drawn over the scatter."""
+    fig.add_trace(
+        {
+            "type": "scatter",
+            "mode": "lines",
+            "name": name,
+            "legendgroup": group or name,
+            "x": [round(float(p[0]), 4) for p in points],
+            "y": [round(float(p[1]), 4) for p in points],
+            "line": {"color": colour, "width": 2, "dash": dash},
+            "hoverinfo": "skip",
+        }
+    )
+
+
+def add_points(
+    fig: go.Figure, points, names: Sequence[str], colour: str = "black", symbol: str = "star"
+) -> None:
+    """Labelled markers (N, 2): an upload, a drawing, the chosen test image."""
+    fig.add_trace(
+        {
+            "type": "scatter",
+            "mode": "markers+text",
+            "name": "your images" if len(names) > 1 else names[0],
+            "x": [float(p[0]) for p in points],
+            "y": [float(p[1]) for p in points],
+            "text": list(names),
+            "textposition": "top center",
+            "textfont": {"size": 12},
+            "marker": {
+                "symbol": symbol,
+                "size": 16,
+                "color": colour,
+                "line": {"width": 1.5, "color": "white"},
+            },
+            "hovertemplate": "%{text}<br>(%{x:.2f}, %{y:.2f})<extra></extra>",
+        }
+    )
+
+
+def add_path(fig: go.Figure, points, name: str, colour: str = "black") -> None:
+    """An interpolation path (N, 2) with its steps marked and its two ends labelled A and B."""
+    xs, ys = [float(p[0]) for p in points], [float(p[1]) for p in points]
+    fig.add_trace(
+        {
+            "type": "scatter",
+            "mode": "lines+markers+text",
+            "name": name,
+            "x": xs,
+            "y": ys,
+            "text": ["A"] + [""] * (len(xs) - 2) + ["B"],
+            "textposition": "top center",
+            "textfont": {"size": 14, "color": colour},
+            "line": {"color": colour, "width": 2},
+            "marker": {"size": 7, "color": colour, "line": {"width": 1, "color": "white"}},
+            "hovertemplate": f"{name}<br>(%{{x:.2f}}, %{{y:.2f}})<extra></extra>",
+        }
+    )
+
+
+def prior_vs_posterior(dmap, axis_titles: tuple[str, str] = ("z1", "z2"), height: int = 560) -> go.Figure:
+    """The aggregate posterior's density (shaded, log scale), the prior's 1/2/3-sigma circles, and
+    the holes: the prior's 2-sigma disc where the data put less than a tenth of its density."""
+    import numpy as np
+
+    floor = dmap.aggregate.max() * 1e-4
+    log_q = np.log10(np.maximum(dmap.aggregate, floor))
+    hole = np.where(dmap.holes, 1.0, np.nan)
+    cx, cy = dmap.prior_centre
+    angle = np.linspace(0, 2 * np.pi, 121)
+    data = [
+        {
+            "type": "heatmap",
+            "x": dmap.xs.round(4).tolist(),
+            "y": dmap.ys.round(4).tolist(),
+            "z": log_q.round(3).tolist(),
+            "colorscale": "Blues",
+            "reversescale": True,  # empty = white, dense = dark blue
+            "name": "data density",
+            "colorbar": {"title": {"text": "log10 q(z)"}, "len": 0.6, "y": 0.7},
+            "hovertemplate": "(%{x:.2f}, %{y:.2f})<br>log10 q(z) = %{z:.2f}<extra></extra>",
+        },
+        {
+            "type": "heatmap",
+            "x": dmap.xs.round(4).tolist(),
+            "y": dmap.ys.round(4).tolist(),
+            "z": [[None if np.isnan(v) else 1 for v in row] for row in hole],
+            "colorscale": [[0, "rgba(214,39,40,0.45)"], [1, "rgba(214,39,40,0.45)"]],
+            "showscale": False,
+            "name": "holes",
+            "showlegend": True,
+            "hovertemplate": "hole: the prior has mass, the data almost none<extra></extra>",
+        },
+    ]
+    for r, dash in ((1, "solid"), (2, "dash"), (3, "dot")):
+        data.append(
+            {
+                "type": "scatter",
+                "mode": "lines",
+                "name": f"prior {r} sigma",
+                "x": (cx + r * np.cos(angle)).round(4).tolist(),
+                "y": (cy + r * np.sin(angle)).round(4).tolist(),
+                "line": {"color": "black", "width": 1.5, "dash": dash},
+                "hoverinfo": "skip",
+            }
+        )
+    layout = {
+        "height": height,
+        "margin": {"l": 40, "r": 10, "t": 10, "b": 40},
+        "legend": {"orientation": "h", "y": -0.12},
+        "xaxis": {"title": {"text": axis_titles[0]}, "constrain": "domain"},
+        "yaxis": {
+            "title": {"text": axis_titles[1]},
+            "scaleanchor": "x",
+            "scaleratio": 1,
+            "constrain": "domain",
+        },
+        "plot_bgcolor": "white",
+    }
+    return go.Figure({"data": data, "layout": layout}, _validate=False)
+
+
+def kl_bars(
+    kl_per_dim: Sequence[float], variance: Sequence[float], threshold: float, height: int = 300
+) -> go.Figure:
+    """KL(q(z_j|x) || N(0, 1)) per latent dimension, averaged over the test set; active units
+    (variance over x of E_q[z_j] above ``threshold``) in colour, collapsed ones in grey."""
+    active = [v > threshold for v in variance]
+    dims = [f"z{j + 1}" for j in range(len(kl_per_dim))]
+    data = [
+        {
+            "type": "bar",
+            "x": dims,
+            "y": [round(float(k), 4) for k in kl_per_dim],
+            "marker": {"color": [PALETTE[0] if a else "#bbbbbb" for a in active]},
+            "customdata": [
+                [round(float(v), 4), "active" if a else "inactive"] for v, a in zip(variance, active)
+            ],
+            "hovertemplate": "%{x}: KL %{y:.3f} nats<br>Var_x E[z] = %{customdata[0]}"
+            " (%{customdata[1]})<extra></extra>",
+            "name": "KL per dimension",
+        }
+    ]
+    layout = {
+        "height": height,
+        "margin": {"l": 50, "r": 10, "t": 10, "b": 40},
+        "yaxis": {"title": {"text": "KL (nats)"}},
+        "xaxis": {"type": "category"},
+        "showlegend": False,
+    }
+    return go.Figure({"data": data, "layout": layout}, _validate=False)
+
+
+def latent_animation(
+    epochs: Sequence[int],
+    frames,
+    labels: Sequence[int],
+    label_names: Sequence[str] | None = None,
+    axis_titles: tuple[str, str] = ("z1", "z2"),
+    height: int = 480,
+) -> go.Figure:
+    """The snapshots (E, n, 2) as an animated scatter with a play button and an epoch slider,
+    opening on the last epoch; fixed axes so that the points move, not the frame."""
+    import numpy as np
+
+    frames = np.asarray(frames)
+    labels = np.asarray(labels)
+    classes = sorted(set(int(v) for v in labels))
+    lo = np.percentile(frames.reshape(-1, 2), 0.5, axis=0)
+    hi = np.percentile(frames.reshape(-1, 2), 99.5, axis=0)
+    pad = 0.08 * (hi - lo) + 1e-3
+
+    def traces(frame):
+        out = []
+        for k in classes:
+            pts = frame[labels == k]
+            name = label_names[k] if label_names is not None and k < len(label_names) else str(k)
+            out.append(
+                {
+                    "type": "scatter",
+                    "mode": "markers",
+                    "name": name,
+                    "x": pts[:, 0].round(2).tolist(),
+                    "y": pts[:, 1].round(2).tolist(),
+                    "marker": {"size": 4, "opacity": 0.7, "color": PALETTE[k % len(PALETTE)]},
+                    "hoverinfo": "skip",
+                }
+            )
+        return out
+
+    names = [str(e) for e in epochs]
+    layout = {
+        "height": height,
+        "margin": {"l": 40, "r": 10, "t": 40, "b": 10},
+        "xaxis": {"title": {"text": axis_titles[0]}, "range": [float(lo[0] - pad[0]), float(hi[0] + pad[0])]},
+        "yaxis": {"title": {"text": axis_titles[1]}, "range": [float(lo[1] - pad[1]), float(hi[1] + pad[1])]},
+        "legend": {"itemsizing": "constant", "orientation": "h", "y": 1.02, "yanchor": "bottom"},
+        "updatemenus": [
+            {
+                "type": "buttons",
+                "direction": "left",
+                "x": 0.0,
+                "y": -0.12,
+                "xanchor": "left",
+                "yanchor": "top",
+                "pad": {"r": 8, "t": 8},
+                "buttons": [
+                    {
+                        "label": "Play",
+                        "method": "animate",
+                        "args": [
+                            None,
+                            {
+                                "frame": {"duration": 250, "redraw": False},
+                                "fromcurrent": False,
+                                "transition": {"duration": 150},
+                            },
+                        ],
+                    },
+                    {
+                        "label": "Pause",
+                        "method": "animate",
+                        "args": [[None], {"frame": {"duration": 0, "redraw": False}, "mode": "immediate"}],
+                    },
+                ],
+            }
+        ],
+        "sliders": [
+            {
+                "active": len(names) - 1,
+                "x": 0.3,
+                "y": -0.08,
+                "len": 0.7,
+                "currentvalue": {"prefix": "epoch ", "xanchor": "right"},
+                "pad": {"t": 30},
+                "steps": [
+                    {
+                        "label": n,
+                        "method": "animate",
+                        "args": [[n], {"frame": {"duration": 0, "redraw": False}, "mode": "immediate"}],
+                    }
+                    for n in names
+                ],
+            }
+        ],
+    }
+    layout["margin"]["b"] = 110
+    fig_frames = [{"name": n, "data": traces(f)} for n, f in zip(names, frames)]
+    return go.Figure({"data": traces(frames[-1]), "layout": layout, "frames": fig_frames}, _validate=False)

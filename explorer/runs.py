@@ -61,3 +61,53 @@ def read_status(out: str | os.PathLike) -> dict | None:
         return json.loads((Path(out) / STATUS_FILE).read_text())
     except (FileNotFoundError, json.JSONDecodeError):
         return None
+
+
+# -- the latent space as it forms: one small file per epoch ------------------------------------------
+LATENTS_DIR = "latents"
+SNAPSHOT_SIZE = 2000  # test images whose latent means are saved every epoch
+
+
+def write_latent_snapshot(out: Path, epoch: int, points, labels=None) -> Path:
+    """Save the 2-D latent coordinates (n, 2) of the snapshot images after ``epoch`` (0 = before
+    training) as RUN/latents/epoch-NNNN.npy (float16, atomically); ``labels`` once, with epoch 0."""
+    import numpy as np
+
+    folder = Path(out) / LATENTS_DIR
+    folder.mkdir(exist_ok=True)
+    items = [(f"epoch-{epoch:04d}.npy", np.asarray(points, dtype=np.float16))]
+    if labels is not None:
+        items.append(("labels.npy", np.asarray(labels, dtype=np.int16)))
+    for name, array in items:
+        tmp = folder / f".{name}.tmp-{os.getpid()}"
+        with open(tmp, "wb") as f:
+            np.save(f, array)
+        os.replace(tmp, folder / name)
+    return folder / items[0][0]
+
+
+def read_latent_snapshots(out: str | os.PathLike):
+    """(epochs [int], coordinates float32 (E, n, 2), labels (n,)) of a run's saved snapshots, in
+    epoch order; None when the run saved none. Unreadable files (a run from before snapshots,
+    a damaged file) are skipped."""
+    import numpy as np
+
+    folder = Path(out) / LATENTS_DIR
+    try:
+        labels = np.load(folder / "labels.npy", allow_pickle=False)
+    except (OSError, ValueError):
+        return None
+    epochs, frames = [], []
+    for path in sorted(folder.glob("epoch-*.npy")):
+        try:
+            frame = np.load(path, allow_pickle=False)
+            epoch = int(path.stem.split("-")[1])
+        except (OSError, ValueError):
+            continue
+        if frame.shape != (len(labels), 2):
+            continue
+        epochs.append(epoch)
+        frames.append(frame.astype(np.float32))
+    if not frames:
+        return None
+    return epochs, np.stack(frames), labels

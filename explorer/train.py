@@ -32,13 +32,17 @@ from explorer.checkpoints import (
 from explorer.data import DATASETS, load_dataset
 from explorer.errors import ExplorerError
 from explorer.evaluate import elbo_per_image, eval_images
+from explorer.latent import fit_projection
 from explorer.model import VAE, ModelConfig
 from explorer.objectives import ESTIMATORS, elbo_terms
 from explorer.runs import (
     COMMANDS_FILE,
+    LATENTS_DIR,
     METRICS_FILE,
+    SNAPSHOT_SIZE,
     append_metrics,
     truncate_metrics,
+    write_latent_snapshot,
     write_status,
 )
 
@@ -216,9 +220,11 @@ class _Trainer:
             model_config.image_shape = tuple(images.shape[1:])
         self.binarized = cfg.binarized(model_config.likelihood)
         self.train_x = (images.float() / 255.0).to(self.device)  # (N, C, H, W), moved once
-        self.test_x = eval_images(cfg.dataset, "test", self.binarized, cfg.test_limit, cfg.eval_seed)[0].to(
-            self.device
+        self.test_x, test_labels = eval_images(
+            cfg.dataset, "test", self.binarized, cfg.test_limit, cfg.eval_seed
         )
+        self.test_x = self.test_x.to(self.device)
+        self.snapshot_labels = test_labels[:SNAPSHOT_SIZE]
         self.batch = min(cfg.batch_size, len(self.train_x))
         self.steps_per_epoch = len(self.train_x) // self.batch
         self.epoch, self.step, self.pos, self.best = 0, 0, 0, None
@@ -298,11 +304,31 @@ class _Trainer:
         self.model.train()
         return (recon - kl).mean().item(), recon.mean().item(), kl.mean().item()
 
+    @torch.no_grad()
+    def _snapshot(self) -> None:
+        """Save where the first SNAPSHOT_SIZE test images sit in latent space after this epoch,
+        for the Train page's animation: the means themselves for a 2-D latent, else their top two
+        principal components. Never fails the run: a snapshot is a picture, not a result."""
+        self.model.eval()
+        try:
+            mu = self.model.encode(self.test_x[:SNAPSHOT_SIZE])[0].float().cpu()
+            points = fit_projection(mu)(mu)
+            labels_saved = (self.out / LATENTS_DIR / "labels.npy").exists()
+            write_latent_snapshot(
+                self.out, self.epoch, points, None if labels_saved else self.snapshot_labels
+            )
+        except (OSError, RuntimeError) as exc:
+            tqdm.write(f"note: latent snapshot of epoch {self.epoch} not saved: {exc}")
+        finally:
+            self.model.train()
+
     def run(self) -> bool:
         """Train to the configured number of epochs; True when stopped early by a signal."""
         cfg, metrics = self.cfg, self.out / METRICS_FILE
         if self.epoch >= cfg.epochs:
             return False
+        if not (self.out / LATENTS_DIR / "labels.npy").exists():
+            self._snapshot()  # epoch 0 of a new run: the latent space before any training
         with _StopRequest() as stop:
             start = time.perf_counter()
             while self.epoch < cfg.epochs and not stop.requested:
@@ -397,6 +423,7 @@ class _Trainer:
         # The line goes first: if the process dies before the checkpoint is saved, --resume drops
         # every line past the previous checkpoint's step and runs this epoch again.
         append_metrics(metrics, [row])
+        self._snapshot()
         self._save()
         if self.progress is not False:
             tqdm.write(

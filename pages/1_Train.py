@@ -2,12 +2,17 @@
 
 import streamlit as st
 
+from explorer.checkpoints import read_config
 from explorer.errors import ExplorerError
+from explorer.insight import align_frames, pick_frames
 from explorer.jobs import list_runs
-from explorer.plots import training_curves
+from explorer.plots import latent_animation, training_curves
+from explorer.runs import read_latent_snapshots
 from explorer.ui.jobs import job_registry
-from explorer.ui.models import model_picker
+from explorer.ui.models import label_names, model_picker
 from explorer.ui.widgets import duration, train_form
+
+MAX_FRAMES = 40  # epochs shown in the animation: enough to see it form, light enough to resend
 
 st.set_page_config(page_title="Train - VAE Explorer", layout="wide")
 model_picker()
@@ -69,7 +74,44 @@ def show(name: str) -> None:
     st.session_state["was_active"] = view.active
 
 
-st.fragment(run_every=1.0 if name in active else None)(show)(name)
+def forming(name: str) -> None:
+    """The latent space as it forms: the run's per-epoch snapshots of 2,000 test images."""
+    st.markdown("**The latent space forming**")
+    snapshots = read_latent_snapshots(registry.root / name)
+    if snapshots is None:
+        st.info(
+            "No latent snapshots yet: the first appears when training starts (runs made "
+            "before snapshots existed have none)."
+        )
+        return
+    epochs, frames, labels = snapshots
+    keep = pick_frames(epochs, MAX_FRAMES)
+    epochs, frames = [epochs[i] for i in keep], frames[keep]
+    try:
+        config = read_config(registry.root / name)
+        dims, names = config["model"]["latent_dim"], label_names(config)
+    except (ExplorerError, KeyError):
+        dims, names = 2, None
+    if dims > 2:
+        frames = align_frames(frames)  # principal components of each epoch, turned to match the last
+    axes = ("z1", "z2") if dims <= 2 else ("PC1", "PC2")
+    st.plotly_chart(
+        latent_animation(epochs, frames, labels, names, axes),
+        key=f"forming-{name}",
+        config={"displayModeBar": False},
+    )
+    st.caption(
+        f"Means of q(z|x) for {frames.shape[1]:,} test images after each epoch (0: before training)"
+        + ("" if dims <= 2 else "; principal components, aligned from epoch to epoch")
+        + ". Press Play, or drag the epoch slider."
+    )
+
+
+curves_col, forming_col = st.columns([3, 2], gap="medium")
+with curves_col:
+    st.fragment(run_every=1.0 if name in active else None)(show)(name)
+with forming_col:
+    st.fragment(run_every=5.0 if name in active else None)(forming)(name)
 
 with st.expander("Compare runs"):
     chosen = st.multiselect("Runs to overlay", runs, default=runs[: min(2, len(runs))])

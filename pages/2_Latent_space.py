@@ -1,12 +1,11 @@
-"""Latent space: the encoded test set as a scatter; click a point to see the image and its
-reconstruction."""
+"""Latent space: the encoded test set as a scatter; click a point to see the image, its
+reconstruction and its posterior. Second tab: the aggregate posterior against the prior."""
 
 import streamlit as st
-import torch
 
-from explorer.images import make_grid, png_bytes
-from explorer.latent import decode_mean
+from explorer.insight import posterior
 from explorer.plots import latent_scatter
+from explorer.ui.insight import axis_titles, draw_posterior, samples_picture, show_prior_map
 from explorer.ui.models import (
     dataset_of,
     label_names,
@@ -19,26 +18,21 @@ from explorer.ui.models import (
 st.set_page_config(page_title="Latent space - VAE Explorer", layout="wide")
 choice, model, config = model_or_stop()
 dataset = dataset_of(config)
+key = model_key(choice)
 count = st.sidebar.slider("Test images shown", 1000, 10_000, 5000, step=1000)
 st.title("Latent space")
-st.caption(
-    "Each dot is a test image placed at the mean of q(z|x). Click a dot to see it; "
-    "click legend entries to hide classes."
-)
 
-means, projection, labels = latent_map(*model_key(choice), dataset)
+means, projection, labels = latent_map(*key, dataset)
 images = test_images(dataset)[0]
 points = projection(means[:count]).tolist()
 if projection.kind == "pca":
     ev = projection.explained
     st.info(
-        f"This model has {model.config.latent_dim} latent dimensions; the scatter shows the first two "
+        f"This model has {model.config.latent_dim} latent dimensions; the pictures show the first two "
         f"principal components of the encoded means, which explain {ev[0]:.0%} and {ev[1]:.0%} "
         "of their variance."
     )
-    axes = (f"PC1 ({ev[0]:.0%})", f"PC2 ({ev[1]:.0%})")
-else:
-    axes = ("z1", "z2")
+scatter_tab, prior_tab = st.tabs(["Test set", "Prior vs aggregate posterior"])
 
 
 def remember_click() -> None:
@@ -48,26 +42,45 @@ def remember_click() -> None:
         st.session_state["picked"] = (choice, int(custom[0] if isinstance(custom, list) else custom))
 
 
-left, right = st.columns([3, 1], gap="medium")
-with left:
-    fig = latent_scatter(points, labels[:count].tolist(), label_names(config), axes)
-    st.plotly_chart(fig, on_select=remember_click, selection_mode="points", key="scatter")
-with right:
+with scatter_tab:
+    st.caption(
+        "Each dot is a test image placed at the mean of q(z|x). Click a dot to see it and what "
+        "the encoder is unsure about; click legend entries to hide classes."
+    )
     picked = st.session_state.get("picked")
     if not picked or picked[0] != choice or picked[1] >= count:
-        st.info("Click a point in the scatter to see that test image and its reconstruction.")
-    else:
+        picked = None
+    names = label_names(config)
+    fig = latent_scatter(points, labels[:count].tolist(), names, axis_titles(projection))
+    if picked:
         index = picked[1]
-        x = images[index : index + 1]
-        recon = decode_mean(model, means[index : index + 1])
-        names = label_names(config)
-        label = int(labels[index])
-        st.subheader(f"Test image #{index}")
-        st.write(f"Label: **{names[label] if names else label}**")
-        st.image(
-            png_bytes(make_grid(torch.cat([x, recon]), 2), scale=5),
-            caption="input | reconstruction",
-            output_format="PNG",
-        )
-        coords = ", ".join(f"{v:.3f}" for v in means[index].tolist())
-        st.write(f"Posterior mean z = ({coords})")
+        mu, sigma = (v[0] for v in posterior(model, images[index : index + 1]))
+        draw_posterior(fig, projection, mu, sigma, f"#{index}", "black")
+    left, right = st.columns([3, 2], gap="medium")
+    with left:
+        st.plotly_chart(fig, on_select=remember_click, selection_mode="points", key="scatter")
+    with right:
+        if not picked:
+            st.info(
+                "Click a point in the scatter to see that test image, its reconstruction and its posterior."
+            )
+        else:
+            label = int(labels[index])
+            st.subheader(f"Test image #{index}")
+            st.write(f"Label: **{names[label] if names else label}**")
+            st.image(
+                samples_picture(model, images[index], mu, sigma, scale=3),
+                caption="input | reconstruction | 8 draws z ~ q(z|x), decoded",
+                output_format="PNG",
+            )
+            coords = ", ".join(f"{v:.3f}" for v in mu.tolist())
+            spread = ", ".join(f"{v:.3f}" for v in sigma.tolist())
+            st.markdown(f"Posterior mean z = ({coords})  \nstandard deviation = ({spread})")
+            st.caption(
+                "On the scatter: the 1-sigma (solid) and 2-sigma (dashed) ellipses of q(z|x). "
+                "Where the draws differ, the encoder is unsure; a wide ellipse over several "
+                "classes means the image could pass for any of them."
+            )
+
+with prior_tab:
+    show_prior_map(key, dataset, projection)

@@ -6,6 +6,8 @@ import torch
 from explorer.errors import ImageError
 from explorer.images import ACCEPTED_FORMATS, MAX_UPLOADS, make_grid, png_bytes, preprocess_image
 from explorer.latent import reconstruct
+from explorer.plots import PALETTE
+from explorer.ui.insight import base_scatter, draw_posterior, image_report
 from explorer.ui.models import (
     dataset_of,
     label_names,
@@ -26,7 +28,8 @@ st.caption(
     "per image (higher is better)."
 )
 
-rec = test_reconstructions(*model_key(choice), dataset)
+key = model_key(choice)
+rec = test_reconstructions(*key, dataset)
 labels = test_images(dataset)[1]
 if mode == "random":
     seed = st.sidebar.number_input("Seed", 0, 10_000, 0)
@@ -70,22 +73,33 @@ if len(uploads) > MAX_UPLOADS:
     st.warning(
         f"{len(uploads)} files uploaded: only the first {MAX_UPLOADS} are shown. Remove some to see the rest."
     )
+placed = []  # (name, mu, sigma) of each readable upload, for the map below
 for upload in uploads[:MAX_UPLOADS]:
     try:
-        x = preprocess_image(upload.getvalue()).unsqueeze(0)
+        x = preprocess_image(upload.getvalue())
     except ImageError as exc:
         st.error(f"{upload.name}: {exc}")
         continue
-    result = reconstruct(model, x)
-    z = ", ".join(f"{v:.2f}" for v in result.means[0].tolist())
-    a, b = st.columns([1, 2])
+    a, b = st.columns([3, 2])
+    with a:
+        mu, sigma = image_report(model, x, key, dataset, upload.name)
+    result = reconstruct(model, x[None])
     picture = png_bytes(make_grid(torch.cat([result.inputs, result.outputs]), 2), scale=5)
-    a.image(picture, caption="preprocessed | reconstruction", output_format="PNG")
-    b.markdown(f"**{upload.name}**  \nELBO **{result.elbo[0]:.2f}** nats  \nlatent mean z = ({z})")
     b.download_button(
-        "Download (PNG)",
+        "Download input and reconstruction (PNG)",
         picture,
         file_name=f"{upload.name.rsplit('.', 1)[0]}-reconstruction.png",
         mime="image/png",
         key=f"dl-{upload.file_id}",
+    )
+    placed.append((upload.name, mu, sigma))
+if placed:
+    st.subheader("Where your images lie")
+    fig, projection = base_scatter(*key, dataset, names)
+    for i, (name, mu, sigma) in enumerate(placed):
+        draw_posterior(fig, projection, mu, sigma, name, PALETTE[(i + 3) % len(PALETTE)] if i else "black")
+    st.plotly_chart(fig, key="uploads-map")
+    st.caption(
+        "Each star is the mean of q(z|x) of one of your images; the solid and dashed ellipses hold "
+        "its 1- and 2-sigma regions, among 2,000 encoded test images."
     )

@@ -13,6 +13,7 @@ from explorer.checkpoints import save_checkpoint
 from explorer.model import VAE, ModelConfig
 
 ROOT = Path(__file__).resolve().parent.parent
+PAGE_FILES = ("app.py", *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "pages").glob("*.py")))
 pytestmark = pytest.mark.integration
 
 
@@ -48,7 +49,7 @@ def test_home_shows_card_explains_and_links(shipped):
     assert metrics["Test ELBO (nats)"] == "-150.25" and metrics["Test NLL (nats)"] == "n/a"
     assert len(at.get("latex")) == 2  # the ELBO and the reparameterisation
     links = [p.proto.page for p in at.main.get("page_link")]
-    assert links == ["Train", "Latent_space", "Manifold", "Reconstruct"], links
+    assert links == ["Train", "Latent_space", "Manifold", "Reconstruct", "Draw", "Interpolate"], links
     assert at.get("image")[0].proto.imgs[0].url.endswith(".png")
 
 
@@ -76,7 +77,7 @@ def test_card_json_figures_are_shown(shipped):
 
 def test_broken_model_gives_a_message_not_a_traceback(shipped):
     (shipped / "pretrained" / "mnist-z2" / "model.safetensors").write_bytes(b"\x08" + b"\x00" * 7 + b"{")
-    for name in ("app.py", "pages/2_Latent_space.py", "pages/3_Manifold.py", "pages/4_Reconstruct.py"):
+    for name in [p for p in PAGE_FILES if "Train" not in p]:  # Train loads no model
         at = page(name).run()
         assert not at.exception, name
         assert "truncated or corrupted" in at.error[0].value, name
@@ -94,7 +95,7 @@ def test_latent_space_shows_clicked_point(shipped, mnist_test):
     at = page("pages/2_Latent_space.py").run()
     assert not at.exception
     assert "Click a point" in at.info[0].value
-    assert len(at.get("plotly_chart")) == 1
+    assert [c.key for c in at.get("plotly_chart")] == ["scatter", "prior-map", "kl-bars"]
     at.session_state["picked"] = ("mnist-z2", 3)  # what a click on test image 3 stores
     at.run()
     assert at.subheader[0].value == "Test image #3"
@@ -154,7 +155,9 @@ def test_uploads_good_and_bad(shipped):
     errors = [e.value for e in at.error]
     assert any(e.startswith("blank.png: the image is blank") for e in errors)
     assert any(e.startswith("junk.png: ") and "accepted format" in e for e in errors)
-    assert any("**one.png**" in m.value and "ELBO" in m.value for m in at.markdown)
+    assert any(i.proto.imgs[0].caption.startswith("one.png: input") for i in at.get("image"))
+    assert any(m.value.startswith("ELBO **") for m in at.markdown)
+    assert len(at.get("plotly_chart")) == 1  # one map, with the readable upload on it
 
 
 def test_upload_count_is_limited(shipped):
@@ -167,8 +170,8 @@ def test_upload_count_is_limited(shipped):
     at.file_uploader[0].set_value(files).run()
     assert not at.exception
     assert f"only the first {MAX_UPLOADS} are shown" in at.warning[0].value
-    shown = [m.value for m in at.markdown if m.value.startswith("**d")]
-    assert len(shown) == MAX_UPLOADS and "**d0.png**" in shown[0]
+    shown = [i.proto.imgs[0].caption for i in at.get("image") if i.proto.imgs[0].caption.startswith("d")]
+    assert len(shown) == MAX_UPLOADS and shown[0].startswith("d0.png:")
 
 
 def test_train_start_watch_stop(shipped):
@@ -233,3 +236,118 @@ def test_train_page_refuses_path_traversal(shipped, name):
     assert not (shipped / "escape").exists() and not (shipped / "runs" / "a").exists()
     runs = shipped / "runs"
     assert not runs.exists() or not any(runs.iterdir()), "nothing was created"
+
+
+def _spec(chart) -> dict:
+    return __import__("json").loads(chart.proto.spec)
+
+
+def test_latent_space_shows_the_posterior_of_the_clicked_point(shipped):
+    at = page("pages/2_Latent_space.py")
+    at.session_state["picked"] = ("mnist-z2", 3)
+    at.run()
+    assert not at.exception
+    names = [t.get("name") for t in _spec(at.get("plotly_chart")[0])["data"]]
+    assert "#3: 1 sigma" in names and "#3: 2 sigma" in names and "#3" in names
+    caption = [i.proto.imgs[0].caption for i in at.get("image")]
+    assert "input | reconstruction | 8 draws z ~ q(z|x), decoded" in caption
+    assert any(
+        m.value.startswith("Posterior mean z = (") and "standard deviation" in m.value for m in at.markdown
+    )
+
+
+@pytest.mark.parametrize("model", ["mnist-z2", "mnist-z5"])
+def test_prior_against_aggregate_posterior(shipped, model):
+    at = page("pages/2_Latent_space.py")
+    at.session_state["model"] = model
+    at.run()
+    assert not at.exception
+    metrics = {m.label: m.value for m in at.metric}
+    dims = int(model[-1])
+    assert metrics["Prior mass in holes"].endswith("%")
+    assert metrics["Active units"].endswith(f"of {dims}")
+    charts = [_spec(c) for c in at.get("plotly_chart")]
+    kinds = [[t["type"] for t in spec["data"]] for spec in charts]
+    assert ["heatmap", "heatmap", "scatter", "scatter", "scatter"] in kinds  # density, holes, 3 circles
+    assert ["bar"] in kinds
+    bars = next(s for s in charts if s["data"][0]["type"] == "bar")["data"][0]
+    assert bars["x"] == [f"z{j + 1}" for j in range(dims)]
+    assert any("principal-component plane" in c.value for c in at.caption) == (dims > 2)
+
+
+def test_uploads_get_a_percentile_and_strangers_a_warning(mnist_test, monkeypatch, tmp_path):
+    """On the shipped mnist-z2: a real test digit is ordinary, random noise is a stranger."""
+    monkeypatch.setenv("VAE_EXPLORER_RUNS", str(tmp_path / "runs"))
+    digit = Image.fromarray(mnist_test.images[0, 0].numpy())
+    rng = __import__("numpy").random.default_rng(0)
+    noise = Image.fromarray((rng.random((28, 28)) * 255).astype("uint8"))
+    at = page("pages/4_Reconstruct.py").run()
+    at.file_uploader[0].set_value(
+        [("digit.png", _png(digit), "image/png"), ("noise.png", _png(noise), "image/png")]
+    ).run()
+    assert not at.exception
+    reports = [m.value for m in at.markdown if m.value.startswith("ELBO **")]
+    assert len(reports) == 2
+    percentiles = [float(r.split("higher than **")[1].split("%")[0]) for r in reports]
+    assert percentiles[0] > 5 and percentiles[1] < 1, percentiles
+    warnings = [w.value for w in at.warning]
+    assert len(warnings) == 1 and "does not look like the training data" in warnings[0]
+    spec = _spec(at.get("plotly_chart")[0])
+    assert {"digit.png", "noise.png"} <= {t.get("name") for t in spec["data"]}
+
+
+def test_draw_page_waits_for_a_drawing(shipped):
+    at = page("pages/5_Draw.py").run()
+    assert not at.exception and not at.error
+    assert "Draw on the black square" in at.info[0].value
+    assert len(at.get("plotly_chart")) == 1  # the map the drawing will be placed on
+    assert "drawing" not in at.session_state
+
+
+def test_interpolate_between_test_images_and_a_drawing(shipped, mnist_test):
+    at = page("pages/6_Interpolate.py").run()
+    assert not at.exception
+    assert [r.options for r in at.radio] == [["test image", "upload"]] * 2  # no drawing yet
+    strips = [m.value for m in at.markdown if "path," in m.value]
+    assert strips == ["**Linear** path, 10 steps", "**Spherical** path, 10 steps"]
+    downloads = [b.proto.label for b in at.get("download_button")]
+    assert downloads == [
+        "PNG strip (linear)",
+        "Animated GIF (linear)",
+        "PNG strip (spherical)",
+        "Animated GIF (spherical)",
+    ]
+    paths = [t for t in _spec(at.get("plotly_chart")[0])["data"] if t.get("name", "").endswith("path")]
+    assert [len(t["x"]) for t in paths] == [10, 10] and paths[0]["text"][0] == "A"
+    # both paths start and end at the two images' posterior means
+    assert paths[0]["x"][0] == pytest.approx(paths[1]["x"][0], abs=1e-5)
+    assert paths[0]["y"][-1] == pytest.approx(paths[1]["y"][-1], abs=1e-5)
+    at.sidebar.multiselect[0].set_value(["spherical"]).run()
+    at.sidebar.slider[0].set_value(5).run()
+    assert [m.value for m in at.markdown if "path," in m.value] == ["**Spherical** path, 5 steps"]
+    # a drawing made on the Draw page becomes a third source
+    drawing = torch.zeros(1, 28, 28)
+    drawing[0, 4:24, 13:15] = 1.0
+    at.session_state["drawing"] = drawing
+    at.run()
+    assert at.radio[0].options == ["test image", "upload", "drawing"]
+    at.radio[0].set_value("drawing").run()
+    assert not at.exception
+    assert "your drawing" in [i.proto.imgs[0].caption for i in at.get("image")]
+
+
+def test_train_page_animates_the_latent_space_of_a_run(shipped):
+    from explorer.train import TrainConfig, train
+
+    cfg = TrainConfig(epochs=2, limit=500, test_limit=300, device="cpu", log_every=5)
+    train(shipped / "runs" / "small", ModelConfig(hidden=(32,), latent_dim=2), cfg, progress=False)
+    at = page("pages/1_Train.py").run()
+    assert not at.exception
+    charts = [_spec(c) for c in at.get("plotly_chart")]
+    animated = [c for c in charts if c.get("frames")]
+    assert len(animated) == 1
+    anim = animated[0]
+    assert [f["name"] for f in anim["frames"]] == ["0", "1", "2"]
+    assert sum(len(t["x"]) for t in anim["data"]) == 300  # every snapshot image, opening on the last epoch
+    assert anim["layout"]["sliders"][0]["active"] == 2
+    assert any("Press Play" in c.value for c in at.caption)

@@ -91,6 +91,14 @@ def test_latent_space_deep_link_and_click(browser, server):
     assert f"Test image #{index}" in page.inner_text("[data-testid=stMain]")
     images_loaded(page, 1)
     shot(page, "latent_space")
+    page.get_by_role("tab", name="Prior vs aggregate posterior").click()
+    page.wait_for_selector("text=Prior mass in holes", timeout=30_000)
+    page.wait_for_selector(
+        ".st-key-prior-map .js-plotly-plot .heatmaplayer, .st-key-prior-map .js-plotly-plot image"
+    )
+    time.sleep(0.5)
+    no_exception(page)
+    shot(page, "prior_vs_posterior")
     page.close()
 
 
@@ -125,7 +133,8 @@ def test_reconstruct_upload(browser, server, tmp_path):
     no_exception(page)
     page.set_input_files("[data-testid=stFileUploaderDropzoneInput]", str(tmp_path / "my-one.png"))
     page.wait_for_selector("text=my-one.png", timeout=30_000)
-    page.wait_for_selector("text=latent mean z", timeout=30_000)
+    page.wait_for_selector("text=higher than", timeout=30_000)
+    page.wait_for_selector("text=Where your images lie", timeout=30_000)
     wait_idle(page)
     no_exception(page)
     images_loaded(page, 2)
@@ -147,13 +156,22 @@ def test_train_live_curve(browser, server):
     field("Run name").fill("browser-run")
     field("Batch size M").fill("20")
     page.get_by_role("button", name="Start training").click()
-    page.wait_for_selector(".js-plotly-plot", timeout=120_000)
-    count = "() => document.querySelector('.js-plotly-plot').data[0].x.length"
+    curves = ".st-key-curves-browser-run .js-plotly-plot"
+    page.wait_for_selector(curves, timeout=120_000)
+    count = f"() => document.querySelector('{curves}').data[0].x.length"
     first = page.evaluate(count)
+    # null-safe: a fragment rerun may swap the chart's element while we look
     page.wait_for_function(
-        f"document.querySelector('.js-plotly-plot').data[0].x.length > {first}", timeout=120_000
+        f"(document.querySelector('{curves}')?.data?.[0]?.x?.length || 0) > {first}", timeout=120_000
     )
     assert "training" in page.inner_text("[data-testid=stMain]")
+    # the latent space forming: an animated scatter that gains a frame per epoch, live
+    forming = ".st-key-forming-browser-run .js-plotly-plot"
+    page.wait_for_function(
+        f"(document.querySelector('{forming}')?._transitionData?._frames?.length || 0) >= 2", timeout=120_000
+    )
+    page.locator(f"{forming} .updatemenu-button").first.click()  # Play: plotly's own, in the page
+    time.sleep(1)
     shot(page, "train")
     page.get_by_role("button", name="Stop (saves a checkpoint)").click()
     deadline = time.time() + 60
@@ -171,4 +189,44 @@ def test_home_page_shows_the_shipped_model(browser, server):
     text = page.inner_text("[data-testid=stMain]")
     assert "VAE Explorer" in text and "Latent size" in text and "reparameterisation" in text
     shot(page, "home")
+    page.close()
+
+
+def test_draw_a_digit(browser, server):
+    url, _ = server
+    page = open_page(browser, f"{url}/Draw")
+    no_exception(page)
+    canvas = page.locator(".st-key-canvas canvas").last  # fabric.js: the top canvas takes the strokes
+    canvas.wait_for(timeout=30_000)
+    box = canvas.bounding_box()
+    x0, y0 = box["x"], box["y"]
+    # a "7": the bar, then the stem, as two strokes
+    for stroke in ([(70, 60), (210, 60)], [(210, 60), (120, 230)]):
+        page.mouse.move(x0 + stroke[0][0], y0 + stroke[0][1])
+        page.mouse.down()
+        for t in range(1, 21):
+            fx = stroke[0][0] + (stroke[1][0] - stroke[0][0]) * t / 20
+            fy = stroke[0][1] + (stroke[1][1] - stroke[0][1]) * t / 20
+            page.mouse.move(x0 + fx, y0 + fy)
+        page.mouse.up()
+        wait_idle(page)
+    page.wait_for_selector("text=higher than", timeout=30_000)
+    wait_idle(page)
+    no_exception(page)
+    text = page.inner_text("[data-testid=stMain]")
+    assert "ELBO" in text and "q(z|x): mean" in text
+    images_loaded(page, 1)
+    page.wait_for_selector(".st-key-draw-map .js-plotly-plot")
+    shot(page, "draw")
+    # the drawing is now an end of an interpolation
+    page.locator("[data-testid=stSidebar]").get_by_role("link", name="Interpolate").click()  # same session
+    page.wait_for_selector("text=Pick two images", timeout=30_000)
+    wait_idle(page)
+    page.get_by_text("drawing", exact=True).first.click()
+    wait_idle(page)
+    page.wait_for_selector("text=Spherical", timeout=30_000)
+    images_loaded(page, 4)
+    no_exception(page)
+    assert "your drawing" in page.inner_text("[data-testid=stMain]")
+    shot(page, "interpolate")
     page.close()

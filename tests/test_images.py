@@ -109,3 +109,22 @@ def test_side_by_side_and_upscale():
     assert both.shape == (6, 8, 3)
     assert tuple(both[2, 0]) == (0, 0, 0) and tuple(both[0, 0]) == (255, 255, 255)  # centred
     assert (both[:, 5:] == 7).all()
+
+
+def test_canvas_drawing_becomes_an_mnist_like_input():
+    import numpy as np
+
+    from explorer.images import canvas_image, preprocess_image
+
+    blank = np.zeros((280, 280, 4), dtype=np.uint8)
+    assert canvas_image(blank) is None and canvas_image(None) is None
+    drawn = blank.copy()
+    drawn[60:220, 130:150] = (255, 255, 255, 255)  # a white vertical stroke: a "1"
+    drawn[0:5, 0:5] = (255, 255, 255, 0)  # fully transparent paint counts for nothing
+    image = canvas_image(drawn)
+    assert image.mode == "L" and np.asarray(image)[100, 140] == 255 and np.asarray(image)[2, 2] == 0
+    x = preprocess_image(image)
+    assert x.shape == (1, 28, 28)
+    rows, cols = np.nonzero(x[0].numpy() > 0.5)
+    assert rows.max() - rows.min() + 1 >= 19 and cols.max() - cols.min() + 1 <= 5  # tall, thin, 20 px high
+    assert abs((x[0].sum(1) * torch.arange(28)).sum() / x.sum() - 13.5) < 1  # centred by mass

@@ -44,3 +44,49 @@ def test_pca_projection_explains_variance():
     assert proj.kind == "pca" and proj.explained[0] > proj.explained[1] > 0.2
     assert sum(proj.explained) > 0.99 and proj(z).shape == (500, 2)
     assert fit_projection(z[:, :2]).kind == "identity"
+
+
+def test_overlays_prior_map_kl_bars_and_animation_are_valid_plotly():
+    import numpy as np
+    import torch
+
+    from explorer.insight import density_map
+    from explorer.plots import (
+        add_outline,
+        add_path,
+        add_points,
+        kl_bars,
+        latent_animation,
+        prior_vs_posterior,
+    )
+
+    fig = latent_scatter([[0.0, 0.0], [1.0, 1.0]], [0, 1])
+    add_outline(fig, np.array([[0, 0], [1, 0], [1, 1], [0, 0]]), "1 sigma", dash="dash")
+    add_points(fig, [[0.5, 0.5]], ["drawing"])
+    add_path(fig, np.array([[0, 0], [0.5, 0.2], [1, 1]]), "linear path")
+    go.Figure(fig.to_dict())
+    outline, point, path = fig.data[-3:]
+    assert outline.line.dash == "dash" and list(point.text) == ["drawing"]
+    assert list(path.text) == ["A", "", "B"]
+
+    mu = torch.cat([torch.randn(300, 1).abs() + 0.5, torch.randn(300, 1)], 1)
+    dmap = density_map(fit_projection(torch.randn(5, 2)), mu, torch.full((300, 2), 0.2), size=41)
+    fig = prior_vs_posterior(dmap)
+    go.Figure(fig.to_dict())
+    density, holes, *circles = fig.data
+    marked = np.array([[v is not None for v in row] for row in holes.z])
+    assert np.array_equal(marked, dmap.holes) and marked.any()
+    assert [c.name for c in circles] == ["prior 1 sigma", "prior 2 sigma", "prior 3 sigma"]
+
+    bars = kl_bars([2.0, 0.001, 1.5], [0.8, 0.0001, 0.5], 0.01)
+    go.Figure(bars.to_dict())
+    assert list(bars.data[0].marker.color)[1] == "#bbbbbb" and list(bars.data[0].marker.color)[0] != "#bbbbbb"
+
+    frames = np.stack([np.random.default_rng(i).normal(size=(30, 2)) for i in range(4)])
+    anim = latent_animation([0, 1, 2, 3], frames, np.arange(30) % 3, ["a", "b", "c"])
+    go.Figure(anim.to_dict())
+    assert [f.name for f in anim.frames] == ["0", "1", "2", "3"]
+    assert anim.layout.sliders[0].active == 3 and len(anim.data) == 3
+    assert (
+        list(anim.data[0].x) == frames[3][np.arange(30) % 3 == 0][:, 0].round(2).tolist()
+    )  # opens on the last

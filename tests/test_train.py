@@ -6,13 +6,14 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 import torch
 
 from explorer.checkpoints import load_checkpoint, read_config
 from explorer.errors import ExplorerError
 from explorer.model import ModelConfig
-from explorer.runs import read_metrics, read_status
+from explorer.runs import LATENTS_DIR, read_latent_snapshots, read_metrics, read_status
 from explorer.train import TrainConfig, train
 
 pytestmark = pytest.mark.integration
@@ -98,6 +99,32 @@ def test_resume_continues_exactly_as_one_run(tmp_path):
         ]
 
     assert strip(straight) == strip(part)
+    # the latent snapshots of the resumed run are those of the straight run, epoch for epoch
+    ea, fa, la = read_latent_snapshots(straight)
+    eb, fb, lb = read_latent_snapshots(part)
+    assert ea == eb == [0, 1, 2]
+    assert np.array_equal(fa, fb) and np.array_equal(la, lb)
+
+
+def test_latent_snapshots_follow_the_test_images_every_epoch(tmp_path):
+    out = train(tmp_path / "run", SMALL, _cfg(epochs=2), progress=False)
+    epochs, frames, labels = read_latent_snapshots(out)
+    assert epochs == [0, 1, 2]
+    assert frames.shape == (3, 500, 2) and labels.shape == (500,)  # test_limit 500 < 2000
+    model = load_checkpoint(out)
+    from explorer.evaluate import eval_images
+
+    x, y = eval_images("mnist", "test", True, 500)
+    with torch.no_grad():
+        mu = model.encode(x)[0]
+    assert np.array_equal(labels, y.numpy())
+    assert np.allclose(frames[-1], mu.numpy(), atol=0.02)  # a 2-D latent is saved as it is (float16)
+    assert not np.allclose(frames[0], frames[-1], atol=0.05)  # training moved the points
+    wide = train(tmp_path / "z5", ModelConfig(hidden=(64,), latent_dim=5), _cfg(epochs=1), progress=False)
+    epochs, frames, _ = read_latent_snapshots(wide)
+    assert epochs == [0, 1] and frames.shape == (2, 500, 2)  # z > 2: the top two components
+    (wide / LATENTS_DIR / "epoch-0001.npy").write_bytes(b"torn")
+    assert read_latent_snapshots(wide)[0] == [0]  # a damaged frame is skipped, not fatal
 
 
 def test_seed_controls_the_run(tmp_path):

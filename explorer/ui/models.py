@@ -65,6 +65,8 @@ PAGES = (
     ("pages/2_Latent_space.py", "Latent space", ":material/scatter_plot:"),
     ("pages/3_Manifold.py", "Manifold", ":material/grid_view:"),
     ("pages/4_Reconstruct.py", "Reconstruct", ":material/image:"),
+    ("pages/5_Draw.py", "Draw", ":material/draw:"),
+    ("pages/6_Interpolate.py", "Interpolate", ":material/linear_scale:"),
 )
 
 

@@ -1,0 +1,73 @@
+"""Draw: sketch a digit; on every stroke it is preprocessed like an upload, reconstructed, placed
+on the latent map with its posterior, and compared with the test set."""
+
+import streamlit as st
+
+from explorer.errors import ImageError
+from explorer.images import canvas_image, preprocess_image
+from explorer.ui.insight import base_scatter, draw_posterior, image_report
+from explorer.ui.models import dataset_of, label_names, model_key, model_or_stop
+
+st.set_page_config(page_title="Draw - VAE Explorer", layout="wide")
+choice, model, config = model_or_stop()
+dataset = dataset_of(config)
+key = model_key(choice)
+st.title("Draw")
+st.caption(
+    "Draw a digit with the mouse (or a finger). Each stroke is made MNIST-like (cropped, "
+    "20x20, centred by mass), reconstructed, and placed on the map with its posterior ellipses. "
+    "Undo, redo and clear are in the canvas's toolbar."
+)
+if model.config.image_shape != (1, 28, 28):
+    st.info("Drawing needs a model of 28x28 images (MNIST or Fashion-MNIST); pick one in the sidebar.")
+    st.stop()
+
+left, right = st.columns([2, 3], gap="large")
+with left:
+    width = st.slider("Pen width", 8, 40, 22, help="MNIST strokes are about 1/10 of the digit's height")
+    try:
+        from streamlit_drawable_canvas import st_canvas
+    except Exception as exc:  # the component is an optional install; say so instead of failing
+        st.error(
+            f"The drawing canvas is not available ({type(exc).__name__}: {exc}). Install it with "
+            "`pip install streamlit-drawable-canvas`, or upload a picture on the Reconstruct page."
+        )
+        st.stop()
+    result = st_canvas(
+        stroke_width=width,
+        stroke_color="#FFFFFF",
+        background_color="#000000",
+        height=280,
+        width=280,
+        drawing_mode="freedraw",
+        return_image_data=True,
+        key="canvas",
+    )
+    image = canvas_image(result.image_data)
+
+x = None
+if image is not None:
+    try:
+        x = preprocess_image(image)
+    except ImageError as exc:
+        with right:
+            st.warning(f"Nothing to read yet: {exc}. Draw a bigger or brighter stroke.")
+if x is None:
+    st.session_state.pop("drawing", None)
+    with right:
+        st.info("Draw on the black square: what the model makes of it appears here, stroke by stroke.")
+        fig, _ = base_scatter(*key, dataset, label_names(config))
+        st.plotly_chart(fig, key="draw-map")
+    st.stop()
+
+st.session_state["drawing"] = x  # for the Interpolate page
+with right:
+    mu, sigma = image_report(model, x, key, dataset, "your drawing")
+    fig, projection = base_scatter(*key, dataset, label_names(config))
+    draw_posterior(fig, projection, mu, sigma, "your drawing", "black")
+    st.plotly_chart(fig, key="draw-map")
+    st.caption(
+        "The star is the mean of q(z|x); the solid and dashed ellipses hold its 1- and 2-sigma "
+        "regions among 2,000 encoded test images. Open Interpolate to morph your drawing into "
+        "another image."
+    )
