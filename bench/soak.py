@@ -29,8 +29,9 @@ sys.path.insert(0, str(ROOT))
 from tests.browser import CHROMIUM, CHROMIUM_ARGS, streamlit_server  # noqa: E402
 
 IDLE = "[data-testid=stApp][data-test-connection-state=CONNECTED][data-test-script-state=notRunning]"
-PAGES = ["Home", "Latent space", "Manifold", "Reconstruct", "Train"]  # sidebar link labels
-DEEP_LINKS = ["", "Latent_space", "Manifold", "Reconstruct", "Train"]
+# sidebar link labels
+PAGES = ["Home", "Latent space", "Manifold", "Reconstruct", "Train", "Draw", "Interpolate"]
+DEEP_LINKS = ["", "Latent_space", "Manifold", "Reconstruct", "Train", "Draw", "Interpolate"]
 
 
 def rss_mb(pid: int) -> float:

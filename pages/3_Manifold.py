@@ -6,6 +6,7 @@ import torch
 from explorer.images import latent_grid, make_grid, png_bytes, side_by_side, upscale
 from explorer.latent import decode_mean
 from explorer.ui.models import (
+    _load,
     dataset_of,
     latent_map,
     model_key,
@@ -42,14 +43,23 @@ st.caption(
 if lo >= hi:
     st.error("The range's low end must be below its high end; move the sliders apart.")
     st.stop()
-grid = latent_grid(n, lo, hi, 2)
-z = torch.zeros(n * n, dims)
-z[:, axis_a], z[:, axis_b] = grid[:, 0], grid[:, 1] if dims > 1 else grid[:, 0]
-with st.spinner("Decoding the grid..."):
-    picture = make_grid(decode_mean(model, z), n, pad=0)
+
+
+@st.cache_data(show_spinner="Decoding the grid...", max_entries=32)
+def grid_png(path: str, mtime_ns: int, n: int, lo: float, hi: float, axis_a: int, axis_b: int) -> bytes:
+    """The decoded n x n grid as a PNG: drawn once per model and setting, so that a rerun of the
+    page (a slider move outside the fragment, a model switch back) costs nothing."""
+    vae = _load(path, mtime_ns)
+    grid = latent_grid(n, lo, hi, 2)
+    z = torch.zeros(n * n, vae.config.latent_dim)
+    z[:, axis_a], z[:, axis_b] = grid[:, 0], grid[:, 1] if vae.config.latent_dim > 1 else grid[:, 0]
+    picture = make_grid(decode_mean(vae, z), n, pad=0)
+    return png_bytes(picture, scale=max(1, 560 // picture.shape[1]))
+
+
 left, right = st.columns([1, 1], gap="large")
 left.image(
-    png_bytes(picture, scale=max(1, 560 // picture.shape[1])),
+    grid_png(*model_key(choice), n, lo, hi, axis_a, axis_b),
     output_format="PNG",
     caption=f"{n} x {n} grid, z{axis_a + 1} across, z{axis_b + 1} up",
 )

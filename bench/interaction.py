@@ -1,0 +1,159 @@
+"""Interaction speed: what the app does on each slider move, click or page visit, timed on the
+machine it runs on, and the importance-sampled evaluation's throughput.
+
+    python bench/interaction.py [--model mnist-z2] [--device cpu] [--app] [--eval-images 200]
+
+Rows (p50 and p95 over repeated runs, against the target in the same table):
+  - decode one latent point to a PNG (the Manifold page's slider);
+  - decode a 20 x 20 manifold grid to a PNG;
+  - encode the 10,000 MNIST test images (the Latent space page's first visit);
+  - with --app: one Manifold page rerun after a slider change, through Streamlit's AppTest, and
+    the peak resident memory of a `streamlit run` server after one browser visit to every page
+    (these two need streamlit and, for the second, Debian's chromium);
+  - L_K with K = 5000: images per second on a subset, and the full test set's time from that rate.
+
+The library part needs only torch, numpy, safetensors and tqdm, so it also runs on the GPU machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from explorer.checkpoints import load_checkpoint  # noqa: E402
+from explorer.data import load_dataset  # noqa: E402
+from explorer.evaluate import eval_images, importance_per_image  # noqa: E402
+from explorer.images import latent_grid, make_grid, png_bytes, upscale  # noqa: E402
+from explorer.latent import decode_mean, encode_means  # noqa: E402
+
+
+def timed(fn, repeats: int, warmup: int = 3, sync=lambda: None) -> list[float]:
+    """Milliseconds of each of ``repeats`` calls after ``warmup`` untimed ones."""
+    for _ in range(warmup):
+        fn()
+    sync()
+    out = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        sync()
+        out.append((time.perf_counter() - start) * 1000)
+    return out
+
+
+def pct(values: list[float], q: float) -> float:
+    return (
+        statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1] if len(values) > 1 else values[0]
+    )
+
+
+def app_rerun_ms(model: str, repeats: int) -> list[float]:
+    """Manifold page reruns after a slider change, through AppTest (the server-side cost)."""
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
+    at.switch_page("pages/3_Manifold.py").run()
+    slider = at.slider(key=f"z0-{model}")
+    out = []
+    for i in range(repeats + 2):
+        slider.set_value(round(-3 + 6 * (i % 13) / 12, 2))
+        start = time.perf_counter()
+        at.run()
+        if i >= 2:  # the first two warm the caches
+            out.append((time.perf_counter() - start) * 1000)
+        slider = at.slider(key=f"z0-{model}")
+    if at.exception:
+        raise RuntimeError(at.exception[0].value)
+    return out
+
+
+def app_peak_rss_mb() -> float:
+    """Peak resident memory (VmHWM) of a streamlit server after one browser session has visited
+    every page on the shipped model."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.browser import CHROMIUM, CHROMIUM_ARGS, streamlit_server, wait_idle
+
+    pids: list[int] = []
+    with streamlit_server(pid_out=pids) as url, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        for link in ("", "Train", "Latent_space", "Manifold", "Reconstruct", "Draw", "Interpolate"):
+            page.goto(f"{url}/{link}")
+            wait_idle(page, 180_000)
+        browser.close()
+        status = Path(f"/proc/{pids[0]}/status").read_text()
+        return next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:")) / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default="mnist-z2")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--repeats", type=int, default=200)
+    parser.add_argument("--app", action="store_true", help="also the AppTest rerun and the server's memory")
+    parser.add_argument("--eval-images", type=int, default=200, help="test images for the L_K rate")
+    parser.add_argument("--k", type=int, default=5000)
+    args = parser.parse_args()
+
+    device = torch.device(args.device)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    torch.set_grad_enabled(False)
+    model = load_checkpoint(args.model, device).eval()
+    dims = model.config.latent_dim
+    point = torch.zeros(1, dims)
+
+    def one_point():
+        png_bytes(upscale(make_grid(decode_mean(model, point), 1, pad=0), 8))
+
+    grid_z = torch.zeros(400, dims)
+    grid_z[:, :2] = latent_grid(20, 0.05, 0.95, 2)
+
+    def manifold():
+        png_bytes(make_grid(decode_mean(model, grid_z), 20, pad=0), scale=1)
+
+    test = load_dataset("mnist", "test").images.float() / 255.0
+    rows = [
+        ("decode one point -> PNG (ms)", timed(one_point, args.repeats), 5.0),
+        ("20x20 manifold grid -> PNG (ms)", timed(manifold, max(20, args.repeats // 10)), 30.0),
+        ("encode the 10k test set (ms)", timed(lambda: encode_means(model, test), 10, 1, sync), 300.0),
+    ]
+    if args.app:
+        rows.append(("Manifold rerun after a slider move, AppTest (ms)", app_rerun_ms(args.model, 30), 50.0))
+
+    print(
+        f"# interaction: {args.model} on {device} ({torch.get_num_threads()} threads), "
+        f"torch {torch.__version__}"
+    )
+    print(f"| {'what':50} | {'p50':>9} | {'p95':>9} | {'target':>7} | {'p50 / target':>12} |")
+    print(f"|{'-' * 52}|{'-' * 11}|{'-' * 11}|{'-' * 9}|{'-' * 14}|")
+    for name, values, target in rows:
+        p50, p95 = statistics.median(values), pct(values, 95)
+        print(f"| {name:50} | {p50:9.2f} | {p95:9.2f} | {target:7.0f} | {p50 / target:12.2f} |")
+    if args.app:
+        rss = app_peak_rss_mb()
+        print(
+            f"| {'app server peak RSS, every page visited (MB)':50} | {rss:9.0f} "
+            f"| {'':>9} | {'':>7} | {'':>12} |"
+        )
+
+    x = eval_images("mnist", "test", True, args.eval_images)[0]
+    sync()
+    start = time.perf_counter()
+    importance_per_image(model, x, args.k)
+    sync()
+    seconds = time.perf_counter() - start
+    rate = len(x) / seconds
+    print(f"\n# evaluation: L_K, K = {args.k}, {len(x)} binarised test images on {device}")
+    print(f"{rate:.1f} images/s measured; the full 10,000-image test set at this rate: {10_000 / rate:.0f} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,153 @@
+"""Scaling: how the trainer's time per MNIST epoch grows with the batch size and the hidden width,
+and where the time of the default model goes, against the device's measured ceilings.
+
+    python bench/scaling.py [--device cpu|cuda] [--seconds 1.5]
+
+Each configuration times the trainer's own training step (``_Trainer._train_step``: dynamic
+binarisation, forward, ELBO, backward, optimiser step) over at least ``--seconds`` of steps after a
+warm-up, and reports the time one 60,000-image epoch takes at that rate. The default model is
+784-400-20 (ReLU, Bernoulli, Adam), batch 128. The ceilings are measured in the same run: a large
+float32 matrix product (compute) and a large tensor copy (memory bandwidth).
+
+Needs only torch, numpy, safetensors and tqdm; the data comes from $VAE_EXPLORER_DATA.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from explorer.model import ModelConfig  # noqa: E402
+from explorer.train import TrainConfig, _Trainer  # noqa: E402
+
+EPOCH = 60_000
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def epoch_seconds(hidden: int, batch: int, device: str, seconds: float) -> float:
+    """Seconds per 60k-image epoch of the trainer's step for 784-hidden-20 at this batch size."""
+    with tempfile.TemporaryDirectory() as out:
+        cfg = TrainConfig(batch_size=batch, device=device, test_limit=100, epochs=1)
+        trainer = _Trainer(Path(out), ModelConfig(hidden=(hidden,), latent_dim=20), cfg, False, False)
+        dev = trainer.device
+        n = len(trainer.train_x)
+        perm = torch.randperm(n, device=dev)
+
+        def steps(count: int, first: int = 0) -> None:
+            for i in range(first, first + count):
+                start = (i * batch) % (n - batch)
+                trainer._train_step(perm[start : start + batch])
+
+        steps(5)  # warm-up: allocations, kernels, the optimiser's state
+        sync(dev)
+        count, done, start = 4, 0, time.perf_counter()
+        while True:
+            steps(count, done)
+            done += count
+            sync(dev)
+            elapsed = time.perf_counter() - start
+            if elapsed >= seconds:
+                break
+            count *= 2
+        return elapsed / done * (EPOCH / batch)
+
+
+def ceilings(device: torch.device) -> tuple[float, float]:
+    """(float32 matmul GFLOP/s, copy GB/s) measured on the device."""
+    n = 2048
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+    for _ in range(2):
+        a @ b
+    sync(device)
+    reps, start = 0, time.perf_counter()
+    while time.perf_counter() - start < 1.0:
+        a @ b
+        reps += 1
+        sync(device)
+    flops = 2 * n**3 * reps / (time.perf_counter() - start) / 1e9
+    src = torch.empty(64 * 1024 * 1024, device=device)  # 256 MB
+    dst = torch.empty_like(src)
+    dst.copy_(src)
+    sync(device)
+    reps, start = 0, time.perf_counter()
+    while time.perf_counter() - start < 1.0:
+        dst.copy_(src)
+        reps += 1
+        sync(device)
+    bandwidth = 2 * src.numel() * 4 * reps / (time.perf_counter() - start) / 1e9  # read + write
+    return flops, bandwidth
+
+
+def work_per_epoch(hidden: int, latent: int = 20, batch: int = 128) -> tuple[float, float]:
+    """(GFLOP, GB moved) for one epoch of 784-hidden-latent: matrix products forward and backward
+    (3x the forward's 2 x MACs), and bytes of activations (forward, backward) plus parameters,
+    gradients and Adam's two moments streamed once per step."""
+    macs = 784 * hidden + hidden * 2 * latent + latent * hidden + hidden * 784  # per image, forward
+    flop = 3 * 2 * macs * EPOCH
+    activations = (
+        (784 + hidden + 2 * latent + latent + hidden + 784) * 4 * 3 * EPOCH
+    )  # fwd write, bwd read+write
+    params = macs + 2 * hidden + 2 * latent + 784
+    optimizer = params * 4 * 8 * (EPOCH // batch)  # weight, grad, 2 moments: read and write each
+    return flop / 1e9, (activations + optimizer) / 1e9
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--seconds", type=float, default=1.5, help="timed steps per configuration")
+    parser.add_argument("--batches", default="32,64,128,256,512,1024,2048,4096")
+    parser.add_argument("--widths", default="100,200,400,800,1600")
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    threads = torch.get_num_threads() if device.type == "cpu" else None
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {threads} threads"
+    print(f"# scaling on {name}, torch {torch.__version__}; seconds per 60k-image epoch")
+
+    print("\n## batch size (784-400-20)")
+    print("| batch | s/epoch | samples/s | vs batch 128 |")
+    print("|---:|---:|---:|---:|")
+    rows = {b: epoch_seconds(400, b, args.device, args.seconds) for b in map(int, args.batches.split(","))}
+    base = rows.get(128) or next(iter(rows.values()))
+    for b, s in rows.items():
+        print(f"| {b} | {s:.3f} | {EPOCH / s:,.0f} | {base / s:.2f}x |")
+
+    print("\n## hidden width (784-W-20, batch 128)")
+    print("| width | s/epoch | GFLOP/epoch | achieved GFLOP/s |")
+    print("|---:|---:|---:|---:|")
+    for w in map(int, args.widths.split(",")):
+        s = epoch_seconds(w, 128, args.device, args.seconds)
+        gflop, _ = work_per_epoch(w)
+        print(f"| {w} | {s:.3f} | {gflop:.0f} | {gflop / s:.1f} |")
+
+    peak_flops, peak_bw = ceilings(device)
+    gflop, gbytes = work_per_epoch(400)
+    s = rows.get(128) or epoch_seconds(400, 128, args.device, args.seconds)
+    print("\n## where the time goes (784-400-20, batch 128)")
+    print("| quantity | per epoch | at the device's ceiling | share of the measured epoch |")
+    print("|---|---:|---:|---:|")
+    print(
+        f"| matrix products | {gflop:.0f} GFLOP | {gflop / peak_flops:.3f} s ({peak_flops:.0f} GFLOP/s) "
+        f"| {gflop / peak_flops / s:.0%} |"
+    )
+    print(
+        f"| memory traffic | {gbytes:.1f} GB | {gbytes / peak_bw:.3f} s ({peak_bw:.1f} GB/s) "
+        f"| {gbytes / peak_bw / s:.0%} |"
+    )
+    steps = EPOCH // 128
+    print(f"| measured | {s:.3f} s, {steps} steps | | {s / steps * 1e3:.2f} ms per step |")
+
+
+if __name__ == "__main__":
+    main()
