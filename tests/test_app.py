@@ -334,6 +334,17 @@ def test_interpolate_between_test_images_and_a_drawing(shipped, mnist_test):
     at.radio[0].set_value("drawing").run()
     assert not at.exception
     assert "your drawing" in [i.proto.imgs[0].caption for i in at.get("image")]
+    # an upload as the other end; a bad one gets a message and no strip
+    at.radio[1].set_value("upload").run()
+    assert "Upload an image for this end." in [i.value for i in at.info]
+    at.file_uploader[0].set_value(("junk.png", b"not an image", "image/png")).run()
+    assert not at.exception and at.error[0].value.startswith("junk.png: ")
+    assert not [m for m in at.markdown if "path," in m.value]
+    digit = Image.fromarray(mnist_test.images[3, 0].numpy())
+    at.file_uploader[0].set_value(("three.png", _png(digit), "image/png")).run()
+    assert not at.exception and not at.error
+    assert "three.png" in [i.proto.imgs[0].caption for i in at.get("image")]
+    assert [m.value for m in at.markdown if "path," in m.value] == ["**Spherical** path, 5 steps"]
 
 
 def test_train_page_animates_the_latent_space_of_a_run(shipped):
