@@ -138,6 +138,8 @@ def test_reconstruct_upload(browser, server, tmp_path):
     wait_idle(page)
     no_exception(page)
     images_loaded(page, 2)
+    page.get_by_text("Where your images lie").scroll_into_view_if_needed()  # the upload and its map
+    time.sleep(0.5)
     shot(page, "reconstruct")
     page.close()
 
