@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -117,6 +118,13 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--test-limit", type=_positive(int), help="evaluate on N test images only")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--device", default="auto", help="auto (cuda, mps, cpu), cuda, mps or cpu")
+    t.add_argument(
+        "--nproc",
+        type=int,
+        default=1,
+        help="train with N processes on this machine (DistributedDataParallel through torchrun: "
+        "one per GPU, or gloo on the CPU); the batch is split across them",
+    )
     t.add_argument("--log-every", type=_positive(int), default=100, help="steps per metric line")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -174,9 +182,40 @@ def build_parser() -> argparse.ArgumentParser:
 # ----------------------------------------------------------------------------------------------
 
 
+COMMAND_ENV = "VAE_EXPLORER_COMMAND_LINE"  # set for the processes `train --nproc` starts
+
+
+def _launch_processes(args) -> None:
+    """Replace this process by torchrun starting ``args.nproc`` copies of this command (same PID,
+    so a stop signal reaches torchrun, which passes it on to every process)."""
+    if args.nproc < 1:
+        raise ExplorerError("--nproc must be at least 1")
+    import importlib.util
+
+    if importlib.util.find_spec("torch.distributed.run") is None:
+        raise ExplorerError("this PyTorch build has no torch.distributed; train without --nproc")
+    # torchrun would take --nproc for its own --nproc-per-node, so the workers get the command
+    # without it, and the full command line (for the run's record) through the environment.
+    rest, skip = [], False
+    for a in args.argv:
+        if skip:
+            skip = False
+        elif a == "--nproc":
+            skip = True
+        elif not a.startswith("--nproc="):
+            rest.append(a)
+    os.environ[COMMAND_ENV] = args.command_line
+    sys.stdout.flush()
+    launcher = ["-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={args.nproc}"]
+    os.execv(sys.executable, [sys.executable, *launcher, "-m", "explorer.cli", *rest])
+
+
 def cmd_train(args) -> None:
     from explorer.model import ModelConfig
     from explorer.train import TrainConfig, train
+
+    if args.nproc != 1:
+        _launch_processes(args)
 
     out = args.resume if isinstance(args.resume, str) else args.out
     if args.name is not None:
@@ -214,7 +253,8 @@ def cmd_train(args) -> None:
             log_every=args.log_every,
         )
         folder = train(out, model_config, cfg, progress=progress, command=args.command_line)
-    print(f"run saved in {folder}")
+    if os.environ.get("RANK", "0") == "0":  # with several processes, one says it
+        print(f"run saved in {folder}")
 
 
 def _dataset_of(checkpoint: str) -> str:
@@ -368,7 +408,8 @@ COMMANDS = {
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
-    args.command_line = shlex.join(["vae-explorer", *argv])
+    args.command_line = os.environ.pop(COMMAND_ENV, None) or shlex.join(["vae-explorer", *argv])
+    args.argv = list(argv)
     try:
         COMMANDS[args.command](args)
     except ExplorerError as exc:

@@ -36,13 +36,19 @@ def eval_images(
 
 @torch.no_grad()
 def elbo_per_image(
-    model: VAE, x: torch.Tensor, batch_size: int = 1000, estimator: str = "analytic"
+    model: VAE,
+    x: torch.Tensor,
+    batch_size: int = 1000,
+    estimator: str = "analytic",
+    eps: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-image (recon, kl), each (N,) on the CPU, with L = 1 sample per image."""
+    """Per-image (recon, kl), each (N,) on the CPU, with L = 1 sample per image (``eps`` (N, z):
+    the draws to use, else fresh ones)."""
     device = next(model.parameters()).device
     recon, kl = [], []
     for start in range(0, len(x), batch_size):
-        terms = elbo_terms(model, x[start : start + batch_size].to(device), estimator)
+        e = None if eps is None else eps[None, start : start + batch_size].to(device)
+        terms = elbo_terms(model, x[start : start + batch_size].to(device), estimator, eps=e)
         recon.append(terms.recon)
         kl.append(terms.kl)
     return torch.cat(recon).cpu(), torch.cat(kl).cpu()

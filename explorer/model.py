@@ -90,11 +90,16 @@ class VAE(nn.Module):
         return mu, logvar
 
     @staticmethod
-    def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, samples: int | None = None) -> torch.Tensor:
-        """z = mu + sigma * eps, eps ~ N(0, I). With ``samples`` = L: shape (L, B, z)."""
+    def reparameterize(
+        mu: torch.Tensor, logvar: torch.Tensor, samples: int | None = None, eps: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """z = mu + sigma * eps, eps ~ N(0, I). With ``samples`` = L: shape (L, B, z). ``eps`` of
+        that shape may be given (drawn elsewhere, e.g. for a whole batch split across processes)."""
         std = torch.exp(0.5 * logvar)
-        shape = mu.shape if samples is None else (samples, *mu.shape)
-        return mu + std * torch.randn(shape, dtype=mu.dtype, device=mu.device)
+        if eps is None:
+            shape = mu.shape if samples is None else (samples, *mu.shape)
+            eps = torch.randn(shape, dtype=mu.dtype, device=mu.device)
+        return mu + std * eps
 
     def decoder_params(self, z: torch.Tensor) -> torch.Tensor:
         """Raw decoder output for z (..., z_dim): logits (..., D), or mean-logit and logvar (..., 2D)."""

@@ -53,17 +53,24 @@ class ELBOTerms(NamedTuple):
         return -(self.recon - beta * self.kl).mean()
 
 
-def elbo_terms(model: VAE, x: torch.Tensor, estimator: str = "analytic", samples: int = 1) -> ELBOTerms:
+def elbo_terms(
+    model: VAE,
+    x: torch.Tensor,
+    estimator: str = "analytic",
+    samples: int = 1,
+    eps: torch.Tensor | None = None,
+) -> ELBOTerms:
     """The SGVB estimate of the ELBO for a batch x (B, C, H, W) with L = ``samples``.
 
     estimator "mc" (A):       1/L sum_l [log p(x, z_l) - log q(z_l|x)]
     estimator "analytic" (B): -KL(q(z|x) || p(z)) + 1/L sum_l log p(x|z_l)
-    Both are unbiased estimates of the same bound; B has lower variance.
+    Both are unbiased estimates of the same bound; B has lower variance. ``eps`` (L, B, z): the
+    standard-normal draws to use, instead of fresh ones.
     """
     if estimator not in ESTIMATORS:
         raise ValueError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}")
     mu, logvar = model.encode(x)  # (B, z)
-    z = model.reparameterize(mu, logvar, samples)  # (L, B, z)
+    z = model.reparameterize(mu, logvar, samples, eps)  # (L, B, z)
     recon = model.log_prob(x, model.decoder_params(z)).mean(0)  # (B,)
     if estimator == "analytic":
         kl = kl_standard_normal(mu, logvar)

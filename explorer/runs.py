@@ -14,7 +14,10 @@ STATUS_FILE = "status.json"
 COMMANDS_FILE = "commands.txt"  # each command line that trained this run, one per line
 
 
-def append_metrics(path: Path, rows: list[dict]) -> None:
+def append_metrics(path: Path | None, rows: list[dict]) -> None:
+    """Append JSON lines (``path`` None: nothing, e.g. in a process other than rank 0)."""
+    if path is None:
+        return
     with open(path, "a") as f:
         f.write("".join(json.dumps(r) + "\n" for r in rows))
         f.flush()

@@ -20,6 +20,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from explorer.checkpoints import (
@@ -30,6 +32,7 @@ from explorer.checkpoints import (
     save_checkpoint,
 )
 from explorer.data import DATASETS, load_dataset
+from explorer.distributed import World, join
 from explorer.errors import ExplorerError
 from explorer.evaluate import elbo_per_image, eval_images
 from explorer.latent import fit_projection
@@ -165,6 +168,22 @@ def train(
     CLI's command line) is appended to ``out/commands.txt`` for the model card.
     """
     out = Path(out)
+    world = join(pick_device((config or TrainConfig()).device).type if not resume else _saved_device(out))
+    try:
+        return _train(out, model_config, config, resume, progress, command, world)
+    finally:
+        world.close()
+
+
+def _saved_device(out: Path) -> str:
+    """The device type a run to be resumed asks for (to pick the process group's backend)."""
+    try:
+        return pick_device(read_config(out)["train"].get("device", "auto")).type
+    except (ExplorerError, KeyError):
+        return "cpu"
+
+
+def _train(out, model_config, config, resume, progress, command, world) -> Path:
     if resume:
         if not (out / MODEL_FILE).is_file():
             raise ExplorerError(f"cannot resume: {out} holds no checkpoint; train without --resume")
@@ -180,39 +199,77 @@ def train(
             )
         cfg = config or TrainConfig()
         model_config = model_config or ModelConfig()
-    out.mkdir(parents=True, exist_ok=True)
-    if command:  # the record of how this run was made, for its model card
-        with open(out / COMMANDS_FILE, "a") as f:
-            f.write(command + "\n")
-    write_status(out, "starting", epochs=cfg.epochs)
+    if world.distributed and cfg.batch_size % world.size:
+        raise ExplorerError(
+            f"the batch of {cfg.batch_size} does not split evenly over {world.size} processes; "
+            f"choose a --batch-size that is a multiple of {world.size}"
+        )
+    world.barrier()  # every process has checked the folder before rank 0 writes into it
+    status = write_status if world.main else (lambda *a, **k: None)
+    if world.main:
+        out.mkdir(parents=True, exist_ok=True)
+        if command:  # the record of how this run was made, for its model card
+            with open(out / COMMANDS_FILE, "a") as f:
+                f.write(command + "\n")
+    status(out, "starting", epochs=cfg.epochs)
     try:
-        trainer = _Trainer(out, model_config, cfg, resume, progress)
-        write_status(
-            out, "running", epochs=cfg.epochs, steps_per_epoch=trainer.steps_per_epoch, step=trainer.step
+        trainer = _Trainer(out, model_config, cfg, resume, progress, world)
+        status(
+            out,
+            "running",
+            epochs=cfg.epochs,
+            steps_per_epoch=trainer.steps_per_epoch,
+            step=trainer.step,
+            path=world.describe(),
         )
         stopped = trainer.run()
     except ExplorerError as exc:
-        write_status(out, "failed", message=str(exc))
+        status(out, "failed", message=str(exc))
         raise
     except BaseException as exc:
-        write_status(out, "failed", message=f"{type(exc).__name__}: {exc}")
+        status(out, "failed", message=f"{type(exc).__name__}: {exc}")
         raise
-    write_status(
+    status(
         out,
         "stopped" if stopped else "finished",
         epochs=cfg.epochs,
         steps_per_epoch=trainer.steps_per_epoch,
         step=trainer.step,
+        path=world.describe(),
     )
     return out
 
 
+class _Step(nn.Module):
+    """One minibatch's loss and its (loss, recon, kl) means: the module that DistributedDataParallel
+    wraps when several processes train, called directly when one does."""
+
+    def __init__(self, model: VAE, cfg: TrainConfig) -> None:
+        super().__init__()
+        self.model, self.cfg = model, cfg
+
+    def forward(self, x: torch.Tensor, eps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        terms = elbo_terms(self.model, x, self.cfg.estimator, self.cfg.samples, eps)
+        loss = terms.loss(self.cfg.beta)
+        return loss, torch.stack([loss.detach(), terms.recon.detach().mean(), terms.kl.detach().mean()])
+
+
 class _Trainer:
     def __init__(
-        self, out: Path, model_config: ModelConfig, cfg: TrainConfig, resume: bool, progress: bool | None
+        self,
+        out: Path,
+        model_config: ModelConfig,
+        cfg: TrainConfig,
+        resume: bool,
+        progress: bool | None,
+        world: World | None = None,
     ) -> None:
-        self.out, self.cfg, self.progress = out, cfg, progress
+        self.out, self.cfg = out, cfg
+        self.world = world or World()
+        self.progress = progress if self.world.main else False
         self.device = pick_device(cfg.device)
+        if self.device.type == "cuda" and self.world.distributed:
+            self.device = torch.device("cuda", self.world.local_rank)
         torch.manual_seed(cfg.seed)
         data = load_dataset(cfg.dataset, "train")
         images = data.images[: cfg.limit]
@@ -238,12 +295,27 @@ class _Trainer:
             self.best = saved.get("best_test_elbo")
             rng = load_training_state(out, self.optimizer, self.step)
             self._restore_rng(rng)
-            rows = truncate_metrics(out / METRICS_FILE, self.step)
-            self.seconds = rows[-1]["seconds"] if rows else 0.0
+            if self.world.main:
+                rows = truncate_metrics(out / METRICS_FILE, self.step)
+                self.seconds = rows[-1]["seconds"] if rows else 0.0
         else:
             self.model = VAE(model_config).to(self.device)
             self.optimizer = make_optimizer(self.model, cfg)
         self.model.train()
+        self.stop_now = False
+        # Each process takes a slice of every global minibatch of cfg.batch_size images.
+        self.local = self.batch // self.world.size
+        self.latent = model_config.latent_dim
+        self.step_fn: nn.Module = _Step(self.model, cfg)
+        if self.world.distributed:
+            self.step_fn = DistributedDataParallel(
+                self.step_fn, device_ids=[self.device.index] if self.device.type == "cuda" else None
+            )
+            if self.world.main and self.progress is not False:
+                tqdm.write(
+                    f"training on {self.world.describe()}: each minibatch of {self.batch} is "
+                    f"{self.world.size} x {self.local} images"
+                )
 
     # -- random state, saved with each checkpoint so that a resumed run continues exactly
     def _rng(self) -> dict[str, torch.Tensor]:
@@ -262,6 +334,16 @@ class _Trainer:
         self.perm = rng["perm"].to(self.device) if "perm" in rng else None
 
     def _save(self) -> None:
+        failed = None
+        if self.world.main:
+            try:
+                self._save_main()
+            except ExplorerError as exc:
+                failed = exc
+        if self.world.any(failed is not None, self.device):
+            raise failed or ExplorerError("rank 0 could not save the checkpoint; see its message")
+
+    def _save_main(self) -> None:
         try:
             save_checkpoint(
                 self.out,
@@ -290,25 +372,41 @@ class _Trainer:
         x = self.train_x[idx]  # (M, C, H, W) grey levels in [0, 1]
         if self.binarized:
             x = torch.bernoulli(x)  # dynamic binarisation: a fresh sample every minibatch
-        terms = elbo_terms(self.model, x, self.cfg.estimator, self.cfg.samples)
-        loss = terms.loss(self.cfg.beta)
+        # The noise of the whole minibatch, drawn in the same order by every process (same seed):
+        # each takes its slice, so N processes compute what one would, up to float rounding.
+        eps = torch.randn((self.cfg.samples, len(idx), self.latent), device=self.device)
+        if self.world.distributed:
+            lo = self.world.rank * self.local
+            x, eps = x[lo : lo + self.local], eps[:, lo : lo + self.local]
+        loss, stats = self.step_fn(x, eps)
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        loss.backward()  # with several processes, DDP averages the gradients here
         self.optimizer.step()
-        return torch.stack([loss.detach(), terms.recon.detach().mean(), terms.kl.detach().mean()])
+        return stats
 
     @torch.no_grad()
     def _test(self) -> tuple[float, float, float]:
+        """Test (ELBO, recon, KL) means. The noise comes from its own generator (seeded by run and
+        epoch), so it neither moves the training's random stream nor depends on how the test set
+        is split: each process scores its share and the sums are added."""
+        n, world = len(self.test_x), self.world
+        gen = torch.Generator().manual_seed(self.cfg.seed * 100_003 + self.epoch)
+        eps = torch.randn(n, self.latent, generator=gen)
+        lo, hi = world.rank * n // world.size, (world.rank + 1) * n // world.size
         self.model.eval()
-        recon, kl = elbo_per_image(self.model, self.test_x)
+        recon, kl = elbo_per_image(self.model, self.test_x[lo:hi], eps=eps[lo:hi])
         self.model.train()
-        return (recon - kl).mean().item(), recon.mean().item(), kl.mean().item()
+        sums = torch.stack([(recon - kl).double().sum(), recon.double().sum(), kl.double().sum()])
+        elbo, rec, k = (world.sum(sums.to(self.device)) / n).tolist()
+        return elbo, rec, k
 
     @torch.no_grad()
     def _snapshot(self) -> None:
         """Save where the first SNAPSHOT_SIZE test images sit in latent space after this epoch,
         for the Train page's animation: the means themselves for a 2-D latent, else their top two
         principal components. Never fails the run: a snapshot is a picture, not a result."""
+        if not self.world.main:
+            return
         self.model.eval()
         try:
             mu = self.model.encode(self.test_x[:SNAPSHOT_SIZE])[0].float().cpu()
@@ -327,13 +425,13 @@ class _Trainer:
         cfg, metrics = self.cfg, self.out / METRICS_FILE
         if self.epoch >= cfg.epochs:
             return False
-        if not (self.out / LATENTS_DIR / "labels.npy").exists():
+        if self.world.main and not (self.out / LATENTS_DIR / "labels.npy").exists():
             self._snapshot()  # epoch 0 of a new run: the latent space before any training
         with _StopRequest() as stop:
             start = time.perf_counter()
-            while self.epoch < cfg.epochs and not stop.requested:
+            while self.epoch < cfg.epochs and not self.stop_now:
                 self._run_epoch(stop, start, metrics)
-        return stop.requested
+        return self.stop_now
 
     def _run_epoch(self, stop: _StopRequest, start: float, metrics: Path) -> None:
         cfg, epoch = self.cfg, self.epoch + 1
@@ -361,7 +459,17 @@ class _Trainer:
             log_steps += 1
             epoch_steps_done += 1
             bar.update(1)
-            if self.step % cfg.log_every == 0 or stop.requested:
+            # One process alone checks its stop request every step; several agree on it at the log
+            # steps (every process must take part in the same collectives).
+            log_now = self.step % cfg.log_every == 0
+            if not self.world.distributed:
+                self.stop_now = stop.requested
+                log_now = log_now or self.stop_now
+            if log_now:
+                if self.world.distributed:
+                    summed = self.world.sum(torch.cat([log_acc, log_acc.new_tensor([float(stop.requested)])]))
+                    log_acc.copy_(summed[:3] / self.world.size)
+                    self.stop_now = bool(summed[3] > 0)
                 loss, recon, kl = (log_acc / log_steps).tolist()  # the one sync per log step
                 if not math.isfinite(loss):
                     bar.close()
@@ -371,7 +479,7 @@ class _Trainer:
                     )
                 now = time.perf_counter()
                 append_metrics(
-                    metrics,
+                    metrics if self.world.main else None,
                     [
                         {
                             "type": "step",
@@ -388,14 +496,17 @@ class _Trainer:
                 bar.set_postfix(loss=f"{loss:.2f}")
                 log_acc.zero_()
                 log_steps, last_log = 0, now
-            if stop.requested:
+            if self.stop_now:
                 break
         bar.close()
+        if self.world.distributed and not self.stop_now:
+            self.stop_now = self.world.any(stop.requested, self.device)
         if self.pos < self.steps_per_epoch:  # stopped mid-epoch: checkpoint the position
             self._save()
             return
         self.pos = 0
         self.epoch = epoch
+        self.world.sum(epoch_acc).div_(self.world.size)
         loss, recon, kl = (epoch_acc / max(epoch_steps_done, 1)).tolist()
         if not math.isfinite(loss):
             raise ExplorerError(
@@ -422,7 +533,7 @@ class _Trainer:
         }
         # The line goes first: if the process dies before the checkpoint is saved, --resume drops
         # every line past the previous checkpoint's step and runs this epoch again.
-        append_metrics(metrics, [row])
+        append_metrics(metrics if self.world.main else None, [row])
         self._snapshot()
         self._save()
         if self.progress is not False:

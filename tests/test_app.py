@@ -362,3 +362,38 @@ def test_train_page_animates_the_latent_space_of_a_run(shipped):
     assert sum(len(t["x"]) for t in anim["data"]) == 300  # every snapshot image, opening on the last epoch
     assert anim["layout"]["sliders"][0]["active"] == 2
     assert any("Press Play" in c.value for c in at.caption)
+
+
+def test_train_page_offers_processes_with_several_gpus_and_runs_them(shipped, monkeypatch):
+    at = page("pages/1_Train.py").run()
+    assert "Processes (GPUs)" not in [w.label for w in at.number_input]  # this machine: no GPUs
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    at.run()
+    form = {w.label: w for w in at.number_input}
+    form["Processes (GPUs)"].set_value(2)
+    form["Batch size M"].set_value(61)
+    [b for b in at.button if b.label == "Start training"][0].click().run()
+    assert "does not split over 2 processes" in at.error[0].value
+    form = {w.label: w for w in at.number_input}
+    form["Batch size M"].set_value(60)
+    form["Epochs"].set_value(1)
+    form["Training images (0 = all)"].set_value(1000)
+    [t for t in at.text_input if t.label == "Hidden sizes"][0].set_value("16")
+    [t for t in at.text_input if t.label == "Run name"][0].set_value("two-procs")
+    [s for s in at.selectbox if s.label == "Device"][0].select("cpu")  # gloo: what CI can run
+    [b for b in at.button if b.label == "Start training"][0].click().run()
+    assert not at.exception and not at.error
+    folder = shipped / "runs" / "two-procs"
+    deadline = time.time() + 180
+    status = {}
+    while time.time() < deadline:
+        status = (
+            __import__("json").loads((folder / "status.json").read_text())
+            if (folder / "status.json").exists()
+            else {}
+        )
+        if status.get("state") in ("finished", "failed"):
+            break
+        time.sleep(0.5)
+    assert status.get("state") == "finished", status
+    assert status["path"] == "2 processes, DistributedDataParallel over gloo"

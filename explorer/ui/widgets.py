@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import streamlit as st
+import torch
 
 from explorer.data import DATASETS
 
@@ -44,12 +45,27 @@ def train_form() -> tuple[str, list[str]] | None:
         suggested = st.session_state.setdefault("suggested_run", f"run-{time.strftime('%m%d-%H%M%S')}")
         name = b.text_input("Run name", suggested, help="the folder runs/NAME")
         device = c.selectbox("Device", ["auto", "cpu", "cuda", "mps"])
+        gpus = torch.cuda.device_count()
+        processes = 1
+        if gpus > 1:
+            processes = d.number_input(
+                "Processes (GPUs)",
+                1,
+                gpus,
+                1,
+                help="DistributedDataParallel: one process per GPU, each on its share of every batch",
+            )
         started = st.form_submit_button("Start training", type="primary")
     if not started:
         return None
     st.session_state.pop("suggested_run", None)  # the next run gets a fresh suggestion
     if not hidden.replace(",", "").replace(" ", "").isdigit():
         st.error(f"Hidden sizes must be positive widths like 512,512, not {hidden!r}.")
+        return None
+    if batch % processes:
+        st.error(
+            f"Batch size {batch} does not split over {processes} processes; use a multiple of {processes}."
+        )
         return None
     args = [
         "--dataset",
@@ -83,6 +99,8 @@ def train_form() -> tuple[str, list[str]] | None:
         args += ["--likelihood", likelihood]
     if limit:
         args += ["--limit", str(limit)]
+    if processes > 1:
+        args += ["--nproc", str(processes)]
     return name.strip(), args
 
 
