@@ -168,17 +168,26 @@ def train(
     CLI's command line) is appended to ``out/commands.txt`` for the model card.
     """
     out = Path(out)
-    world = join(pick_device((config or TrainConfig()).device).type if not resume else _saved_device(out))
+    world = join(_saved_device(out) if resume else _device_type((config or TrainConfig()).device))
     try:
         return _train(out, model_config, config, resume, progress, command, world)
     finally:
         world.close()
 
 
-def _saved_device(out: Path) -> str:
-    """The device type a run to be resumed asks for (to pick the process group's backend)."""
+def _device_type(name: str) -> str:
+    """The device type ``name`` resolves to, to pick the process group's backend; "cpu" when it
+    cannot be had (the trainer then reports that, as a failed run)."""
     try:
-        return pick_device(read_config(out)["train"].get("device", "auto")).type
+        return pick_device(name).type
+    except ExplorerError:
+        return "cpu"
+
+
+def _saved_device(out: Path) -> str:
+    """The device type a run to be resumed asks for."""
+    try:
+        return _device_type(read_config(out)["train"].get("device", "auto"))
     except (ExplorerError, KeyError):
         return "cpu"
 

@@ -55,3 +55,17 @@ def test_server_exposure_settings():
     assert config["server"]["maxUploadSize"] * 1024 * 1024 == MAX_UPLOAD_BYTES
     makefile = (ROOT / "Makefile").read_text()
     assert "HOST   ?= 127.0.0.1" in makefile and "--server.address $(HOST)" in makefile
+
+
+def test_jobs_leave_a_core_to_the_app_unless_told(monkeypatch):
+    import os
+
+    from explorer.jobs import job_environment
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    assert job_environment()["OMP_NUM_THREADS"] == "7"
+    monkeypatch.setattr(os, "cpu_count", lambda: 1)
+    assert job_environment()["OMP_NUM_THREADS"] == "1"
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert job_environment()["OMP_NUM_THREADS"] == "3"
