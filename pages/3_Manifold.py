@@ -3,8 +3,9 @@
 import streamlit as st
 import torch
 
-from explorer.images import latent_grid, make_grid, png_bytes, side_by_side, upscale
+from explorer.images import latent_grid, make_grid, png_bytes
 from explorer.latent import decode_mean
+from explorer.ui.live import live_decoder
 from explorer.ui.models import (
     _load,
     dataset_of,
@@ -69,24 +70,14 @@ projection = latent_map(*model_key(choice), dataset)[1]
 where_map = scatter_picture(*model_key(choice), dataset)
 
 
-@st.fragment
-def point_explorer() -> None:
-    cols = st.columns(2)
-    point = torch.zeros(1, dims)
-    for j in range(dims):
-        point[0, j] = cols[j % 2].slider(f"z{j + 1}", -4.0, 4.0, 0.0, step=0.05, key=f"z{j}-{choice}")
-    decoded = upscale(make_grid(decode_mean(model, point), 1, pad=0), 8)
-    axes = "z1 across, z2 up" if projection.kind == "identity" else "PC1 across, PC2 up"
-    # One picture, not an image and a chart: redrawing a chart on every slider move cost ~100 ms
-    # in the browser, a second image ~40 ms more.
-    where = where_map.with_star(tuple(projection(point)[0].tolist()))
-    st.image(
-        png_bytes(side_by_side(decoded, where)),
-        output_format="PNG",
-        caption=f"Left: the decoded point. Right: where it lies among 2,000 encoded test images, "
-        f"coloured by label ({axes}, -4 to 4).",
-    )
-
-
+axes = "z1 across, z2 up" if projection.kind == "identity" else "PC1 across, PC2 up"
 with right:
-    point_explorer()
+    st.markdown("**Decode any point**")
+    live_decoder(
+        model,
+        projection,
+        where_map,
+        key=f"live-{choice}",
+        caption=f"Drag a slider: the point is decoded in your browser as you move it. Right: where it "
+        f"lies among 2,000 encoded test images, coloured by label ({axes}, -4 to 4).",
+    )

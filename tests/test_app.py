@@ -60,7 +60,7 @@ def test_model_choice_is_shared_by_pages(shipped):
     at.switch_page("pages/3_Manifold.py").run()
     assert not at.exception
     assert at.sidebar.selectbox[0].value == "mnist-z5"
-    assert len([s for s in at.slider if s.key and s.key.startswith("z")]) == 5  # one per dimension
+    assert live_data(at)["dims"] == 5  # one slider per dimension, in the browser
 
 
 def test_card_json_figures_are_shown(shipped):
@@ -111,13 +111,56 @@ def test_latent_space_projects_higher_dimensions(shipped):
     assert "first two principal components" in at.info[0].value and "%" in at.info[0].value
 
 
-def test_manifold_slider_decodes_a_new_point(shipped):
+def live_data(at) -> dict:
+    """The data the Manifold page hands to its in-browser decoder."""
+    return __import__("json").loads(at.get("bidi_component")[0].proto.json)
+
+
+def numpy_decode(data: dict, z):
+    """What the browser computes from that data (the same steps as its JavaScript)."""
+    import base64
+
+    import numpy as np
+
+    h = np.asarray(z, dtype=np.float32)
+    for i, layer in enumerate(data["layers"]):
+        w = np.frombuffer(base64.b64decode(layer["w"]), "<f4").reshape(layer["m"], layer["n"])
+        b = np.frombuffer(base64.b64decode(layer["b"]), "<f4")
+        h = w @ h + b
+        if i < len(data["layers"]) - 1:
+            h = np.maximum(h, 0) if data["act"] == "relu" else np.tanh(h)
+    return 1 / (1 + np.exp(-h[: data["pixels"]]))
+
+
+@pytest.mark.parametrize("name", ["mnist-z2", "mnist-z5"])
+def test_manifold_hands_the_decoder_to_the_browser(shipped, name):
+    import numpy as np
+
+    from explorer.checkpoints import load_checkpoint
+
+    at = page("pages/3_Manifold.py")
+    at.session_state["model"] = name
+    at.run()
+    assert not at.exception
+    data = live_data(at)
+    model = load_checkpoint(shipped / "pretrained" / name)
+    dims = model.config.latent_dim
+    assert data["dims"] == dims and data["shape"] == [28, 28] and data["pixels"] == 784
+    assert len(data["mean"]) == dims and len(data["components"]) == 2 * dims
+    z = np.linspace(-1.5, 2.0, dims).astype(np.float32)
+    with torch.no_grad():
+        expected = model.decode(torch.from_numpy(z)[None]).mean.flatten().numpy()
+    assert np.abs(numpy_decode(data, z) - expected).max() < 1e-5
+    assert data["map_png"].startswith("data:image/png;base64,")
+
+
+def test_manifold_grid_follows_the_sidebar(shipped):
     at = page("pages/3_Manifold.py").run()
     assert not at.exception
-    before = [im.proto.imgs[0].url for im in at.get("image")]
-    at.slider(key="z0-mnist-z2").set_value(2.0).run()
-    after = [im.proto.imgs[0].url for im in at.get("image")]
-    assert before[0] == after[0] and before[1] != after[1]  # the grid stays, the point changes
+    before = at.get("image")[0].proto.imgs[0].url
+    at.sidebar.slider[0].set_value(10).run()
+    assert at.get("image")[0].proto.imgs[0].caption == "10 x 10 grid, z1 across, z2 up"
+    assert at.get("image")[0].proto.imgs[0].url != before
     at.sidebar.slider[1].set_value((0.5, 0.5)).run()
     assert "low end must be below" in at.error[0].value
 

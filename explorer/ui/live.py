@@ -1,0 +1,205 @@
+"""The Manifold page's live decoder: latent sliders whose point is decoded in the browser.
+
+The decoder's weights (a few MB of float32) go to the page once; every slider movement then runs
+the decoder in JavaScript (a few hundred thousand multiply-adds) and redraws the image and the
+star on the map without a round trip to the server. The JavaScript mirrors ``VAE.decode(z).mean``:
+Linear layers with the model's activation between them, then the sigmoid of the first D outputs.
+The browser test checks its pixels against PyTorch's.
+"""
+
+from __future__ import annotations
+
+import base64
+
+import numpy as np
+import streamlit as st
+import torch
+
+from explorer.images import ScatterPicture, png_bytes
+from explorer.latent import Projection
+from explorer.model import VAE
+
+CSS = """
+.live { display: flex; gap: 24px; align-items: flex-start; flex-wrap: wrap;
+        font-family: var(--st-font, sans-serif); color: var(--st-text-color, #31333f); }
+.live .sliders { display: grid; grid-template-columns: 1fr 1fr; gap: 6px 18px; min-width: 280px; flex: 1; }
+.live label { display: flex; flex-direction: column; font-size: 14px; }
+.live .row { display: flex; justify-content: space-between; }
+.live input[type=range] { width: 100%; accent-color: var(--st-primary-color, #ff4b4b); }
+.live canvas.digit { image-rendering: pixelated; border: 1px solid #ddd; }
+.live .map { position: relative; }
+.live .map { width: 240px; height: 240px; }
+.live .map img, .live .map canvas { position: absolute; left: 0; top: 0; width: 240px; height: 240px; }
+.live .caption { font-size: 13px; opacity: 0.7; margin-top: 6px; }
+"""
+
+JS = r"""
+function floats(b64) {
+  const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+  return new Float32Array(bytes.buffer);
+}
+
+function build(root, data) {
+  root.innerHTML = "";
+  const s = { data, layers: data.layers.map((l) => ({ w: floats(l.w), b: floats(l.b), n: l.n, m: l.m })) };
+  s.z = Float32Array.from(data.start);
+  s.version = 0;
+  const box = document.createElement("div");
+  box.className = "live";
+  const sliders = document.createElement("div");
+  sliders.className = "sliders";
+  s.inputs = [];
+  s.values = [];
+  for (let j = 0; j < data.dims; j++) {
+    const label = document.createElement("label");
+    const row = document.createElement("div");
+    row.className = "row";
+    const name = document.createElement("span");
+    name.textContent = "z" + (j + 1);
+    const value = document.createElement("span");
+    row.append(name, value);
+    const input = document.createElement("input");
+    Object.assign(input, { type: "range", min: -4, max: 4, step: 0.05, value: s.z[j] });
+    input.setAttribute("aria-label", "z" + (j + 1));
+    input.addEventListener("input", () => { s.z[j] = parseFloat(input.value); draw(s); });
+    label.append(row, input);
+    sliders.append(label);
+    s.inputs.push(input);
+    s.values.push(value);
+  }
+  const [h, w] = data.shape;
+  const digit = document.createElement("canvas");
+  digit.className = "digit";
+  digit.width = w; digit.height = h;
+  digit.style.width = w * data.scale + "px"; digit.style.height = h * data.scale + "px";
+  const map = document.createElement("div");
+  map.className = "map";
+  const img = document.createElement("img");
+  img.src = data.map_png; img.width = data.map_size; img.height = data.map_size;
+  const star = document.createElement("canvas");
+  star.width = data.map_size; star.height = data.map_size;
+  map.append(img, star);
+  const pictures = document.createElement("div");
+  pictures.style.display = "flex"; pictures.style.gap = "16px"; pictures.style.alignItems = "center";
+  pictures.append(digit, map);
+  const right = document.createElement("div");
+  const caption = document.createElement("div");
+  caption.className = "caption";
+  caption.textContent = data.caption;
+  right.append(pictures, caption);
+  box.append(sliders, right);
+  root.append(box);
+  Object.assign(s, { digit, star, image: new ImageData(w, h) });
+  root.__live = s;  // for the browser test: the state, the last image, the timings
+  return s;
+}
+
+function decode(s) {
+  let h = s.z;
+  const last = s.layers.length - 1;
+  s.layers.forEach((l, i) => {
+    const out = new Float32Array(l.m);
+    for (let o = 0; o < l.m; o++) {
+      let acc = l.b[o];
+      const row = o * l.n;
+      for (let k = 0; k < l.n; k++) acc += l.w[row + k] * h[k];
+      if (i < last) acc = s.data.act === "relu" ? Math.max(acc, 0) : Math.tanh(acc);
+      out[o] = acc;
+    }
+    h = out;
+  });
+  return h;  // logits (Bernoulli) or mean-logit then log-variance (Gaussian): the first D are used
+}
+
+function draw(s) {
+  const t0 = performance.now();
+  const out = decode(s);
+  const px = s.image.data;
+  for (let i = 0; i < s.data.pixels; i++) {
+    const v = Math.round(255 / (1 + Math.exp(-out[i])));
+    px[4 * i] = px[4 * i + 1] = px[4 * i + 2] = v;
+    px[4 * i + 3] = 255;
+  }
+  s.digit.getContext("2d").putImageData(s.image, 0, 0);
+  // the star: the point through the scatter's projection, in the map's pixels
+  const d = s.data, p = [0, 0];
+  for (let j = 0; j < d.dims; j++) {
+    for (let c = 0; c < 2; c++) p[c] += (s.z[j] - d.mean[j]) * d.components[j * 2 + c];
+  }
+  const scale = d.map_size / (2 * d.lim);
+  const clamp = (v) => Math.min(Math.max(v, 6), d.map_size - 6);
+  const x = clamp((p[0] + d.lim) * scale), y = clamp((d.lim - p[1]) * scale);
+  const g = s.star.getContext("2d");
+  g.clearRect(0, 0, d.map_size, d.map_size);
+  g.beginPath();
+  for (let i = 0; i < 10; i++) {
+    const a = (i * Math.PI) / 5, r = i % 2 === 0 ? 11 : 4.5;
+    g.lineTo(x + r * Math.sin(a), y - r * Math.cos(a));
+  }
+  g.closePath();
+  g.fillStyle = "black"; g.strokeStyle = "white"; g.fill(); g.stroke();
+  s.z.forEach((v, j) => { s.values[j].textContent = v.toFixed(2); });
+  s.version += 1;
+  s.lastMs = performance.now() - t0;
+  s.digit.dataset.version = s.version;
+}
+
+const states = new WeakMap();
+
+export default function (component) {
+  const { data, parentElement } = component;
+  let s = states.get(parentElement);
+  if (!s || s.data.signature !== data.signature) {
+    let root = parentElement.querySelector(".live-root");
+    if (!root) {
+      root = document.createElement("div");
+      root.className = "live-root";
+      parentElement.append(root);
+    }
+    s = build(root, data);
+    states.set(parentElement, s);
+    draw(s);
+  }
+  return () => states.delete(parentElement);
+}
+"""
+
+_component = st.components.v2.component("vae_explorer.live_decoder", css=CSS, js=JS, isolate_styles=False)
+
+
+def _b64(t: torch.Tensor) -> str:
+    array = np.ascontiguousarray(t.detach().cpu().float().numpy(), dtype="<f4")
+    return base64.b64encode(array.tobytes()).decode()
+
+
+def decoder_payload(model: VAE) -> dict:
+    """The decoder as the browser runs it: each Linear layer's weight (out x in, row-major) and
+    bias as base64 float32, the activation, and how many outputs are pixels."""
+    linears = [m for m in model.decoder if isinstance(m, torch.nn.Linear)] + [model.dec_head]
+    return {
+        "layers": [
+            {"w": _b64(m.weight), "b": _b64(m.bias), "n": m.in_features, "m": m.out_features} for m in linears
+        ],
+        "act": model.config.activation,
+        "pixels": model.config.pixels,
+        "shape": list(model.config.image_shape[1:]),
+        "dims": model.config.latent_dim,
+    }
+
+
+def live_decoder(model: VAE, projection: Projection, picture: ScatterPicture, key: str, caption: str) -> None:
+    """Mount the sliders, the decoded image and the map. Nothing comes back to the server: a
+    slider move costs no rerun (and no resending of the weights)."""
+    data = {
+        **decoder_payload(model),
+        "start": [0.0] * model.config.latent_dim,
+        "scale": 6,
+        "mean": projection.mean.tolist(),
+        "components": projection.components.flatten().tolist(),  # (z, 2) row-major
+        "lim": picture.lim,
+        "map_size": picture.size,
+        "map_png": "data:image/png;base64," + base64.b64encode(png_bytes(np.asarray(picture.base))).decode(),
+        "caption": caption,
+        "signature": key,
+    }
+    _component(data=data, key=key)
