@@ -12,7 +12,6 @@ from explorer.ui.models import (
     latent_map,
     model_key,
     model_or_stop,
-    scatter_picture,
 )
 
 st.set_page_config(page_title="Manifold - VAE Explorer", layout="wide")
@@ -67,16 +66,14 @@ left.image(
 
 dataset = dataset_of(config)
 projection = latent_map(*model_key(choice), dataset)[1]
-where_map = scatter_picture(*model_key(choice), dataset)
 
 
 axes = "z1 across, z2 up" if projection.kind == "identity" else "PC1 across, PC2 up"
 with right:
     st.markdown("**Decode any point**")
     live_decoder(
-        model,
-        projection,
-        where_map,
+        model_key(choice),
+        dataset,
         key=f"live-{choice}",
         caption=f"Drag a slider: the point is decoded in your browser as you move it. Right: where it "
         f"lies among 2,000 encoded test images, coloured by label ({axes}, -4 to 4).",

@@ -60,7 +60,7 @@ def test_model_choice_is_shared_by_pages(shipped):
     at.switch_page("pages/3_Manifold.py").run()
     assert not at.exception
     assert at.sidebar.selectbox[0].value == "mnist-z5"
-    assert live_data(at)["dims"] == 5  # one slider per dimension, in the browser
+    assert live_data(at)[0]["dims"] == 5  # one slider per dimension, in the browser
 
 
 def test_card_json_figures_are_shown(shipped):
@@ -111,25 +111,25 @@ def test_latent_space_projects_higher_dimensions(shipped):
     assert "first two principal components" in at.info[0].value and "%" in at.info[0].value
 
 
-def live_data(at) -> dict:
-    """The data the Manifold page hands to its in-browser decoder."""
-    return __import__("json").loads(at.get("bidi_component")[0].proto.json)
+def live_data(at) -> tuple[dict, list]:
+    """The header and arrays the Manifold page hands to its in-browser decoder."""
+    from explorer.ui.live import unpack
+
+    return unpack(at.get("bidi_component")[0].proto.bytes)
 
 
-def numpy_decode(data: dict, z):
+def numpy_decode(data: tuple[dict, list], z):
     """What the browser computes from that data (the same steps as its JavaScript)."""
-    import base64
-
     import numpy as np
 
+    header, arrays = data
     h = np.asarray(z, dtype=np.float32)
-    for i, layer in enumerate(data["layers"]):
-        w = np.frombuffer(base64.b64decode(layer["w"]), "<f4").reshape(layer["m"], layer["n"])
-        b = np.frombuffer(base64.b64decode(layer["b"]), "<f4")
-        h = w @ h + b
-        if i < len(data["layers"]) - 1:
-            h = np.maximum(h, 0) if data["act"] == "relu" else np.tanh(h)
-    return 1 / (1 + np.exp(-h[: data["pixels"]]))
+    for i, layer in enumerate(header["layers"]):
+        w = arrays[2 * i].reshape(layer["m"], layer["n"])
+        h = w @ h + arrays[2 * i + 1]
+        if i < len(header["layers"]) - 1:
+            h = np.maximum(h, 0) if header["act"] == "relu" else np.tanh(h)
+    return 1 / (1 + np.exp(-h[: header["pixels"]]))
 
 
 @pytest.mark.parametrize("name", ["mnist-z2", "mnist-z5"])
@@ -143,15 +143,16 @@ def test_manifold_hands_the_decoder_to_the_browser(shipped, name):
     at.run()
     assert not at.exception
     data = live_data(at)
+    header = data[0]
     model = load_checkpoint(shipped / "pretrained" / name)
     dims = model.config.latent_dim
-    assert data["dims"] == dims and data["shape"] == [28, 28] and data["pixels"] == 784
-    assert len(data["mean"]) == dims and len(data["components"]) == 2 * dims
+    assert header["dims"] == dims and header["shape"] == [28, 28] and header["pixels"] == 784
+    assert len(header["mean"]) == dims and len(header["components"]) == 2 * dims
     z = np.linspace(-1.5, 2.0, dims).astype(np.float32)
     with torch.no_grad():
         expected = model.decode(torch.from_numpy(z)[None]).mean.flatten().numpy()
     assert np.abs(numpy_decode(data, z) - expected).max() < 1e-5
-    assert data["map_png"].startswith("data:image/png;base64,")
+    assert header["map_png"].startswith("data:image/png;base64,")
 
 
 def test_manifold_grid_follows_the_sidebar(shipped):
