@@ -170,7 +170,10 @@ def train(
     out = Path(out)
     world = join(_saved_device(out) if resume else _device_type((config or TrainConfig()).device))
     try:
-        return _train(out, model_config, config, resume, progress, command, world)
+        # Gradients on whatever the caller's mode (a notebook cell under no_grad, an app thread
+        # that turned them off for inference): without them the first backward() would fail.
+        with torch.enable_grad():
+            return _train(out, model_config, config, resume, progress, command, world)
     finally:
         world.close()
 

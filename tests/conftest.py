@@ -1,4 +1,5 @@
 import os
+import sys
 
 import pytest
 import torch
@@ -7,6 +8,15 @@ from explorer.model import VAE, ModelConfig
 
 # Tests never reach the network: torchvision's downloader is skipped, the offline mirrors are used.
 os.environ.setdefault("VAE_EXPLORER_OFFLINE", "1")
+
+
+@pytest.fixture(autouse=True)
+def _keep_main_module():
+    """Streamlit's AppTest leaves the page script it ran as ``sys.modules["__main__"]``; processes
+    started with "spawn" would then run that page on start-up. Put the real one back."""
+    main = sys.modules["__main__"]
+    yield
+    sys.modules["__main__"] = main
 
 
 @pytest.fixture

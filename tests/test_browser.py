@@ -163,7 +163,7 @@ def test_train_live_curve(browser, server):
         return page.get_by_label(label, exact=True)
 
     field("Hidden sizes").fill("32")
-    field("Epochs").fill("3")
+    field("Epochs").fill("100")  # far more than the test waits for: it must still be running at Stop
     field("Training images (0 = all)").fill("6000")
     field("Run name").fill("browser-run")
     field("Batch size M").fill("20")

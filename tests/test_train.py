@@ -136,6 +136,15 @@ def test_seed_controls_the_run(tmp_path):
     assert not torch.equal(wa["enc_head.weight"], wc["enc_head.weight"])
 
 
+def test_training_works_when_the_caller_turned_gradients_off(tmp_path):
+    plain = train(tmp_path / "plain", SMALL, _cfg(epochs=1, limit=300), progress=False)
+    with torch.no_grad():  # as in a notebook cell, or an app thread that only does inference
+        quiet = train(tmp_path / "quiet", SMALL, _cfg(epochs=1, limit=300), progress=False)
+        assert not torch.is_grad_enabled()  # and the caller's mode is left as it was
+    wa, wb = _weights(plain), _weights(quiet)
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
 @pytest.mark.parametrize("optimizer", ["adam", "adagrad", "rmsprop", "sgd"])
 def test_every_optimizer_and_estimator_trains(tmp_path, optimizer):
     cfg = _cfg(
