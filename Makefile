@@ -43,9 +43,12 @@ test-all: $(STAMP) browser-deps
 	$(PY) -m pytest -m "slow or not slow"
 
 # Speed tables (see bench/README.md); not part of `make test`.
-bench: $(STAMP)
+bench: $(STAMP) browser-deps
 	$(PY) -m explorer.cli data fetch mnist
 	$(PY) bench/train_speed.py --epochs 2
+	$(PY) bench/interaction.py --app
+	$(PY) bench/scaling.py
+	$(PY) bench/distributed.py --nproc 2
 
 # Many users: one server, 10 concurrent real-browser sessions for 60 s (not part of `make test`).
 soak: $(STAMP) browser-deps
