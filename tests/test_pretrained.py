@@ -14,7 +14,7 @@ MAX_FOLDER_BYTES = 10 * 1024 * 1024
 
 
 def test_the_expected_models_are_shipped():
-    assert {"mnist-z2", "fashion-mnist-z2"} <= set(pretrained_names())
+    assert {"mnist-z2", "mnist-z20", "fashion-mnist-z2"} <= set(pretrained_names())
 
 
 @pytest.mark.parametrize("name", pretrained_names())
