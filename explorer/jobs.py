@@ -80,6 +80,7 @@ class JobView:
     samples_per_s: float | None
     eta_s: float | None
     rows: list[dict]
+    path: str = ""  # how it trains: processes, device, CUDA graph or eager step
 
     @property
     def active(self) -> bool:
@@ -197,6 +198,7 @@ class JobRegistry:
             speed,
             eta,
             rows,
+            status.get("path", ""),
         )
 
 

@@ -334,7 +334,10 @@ class _Trainer:
 
     def describe(self) -> str:
         """How this run trains: processes, and on CUDA whether the step is a graph."""
-        where = self.world.describe()
+        if self.world.distributed:
+            where = self.world.describe()
+        else:
+            where = f"single process on {self.device}"
         return f"{where}, {self.step_path}" if self.device.type == "cuda" else where
 
     def running_status(self) -> None:

@@ -53,6 +53,8 @@ def show(name: str) -> None:
         if view.total_steps
         else view.state,
     )
+    if view.path:
+        st.caption(f"Training on: {view.path}")
     a, b, c, d = st.columns(4)
     a.metric("Epoch", f"{view.epoch} / {view.epochs or '?'}")
     b.metric("Samples/s", f"{view.samples_per_s:,.0f}" if view.samples_per_s else "-")

@@ -251,6 +251,7 @@ def test_train_start_watch_stop(shipped):
     assert (folder / "model.safetensors").is_file()
     at.run()
     assert any(p.proto.text.startswith("stopped: step") for p in at.get("progress"))
+    assert "Training on: single process on cpu" in [c.value for c in at.caption]
     # The stopped run (with its checkpoint) is now in the model picker.
     assert "runs/ui-run" in at.sidebar.selectbox[0].options
 

@@ -125,4 +125,4 @@ def test_cpu_runs_say_they_are_not_graphed(tmp_path):
 
     cfg = TrainConfig(epochs=1, limit=200, test_limit=100, device="cpu", log_every=5)
     train(tmp_path / "r", ModelConfig(hidden=(16,), latent_dim=2), cfg, progress=False)
-    assert read_status(tmp_path / "r")["path"] == "single process"
+    assert read_status(tmp_path / "r")["path"] == "single process on cpu"
