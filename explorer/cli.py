@@ -97,7 +97,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="analytic = SGVB estimator B (analytic KL), mc = estimator A",
     )
     t.add_argument("--optimizer", choices=OPTIMIZERS, default="adam")
-    t.add_argument("--lr", type=_positive(float), default=1e-3, help="learning rate per step")
+    t.add_argument(
+        "--lr",
+        type=_positive(float),
+        default=None,
+        help="learning rate per step (default 1e-3; with --resume: go on with this rate)",
+    )
     t.add_argument("--weight-decay", type=float, default=0.0, help="L2 prior on the weights")
     t.add_argument(
         "--epochs",
@@ -210,10 +215,27 @@ def _launch_processes(args) -> None:
     os.execv(sys.executable, [sys.executable, *launcher, "-m", "explorer.cli", *rest])
 
 
+# What a resumed run cannot change: they shape the model, the data or the random streams.
+FIXED_ON_RESUME = {
+    "--dataset", "--latent-dim", "--hidden", "--activation", "--likelihood", "--estimator",
+    "--optimizer", "--weight-decay", "--batch-size", "--samples", "--beta", "--binarize", "--limit",
+    "--test-limit", "--seed", "--device", "--log-every",
+}  # fmt: skip
+
+
 def cmd_train(args) -> None:
     from explorer.model import ModelConfig
     from explorer.train import TrainConfig, train
 
+    if args.resume:
+        given = {a.split("=")[0] for a in args.argv if a.startswith("--")}
+        # (argparse also takes unambiguous abbreviations: --batch for --batch-size)
+        fixed = sorted(f for f in FIXED_ON_RESUME if any(len(g) > 2 and f.startswith(g) for g in given))
+        if fixed:
+            raise ExplorerError(
+                f"a resumed run keeps its settings; {', '.join(fixed)} cannot change (only --epochs "
+                "and --lr can). Start a new run with --out to train with other settings."
+            )
     if args.nproc != 1:
         _launch_processes(args)
 
@@ -229,7 +251,7 @@ def cmd_train(args) -> None:
     progress = False if args.no_progress else None
     if args.resume:
         cfg = TrainConfig(epochs=args.epochs) if args.epochs else None
-        folder = train(out, config=cfg, resume=True, progress=progress, command=args.command_line)
+        folder = train(out, config=cfg, resume=True, progress=progress, command=args.command_line, lr=args.lr)
     else:
         likelihood = args.likelihood or ("gaussian" if args.dataset == "frey-face" else "bernoulli")
         model_config = ModelConfig(
@@ -243,7 +265,7 @@ def cmd_train(args) -> None:
             estimator=args.estimator,
             beta=args.beta,
             optimizer=args.optimizer,
-            lr=args.lr,
+            lr=args.lr or 1e-3,
             weight_decay=args.weight_decay,
             binarize=args.binarize,
             limit=args.limit,

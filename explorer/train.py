@@ -165,12 +165,15 @@ def train(
     resume: bool = False,
     progress: bool | None = None,
     command: str | None = None,
+    lr: float | None = None,
 ) -> Path:
     """Train a VAE into the run folder ``out``; return the folder.
 
     With ``resume=True`` the model and training configs come from ``out``'s checkpoint; a
-    ``config`` given alongside may only change ``epochs`` (to train for longer). ``command`` (the
-    CLI's command line) is appended to ``out/commands.txt`` for the model card.
+    ``config`` given alongside may only change ``epochs`` (to train for longer), and ``lr`` sets a
+    new learning rate from here on (a lower one to finish a run, say; the optimiser's moments are
+    kept). ``command`` (the CLI's command line) is appended to ``out/commands.txt`` for the model
+    card.
     """
     out = Path(out)
     world = join(_saved_device(out) if resume else _device_type((config or TrainConfig()).device))
@@ -178,7 +181,7 @@ def train(
         # Gradients on whatever the caller's mode (a notebook cell under no_grad, an app thread
         # that turned them off for inference): without them the first backward() would fail.
         with torch.enable_grad():
-            return _train(out, model_config, config, resume, progress, command, world)
+            return _train(out, model_config, config, resume, progress, command, world, lr)
     finally:
         world.close()
 
@@ -200,7 +203,7 @@ def _saved_device(out: Path) -> str:
         return "cpu"
 
 
-def _train(out, model_config, config, resume, progress, command, world) -> Path:
+def _train(out, model_config, config, resume, progress, command, world, lr=None) -> Path:
     if resume:
         if not (out / MODEL_FILE).is_file():
             raise ExplorerError(f"cannot resume: {out} holds no checkpoint; train without --resume")
@@ -208,6 +211,10 @@ def _train(out, model_config, config, resume, progress, command, world) -> Path:
         cfg = TrainConfig(**saved["train"])
         if config is not None:
             cfg.epochs = config.epochs
+        if lr is not None:
+            if not lr > 0:
+                raise ExplorerError(f"the learning rate must be > 0, not {lr}")
+            cfg.lr = lr  # saved with the next checkpoint: a later resume keeps it
         model_config = ModelConfig.from_dict(saved["model"])
     else:
         if (out / MODEL_FILE).exists() or (out / METRICS_FILE).exists():
@@ -309,6 +316,8 @@ class _Trainer:
             self.epoch, self.step = saved["epoch"], saved["step"]
             self.best = saved.get("best_test_elbo")
             rng = load_training_state(out, self.optimizer, self.step)
+            for group in self.optimizer.param_groups:  # the saved state carries the old rate
+                group["lr"] = cfg.lr
             self._restore_rng(rng)
             if self.world.main:
                 rows = truncate_metrics(out / METRICS_FILE, self.step)

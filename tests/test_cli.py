@@ -94,6 +94,15 @@ def run_dir(tmp_path_factory):
 
 
 @pytest.mark.integration
+def test_resume_refuses_settings_it_cannot_change(run_dir, capsys):
+    before = (run_dir / "model.safetensors").read_bytes()
+    assert main(["train", "--resume", str(run_dir), "--epochs", "2", "--batch", "10", "--hidden=8"]) == 1
+    err = capsys.readouterr().err
+    assert "--batch-size, --hidden cannot change (only --epochs and --lr can)" in err
+    assert (run_dir / "model.safetensors").read_bytes() == before
+
+
+@pytest.mark.integration
 def test_train_resume_and_pictures(run_dir, tmp_path, capsys):
     assert main(["train", "--resume", str(run_dir), "--epochs", "2", "--no-progress"]) == 0
     assert json.loads((run_dir / "config.json").read_text())["epoch"] == 2

@@ -127,6 +127,21 @@ def test_latent_snapshots_follow_the_test_images_every_epoch(tmp_path):
     assert read_latent_snapshots(wide)[0] == [0]  # a damaged frame is skipped, not fatal
 
 
+def test_resume_with_a_new_learning_rate(tmp_path):
+    import shutil
+
+    first = train(tmp_path / "a", SMALL, _cfg(epochs=1, limit=300), progress=False)
+    shutil.copytree(first, tmp_path / "b")
+    start = _weights(first)
+    same_rate = train(tmp_path / "a", config=TrainConfig(epochs=2), resume=True, progress=False)
+    tiny_rate = train(tmp_path / "b", config=TrainConfig(epochs=2), resume=True, progress=False, lr=1e-9)
+    moved = max((_weights(same_rate)[k] - start[k]).abs().max().item() for k in start)
+    barely = max((_weights(tiny_rate)[k] - start[k]).abs().max().item() for k in start)
+    assert moved > 1e-3 and barely < 1e-6  # the new rate is the one used (Adam's step is ~lr)
+    assert read_config(tiny_rate)["train"]["lr"] == 1e-9  # and kept for later resumes
+    assert read_config(same_rate)["train"]["lr"] == 1e-3
+
+
 def test_seed_controls_the_run(tmp_path):
     a = train(tmp_path / "a", SMALL, _cfg(epochs=1, limit=300), progress=False)
     b = train(tmp_path / "b", SMALL, _cfg(epochs=1, limit=300), progress=False)
