@@ -10,7 +10,7 @@ from explorer.plots import latent_animation, training_curves
 from explorer.runs import read_latent_snapshots
 from explorer.ui.jobs import job_registry
 from explorer.ui.models import label_names, model_picker
-from explorer.ui.widgets import duration, train_form
+from explorer.ui.widgets import duration, run_started, train_form
 
 MAX_FRAMES = 40  # epochs shown in the animation: enough to see it form, light enough to resend
 
@@ -29,6 +29,7 @@ if request is not None:
     try:
         registry.start(name, args)
         st.session_state["watch"] = name
+        run_started()
     except ExplorerError as exc:
         st.error(str(exc))
 

@@ -256,6 +256,38 @@ def test_train_start_watch_stop(shipped):
     assert "runs/ui-run" in at.sidebar.selectbox[0].options
 
 
+def test_a_refused_start_keeps_the_typed_run_name(shipped, monkeypatch):
+    import itertools
+
+    import explorer.ui.widgets as widgets
+
+    ticks = itertools.count()  # every suggestion made is a new name, as seconds pass
+    monkeypatch.setattr(widgets.time, "strftime", lambda fmt: f"t{next(ticks)}")
+    at = page("pages/1_Train.py").run()
+    assert [t for t in at.text_input if t.label == "Run name"][0].value == "run-t0"
+    [t for t in at.text_input if t.label == "Run name"][0].set_value("mine")
+    [t for t in at.text_input if t.label == "Hidden sizes"][0].set_value("lots")
+    [b for b in at.button if b.label == "Start training"][0].click().run()
+    assert "Hidden sizes must be positive widths" in at.error[0].value
+    [t for t in at.text_input if t.label == "Hidden sizes"][0].set_value("16")
+    form = {w.label: w for w in at.number_input}
+    form["Epochs"].set_value(1)
+    form["Training images (0 = all)"].set_value(1000)
+    [s for s in at.selectbox if s.label == "Device"][0].select("cpu")
+    [b for b in at.button if b.label == "Start training"][0].click().run()
+    assert not at.error and (shipped / "runs" / "mine").is_dir()  # the name typed once is kept
+    at.run()
+    fresh = [t for t in at.text_input if t.label == "Run name"][0].value
+    assert fresh.startswith("run-t") and fresh != "run-t0"  # then a fresh suggestion
+    deadline = time.time() + 120
+    while time.time() < deadline and '"finished"' not in _text(shipped / "runs" / "mine" / "status.json"):
+        time.sleep(0.2)
+
+
+def _text(path) -> str:
+    return path.read_text() if path.exists() else ""
+
+
 def test_failed_training_process_is_reported(shipped, monkeypatch):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # make sure no GPU is seen
     at = page("pages/1_Train.py").run()

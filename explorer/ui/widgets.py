@@ -10,6 +10,12 @@ import torch
 from explorer.data import DATASETS
 
 
+def run_started() -> None:
+    """Call once a run has started: the form then suggests a fresh name. (Only then: a Start that
+    was refused keeps the suggestion, or the name the user typed would be replaced.)"""
+    st.session_state.pop("suggested_run", None)
+
+
 def train_form() -> tuple[str, list[str]] | None:
     """The Train page's settings form; returns (run name, CLI arguments) when Start is pressed."""
     with st.form("train_form", border=True):
@@ -58,7 +64,6 @@ def train_form() -> tuple[str, list[str]] | None:
         started = st.form_submit_button("Start training", type="primary")
     if not started:
         return None
-    st.session_state.pop("suggested_run", None)  # the next run gets a fresh suggestion
     if not hidden.replace(",", "").replace(" ", "").isdigit():
         st.error(f"Hidden sizes must be positive widths like 512,512, not {hidden!r}.")
         return None
