@@ -68,11 +68,18 @@ def test_card_json_figures_are_shown(shipped):
         "epochs": 300,
         "hardware": "test machine",
         "evaluation": {"elbo": -130.5, "nll": 126.75, "k": 5000, "n": 10000},
+        "target": {"nll": 127},
     }
     (shipped / "pretrained" / "mnist-z2" / "card.json").write_text(__import__("json").dumps(card))
     at = page().run()
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Test NLL, K=5000 (nats)"] == "126.75" and metrics["Test ELBO (nats)"] == "-130.50"
+    note = next(c.value for c in at.caption if c.value.startswith("Measured on 10000 test images"))
+    assert "Target: NLL <= 127 nats (met)." in note
+    card["target"] = {"nll": 125}
+    (shipped / "pretrained" / "mnist-z2" / "card.json").write_text(__import__("json").dumps(card))
+    at = page().run()
+    assert any("Target: NLL <= 125 nats (not met, 1.8 nats short)." in c.value for c in at.caption)
 
 
 def test_broken_model_gives_a_message_not_a_traceback(shipped):

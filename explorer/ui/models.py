@@ -163,6 +163,11 @@ def model_card(choice: str, config: dict) -> dict:
             f"importance samples. Trained for {card.get('epochs', '?')} epochs "
             f"on {card.get('hardware', '?')}."
         )
+        target = card.get("target") or {}
+        if isinstance(target.get("nll"), (int, float)) and isinstance(ev.get("nll"), (int, float)):
+            gap = ev["nll"] - target["nll"]
+            verdict = "met" if gap <= 0 else f"not met, {gap:.1f} nats short"
+            note += f" Target: NLL <= {target['nll']:g} nats ({verdict})."
         return {
             "elbo": ev.get("elbo"),
             "nll": ev.get("nll"),
