@@ -148,6 +148,11 @@ def test_reconstructions(path: str, mtime_ns: int, dataset: str):
     return reconstruct(_load(path, mtime_ns), test_images(dataset)[0])
 
 
+def _count(n) -> str:
+    """A card's count as people write it (10,000), or "?" where the card has none."""
+    return f"{n:,}" if isinstance(n, int) else "?"
+
+
 def model_card(choice: str, config: dict) -> dict:
     """Headline figures for the Home page: from card.json (shipped models, measured by
     ``vae-explorer evaluate``) or from the run's own record (test ELBO during training)."""
@@ -159,7 +164,7 @@ def model_card(choice: str, config: dict) -> dict:
     if card and "evaluation" in card:
         ev = card["evaluation"]
         note = (
-            f"Measured on {ev.get('n', '?')} test images; NLL with K = {ev.get('k', '?')} "
+            f"Measured on {_count(ev.get('n'))} test images; NLL with K = {_count(ev.get('k'))} "
             f"importance samples. Trained for {card.get('epochs', '?')} epochs "
             f"on {card.get('hardware', '?')}."
         )
