@@ -235,6 +235,8 @@ def test_draw_a_digit(browser, server):
     page.wait_for_selector("text=Pick two images", timeout=30_000)
     wait_idle(page)
     page.get_by_text("drawing", exact=True).first.click()
+    # the rerun that the choice starts may not have begun yet: wait for what it shows
+    page.wait_for_selector("text=your drawing", timeout=30_000)
     wait_idle(page)
     page.wait_for_selector("text=Spherical", timeout=30_000)
     images_loaded(page, 4)
