@@ -238,7 +238,7 @@ def _train(out, model_config, config, resume, progress, command, world, lr=None)
     status(out, "starting", epochs=cfg.epochs)
     try:
         trainer = _Trainer(out, model_config, cfg, resume, progress, world)
-        trainer.running_status()
+        trainer.report("running")
         stopped = trainer.run()
     except ExplorerError as exc:
         status(out, "failed", message=str(exc))
@@ -246,14 +246,7 @@ def _train(out, model_config, config, resume, progress, command, world, lr=None)
     except BaseException as exc:
         status(out, "failed", message=f"{type(exc).__name__}: {exc}")
         raise
-    status(
-        out,
-        "stopped" if stopped else "finished",
-        epochs=cfg.epochs,
-        steps_per_epoch=trainer.steps_per_epoch,
-        step=trainer.step,
-        path=trainer.describe(),
-    )
+    trainer.report("stopped" if stopped else "finished")
     return out
 
 
@@ -349,11 +342,12 @@ class _Trainer:
             where = f"single process on {self.device}"
         return f"{where}, {self.step_path}" if self.device.type == "cuda" else where
 
-    def running_status(self) -> None:
+    def report(self, state: str) -> None:
+        """Write ``status.json`` (rank 0 only): the state, where training stands, how it trains."""
         if self.world.main:
             write_status(
                 self.out,
-                "running",
+                state,
                 epochs=self.cfg.epochs,
                 steps_per_epoch=self.steps_per_epoch,
                 step=self.step,
@@ -457,7 +451,7 @@ class _Trainer:
             self.graph_reason = self.step_path  # stays eager for the rest of the session
         if self.progress is not False and self.world.main:
             tqdm.write(f"training step: {self.step_path}")
-        self.running_status()
+        self.report("running")  # now saying whether the graph was kept
         return stats
 
     @torch.no_grad()
