@@ -169,13 +169,10 @@ def test_train_live_curve(browser, server):
     field("Batch size M").fill("20")
     page.get_by_role("button", name="Start training").click()
     curves = ".st-key-curves-browser-run .js-plotly-plot"
-    page.wait_for_selector(curves, timeout=120_000)
-    count = f"() => document.querySelector('{curves}').data[0].x.length"
-    first = page.evaluate(count)
     # null-safe: a fragment rerun may swap the chart's element while we look
-    page.wait_for_function(
-        f"(document.querySelector('{curves}')?.data?.[0]?.x?.length || 0) > {first}", timeout=120_000
-    )
+    count = f"(document.querySelector('{curves}')?.data?.[0]?.x?.length || 0)"
+    first = page.wait_for_function(f"{count} || null", timeout=120_000).json_value()
+    page.wait_for_function(f"{count} > {first}", timeout=120_000)
     assert "training" in page.inner_text("[data-testid=stMain]")
     # the latent space forming: an animated scatter that gains a frame per epoch, live
     forming = ".st-key-forming-browser-run .js-plotly-plot"
