@@ -59,7 +59,7 @@ def _output_png(text: str) -> Path:
 
 def build_parser() -> argparse.ArgumentParser:
     from explorer.data import DATASETS
-    from explorer.objectives import ESTIMATORS
+    from explorer.objectives import ESTIMATORS, OBJECTIVES
     from explorer.train import OPTIMIZERS
 
     p = _Parser(prog="vae-explorer", description="Train, evaluate and explore VAEs (AEVB).")
@@ -79,6 +79,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="RUN",
         help="continue the run in RUN (or --out) from its last checkpoint",
+    )
+    t.add_argument(
+        "--init-from",
+        metavar="CKPT",
+        help="start from the weights of a checkpoint folder or shipped model (e.g. mnist-z20), with "
+        "its architecture: fine-tuning, with a fresh optimiser",
     )
     t.add_argument("--dataset", choices=DATASETS, default="mnist")
     t.add_argument("--latent-dim", type=_positive(int), default=2, help="size of z (default 2)")
@@ -111,7 +117,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="epochs in all (default 50; with --resume: train on to this many)",
     )
     t.add_argument("--batch-size", type=_positive(int), default=100, help="M (default 100)")
-    t.add_argument("--samples", type=_positive(int), default=1, help="L samples of eps (default 1)")
+    t.add_argument(
+        "--objective",
+        choices=OBJECTIVES,
+        default=None,
+        help="elbo (the VAE's bound, default) or iwae (importance-weighted bound L_K with K = "
+        "--samples); with --resume: go on with this objective",
+    )
+    t.add_argument(
+        "--samples",
+        type=_positive(int),
+        default=None,
+        help="L samples of eps per datapoint, K for iwae (default 1; with --resume: go on with this)",
+    )
     t.add_argument("--beta", type=float, default=1.0, help="weight on the KL term (default 1)")
     t.add_argument(
         "--binarize",
@@ -218,9 +236,20 @@ def _launch_processes(args) -> None:
 # What a resumed run cannot change: they shape the model, the data or the random streams.
 FIXED_ON_RESUME = {
     "--dataset", "--latent-dim", "--hidden", "--activation", "--likelihood", "--estimator",
-    "--optimizer", "--weight-decay", "--batch-size", "--samples", "--beta", "--binarize", "--limit",
-    "--test-limit", "--seed", "--device", "--log-every",
+    "--optimizer", "--weight-decay", "--batch-size", "--beta", "--binarize", "--limit",
+    "--test-limit", "--seed", "--device", "--log-every", "--init-from",
 }  # fmt: skip
+
+
+# What --init-from takes from its checkpoint.
+ARCHITECTURE = {"--latent-dim", "--hidden", "--activation", "--likelihood"}
+
+
+def _given(args, flags: set[str]) -> list[str]:
+    """Which of ``flags`` the command line gave (argparse also takes unambiguous abbreviations:
+    --batch for --batch-size)."""
+    given = {a.split("=")[0] for a in args.argv if a.startswith("--")}
+    return sorted(f for f in flags if any(len(g) > 2 and f.startswith(g) for g in given))
 
 
 def cmd_train(args) -> None:
@@ -228,13 +257,19 @@ def cmd_train(args) -> None:
     from explorer.train import TrainConfig, train
 
     if args.resume:
-        given = {a.split("=")[0] for a in args.argv if a.startswith("--")}
-        # (argparse also takes unambiguous abbreviations: --batch for --batch-size)
-        fixed = sorted(f for f in FIXED_ON_RESUME if any(len(g) > 2 and f.startswith(g) for g in given))
+        fixed = _given(args, FIXED_ON_RESUME)
         if fixed:
             raise ExplorerError(
-                f"a resumed run keeps its settings; {', '.join(fixed)} cannot change (only --epochs "
-                "and --lr can). Start a new run with --out to train with other settings."
+                f"a resumed run keeps its settings; {', '.join(fixed)} cannot change (only --epochs, "
+                "--lr, --objective and --samples can). Start a new run with --out to train with other "
+                "settings."
+            )
+    if args.init_from:
+        shaped = _given(args, ARCHITECTURE)
+        if shaped:
+            raise ExplorerError(
+                f"--init-from takes the architecture of {args.init_from}; {', '.join(shaped)} cannot "
+                "be given with it."
             )
     if args.nproc != 1:
         _launch_processes(args)
@@ -251,7 +286,15 @@ def cmd_train(args) -> None:
     progress = False if args.no_progress else None
     if args.resume:
         cfg = TrainConfig(epochs=args.epochs) if args.epochs else None
-        folder = train(out, config=cfg, resume=True, progress=progress, command=args.command_line, lr=args.lr)
+        folder = train(
+            out,
+            config=cfg,
+            resume=True,
+            progress=progress,
+            command=args.command_line,
+            lr=args.lr,
+            objective=(args.objective, args.samples),
+        )
     else:
         likelihood = args.likelihood or ("gaussian" if args.dataset == "frey-face" else "bernoulli")
         model_config = ModelConfig(
@@ -261,7 +304,8 @@ def cmd_train(args) -> None:
             dataset=args.dataset,
             epochs=args.epochs or 50,
             batch_size=args.batch_size,
-            samples=args.samples,
+            samples=args.samples or 1,
+            objective=args.objective or "elbo",
             estimator=args.estimator,
             beta=args.beta,
             optimizer=args.optimizer,
@@ -274,7 +318,9 @@ def cmd_train(args) -> None:
             device=args.device,
             log_every=args.log_every,
         )
-        folder = train(out, model_config, cfg, progress=progress, command=args.command_line)
+        folder = train(
+            out, model_config, cfg, progress=progress, command=args.command_line, init_from=args.init_from
+        )
     if os.environ.get("RANK", "0") == "0":  # with several processes, one says it
         print(f"run saved in {folder}")
 

@@ -15,7 +15,7 @@ import torch
 
 from explorer.data import binarize_fixed, load_dataset
 from explorer.model import VAE
-from explorer.objectives import elbo_terms, importance_log_likelihood
+from explorer.objectives import elbo_terms, importance_log_likelihood, iwae_bound
 
 ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al. 2015: a unit is active when Cov_x(E_q[z_j]) > 0.01
 
@@ -52,6 +52,18 @@ def elbo_per_image(
         recon.append(terms.recon)
         kl.append(terms.kl)
     return torch.cat(recon).cpu(), torch.cat(kl).cpu()
+
+
+def bound_per_image(model: VAE, x: torch.Tensor, eps: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+    """The IWAE bound L_K per image (N,) on the CPU, with the given draws ``eps`` (K, N, z): the
+    trainer's test figure for the iwae objective (K small; see ``importance_per_image`` for the
+    evaluation's K = 5000)."""
+    device = next(model.parameters()).device
+    out = []
+    for start in range(0, len(x), batch_size):
+        e = eps[:, start : start + batch_size].to(device)
+        out.append(iwae_bound(model, x[start : start + batch_size].to(device), e.shape[0], e)[0].cpu())
+    return torch.cat(out)
 
 
 @torch.no_grad()

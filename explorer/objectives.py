@@ -16,6 +16,7 @@ import torch
 from explorer.model import VAE
 
 ESTIMATORS = ("analytic", "mc")  # estimator B (analytic KL) and estimator A (generic Monte Carlo)
+OBJECTIVES = ("elbo", "iwae")  # the SGVB bound, or the importance-weighted bound L_K as training loss
 LOG_2PI = math.log(2 * math.pi)
 
 
@@ -77,6 +78,25 @@ def elbo_terms(
     else:
         kl = (log_normal_diag(z, mu, logvar) - log_standard_normal(z)).mean(0)
     return ELBOTerms(recon, kl)
+
+
+def iwae_bound(
+    model: VAE, x: torch.Tensor, samples: int = 1, eps: torch.Tensor | None = None
+) -> tuple[torch.Tensor, ELBOTerms]:
+    """The importance-weighted bound L_K (Burda et al. 2015, eq. 8) with K = ``samples`` as a
+    training objective, per datapoint (B,), differentiable through the reparameterised draws (its
+    gradient weights each draw by its normalised importance weight); and, for the metrics, the
+    ELBO's parts from the same draws (mean log p(x|z_k) and the analytic KL).
+
+    K = 1 is the ELBO (estimator A). A larger K is a tighter bound on log p(x), and training on it
+    gives a better generative model: 84.78 nats against the VAE's 86.76 at K = 50 in Burda et al.
+    """
+    mu, logvar = model.encode(x)
+    z = model.reparameterize(mu, logvar, samples, eps)  # (K, B, z)
+    log_px = model.log_prob(x, model.decoder_params(z))  # (K, B)
+    log_w = log_px + log_standard_normal(z) - log_normal_diag(z, mu, logvar)
+    bound = torch.logsumexp(log_w, dim=0) - math.log(z.shape[0])
+    return bound, ELBOTerms(log_px.mean(0), kl_standard_normal(mu, logvar))
 
 
 def log_weights(model: VAE, x: torch.Tensor, k: int, chunk: int | None = None) -> torch.Tensor:

@@ -48,6 +48,21 @@ def training_curves(runs: dict[str, list[dict]], steps_per_epoch: dict[str, int]
                 row=j // 2 + 1,
                 col=j % 2 + 1,
             )
+        bound = [r for r in rows if r.get("type") == "epoch" and "test_bound" in r]
+        if bound:  # an iwae run: the bound it trains on, dashed beside its ELBO
+            fig.add_trace(
+                go.Scatter(
+                    x=[r["epoch"] for r in bound],
+                    y=[-r["test_bound"] for r in bound],
+                    mode="lines+markers",
+                    name=f"{name}: test -L_K (iwae bound)",
+                    legendgroup=name,
+                    line={"color": colour, "dash": "dash"},
+                    marker={"size": 5},
+                ),
+                row=1,
+                col=2,
+            )
     fig.update_xaxes(title_text="epoch")
     fig.update_layout(
         height=560,

@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 from explorer.checkpoints import (
     MODEL_FILE,
+    dataset_of,
     load_checkpoint,
     load_training_state,
     read_config,
@@ -34,11 +35,11 @@ from explorer.checkpoints import (
 from explorer.data import DATASETS, load_dataset
 from explorer.distributed import World, join
 from explorer.errors import ExplorerError
-from explorer.evaluate import elbo_per_image, eval_images
+from explorer.evaluate import bound_per_image, elbo_per_image, eval_images
 from explorer.graphs import WARMUP_STEPS, capture, eager_reason, quiet_uncaptured_steps, side_stream
 from explorer.latent import fit_projection
 from explorer.model import VAE, ModelConfig
-from explorer.objectives import ESTIMATORS, elbo_terms
+from explorer.objectives import ESTIMATORS, OBJECTIVES, elbo_terms, iwae_bound
 from explorer.runs import (
     COMMANDS_FILE,
     LATENTS_DIR,
@@ -58,7 +59,8 @@ class TrainConfig:
     dataset: str = "mnist"  # mnist, fashion-mnist or frey-face
     epochs: int = 50  # passes over the (limited) training set
     batch_size: int = 100  # M, datapoints per minibatch (paper: 100)
-    samples: int = 1  # L, samples of eps per datapoint (paper: 1)
+    samples: int = 1  # L, samples of eps per datapoint (paper: 1); K of the "iwae" objective
+    objective: str = "elbo"  # "elbo" (the SGVB bound) or "iwae" (importance-weighted L_K, K = samples)
     estimator: str = "analytic"  # "analytic" (B: analytic KL) or "mc" (A: generic Monte Carlo)
     beta: float = 1.0  # weight on the KL term of the loss (1 = the ELBO)
     optimizer: str = "adam"  # adam, adagrad, rmsprop or sgd
@@ -80,6 +82,11 @@ class TrainConfig:
             (self.samples >= 1, "samples (L) must be >= 1"),
             (self.estimator in ESTIMATORS, f"estimator must be one of {ESTIMATORS}"),
             (self.beta >= 0, "beta must be >= 0"),
+            (self.objective in OBJECTIVES, f"objective must be one of {OBJECTIVES}"),
+            (
+                self.objective == "elbo" or self.beta == 1.0,
+                "the iwae objective has no KL weight: use beta 1 with it",
+            ),
             (self.optimizer in OPTIMIZERS, f"optimizer must be one of {OPTIMIZERS}"),
             (self.lr > 0, "learning rate must be > 0"),
             (self.weight_decay >= 0, "weight decay must be >= 0"),
@@ -166,14 +173,21 @@ def train(
     progress: bool | None = None,
     command: str | None = None,
     lr: float | None = None,
+    objective: tuple[str | None, int | None] | None = None,
+    init_from: str | os.PathLike | None = None,
 ) -> Path:
     """Train a VAE into the run folder ``out``; return the folder.
 
     With ``resume=True`` the model and training configs come from ``out``'s checkpoint; a
-    ``config`` given alongside may only change ``epochs`` (to train for longer), and ``lr`` sets a
+    ``config`` given alongside may only change ``epochs`` (to train for longer), ``lr`` sets a
     new learning rate from here on (a lower one to finish a run, say; the optimiser's moments are
-    kept). ``command`` (the CLI's command line) is appended to ``out/commands.txt`` for the model
-    card.
+    kept), and ``objective`` = (name, samples) switches the loss from here on (an ELBO-trained model
+    finished on the IWAE bound, say; None in either place keeps the saved setting). ``command``
+    (the CLI's command line) is appended to ``out/commands.txt`` for the model card.
+
+    ``init_from`` (a checkpoint folder or shipped name, new runs only) starts the model from that
+    checkpoint's weights, with its architecture, instead of a random initialisation: fine-tuning
+    a shipped model, say, with a fresh optimiser.
     """
     out = Path(out)
     world = join(_saved_device(out) if resume else _device_type((config or TrainConfig()).device))
@@ -181,7 +195,8 @@ def train(
         # Gradients on whatever the caller's mode (a notebook cell under no_grad, an app thread
         # that turned them off for inference): without them the first backward() would fail.
         with torch.enable_grad():
-            return _train(out, model_config, config, resume, progress, command, world, lr)
+            changes = {"lr": lr, "objective": objective, "init_from": init_from}
+            return _train(out, model_config, config, resume, progress, command, world, **changes)
     finally:
         world.close()
 
@@ -203,7 +218,22 @@ def _saved_device(out: Path) -> str:
         return "cpu"
 
 
-def _train(out, model_config, config, resume, progress, command, world, lr=None) -> Path:
+def _train(
+    out, model_config, config, resume, progress, command, world, lr=None, objective=None, init_from=None
+) -> Path:
+    init = None
+    if init_from is not None:
+        if resume:
+            raise ExplorerError("--init-from starts a new run; a resumed run has its own weights")
+        init = load_checkpoint(init_from)
+        trained_on = dataset_of(read_config(init_from))
+        dataset = (config or TrainConfig()).dataset
+        if trained_on != dataset:
+            raise ExplorerError(
+                f"{init_from} was trained on {trained_on}, not {dataset}: fine-tune it with "
+                f"--dataset {trained_on}"
+            )
+        model_config = init.config
     if resume:
         if not (out / MODEL_FILE).is_file():
             raise ExplorerError(f"cannot resume: {out} holds no checkpoint; train without --resume")
@@ -215,6 +245,13 @@ def _train(out, model_config, config, resume, progress, command, world, lr=None)
             if not lr > 0:
                 raise ExplorerError(f"the learning rate must be > 0, not {lr}")
             cfg.lr = lr  # saved with the next checkpoint: a later resume keeps it
+        name, samples = objective or (None, None)
+        if name is not None or samples is not None:
+            change = {"objective": name or cfg.objective, "samples": samples or cfg.samples}
+            try:  # checked as a whole: the iwae objective wants beta 1
+                cfg = TrainConfig(**{**asdict(cfg), **change})
+            except ValueError as exc:
+                raise ExplorerError(f"cannot switch the objective of {out}: {exc}") from None
         model_config = ModelConfig.from_dict(saved["model"])
     else:
         if (out / MODEL_FILE).exists() or (out / METRICS_FILE).exists():
@@ -237,7 +274,7 @@ def _train(out, model_config, config, resume, progress, command, world, lr=None)
                 f.write(command + "\n")
     status(out, "starting", epochs=cfg.epochs)
     try:
-        trainer = _Trainer(out, model_config, cfg, resume, progress, world)
+        trainer = _Trainer(out, model_config, cfg, resume, progress, world, init)
         trainer.report("running")
         stopped = trainer.run()
     except ExplorerError as exc:
@@ -259,8 +296,12 @@ class _Step(nn.Module):
         self.model, self.cfg = model, cfg
 
     def forward(self, x: torch.Tensor, eps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        terms = elbo_terms(self.model, x, self.cfg.estimator, self.cfg.samples, eps)
-        loss = terms.loss(self.cfg.beta)
+        if self.cfg.objective == "iwae":  # the loss is -L_K; recon and KL are the ELBO's parts
+            bound, terms = iwae_bound(self.model, x, self.cfg.samples, eps)
+            loss = -bound.mean()
+        else:
+            terms = elbo_terms(self.model, x, self.cfg.estimator, self.cfg.samples, eps)
+            loss = terms.loss(self.cfg.beta)
         return loss, torch.stack([loss.detach(), terms.recon.detach().mean(), terms.kl.detach().mean()])
 
 
@@ -273,6 +314,7 @@ class _Trainer:
         resume: bool,
         progress: bool | None,
         world: World | None = None,
+        init: VAE | None = None,
     ) -> None:
         self.out, self.cfg = out, cfg
         self.world = world or World()
@@ -317,6 +359,8 @@ class _Trainer:
                 self.seconds = rows[-1]["seconds"] if rows else 0.0
         else:
             self.model = VAE(model_config).to(self.device)
+            if init is not None:  # the weights of --init-from
+                self.model.load_state_dict(init.state_dict())
             self.optimizer = make_optimizer(self.model, cfg, capturable)
         self.model.train()
         self.stop_now = False
@@ -455,20 +499,26 @@ class _Trainer:
         return stats
 
     @torch.no_grad()
-    def _test(self) -> tuple[float, float, float]:
-        """Test (ELBO, recon, KL) means. The noise comes from its own generator (seeded by run and
-        epoch), so it neither moves the training's random stream nor depends on how the test set
-        is split: each process scores its share and the sums are added."""
-        n, world = len(self.test_x), self.world
-        gen = torch.Generator().manual_seed(self.cfg.seed * 100_003 + self.epoch)
+    def _test(self) -> dict[str, float]:
+        """Test ELBO, recon and KL means, and with the iwae objective the bound it trains on
+        (L_K, K = samples). The noise comes from its own generator (seeded by run and epoch), so it
+        neither moves the training's random stream nor depends on how the test set is split: each
+        process scores its share and the sums are added."""
+        n, world, cfg = len(self.test_x), self.world, self.cfg
+        gen = torch.Generator().manual_seed(cfg.seed * 100_003 + self.epoch)
         eps = torch.randn(n, self.latent, generator=gen)
         lo, hi = world.rank * n // world.size, (world.rank + 1) * n // world.size
         self.model.eval()
         recon, kl = elbo_per_image(self.model, self.test_x[lo:hi], eps=eps[lo:hi])
+        parts = [(recon - kl).double().sum(), recon.double().sum(), kl.double().sum()]
+        names = ["test_elbo", "test_recon", "test_kl"]
+        if cfg.objective == "iwae":
+            draws = torch.randn(cfg.samples, n, self.latent, generator=gen)[:, lo:hi]
+            parts.append(bound_per_image(self.model, self.test_x[lo:hi], draws).double().sum())
+            names.append("test_bound")
         self.model.train()
-        sums = torch.stack([(recon - kl).double().sum(), recon.double().sum(), kl.double().sum()])
-        elbo, rec, k = (world.sum(sums.to(self.device)) / n).tolist()
-        return elbo, rec, k
+        sums = world.sum(torch.stack(parts).to(self.device)) / n
+        return dict(zip(names, sums.tolist()))
 
     @torch.no_grad()
     def _snapshot(self) -> None:
@@ -584,7 +634,8 @@ class _Trainer:
                 f"{self.out} is kept. Lower --lr or use --estimator analytic."
             )
         epoch_seconds = time.perf_counter() - epoch_start
-        test_elbo, test_recon, test_kl = self._test()
+        test = self._test()
+        test_elbo = test["test_elbo"]
         self.best = test_elbo if self.best is None else max(self.best, test_elbo)
         now = time.perf_counter()
         row = {
@@ -594,9 +645,7 @@ class _Trainer:
             "train_loss": loss,
             "recon": recon,
             "kl": kl,
-            "test_elbo": test_elbo,
-            "test_recon": test_recon,
-            "test_kl": test_kl,
+            **test,
             "seconds": self.seconds + now - start,
             "epoch_seconds": epoch_seconds,
             "samples_per_s": epoch_steps_done * self.batch / max(epoch_seconds, 1e-9),
@@ -609,5 +658,7 @@ class _Trainer:
         if self.progress is not False:
             tqdm.write(
                 f"epoch {epoch}/{cfg.epochs}  train loss {loss:.2f}  "
-                f"test ELBO {test_elbo:.2f} nats  ({epoch_seconds:.1f} s)"
+                f"test ELBO {test_elbo:.2f} nats"
+                + (f"  test L_{cfg.samples} {test['test_bound']:.2f}" if "test_bound" in test else "")
+                + f"  ({epoch_seconds:.1f} s)"
             )

@@ -295,6 +295,35 @@ def test_a_refused_start_keeps_the_typed_run_name(shipped, monkeypatch):
         time.sleep(0.2)
 
 
+def test_train_page_trains_on_the_iwae_bound(shipped):
+    at = page("pages/1_Train.py").run()
+    [s for s in at.selectbox if s.label == "Objective"][0].select("iwae")
+    form = {w.label: w for w in at.number_input}
+    form["Beta (KL weight)"].set_value(0.5)
+    [b for b in at.button if b.label == "Start training"][0].click().run()
+    assert "no KL weight: set Beta to 1" in at.error[0].value
+    form = {w.label: w for w in at.number_input}
+    form["Beta (KL weight)"].set_value(1.0)
+    form["Samples L"].set_value(3)
+    form["Epochs"].set_value(1)
+    form["Training images (0 = all)"].set_value(1000)
+    [t for t in at.text_input if t.label == "Hidden sizes"][0].set_value("16")
+    [t for t in at.text_input if t.label == "Run name"][0].set_value("iwae")
+    [s for s in at.selectbox if s.label == "Device"][0].select("cpu")
+    [b for b in at.button if b.label == "Start training"][0].click().run()
+    assert not at.exception and not at.error
+    folder = shipped / "runs" / "iwae"
+    deadline = time.time() + 120
+    while time.time() < deadline and '"finished"' not in _text(folder / "status.json"):
+        time.sleep(0.2)
+    train = __import__("json").loads((folder / "config.json").read_text())["train"]
+    assert (train["objective"], train["samples"], train["beta"]) == ("iwae", 3, 1.0)
+    at.run()
+    assert not at.exception
+    names = [t["name"] for c in at.get("plotly_chart") for t in _spec(c)["data"] if "name" in t]
+    assert any("L_K" in n for n in names)  # the bound it trained on is drawn
+
+
 def _text(path) -> str:
     return path.read_text() if path.exists() else ""
 

@@ -98,8 +98,21 @@ def test_resume_refuses_settings_it_cannot_change(run_dir, capsys):
     before = (run_dir / "model.safetensors").read_bytes()
     assert main(["train", "--resume", str(run_dir), "--epochs", "2", "--batch", "10", "--hidden=8"]) == 1
     err = capsys.readouterr().err
-    assert "--batch-size, --hidden cannot change (only --epochs and --lr can)" in err
+    assert "--batch-size, --hidden cannot change (only --epochs, --lr, --objective and --samples can)" in err
     assert (run_dir / "model.safetensors").read_bytes() == before
+
+
+@pytest.mark.integration
+def test_fine_tune_a_checkpoint_on_the_iwae_bound(run_dir, tmp_path, capsys):
+    out = tmp_path / "tuned"
+    base = ["train", "--out", str(out), "--init-from", str(run_dir), "--limit", "300", "--test-limit", "100"]
+    assert main([*base, "--latent-dim", "3"]) == 1
+    assert "takes the architecture of" in capsys.readouterr().err and not out.exists()
+    assert main([*base, "--objective", "iwae", "--samples", "3", "--epochs", "1", "--no-progress"]) == 0
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["model"] == json.loads((run_dir / "config.json").read_text())["model"]
+    assert (saved["train"]["objective"], saved["train"]["samples"]) == ("iwae", 3)
+    assert "--init-from" in (out / "commands.txt").read_text()  # the card's record of how it was made
 
 
 @pytest.mark.integration

@@ -11,6 +11,7 @@ from explorer.model import VAE, ModelConfig
 from explorer.objectives import (
     elbo_terms,
     importance_log_likelihood,
+    iwae_bound,
     kl_standard_normal,
     log_normal_diag,
     log_standard_normal,
@@ -124,3 +125,44 @@ def test_beta_weights_only_the_kl_term(tiny_model, tiny_batch):
     assert torch.isclose(terms.loss(1.0), -terms.elbo.mean())
     assert torch.isclose(terms.loss(0.0), -terms.recon.mean())
     assert torch.isclose(terms.loss(2.0) - terms.loss(1.0), terms.kl.mean())
+
+
+def test_iwae_bound_is_l_k_and_its_parts_are_the_elbos(tiny_model, tiny_batch):
+    torch.manual_seed(5)
+    bound, terms = iwae_bound(tiny_model, tiny_batch, samples=7)
+    torch.manual_seed(5)  # the same draws
+    torch.testing.assert_close(bound, importance_log_likelihood(tiny_model, tiny_batch, k=7))
+    mu, logvar = tiny_model.encode(tiny_batch)
+    torch.testing.assert_close(terms.kl, kl_standard_normal(mu, logvar))
+    eps = torch.randn(1, *mu.shape, dtype=mu.dtype)
+    one, _ = iwae_bound(tiny_model, tiny_batch, 1, eps)  # K = 1 is estimator A's ELBO
+    torch.testing.assert_close(one, elbo_terms(tiny_model, tiny_batch, "mc", 1, eps).elbo)
+
+
+def test_iwae_bound_is_tighter_than_the_elbo_on_average(tiny_model, tiny_batch):
+    torch.manual_seed(0)
+    x = tiny_batch.repeat(400, 1, 1, 1)
+    elbo = elbo_terms(tiny_model, x, "analytic").elbo.mean()
+    l5, l50 = (iwae_bound(tiny_model, x, k)[0].mean() for k in (5, 50))
+    assert elbo < l5 < l50
+
+
+def test_iwae_gradient_weights_each_draw_by_its_normalised_importance_weight(tiny_model, tiny_batch):
+    """With the draws z_k held fixed, the decoder's gradient of L_K is
+    sum_k w~_k grad log p(x|z_k) (Burda et al., eq. 14): the bound's weighting, not a plain mean."""
+    x, k = tiny_batch[:1], 6
+    eps = torch.randn(k, 1, tiny_model.config.latent_dim, dtype=torch.float64)
+    decoder = [p for n, p in tiny_model.named_parameters() if n.startswith("dec")]
+    assert decoder
+    bound, _ = iwae_bound(tiny_model, x, k, eps)
+    got = torch.autograd.grad(bound.sum(), decoder)
+    mu, logvar = tiny_model.encode(x)
+    z = tiny_model.reparameterize(mu, logvar, k, eps).detach()
+    log_px = tiny_model.log_prob(x, tiny_model.decoder_params(z))[:, 0]  # (K,)
+    log_w = log_px + log_standard_normal(z)[:, 0] - log_normal_diag(z, mu, logvar)[:, 0]
+    weights = torch.softmax(log_w.detach(), 0)
+    expected = torch.autograd.grad((weights * log_px).sum(), decoder, retain_graph=True)
+    for a, b in zip(got, expected):
+        torch.testing.assert_close(a, b)
+    plain = torch.autograd.grad(log_px.mean(), decoder)
+    assert not torch.allclose(got[-1], plain[-1])  # the weights are not uniform here

@@ -33,6 +33,12 @@ def test_training_curves_place_steps_at_fractional_epochs():
     go.Figure(fig.to_dict())
     loss, test, recon, kl = fig.data
     assert list(loss.x) == [0.5] and list(test.y) == [185.0] and list(recon.y) == [190.0]
+    # An iwae run also draws the bound it trains on, dashed, in the test panel.
+    rows[1]["test_bound"] = -181.5
+    fig = training_curves({"a": rows}, {"a": 10})
+    bound = fig.data[-1]
+    assert list(bound.y) == [181.5] and bound.line.dash == "dash" and "L_K" in bound.name
+    assert fig.data[1].xaxis == bound.xaxis and fig.data[1].yaxis == bound.yaxis
 
 
 def test_pca_projection_explains_variance():

@@ -142,6 +142,59 @@ def test_resume_with_a_new_learning_rate(tmp_path):
     assert read_config(same_rate)["train"]["lr"] == 1e-3
 
 
+def test_iwae_objective_trains_and_reports_the_bound_it_trains_on(tmp_path):
+    out = train(tmp_path / "iwae", SMALL, _cfg(objective="iwae", samples=5), progress=False)
+    epochs = [r for r in read_metrics(out / "metrics.jsonl") if r["type"] == "epoch"]
+    assert len(epochs) == 2
+    for row in epochs:
+        # On 500 test images the 5-sample bound is above the ELBO (by far more than its noise).
+        assert row["test_bound"] > row["test_elbo"] > -544
+        # The logged loss is -L_5 and recon, KL are the ELBO's parts: -loss >= recon - KL.
+        assert -row["train_loss"] > row["recon"] - row["kl"]
+    assert epochs[1]["test_bound"] > epochs[0]["test_bound"]
+    saved = read_config(out)["train"]
+    assert (saved["objective"], saved["samples"]) == ("iwae", 5)
+    with pytest.raises(ValueError, match="no KL weight"):
+        _cfg(objective="iwae", beta=0.5)
+
+
+def test_resume_can_switch_to_the_iwae_objective(tmp_path):
+    out = train(tmp_path / "r", SMALL, _cfg(epochs=1, limit=300), progress=False)
+    train(out, config=TrainConfig(epochs=2), resume=True, progress=False, objective=("iwae", 4))
+    first, second = [r for r in read_metrics(out / "metrics.jsonl") if r["type"] == "epoch"]
+    assert "test_bound" not in first and second["test_bound"] > second["test_elbo"]
+    saved = read_config(out)["train"]
+    assert (saved["objective"], saved["samples"], saved["limit"]) == ("iwae", 4, 300)
+    # None keeps the saved setting: only K changes here.
+    train(out, config=TrainConfig(epochs=3), resume=True, progress=False, objective=(None, 2))
+    assert (read_config(out)["train"]["objective"], read_config(out)["train"]["samples"]) == ("iwae", 2)
+    beta = train(tmp_path / "beta", SMALL, _cfg(epochs=1, limit=300, beta=0.5), progress=False)
+    before = (beta / "model.safetensors").read_bytes()
+    with pytest.raises(ExplorerError, match="cannot switch the objective.*beta 1"):
+        train(beta, config=TrainConfig(epochs=2), resume=True, progress=False, objective=("iwae", 4))
+    assert (beta / "model.safetensors").read_bytes() == before
+
+
+def test_init_from_starts_at_the_checkpoints_weights(tmp_path):
+    base = train(tmp_path / "base", SMALL, _cfg(epochs=1, limit=300), progress=False)
+    # A rate too small to move the weights: the new run's first test ELBO is the base model's.
+    tuned = train(
+        tmp_path / "tuned",
+        config=_cfg(epochs=1, limit=300, lr=1e-12, objective="iwae", samples=3),
+        progress=False,
+        init_from=base,
+    )
+    start, end = _weights(base), _weights(tuned)
+    assert all(torch.allclose(start[k], end[k], atol=1e-8) for k in start)
+    assert read_config(tuned)["model"] == read_config(base)["model"]  # the architecture came along
+    assert read_config(tuned)["epoch"] == 1  # a new run: its own epoch count
+    with pytest.raises(ExplorerError, match="trained on mnist, not fashion-mnist"):
+        train(tmp_path / "fashion", config=_cfg(dataset="fashion-mnist"), progress=False, init_from=base)
+    with pytest.raises(ExplorerError, match="starts a new run"):
+        train(base, config=TrainConfig(epochs=2), resume=True, progress=False, init_from=base)
+    assert not (tmp_path / "fashion").exists()
+
+
 def test_seed_controls_the_run(tmp_path):
     a = train(tmp_path / "a", SMALL, _cfg(epochs=1, limit=300), progress=False)
     b = train(tmp_path / "b", SMALL, _cfg(epochs=1, limit=300), progress=False)

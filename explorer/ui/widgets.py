@@ -35,7 +35,7 @@ def train_form() -> tuple[str, list[str]] | None:
         optimizer = c.selectbox("Optimiser", ["adam", "adagrad", "rmsprop", "sgd"])
         lr = d.number_input("Learning rate", 1e-6, 1.0, 1e-3, format="%.5f")
         batch = a.number_input("Batch size M", 1, 4096, 100)
-        samples = b.number_input("Samples L", 1, 64, 1)
+        samples = b.number_input("Samples L", 1, 64, 1, help="draws of eps per image; K of the IWAE bound")
         beta = c.number_input("Beta (KL weight)", 0.0, 10.0, 1.0, step=0.1)
         epochs = d.number_input("Epochs", 1, 10_000, 10)
         limit = a.number_input(
@@ -51,10 +51,17 @@ def train_form() -> tuple[str, list[str]] | None:
         suggested = st.session_state.setdefault("suggested_run", f"run-{time.strftime('%m%d-%H%M%S')}")
         name = b.text_input("Run name", suggested, help="the folder runs/NAME")
         device = c.selectbox("Device", ["auto", "cpu", "cuda", "mps"])
+        objective = d.selectbox(
+            "Objective",
+            ["elbo", "iwae"],
+            format_func=lambda o: {"elbo": "ELBO (VAE)", "iwae": "IWAE bound L_K, K = L"}[o],
+            help="IWAE trains on the importance-weighted bound with K = Samples L draws per image: "
+            "a tighter bound and a better model, at K times the decoder's cost",
+        )
         gpus = torch.cuda.device_count()
         processes = 1
         if gpus > 1:
-            processes = d.number_input(
+            processes = a.number_input(
                 "Processes (GPUs)",
                 1,
                 gpus,
@@ -66,6 +73,9 @@ def train_form() -> tuple[str, list[str]] | None:
         return None
     if not hidden.replace(",", "").replace(" ", "").isdigit():
         st.error(f"Hidden sizes must be positive widths like 512,512, not {hidden!r}.")
+        return None
+    if objective == "iwae" and beta != 1.0:
+        st.error(f"The IWAE objective has no KL weight: set Beta to 1 (not {beta:g}) or train on the ELBO.")
         return None
     if batch % processes:
         st.error(
@@ -91,6 +101,8 @@ def train_form() -> tuple[str, list[str]] | None:
         str(batch),
         "--samples",
         str(samples),
+        "--objective",
+        objective,
         "--beta",
         repr(float(beta)),
         "--epochs",
