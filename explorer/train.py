@@ -12,6 +12,7 @@ SIGTERM): ``--resume`` continues exactly where it stopped.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import signal
@@ -30,6 +31,7 @@ from explorer.checkpoints import (
     load_checkpoint,
     load_training_state,
     read_config,
+    resolve,
     save_checkpoint,
 )
 from explorer.data import DATASETS, load_dataset
@@ -210,6 +212,22 @@ def _device_type(name: str) -> str:
         return "cpu"
 
 
+def lineage(init_from: str | os.PathLike) -> list[str]:
+    """How the checkpoint a run starts from was made, as comment lines for the new run's
+    commands.txt (and so its model card): the commands in its card.json (a shipped model) or
+    commands.txt (a run)."""
+    folder = resolve(init_from)
+    try:
+        commands = json.loads((folder / "card.json").read_text())["commands"]
+    except (OSError, ValueError, KeyError, TypeError):
+        try:
+            commands = (folder / COMMANDS_FILE).read_text().splitlines()
+        except OSError:
+            commands = []
+    made = [c if c.startswith("#") else f"# {c}" for c in commands if c.strip()]
+    return [f"# started from the weights of {init_from}" + (", made by:" if made else ""), *made]
+
+
 def _saved_device(out: Path) -> str:
     """The device type a run to be resumed asks for."""
     try:
@@ -271,6 +289,8 @@ def _train(
         out.mkdir(parents=True, exist_ok=True)
         if command:  # the record of how this run was made, for its model card
             with open(out / COMMANDS_FILE, "a") as f:
+                if init_from is not None:
+                    f.writelines(line + "\n" for line in lineage(init_from))
                 f.write(command + "\n")
     status(out, "starting", epochs=cfg.epochs)
     try:

@@ -112,7 +112,13 @@ def test_fine_tune_a_checkpoint_on_the_iwae_bound(run_dir, tmp_path, capsys):
     saved = json.loads((out / "config.json").read_text())
     assert saved["model"] == json.loads((run_dir / "config.json").read_text())["model"]
     assert (saved["train"]["objective"], saved["train"]["samples"]) == ("iwae", 3)
-    assert "--init-from" in (out / "commands.txt").read_text()  # the card's record of how it was made
+    # The card's record of how it was made: the parent's commands, as comments, then this one.
+    commands = (out / "commands.txt").read_text().splitlines()
+    assert commands[0] == f"# started from the weights of {run_dir}, made by:"
+    assert commands[1].startswith("# vae-explorer train --out") and commands[-1].startswith(
+        "vae-explorer train --out"
+    )
+    assert "--init-from" in commands[-1]
 
 
 @pytest.mark.integration
