@@ -9,8 +9,8 @@ from explorer.jobs import list_runs
 from explorer.plots import latent_animation, training_curves
 from explorer.runs import read_latent_snapshots
 from explorer.ui.jobs import job_registry
-from explorer.ui.models import label_names, model_picker
-from explorer.ui.widgets import duration, run_started, train_form
+from explorer.ui.models import choices, label_names, model_picker
+from explorer.ui.widgets import duration, run_started, start_point, train_form
 
 MAX_FRAMES = 40  # epochs shown in the animation: enough to see it form, light enough to resend
 
@@ -23,7 +23,7 @@ st.caption(
 )
 registry = job_registry()
 
-request = train_form()
+request = train_form(start_point(choices()))
 if request is not None:
     name, args = request
     try:

@@ -1,6 +1,7 @@
 """Every page through Streamlit's AppTest, on small models and the real MNIST test set."""
 
 import io
+import json
 import time
 from pathlib import Path
 
@@ -316,12 +317,74 @@ def test_train_page_trains_on_the_iwae_bound(shipped):
     deadline = time.time() + 120
     while time.time() < deadline and '"finished"' not in _text(folder / "status.json"):
         time.sleep(0.2)
-    train = __import__("json").loads((folder / "config.json").read_text())["train"]
+    train = json.loads((folder / "config.json").read_text())["train"]
     assert (train["objective"], train["samples"], train["beta"]) == ("iwae", 3, 1.0)
     at.run()
     assert not at.exception
     names = [t["name"] for c in at.get("plotly_chart") for t in _spec(c)["data"] if "name" in t]
     assert any("L_K" in n for n in names)  # the bound it trained on is drawn
+
+
+def test_train_page_fine_tunes_a_shipped_model_or_a_run(shipped):
+    at = page("pages/1_Train.py").run()
+    start = [s for s in at.selectbox if s.label == "Start from"][0]
+    assert start.options == ["a new model", "mnist-z2", "mnist-z5"]
+    start.select("mnist-z5").run()
+    latent = [n for n in at.number_input if n.label == "Latent size"][0]
+    hidden = [t for t in at.text_input if t.label == "Hidden sizes"][0]
+    assert (latent.value, latent.disabled, hidden.value, hidden.disabled) == (5, True, "32", True)
+    [s for s in at.selectbox if s.label == "Start from"][0].select("mnist-z2").run()
+    assert [n for n in at.number_input if n.label == "Latent size"][0].value == 2  # follows the choice
+    form = {w.label: w for w in at.number_input}
+    form["Epochs"].set_value(1)
+    form["Training images (0 = all)"].set_value(1000)
+    form["Learning rate"].set_value(5e-4)
+    form["Samples L"].set_value(2)
+    [s for s in at.selectbox if s.label == "Objective"][0].select("iwae")
+    [t for t in at.text_input if t.label == "Run name"][0].set_value("tuned")
+    [s for s in at.selectbox if s.label == "Device"][0].select("cpu")
+    [b for b in at.button if b.label == "Start training"][0].click().run()
+    assert not at.exception and not at.error
+    folder = shipped / "runs" / "tuned"
+    deadline = time.time() + 120
+    while time.time() < deadline and '"finished"' not in _text(folder / "status.json"):
+        time.sleep(0.2)
+    config = json.loads((folder / "config.json").read_text())
+    assert (config["model"]["latent_dim"], config["model"]["hidden"]) == (2, [32])
+    commands = (folder / "commands.txt").read_text().splitlines()
+    assert commands[0] == "# started from the weights of mnist-z2" and "--init-from mnist-z2" in commands[1]
+    # A run of one's own is a starting point too, passed by its folder (in a new session: nothing
+    # typed before is remembered).
+    at = page("pages/1_Train.py").run()
+    [s for s in at.selectbox if s.label == "Start from"][0].select("runs/tuned").run()
+    assert "Starting from the weights of **runs/tuned**" in at.caption[1].value
+    form = {w.label: w for w in at.number_input}  # the form offers the recipe it was trained with
+    assert (form["Learning rate"].value, form["Samples L"].value) == (5e-4, 2)
+    assert [s for s in at.selectbox if s.label == "Objective"][0].value == "iwae"
+    [t for t in at.text_input if t.label == "Run name"][0].set_value("tuned-again")
+    [s for s in at.selectbox if s.label == "Device"][0].select("cpu")
+    form = {w.label: w for w in at.number_input}
+    form["Epochs"].set_value(1)
+    form["Training images (0 = all)"].set_value(1000)
+    [b for b in at.button if b.label == "Start training"][0].click().run()
+    assert not at.exception and not at.error
+    again = shipped / "runs" / "tuned-again"
+    deadline = time.time() + 120
+    while time.time() < deadline and '"finished"' not in _text(again / "status.json"):
+        time.sleep(0.2)
+    commands = (again / "commands.txt").read_text()
+    assert f"--init-from {folder}" in commands and "--objective iwae" in commands
+
+
+def test_train_page_explains_a_start_point_it_cannot_read(shipped):
+    (shipped / "runs" / "broken").mkdir(parents=True)
+    (shipped / "runs" / "broken" / "model.safetensors").write_bytes(b"not a checkpoint")
+    (shipped / "runs" / "broken" / "config.json").write_text("{not json")
+    at = page("pages/1_Train.py").run()
+    [s for s in at.selectbox if s.label == "Start from"][0].select("runs/broken").run()
+    assert not at.exception
+    assert "Cannot start from 'runs/broken'" in at.error[0].value
+    assert not [n for n in at.number_input if n.label == "Latent size"][0].disabled  # a new model, then
 
 
 def _text(path) -> str:

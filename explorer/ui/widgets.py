@@ -7,7 +7,10 @@ import time
 import streamlit as st
 import torch
 
+from explorer.checkpoints import dataset_of, read_config
 from explorer.data import DATASETS
+from explorer.errors import ExplorerError
+from explorer.ui.models import RUN_PREFIX, folder_of
 
 
 def run_started() -> None:
@@ -16,27 +19,102 @@ def run_started() -> None:
     st.session_state.pop("suggested_run", None)
 
 
-def train_form() -> tuple[str, list[str]] | None:
-    """The Train page's settings form; returns (run name, CLI arguments) when Start is pressed."""
+NEW_MODEL = "a new model"
+
+
+def start_point(models: list[str]) -> tuple[str, dict] | None:
+    """The "Start from" choice above the form: None for a new model, or (the model's name or
+    folder for --init-from, its config.json). Outside the form, so that choosing a model at once
+    shows its architecture in the form."""
+    choice = st.selectbox(
+        "Start from",
+        [NEW_MODEL, *models],
+        help="Fine-tune a shipped model or one of your runs: the new run starts from its weights "
+        "and takes its architecture and dataset, with a fresh optimiser. (To continue a run "
+        "with its own optimiser state, use `vae-explorer train --resume`.)",
+    )
+    if choice == NEW_MODEL:
+        return None
+    folder = folder_of(choice)
+    try:
+        config = read_config(folder)
+        arch, dataset = config["model"], dataset_of(config)
+    except (ExplorerError, KeyError, TypeError) as exc:
+        st.error(f"Cannot start from {choice!r}: {exc}. Pick another model, or a new one.")
+        return None
+    if dataset not in DATASETS:
+        st.error(f"Cannot start from {choice!r}: it was trained on {dataset!r}, which this app cannot load.")
+        return None
+    st.caption(
+        f"Starting from the weights of **{choice}**: {dataset}, latent size {arch['latent_dim']}, "
+        f"hidden {','.join(map(str, arch['hidden']))}, {arch['activation']}. The training settings "
+        "below start as the ones it was trained with; change them as you like."
+    )
+    # A shipped model by its name (its lineage reads "mnist-z2"), a run by its folder.
+    return (str(folder) if choice.startswith(RUN_PREFIX) else choice), config
+
+
+def train_form(start: tuple[str, dict] | None = None) -> tuple[str, list[str]] | None:
+    """The Train page's settings form; returns (run name, CLI arguments) when Start is pressed.
+    With ``start`` (from :func:`start_point`) the run fine-tunes that model: its dataset and
+    architecture are shown, fixed, and the arguments carry --init-from instead."""
+    fixed = start is not None
+    arch = start[1]["model"] if fixed else {}
+    recipe = start[1].get("train", {}) if fixed else {}  # a fine-tune continues the way it was trained
     with st.form("train_form", border=True):
         a, b, c, d = st.columns(4)
-        dataset = a.selectbox("Dataset", DATASETS, index=0)
-        latent = b.number_input("Latent size", 1, 200, 2, help="2 gives the scatter and the manifold")
-        hidden = c.text_input("Hidden sizes", "512,512", help="comma-separated widths")
-        activation = d.selectbox("Activation", ["relu", "tanh"])
+        dataset = a.selectbox(
+            "Dataset",
+            DATASETS,
+            index=DATASETS.index(dataset_of(start[1])) if fixed else 0,
+            disabled=fixed,
+        )
+        latent = b.number_input(
+            "Latent size",
+            1,
+            200,
+            arch.get("latent_dim", 2),
+            help="2 gives the scatter and the manifold",
+            disabled=fixed,
+        )
+        hidden = c.text_input(
+            "Hidden sizes",
+            ",".join(map(str, arch.get("hidden", [512, 512]))),
+            help="comma-separated widths",
+            disabled=fixed,
+        )
+        activation = d.selectbox(
+            "Activation",
+            ["relu", "tanh"],
+            index=_index(["relu", "tanh"], arch.get("activation")),
+            disabled=fixed,
+        )
         estimator = a.selectbox(
             "Estimator",
             ["analytic", "mc"],
+            index=_index(["analytic", "mc"], recipe.get("estimator")),
             format_func=lambda e: {"analytic": "B: analytic KL", "mc": "A: Monte Carlo"}[e],
         )
+        likelihoods = ["auto", "bernoulli", "gaussian"]
         likelihood = b.selectbox(
-            "Likelihood", ["auto", "bernoulli", "gaussian"], help="auto: bernoulli, or gaussian for frey-face"
+            "Likelihood",
+            likelihoods,
+            index=_index(likelihoods, arch.get("likelihood")),
+            help="auto: bernoulli, or gaussian for frey-face",
+            disabled=fixed,
         )
-        optimizer = c.selectbox("Optimiser", ["adam", "adagrad", "rmsprop", "sgd"])
-        lr = d.number_input("Learning rate", 1e-6, 1.0, 1e-3, format="%.5f")
-        batch = a.number_input("Batch size M", 1, 4096, 100)
-        samples = b.number_input("Samples L", 1, 64, 1, help="draws of eps per image; K of the IWAE bound")
-        beta = c.number_input("Beta (KL weight)", 0.0, 10.0, 1.0, step=0.1)
+        optimizers = ["adam", "adagrad", "rmsprop", "sgd"]
+        optimizer = c.selectbox("Optimiser", optimizers, index=_index(optimizers, recipe.get("optimizer")))
+        lr = d.number_input("Learning rate", 1e-6, 1.0, float(recipe.get("lr", 1e-3)), format="%.5f")
+        batch = a.number_input("Batch size M", 1, 4096, int(recipe.get("batch_size", 100)))
+        samples = b.number_input(
+            "Samples L",
+            1,
+            64,
+            min(64, int(recipe.get("samples", 1))),
+            help="draws of eps per image; K of the IWAE bound",
+        )
+        beta = c.number_input("Beta (KL weight)", 0.0, 10.0, float(recipe.get("beta", 1.0)), step=0.1)
         epochs = d.number_input("Epochs", 1, 10_000, 10)
         limit = a.number_input(
             "Training images (0 = all)",
@@ -54,6 +132,7 @@ def train_form() -> tuple[str, list[str]] | None:
         objective = d.selectbox(
             "Objective",
             ["elbo", "iwae"],
+            index=_index(["elbo", "iwae"], recipe.get("objective")),
             format_func=lambda o: {"elbo": "ELBO (VAE)", "iwae": "IWAE bound L_K, K = L"}[o],
             help="IWAE trains on the importance-weighted bound with K = Samples L draws per image: "
             "a tighter bound and a better model, at K times the decoder's cost",
@@ -82,15 +161,14 @@ def train_form() -> tuple[str, list[str]] | None:
             f"Batch size {batch} does not split over {processes} processes; use a multiple of {processes}."
         )
         return None
-    args = [
-        "--dataset",
-        dataset,
-        "--latent-dim",
-        str(latent),
-        "--hidden",
-        hidden.replace(" ", ""),
-        "--activation",
-        activation,
+    args = ["--dataset", dataset]
+    if fixed:
+        args += ["--init-from", start[0]]
+    else:
+        args += ["--latent-dim", str(latent), "--hidden", hidden.replace(" ", ""), "--activation", activation]
+        if likelihood != "auto":
+            args += ["--likelihood", likelihood]
+    args += [
         "--estimator",
         estimator,
         "--optimizer",
@@ -112,13 +190,16 @@ def train_form() -> tuple[str, list[str]] | None:
         "--log-every",
         "20",
     ]
-    if likelihood != "auto":
-        args += ["--likelihood", likelihood]
     if limit:
         args += ["--limit", str(limit)]
     if processes > 1:
         args += ["--nproc", str(processes)]
     return name.strip(), args
+
+
+def _index(options: list[str], value: str | None) -> int:
+    """Where ``value`` stands among ``options``; the first (the default) when it is missing."""
+    return options.index(value) if value in options else 0
 
 
 def duration(seconds: float | None) -> str:
