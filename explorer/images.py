@@ -31,15 +31,15 @@ def make_grid(images: torch.Tensor, ncol: int, pad: int = 2, pad_value: int = 25
     """Tile (B, C, H, W) images in [0, 1] into one uint8 picture, ``ncol`` per row."""
     tiles = to_uint8(images)  # (B, H, W[, C])
     b, h, w = tiles.shape[:3]
+    rest = tiles.shape[3:]
     nrow = -(-b // ncol)
-    shape = (nrow * (h + pad) + pad, ncol * (w + pad) + pad, *tiles.shape[3:])
-    grid = np.full(shape, pad_value, dtype=np.uint8)
-    for i, tile in enumerate(tiles):
-        r, c = divmod(i, ncol)
-        grid[pad + r * (h + pad) : pad + r * (h + pad) + h, pad + c * (w + pad) : pad + c * (w + pad) + w] = (
-            tile
-        )
-    return grid
+    if b < nrow * ncol:  # blank tiles fill the last row
+        tiles = np.concatenate([tiles, np.full((nrow * ncol - b, h, w, *rest), pad_value, np.uint8)])
+    # Each tile gets its pad above and to the left; one more strip closes the bottom and right.
+    framed = np.pad(tiles, [(0, 0), (pad, 0), (pad, 0)] + [(0, 0)] * len(rest), constant_values=pad_value)
+    rows = framed.reshape(nrow, ncol, h + pad, w + pad, *rest).swapaxes(1, 2)
+    body = rows.reshape(nrow * (h + pad), ncol * (w + pad), *rest)
+    return np.pad(body, [(0, pad), (0, pad)] + [(0, 0)] * len(rest), constant_values=pad_value)
 
 
 def upscale(picture: np.ndarray, scale: int) -> np.ndarray:
@@ -47,11 +47,13 @@ def upscale(picture: np.ndarray, scale: int) -> np.ndarray:
     return picture if scale <= 1 else picture.repeat(scale, axis=0).repeat(scale, axis=1)
 
 
-def png_bytes(picture: np.ndarray, scale: int = 1) -> bytes:
-    """PNG of a uint8 picture, upscaled by ``scale`` with nearest neighbour."""
+def png_bytes(picture: np.ndarray, scale: int = 1, compress_level: int = 1) -> bytes:
+    """PNG of a uint8 picture, upscaled by ``scale`` with nearest neighbour. The app makes one per
+    interaction, so zlib's fastest level is the default: half the time of PIL's default (6) for
+    a 20 x 20 manifold grid, for a file about 10% larger."""
     image = Image.fromarray(upscale(picture, scale))
     buf = io.BytesIO()
-    image.save(buf, format="PNG")
+    image.save(buf, format="PNG", compress_level=compress_level)
     return buf.getvalue()
 
 
@@ -62,7 +64,7 @@ def save_png(picture: np.ndarray, path: str | os.PathLike, scale: int = 1) -> Pa
         raise ImageError(f"cannot write {path}: folder {path.parent} does not exist")
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
-        tmp.write_bytes(png_bytes(picture, scale))
+        tmp.write_bytes(png_bytes(picture, scale, compress_level=6))  # a file to keep: smaller
         os.replace(tmp, path)
     except OSError as exc:
         tmp.unlink(missing_ok=True)

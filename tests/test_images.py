@@ -86,6 +86,33 @@ def test_grid_layout_and_png():
     assert np.asarray(png)[0, 0] == 255
 
 
+@pytest.mark.parametrize("channels, pad", [(1, 0), (1, 2), (3, 1)])
+def test_grid_puts_every_tile_in_its_place(channels, pad):
+    torch.manual_seed(0)
+    images = torch.rand(7, channels, 4, 5)  # 7 tiles, 3 per row: the last row has one blank
+    tiles = (
+        (images * 255)
+        .round()
+        .to(torch.uint8)
+        .permute(0, 2, 3, 1)
+        .numpy()
+        .squeeze(-1 if channels == 1 else ())
+    )
+    grid = make_grid(images, ncol=3, pad=pad, pad_value=77)
+    assert grid.shape[:2] == (3 * (4 + pad) + pad, 3 * (5 + pad) + pad)
+    for i in range(9):
+        r, c = divmod(i, 3)
+        y, x = pad + r * (4 + pad), pad + c * (5 + pad)
+        expected = tiles[i] if i < 7 else 77
+        assert np.array_equal(grid[y : y + 4, x : x + 5], np.broadcast_to(expected, tiles[0].shape))
+    if pad:  # the frame lines between and around tiles are pad_value
+        assert (
+            (grid[:pad] == 77).all()
+            and (grid[-pad:] == 77).all()
+            and (grid[:, 5 + pad : 5 + 2 * pad] == 77).all()
+        )
+
+
 def test_scatter_picture_places_points_and_star():
     from explorer.images import ScatterPicture
 
