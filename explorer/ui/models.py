@@ -153,6 +153,13 @@ def _count(n) -> str:
     return f"{n:,}" if isinstance(n, int) else "?"
 
 
+def _machine(hardware) -> str:
+    """The machine part of a card's hardware line (before the first ';'); the rest (threads per
+    leg and the like) stays in card.json."""
+    machine = str(hardware or "").split(";")[0].strip()
+    return machine or "?"
+
+
 def model_card(choice: str, config: dict) -> dict:
     """Headline figures for the Home page: from card.json (shipped models, measured by
     ``vae-explorer evaluate``) or from the run's own record (test ELBO during training)."""
@@ -166,7 +173,7 @@ def model_card(choice: str, config: dict) -> dict:
         note = (
             f"Measured on {_count(ev.get('n'))} test images; NLL with K = {_count(ev.get('k'))} "
             f"importance samples. Trained for {card.get('epochs', '?')} epochs "
-            f"on {card.get('hardware', '?')}."
+            f"on {_machine(card.get('hardware'))}."
         )
         target = card.get("target") or {}
         if isinstance(target.get("nll"), (int, float)) and isinstance(ev.get("nll"), (int, float)):
