@@ -294,9 +294,7 @@ def test_a_refused_start_keeps_the_typed_run_name(shipped, monkeypatch):
     at.run()
     fresh = [t for t in at.text_input if t.label == "Run name"][0].value
     assert fresh.startswith("run-t") and fresh != "run-t0"  # then a fresh suggestion
-    deadline = time.time() + 120
-    while time.time() < deadline and '"finished"' not in _text(shipped / "runs" / "mine" / "status.json"):
-        time.sleep(0.2)
+    _wait_for(shipped / "runs" / "mine", "finished")
 
 
 def test_train_page_trains_on_the_iwae_bound(shipped):
@@ -317,9 +315,7 @@ def test_train_page_trains_on_the_iwae_bound(shipped):
     [b for b in at.button if b.label == "Start training"][0].click().run()
     assert not at.exception and not at.error
     folder = shipped / "runs" / "iwae"
-    deadline = time.time() + 120
-    while time.time() < deadline and '"finished"' not in _text(folder / "status.json"):
-        time.sleep(0.2)
+    _wait_for(folder, "finished")
     train = json.loads((folder / "config.json").read_text())["train"]
     assert (train["objective"], train["samples"], train["beta"]) == ("iwae", 3, 1.0)
     at.run()
@@ -349,9 +345,7 @@ def test_train_page_fine_tunes_a_shipped_model_or_a_run(shipped):
     [b for b in at.button if b.label == "Start training"][0].click().run()
     assert not at.exception and not at.error
     folder = shipped / "runs" / "tuned"
-    deadline = time.time() + 120
-    while time.time() < deadline and '"finished"' not in _text(folder / "status.json"):
-        time.sleep(0.2)
+    _wait_for(folder, "finished")
     config = json.loads((folder / "config.json").read_text())
     assert (config["model"]["latent_dim"], config["model"]["hidden"]) == (2, [32])
     commands = (folder / "commands.txt").read_text().splitlines()
@@ -372,9 +366,7 @@ def test_train_page_fine_tunes_a_shipped_model_or_a_run(shipped):
     [b for b in at.button if b.label == "Start training"][0].click().run()
     assert not at.exception and not at.error
     again = shipped / "runs" / "tuned-again"
-    deadline = time.time() + 120
-    while time.time() < deadline and '"finished"' not in _text(again / "status.json"):
-        time.sleep(0.2)
+    _wait_for(again, "finished")
     commands = (again / "commands.txt").read_text()
     assert f"--init-from {folder}" in commands and "--objective iwae" in commands
 
@@ -394,6 +386,14 @@ def _text(path) -> str:
     return path.read_text() if path.exists() else ""
 
 
+def _wait_for(run, state: str, seconds: float = 120) -> None:
+    """Wait until the run's status.json says ``state`` ("finished", "failed"), for at most
+    ``seconds``; the assertions that follow say what went wrong if it never does."""
+    deadline = time.time() + seconds
+    while time.time() < deadline and f'"{state}"' not in _text(run / "status.json"):
+        time.sleep(0.2)
+
+
 def test_failed_training_process_is_reported(shipped, monkeypatch):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # make sure no GPU is seen
     at = page("pages/1_Train.py").run()
@@ -401,9 +401,7 @@ def test_failed_training_process_is_reported(shipped, monkeypatch):
     [s for s in at.selectbox if s.label == "Device"][0].select("cuda")
     [b for b in at.button if b.label == "Start training"][0].click().run()
     folder = shipped / "runs" / "no-gpu"
-    deadline = time.time() + 120
-    while time.time() < deadline and '"failed"' not in (folder / "status.json").read_text():
-        time.sleep(0.2)
+    _wait_for(folder, "failed")
     at.run()
     assert not at.exception
     assert any("failed" in e.value and "no CUDA GPU is available" in e.value for e in at.error)
