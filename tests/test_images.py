@@ -89,7 +89,7 @@ def test_grid_layout_and_png():
 @pytest.mark.parametrize("channels, pad", [(1, 0), (1, 2), (3, 1)])
 def test_grid_puts_every_tile_in_its_place(channels, pad):
     torch.manual_seed(0)
-    images = torch.rand(7, channels, 4, 5)  # 7 tiles, 3 per row: the last row has one blank
+    images = torch.rand(7, channels, 4, 5)  # 7 tiles, 3 per row: the last row has two blanks
     tiles = (
         (images * 255)
         .round()
