@@ -7,7 +7,9 @@ Each configuration times the trainer's own training step (``_Trainer._train_step
 binarisation, forward, ELBO, backward, optimiser step) over at least ``--seconds`` of steps after a
 warm-up, and reports the time one 60,000-image epoch takes at that rate. The default model is
 784-400-20 (ReLU, Bernoulli, Adam), batch 128. The ceilings are measured in the same run: a large
-float32 matrix product (compute) and a large tensor copy (memory bandwidth).
+float32 matrix product (compute) and a large tensor copy (memory bandwidth). On CUDA a last table
+times the default model's step with and without the CUDA graph (``VAE_EXPLORER_CUDA_GRAPHS=0``):
+the gap is the launch cost the graph removes.
 
 Needs only torch, numpy, safetensors and tqdm; the data comes from $VAE_EXPLORER_DATA.
 """
@@ -15,6 +17,7 @@ Needs only torch, numpy, safetensors and tqdm; the data comes from $VAE_EXPLORER
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -24,6 +27,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from explorer.graphs import DISABLE_ENV  # noqa: E402
 from explorer.model import ModelConfig  # noqa: E402
 from explorer.train import TrainConfig, _Trainer  # noqa: E402
 
@@ -35,8 +39,23 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def epoch_seconds(hidden: int, batch: int, device: str, seconds: float) -> float:
-    """Seconds per 60k-image epoch of the trainer's step for 784-hidden-20 at this batch size."""
+def epoch_seconds(
+    hidden: int, batch: int, device: str, seconds: float, graphs: bool = True
+) -> tuple[float, str]:
+    """Seconds per 60k-image epoch of the trainer's step for 784-hidden-20 at this batch size, and
+    how the step ran (the trainer's ``step_path``); ``graphs=False`` turns CUDA-graph capture off."""
+    saved = os.environ.get(DISABLE_ENV)
+    os.environ[DISABLE_ENV] = "1" if graphs else "0"
+    try:
+        return _epoch_seconds(hidden, batch, device, seconds)
+    finally:
+        if saved is None:
+            del os.environ[DISABLE_ENV]
+        else:
+            os.environ[DISABLE_ENV] = saved
+
+
+def _epoch_seconds(hidden: int, batch: int, device: str, seconds: float) -> tuple[float, str]:
     with tempfile.TemporaryDirectory() as out:
         cfg = TrainConfig(batch_size=batch, device=device, test_limit=100, epochs=1)
         trainer = _Trainer(Path(out), ModelConfig(hidden=(hidden,), latent_dim=20), cfg, False, False)
@@ -60,7 +79,7 @@ def epoch_seconds(hidden: int, batch: int, device: str, seconds: float) -> float
             if elapsed >= seconds:
                 break
             count *= 2
-        return elapsed / done * (EPOCH / batch)
+        return elapsed / done * (EPOCH / batch), trainer.step_path
 
 
 def ceilings(device: torch.device) -> tuple[float, float]:
@@ -118,7 +137,7 @@ def main() -> None:
     print("\n## batch size (784-400-20)")
     print("| batch | s/epoch | samples/s | vs batch 128 |")
     print("|---:|---:|---:|---:|")
-    rows = {b: epoch_seconds(400, b, args.device, args.seconds) for b in map(int, args.batches.split(","))}
+    rows = {b: epoch_seconds(400, b, args.device, args.seconds)[0] for b in map(int, args.batches.split(","))}
     base = rows.get(128) or next(iter(rows.values()))
     for b, s in rows.items():
         print(f"| {b} | {s:.3f} | {EPOCH / s:,.0f} | {base / s:.2f}x |")
@@ -127,13 +146,13 @@ def main() -> None:
     print("| width | s/epoch | GFLOP/epoch | achieved GFLOP/s |")
     print("|---:|---:|---:|---:|")
     for w in map(int, args.widths.split(",")):
-        s = epoch_seconds(w, 128, args.device, args.seconds)
+        s = epoch_seconds(w, 128, args.device, args.seconds)[0]
         gflop, _ = work_per_epoch(w)
         print(f"| {w} | {s:.3f} | {gflop:.0f} | {gflop / s:.1f} |")
 
     peak_flops, peak_bw = ceilings(device)
     gflop, gbytes = work_per_epoch(400)
-    s = rows.get(128) or epoch_seconds(400, 128, args.device, args.seconds)
+    s = rows.get(128) or epoch_seconds(400, 128, args.device, args.seconds)[0]
     print("\n## where the time goes (784-400-20, batch 128)")
     print("| quantity | per epoch | at the device's ceiling | share of the measured epoch |")
     print("|---|---:|---:|---:|")
@@ -147,6 +166,21 @@ def main() -> None:
     )
     steps = EPOCH // 128
     print(f"| measured | {s:.3f} s, {steps} steps | | {s / steps * 1e3:.2f} ms per step |")
+
+    if device.type == "cuda":
+        print("\n## the step with and without the CUDA graph (784-400-20)")
+        print(
+            "| batch | graph: s/epoch | ms/step | eager: s/epoch | ms/step | eager / graph | graphed step |"
+        )
+        print("|---:|---:|---:|---:|---:|---:|---|")
+        for b in (100, 128, 1024):
+            graphed, path = epoch_seconds(400, b, args.device, args.seconds)
+            eager, _ = epoch_seconds(400, b, args.device, args.seconds, graphs=False)
+            per = 1e3 * b / EPOCH
+            print(
+                f"| {b} | {graphed:.3f} | {graphed * per:.3f} | {eager:.3f} | {eager * per:.3f} "
+                f"| {eager / graphed:.1f}x | {path} |"
+            )
 
 
 if __name__ == "__main__":

@@ -6,7 +6,11 @@ same 784-400-20 ReLU VAE (grey-level Bernoulli likelihood, analytic KL, Adam 1e-
 the same files for the same epochs. Printed: seconds per epoch (training only), samples/s, the
 final test loss (nats per image: BCE + KL on the grey-level test set) and the speed-up.
 
-    python bench/train_speed.py --epochs 2 [--device cuda] [--batch-size 128]
+    python bench/train_speed.py --epochs 2 [--device cuda] [--batch-size 128] [--limit N]
+
+``--limit N`` trains both loops on the first N training images only (a quick check that the bench
+runs, not a figure to report). The line under the table says how our trainer stepped: on CUDA,
+whether its step was captured as a CUDA graph.
 
 Needs only torch, torchvision, numpy, safetensors and tqdm; the data comes from
 $VAE_EXPLORER_DATA (fetched there with `vae-explorer data fetch mnist` first).
@@ -29,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from explorer.data import MNIST_FILES, fetch  # noqa: E402
 from explorer.model import ModelConfig  # noqa: E402
-from explorer.runs import read_metrics  # noqa: E402
+from explorer.runs import read_metrics, read_status  # noqa: E402
 from explorer.train import TrainConfig, pick_device, train  # noqa: E402
 
 
@@ -64,15 +68,16 @@ def torchvision_root() -> Path:
     return root
 
 
-def run_reference(epochs: int, batch: int, device: torch.device, seed: int) -> dict:
-    from torch.utils.data import DataLoader
+def run_reference(epochs: int, batch: int, device: torch.device, seed: int, limit: int | None) -> dict:
+    from torch.utils.data import DataLoader, Subset
     from torchvision import datasets, transforms
 
     torch.manual_seed(seed)
     root = torchvision_root()
     kwargs = {"num_workers": 1, "pin_memory": True} if device.type == "cuda" else {}
+    train_set = datasets.MNIST(root, train=True, transform=transforms.ToTensor())
     train_loader = DataLoader(
-        datasets.MNIST(root, train=True, transform=transforms.ToTensor()),
+        train_set if limit is None else Subset(train_set, range(min(limit, len(train_set)))),
         batch_size=batch,
         shuffle=True,
         **kwargs,
@@ -116,7 +121,7 @@ def run_reference(epochs: int, batch: int, device: torch.device, seed: int) -> d
     }
 
 
-def run_ours(epochs: int, batch: int, device: torch.device, seed: int) -> dict:
+def run_ours(epochs: int, batch: int, device: torch.device, seed: int, limit: int | None) -> dict:
     out = Path(tempfile.mkdtemp(prefix="bench-run-")) / "run"
     cfg = TrainConfig(
         dataset="mnist",
@@ -126,6 +131,7 @@ def run_ours(epochs: int, batch: int, device: torch.device, seed: int) -> dict:
         seed=seed,
         device=str(device),
         log_every=10**9,
+        limit=limit,
     )
     train(out, ModelConfig(hidden=(400,), latent_dim=20, activation="relu"), cfg, progress=False)
     rows = [r for r in read_metrics(out / "metrics.jsonl") if r["type"] == "epoch"]
@@ -134,6 +140,7 @@ def run_ours(epochs: int, batch: int, device: torch.device, seed: int) -> dict:
         "seconds_per_epoch": total / epochs,
         "samples_per_s": sum(r["samples_per_s"] * r["epoch_seconds"] for r in rows) / total,
         "test_loss": -rows[-1]["test_elbo"],
+        "path": (read_status(out) or {}).get("path", "unknown"),
     }
 
 
@@ -143,11 +150,12 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--limit", type=int, default=None, help="train on the first N images only")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     device = pick_device(args.device)
-    ref = run_reference(args.epochs, args.batch_size, device, args.seed)
-    ours = run_ours(args.epochs, args.batch_size, device, args.seed)
+    ref = run_reference(args.epochs, args.batch_size, device, args.seed, args.limit)
+    ours = run_ours(args.epochs, args.batch_size, device, args.seed, args.limit)
     threads = torch.get_num_threads()
     if args.json:
         print(json.dumps({"device": str(device), "reference": ref, "ours": ours}))
@@ -161,6 +169,7 @@ def main() -> None:
     for name, r in (("reference (DataLoader, .item() per step)", ref), ("VAE Explorer trainer", ours)):
         print(f"| {name} | {r['seconds_per_epoch']:.2f} | {r['samples_per_s']:,.0f} | {r['test_loss']:.1f} |")
     print(f"| speed-up | {ref['seconds_per_epoch'] / ours['seconds_per_epoch']:.1f}x | | |")
+    print(f"VAE Explorer trainer: {ours['path']}")
 
 
 if __name__ == "__main__":
