@@ -81,6 +81,7 @@ class JobView:
     eta_s: float | None
     rows: list[dict]
     path: str = ""  # how it trains: processes, device, CUDA graph or eager step
+    steps_per_epoch: int | None = None  # places the step rows at fractional epochs on the curves
 
     @property
     def active(self) -> bool:
@@ -199,6 +200,7 @@ class JobRegistry:
             eta,
             rows,
             status.get("path", ""),
+            per_epoch,
         )
 
 

@@ -63,7 +63,7 @@ def training_curves(runs: dict[str, list[dict]], steps_per_epoch: dict[str, int]
                 row=1,
                 col=2,
             )
-    fig.update_xaxes(title_text="epoch")
+    fig.update_xaxes(title_text="epoch", row=2)  # the top row's would run into the titles below
     fig.update_layout(
         height=560,
         margin={"l": 40, "r": 10, "t": 50, "b": 40},

@@ -68,7 +68,9 @@ def show(name: str) -> None:
         registry.stop(name)
         st.toast(f"Stopping {name}: it saves a checkpoint first.")
     if view.rows:
-        st.plotly_chart(training_curves({name: view.rows}), key=f"curves-{name}")
+        st.plotly_chart(
+            training_curves({name: view.rows}, {name: view.steps_per_epoch}), key=f"curves-{name}"
+        )
     else:
         st.info("Waiting for the first metrics (loading data, first steps)...")
     if st.session_state.get("was_active") and not view.active:
@@ -119,4 +121,10 @@ with forming_col:
 with st.expander("Compare runs"):
     chosen = st.multiselect("Runs to overlay", runs, default=runs[: min(2, len(runs))])
     if chosen:
-        st.plotly_chart(training_curves({r: registry.view(r).rows for r in chosen}), key="compare")
+        views = {r: registry.view(r) for r in chosen}
+        st.plotly_chart(
+            training_curves(
+                {r: v.rows for r, v in views.items()}, {r: v.steps_per_epoch for r, v in views.items()}
+            ),
+            key="compare",
+        )

@@ -531,11 +531,14 @@ def test_interpolate_between_test_images_and_a_drawing(shipped, mnist_test):
 def test_train_page_animates_the_latent_space_of_a_run(shipped):
     from explorer.train import TrainConfig, train
 
-    cfg = TrainConfig(epochs=2, limit=500, test_limit=300, device="cpu", log_every=5)
+    cfg = TrainConfig(epochs=2, limit=500, test_limit=300, device="cpu", log_every=2)
     train(shipped / "runs" / "small", ModelConfig(hidden=(32,), latent_dim=2), cfg, progress=False)
     at = page("pages/1_Train.py").run()
     assert not at.exception
     charts = [_spec(c) for c in at.get("plotly_chart")]
+    # The curves: 5 steps an epoch, logged every 2, so the train loss lies at fractional epochs.
+    loss = charts[0]["data"][0]
+    assert loss["x"] == [0.4, 0.8, 1.2, 1.6, 2.0] and len(loss["y"]) == 5
     animated = [c for c in charts if c.get("frames")]
     assert len(animated) == 1
     anim = animated[0]

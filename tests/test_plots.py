@@ -33,6 +33,9 @@ def test_training_curves_place_steps_at_fractional_epochs():
     go.Figure(fig.to_dict())
     loss, test, recon, kl = fig.data
     assert list(loss.x) == [0.5] and list(test.y) == [185.0] and list(recon.y) == [190.0]
+    # "epoch" under the bottom row only: the top row's would run into the bottom row's titles.
+    titles = [fig.layout[a].title.text for a in ("xaxis", "xaxis2", "xaxis3", "xaxis4")]
+    assert titles == [None, None, "epoch", "epoch"]
     # An iwae run also draws the bound it trains on, dashed, in the test panel.
     rows[1]["test_bound"] = -181.5
     fig = training_curves({"a": rows}, {"a": 10})
