@@ -160,8 +160,10 @@ def main() -> None:
     if args.json:
         print(json.dumps({"device": str(device), "reference": ref, "ours": ours}))
         return
+    epochs = f"{args.epochs} epoch{'s' if args.epochs != 1 else ''}"
+    images = "" if args.limit is None else f" of the first {args.limit:,} images"
     print(
-        f"training speed, 784-400-20, batch {args.batch_size}, {args.epochs} epochs, {device} "
+        f"training speed, 784-400-20, batch {args.batch_size}, {epochs}{images}, {device} "
         f"({threads} threads), torch {torch.__version__}"
     )
     print("| loop | s / epoch | samples / s | final test loss (nats) |")
