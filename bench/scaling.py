@@ -43,9 +43,12 @@ def epoch_seconds(
     hidden: int, batch: int, device: str, seconds: float, graphs: bool = True
 ) -> tuple[float, str]:
     """Seconds per 60k-image epoch of the trainer's step for 784-hidden-20 at this batch size, and
-    how the step ran (the trainer's ``step_path``); ``graphs=False`` turns CUDA-graph capture off."""
+    how the step ran (the trainer's ``step_path``); ``graphs=False`` turns CUDA-graph capture off
+    (otherwise the environment decides, as in training)."""
+    if graphs:
+        return _epoch_seconds(hidden, batch, device, seconds)
     saved = os.environ.get(DISABLE_ENV)
-    os.environ[DISABLE_ENV] = "1" if graphs else "0"
+    os.environ[DISABLE_ENV] = "0"
     try:
         return _epoch_seconds(hidden, batch, device, seconds)
     finally:

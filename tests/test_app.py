@@ -537,8 +537,12 @@ def test_train_page_animates_the_latent_space_of_a_run(shipped):
     assert not at.exception
     charts = [_spec(c) for c in at.get("plotly_chart")]
     # The curves: 5 steps an epoch, logged every 2, so the train loss lies at fractional epochs.
-    loss = charts[0]["data"][0]
-    assert loss["x"] == [0.4, 0.8, 1.2, 1.6, 2.0] and len(loss["y"]) == 5
+    # Both the run's own chart and the Compare runs overlay.
+    curves = [c for c in charts if not c.get("frames")]
+    assert len(curves) == 2
+    for chart in curves:
+        loss = chart["data"][0]
+        assert loss["x"] == [0.4, 0.8, 1.2, 1.6, 2.0] and len(loss["y"]) == 5
     animated = [c for c in charts if c.get("frames")]
     assert len(animated) == 1
     anim = animated[0]
