@@ -1,5 +1,5 @@
-"""Pictures in and out: MNIST-style preprocessing of user images, image grids, PNG files, and the
-latent grid of the paper's Figure 4."""
+"""Pictures out: image grids, PNG files, the latent grid of the paper's Figure 4, small scatter
+pictures. (Pictures in, a user's images made into model input, are in ``explorer.preprocess``.)"""
 
 from __future__ import annotations
 
@@ -9,14 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 
 from explorer.errors import ImageError
-
-ACCEPTED_FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP")
-MAX_PIXELS = 40_000_000  # refuse larger images before decoding them (decompression bombs)
-MAX_UPLOADS = 20  # images per upload on the Reconstruct page; more are listed but not processed
-MAX_UPLOAD_BYTES = 10 * 1024 * 1024  # per file; also server.maxUploadSize in .streamlit/config.toml
 
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:
@@ -87,105 +82,6 @@ def latent_grid(n: int, lo: float = 0.05, hi: float = 0.95, latent_dim: int = 2)
     return z
 
 
-# ----------------------------------------------------------------------------------------------
-# User images -> MNIST-style input
-
-
-def open_image(source: str | os.PathLike | bytes) -> Image.Image:
-    """Open an image file or bytes, refusing empty, oversized and unknown files, and images of
-    too many pixels (decompression bombs), before any pixel is decoded."""
-    name = "the image" if isinstance(source, bytes) else str(source)
-    if not isinstance(source, bytes):
-        path = Path(source)
-        if not path.is_file():
-            raise ImageError(f"{name} does not exist")
-        if path.stat().st_size > MAX_UPLOAD_BYTES:
-            raise ImageError(
-                f"{name} is {path.stat().st_size / 2**20:.1f} MB, over the limit of "
-                f"{MAX_UPLOAD_BYTES / 2**20:.0f} MB"
-            )
-        source = path.read_bytes()
-    if not source:
-        raise ImageError(f"{name} is empty; use a PNG, JPEG, BMP, GIF or WebP image")
-    if len(source) > MAX_UPLOAD_BYTES:
-        raise ImageError(
-            f"{name} is {len(source) / 2**20:.1f} MB, over the limit of {MAX_UPLOAD_BYTES / 2**20:.0f} MB"
-        )
-    too_big = f"more pixels than the limit of {MAX_PIXELS:,} (a decompression bomb?); scale it down first"
-    try:
-        image = Image.open(io.BytesIO(source), formats=ACCEPTED_FORMATS)
-    except UnidentifiedImageError:
-        raise ImageError(
-            f"{name} is not an image in an accepted format ({', '.join(ACCEPTED_FORMATS)})"
-        ) from None
-    except Image.DecompressionBombError:
-        raise ImageError(f"{name} has {too_big}") from None
-    except (OSError, ValueError, SyntaxError) as exc:
-        raise ImageError(f"{name} could not be read (truncated or damaged?): {exc}") from None
-    if image.width * image.height > MAX_PIXELS:
-        raise ImageError(f"{name} is {image.width}x{image.height} pixels: {too_big}")
-    return image
-
-
-def _to_grey(image: Image.Image) -> np.ndarray:
-    """First frame, EXIF rotation applied, transparency flattened onto white; grey float [0, 1]."""
-    image.seek(0)
-    image = ImageOps.exif_transpose(image)
-    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
-        rgba = image.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        image = Image.alpha_composite(background, rgba)
-    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
-        a = np.asarray(image, dtype=np.float64)
-        return a / (65535.0 if a.max() > 255 else 255.0)
-    return np.asarray(image.convert("L"), dtype=np.float64) / 255.0
-
-
-def preprocess_image(source: str | os.PathLike | bytes | Image.Image) -> torch.Tensor:
-    """An image as MNIST shows digits: (1, 28, 28) float in [0, 1], light ink on black.
-
-    Greyscale; inverted when the background (the border) is light; cropped to the ink; scaled to
-    fit 20x20 keeping the aspect ratio; placed in 28x28 with its centre of mass at the centre.
-    """
-    image = source if isinstance(source, Image.Image) else open_image(source)
-    try:
-        grey = _to_grey(image)
-    except (OSError, ValueError, SyntaxError) as exc:
-        raise ImageError(f"the image could not be decoded (truncated or damaged?): {exc}") from None
-    border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
-    background = float(np.median(border))
-    if background > 0.5:  # dark ink on light paper: flip to MNIST's light ink on black
-        grey, background = 1.0 - grey, 1.0 - background
-    # Subtract the background level so that paper texture or a grey backdrop is not taken as ink.
-    grey = np.clip((grey - background) / max(1e-6, 1.0 - background), 0.0, 1.0)
-    ink = grey > 0.2 * grey.max() if grey.max() > 0 else np.zeros_like(grey, dtype=bool)
-    if grey.max() < 0.1 or not ink.any():
-        raise ImageError("the image is blank: nothing stands out from the background")
-    rows, cols = np.nonzero(ink)
-    crop = grey[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
-    h, w = crop.shape
-    scale = 20.0 / max(h, w)
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    small = (
-        np.asarray(
-            Image.fromarray((crop * 255).astype(np.uint8)).resize(size, Image.LANCZOS), dtype=np.float64
-        )
-        / 255.0
-    )
-    canvas = np.zeros((28, 28))
-    top, left = (28 - small.shape[0]) // 2, (28 - small.shape[1]) // 2
-    canvas[top : top + small.shape[0], left : left + small.shape[1]] = small
-    total = canvas.sum()
-    if total > 0:  # shift the centre of mass to (13.5, 13.5), as MNIST was made
-        ys, xs = np.indices(canvas.shape)
-        dy = int(round(13.5 - (ys * canvas).sum() / total))
-        dx = int(round(13.5 - (xs * canvas).sum() / total))
-        dy = int(np.clip(dy, -top, 28 - top - small.shape[0]))
-        dx = int(np.clip(dx, -left, 28 - left - small.shape[1]))
-        canvas = np.roll(canvas, (dy, dx), axis=(0, 1))
-    return torch.from_numpy(canvas.astype(np.float32)).unsqueeze(0)
-
-
 def _rgb(colour: str) -> tuple[int, int, int]:
     """'#1f77b4' or 'rgb(31,119,180)' -> (31, 119, 180)."""
     if colour.startswith("#"):
@@ -249,16 +145,3 @@ def side_by_side(left: np.ndarray, right: np.ndarray, gap: int = 16) -> np.ndarr
         y0 = (height - a.shape[0]) // 2
         canvas[y0 : y0 + a.shape[0], x0 : x0 + a.shape[1]] = a
     return canvas
-
-
-def canvas_image(rgba: np.ndarray | None) -> Image.Image | None:
-    """A drawing canvas's RGBA pixels (H, W, 4), composited over black, as a greyscale image
-    for ``preprocess_image``; None when nothing has been drawn (no pixel brighter than black)."""
-    if rgba is None or rgba.ndim != 3 or rgba.shape[2] not in (3, 4) or rgba.size == 0:
-        return None
-    rgb = rgba[..., :3].astype(np.float32)
-    alpha = rgba[..., 3:4].astype(np.float32) / 255.0 if rgba.shape[2] == 4 else 1.0
-    grey = (rgb * alpha) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
-    if grey.max() < 8:  # a few stray levels are not a drawing
-        return None
-    return Image.fromarray(np.clip(grey, 0, 255).astype(np.uint8), mode="L")

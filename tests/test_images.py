@@ -1,4 +1,4 @@
-"""Pictures: MNIST-style preprocessing, grids, the Figure 4 latent grid."""
+"""Pictures out: grids, PNGs, the Figure 4 latent grid. (Pictures in: test_preprocess.py.)"""
 
 import io
 
@@ -7,62 +7,13 @@ import pytest
 import torch
 from PIL import Image
 
-from explorer.errors import ImageError
-from explorer.images import latent_grid, make_grid, png_bytes, preprocess_image
+from explorer.images import latent_grid, make_grid, png_bytes
 
 
 def _png(image: Image.Image, fmt="PNG") -> bytes:
     buf = io.BytesIO()
     image.save(buf, format=fmt)
     return buf.getvalue()
-
-
-def _stroke(background: int, ink: int, size=(120, 90)) -> Image.Image:
-    image = Image.new("L", size, background)
-    image.paste(ink, (20, 30, 40, 100))  # an off-centre vertical bar, 20 wide and 70 tall
-    return image
-
-
-def test_dark_ink_on_light_paper_is_inverted_cropped_and_centred():
-    x = preprocess_image(_png(_stroke(background=230, ink=20)))
-    assert x.shape == (1, 28, 28) and x.dtype == torch.float32
-    assert x.max() > 0.9 and x[0, 0, 0] == 0  # light ink on black
-    rows, cols = torch.nonzero(x[0] > 0.5, as_tuple=True)
-    assert rows.max() - rows.min() + 1 == 20  # the long side fits 20 px
-    ys, xs = torch.meshgrid(torch.arange(28.0), torch.arange(28.0), indexing="ij")
-    cy, cx = (ys * x[0]).sum() / x.sum(), (xs * x[0]).sum() / x.sum()
-    assert abs(cy - 13.5) <= 1 and abs(cx - 13.5) <= 1  # centred by mass
-
-
-def test_light_ink_on_dark_matches_dark_on_light():
-    a = preprocess_image(_png(_stroke(background=230, ink=20)))
-    b = preprocess_image(_png(_stroke(background=25, ink=235)))  # the same, inverted
-    assert torch.allclose(a, b, atol=1e-6)
-
-
-def test_transparent_background_is_flattened():
-    rgba = Image.new("RGBA", (50, 50), (0, 0, 0, 0))
-    rgba.paste((0, 0, 0, 255), (20, 5, 30, 45))
-    x = preprocess_image(_png(rgba))
-    assert x.max() > 0.9 and x[0, 0, 0] == 0
-
-
-@pytest.mark.parametrize(
-    "payload, message",
-    [
-        (b"", "empty"),
-        (b"\x89PNG\r\n\x1a\n" + b"\x00" * 20, "not an image"),
-        (b"%PDF-1.4 ...", "not an image"),
-    ],
-)
-def test_unusable_files_give_one_message(payload, message):
-    with pytest.raises(ImageError, match=message):
-        preprocess_image(payload)
-
-
-def test_blank_image_is_refused():
-    with pytest.raises(ImageError, match="blank"):
-        preprocess_image(_png(Image.new("L", (40, 40), 255)))
 
 
 def test_latent_grid_is_the_inverse_gaussian_cdf():
@@ -136,22 +87,3 @@ def test_side_by_side_and_upscale():
     assert both.shape == (6, 8, 3)
     assert tuple(both[2, 0]) == (0, 0, 0) and tuple(both[0, 0]) == (255, 255, 255)  # centred
     assert (both[:, 5:] == 7).all()
-
-
-def test_canvas_drawing_becomes_an_mnist_like_input():
-    import numpy as np
-
-    from explorer.images import canvas_image, preprocess_image
-
-    blank = np.zeros((280, 280, 4), dtype=np.uint8)
-    assert canvas_image(blank) is None and canvas_image(None) is None
-    drawn = blank.copy()
-    drawn[60:220, 130:150] = (255, 255, 255, 255)  # a white vertical stroke: a "1"
-    drawn[0:5, 0:5] = (255, 255, 255, 0)  # fully transparent paint counts for nothing
-    image = canvas_image(drawn)
-    assert image.mode == "L" and np.asarray(image)[100, 140] == 255 and np.asarray(image)[2, 2] == 0
-    x = preprocess_image(image)
-    assert x.shape == (1, 28, 28)
-    rows, cols = np.nonzero(x[0].numpy() > 0.5)
-    assert rows.max() - rows.min() + 1 >= 19 and cols.max() - cols.min() + 1 <= 5  # tall, thin, 20 px high
-    assert abs((x[0].sum(1) * torch.arange(28)).sum() / x.sum() - 13.5) < 1  # centred by mass

@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 import tomllib
 
-from explorer.images import MAX_UPLOAD_BYTES
 from explorer.jobs import JobRegistry
+from explorer.preprocess import MAX_UPLOAD_BYTES
 
 ROOT = Path(__file__).resolve().parent.parent
 

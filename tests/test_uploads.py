@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from explorer.errors import ImageError
-from explorer.images import MAX_UPLOAD_BYTES, preprocess_image
+from explorer.preprocess import MAX_UPLOAD_BYTES, preprocess_image
 
 
 def save(image: Image.Image, fmt: str, **kw) -> bytes:

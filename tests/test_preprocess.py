@@ -1,0 +1,242 @@
+"""Pictures in: a user's picture made into model input the way the model's dataset made its images
+(MNIST: ink in a 20x20 box, centre of mass at (14, 14); Fashion-MNIST: the item fills the frame),
+through shadows, specks, transparency and the usual file formats."""
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from explorer.errors import ImageError
+from explorer.preprocess import canvas_image, preprocess_image
+
+
+def _png(image: Image.Image, fmt="PNG") -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, format=fmt)
+    return buf.getvalue()
+
+
+def _stroke(background: int, ink: int, size=(120, 90)) -> Image.Image:
+    image = Image.new("L", size, background)
+    image.paste(ink, (20, 30, 40, 100))  # an off-centre vertical bar, 20 wide and 70 tall
+    return image
+
+
+def test_dark_ink_on_light_paper_is_inverted_cropped_and_centred():
+    x = preprocess_image(_png(_stroke(background=230, ink=20)))
+    assert x.shape == (1, 28, 28) and x.dtype == torch.float32
+    assert x.max() > 0.9 and x[0, 0, 0] == 0  # light ink on black
+    rows, cols = torch.nonzero(x[0] > 0.5, as_tuple=True)
+    assert rows.max() - rows.min() + 1 == 20  # the long side fits 20 px
+    ys, xs = torch.meshgrid(torch.arange(28.0), torch.arange(28.0), indexing="ij")
+    cy, cx = (ys * x[0]).sum() / x.sum(), (xs * x[0]).sum() / x.sum()
+    assert abs(cy - 14.0) <= 0.5 and abs(cx - 14.0) <= 0.5  # centre of mass at MNIST's (14, 14)
+
+
+def test_light_ink_on_dark_matches_dark_on_light():
+    a = preprocess_image(_png(_stroke(background=230, ink=20)))
+    b = preprocess_image(_png(_stroke(background=25, ink=235)))  # the same, inverted
+    assert torch.allclose(a, b, atol=1e-6)
+
+
+def test_transparent_background_is_flattened():
+    rgba = Image.new("RGBA", (50, 50), (0, 0, 0, 0))
+    rgba.paste((0, 0, 0, 255), (20, 5, 30, 45))
+    x = preprocess_image(_png(rgba))
+    assert x.max() > 0.9 and x[0, 0, 0] == 0
+
+
+@pytest.mark.parametrize(
+    "payload, message",
+    [
+        (b"", "empty"),
+        (b"\x89PNG\r\n\x1a\n" + b"\x00" * 20, "not an image"),
+        (b"%PDF-1.4 ...", "not an image"),
+    ],
+)
+def test_unusable_files_give_one_message(payload, message):
+    with pytest.raises(ImageError, match=message):
+        preprocess_image(payload)
+
+
+def test_blank_image_is_refused():
+    with pytest.raises(ImageError, match="blank"):
+        preprocess_image(_png(Image.new("L", (40, 40), 255)))
+
+
+def test_canvas_drawing_becomes_an_mnist_like_input():
+    blank = np.zeros((280, 280, 4), dtype=np.uint8)
+    assert canvas_image(blank) is None and canvas_image(None) is None
+    drawn = blank.copy()
+    drawn[60:220, 130:150] = (255, 255, 255, 255)  # a white vertical stroke: a "1"
+    drawn[0:5, 0:5] = (255, 255, 255, 0)  # fully transparent paint counts for nothing
+    image = canvas_image(drawn)
+    assert image.mode == "L" and np.asarray(image)[100, 140] == 255 and np.asarray(image)[2, 2] == 0
+    x = preprocess_image(image)
+    assert x.shape == (1, 28, 28)
+    rows, cols = np.nonzero(x[0].numpy() > 0.5)
+    assert rows.max() - rows.min() + 1 >= 19 and cols.max() - cols.min() + 1 <= 5  # tall, thin, 20 px high
+    assert (
+        abs((x[0].sum(1) * torch.arange(28)).sum() / x.sum() - 14.0) <= 0.5
+    )  # centred by mass (a 20-pixel bar: 13.5 or 14.5)
+
+
+# -- each dataset's own convention, on its own images ---------------------------------------------
+
+CASES = Path(__file__).parent / "cases"
+
+
+def _corr(a, b) -> float:
+    return float(np.corrcoef(np.ravel(a), np.ravel(b))[0, 1])
+
+
+def _on_paper(image: np.ndarray, scale: int, margin: int, fmt: str = "PNG") -> bytes:
+    """A 28x28 dataset image (uint8, light on black) drawn ``scale`` times larger as dark ink on
+    white paper, with a margin of white around it."""
+    big = Image.fromarray(255 - image).resize((28 * scale, 28 * scale), Image.NEAREST)
+    paper = Image.new("L", (28 * scale + 2 * margin, 28 * scale + 2 * margin), 255)
+    paper.paste(big, (margin, margin))
+    return _png(paper, fmt)
+
+
+@pytest.mark.integration
+def test_mnist_digits_have_their_centre_of_mass_at_14_14():
+    """The convention is measured, not assumed: the training set's mean centre of mass."""
+    from explorer.data import load_dataset
+    from explorer.datasets import spec
+
+    images = load_dataset("mnist", "train").images[:, 0].double()
+    ys, xs = torch.meshgrid(torch.arange(28.0), torch.arange(28.0), indexing="ij")
+    mass = images.sum((1, 2))
+    cy = ((images * ys).sum((1, 2)) / mass).mean()
+    cx = ((images * xs).sum((1, 2)) / mass).mean()
+    assert spec("mnist").convention.centre_at == (14.0, 14.0)
+    assert abs(cy - 14.0) < 0.02 and abs(cx - 14.0) < 0.02, (cy, cx)
+
+
+@pytest.mark.integration
+def test_the_handed_ink_on_paper_cases_come_back_as_the_test_images(mnist_test):
+    for index in (0, 1):
+        x = preprocess_image(CASES / f"mnist-test-{index}-ink-on-paper.png")
+        assert _corr(x, mnist_test.images[index]) >= 0.98, index
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("scale, margin", [(10, 0), (4, 30), (13, 100)])
+def test_mnist_test_images_drawn_on_paper_come_back_equal(mnist_test, scale, margin):
+    """Any test image, at any size on the page: the same input as the original (>= 0.98)."""
+    picked = torch.randperm(len(mnist_test), generator=torch.Generator().manual_seed(scale))[:40]
+    for i in picked.tolist():
+        original = mnist_test.images[i, 0].numpy()
+        x = preprocess_image(_on_paper(original, scale, margin))
+        assert _corr(x, original) >= 0.98, (i, _corr(x, original))
+
+
+@pytest.mark.integration
+def test_fashion_items_fill_the_frame_as_fashion_mnist_made_them():
+    """A product photo of a test item (dark on white) comes back as the item under the
+    Fashion-MNIST convention (longest side 28, centred), not under MNIST's 20x20 box."""
+    from explorer.data import load_dataset
+
+    items = load_dataset("fashion-mnist", "test").images[:100, 0].numpy()
+    own = [_corr(preprocess_image(_on_paper(a, 10, 40), "fashion-mnist"), a) for a in items]
+    mnist_way = [_corr(preprocess_image(_on_paper(a, 10, 40), "mnist"), a) for a in items[:20]]
+    assert np.median(own) > 0.999 and np.mean(np.array(own) >= 0.98) >= 0.95, sorted(own)[:5]
+    assert np.median(mnist_way) < 0.7  # the wrong convention: what the app did before
+
+
+# -- photos as people take them: each against its clean twin ----------------------------------------
+
+
+def _digit_two(size=600, width=30) -> np.ndarray:
+    """A "2" in dark marker on white paper: grey levels (size, size) in [0, 1]."""
+    from PIL import ImageDraw
+
+    image = Image.new("L", (size, size), 255)
+    draw = ImageDraw.Draw(image)
+    s = size / 600
+    draw.arc([200 * s, 120 * s, 400 * s, 320 * s], 180, 40, fill=0, width=int(width * s))
+    draw.line([(380 * s, 270 * s), (200 * s, 470 * s)], fill=0, width=int(width * s))
+    draw.line([(200 * s, 470 * s), (420 * s, 470 * s)], fill=0, width=int(width * s))
+    return np.asarray(image, dtype=np.float64) / 255.0
+
+
+def _grey_bytes(grey: np.ndarray, fmt: str = "PNG") -> bytes:
+    return _png(Image.fromarray(np.clip(grey * 255, 0, 255).astype(np.uint8)), fmt)
+
+
+_H = _W = 600
+_Y, _X = np.indices((_H, _W))
+LIGHTING = {
+    "gradient": 1 - 0.5 * _X / _W,
+    "vignette": 1 - 0.6 * ((_Y - _H / 2) ** 2 + (_X - _W / 2) ** 2) / (_H * _H / 2),
+    "hard diagonal shadow": np.where(_X + _Y > _W, 0.55, 1.0),
+    "soft shadow": 1 - 0.45 / (1 + np.exp(-(_X - 0.6 * _W) / (0.03 * _W))),
+    "shadow band": np.where(np.abs(_X - 0.45 * _W) < 0.1 * _W, 0.6, 1.0),
+}
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
+@pytest.mark.parametrize("light", list(LIGHTING))
+@pytest.mark.parametrize("width", [20, 30, 45])
+def test_shadows_and_uneven_light_are_ground_not_ink(light, fmt, width):
+    clean = _digit_two(width=width)
+    twin = preprocess_image(_grey_bytes(clean))
+    noise = np.random.default_rng(0).normal(0, 0.02, clean.shape)
+    photo = clean * LIGHTING[light] * 0.95 + 0.02 + noise  # paper a little grey, grain, and the light
+    assert _corr(preprocess_image(_grey_bytes(photo, fmt)), twin) >= 0.95
+
+
+@pytest.mark.parametrize(
+    "dot",
+    [(60, 60, 6, 120), (550, 80, 10, 60), (80, 520, 3, 0), (300, 560, 5, 90), (560, 300, 12, 150)],
+)
+def test_a_speck_away_from_the_drawing_is_ignored(dot):
+    from PIL import ImageDraw
+
+    clean = _digit_two()
+    image = Image.fromarray((clean * 255).astype(np.uint8))
+    x0, y0, r, level = dot
+    ImageDraw.Draw(image).ellipse([x0 - r, y0 - r, x0 + r, y0 + r], fill=level)
+    assert _corr(preprocess_image(_png(image)), preprocess_image(_grey_bytes(clean))) >= 0.95
+
+
+@pytest.mark.parametrize("colour", [255, 200, 0])
+@pytest.mark.parametrize("mode", ["RGBA", "LA"])
+def test_ink_carried_by_the_alpha_channel_alone(colour, mode):
+    """Strokes of one colour on transparency (light ones as dark-mode drawing apps export them,
+    dark ones too): the alpha channel is the drawing."""
+    clean = _digit_two()
+    alpha = ((1 - clean) * 255).astype(np.uint8)
+    flat = np.full_like(alpha, colour)
+    layers = [flat] * (3 if mode == "RGBA" else 1) + [alpha]
+    drawn = Image.fromarray(np.dstack(layers), mode)
+    assert _corr(preprocess_image(_png(drawn)), preprocess_image(_grey_bytes(clean))) >= 0.95
+
+
+def test_the_handed_shadow_and_dot_cases_match_their_clean_twins():
+    three = _corr(preprocess_image(CASES / "three-shadow.jpg"), preprocess_image(CASES / "three-clean.png"))
+    seven = _corr(
+        preprocess_image(CASES / "seven-sheet-dot.png"), preprocess_image(CASES / "seven-sheet-clean.png")
+    )
+    assert three >= 0.95 and seven >= 0.95, (three, seven)
+
+
+def test_a_folder_is_named_as_a_folder(tmp_path):
+    with pytest.raises(ImageError, match="is a folder"):
+        preprocess_image(tmp_path)
+
+
+def test_an_unknown_dataset_is_refused():
+    with pytest.raises(ValueError, match="unknown dataset"):
+        preprocess_image(_png(_stroke(230, 20)), "cifar-100")
+
+
+def test_frey_faces_are_cropped_to_the_frame_and_resized():
+    face = Image.fromarray(np.tile(np.linspace(0, 255, 300, dtype=np.uint8), (200, 1)))  # 300 wide
+    x = preprocess_image(_png(face), "frey-face")
+    assert x.shape == (1, 28, 20) and x[0, :, 0].max() < x[0, :, -1].min()  # left dark, right light
