@@ -16,6 +16,7 @@ from explorer.objectives import (  # noqa: E402
     importance_log_likelihood,
     kl_standard_normal,
 )
+from explorer.preprocess import preprocess_image  # noqa: E402
 from explorer.train import TrainConfig, train  # noqa: E402
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "load_checkpoint",
     "save_checkpoint",
     "load_dataset",
+    "preprocess_image",
     "elbo_terms",
     "importance_log_likelihood",
     "kl_standard_normal",

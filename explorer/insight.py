@@ -1,6 +1,7 @@
 """What the explorer shows beyond reconstructions: the posterior q(z|x) as ellipses and samples,
 interpolation between latent codes, the aggregate posterior against the prior (and the prior's
-"holes"), and where an image's ELBO falls among the test set's. Pure PyTorch/NumPy; no Streamlit.
+"holes") (whether an image is a stranger to the model is
+``explorer.strangers``). Pure PyTorch/NumPy; no Streamlit.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from PIL import Image
 from explorer.latent import Projection, decode_mean
 from explorer.model import VAE
 
-STRANGER_PERCENTILE = 1.0  # below this percentile of the test set's ELBO an image is a "stranger"
 HOLE_RATIO = 0.1  # a hole: q(z) below this fraction of p(z) ...
 HOLE_RADIUS = 2.0  # ... inside the prior's 2-sigma disc
 
@@ -186,29 +186,6 @@ def density_map(
     cell = (xs[1] - xs[0]) * (ys[1] - ys[0])
     return DensityMap(
         xs, ys, q, p, holes, (float(centre[0]), float(centre[1])), float((p * holes).sum() * cell)
-    )
-
-
-# -- strangers ------------------------------------------------------------------------------------
-
-
-def percentile(value: float, reference: torch.Tensor) -> float:
-    """Percentage of ``reference`` values (e.g. the test set's per-image ELBO) at or below
-    ``value``: 0 means lower than every test image, 100 at least as high as all of them."""
-    ref = reference.double().flatten()
-    if len(ref) == 0:
-        raise ValueError("no reference values")
-    return float((ref <= value).double().mean() * 100)
-
-
-def stranger_message(pct: float) -> str | None:
-    """A plain-words warning for an ELBO below the test set's 1st percentile, else None."""
-    if pct >= STRANGER_PERCENTILE:
-        return None
-    return (
-        f"This does not look like the training data: its ELBO is lower than that of "
-        f"{100 - pct:.1f}% of the test images. The reconstruction will be poor, and the point in "
-        "latent space says little about it."
     )
 
 

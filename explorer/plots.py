@@ -37,7 +37,7 @@ def training_curves(runs: dict[str, list[dict]], steps_per_epoch: dict[str, int]
             fig.add_trace(
                 go.Scatter(
                     x=xs,
-                    y=[sign * r[key] for r in picked],
+                    y=[None if r[key] is None else sign * r[key] for r in picked],  # null: not finite
                     mode="lines+markers" if kind == "epoch" else "lines",
                     name=name,
                     legendgroup=name,
@@ -53,7 +53,7 @@ def training_curves(runs: dict[str, list[dict]], steps_per_epoch: dict[str, int]
             fig.add_trace(
                 go.Scatter(
                     x=[r["epoch"] for r in bound],
-                    y=[-r["test_bound"] for r in bound],
+                    y=[None if r["test_bound"] is None else -r["test_bound"] for r in bound],
                     mode="lines+markers",
                     name=f"{name}: test -L_K (iwae bound)",
                     legendgroup=name,
@@ -297,6 +297,31 @@ def kl_bars(
         "height": height,
         "margin": {"l": 50, "r": 10, "t": 10, "b": 40},
         "yaxis": {"title": {"text": "KL (nats)"}},
+        "xaxis": {"type": "category"},
+        "showlegend": False,
+    }
+    return go.Figure({"data": data, "layout": layout}, _validate=False)
+
+
+def posterior_bars(mu: Sequence[float], sigma: Sequence[float], height: int = 220) -> go.Figure:
+    """The mean of q(z|x) per latent dimension as bars, with +/- one standard deviation as error
+    bars: one image's posterior, readable for any number of dimensions."""
+    dims = [f"z{j + 1}" for j in range(len(mu))]
+    data = [
+        {
+            "type": "bar",
+            "x": dims,
+            "y": [round(float(m), 4) for m in mu],
+            "error_y": {"type": "data", "array": [round(float(s), 4) for s in sigma], "color": "#555555"},
+            "marker": {"color": PALETTE[0]},
+            "customdata": [round(float(s), 4) for s in sigma],
+            "hovertemplate": "%{x}: mean %{y:.2f}, sd %{customdata:.2f}<extra></extra>",
+        }
+    ]
+    layout = {
+        "height": height,
+        "margin": {"l": 50, "r": 10, "t": 10, "b": 30},
+        "yaxis": {"title": {"text": "E_q[z] +/- sd"}, "zeroline": True},
         "xaxis": {"type": "category"},
         "showlegend": False,
     }

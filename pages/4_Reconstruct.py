@@ -3,10 +3,12 @@
 import streamlit as st
 import torch
 
+from explorer.datasets import spec
 from explorer.errors import ImageError
-from explorer.images import ACCEPTED_FORMATS, MAX_UPLOADS, make_grid, png_bytes, preprocess_image
+from explorer.images import make_grid, png_bytes
 from explorer.latent import reconstruct
 from explorer.plots import PALETTE
+from explorer.preprocess import MAX_UPLOADS, UPLOAD_TYPES, preprocess_image
 from explorer.ui.insight import base_scatter, draw_posterior, image_report
 from explorer.ui.models import (
     dataset_of,
@@ -59,14 +61,12 @@ st.download_button(
 )
 
 st.header("Your images")
-if model.config.image_shape != (1, 28, 28):
-    st.info("Uploads need a model of 28x28 images (MNIST or Fashion-MNIST).")
-    st.stop()
+described = spec(dataset)
 uploads = st.file_uploader(
-    "Upload digits (one or more)",
-    type=[f.lower() for f in ACCEPTED_FORMATS] + ["jpg"],
+    f"Upload pictures of a {described.item} (one or more)",
+    type=UPLOAD_TYPES,
     accept_multiple_files=True,
-    help="Each is made MNIST-like: greyscale, inverted if light, cropped, 20x20 in 28x28.",
+    help=f"Each is prepared the way {dataset}'s own images were: {described.convention.summary}.",
 )
 uploads = uploads or []
 if len(uploads) > MAX_UPLOADS:
@@ -76,7 +76,7 @@ if len(uploads) > MAX_UPLOADS:
 placed = []  # (name, mu, sigma) of each readable upload, for the map below
 for upload in uploads[:MAX_UPLOADS]:
     try:
-        x = preprocess_image(upload.getvalue())
+        x = preprocess_image(upload.getvalue(), dataset)
     except ImageError as exc:
         st.error(f"{upload.name}: {exc}")
         continue

@@ -3,8 +3,9 @@ on the latent map with its posterior, and compared with the test set."""
 
 import streamlit as st
 
+from explorer.datasets import spec
 from explorer.errors import ImageError
-from explorer.images import canvas_image, preprocess_image
+from explorer.preprocess import canvas_image, preprocess_image
 from explorer.ui.insight import base_scatter, draw_posterior, image_report
 from explorer.ui.models import dataset_of, label_names, model_key, model_or_stop
 
@@ -12,14 +13,15 @@ st.set_page_config(page_title="Draw - VAE Explorer", layout="wide")
 choice, model, config = model_or_stop()
 dataset = dataset_of(config)
 key = model_key(choice)
+described = spec(dataset)
 st.title("Draw")
 st.caption(
-    "Draw a digit with the mouse (or a finger). Each stroke is made MNIST-like (cropped, "
-    "20x20, centred by mass), reconstructed, and placed on the map with its posterior ellipses. "
-    "Undo, redo and clear are in the canvas's toolbar."
+    f"Draw a {described.item} with the mouse (or a finger). Each stroke is prepared the way "
+    f"{dataset}'s images were ({described.convention.summary}), reconstructed, and placed on the "
+    "map with its posterior ellipses. Undo, redo and clear are in the canvas's toolbar."
 )
-if model.config.image_shape != (1, 28, 28):
-    st.info("Drawing needs a model of 28x28 images (MNIST or Fashion-MNIST); pick one in the sidebar.")
+if described.convention.kind == "photo":
+    st.info(f"{dataset} holds photographs, not drawings: pick a model of drawn images in the sidebar.")
     st.stop()
 
 left, right = st.columns([2, 3], gap="large")
@@ -48,7 +50,7 @@ with left:
 x = None
 if image is not None:
     try:
-        x = preprocess_image(image)
+        x = preprocess_image(image, dataset)
     except ImageError as exc:
         with right:
             st.warning(f"Nothing to read yet: {exc}. Draw a bigger or brighter stroke.")

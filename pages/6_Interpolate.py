@@ -5,11 +5,12 @@ import streamlit as st
 import torch
 
 from explorer.errors import ImageError
-from explorer.images import ACCEPTED_FORMATS, make_grid, png_bytes, preprocess_image, upscale
+from explorer.images import make_grid, png_bytes, upscale
 from explorer.insight import gif_bytes, interpolate, posterior
 from explorer.latent import decode_mean
 from explorer.plots import add_path
-from explorer.ui.insight import base_scatter
+from explorer.preprocess import UPLOAD_TYPES, preprocess_image
+from explorer.ui.insight import base_scatter, verdict_line
 from explorer.ui.models import dataset_of, label_names, model_key, model_or_stop, test_images
 
 st.set_page_config(page_title="Interpolate - VAE Explorer", layout="wide")
@@ -35,11 +36,13 @@ SOURCES = ["test image", "upload", "drawing"]
 
 
 def endpoint(column, label: str, default_index: int):
-    """(image (C, H, W), caption) for one end, or None with a message shown."""
+    """(image (C, H, W), caption) for one end, shown with its ELBO and stranger verdict, or None
+    with a message shown."""
     with column:
         st.subheader(label)
         available = SOURCES if "drawing" in st.session_state else SOURCES[:2]
         source = st.radio(f"{label} from", available, horizontal=True, key=f"src-{label}")
+        chosen = None
         if source == "test image":
             index = st.number_input(
                 "Test index",
@@ -50,23 +53,22 @@ def endpoint(column, label: str, default_index: int):
                 help="Any image of the test set, e.g. one you clicked on the Latent space page",
             )
             k = int(labels[index])
-            return images[index], f"test #{index} ({names[k] if names else k})"
-        if source == "drawing":
-            return st.session_state["drawing"], "your drawing"
-        if model.config.image_shape != (1, 28, 28):
-            st.info("Uploads need a model of 28x28 images.")
-            return None
-        upload = st.file_uploader(
-            "An image", type=[f.lower() for f in ACCEPTED_FORMATS] + ["jpg"], key=f"up-{label}"
-        )
-        if upload is None:
-            st.info("Upload an image for this end.")
-            return None
-        try:
-            return preprocess_image(upload.getvalue()), upload.name
-        except ImageError as exc:
-            st.error(f"{upload.name}: {exc}")
-            return None
+            chosen = images[index], f"test #{index} ({names[k] if names else k})"
+        elif source == "drawing":
+            chosen = st.session_state["drawing"], "your drawing"
+        else:
+            upload = st.file_uploader("An image", type=UPLOAD_TYPES, key=f"up-{label}")
+            if upload is None:
+                st.info("Upload an image for this end.")
+                return None
+            try:
+                chosen = preprocess_image(upload.getvalue(), dataset), upload.name
+            except ImageError as exc:
+                st.error(f"{upload.name}: {exc}")
+                return None
+        st.image(png_bytes(make_grid(chosen[0][None], 1), scale=3), caption=chosen[1], output_format="PNG")
+        verdict_line(model, chosen[0], key, dataset)
+        return chosen
 
 
 cols = st.columns(2)
@@ -77,8 +79,6 @@ if a is None or b is None:
 if not methods:
     st.info("Choose at least one path in the sidebar.")
     st.stop()
-for (x, caption), col in ((a, cols[0]), (b, cols[1])):
-    col.image(png_bytes(make_grid(x[None], 1), scale=3), caption=caption, output_format="PNG")
 
 mu, _ = posterior(model, torch.stack([a[0], b[0]]))
 fig, projection = base_scatter(*key, dataset, names)

@@ -1,5 +1,5 @@
 """The explorer's insight maths on tiny tensors: posterior ellipses and samples, interpolation,
-the aggregate posterior against the prior, strangers, GIFs."""
+the aggregate posterior against the prior, GIFs. (Strangers: test_strangers.py.)"""
 
 import io
 import math
@@ -10,17 +10,14 @@ import torch
 from PIL import Image
 
 from explorer.insight import (
-    STRANGER_PERCENTILE,
     density_map,
     ellipse,
     gif_bytes,
     interpolate,
-    percentile,
     posterior,
     posterior_ellipses,
     posterior_samples,
     projected_gaussian,
-    stranger_message,
 )
 from explorer.latent import fit_projection
 
@@ -141,18 +138,6 @@ def test_density_map_in_a_pca_plane_centres_the_prior_where_zero_lands():
     assert d.aggregate.sum() * d.cell_area == pytest.approx(
         1.0, abs=0.05
     )  # the window widens to hold the data
-
-
-def test_percentile_and_the_stranger_warning():
-    ref = torch.arange(1, 101, dtype=torch.float32)  # ELBOs 1..100
-    assert percentile(0.5, ref) == 0.0
-    assert percentile(50, ref) == 50.0
-    assert percentile(1000, ref) == 100.0
-    assert stranger_message(STRANGER_PERCENTILE) is None
-    message = stranger_message(0.4)
-    assert "does not look like the training data" in message and "99.6%" in message
-    with pytest.raises(ValueError):
-        percentile(1.0, torch.tensor([]))
 
 
 def test_aligning_frames_undoes_a_rotation_and_a_flip():

@@ -17,4 +17,5 @@ def test_readme_python_snippet_runs(tmp_path, monkeypatch, capsys):
     out = capsys.readouterr().out
     nll = float(re.search(r"NLL with K = 100: ([\d.]+) nats", out).group(1))
     assert 80 < nll < 300
+    assert 20 < int(re.search(r"ink fills (\d+) of 784 pixels", out).group(1)) < 120
     assert (tmp_path / "runs" / "api-demo" / "model.safetensors").is_file()

@@ -3,23 +3,25 @@ space, Reconstruct, Draw and Interpolate pages; the figures' numbers come from e
 
 from __future__ import annotations
 
+import math
+
 import streamlit as st
 import torch
 
+from explorer.datasets import spec
 from explorer.evaluate import ACTIVE_UNIT_THRESHOLD, latent_stats
 from explorer.images import make_grid, png_bytes
 from explorer.insight import (
     density_map,
-    percentile,
     posterior,
     posterior_ellipses,
     posterior_samples,
-    stranger_message,
 )
-from explorer.latent import Projection, reconstruct
+from explorer.latent import Projection
 from explorer.model import VAE
 from explorer.plots import add_outline, add_points, latent_scatter
-from explorer.ui.models import _load, latent_map, test_images, test_reconstructions
+from explorer.strangers import SOURCE, STRANGER_QUANTILE, Reference, stranger_message
+from explorer.ui.models import _load, latent_map, stranger_detector, test_images, test_reconstructions
 
 DENSITY_IMAGES = 5000  # test images whose posteriors make up the aggregate posterior map
 SAMPLES = 8  # draws from q(z|x) shown beside the mean
@@ -77,33 +79,84 @@ def samples_picture(
     return png_bytes(make_grid(row, len(row)), scale=scale)
 
 
-def test_elbos(path: str, mtime_ns: int, dataset: str) -> torch.Tensor:
-    """Per-image ELBO of the test set (grey levels, the same measure as an upload's)."""
-    return test_reconstructions(path, mtime_ns, dataset).elbo
+def reference(path: str, mtime_ns: int, dataset: str) -> Reference:
+    """The test set as the yardstick of an image the user gives: per-image ELBO and the stranger
+    detector, both cached per model."""
+    return Reference(
+        test_reconstructions(path, mtime_ns, dataset).elbo, stranger_detector(path, mtime_ns, dataset)
+    )
+
+
+POSTERIOR_AS_TEXT = 4  # latent sizes up to this are written out; wider ones drawn as bars
+
+
+def posterior_bars(mu: torch.Tensor, sigma: torch.Tensor, key: str) -> None:
+    """One image's q(z|x): its mean and standard deviation, in words for a few dimensions and
+    as bars with error bars for more."""
+    if len(mu) <= POSTERIOR_AS_TEXT:
+        z = ", ".join(f"{v:.2f}" for v in mu.tolist())
+        spread = ", ".join(f"{v:.2f}" for v in sigma.tolist())
+        st.markdown(f"q(z|x): mean ({z}), standard deviation ({spread})")
+        return
+    from explorer.plots import posterior_bars as bars
+
+    st.caption(f"q(z|x) over its {len(mu)} dimensions: mean, with one standard deviation either side")
+    st.plotly_chart(bars(mu.tolist(), sigma.tolist()), key=f"posterior-{key}")
+
+
+def verdict_line(model: VAE, x: torch.Tensor, key: tuple[str, int], dataset: str) -> None:
+    """One image's ELBO percentile and stranger verdict in a line, with the warning for a
+    stranger: for places that show the image small (the ends of an interpolation)."""
+    judged = reference(*key, dataset).judge(model, x[None])[0]
+    if not math.isfinite(judged.elbo):
+        st.error("The model's ELBO for this image is not finite: its weights have diverged.")
+        return
+    verdict = judged.verdict
+    st.markdown(
+        f"ELBO {judged.elbo:.1f} nats (higher than {judged.elbo_percentile:.0f}% of the test images); "
+        f"stranger than {verdict.percentile:.0f}% of them: "
+        + ("**a stranger**" if verdict.stranger else "typical enough"),
+        help=f"Strangeness says whether the image is like the training data, which the ELBO alone "
+        f"cannot. It is {SOURCE}.",
+    )
+    warning = stranger_message(verdict, spec(dataset).item)
+    if warning:
+        st.warning(warning, icon=":material/help:")
 
 
 def image_report(model: VAE, x: torch.Tensor, key: tuple[str, int], dataset: str, name: str):
     """Show one image the user gave (upload or drawing): input, reconstruction and draws from its
-    posterior, its ELBO as a percentile of the test set's, and a warning for strangers. Returns
-    (mu, sigma) of q(z|x) for the caller's scatter."""
-    result = reconstruct(model, x[None])
+    posterior, its ELBO as a percentile of the test set's, and whether it is a stranger to the
+    model (with the reason, and a warning when it is). Returns (mu, sigma) of q(z|x) for the
+    caller's scatter."""
     mu, sigma = (v[0] for v in posterior(model, x[None]))
-    elbo = float(result.elbo[0])
-    pct = percentile(elbo, test_elbos(*key, dataset))
+    judged = reference(*key, dataset).judge(model, x[None])[0]
     st.image(
         samples_picture(model, x, mu, sigma),
         caption=f"{name}: input | reconstruction (posterior mean) | {SAMPLES} draws z ~ q(z|x)",
         output_format="PNG",
     )
-    z = ", ".join(f"{v:.2f}" for v in mu.tolist())
-    spread = ", ".join(f"{v:.2f}" for v in sigma.tolist())
+    if not math.isfinite(judged.elbo):
+        st.error(
+            "The model's ELBO for this image is not finite: its weights have diverged. Pick another model."
+        )
+        return mu, sigma
+    verdict = judged.verdict
     st.markdown(
-        f"ELBO **{elbo:.2f}** nats: higher than **{pct:.1f}%** of the test images.  \n"
-        f"q(z|x): mean ({z}), standard deviation ({spread})"
+        f"ELBO **{judged.elbo:.2f}** nats: higher than **{judged.elbo_percentile:.1f}%** of the test "
+        "images.  \n"
+        f"Strangeness **{verdict.strangeness:.1f}**: stranger than **{verdict.percentile:.1f}%** of the test "
+        f"images ({'**a stranger**' if verdict.stranger else 'typical enough'}; the warning starts at "
+        f"{100 * STRANGER_QUANTILE:.0f}%)"
     )
-    warning = stranger_message(pct)
+    st.caption(
+        "Strangeness says whether the image is like the training data, which the ELBO alone cannot: "
+        f"a model can give images of another kind a higher ELBO than its own. It measures {SOURCE}."
+    )
+    warning = stranger_message(verdict, spec(dataset).item)
     if warning:
         st.warning(warning, icon=":material/help:")
+    posterior_bars(mu, sigma, name)
     return mu, sigma
 
 

@@ -22,6 +22,7 @@ from explorer.jobs import list_runs, runs_root
 from explorer.latent import encode_means, fit_projection, reconstruct
 from explorer.model import VAE
 from explorer.plots import PALETTE
+from explorer.strangers import StrangerDetector, fit_detector
 
 RUN_PREFIX = "runs/"
 
@@ -139,6 +140,12 @@ def scatter_picture(path: str, mtime_ns: int, dataset: str) -> ScatterPicture:
     """The Manifold page's small map: 2,000 encoded test images, drawn once per model."""
     means, projection, labels = latent_map(path, mtime_ns, dataset)
     return ScatterPicture(projection(means[:2000]), labels[:2000], list(PALETTE))
+
+
+@st.cache_resource(show_spinner="Measuring what is typical of the test set...", max_entries=8)
+def stranger_detector(path: str, mtime_ns: int, dataset: str) -> StrangerDetector:
+    """The model's stranger detector, fitted on its test set's first images (shared by sessions)."""
+    return fit_detector(_load(path, mtime_ns), test_images(dataset)[0], dataset)
 
 
 @st.cache_resource(show_spinner="Reconstructing the test set...", max_entries=4)
