@@ -254,14 +254,24 @@ def load_checkpoint(path_or_name: str | os.PathLike, device: str | torch.device 
         config = ModelConfig.from_dict(json.loads(metadata["model_config"]))
     except (KeyError, ValueError, TypeError) as exc:
         raise CheckpointError(f"{folder / MODEL_FILE} has no usable model config: {exc}") from None
+    _check_tensors(config, tensors, folder / MODEL_FILE)  # before the network is built
     model = VAE(config)
-    _load_state(model, tensors, folder / MODEL_FILE)
+    model.load_state_dict(tensors)
     model.progress = json.loads(metadata.get("progress", "{}"))
     return model.to(device).eval()
 
 
-def _load_state(model: VAE, tensors: dict[str, torch.Tensor], path: Path) -> None:
-    expected = model.state_dict()
+def expected_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
+    """The shape of every tensor of a VAE with ``config``, worked out on PyTorch's "meta" device:
+    no memory is allocated, however large the config claims the network is."""
+    with torch.device("meta"):
+        return {name: tuple(t.shape) for name, t in VAE(config).state_dict().items()}
+
+
+def _check_tensors(config: ModelConfig, tensors: dict[str, torch.Tensor], path: Path) -> None:
+    """Raise CheckpointError unless the file's tensors are the ones ``config`` describes, with
+    finite values, before a byte of the network is allocated."""
+    expected = expected_shapes(config)
     missing = sorted(set(expected) - set(tensors))
     unexpected = sorted(set(tensors) - set(expected))
     if missing or unexpected:
@@ -269,13 +279,18 @@ def _load_state(model: VAE, tensors: dict[str, torch.Tensor], path: Path) -> Non
             f"{path} does not match its config: missing tensors {missing or 'none'}, "
             f"unexpected tensors {unexpected or 'none'}"
         )
-    for name, value in expected.items():
-        if tensors[name].shape != value.shape:
+    for name, shape in expected.items():
+        if tuple(tensors[name].shape) != shape:
             raise CheckpointError(
                 f"{path} does not match its config: tensor {name} has shape "
-                f"{tuple(tensors[name].shape)} in the file, the config expects {tuple(value.shape)}"
+                f"{tuple(tensors[name].shape)} in the file, the config expects {shape}"
             )
-    model.load_state_dict(tensors)
+    broken = [name for name, t in tensors.items() if not bool(torch.isfinite(t).all())]
+    if broken:
+        raise CheckpointError(
+            f"{path} holds weights that are not finite ({', '.join(broken)}): the run diverged. "
+            "Resume from an earlier checkpoint or train again with a lower learning rate."
+        )
 
 
 def load_training_state(

@@ -50,6 +50,36 @@ def _positive(kind):
     return parse
 
 
+def _device(text: str) -> str:
+    from explorer.train import check_device_name
+
+    try:
+        return check_device_name(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+MAX_PICTURES = 10_000  # images in one PNG grid: a 100 x 100 sheet
+MAX_GRID = 100  # points per side of the manifold: 10,000 decoded images
+
+
+def _bounded(lo: int, hi: int):
+    """An argparse type for whole numbers from lo to hi, saying the bounds when refused."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(
+                f"must be from {lo} to {hi:,} (one PNG of at most {MAX_PICTURES:,} images), got {value:,}"
+            )
+        return value
+
+    return parse
+
+
 def _output_png(text: str) -> Path:
     path = Path(text)
     if path.suffix.lower() != ".png":
@@ -60,7 +90,7 @@ def _output_png(text: str) -> Path:
 def build_parser() -> argparse.ArgumentParser:
     from explorer.data import DATASETS
     from explorer.objectives import ESTIMATORS, OBJECTIVES
-    from explorer.train import OPTIMIZERS
+    from explorer.train import DEVICES, OPTIMIZERS
 
     p = _Parser(prog="vae-explorer", description="Train, evaluate and explore VAEs (AEVB).")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="COMMAND")
@@ -140,7 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--limit", type=_positive(int), help="train on the first N images only")
     t.add_argument("--test-limit", type=_positive(int), help="evaluate on N test images only")
     t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--device", default="auto", help="auto (cuda, mps, cpu), cuda, mps or cpu")
+    t.add_argument("--device", type=_device, default="auto", help=f"{DEVICES}; auto: cuda, mps, cpu")
     t.add_argument(
         "--nproc",
         type=int,
@@ -156,18 +186,22 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--k", type=int, default=5000, help="importance samples (0: ELBO only)")
     e.add_argument("--limit", type=_positive(int), help="first N images only")
     e.add_argument("--split", choices=("test", "train"), default="test")
-    e.add_argument("--device", default="auto")
+    e.add_argument("--device", type=_device, default="auto", help=DEVICES)
     e.add_argument("--json", action="store_true", help="print the figures as JSON")
 
     s = sub.add_parser("sample", help="decode samples z ~ p(z) to a PNG grid")
     s.add_argument("checkpoint")
-    s.add_argument("-n", type=_positive(int), default=64, help="number of samples")
+    s.add_argument(
+        "-n", type=_bounded(1, MAX_PICTURES), default=64, help=f"number of samples (at most {MAX_PICTURES:,})"
+    )
     s.add_argument("-o", "--output", type=_output_png, required=True)
     s.add_argument("--seed", type=int, default=0)
 
     m = sub.add_parser("manifold", help="the paper's Figure 4: decoded latent grid as a PNG")
     m.add_argument("checkpoint")
-    m.add_argument("--grid", type=_positive(int), default=20, help="points per side")
+    m.add_argument(
+        "--grid", type=_bounded(2, MAX_GRID), default=20, help=f"points per side (2 to {MAX_GRID})"
+    )
     m.add_argument(
         "--range",
         type=float,
@@ -182,14 +216,20 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("checkpoint")
     r.add_argument("images", nargs="*", help="image files (default: the first test images)")
     r.add_argument("-n", type=_positive(int), default=10, help="test images when none are given")
-    r.add_argument("-o", "--output", type=_output_png, required=True)
+    r.add_argument("-o", "--output", type=_output_png, help="PNG: inputs above their reconstructions")
+    r.add_argument(
+        "--json",
+        action="store_true",
+        help="print a JSON list, one object per image: file, elbo (nats), percentile (of the test "
+        "set's ELBO), score (strangeness), score_percentile, stranger; or file and error",
+    )
 
     x = sub.add_parser("export", help="ship a run as a pretrained model with a measured card")
     x.add_argument("run", help="run folder")
     x.add_argument("dest", help="destination folder, e.g. pretrained/mnist-z2")
     x.add_argument("--k", type=int, default=5000, help="importance samples for the card's NLL")
     x.add_argument("--limit", type=_positive(int), help="evaluate on the first N test images only")
-    x.add_argument("--device", default="auto")
+    x.add_argument("--device", type=_device, default="auto", help=DEVICES)
 
     d = sub.add_parser("data", help="fetch or describe a dataset")
     dsub = d.add_subparsers(dest="data_command", required=True, parser_class=_Parser, metavar="ACTION")
@@ -383,7 +423,8 @@ def cmd_sample(args) -> None:
     from explorer.images import make_grid, save_png
 
     model = load_checkpoint(args.checkpoint)
-    images = model.sample(args.n, torch.Generator().manual_seed(args.seed))
+    gen = torch.Generator().manual_seed(args.seed)
+    images = torch.cat([model.sample(min(1000, args.n - i), gen) for i in range(0, args.n, 1000)])
     ncol = max(1, int(round(args.n**0.5)))
     print(f"wrote {save_png(make_grid(images, ncol), args.output, scale=2)}")
 
@@ -391,6 +432,7 @@ def cmd_sample(args) -> None:
 def cmd_manifold(args) -> None:
     from explorer.checkpoints import load_checkpoint
     from explorer.images import latent_grid, make_grid, save_png
+    from explorer.latent import decode_mean
 
     model = load_checkpoint(args.checkpoint)
     lo, hi = args.range
@@ -398,30 +440,62 @@ def cmd_manifold(args) -> None:
         z = latent_grid(args.grid, lo, hi, model.config.latent_dim)
     except ValueError as exc:
         raise ExplorerError(str(exc)) from None
-    with torch.no_grad():
-        images = model.decode(z).mean
+    images = decode_mean(model, z)
     picture = make_grid(images, args.grid, pad=0)
     print(f"wrote {save_png(picture, args.output, scale=2)}")
 
 
-def cmd_reconstruct(args) -> None:
+def cmd_reconstruct(args) -> int:
+    """Reconstruct image files (or the first test images) and judge each against the test set:
+    ELBO, its percentile, strangeness and the stranger verdict; a PNG of inputs over
+    reconstructions with -o, a JSON list with --json. Exits 1 when any file was refused."""
     from explorer.checkpoints import load_checkpoint
     from explorer.data import load_dataset
-    from explorer.images import make_grid, preprocess_image, save_png
+    from explorer.images import make_grid, save_png
+    from explorer.preprocess import preprocess_image
+    from explorer.strangers import Reference
 
     model = load_checkpoint(args.checkpoint)
+    dataset = _dataset_of(args.checkpoint)
+    test_x = load_dataset(dataset, "test").images.float() / 255.0
+    names, inputs, entries = [], [], []
     if args.images:
-        if model.config.image_shape != (1, 28, 28):
-            raise ExplorerError("reconstructing image files needs a 28x28 model (MNIST-like)")
-        x = torch.stack([preprocess_image(path) for path in args.images])
+        for path in args.images:
+            try:
+                inputs.append(preprocess_image(path, dataset))
+                names.append(path)
+            except ExplorerError as exc:
+                entries.append({"file": path, "error": str(exc)})
     else:
-        data = load_dataset(_dataset_of(args.checkpoint), "test")
-        x = data.images[: args.n].float() / 255.0
-    with torch.no_grad():
-        mu, _ = model.encode(x)
-        recon = model.decode(mu).mean
-    picture = make_grid(torch.cat([x, recon]), len(x))  # inputs above, reconstructions below
-    print(f"wrote {save_png(picture, args.output, scale=2)}")
+        inputs, names = list(test_x[: args.n]), [f"test image {i}" for i in range(min(args.n, len(test_x)))]
+    judged = []
+    if inputs:
+        x = torch.stack(inputs)
+        judged = Reference.of(model, test_x, dataset).judge(model, x)
+        if args.output is not None:
+            with torch.no_grad():
+                recon = model.decode(model.encode(x)[0]).mean
+            picture = make_grid(torch.cat([x, recon]), len(x))  # inputs above, reconstructions below
+            written = save_png(picture, args.output, scale=2)
+    entries += [{"file": name, **j.to_dict()} for name, j in zip(names, judged)]
+    order = {name: i for i, name in enumerate(args.images or names)}
+    entries.sort(key=lambda e: order.get(e["file"], 0))
+    if args.json:
+        print(json.dumps(entries, indent=2))
+    else:
+        for e in entries:
+            if "error" in e:
+                print(f"{e['file']}: refused: {e['error']}", file=sys.stderr)
+                continue
+            verdict = "a STRANGER" if e["stranger"] else "typical enough"
+            print(
+                f"{e['file']}: ELBO {e['elbo']:.2f} nats, higher than {e['percentile']:.1f}% of the test "
+                f"images; strangeness {e['score']:.1f}, stranger than {e['score_percentile']:.1f}% "
+                f"({verdict})"
+            )
+    if judged and args.output is not None:
+        print(f"wrote {written}", file=sys.stderr if args.json else sys.stdout)
+    return EXIT_ERROR if any("error" in e for e in entries) else 0
 
 
 def cmd_export(args) -> None:
@@ -479,7 +553,7 @@ def main(argv: list[str] | None = None) -> int:
     args.command_line = os.environ.pop(COMMAND_ENV, None) or shlex.join(["vae-explorer", *argv])
     args.argv = list(argv)
     try:
-        COMMANDS[args.command](args)
+        code = COMMANDS[args.command](args)
     except ExplorerError as exc:
         print(f"vae-explorer {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
@@ -489,7 +563,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
-    return 0
+    return code or 0
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 import torch
 
 from explorer.data import binarize_fixed, load_dataset
+from explorer.errors import ExplorerError
 from explorer.model import VAE
 from explorer.objectives import elbo_terms, importance_log_likelihood, iwae_bound
 
@@ -128,20 +129,38 @@ def _mean_se(v: torch.Tensor) -> tuple[float, float]:
     return v.mean().item(), se
 
 
+def _check_finite(name: str, values: torch.Tensor) -> None:
+    """Raise ExplorerError when any per-image figure is NaN or infinite: a diverged model."""
+    bad = int((~torch.isfinite(values)).sum())
+    if bad:
+        raise ExplorerError(
+            f"the {name} of {bad:,} of {len(values):,} images is not finite (NaN or infinite): the "
+            "model's weights have diverged. Evaluate an earlier checkpoint, or retrain with a lower "
+            "learning rate."
+        )
+
+
 def evaluate(
     model: VAE, x: torch.Tensor, k: int = 5000, batch_size: int = 1000, progress=None, seed: int = 0
 ) -> Evaluation:
     """ELBO and (for k > 0) L_K over the images x, with standard errors of the means.
 
-    The samples of eps are seeded, so a re-run on the same machine gives the same figures."""
+    The samples of eps are seeded, so a re-run on the same machine gives the same figures.
+
+    Raises:
+        ExplorerError: a figure is not finite for some image (a diverged model).
+    """
     torch.manual_seed(seed)
     start = time.perf_counter()
     recon, kl = elbo_per_image(model, x, batch_size)
     elbo, elbo_se = _mean_se(recon - kl)
     variance, kl_dims = latent_stats(model, x, batch_size)
+    _check_finite("ELBO", recon - kl)
     ll = ll_se = None
     if k > 0:
-        ll, ll_se = _mean_se(importance_per_image(model, x, k, progress=progress))
+        bound = importance_per_image(model, x, k, progress=progress)
+        _check_finite(f"L_{k}", bound)
+        ll, ll_se = _mean_se(bound)
     return Evaluation(
         n=len(x),
         elbo=elbo,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -149,6 +150,16 @@ class JobRegistry:
                 if status and (status.get("pid") == proc.pid or status.get("time", 0) >= launched):
                     break
                 time.sleep(0.05)
+            if proc.poll() not in (None, 0) and not read_status(folder):
+                # Refused before it claimed the run (a device this machine lacks, a step too big
+                # for its memory): say why, and leave no empty run behind.
+                why = _log_tail(folder, lines=1) or f"exit code {proc.returncode}"
+                del self._procs[name]
+                if not resume and all(p.name == LOG_FILE for p in folder.iterdir()):
+                    shutil.rmtree(folder, ignore_errors=True)
+                raise ExplorerError(
+                    f"training did not start: {why.removeprefix('vae-explorer train: error: ')}"
+                )
         return folder
 
     def stop(self, name: str) -> None:

@@ -5,6 +5,7 @@ logging step and per epoch), ``status.json`` (what the training process is doing
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from pathlib import Path
@@ -14,12 +15,22 @@ STATUS_FILE = "status.json"
 COMMANDS_FILE = "commands.txt"  # each command line that trained this run, one per line
 
 
+def finite_row(row: dict) -> dict:
+    """``row`` as standard JSON allows it: a float that is NaN or infinite becomes null and its
+    key is listed under "nonfinite" (strict JSON readers reject bare NaN and Infinity)."""
+    bad = [k for k, v in row.items() if isinstance(v, float) and not math.isfinite(v)]
+    if not bad:
+        return row
+    return {**{k: (None if k in bad else v) for k, v in row.items()}, "nonfinite": bad}
+
+
 def append_metrics(path: Path | None, rows: list[dict]) -> None:
-    """Append JSON lines (``path`` None: nothing, e.g. in a process other than rank 0)."""
+    """Append JSON lines, standard JSON only (``path`` None: nothing, e.g. in a process other
+    than rank 0)."""
     if path is None:
         return
     with open(path, "a") as f:
-        f.write("".join(json.dumps(r) + "\n" for r in rows))
+        f.write("".join(json.dumps(finite_row(r), allow_nan=False) + "\n" for r in rows))
         f.flush()
         os.fsync(f.fileno())
 
@@ -45,7 +56,7 @@ def truncate_metrics(path: Path, step: int) -> list[dict]:
     """Keep only complete lines up to ``step`` (the checkpoint's), atomically; return them."""
     rows = [r for r in read_metrics(path) if r.get("step", 0) <= step]
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    tmp.write_text("".join(json.dumps(finite_row(r), allow_nan=False) + "\n" for r in rows))
     os.replace(tmp, path)
     return rows
 
@@ -78,7 +89,10 @@ def write_latent_snapshot(out: Path, epoch: int, points, labels=None) -> Path:
 
     folder = Path(out) / LATENTS_DIR
     folder.mkdir(exist_ok=True)
-    items = [(f"epoch-{epoch:04d}.npy", np.asarray(points, dtype=np.float16))]
+    # float16 holds up to 65,504: a diverging run's points are clipped there, not turned to inf.
+    limit = np.finfo(np.float16).max
+    points = np.nan_to_num(np.asarray(points, dtype=np.float64), nan=0.0, posinf=limit, neginf=-limit)
+    items = [(f"epoch-{epoch:04d}.npy", np.clip(points, -limit, limit).astype(np.float16))]
     if labels is not None:
         items.append(("labels.npy", np.asarray(labels, dtype=np.int16)))
     for name, array in items:

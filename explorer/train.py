@@ -95,6 +95,7 @@ class TrainConfig:
             (self.binarize in ("auto", "dynamic", "none"), "binarize: auto, dynamic or none"),
             (self.limit is None or self.limit >= 1, "limit must be >= 1"),
             (self.log_every >= 1, "log_every must be >= 1"),
+            (_known_device(self.device), f"device must be one of: {DEVICES}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -106,8 +107,38 @@ class TrainConfig:
         return self.binarize == "dynamic"
 
 
+DEVICES = "auto, cpu, cuda, cuda:N (a GPU by number) or mps"
+
+
+def check_device_name(name: str) -> str:
+    """``name`` if it names a device VAE Explorer can train on, else ValueError saying what is
+    accepted (the CLI's --device and the API share it)."""
+    kind, _, index = str(name).partition(":")
+    if kind in ("auto", "cpu", "mps") and not index:
+        return name
+    if kind == "cuda" and (not index or index.isdigit()):
+        return name
+    raise ValueError(f"unknown device {name!r}: use {DEVICES}")
+
+
+def _known_device(name: str) -> bool:
+    try:
+        check_device_name(name)
+    except ValueError:
+        return False
+    return True
+
+
 def pick_device(name: str = "auto") -> torch.device:
-    """ "auto": cuda, then mps, then cpu; otherwise the named device, checked to exist."""
+    """ "auto": cuda, then mps, then cpu; otherwise the named device, checked to exist.
+
+    Raises:
+        ExplorerError: an unknown name, or a device this machine does not have.
+    """
+    try:
+        check_device_name(name)
+    except ValueError as exc:
+        raise ExplorerError(str(exc)) from None
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
@@ -116,10 +147,52 @@ def pick_device(name: str = "auto") -> torch.device:
         return torch.device("cpu")
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ExplorerError("--device cuda was asked for but no CUDA GPU is available; use cpu")
+        raise ExplorerError(f"--device {name} was asked for but no CUDA GPU is available; use cpu")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ExplorerError(
+            f"--device {name}: this machine has {torch.cuda.device_count()} CUDA GPU(s), numbered from 0"
+        )
     if device.type == "mps" and not torch.backends.mps.is_available():
         raise ExplorerError("--device mps was asked for but MPS is not available; use cpu")
     return device
+
+
+def available_memory(device: torch.device) -> int | None:
+    """Bytes free for tensors on ``device``: the GPU's free memory, or the machine's available
+    memory (Linux's MemAvailable); None where it cannot be told."""
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    try:
+        for line in open("/proc/meminfo"):
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def step_memory(model_config: ModelConfig, cfg: TrainConfig) -> int:
+    """Rough bytes one training step needs: the activations of L (or K) decoder passes over a
+    minibatch of M images and their gradients, float32 (a third again for the backward pass's
+    temporaries). An estimate to refuse what cannot fit, not an exact figure."""
+    out = model_config.pixels * (1 if model_config.likelihood == "bernoulli" else 2)
+    per_draw = sum(model_config.hidden) + model_config.latent_dim + 3 * out  # decoder layers, logits, loss
+    return 4 * 3 * cfg.samples * cfg.batch_size * per_draw
+
+
+def check_step_fits(model_config: ModelConfig, cfg: TrainConfig, device: torch.device) -> None:
+    """Raise ExplorerError, before anything is written, when one step would need more than 60%
+    of the memory free on ``device``; say how many samples would fit."""
+    free = available_memory(device)
+    need = step_memory(model_config, cfg)
+    if free is None or need <= 0.6 * free:
+        return
+    most = max(1, int(0.6 * free * cfg.samples / need))
+    raise ExplorerError(
+        f"--samples {cfg.samples} with --batch-size {cfg.batch_size} needs about {need / 2**30:.1f} GB for "
+        f"one step (the decoder's activations for every draw of every image), and {device} has "
+        f"{free / 2**30:.1f} GB free: use --samples {most} or fewer, or a smaller --batch-size."
+    )
 
 
 def make_optimizer(model: VAE, cfg: TrainConfig, capturable: bool = False) -> torch.optim.Optimizer:
@@ -278,6 +351,8 @@ def _train(
             )
         cfg = config or TrainConfig()
         model_config = model_config or ModelConfig()
+    # A device this machine lacks, or a step too big for it, is refused before anything is written.
+    check_step_fits(model_config, cfg, pick_device(cfg.device))
     if world.distributed and cfg.batch_size % world.size:
         raise ExplorerError(
             f"the batch of {cfg.batch_size} does not split evenly over {world.size} processes; "
@@ -434,7 +509,20 @@ class _Trainer:
         self.pos = int(rng["pos"][0])
         self.perm = rng["perm"].to(self.device) if "perm" in rng else None
 
+    def _last_checkpoint(self) -> str:
+        """Which checkpoint is on disk, in words, for the messages of a failed run."""
+        try:
+            saved = read_config(self.out)
+            return f"epoch {saved['epoch']}, step {saved['step']}"
+        except (ExplorerError, KeyError):
+            return "none was saved yet"
+
     def _save(self) -> None:
+        if not all(bool(torch.isfinite(p).all()) for p in self.model.parameters()):
+            raise ExplorerError(  # never write a diverged model over a good checkpoint
+                f"training diverged by step {self.step}: the weights are no longer finite; the last "
+                f"good checkpoint in {self.out} ({self._last_checkpoint()}) is kept. Lower --lr."
+            )
         failed = None
         if self.world.main:
             try:
@@ -655,6 +743,14 @@ class _Trainer:
             )
         epoch_seconds = time.perf_counter() - epoch_start
         test = self._test()
+        broken = {k: v for k, v in test.items() if not math.isfinite(v)}
+        if broken:  # a divergence like a non-finite training loss: this epoch is not kept
+            figures = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in broken.items())
+            raise ExplorerError(
+                f"training diverged in epoch {epoch}: the {figures} (not finite); the last good "
+                f"checkpoint in {self.out} ({self._last_checkpoint()}) is kept. Lower --lr, or "
+                "use --estimator analytic."
+            )
         test_elbo = test["test_elbo"]
         self.best = test_elbo if self.best is None else max(self.best, test_elbo)
         now = time.perf_counter()

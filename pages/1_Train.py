@@ -1,5 +1,7 @@
 """Train: start a run in its own process, watch its curves live, stop it, compare runs."""
 
+import math
+
 import streamlit as st
 
 from explorer.checkpoints import read_config
@@ -60,8 +62,12 @@ def show(name: str) -> None:
     a.metric("Epoch", f"{view.epoch} / {view.epochs or '?'}")
     b.metric("Samples/s", f"{view.samples_per_s:,.0f}" if view.samples_per_s else "-")
     c.metric("ETA", duration(view.eta_s) if view.active else "-")
-    last_test = next((r["test_elbo"] for r in reversed(view.rows) if "test_elbo" in r), None)
-    d.metric("Test ELBO (nats)", f"{last_test:.2f}" if last_test is not None else "-")
+    last = next((r for r in reversed(view.rows) if "test_elbo" in r), None)
+    last_test = None if last is None else last["test_elbo"]
+    finite = last_test is not None and math.isfinite(last_test)
+    d.metric("Test ELBO (nats)", f"{last_test:.2f}" if finite else ("-" if last is None else "not finite"))
+    if last is not None and not finite:
+        st.warning(f"The test ELBO of epoch {last['epoch']} is not finite: the run has diverged.")
     if view.state in ("failed", "lost"):
         st.error(f"Run {name!r} {view.state}: {view.message}")
     if view.active and st.button("Stop (saves a checkpoint)", key=f"stop-{name}"):

@@ -149,3 +149,33 @@ def test_optimizer_implementation_flags_come_from_the_resuming_machine(tmp_path,
     assert torch.equal(
         plain.state[model.enc_head.weight]["exp_avg"], fused.state[model.enc_head.weight]["exp_avg"]
     )
+
+
+def test_a_config_claiming_a_huge_network_is_refused_before_it_is_built(tmp_path, tiny_model):
+    """A 54 KB checkpoint whose config claims hidden=(20000, 20000): refused from the file's
+    tensor shapes in milliseconds, without allocating the 4 GB network."""
+    import json
+    import time
+
+    from explorer.checkpoints import _atomic_write, _serialise
+
+    big = ModelConfig(image_shape=(1, 4, 3), hidden=(20_000, 20_000), latent_dim=2)
+    meta = {"format": "vae-explorer", "model_config": json.dumps(big.to_dict()), "progress": "{}"}
+    folder = tmp_path / "liar"
+    folder.mkdir()
+    _atomic_write(folder / "model.safetensors", _serialise(tiny_model.float().state_dict(), meta))
+    start = time.perf_counter()
+    with pytest.raises(
+        CheckpointError, match=r"does not match its config: tensor encoder.0.weight has shape"
+    ):
+        load_checkpoint(folder)
+    assert time.perf_counter() - start < 1.0
+
+
+def test_weights_that_are_not_finite_are_refused(tmp_path, tiny_model):
+    model = tiny_model.float()
+    with torch.no_grad():
+        model.dec_head.bias[0] = float("nan")
+    save_checkpoint(tmp_path / "nan", model)
+    with pytest.raises(CheckpointError, match="not finite.*dec_head.bias.*diverged"):
+        load_checkpoint(tmp_path / "nan")

@@ -197,3 +197,51 @@ def test_run_name_puts_the_run_in_runs(tmp_path, monkeypatch):
         == 0
     )
     assert (tmp_path / "runs" / "ok-1" / "model.safetensors").is_file()
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["train", "--device", "foo", "--out", "x"], "unknown device 'foo': use auto, cpu, cuda"),
+        (["train", "--device", "0", "--out", "x"], "unknown device '0'"),
+        (["evaluate", "mnist-z2", "--device", "foo"], "unknown device 'foo'"),
+        (["export", "r", "d", "--device", "gpu"], "unknown device 'gpu'"),
+        (["manifold", "mnist-z2", "--grid", "2000", "-o", "m.png"], "must be from 2 to 100"),
+        (["sample", "mnist-z2", "-n", "5000000", "-o", "s.png"], "must be from 1 to 10,000"),
+    ],
+)
+def test_flags_that_cannot_work_are_refused_in_one_line(args, expected, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(args)
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert expected in err and "Traceback" not in err and len(err.splitlines()) == 1
+
+
+def test_a_device_this_machine_lacks_is_refused_before_the_run_folder_is_made(tmp_path, capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    assert main(["train", "--device", "cuda", "--out", str(tmp_path / "r"), "--epochs", "1"]) == 1
+    assert "no CUDA GPU is available" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.integration
+def test_reconstruct_json_judges_each_file_and_names_refused_ones(tmp_path, capsys):
+    """The handed cases through `vae-explorer reconstruct mnist-z2 FILES... --json`."""
+    from pathlib import Path
+
+    cases = Path(__file__).parent / "cases"
+    files = [cases / "letter-A.png", cases / "three-clean.png", tmp_path, tmp_path / "gone.png"]
+    code = main(["reconstruct", "mnist-z2", *map(str, files), "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 1  # a file was refused
+    assert [e["file"] for e in out] == list(map(str, files))
+    letter, three, folder, gone = out
+    assert letter["stranger"] is True and three["stranger"] is False
+    for entry in (letter, three):
+        assert set(entry) == {"file", "elbo", "percentile", "score", "score_percentile", "stranger"}
+        assert entry["elbo"] < 0 and 0 <= entry["percentile"] <= 100
+    assert "is a folder" in folder["error"] and "does not exist" in gone["error"]

@@ -329,3 +329,58 @@ def test_kill_9_mid_epoch_then_resume_loses_and_duplicates_nothing(tmp_path):
     steps = [r["step"] for r in rows if r["type"] == "step"]
     assert steps == list(range(10, 601, 10)), "every step line once, none lost"
     assert [r["epoch"] for r in rows if r["type"] == "epoch"] == [1, 2]
+
+
+def test_a_run_whose_test_elbo_goes_non_finite_fails_loudly(tmp_path):
+    """Adam at a learning rate of 1e6 (the handed case): the training loss of the one step per
+    epoch looks finite, but the test ELBO turns NaN and the test KL infinite. The run fails with
+    the message and a non-zero exit, keeps the last checkpoint whose test figures were finite,
+    and its metrics.jsonl is standard JSON."""
+    out = tmp_path / "r"
+    command = [
+        sys.executable, "-m", "explorer.cli", "train", "--optimizer", "adam", "--lr", "1000000",
+        "--limit", "100", "--batch-size", "100", "--epochs", "3", "--hidden", "32",
+        "--latent-dim", "2", "--test-limit", "500", "--device", "cpu", "--no-progress", "--out", str(out),
+    ]  # fmt: skip
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "run saved" not in proc.stdout
+    assert "diverged in epoch 3" in proc.stderr and "not finite" in proc.stderr
+    assert "Traceback" not in proc.stderr and "(epoch 2, step 2) is kept" in proc.stderr
+    status = read_status(out)
+    assert status["state"] == "failed" and "diverged" in status["message"]
+    assert read_config(out)["epoch"] == 2
+    import json
+
+    for line in (out / "metrics.jsonl").read_text().splitlines():
+        row = json.loads(line, parse_constant=lambda c: pytest.fail(f"bare {c} in metrics.jsonl"))
+        assert all(np.isfinite(v) for v in row.values() if isinstance(v, float))
+
+
+def test_non_finite_figures_are_written_as_null_with_a_flag(tmp_path):
+    from explorer.runs import append_metrics
+
+    path = tmp_path / "metrics.jsonl"
+    append_metrics(path, [{"step": 1, "kl": float("inf"), "recon": float("nan"), "train_loss": 3.0}])
+    text = path.read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    assert read_metrics(path) == [
+        {"step": 1, "kl": None, "recon": None, "train_loss": 3.0, "nonfinite": ["kl", "recon"]}
+    ]
+
+
+def test_a_model_whose_weights_are_not_finite_is_never_saved(tmp_path):
+    out = train(tmp_path / "r", SMALL, _cfg(epochs=1, limit=200), progress=False)
+    trainer = train_module._Trainer(out, SMALL, _cfg(epochs=2, limit=200), True, False)
+    with torch.no_grad():
+        next(trainer.model.parameters())[0, 0] = float("nan")
+    before = (out / "model.safetensors").read_bytes()
+    with pytest.raises(ExplorerError, match="no longer finite.*epoch 1"):
+        trainer._save()
+    assert (out / "model.safetensors").read_bytes() == before
+
+
+def test_a_step_too_big_for_memory_is_refused_before_anything_is_written(tmp_path):
+    with pytest.raises(ExplorerError, match=r"--samples 100000 .* GB .* use --samples \d+ or fewer"):
+        train(tmp_path / "r", SMALL, _cfg(objective="iwae", samples=100_000), progress=False)
+    assert not (tmp_path / "r").exists()
