@@ -145,9 +145,9 @@ def image_report(model: VAE, x: torch.Tensor, key: tuple[str, int], dataset: str
     st.markdown(
         f"ELBO **{judged.elbo:.2f}** nats: higher than **{judged.elbo_percentile:.1f}%** of the test "
         "images.  \n"
-        f"Strangeness **{verdict.strangeness:.1f}**: stranger than **{verdict.percentile:.1f}%** of the test "
-        f"images ({'**a stranger**' if verdict.stranger else 'typical enough'}; the warning starts at "
-        f"{100 * STRANGER_QUANTILE:.0f}%)"
+        f"Stranger than **{verdict.percentile:.1f}%** of the test images: "
+        f"{'**a stranger**' if verdict.stranger else 'typical enough'} "
+        f"(the warning starts at {100 * STRANGER_QUANTILE:.0f}%)"
     )
     st.caption(
         "Strangeness says whether the image is like the training data, which the ELBO alone cannot: "
