@@ -6,6 +6,8 @@ For every model, the detector (``explorer.strangers``, as the app and the CLI fi
 on the first 5,000 images of its dataset's test set and on synthetic outliers (marks drawn at 140
 pixels, seed 11, and noise); the other 5,000 test images are the in-distribution images it is
 judged on. Against them: the other shipped dataset's test images (never shown to the detector),
+as they are and as a user would upload them (1,000 of them saved as 28x28 PNGs and prepared the
+way the model's dataset made its images: a clothing item shrunk into MNIST's 20x20 box),
 new non-digit marks (drawn at 280 pixels from another seed, preprocessed the way the model's
 dataset made its images, as an upload would be) and new noise. Printed per pair:
 
@@ -35,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -111,6 +114,13 @@ def main() -> None:
         scores = candidates(detector)
         old_threshold = np.percentile(ref_stats[:, 0] - ref_stats[:, 1], 1.0)
         others = {d: test[d][:5000] for d in DATASETS if d != dataset}
+        for d in DATASETS:  # the same images uploaded as 28x28 PNGs: prepared as the model's data
+            if d != dataset:
+                uploads = [
+                    preprocess_image(Image.fromarray(a[0].mul(255).byte().numpy()), dataset)
+                    for a in test[d][5000:6000]
+                ]
+                others[f"{d}, uploaded"] = torch.stack(uploads)
         drawn = [preprocess_image(im, dataset) for _, im in marks]
         others["non-digit marks"] = torch.stack(drawn)
         others["noise"] = noise_images(args.noise, seed=2)

@@ -151,6 +151,8 @@ def save_checkpoint(
         "model_config": model.config.to_json(),
         "progress": json.dumps(progress),
     }
+    if train_config and train_config.get("dataset"):
+        meta["dataset"] = str(train_config["dataset"])
     model_blob = _serialise(model.state_dict(), meta)
     if optimizer is not None:
         tensors, plain = _optimizer_tensors(optimizer)
@@ -255,10 +257,51 @@ def load_checkpoint(path_or_name: str | os.PathLike, device: str | torch.device 
     except (KeyError, ValueError, TypeError) as exc:
         raise CheckpointError(f"{folder / MODEL_FILE} has no usable model config: {exc}") from None
     _check_tensors(config, tensors, folder / MODEL_FILE)  # before the network is built
+    _check_record(folder, config, metadata)
     model = VAE(config)
     model.load_state_dict(tensors)
     model.progress = json.loads(metadata.get("progress", "{}"))
     return model.to(device).eval()
+
+
+def _check_record(folder: Path, config: ModelConfig, metadata: dict[str, str]) -> None:
+    """Raise CheckpointError when config.json (if there is one) tells another story than the
+    weights' own record: another network, another dataset, or an image shape that is not its
+    dataset's. The weights' record is what loads; a config.json edited by hand would otherwise
+    be silently ignored by some commands and obeyed by others."""
+    from explorer.datasets import SPECS
+
+    try:
+        record = json.loads((folder / CONFIG_FILE).read_text())
+    except FileNotFoundError:
+        return
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{folder / CONFIG_FILE} is not valid JSON: {exc}") from None
+    try:
+        described = ModelConfig.from_dict(record["model"]).to_dict()
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{folder / CONFIG_FILE} has no usable model settings: {exc}") from None
+    differ = [k for k, v in config.to_dict().items() if described.get(k) != v and k != "extra"]
+    if differ:
+        raise CheckpointError(
+            f"{folder / CONFIG_FILE} does not match {MODEL_FILE}: they differ in "
+            + ", ".join(f"{k} ({described.get(k)} against {config.to_dict()[k]})" for k in differ)
+            + ". Restore config.json, or delete it to go by the weights' own record."
+        )
+    dataset = (record.get("train") or {}).get("dataset")  # None: not recorded (a bare checkpoint)
+    if dataset is None:
+        return
+    if metadata.get("dataset") and metadata["dataset"] != dataset:
+        raise CheckpointError(
+            f"{folder / CONFIG_FILE} says the model was trained on {dataset}, its weights on "
+            f"{metadata['dataset']}; restore config.json"
+        )
+    spec = SPECS.get(dataset)
+    if spec is not None and tuple(config.image_shape) != spec.image_shape:
+        raise CheckpointError(
+            f"{folder / MODEL_FILE}: the model's images are {tuple(config.image_shape)}, but "
+            f"{dataset}'s are {spec.image_shape}; the checkpoint's record is damaged"
+        )
 
 
 def expected_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:

@@ -215,7 +215,9 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("reconstruct", help="images and their reconstructions as a PNG")
     r.add_argument("checkpoint")
     r.add_argument("images", nargs="*", help="image files (default: the first test images)")
-    r.add_argument("-n", type=_positive(int), default=10, help="test images when none are given")
+    r.add_argument(
+        "-n", type=_bounded(1, MAX_PICTURES), default=10, help="test images when no files are given"
+    )
     r.add_argument("-o", "--output", type=_output_png, help="PNG: inputs above their reconstructions")
     r.add_argument(
         "--json",

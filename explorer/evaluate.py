@@ -18,6 +18,10 @@ from explorer.errors import ExplorerError
 from explorer.model import VAE
 from explorer.objectives import elbo_terms, importance_log_likelihood, iwae_bound
 
+# A mean ELBO below this many nats per pixel (dimension) is a diverged model, not a poor one: a
+# uniform guess of a binary pixel costs ln 2 = 0.69 nats, and the Gaussian decoder's log-variance
+# floor (-8) bounds its worst pixel near 1,500.
+DIVERGED_NATS_PER_DIM = 10_000
 ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al. 2015: a unit is active when Cov_x(E_q[z_j]) > 0.01
 
 
@@ -156,6 +160,13 @@ def evaluate(
     elbo, elbo_se = _mean_se(recon - kl)
     variance, kl_dims = latent_stats(model, x, batch_size)
     _check_finite("ELBO", recon - kl)
+    floor = -DIVERGED_NATS_PER_DIM * model.config.pixels
+    if elbo < floor:
+        raise ExplorerError(
+            f"the mean ELBO is {elbo:.4g} nats per image, below {floor:,.0f}, what no model that learnt "
+            "anything scores: the model has diverged. Evaluate an earlier checkpoint, or retrain with "
+            "a lower learning rate."
+        )
     ll = ll_se = None
     if k > 0:
         bound = importance_per_image(model, x, k, progress=progress)

@@ -108,7 +108,7 @@ def latent_scatter(
     if marker_point is not None:
         traces.append(
             {
-                "type": "scatter",
+                "type": "scattergl",  # WebGL, like the dots: drawn after them, so on top
                 "mode": "markers",
                 "name": "chosen point",
                 "hoverinfo": "skip",
@@ -145,6 +145,9 @@ def latent_scatter(
 
 
 # -- overlays on the latent scatter -----------------------------------------------------------------
+# The scatter's dots are WebGL ("scattergl"), and plotly paints its WebGL layer above every SVG
+# ("scatter") trace: an SVG overlay would vanish under a dense cluster. So every overlay is WebGL
+# too, added after the dots: painted in trace order, it lies on top.
 
 
 def add_outline(
@@ -153,7 +156,7 @@ def add_outline(
     """A closed outline (P, 2), e.g. a posterior ellipse, drawn over the scatter."""
     fig.add_trace(
         {
-            "type": "scatter",
+            "type": "scattergl",
             "mode": "lines",
             "name": name,
             "legendgroup": group or name,
@@ -171,7 +174,7 @@ def add_points(
     """Labelled markers (N, 2): an upload, a drawing, the chosen test image."""
     fig.add_trace(
         {
-            "type": "scatter",
+            "type": "scattergl",
             "mode": "markers+text",
             "name": "your images" if len(names) > 1 else names[0],
             "x": [float(p[0]) for p in points],
@@ -195,7 +198,7 @@ def add_path(fig: go.Figure, points, name: str, colour: str = "black") -> None:
     xs, ys = [float(p[0]) for p in points], [float(p[1]) for p in points]
     fig.add_trace(
         {
-            "type": "scatter",
+            "type": "scattergl",
             "mode": "lines+markers+text",
             "name": name,
             "x": xs,

@@ -32,7 +32,8 @@ ACCEPTED_FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP")
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "bmp", "gif", "webp"]  # file extensions the uploaders accept
 MAX_PIXELS = 40_000_000  # refuse larger images before decoding them (decompression bombs)
 MAX_UPLOADS = 20  # images per upload on the Reconstruct page; more are listed but not processed
-MAX_UPLOAD_BYTES = 10 * 1024 * 1024  # per file; also server.maxUploadSize in .streamlit/config.toml
+MAX_UPLOAD_BYTES = 10 * 1024 * 1024  # per upload; also server.maxUploadSize in .streamlit/config.toml
+MAX_FILE_BYTES = 50 * 1024 * 1024  # per file read from disk (the CLI): a phone's full-size photo fits
 WORK_SIDE = 1024  # the picture is analysed at most this large (a phone photo: about a tenth of its pixels)
 MIN_CONTRAST = 0.1  # ink weaker than this against its ground (0..1) is not a drawing
 # A drawing is sized by the box of its ink above BOX_LEVEL of full strength: on MNIST's own digits
@@ -54,25 +55,23 @@ def open_image(source: str | os.PathLike | bytes) -> Image.Image:
     Raises:
         ImageError: with what was wrong and what to do.
     """
-    name = "the image" if isinstance(source, bytes) else str(source)
+    name = "this file" if isinstance(source, bytes) else str(source)
+    limit = MAX_UPLOAD_BYTES if isinstance(source, bytes) else MAX_FILE_BYTES
     if not isinstance(source, bytes):
         path = Path(source)
         if path.is_dir():
             raise ImageError(f"{name} is a folder, not an image file; give the image files in it")
         if not path.is_file():
             raise ImageError(f"{name} does not exist")
-        if path.stat().st_size > MAX_UPLOAD_BYTES:
+        if path.stat().st_size > limit:
             raise ImageError(
-                f"{name} is {path.stat().st_size / 2**20:.1f} MB, over the limit of "
-                f"{MAX_UPLOAD_BYTES / 2**20:.0f} MB"
+                f"{name} is {path.stat().st_size / 2**20:.1f} MB, over the limit of {limit / 2**20:.0f} MB"
             )
         source = path.read_bytes()
     if not source:
         raise ImageError(f"{name} is empty; use a PNG, JPEG, BMP, GIF or WebP image")
-    if len(source) > MAX_UPLOAD_BYTES:
-        raise ImageError(
-            f"{name} is {len(source) / 2**20:.1f} MB, over the limit of {MAX_UPLOAD_BYTES / 2**20:.0f} MB"
-        )
+    if len(source) > limit:
+        raise ImageError(f"{name} is {len(source) / 2**20:.1f} MB, over the limit of {limit / 2**20:.0f} MB")
     too_big = f"more pixels than the limit of {MAX_PIXELS:,} (a decompression bomb?); scale it down first"
     try:
         image = Image.open(io.BytesIO(source), formats=ACCEPTED_FORMATS)
@@ -216,9 +215,36 @@ def ink_map(grey: np.ndarray, local: bool = True) -> np.ndarray:
     unevenly. Then the bias of the ground estimate is taken off, and ink within three standard
     deviations of the ground's noise is dropped (both measured on the picture's border). A
     noise-free picture (a rendered drawing) keeps all its ink: its faint pixels are anti-aliasing.
+
+    Which way round: an object is judged by its border (its ground surrounds it). A drawing is
+    taken both ways, and the way in which something stands out most strongly from its local
+    ground wins: dark ink on paper, even where a shadow covers most of the page or a photo shows
+    the table around the sheet.
     """
-    if _light_ground(grey):
-        grey = 1.0 - grey
+    if not local:
+        return _ink_against(1.0 - grey if _light_ground(grey) else grey, local=False)
+    ways = [_ink_against(1.0 - grey, local=True), _ink_against(grey, local=True)]
+    strength = [float(np.percentile(w, 99.9)) for w in ways]
+    return without_rules(without_shade(ways[int(np.argmax(strength))]))
+
+
+def without_rules(ink: np.ndarray) -> np.ndarray:
+    """``ink`` (H, W) without the faint rules of lined or squared paper: in a row (or column)
+    where faint ink (under half the strokes' strength) covers more than 30% of the picture and
+    reaches both of its outer tenths (a rule runs from edge to edge; a stroke's soft edge does
+    not), the faint ink is a rule and is dropped; the strokes crossing it stay."""
+    if not (ink > 0).any():
+        return ink
+    strength = float(np.percentile(ink[ink > 0.5 * ink.max()], 90))
+    faint = (ink > 0) & (ink < 0.5 * strength)
+    h, w = ink.shape
+    rows = (faint.mean(1) > 0.3) & faint[:, : w // 10].any(1) & faint[:, -(w // 10) :].any(1)
+    cols = (faint.mean(0) > 0.3) & faint[: h // 10].any(0) & faint[-(h // 10) :].any(0)
+    return np.where((rows[:, None] | cols[None, :]) & faint, 0.0, ink)
+
+
+def _ink_against(grey: np.ndarray, local: bool) -> np.ndarray:
+    """Ink (H, W) of a light-on-dark picture against its ground (see ``ink_map``)."""
     grey = _denoised(grey)
     ground = local_ground(grey) if local else plane_ground(grey)
     ground = np.clip(ground, 0.0, 0.95)
@@ -226,19 +252,20 @@ def ink_map(grey: np.ndarray, local: bool = True) -> np.ndarray:
     # The ground as corrected, measured on the picture's border (ground, apart from what a
     # drawing, an object or a shadow's remains cover of it): its median is the bias left by the
     # ground estimate, its spread up to the 80th percentile about one standard deviation of the
-    # noise (whether or not the noise is clipped at white), blind to a fifth of the border being
-    # something else. The bias is taken off every pixel; what does not rise three standard
-    # deviations above it is as likely noise or a trace of the lighting as ink, and is dropped.
-    # Stroke profiles are kept as they are, so a photo's strokes match a clean render's.
+    # noise (whether or not the noise is clipped at white). Only the border pixels near the
+    # ground's level count: an object that fills the frame touches the border. The bias is taken
+    # off every pixel; what does not rise three standard deviations above it is as likely noise
+    # or a trace of the lighting as ink, and is dropped. Stroke profiles are kept as they are, so
+    # a photo's strokes match a clean render's.
     edge = max(1, min(ink.shape) // 50)
     border = np.concatenate(
         [ink[:edge].ravel(), ink[-edge:].ravel(), ink[:, :edge].ravel(), ink[:, -edge:].ravel()]
     )
-    level = float(np.median(border))
-    sigma = max(0.0, float(np.percentile(border, 80)) - level) / 0.84
+    level = min(float(np.median(border)), 0.95)
+    near = border[np.abs(border - level) < 0.15]
+    sigma = max(0.0, float(np.percentile(near, 80)) - level) / 0.84 if len(near) else 0.0
     ink = np.where(ink > level + 3.0 * sigma, (ink - level) / (1.0 - level), 0.0)
-    ink = np.clip(ink, 0.0, 1.0)
-    return without_shade(ink) if local else ink
+    return np.clip(ink, 0.0, 1.0)
 
 
 def without_shade(ink: np.ndarray) -> np.ndarray:
@@ -268,7 +295,8 @@ def main_drawing(ink: np.ndarray, whole_object: bool = False) -> np.ndarray:
     closing gaps of 1.5% of the picture); the part with the most ink leads. Another part is kept
     when it does not touch the picture's edge (where shadows and page edges lie) and holds at
     least 1% of the leader's ink within a quarter of the leader's size from it, or at least a
-    quarter of it farther away. Faint ink (anti-aliasing) stays where it touches a kept stroke.
+    quarter of it farther away. Faint ink (anti-aliasing) stays where it touches a kept stroke
+    and lies within a stroke's width of it.
 
     With ``whole_object`` (a photographed object, whose parts can be faint or lie apart), the
     object is every blob of ink holding 2% of it or more; smaller blobs stay within 5% of the
@@ -311,10 +339,13 @@ def main_drawing(ink: np.ndarray, whole_object: bool = False) -> np.ndarray:
             if i == lead or (not edge and m >= (0.01 if near else 0.25) * mass[lead]):
                 kept.append(i + 1)
         keep = np.isin(labels, kept)
-    # Hysteresis, as in edge detection: faint ink stays where it touches a kept stroke.
+    # Hysteresis, as in edge detection: faint ink stays where it touches a kept stroke, and lies
+    # within a stroke's width of one (a stroke's soft edge, not the faint rule of lined paper).
     faint, _ = ndimage.label(ink > 0, structure=np.ones((3, 3)))
     touching = np.unique(faint[keep & strong])
-    return ink * np.isin(faint, touching[touching > 0])
+    width = max(1, int(np.ceil(stroke_width(ink))))
+    close = ndimage.maximum_filter(keep & strong, size=2 * width + 1)
+    return ink * (np.isin(faint, touching[touching > 0]) & close)
 
 
 # -- fitting into the frame -----------------------------------------------------------------------

@@ -213,13 +213,14 @@ def stranger_message(verdict: Verdict, item: str = "digit") -> str | None:
 # Glyphs that no reader takes for a digit; left out: those that look like one (O, o, I, l, S, s,
 # Z, z, B, b, g, q, G, and the strokes L, T, J, f, r, y, !, ? that a digit model reads as 1, 7, 9).
 MARK_GLYPHS = "AEFHKMNPRWXYaehkmnpwx%@*&#"
-MARK_KINDS = ("letter", "plus", "cross", "square", "triangle", "star", "lines", "scribble")
+MARK_KINDS = ("letter", "plus", "cross", "square", "triangle", "star", "lines", "scribble", "silhouette")
 
 
 def synthetic_marks(n: int, seed: int = 0, size: int = 280) -> list[tuple[str, Image.Image]]:
     """``n`` pictures of non-digit marks (letters, plus and cross signs, squares, triangles,
-    stars, parallel lines, random scribbles), each (kind, a greyscale ``size`` x ``size`` PIL
-    image), dark on light or light on dark, in a random stroke width and slant. Seeded."""
+    stars, parallel lines, random scribbles, filled and shaded silhouettes), each (kind, a
+    greyscale ``size`` x ``size`` PIL image), dark on light or light on dark, in a random stroke
+    width and slant. Seeded."""
     rng = np.random.default_rng(seed)
     out = []
     for i in range(n):
@@ -253,6 +254,17 @@ def synthetic_marks(n: int, seed: int = 0, size: int = 280) -> list[tuple[str, I
                 for k in range(10)
             ]  # fmt: skip
             draw.polygon(points, outline=ink, width=width)
+        elif kind == "silhouette":  # a filled, shaded shape: an object rather than a stroke
+            corners = int(rng.integers(4, 10))
+            angles = np.sort(rng.uniform(0, 2 * math.pi, corners))
+            radii = r * rng.uniform(0.6, 1.3, corners)
+            outline = [(c + q * math.cos(a), c + q * math.sin(a)) for q, a in zip(radii, angles)]
+            shade = Image.new("L", image.size, 0)
+            ImageDraw.Draw(shade).polygon(outline, fill=255)
+            levels = rng.uniform(0.3, 1.0) * np.linspace(rng.uniform(0.4, 1), 1, size)[None, :]
+            texture = np.clip(levels + rng.normal(0, 0.08, (size, size)), 0, 1)
+            fill = (texture * 255).astype(np.uint8) if ink == 255 else (255 - texture * 255).astype(np.uint8)
+            image.paste(Image.fromarray(fill), mask=shade)
         elif kind == "lines":
             for _ in range(int(rng.integers(2, 5))):
                 y = rng.uniform(0.15, 0.85) * size

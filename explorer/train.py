@@ -37,7 +37,7 @@ from explorer.checkpoints import (
 from explorer.data import DATASETS, load_dataset
 from explorer.distributed import World, join
 from explorer.errors import ExplorerError
-from explorer.evaluate import bound_per_image, elbo_per_image, eval_images
+from explorer.evaluate import DIVERGED_NATS_PER_DIM, bound_per_image, elbo_per_image, eval_images
 from explorer.graphs import WARMUP_STEPS, capture, eager_reason, quiet_uncaptured_steps, side_stream
 from explorer.latent import fit_projection
 from explorer.model import VAE, ModelConfig
@@ -509,19 +509,25 @@ class _Trainer:
         self.pos = int(rng["pos"][0])
         self.perm = rng["perm"].to(self.device) if "perm" in rng else None
 
-    def _last_checkpoint(self) -> str:
+    def _advice(self) -> str:
+        """What to change after a divergence, for this run's settings."""
+        lower = f"Lower --lr (it is {self.cfg.lr:g})"
+        return lower + (", or use --estimator analytic." if self.cfg.estimator == "mc" else ".")
+
+    def _kept(self) -> str:
         """Which checkpoint is on disk, in words, for the messages of a failed run."""
         try:
             saved = read_config(self.out)
-            return f"epoch {saved['epoch']}, step {saved['step']}"
+            where = f"epoch {saved['epoch']}, step {saved['step']}"
+            return f"the last good checkpoint in {self.out} ({where}) is kept"
         except (ExplorerError, KeyError):
-            return "none was saved yet"
+            return f"no checkpoint had been saved in {self.out} yet"
 
     def _save(self) -> None:
         if not all(bool(torch.isfinite(p).all()) for p in self.model.parameters()):
             raise ExplorerError(  # never write a diverged model over a good checkpoint
-                f"training diverged by step {self.step}: the weights are no longer finite; the last "
-                f"good checkpoint in {self.out} ({self._last_checkpoint()}) is kept. Lower --lr."
+                f"training diverged by step {self.step}: the weights are no longer finite; "
+                f"{self._kept()}. {self._advice()}"
             )
         failed = None
         if self.world.main:
@@ -703,7 +709,7 @@ class _Trainer:
                     bar.close()
                     raise ExplorerError(
                         f"training diverged at step {self.step} (loss {loss}); the last good "
-                        f"checkpoint in {self.out} is kept. Lower --lr or use --estimator analytic."
+                        f"checkpoint in {self.out} is kept. {self._advice()}"
                     )
                 now = time.perf_counter()
                 append_metrics(
@@ -739,17 +745,20 @@ class _Trainer:
         if not math.isfinite(loss):
             raise ExplorerError(
                 f"training diverged in epoch {epoch} (loss {loss}); the last good checkpoint in "
-                f"{self.out} is kept. Lower --lr or use --estimator analytic."
+                f"{self.out} is kept. {self._advice()}"
             )
         epoch_seconds = time.perf_counter() - epoch_start
         test = self._test()
         broken = {k: v for k, v in test.items() if not math.isfinite(v)}
+        floor = -DIVERGED_NATS_PER_DIM * self.model.config.pixels
+        if not broken and test["test_elbo"] < floor:
+            broken = {"test_elbo": test["test_elbo"]}
         if broken:  # a divergence like a non-finite training loss: this epoch is not kept
-            figures = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in broken.items())
+            figures = ", ".join(f"{k.replace('_', ' ')} {v:.4g}" for k, v in broken.items())
             raise ExplorerError(
-                f"training diverged in epoch {epoch}: the {figures} (not finite); the last good "
-                f"checkpoint in {self.out} ({self._last_checkpoint()}) is kept. Lower --lr, or "
-                "use --estimator analytic."
+                f"training diverged in epoch {epoch}: the {figures} (not finite, or below "
+                f"{floor:,.0f} nats, what no model that learnt anything scores); {self._kept()}. "
+                f"{self._advice()}"
             )
         test_elbo = test["test_elbo"]
         self.best = test_elbo if self.best is None else max(self.best, test_elbo)

@@ -70,8 +70,10 @@ uploads = st.file_uploader(
 )
 uploads = uploads or []
 if len(uploads) > MAX_UPLOADS:
+    left_out = ", ".join(u.name for u in uploads[MAX_UPLOADS:])
     st.warning(
-        f"{len(uploads)} files uploaded: only the first {MAX_UPLOADS} are shown. Remove some to see the rest."
+        f"{len(uploads)} files uploaded: only the first {MAX_UPLOADS} are shown. Not shown: {left_out}. "
+        "Remove some to see the rest."
     )
 placed = []  # (name, mu, sigma) of each readable upload, for the map below
 for upload in uploads[:MAX_UPLOADS]:

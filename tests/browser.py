@@ -34,9 +34,12 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def streamlit_server(env: dict | None = None, timeout: float = 90, pid_out: list | None = None):
-    """Start ``streamlit run app.py`` on 127.0.0.1; yield its URL; stop it by its PID (appended to
-    ``pid_out`` when given, for measurements of the server process)."""
+def streamlit_server(
+    env: dict | None = None, timeout: float = 90, pid_out: list | None = None, extra_args: list | None = None
+):
+    """Start ``streamlit run app.py`` on 127.0.0.1 (with ``extra_args`` for streamlit); yield its
+    URL; stop it by its PID (appended to ``pid_out`` when given, for measurements of the server
+    process)."""
     port = free_port()
     cmd = [
         sys.executable,
@@ -52,6 +55,7 @@ def streamlit_server(env: dict | None = None, timeout: float = 90, pid_out: list
         "true",
         "--browser.gatherUsageStats",
         "false",
+        *(extra_args or []),
     ]
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     log = open(ARTIFACTS / f"server-{port}.log", "w")

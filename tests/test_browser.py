@@ -102,6 +102,57 @@ def test_latent_space_deep_link_and_click(browser, server):
     page.close()
 
 
+DENSEST_POINT = """() => {
+  // Pixel position of the scatter point with the most neighbours within 6 pixels.
+  const gd = document.querySelector('.js-plotly-plot');
+  const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis, box = gd.getBoundingClientRect();
+  const pts = [];
+  for (const t of gd._fullData) {
+    if (!t.customdata) continue;
+    for (let i = 0; i < t.x.length; i++)
+      pts.push([box.left + xa._offset + xa.l2p(t.x[i]), box.top + ya._offset + ya.l2p(t.y[i])]);
+  }
+  let best = pts[0], most = 0;
+  for (const p of pts.slice(0, 1500)) {
+    const near = pts.filter(q => Math.hypot(q[0] - p[0], q[1] - p[1]) < 6).length;
+    if (near > most) { most = near; best = p; }
+  }
+  return [best[0], best[1], most];
+}"""
+
+STAR_PIXEL = """(name) => {
+  // Where the star of the clicked image's posterior mean is painted, in page pixels.
+  const gd = document.querySelector('.js-plotly-plot');
+  const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis, box = gd.getBoundingClientRect();
+  const t = gd._fullData.find(t => t.name === name && t.mode.includes('markers'));
+  return [box.left + xa._offset + xa.l2p(t.x[0]), box.top + ya._offset + ya.l2p(t.y[0])];
+}"""
+
+
+def test_the_clicked_point_is_drawn_over_a_dense_cluster(browser, server, tmp_path):
+    """The star of a clicked test image in the thickest part of the map is painted over the dots
+    (it was hidden under them: SVG overlays sit below plotly's WebGL layer)."""
+    import numpy as np
+
+    url, _ = server
+    page = open_page(browser, f"{url}/Latent_space")
+    page.wait_for_selector(".js-plotly-plot canvas", timeout=30_000)
+    time.sleep(1)
+    x, y, neighbours = page.evaluate(DENSEST_POINT)
+    assert neighbours >= 10  # a dense cluster indeed
+    page.mouse.click(x, y)
+    page.wait_for_selector("text=Test image #", timeout=30_000)
+    wait_idle(page)
+    time.sleep(1)
+    index = page.inner_text("[data-testid=stMain]").split("Test image #")[1].split()[0]
+    sx, sy = page.evaluate(STAR_PIXEL, f"#{index}")
+    page.screenshot(path=str(tmp_path / "star.png"))
+    pixels = np.asarray(Image.open(tmp_path / "star.png").convert("RGB"), dtype=float)
+    centre = pixels[int(round(sy)) - 1 : int(round(sy)) + 2, int(round(sx)) - 1 : int(round(sx)) + 2]
+    assert centre.mean() < 60, centre.mean(axis=(0, 1))  # the black star, not a coloured dot
+    page.close()
+
+
 LIVE_STATE = "document.querySelector('.live-root').__live"
 
 

@@ -179,3 +179,27 @@ def test_weights_that_are_not_finite_are_refused(tmp_path, tiny_model):
     save_checkpoint(tmp_path / "nan", model)
     with pytest.raises(CheckpointError, match="not finite.*dec_head.bias.*diverged"):
         load_checkpoint(tmp_path / "nan")
+
+
+def test_a_config_json_that_tells_another_story_is_refused(saved):
+    """Hand edits of config.json are not silently ignored by one command and obeyed by another."""
+    folder, _, _ = saved
+    path = folder / "config.json"
+    record = json.loads(path.read_text())
+    path.write_text(json.dumps({**record, "model": {**record["model"], "hidden": [64, 64]}}))
+    with pytest.raises(CheckpointError, match=r"config.json does not match model.safetensors: .*hidden"):
+        load_checkpoint(folder)
+    path.write_text(json.dumps({**record, "train": {"dataset": "fashion-mnist"}}))
+    with pytest.raises(CheckpointError, match="images are \\(1, 4, 3\\), but fashion-mnist's are"):
+        load_checkpoint(folder)
+    path.unlink()  # no record at all: the weights' own is used
+    assert load_checkpoint(folder).config.hidden == (8, 6)
+
+
+def test_weights_and_config_json_name_the_same_dataset(tmp_path):
+    model = VAE(ModelConfig(hidden=(8,)))
+    save_checkpoint(tmp_path / "r", model, train_config={"dataset": "mnist"})
+    path = tmp_path / "r" / "config.json"
+    path.write_text(path.read_text().replace('"mnist"', '"fashion-mnist"'))
+    with pytest.raises(CheckpointError, match="trained on fashion-mnist, its weights on mnist"):
+        load_checkpoint(tmp_path / "r")

@@ -240,3 +240,47 @@ def test_frey_faces_are_cropped_to_the_frame_and_resized():
     face = Image.fromarray(np.tile(np.linspace(0, 255, 300, dtype=np.uint8), (200, 1)))  # 300 wide
     x = preprocess_image(_png(face), "frey-face")
     assert x.shape == (1, 28, 20) and x[0, :, 0].max() < x[0, :, -1].min()  # left dark, right light
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("dataset", ["mnist", "fashion-mnist"])
+def test_the_datasets_own_images_uploaded_as_they_are_come_back_as_themselves(dataset):
+    """A 28x28 image of the dataset itself, uploaded as a PNG: nothing to change. (Items that
+    fill the frame touch its border: their pixels must not be taken for the ground's noise.)"""
+    from explorer.data import load_dataset
+
+    images = load_dataset(dataset, "test").images[5000:5200, 0].numpy()
+    corr = np.array([_corr(preprocess_image(_png(Image.fromarray(a)), dataset), a) for a in images])
+    assert np.mean(corr >= 0.95) >= 0.95 and corr.min() > 0.5, np.sort(corr)[:5]
+
+
+def _framed(grey: np.ndarray, table: float = 0.3) -> np.ndarray:
+    """A photo of a sheet (``grey``, 600 x 600) lying on a darker table, with a margin of table
+    around it."""
+    photo = np.full((760, 760), table)
+    photo[80:680, 80:680] = grey
+    return photo
+
+
+def test_a_sheet_on_a_table_is_paper_not_ink():
+    clean = _digit_two()
+    twin = preprocess_image(_grey_bytes(clean))
+    for table in (0.15, 0.35, 0.6):
+        assert _corr(preprocess_image(_grey_bytes(_framed(clean, table))), twin) >= 0.95, table
+
+
+def test_a_shadow_over_most_of_the_page_does_not_turn_it_inside_out():
+    """The paper is darker than mid-grey under the shadow, the lit corner bright: still dark ink
+    on paper."""
+    clean = _digit_two()
+    light = 1 - 0.55 / (1 + np.exp(-(_X + _Y - 300) / 25))  # lit top-left corner, shade elsewhere
+    photo = clean * light * 0.95 + 0.02 + np.random.default_rng(1).normal(0, 0.02, clean.shape)
+    assert _corr(preprocess_image(_grey_bytes(photo, "JPEG")), preprocess_image(_grey_bytes(clean))) >= 0.95
+
+
+def test_the_rules_of_lined_paper_are_not_ink():
+    clean = _digit_two()
+    lined = clean.copy()
+    for y in range(40, 600, 45):
+        lined[y : y + 3] = np.minimum(lined[y : y + 3], 0.7)  # the rules across the sheet
+    assert _corr(preprocess_image(_grey_bytes(lined)), preprocess_image(_grey_bytes(clean))) >= 0.95

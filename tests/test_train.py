@@ -333,9 +333,9 @@ def test_kill_9_mid_epoch_then_resume_loses_and_duplicates_nothing(tmp_path):
 
 def test_a_run_whose_test_elbo_goes_non_finite_fails_loudly(tmp_path):
     """Adam at a learning rate of 1e6 (the handed case): the training loss of the one step per
-    epoch looks finite, but the test ELBO turns NaN and the test KL infinite. The run fails with
-    the message and a non-zero exit, keeps the last checkpoint whose test figures were finite,
-    and its metrics.jsonl is standard JSON."""
+    epoch looks finite, but the test ELBO is -1e30 nats after the first epoch (NaN and an infinite
+    KL by the third). The run fails with the message and a non-zero exit, saves no checkpoint of
+    a diverged model, and its metrics.jsonl is standard JSON."""
     out = tmp_path / "r"
     command = [
         sys.executable, "-m", "explorer.cli", "train", "--optimizer", "adam", "--lr", "1000000",
@@ -344,17 +344,27 @@ def test_a_run_whose_test_elbo_goes_non_finite_fails_loudly(tmp_path):
     ]  # fmt: skip
     proc = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 1, proc.stdout + proc.stderr
-    assert "run saved" not in proc.stdout
-    assert "diverged in epoch 3" in proc.stderr and "not finite" in proc.stderr
-    assert "Traceback" not in proc.stderr and "(epoch 2, step 2) is kept" in proc.stderr
+    assert "run saved" not in proc.stdout and "Traceback" not in proc.stderr
+    assert "diverged in epoch 1" in proc.stderr and "no checkpoint had been saved" in proc.stderr
+    assert "Lower --lr (it is 1e+06)." in proc.stderr  # no advice to use what it already uses
     status = read_status(out)
     assert status["state"] == "failed" and "diverged" in status["message"]
-    assert read_config(out)["epoch"] == 2
+    assert not (out / "model.safetensors").exists()
     import json
 
-    for line in (out / "metrics.jsonl").read_text().splitlines():
+    for line in (out / "metrics.jsonl").read_text().splitlines() if (out / "metrics.jsonl").exists() else []:
         row = json.loads(line, parse_constant=lambda c: pytest.fail(f"bare {c} in metrics.jsonl"))
         assert all(np.isfinite(v) for v in row.values() if isinstance(v, float))
+
+
+def test_an_absurd_test_elbo_ends_the_run_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+    out = train(tmp_path / "r", SMALL, _cfg(epochs=1, limit=200), progress=False)
+    before = (out / "model.safetensors").read_bytes()
+    real = train_module._Trainer._test
+    monkeypatch.setattr(train_module._Trainer, "_test", lambda self: {**real(self), "test_elbo": -1e30})
+    with pytest.raises(ExplorerError, match=r"diverged in epoch 2.*\(epoch 1, step \d+\) is kept"):
+        train(out, config=TrainConfig(epochs=2), resume=True, progress=False)
+    assert (out / "model.safetensors").read_bytes() == before
 
 
 def test_non_finite_figures_are_written_as_null_with_a_flag(tmp_path):
@@ -375,7 +385,7 @@ def test_a_model_whose_weights_are_not_finite_is_never_saved(tmp_path):
     with torch.no_grad():
         next(trainer.model.parameters())[0, 0] = float("nan")
     before = (out / "model.safetensors").read_bytes()
-    with pytest.raises(ExplorerError, match="no longer finite.*epoch 1"):
+    with pytest.raises(ExplorerError, match="no longer finite.*epoch 1"):  # names the kept one
         trainer._save()
     assert (out / "model.safetensors").read_bytes() == before
 
