@@ -50,6 +50,7 @@ bench: $(STAMP) browser-deps
 	$(PY) bench/scaling.py
 	$(PY) bench/distributed.py --nproc 2
 	$(PY) bench/ood.py
+	$(PY) bench/idle.py
 
 # Many users: one server, 10 concurrent real-browser sessions for 60 s (not part of `make test`).
 soak: $(STAMP) browser-deps

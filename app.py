@@ -6,11 +6,14 @@ Run with ``make run`` (or ``streamlit run app.py``).
 import streamlit as st
 import torch
 
+from explorer.datasets import spec
 from explorer.images import make_grid, png_bytes
 from explorer.ui.models import dataset_of, model_card, model_or_stop
 
 st.set_page_config(page_title="VAE Explorer", layout="wide")
 choice, model, config = model_or_stop()
+dataset, dims = dataset_of(config), model.config.latent_dim
+item = spec(dataset).item
 st.title("VAE Explorer")
 st.caption("Auto-Encoding Variational Bayes (Kingma & Welling, 2013), to train, look at and play with.")
 
@@ -32,10 +35,17 @@ with left:
         "**reparameterisation trick**, so ordinary stochastic gradients train both networks:"
     )
     st.latex(r"z = \mu_\phi(x) + \sigma_\phi(x) \odot \varepsilon, \qquad \varepsilon \sim \mathcal N(0, I)")
-    st.markdown(
-        "With a 2-D latent space you can *see* what the model learnt: where each digit lives, "
-        "what lies between them, and what the model makes of your own drawings."
-    )
+    if dims == 2:
+        st.markdown(
+            f"With a 2-D latent space you can *see* what the model learnt: where each {item} lives, "
+            "what lies between them, and what the model makes of your own pictures."
+        )
+    else:
+        st.markdown(
+            f"This model's latent space has {dims} dimensions; the maps show the two directions "
+            f"along which its {item}s vary most (principal components), and the sliders reach every "
+            "dimension."
+        )
     st.subheader("Explore")
     st.page_link(
         "pages/1_Train.py", label="Train a model and watch its curves live", icon=":material/monitoring:"
@@ -52,7 +62,7 @@ with left:
         "pages/4_Reconstruct.py", label="Reconstruct test images or your uploads", icon=":material/image:"
     )
     st.page_link(
-        "pages/5_Draw.py", label="Draw a digit and see what the model makes of it", icon=":material/draw:"
+        "pages/5_Draw.py", label=f"Draw a {item} and see what the model makes of it", icon=":material/draw:"
     )
     st.page_link(
         "pages/6_Interpolate.py",
@@ -63,9 +73,8 @@ with left:
 with right:
     card = model_card(choice, config)
     st.subheader(f"Model: {choice}")
+    st.markdown(f"Dataset **{dataset}** &nbsp;·&nbsp; latent size **{dims}**")  # metrics cut long names
     a, b = st.columns(2)
-    a.metric("Dataset", dataset_of(config))
-    b.metric("Latent size", model.config.latent_dim)
     a.metric("Test ELBO (nats)", f"{card['elbo']:.2f}" if card["elbo"] is not None else "n/a")
     b.metric(card["nll_label"], f"{card['nll']:.2f}" if card["nll"] is not None else "n/a")
     st.caption(card["note"])

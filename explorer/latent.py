@@ -86,3 +86,26 @@ def reconstruct(model: VAE, x: torch.Tensor, seed: int = 0, batch_size: int = 10
     means = encode_means(model, x)
     elbo = torch.cat(elbo) if elbo else torch.zeros(0)
     return Reconstruction(x, decode_mean(model, means), means, elbo)
+
+
+PICK_MODES = ("random", "by label", "worst ELBO", "best ELBO")
+
+
+def pick_images(
+    elbo: torch.Tensor, labels: torch.Tensor, mode: str, count: int, seed: int = 0, label: int | None = None
+) -> torch.Tensor:
+    """Indices (count,) of test images to show: ``"random"`` (seeded), ``"by label"`` (the first
+    of ``label``), or those of the ``"worst ELBO"`` or ``"best ELBO"`` (elbo, labels: (N,)).
+
+    Raises:
+        ValueError: an unknown mode.
+    """
+    if mode == "random":
+        order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(int(seed)))
+    elif mode == "by label":
+        order = torch.nonzero(labels == label).flatten()
+    elif mode in ("worst ELBO", "best ELBO"):
+        order = torch.argsort(elbo, descending=mode == "best ELBO")
+    else:
+        raise ValueError(f"unknown mode {mode!r}; use one of {PICK_MODES}")
+    return order[:count]

@@ -8,6 +8,7 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
+FEW_POINTS = 20  # a step series this short is drawn with markers too
 PALETTE = qualitative.T10  # ten distinguishable colours: one per class
 CURVES = (  # (title, row type, key, sign): plotted value = sign * row[key]
     ("Train loss (nats)", "step", "train_loss", 1),
@@ -38,7 +39,8 @@ def training_curves(runs: dict[str, list[dict]], steps_per_epoch: dict[str, int]
                 go.Scatter(
                     x=xs,
                     y=[None if r[key] is None else sign * r[key] for r in picked],  # null: not finite
-                    mode="lines+markers" if kind == "epoch" else "lines",
+                    # Markers where points are few: one point drawn as a line shows nothing.
+                    mode="lines+markers" if kind == "epoch" or len(picked) <= FEW_POINTS else "lines",
                     name=name,
                     legendgroup=name,
                     showlegend=j == 0,
@@ -124,9 +126,10 @@ def latent_scatter(
         )
     layout = {
         "height": height,
-        "margin": {"l": 40, "r": 10, "t": 10, "b": 40},
+        # A top margin for plotly's toolbar: at 10 pixels it covered the legend's first entry.
+        "margin": {"l": 40, "r": 10, "t": 36, "b": 40},
         "showlegend": True,
-        "legend": {"itemsizing": "constant"},
+        "legend": {"itemsizing": "constant", "y": 1, "yanchor": "top"},
         "dragmode": "pan",
         "uirevision": "scatter",
         "xaxis": {"title": {"text": axis_titles[0]}, "constrain": "domain"},
@@ -213,6 +216,45 @@ def add_path(fig: go.Figure, points, name: str, colour: str = "black") -> None:
     )
 
 
+def manifold_figure(
+    png: bytes, values_x: Sequence[float], values_y: Sequence[float], titles: tuple[str, str]
+) -> go.Figure:
+    """The decoded latent grid (a PNG of n x n tiles) with the z value of the tile centres on its
+    axes: ``values_x`` left to right, ``values_y`` bottom to top."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    width, height = Image.open(io.BytesIO(png)).size
+    n = len(values_x)
+    picks = sorted({0, n // 4, n // 2, (3 * n) // 4, n - 1})
+    data = [
+        {
+            "type": "image",
+            "source": "data:image/png;base64," + base64.b64encode(png).decode(),
+            "x0": 0,
+            "y0": 0,
+            "dx": 1,
+            "dy": 1,
+            "hoverinfo": "skip",
+        }
+    ]
+    axis = {"showgrid": False, "zeroline": False, "ticks": "outside", "constrain": "domain"}
+    layout = {
+        "height": 500,  # the picture keeps its shape (scaleanchor) within the column's width
+        "margin": {"l": 60, "r": 10, "t": 10, "b": 50},
+        "xaxis": {**axis, "title": {"text": titles[0]}, "range": [0, width],
+                  "tickvals": [(i + 0.5) * width / n for i in picks],
+                  "ticktext": [f"{values_x[i]:.2f}" for i in picks]},
+        "yaxis": {**axis, "title": {"text": titles[1]}, "range": [height, 0], "scaleanchor": "x",
+                  "tickvals": [(i + 0.5) * height / n for i in picks],
+                  "ticktext": [f"{values_y[n - 1 - i]:.2f}" for i in picks]},
+        "dragmode": False,
+    }  # fmt: skip
+    return go.Figure({"data": data, "layout": layout}, _validate=False)
+
+
 def prior_vs_posterior(dmap, axis_titles: tuple[str, str] = ("z1", "z2"), height: int = 560) -> go.Figure:
     """The aggregate posterior's density (shaded, log scale), the prior's 1/2/3-sigma circles, and
     the holes: the prior's 2-sigma disc where the data put less than a tenth of its density."""
@@ -261,7 +303,7 @@ def prior_vs_posterior(dmap, axis_titles: tuple[str, str] = ("z1", "z2"), height
         )
     layout = {
         "height": height,
-        "margin": {"l": 40, "r": 10, "t": 10, "b": 40},
+        "margin": {"l": 40, "r": 10, "t": 36, "b": 40},  # room for the toolbar
         "legend": {"orientation": "h", "y": -0.12},
         "xaxis": {"title": {"text": axis_titles[0]}, "constrain": "domain"},
         "yaxis": {

@@ -5,18 +5,18 @@ import torch
 
 from explorer.images import latent_grid, make_grid, png_bytes
 from explorer.latent import decode_mean
+from explorer.plots import manifold_figure
 from explorer.ui.live import live_decoder
-from explorer.ui.models import (
-    _load,
-    dataset_of,
-    latent_map,
-    model_key,
-    model_or_stop,
-)
+from explorer.ui.models import _load, dataset_of, latent_activity, latent_map, model_key, model_or_stop
+
+GRID_PIXELS = 560  # the grid picture's side
 
 st.set_page_config(page_title="Manifold - VAE Explorer", layout="wide")
 choice, model, config = model_or_stop()
 dims = model.config.latent_dim
+dataset = dataset_of(config)
+key = model_key(choice)
+kl, _, active = latent_activity(*key, dataset)
 n = st.sidebar.slider("Grid resolution", 5, 30, 20)
 lo, hi = st.sidebar.slider(
     "Range on the unit square",
@@ -26,20 +26,21 @@ lo, hi = st.sidebar.slider(
     step=0.01,
     help="mapped through the inverse Gaussian CDF, as in the paper",
 )
-axis_a, axis_b = 0, min(1, dims - 1)
+axis_a, axis_b = 0, min(1, dims - 1)  # a 2-D model's grid reads like its map: z1 across, z2 up
 if dims > 2:
+    by_kl = sorted(range(dims), key=lambda j: -kl[j])  # the most informative dimensions first
+    name = lambda j: f"z{j + 1} (KL {kl[j]:.2f} nats{'' if active[j] else ', inactive'})"  # noqa: E731
     axis_a = st.sidebar.selectbox(
-        "Grid: horizontal dimension", range(dims), 0, format_func=lambda i: f"z{i + 1}"
+        "Grid: horizontal dimension", by_kl, 0, format_func=name, key=f"ax-{choice}"
     )
-    axis_b = st.sidebar.selectbox(
-        "Grid: vertical dimension", range(dims), 1, format_func=lambda i: f"z{i + 1}"
-    )
+    axis_b = st.sidebar.selectbox("Grid: vertical dimension", by_kl, 1, format_func=name, key=f"ay-{choice}")
+    st.sidebar.caption("Ordered by KL: inactive units carry nothing, so a grid along one shows one image.")
 st.title("Manifold")
 st.caption(
-    "Left: decoded images over a grid of latent points (Kingma & Welling, Figure 4). "
-    "Right: drag the sliders to decode any point; the star shows where it lies."
+    "Left: decoded images over a grid of latent points (Kingma & Welling, Figure 4); the other "
+    "dimensions stay at 0. Right: drag the sliders to decode any point; the star shows where it "
+    "lies, the dashed outline where the grid lies."
 )
-
 if lo >= hi:
     st.error("The range's low end must be below its high end; move the sliders apart.")
     st.stop()
@@ -54,27 +55,45 @@ def grid_png(path: str, mtime_ns: int, n: int, lo: float, hi: float, axis_a: int
     z = torch.zeros(n * n, vae.config.latent_dim)
     z[:, axis_a], z[:, axis_b] = grid[:, 0], grid[:, 1] if vae.config.latent_dim > 1 else grid[:, 0]
     picture = make_grid(decode_mean(vae, z), n, pad=0)
-    return png_bytes(picture, scale=max(1, 560 // picture.shape[1]))
+    return png_bytes(picture, scale=max(1, GRID_PIXELS // picture.shape[1]))
 
+
+values = torch.special.ndtri(torch.linspace(lo, hi, n, dtype=torch.float64)).tolist()  # z of each tile
+corners = []
+for a, b in (
+    (values[0], values[0]),
+    (values[-1], values[0]),
+    (values[-1], values[-1]),
+    (values[0], values[-1]),
+):
+    corner = [0.0] * dims
+    corner[axis_a], corner[axis_b] = a, b
+    corners.append(corner)
 
 left, right = st.columns([1, 1], gap="large")
-left.image(
-    grid_png(*model_key(choice), n, lo, hi, axis_a, axis_b),
-    output_format="PNG",
-    caption=f"{n} x {n} grid, z{axis_a + 1} across, z{axis_b + 1} up",
-)
+with left:
+    if dims > 1 and axis_a == axis_b:
+        st.warning(
+            f"Both axes are z{axis_a + 1}: such a grid only varies along one direction. Choose two "
+            "different dimensions in the sidebar."
+        )
+    else:
+        titles = (f"z{axis_a + 1}", f"z{axis_b + 1}" if dims > 1 else "")
+        st.plotly_chart(
+            manifold_figure(grid_png(*key, n, lo, hi, axis_a, axis_b), values, values, titles),
+            key="grid",
+        )
+        st.caption(f"{n} x {n} grid, z{axis_a + 1} across, z{axis_b + 1} up; the axes give z at the tiles")
 
-dataset = dataset_of(config)
-projection = latent_map(*model_key(choice), dataset)[1]
-
-
+projection = latent_map(*key, dataset)[1]
 axes = "z1 across, z2 up" if projection.kind == "identity" else "PC1 across, PC2 up"
 with right:
     st.markdown("**Decode any point**")
     live_decoder(
-        model_key(choice),
+        key,
         dataset,
         key=f"live-{choice}",
         caption=f"Drag a slider: the point is decoded in your browser as you move it. Right: where it "
         f"lies among 2,000 encoded test images, coloured by label ({axes}, -4 to 4).",
+        grid=corners,
     )

@@ -6,10 +6,10 @@ import torch
 from explorer.datasets import spec
 from explorer.errors import ImageError
 from explorer.images import make_grid, png_bytes
-from explorer.latent import reconstruct
+from explorer.latent import PICK_MODES, pick_images, reconstruct
 from explorer.plots import PALETTE
 from explorer.preprocess import MAX_UPLOADS, UPLOAD_TYPES, preprocess_image
-from explorer.ui.insight import base_scatter, draw_posterior, image_report
+from explorer.ui.insight import base_scatter, draw_posterior, image_report, reconstruction_gallery
 from explorer.ui.models import (
     dataset_of,
     label_names,
@@ -18,41 +18,31 @@ from explorer.ui.models import (
     test_images,
     test_reconstructions,
 )
+from explorer.ui.widgets import distinct_uploads
 
 st.set_page_config(page_title="Reconstruct - VAE Explorer", layout="wide")
 choice, model, config = model_or_stop()
 dataset, names = dataset_of(config), label_names(config)
-mode = st.sidebar.radio("Which test images", ["random", "by label", "worst ELBO", "best ELBO"])
+mode = st.sidebar.radio("Which test images", PICK_MODES)
 count = st.sidebar.slider("How many", 4, 16, 8)
 st.title("Reconstruct")
 st.caption(
-    "Top: inputs. Bottom: the decoder's mean at the encoder's mean. The ELBO is in nats "
-    "per image (higher is better)."
+    "Each test image above the decoder's mean at the encoder's mean, with its ELBO in nats "
+    "(higher is better)."
 )
 
 key = model_key(choice)
 rec = test_reconstructions(*key, dataset)
 labels = test_images(dataset)[1]
-if mode == "random":
-    seed = st.sidebar.number_input("Seed", 0, 10_000, 0)
-    order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(int(seed)))
-elif mode == "by label":
-    classes = sorted(set(labels.tolist()))
-    label = st.sidebar.selectbox("Label", classes, format_func=lambda k: names[k] if names else str(k))
-    order = torch.nonzero(labels == label).flatten()
-else:
-    order = torch.argsort(rec.elbo, descending=mode == "best ELBO")
-picked = order[:count]
+seed = st.sidebar.number_input("Seed", 0, 10_000, 0) if mode == "random" else 0
+label = None
+if mode == "by label":
+    label = st.sidebar.selectbox(
+        "Label", sorted(set(labels.tolist())), format_func=lambda k: names[k] if names else str(k)
+    )
+picked = pick_images(rec.elbo, labels, mode, count, seed, label)
 pair = torch.cat([rec.inputs[picked], rec.outputs[picked]])
-st.image(png_bytes(make_grid(pair, len(picked)), scale=3), output_format="PNG")
-st.dataframe(
-    {
-        "test index": picked.tolist(),
-        "label": [names[k] if names else k for k in labels[picked].tolist()],
-        "ELBO (nats)": [round(v, 2) for v in rec.elbo[picked].tolist()],
-    },
-    hide_index=True,
-)
+reconstruction_gallery(rec, picked, labels, names)
 st.download_button(
     "Download these pictures (PNG)",
     png_bytes(make_grid(pair, len(picked)), scale=2),
@@ -68,7 +58,9 @@ uploads = st.file_uploader(
     accept_multiple_files=True,
     help=f"Each is prepared the way {dataset}'s own images were: {described.convention.summary}.",
 )
-uploads = uploads or []
+uploads, repeats = distinct_uploads(uploads or [])
+for name, first in repeats:
+    st.info(f"{name} is the same file as {first}: shown once.")
 if len(uploads) > MAX_UPLOADS:
     left_out = ", ".join(u.name for u in uploads[MAX_UPLOADS:])
     st.warning(

@@ -14,11 +14,15 @@ choice, model, config = model_or_stop()
 dataset = dataset_of(config)
 key = model_key(choice)
 described = spec(dataset)
+# In the sidebar: above the canvas, the canvas's own toolbar covered it.
+width = st.sidebar.slider(
+    "Pen width", 8, 40, 22, help="strokes of about a tenth of the drawing's height look like MNIST's"
+)
 st.title("Draw")
 st.caption(
     f"Draw a {described.item} with the mouse (or a finger). Each stroke is prepared the way "
     f"{dataset}'s images were ({described.convention.summary}), reconstructed, and placed on the "
-    "map with its posterior ellipses. Undo, redo and clear are in the canvas's toolbar."
+    "map with its posterior ellipses. Undo, redo and clear: the toolbar over the canvas."
 )
 if described.convention.kind == "photo":
     st.info(f"{dataset} holds photographs, not drawings: pick a model of drawn images in the sidebar.")
@@ -26,7 +30,6 @@ if described.convention.kind == "photo":
 
 left, right = st.columns([2, 3], gap="large")
 with left:
-    width = st.slider("Pen width", 8, 40, 22, help="MNIST strokes are about 1/10 of the digit's height")
     try:
         from streamlit_drawable_canvas import st_canvas
     except Exception as exc:  # the component is an optional install; say so instead of failing
@@ -35,6 +38,7 @@ with left:
             "`pip install streamlit-drawable-canvas`, or upload a picture on the Reconstruct page."
         )
         st.stop()
+    st.space(40)  # room for the canvas's toolbar (undo, redo, clear), shown above it on hover
     result = st_canvas(
         stroke_width=width,
         stroke_color="#FFFFFF",

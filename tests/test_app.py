@@ -46,7 +46,7 @@ def test_home_shows_card_explains_and_links(shipped):
     at = page().run()
     assert not at.exception
     metrics = {m.label: m.value for m in at.metric}
-    assert metrics["Dataset"] == "mnist" and metrics["Latent size"] == "2"
+    assert "Dataset **mnist** &nbsp;·&nbsp; latent size **2**" in [m.value for m in at.markdown]
     assert metrics["Test ELBO (nats)"] == "-150.25" and metrics["Test NLL (nats)"] == "n/a"
     assert len(at.get("latex")) == 2  # the ELBO and the reparameterisation
     links = [p.proto.page for p in at.main.get("page_link")]
@@ -57,7 +57,8 @@ def test_home_shows_card_explains_and_links(shipped):
 def test_model_choice_is_shared_by_pages(shipped):
     at = page().run()
     at.sidebar.selectbox[0].select("mnist-z5").run()
-    assert {m.label: m.value for m in at.metric}["Latent size"] == "5"
+    assert any("latent size **5**" in m.value for m in at.markdown)
+    assert any("5 dimensions" in m.value for m in at.markdown)  # the wording follows the model
     at.switch_page("pages/3_Manifold.py").run()
     assert not at.exception
     assert at.sidebar.selectbox[0].value == "mnist-z5"
@@ -171,27 +172,79 @@ def test_manifold_hands_the_decoder_to_the_browser(shipped, name):
     assert header["map_png"].startswith("data:image/png;base64,")
 
 
+def _grid(at) -> dict:
+    return _spec(next(c for c in at.get("plotly_chart") if c.key == "grid"))
+
+
 def test_manifold_grid_follows_the_sidebar(shipped):
     at = page("pages/3_Manifold.py").run()
     assert not at.exception
-    before = at.get("image")[0].proto.imgs[0].url
+    before = _grid(at)["data"][0]["source"]
     at.sidebar.slider[0].set_value(10).run()
-    assert at.get("image")[0].proto.imgs[0].caption == "10 x 10 grid, z1 across, z2 up"
-    assert at.get("image")[0].proto.imgs[0].url != before
+    assert "10 x 10 grid, z1 across, z2 up" in [c.value.split(";")[0] for c in at.caption]
+    grid = _grid(at)
+    assert grid["data"][0]["source"] != before
+    # the z of the tiles on the axes: the first tile sits at the inverse Gaussian CDF of 0.05
+    assert grid["layout"]["xaxis"]["ticktext"][0] == f"{torch.special.ndtri(torch.tensor(0.05)).item():.2f}"
+    assert grid["layout"]["yaxis"]["ticktext"][-1] == grid["layout"]["xaxis"]["ticktext"][0]  # z2 up
+    assert len(live_data(at)[0]["grid"]) == 4  # the grid's outline on the live map
     at.sidebar.slider[1].set_value((0.5, 0.5)).run()
     assert "low end must be below" in at.error[0].value
+
+
+def test_manifold_of_a_wide_model_starts_on_its_most_active_dimensions(shipped):
+    """mnist-z5: the grid's default axes are the two dimensions with the largest KL (not z1 and
+    z2), the sliders of inactive units say so, and the same dimension on both axes is explained."""
+    from explorer.checkpoints import load_checkpoint
+    from explorer.data import load_dataset
+    from explorer.evaluate import ACTIVE_UNIT_THRESHOLD, latent_stats
+
+    model = load_checkpoint(shipped / "pretrained" / "mnist-z5")
+    variance, kl = latent_stats(model, load_dataset("mnist", "test").images.float() / 255.0)
+    first, second = torch.argsort(kl, descending=True)[:2].tolist()
+    at = page("pages/3_Manifold.py")
+    at.session_state["model"] = "mnist-z5"
+    at.run()
+    assert not at.exception
+    axes = at.sidebar.selectbox
+    assert (axes[1].value, axes[2].value) == (first, second)
+    assert f"z{first + 1} across, z{second + 1} up" in " ".join(c.value for c in at.caption)
+    assert live_data(at)[0]["inactive"] == [v <= ACTIVE_UNIT_THRESHOLD for v in variance.tolist()]
+    axes[2].select(first).run()
+    assert f"Both axes are z{first + 1}" in at.warning[0].value
+    assert not [c for c in at.get("plotly_chart") if c.key == "grid"]
+
+
+def _gallery(at) -> list[tuple[int, str, float]]:
+    """(test index, label, ELBO) under each test image of the Reconstruct page."""
+    out = []
+    for image in at.get("image"):
+        caption = image.proto.imgs[0].caption
+        if caption.startswith("#"):
+            index, label, elbo = caption.split(" · ")
+            out.append((int(index[1:]), label, float(elbo.split()[1])))
+    return out
 
 
 def test_reconstruct_modes(shipped, mnist_test):
     at = page("pages/4_Reconstruct.py").run()
     assert not at.exception
     at.sidebar.radio[0].set_value("worst ELBO").run()
-    table = at.dataframe[0].value
-    assert list(table["ELBO (nats)"]) == sorted(table["ELBO (nats)"]) and len(table) == 8
+    shown = _gallery(at)
+    assert len(shown) == 8 and [e for *_, e in shown] == sorted(e for *_, e in shown)  # each under its image
     at.sidebar.radio[0].set_value("by label").run()
     at.sidebar.selectbox[1].select(3).run()
-    assert set(at.dataframe[0].value["label"]) == {"3"}
+    assert {label for _, label, _ in _gallery(at)} == {"3"}
     assert at.get("download_button")
+
+
+def test_an_upload_added_twice_is_shown_once(shipped, mnist_test):
+    digit = _png(Image.fromarray(mnist_test.images[0, 0].numpy()))
+    at = page("pages/4_Reconstruct.py").run()
+    at.file_uploader[0].set_value([("a.png", digit, "image/png"), ("b.png", digit, "image/png")]).run()
+    assert not at.exception
+    assert len([m for m in at.markdown if m.value.startswith("ELBO **")]) == 1
+    assert "b.png is the same file as a.png" in at.info[0].value
 
 
 def _png(image: Image.Image) -> bytes:
@@ -223,13 +276,16 @@ def test_uploads_good_and_bad(shipped):
 def test_upload_count_is_limited(shipped):
     from explorer.preprocess import MAX_UPLOADS
 
-    digit = Image.new("L", (40, 40), 255)
-    digit.paste(0, (15, 5, 25, 35))
-    files = [(f"d{i}.png", _png(digit), "image/png") for i in range(MAX_UPLOADS + 3)]
+    files = []
+    for i in range(MAX_UPLOADS + 3):  # bars of different widths: different files
+        digit = Image.new("L", (40, 40), 255)
+        digit.paste(0, (15, 5, 20 + i % 10, 35 - i // 10))
+        files.append((f"d{i}.png", _png(digit), "image/png"))
     at = page("pages/4_Reconstruct.py").run()
     at.file_uploader[0].set_value(files).run()
     assert not at.exception
     assert f"only the first {MAX_UPLOADS} are shown" in at.warning[0].value
+    assert "Not shown: d20.png, d21.png, d22.png" in at.warning[0].value
     shown = [i.proto.imgs[0].caption for i in at.get("image") if i.proto.imgs[0].caption.startswith("d")]
     assert len(shown) == MAX_UPLOADS and shown[0].startswith("d0.png:")
 

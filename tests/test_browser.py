@@ -165,7 +165,7 @@ def test_manifold_slider_decodes_in_the_browser(browser, server):
     url, _ = server
     page = open_page(browser, f"{url}/Manifold")
     no_exception(page)
-    images_loaded(page, 1)
+    page.wait_for_selector(".st-key-grid .js-plotly-plot", timeout=30_000)  # the grid, z on its axes
     page.wait_for_selector(".live canvas.digit", timeout=30_000)
     version = page.evaluate(f"{LIVE_STATE}.version")
     slider = page.get_by_label("z1", exact=True)
@@ -247,7 +247,7 @@ def test_home_page_shows_the_shipped_model(browser, server):
     images_loaded(page, 1)
     no_exception(page)
     text = page.inner_text("[data-testid=stMain]")
-    assert "VAE Explorer" in text and "Latent size" in text and "reparameterisation" in text
+    assert "VAE Explorer" in text and "latent size" in text and "reparameterisation" in text
     shot(page, "home")
     page.close()
 

@@ -99,3 +99,21 @@ def test_overlays_prior_map_kl_bars_and_animation_are_valid_plotly():
     assert (
         list(anim.data[0].x) == frames[3][np.arange(30) % 3 == 0][:, 0].round(2).tolist()
     )  # opens on the last
+
+
+def test_a_short_runs_curves_show_their_points():
+    """A one-epoch run logs one step row and one epoch row: each panel must draw a marker (a single
+    point drawn as a line shows nothing), and a long run's step curves stay lines."""
+    short = [
+        {"type": "step", "epoch": 1, "step": 10, "train_loss": 200.0, "recon": -190.0, "kl": 10.0},
+        {"type": "epoch", "epoch": 1, "step": 10, "train_loss": 199.0, "recon": -189.0, "kl": 10.0,
+         "test_elbo": -205.0},
+    ]  # fmt: skip
+    long = [
+        {"type": "step", "epoch": 1 + i // 100, "step": i, "train_loss": 100.0, "recon": -90.0, "kl": 10.0}
+        for i in range(1, 300)
+    ]
+    fig = training_curves({"short": short, "long": long})
+    modes = {(t.name, t.yaxis): t.mode for t in fig.data}
+    assert all("markers" in m for (name, _), m in modes.items() if name == "short"), modes
+    assert modes[("long", "y")] == "lines"

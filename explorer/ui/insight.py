@@ -79,6 +79,23 @@ def samples_picture(
     return png_bytes(make_grid(row, len(row)), scale=scale)
 
 
+GALLERY_COLUMNS = 8  # test images per row on the Reconstruct page
+
+
+def reconstruction_gallery(rec, picked: torch.Tensor, labels: torch.Tensor, names) -> None:
+    """Test images (``picked`` of the Reconstruction ``rec``), each above its reconstruction with
+    its index, label and ELBO under it, in rows of ``GALLERY_COLUMNS``."""
+    for start in range(0, len(picked), GALLERY_COLUMNS):
+        row = picked[start : start + GALLERY_COLUMNS].tolist()
+        for column, i in zip(st.columns(GALLERY_COLUMNS), row):
+            k = int(labels[i])
+            column.image(
+                png_bytes(make_grid(torch.stack([rec.inputs[i], rec.outputs[i]]), 1), scale=3),
+                caption=f"#{i} · {names[k] if names else k} · ELBO {float(rec.elbo[i]):.1f}",
+                output_format="PNG",
+            )
+
+
 def reference(path: str, mtime_ns: int, dataset: str) -> Reference:
     """The test set as the yardstick of an image the user gives: per-image ELBO and the stranger
     detector, both cached per model."""

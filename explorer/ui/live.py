@@ -66,7 +66,8 @@ function build(root, data, layers) {
     const row = document.createElement("div");
     row.className = "row";
     const name = document.createElement("span");
-    name.textContent = "z" + (j + 1);
+    name.textContent = "z" + (j + 1) + (data.inactive && data.inactive[j] ? " (inactive)" : "");
+    if (data.inactive && data.inactive[j]) name.style.opacity = "0.55";
     const value = document.createElement("span");
     row.append(name, value);
     const input = document.createElement("input");
@@ -149,6 +150,18 @@ function draw(s) {
   }
   g.closePath();
   g.fillStyle = "black"; g.strokeStyle = "white"; g.fill(); g.stroke();
+  if (d.grid) {  // the Manifold grid's extent: its four corners through the same projection
+    g.beginPath();
+    d.grid.forEach((corner) => {
+      const q = [0, 0];
+      for (let j = 0; j < d.dims; j++) {
+        for (let c = 0; c < 2; c++) q[c] += (corner[j] - d.mean[j]) * d.components[j * 2 + c];
+      }
+      g.lineTo((q[0] + d.lim) * scale, (d.lim - q[1]) * scale);
+    });
+    g.closePath();
+    g.setLineDash([5, 3]); g.lineWidth = 1.5; g.strokeStyle = "#222"; g.stroke(); g.setLineDash([]);
+  }
   s.z.forEach((v, j) => { s.values[j].textContent = v.toFixed(2); });
   s.version += 1;
   s.lastMs = performance.now() - t0;
@@ -170,7 +183,9 @@ export default function (component) {
       parentElement.append(root);
     }
     if (s && s.data.signature === data.signature) {
-      s.payload = payload;  // the same model sent again: keep the sliders where they are
+      s.payload = payload;  // the same model sent again: keep the sliders where they are,
+      s.data.grid = data.grid;  // and redraw the grid's outline, which follows the settings
+      draw(s);
       return () => states.delete(parentElement);
     }
     s = build(root, data, layers);
@@ -200,13 +215,11 @@ def decoder_payload(model: VAE) -> tuple[dict, list[np.ndarray]]:
     return header, arrays
 
 
-def pack(header: dict, arrays: list[np.ndarray]) -> bytes:
-    """[4-byte little-endian length][JSON header][the arrays as little-endian float32]: raw bytes
-    reach the page without JSON or base64 (a rerun costs ~1 ms for them instead of ~40)."""
+def pack(header: dict, arrays: bytes) -> bytes:
+    """[4-byte little-endian length][JSON header][the arrays, already little-endian float32 bytes]:
+    raw bytes reach the page without JSON or base64 (a rerun costs ~1 ms for them instead of ~40)."""
     head = json.dumps(header).encode()
-    return (
-        struct.pack("<I", len(head)) + head + b"".join(np.asarray(a, dtype="<f4").tobytes() for a in arrays)
-    )
+    return struct.pack("<I", len(head)) + head + arrays
 
 
 def unpack(payload: bytes) -> tuple[dict, list[np.ndarray]]:
@@ -222,10 +235,11 @@ def unpack(payload: bytes) -> tuple[dict, list[np.ndarray]]:
 
 
 @st.cache_resource(max_entries=8)
-def _payload(path: str, mtime_ns: int, dataset: str, key: str, caption: str) -> bytes:
-    """One model's live decoder, packed once (weights, the map as a PNG): reruns of the page then
-    only hand the bytes over. Shared and read-only."""
-    from explorer.ui.models import _load, latent_map, scatter_picture
+def _payload(path: str, mtime_ns: int, dataset: str, key: str) -> tuple[dict, bytes]:
+    """One model's live decoder, made once (weights, the map as a PNG): its header and its packed
+    arrays. Reruns of the page only add the settings of the moment to the header. Shared and
+    read-only."""
+    from explorer.ui.models import _load, latent_activity, latent_map, scatter_picture
 
     model = _load(path, mtime_ns)
     projection = latent_map(path, mtime_ns, dataset)[1]
@@ -239,13 +253,17 @@ def _payload(path: str, mtime_ns: int, dataset: str, key: str, caption: str) -> 
         lim=picture.lim,
         map_size=picture.size,
         map_png="data:image/png;base64," + base64.b64encode(png_bytes(np.asarray(picture.base))).decode(),
-        caption=caption,
+        inactive=[not a for a in latent_activity(path, mtime_ns, dataset)[2]],
         signature=f"{key}@{mtime_ns}",
     )
-    return pack(header, arrays)
+    return header, b"".join(np.asarray(a, dtype="<f4").tobytes() for a in arrays)
 
 
-def live_decoder(model_key: tuple[str, int], dataset: str, key: str, caption: str) -> None:
+def live_decoder(
+    model_key: tuple[str, int], dataset: str, key: str, caption: str, grid: list[list[float]] | None = None
+) -> None:
     """Mount the sliders, the decoded image and the map for the model at ``model_key`` (folder,
-    mtime). Nothing comes back to the server: a slider move costs no rerun."""
-    _component(data=_payload(*model_key, dataset, key, caption), key=key)
+    mtime); ``grid``: the corners (4, z) of the Manifold grid, outlined on the map. Nothing comes
+    back to the server: a slider move costs no rerun."""
+    header, arrays = _payload(*model_key, dataset, key)
+    _component(data=pack({**header, "caption": caption, "grid": grid}, arrays), key=key)

@@ -17,6 +17,7 @@ from explorer.checkpoints import (
 )
 from explorer.data import LABEL_NAMES, load_dataset
 from explorer.errors import ExplorerError
+from explorer.evaluate import ACTIVE_UNIT_THRESHOLD, latent_stats
 from explorer.images import ScatterPicture
 from explorer.jobs import list_runs, runs_root
 from explorer.latent import encode_means, fit_projection, reconstruct
@@ -140,6 +141,15 @@ def scatter_picture(path: str, mtime_ns: int, dataset: str) -> ScatterPicture:
     """The Manifold page's small map: 2,000 encoded test images, drawn once per model."""
     means, projection, labels = latent_map(path, mtime_ns, dataset)
     return ScatterPicture(projection(means[:2000]), labels[:2000], list(PALETTE))
+
+
+@st.cache_data(show_spinner="Measuring each latent dimension...", max_entries=8)
+def latent_activity(path: str, mtime_ns: int, dataset: str) -> tuple[list[float], list[float], list[bool]]:
+    """Per latent dimension over the test set: mean KL(q(z_j|x) || N(0, 1)) in nats, the variance
+    of the posterior means, and whether the unit is active (Burda et al.: variance above
+    ``ACTIVE_UNIT_THRESHOLD``)."""
+    variance, kl = latent_stats(_load(path, mtime_ns), test_images(dataset)[0])
+    return kl.tolist(), variance.tolist(), [v > ACTIVE_UNIT_THRESHOLD for v in variance.tolist()]
 
 
 @st.cache_resource(show_spinner="Measuring what is typical of the test set...", max_entries=8)
