@@ -8,7 +8,7 @@ import torch
 
 from explorer.datasets import spec
 from explorer.images import make_grid, png_bytes
-from explorer.ui.models import dataset_of, model_card, model_or_stop
+from explorer.ui.models import PAGES, dataset_of, model_card, model_or_stop
 
 st.set_page_config(page_title="VAE Explorer", layout="wide")
 choice, model, config = model_or_stop()
@@ -47,28 +47,8 @@ with left:
             "dimension."
         )
     st.subheader("Explore")
-    st.page_link(
-        "pages/1_Train.py", label="Train a model and watch its curves live", icon=":material/monitoring:"
-    )
-    st.page_link(
-        "pages/2_Latent_space.py", label="Latent space: the test set as a map", icon=":material/scatter_plot:"
-    )
-    st.page_link(
-        "pages/3_Manifold.py",
-        label="Manifold: decode the latent grid, drag sliders",
-        icon=":material/grid_view:",
-    )
-    st.page_link(
-        "pages/4_Reconstruct.py", label="Reconstruct test images or your uploads", icon=":material/image:"
-    )
-    st.page_link(
-        "pages/5_Draw.py", label=f"Draw a {item} and see what the model makes of it", icon=":material/draw:"
-    )
-    st.page_link(
-        "pages/6_Interpolate.py",
-        label="Interpolate: morph one image into another through latent space",
-        icon=":material/linear_scale:",
-    )
+    for path, _, icon, offer in PAGES[1:]:
+        st.page_link(path, label=offer.format(item=item), icon=icon)
 
 with right:
     card = model_card(choice, config)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from explorer.runs import read_metrics  # noqa: E402
+from explorer.runfolder import RunFolder  # noqa: E402
 
 
 def run(out: Path, nproc: int, threads: int, args) -> float:
@@ -33,7 +33,7 @@ def run(out: Path, nproc: int, threads: int, args) -> float:
     done = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if done.returncode:
         raise SystemExit(f"{' '.join(cmd)} failed:\n{done.stderr[-2000:]}")
-    epochs = [r for r in read_metrics(out / "metrics.jsonl") if r["type"] == "epoch"]
+    epochs = [r for r in RunFolder(out).read_metrics() if r["type"] == "epoch"]
     return epochs[-1]["samples_per_s"]
 
 

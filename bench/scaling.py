@@ -3,7 +3,7 @@ and where the time of the default model goes, against the device's measured ceil
 
     python bench/scaling.py [--device cpu|cuda] [--seconds 1.5]
 
-Each configuration times the trainer's own training step (``_Trainer._train_step``: dynamic
+Each configuration times the trainer's own training step (``Trainer.train_step``: dynamic
 binarisation, forward, ELBO, backward, optimiser step) over at least ``--seconds`` of steps after a
 warm-up, and reports the time one 60,000-image epoch takes at that rate. The default model is
 784-400-20 (ReLU, Bernoulli, Adam), batch 128. The ceilings are measured in the same run: a large
@@ -27,9 +27,12 @@ import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from explorer.config import TrainConfig  # noqa: E402
+from explorer.distributed import World  # noqa: E402
 from explorer.graphs import DISABLE_ENV  # noqa: E402
 from explorer.model import ModelConfig  # noqa: E402
-from explorer.train import TrainConfig, _Trainer  # noqa: E402
+from explorer.runfolder import RunFolder  # noqa: E402
+from explorer.trainer import Trainer  # noqa: E402
 
 EPOCH = 60_000
 
@@ -43,7 +46,7 @@ def epoch_seconds(
     hidden: int, batch: int, device: str, seconds: float, graphs: bool = True
 ) -> tuple[float, str]:
     """Seconds per 60k-image epoch of the trainer's step for 784-hidden-20 at this batch size, and
-    how the step ran (the trainer's ``step_path``); ``graphs=False`` turns CUDA-graph capture off
+    how the step ran (the step runner's ``path``); ``graphs=False`` turns CUDA-graph capture off
     (otherwise the environment decides, as in training)."""
     if graphs:
         return _epoch_seconds(hidden, batch, device, seconds)
@@ -61,15 +64,16 @@ def epoch_seconds(
 def _epoch_seconds(hidden: int, batch: int, device: str, seconds: float) -> tuple[float, str]:
     with tempfile.TemporaryDirectory() as out:
         cfg = TrainConfig(batch_size=batch, device=device, test_limit=100, epochs=1)
-        trainer = _Trainer(Path(out), ModelConfig(hidden=(hidden,), latent_dim=20), cfg, False, False)
+        model_config = ModelConfig(hidden=(hidden,), latent_dim=20)
+        trainer = Trainer(RunFolder(out), model_config, cfg, World(), progress=False)
         dev = trainer.device
-        n = len(trainer.train_x)
+        n = len(trainer.data.train_x)
         perm = torch.randperm(n, device=dev)
 
         def steps(count: int, first: int = 0) -> None:
             for i in range(first, first + count):
                 start = (i * batch) % (n - batch)
-                trainer._train_step(perm[start : start + batch])
+                trainer.train_step(perm[start : start + batch])
 
         steps(5)  # warm-up: allocations, kernels, the optimiser's state
         sync(dev)
@@ -82,7 +86,7 @@ def _epoch_seconds(hidden: int, batch: int, device: str, seconds: float) -> tupl
             if elapsed >= seconds:
                 break
             count *= 2
-        return elapsed / done * (EPOCH / batch), trainer.step_path
+        return elapsed / done * (EPOCH / batch), trainer.step_runner.path
 
 
 def ceilings(device: torch.device) -> tuple[float, float]:

@@ -31,10 +31,12 @@ from torch.nn import functional as F
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from explorer.config import TrainConfig  # noqa: E402
 from explorer.data import MNIST_FILES, fetch  # noqa: E402
+from explorer.devices import pick_device  # noqa: E402
 from explorer.model import ModelConfig  # noqa: E402
-from explorer.runs import read_metrics, read_status  # noqa: E402
-from explorer.train import TrainConfig, pick_device, train  # noqa: E402
+from explorer.runfolder import RunFolder  # noqa: E402
+from explorer.train import start_run  # noqa: E402
 
 
 class ReferenceVAE(nn.Module):
@@ -133,14 +135,14 @@ def run_ours(epochs: int, batch: int, device: torch.device, seed: int, limit: in
         log_every=10**9,
         limit=limit,
     )
-    train(out, ModelConfig(hidden=(400,), latent_dim=20, activation="relu"), cfg, progress=False)
-    rows = [r for r in read_metrics(out / "metrics.jsonl") if r["type"] == "epoch"]
+    start_run(out, ModelConfig(hidden=(400,), latent_dim=20, activation="relu"), cfg, progress=False)
+    rows = [r for r in RunFolder(out).read_metrics() if r["type"] == "epoch"]
     total = sum(r["epoch_seconds"] for r in rows)
     return {
         "seconds_per_epoch": total / epochs,
         "samples_per_s": sum(r["samples_per_s"] * r["epoch_seconds"] for r in rows) / total,
         "test_loss": -rows[-1]["test_elbo"],
-        "path": (read_status(out) or {}).get("path", "unknown"),
+        "path": (RunFolder(out).read_status() or {}).get("path", "unknown"),
     }
 
 

@@ -2,28 +2,25 @@
 
 The public API, re-exported here::
 
-    from explorer import load_checkpoint, load_dataset, VAE, ModelConfig, TrainConfig, train
+    from explorer import ModelConfig, TrainConfig, start_run, resume_run, load_checkpoint, VAE
 """
 
-__version__ = "0.1.0"
-
-from explorer.checkpoints import load_checkpoint, save_checkpoint  # noqa: E402
-from explorer.data import load_dataset  # noqa: E402
-from explorer.errors import CheckpointError, DatasetError, ExplorerError, ImageError  # noqa: E402
-from explorer.model import VAE, ModelConfig  # noqa: E402
-from explorer.objectives import (  # noqa: E402
-    elbo_terms,
-    importance_log_likelihood,
-    kl_standard_normal,
-)
-from explorer.preprocess import preprocess_image  # noqa: E402
-from explorer.train import TrainConfig, train  # noqa: E402
+from explorer.checkpoints import load_checkpoint, save_checkpoint
+from explorer.config import ModelConfig, TrainConfig
+from explorer.data import load_dataset
+from explorer.errors import CheckpointError, DatasetError, ExplorerError, ImageError
+from explorer.model import VAE
+from explorer.objectives import elbo_terms, importance_log_likelihood, kl_standard_normal
+from explorer.preprocess import preprocess_image
+from explorer.train import resume_run, start_run
+from explorer.version import __version__
 
 __all__ = [
     "VAE",
     "ModelConfig",
     "TrainConfig",
-    "train",
+    "start_run",
+    "resume_run",
     "load_checkpoint",
     "save_checkpoint",
     "load_dataset",

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import torch
 
-from explorer import __version__
 from explorer.checkpoints import dataset_of, load_checkpoint, read_config, save_checkpoint
-from explorer.data import _files
+from explorer.data import dataset_files
 from explorer.evaluate import Evaluation
-from explorer.runs import COMMANDS_FILE, METRICS_FILE, read_metrics
+from explorer.runfolder import RunFolder
+from explorer.version import __version__
 
 
 def hardware() -> str:
@@ -46,7 +46,7 @@ def export(
     model = load_checkpoint(run)
     config = read_config(run)
     train_cfg = config.get("train") or {}
-    rows = read_metrics(run / METRICS_FILE)
+    rows = RunFolder(run).read_metrics()
     epochs = [r for r in rows if r.get("type") == "epoch"]
     save_checkpoint(
         dest,
@@ -56,13 +56,12 @@ def export(
         train_config=train_cfg,
         best_test_elbo=config.get("best_test_elbo"),
     )
-    commands_path = run / COMMANDS_FILE
-    commands = commands_path.read_text().splitlines() if commands_path.exists() else []
+    commands = RunFolder(run).read_commands()
     dataset = dataset_of(config)
     card = {
         "name": dest.name,
         "dataset": dataset,
-        "dataset_md5": {k: v for k, v in _files(dataset).items() if v},
+        "dataset_md5": {k: v for k, v in dataset_files(dataset).items() if v},
         "commands": commands,
         "seed": train_cfg.get("seed"),
         "epochs": config["epoch"],

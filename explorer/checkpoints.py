@@ -26,9 +26,9 @@ from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from explorer import __version__
 from explorer.errors import CheckpointError
 from explorer.model import VAE, ModelConfig
+from explorer.version import __version__
 
 MODEL_FILE = "model.safetensors"
 STATE_FILE = "train_state.safetensors"

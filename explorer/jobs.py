@@ -5,7 +5,6 @@ reload, a second tab or a restarted app all see the same job. No Streamlit here.
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -15,42 +14,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from explorer.checkpoints import MODEL_FILE
 from explorer.errors import ExplorerError
-from explorer.runs import METRICS_FILE, read_metrics, read_status
+from explorer.runfolder import LOG_FILE, RunFolder, check_run_name, runs_root
 
-LOG_FILE = "train.log"
-RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
-
-
-def runs_root() -> Path:
-    """Where the app keeps runs: ``$VAE_EXPLORER_RUNS`` or ``runs/`` in the working folder."""
-    return Path(os.environ.get("VAE_EXPLORER_RUNS") or "runs").resolve()
-
-
-def check_run_name(name: str) -> str:
-    """A run name is one folder name: letters, digits, '.', '_', '-'; no '..', no separators."""
-    if not RUN_NAME.fullmatch(name or "") or ".." in name:
-        raise ExplorerError(
-            f"run name {name!r} is not allowed: use 1-64 letters, digits, '.', '_' or '-', "
-            "starting with a letter or digit (no '..' or '/')"
-        )
-    return name
-
-
-def list_runs(root: Path | None = None) -> list[str]:
-    """Run folders under the runs root that hold metrics or a checkpoint, newest first."""
-    root = root or runs_root()
-    if not root.is_dir():
-        return []
-    runs = [
-        p
-        for p in root.iterdir()
-        if p.is_dir()
-        and RUN_NAME.fullmatch(p.name)
-        and ((p / METRICS_FILE).exists() or (p / MODEL_FILE).exists() or (p / "status.json").exists())
-    ]
-    return [p.name for p in sorted(runs, key=lambda p: p.stat().st_mtime, reverse=True)]
+LOST = (
+    "the training process ended without saying why (killed?); its last checkpoint is kept: "
+    "resume it to continue"
+)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -114,13 +84,19 @@ class JobRegistry:
         self._lock = threading.Lock()
         self._procs: dict[str, subprocess.Popen] = {}
 
-    def folder(self, name: str) -> Path:
-        return self.root / check_run_name(name)
+    def folder(self, name: str) -> RunFolder:
+        return RunFolder(self.root / check_run_name(name))
 
     def start(self, name: str, args: list[str], resume: bool = False) -> Path:
         """Launch ``vae-explorer train`` for run ``name`` with extra ``args``. A second start of
-        a run whose job is alive is refused (two tabs pressing Start start one job)."""
-        folder = self.folder(name)
+        a run whose job is alive is refused (two tabs pressing Start start one job).
+
+        Raises:
+            ExplorerError: the run is training already, the name is taken by another run, or the
+                process refused to start (its reason, from its log); a refused new run leaves
+                nothing behind.
+        """
+        run = self.folder(name)
         with self._lock:
             self._reap()
             view = self.view(name)
@@ -128,11 +104,11 @@ class JobRegistry:
                 raise ExplorerError(f"run {name!r} is already training; watch it or stop it first")
             if not resume and view.state != "none":
                 raise ExplorerError(f"a run named {name!r} exists already; choose another name")
-            folder.mkdir(parents=True, exist_ok=True)
+            run.path.mkdir(parents=True, exist_ok=True)
             cmd = [sys.executable, "-m", "explorer.cli", "train", "--no-progress"]
-            cmd += ["--resume", str(folder)] if resume else ["--out", str(folder)]
+            cmd += ["--resume", str(run.path)] if resume else ["--out", str(run.path)]
             launched = time.time()
-            with open(folder / LOG_FILE, "a") as log:
+            with open(run.log, "a") as log:
                 proc = subprocess.Popen(
                     cmd + args,
                     stdout=log,
@@ -142,29 +118,33 @@ class JobRegistry:
                     env=job_environment(),
                 )
             self._procs[name] = proc
-            # Wait until the process has claimed the run, so that a rerun sees it at once (with
-            # --nproc the claim comes from rank 0, a child of torchrun: hence the time, not the PID).
-            deadline = time.time() + 10
-            while time.time() < deadline and proc.poll() is None:
-                status = read_status(folder)
-                if status and (status.get("pid") == proc.pid or status.get("time", 0) >= launched):
-                    break
-                time.sleep(0.05)
-            if proc.poll() not in (None, 0) and not read_status(folder):
+            self._wait_for_claim(run, proc, launched)
+            if proc.poll() not in (None, 0) and not run.read_status():
                 # Refused before it claimed the run (a device this machine lacks, a step too big
                 # for its memory): say why, and leave no empty run behind.
-                why = _log_tail(folder, lines=1) or f"exit code {proc.returncode}"
+                why = _log_tail(run, lines=1) or f"exit code {proc.returncode}"
                 del self._procs[name]
-                if not resume and all(p.name == LOG_FILE for p in folder.iterdir()):
-                    shutil.rmtree(folder, ignore_errors=True)
+                if not resume and all(p.name == LOG_FILE for p in run.path.iterdir()):
+                    shutil.rmtree(run.path, ignore_errors=True)
                 raise ExplorerError(
                     f"training did not start: {why.removeprefix('vae-explorer train: error: ')}"
                 )
-        return folder
+        return run.path
+
+    @staticmethod
+    def _wait_for_claim(run: RunFolder, proc: subprocess.Popen, launched: float) -> None:
+        """Wait until the process has claimed the run, so that a rerun sees it at once (with
+        --nproc the claim comes from rank 0, a child of torchrun: hence the time, not the PID)."""
+        deadline = time.time() + 10
+        while time.time() < deadline and proc.poll() is None:
+            status = run.read_status()
+            if status and (status.get("pid") == proc.pid or status.get("time", 0) >= launched):
+                return
+            time.sleep(0.05)
 
     def stop(self, name: str) -> None:
         """Ask the run's process to stop: it saves a checkpoint and exits (resumable)."""
-        status = read_status(self.folder(name)) or {}
+        status = self.folder(name).read_status() or {}
         pid = status.get("pid")
         if status.get("state") in ("starting", "running") and pid and _pid_alive(pid):
             os.kill(pid, signal.SIGTERM)
@@ -176,35 +156,31 @@ class JobRegistry:
 
     def view(self, name: str) -> JobView:
         """The run's state from its files; a 'running' run whose process is gone is 'lost'."""
-        folder = self.folder(name)
+        run = self.folder(name)
         self._reap()
-        status = read_status(folder) or {}
-        rows = read_metrics(folder / METRICS_FILE)
+        status, rows = run.read_status() or {}, run.read_metrics()
         state, message = status.get("state", "none"), status.get("message", "")
         if state in ("starting", "running") and not _pid_alive(int(status.get("pid", 0)) or -1):
             state = "lost"
-            message = (
-                "the training process ended without saying why (killed?); its last "
-                "checkpoint is kept: resume it to continue"
-            )
+            message = LOST
         if state == "failed" and not message:
-            message = _log_tail(folder)
+            message = _log_tail(run)
         last = rows[-1] if rows else {}
         epochs, per_epoch = status.get("epochs"), status.get("steps_per_epoch")
         total = epochs * per_epoch if epochs and per_epoch else None
         speed = next((r["samples_per_s"] for r in reversed(rows) if "samples_per_s" in r), None)
         step = last.get("step", status.get("step", 0))
         eta = None
-        if total and rows and step:
-            elapsed = last.get("seconds", 0.0)
-            eta = max(0.0, elapsed / step * (total - step)) if state in ("starting", "running") else None
+        if total and rows and step and state in ("starting", "running"):
+            eta = max(0.0, last.get("seconds", 0.0) / step * (total - step))
         epoch_rows = [r for r in rows if r.get("type") == "epoch"]
+        last_epoch = epoch_rows[-1]["epoch"] if epoch_rows else 0
         return JobView(
             name,
             state,
             message,
             step,
-            epoch_rows[-1]["epoch"] if epoch_rows else 0,
+            last_epoch,
             epochs,
             total,
             speed,
@@ -215,9 +191,9 @@ class JobRegistry:
         )
 
 
-def _log_tail(folder: Path, lines: int = 3) -> str:
+def _log_tail(run: RunFolder, lines: int = 3) -> str:
     try:
-        text = (folder / LOG_FILE).read_text().strip().splitlines()
+        text = run.log.read_text().strip().splitlines()
     except OSError:
         return ""
     return " / ".join(text[-lines:])

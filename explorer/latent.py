@@ -61,6 +61,46 @@ def decode_mean(model: VAE, z: torch.Tensor, batch_size: int = 1000) -> torch.Te
 ELBO_DRAWS = 8  # draws of eps per image for the per-image ELBO the pages show; the same for every image
 
 
+def manifold(
+    model: VAE, n: int, lo: float = 0.05, hi: float = 0.95, axes: tuple[int, int] = (0, 1)
+) -> torch.Tensor:
+    """The paper's Figure 4: decoder means (n * n, C, H, W) over an n x n grid of latent points,
+    row-major with the second axis decreasing down the rows; ``axes`` are the two latent
+    dimensions the grid spans (the others stay at 0), its range [lo, hi] on the unit square mapped
+    through the inverse Gaussian CDF.
+
+    Raises:
+        ValueError: a range that is not 0 < lo < hi < 1, or an axis the model does not have.
+    """
+    from explorer.images import latent_grid
+
+    dims = model.config.latent_dim
+    if not all(0 <= a < dims for a in axes):
+        raise ValueError(f"the grid's axes {axes} must be latent dimensions 0 to {dims - 1}")
+    grid = latent_grid(n, lo, hi, 2)  # (n * n, 2)
+    z = torch.zeros(n * n, dims)
+    z[:, axes[0]] = grid[:, 0]
+    if dims > 1:
+        z[:, axes[1]] = grid[:, 1]
+    return decode_mean(model, z)
+
+
+def grid_extent(
+    n: int, lo: float, hi: float, axes: tuple[int, int], dims: int
+) -> tuple[list[float], list[list[float]]]:
+    """The z value of each of the n tiles along a ``manifold`` grid's side (n,), and the grid's
+    four corners as latent points (4, dims), for drawing its outline on a map."""
+    values = torch.special.ndtri(torch.linspace(lo, hi, n, dtype=torch.float64)).tolist()
+    corners = []
+    for a, b in ((0, 0), (-1, 0), (-1, -1), (0, -1)):
+        corner = [0.0] * dims
+        corner[axes[0]] = values[a]
+        if dims > 1:
+            corner[axes[1]] = values[b]
+        corners.append(corner)
+    return values, corners
+
+
 @dataclass
 class Reconstruction:
     inputs: torch.Tensor  # (N, C, H, W) what the model saw

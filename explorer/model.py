@@ -8,60 +8,13 @@ API (as in pytorch/examples' vae): ``encode(x) -> (mu, logvar)``, ``reparameteri
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, field
-
 import torch
 from torch import nn
 from torch.distributions import Bernoulli, Distribution, Independent, Normal
 
+from explorer.config import ModelConfig
+
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh}
-LIKELIHOODS = ("bernoulli", "gaussian")
-
-
-@dataclass
-class ModelConfig:
-    """Everything needed to rebuild the network; stored in config.json next to the weights."""
-
-    image_shape: tuple[int, int, int] = (1, 28, 28)  # (C, H, W) of the data
-    hidden: tuple[int, ...] = (512, 512)  # widths of the hidden layers, mirrored in the decoder
-    activation: str = "relu"  # "relu" or "tanh" (the paper used tanh)
-    latent_dim: int = 2  # size of z; 2 gives the scatter and manifold pages
-    likelihood: str = "bernoulli"  # p(x|z): "bernoulli" (logits) or "gaussian" (mean, logvar)
-    gaussian_min_logvar: float = -8.0  # floor on the Gaussian decoder's log-variance (stability)
-    extra: dict = field(default_factory=dict)  # free-form notes (not used by the network)
-
-    def __post_init__(self) -> None:
-        self.image_shape = tuple(int(s) for s in self.image_shape)
-        self.hidden = tuple(int(h) for h in self.hidden)
-        if len(self.image_shape) != 3 or min(self.image_shape) < 1:
-            raise ValueError(f"image_shape must be (C, H, W) of positive sizes, got {self.image_shape}")
-        if not self.hidden or min(self.hidden) < 1:
-            raise ValueError(f"hidden must be one or more positive widths, got {self.hidden}")
-        if self.activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {self.activation!r}")
-        if self.likelihood not in LIKELIHOODS:
-            raise ValueError(f"likelihood must be one of {LIKELIHOODS}, got {self.likelihood!r}")
-        if self.latent_dim < 1:
-            raise ValueError(f"latent_dim must be >= 1, got {self.latent_dim}")
-
-    @property
-    def pixels(self) -> int:
-        c, h, w = self.image_shape
-        return c * h * w
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["image_shape"], d["hidden"] = list(self.image_shape), list(self.hidden)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> ModelConfig:
-        known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
-        return cls(**known)
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True)
 
 
 def _mlp(sizes: list[int], activation: str) -> nn.Sequential:

@@ -1,15 +1,19 @@
 """Manifold: the paper's Figure 4 grid, and sliders that decode one latent point."""
 
 import streamlit as st
-import torch
 
-from explorer.images import latent_grid, make_grid, png_bytes
-from explorer.latent import decode_mean
+from explorer.latent import grid_extent
 from explorer.plots import manifold_figure
 from explorer.ui.live import live_decoder
-from explorer.ui.models import _load, dataset_of, latent_activity, latent_map, model_key, model_or_stop
-
-GRID_PIXELS = 560  # the grid picture's side
+from explorer.ui.models import (
+    MAP_POINTS,
+    dataset_of,
+    latent_activity,
+    latent_map,
+    manifold_png,
+    model_key,
+    model_or_stop,
+)
 
 st.set_page_config(page_title="Manifold - VAE Explorer", layout="wide")
 choice, model, config = model_or_stop()
@@ -46,29 +50,7 @@ if lo >= hi:
     st.stop()
 
 
-@st.cache_data(show_spinner="Decoding the grid...", max_entries=32)
-def grid_png(path: str, mtime_ns: int, n: int, lo: float, hi: float, axis_a: int, axis_b: int) -> bytes:
-    """The decoded n x n grid as a PNG: drawn once per model and setting, so that a rerun of the
-    page (a slider move outside the fragment, a model switch back) costs nothing."""
-    vae = _load(path, mtime_ns)
-    grid = latent_grid(n, lo, hi, 2)
-    z = torch.zeros(n * n, vae.config.latent_dim)
-    z[:, axis_a], z[:, axis_b] = grid[:, 0], grid[:, 1] if vae.config.latent_dim > 1 else grid[:, 0]
-    picture = make_grid(decode_mean(vae, z), n, pad=0)
-    return png_bytes(picture, scale=max(1, GRID_PIXELS // picture.shape[1]))
-
-
-values = torch.special.ndtri(torch.linspace(lo, hi, n, dtype=torch.float64)).tolist()  # z of each tile
-corners = []
-for a, b in (
-    (values[0], values[0]),
-    (values[-1], values[0]),
-    (values[-1], values[-1]),
-    (values[0], values[-1]),
-):
-    corner = [0.0] * dims
-    corner[axis_a], corner[axis_b] = a, b
-    corners.append(corner)
+values, corners = grid_extent(n, lo, hi, (axis_a, axis_b), dims)  # z of the tiles; the grid's corners
 
 left, right = st.columns([1, 1], gap="large")
 with left:
@@ -80,7 +62,7 @@ with left:
     else:
         titles = (f"z{axis_a + 1}", f"z{axis_b + 1}" if dims > 1 else "")
         st.plotly_chart(
-            manifold_figure(grid_png(*key, n, lo, hi, axis_a, axis_b), values, values, titles),
+            manifold_figure(manifold_png(*key, n, lo, hi, axis_a, axis_b), values, values, titles),
             key="grid",
         )
         st.caption(f"{n} x {n} grid, z{axis_a + 1} across, z{axis_b + 1} up; the axes give z at the tiles")
@@ -94,6 +76,6 @@ with right:
         dataset,
         key=f"live-{choice}",
         caption=f"Drag a slider: the point is decoded in your browser as you move it. Right: where it "
-        f"lies among 2,000 encoded test images, coloured by label ({axes}, -4 to 4).",
+        f"lies among {MAP_POINTS:,} encoded test images, coloured by label ({axes}, -4 to 4).",
         grid=corners,
     )

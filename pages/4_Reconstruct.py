@@ -11,6 +11,7 @@ from explorer.plots import PALETTE
 from explorer.preprocess import MAX_UPLOADS, UPLOAD_TYPES, preprocess_image
 from explorer.ui.insight import base_scatter, draw_posterior, image_report, reconstruction_gallery
 from explorer.ui.models import (
+    MAP_POINTS,
     dataset_of,
     label_names,
     model_key,
@@ -95,5 +96,5 @@ if placed:
     st.plotly_chart(fig, key="uploads-map")
     st.caption(
         "Each star is the mean of q(z|x) of one of your images; the solid and dashed ellipses hold "
-        "its 1- and 2-sigma regions, among 2,000 encoded test images."
+        f"its 1- and 2-sigma regions, among {MAP_POINTS:,} encoded test images."
     )

@@ -7,7 +7,7 @@ from explorer.datasets import spec
 from explorer.errors import ImageError
 from explorer.preprocess import canvas_image, preprocess_image
 from explorer.ui.insight import base_scatter, draw_posterior, image_report
-from explorer.ui.models import dataset_of, label_names, model_key, model_or_stop
+from explorer.ui.models import MAP_POINTS, dataset_of, label_names, model_key, model_or_stop
 
 st.set_page_config(page_title="Draw - VAE Explorer", layout="wide")
 choice, model, config = model_or_stop()
@@ -74,6 +74,6 @@ with right:
     st.plotly_chart(fig, key="draw-map")
     st.caption(
         "The star is the mean of q(z|x); the solid and dashed ellipses hold its 1- and 2-sigma "
-        "regions among 2,000 encoded test images. Open Interpolate to morph your drawing into "
+        f"regions among {MAP_POINTS:,} encoded test images. Open Interpolate to morph your drawing into "
         "another image."
     )

@@ -331,16 +331,16 @@ def test_train_start_watch_stop(shipped):
 def test_a_refused_start_keeps_the_typed_run_name(shipped, monkeypatch):
     import itertools
 
-    import explorer.ui.widgets as widgets
+    import explorer.ui.train_form as train_form
 
     ticks = itertools.count()  # every suggestion made is a new name, as seconds pass
-    monkeypatch.setattr(widgets.time, "strftime", lambda fmt: f"t{next(ticks)}")
+    monkeypatch.setattr(train_form.time, "strftime", lambda fmt: f"t{next(ticks)}")
     at = page("pages/1_Train.py").run()
     assert [t for t in at.text_input if t.label == "Run name"][0].value == "run-t0"
     [t for t in at.text_input if t.label == "Run name"][0].set_value("mine")
     [t for t in at.text_input if t.label == "Hidden sizes"][0].set_value("lots")
     [b for b in at.button if b.label == "Start training"][0].click().run()
-    assert "Hidden sizes must be positive widths" in at.error[0].value
+    assert "hidden sizes must be positive widths like 512,512, not 'lots'" in at.error[0].value
     [t for t in at.text_input if t.label == "Hidden sizes"][0].set_value("16")
     form = {w.label: w for w in at.number_input}
     form["Epochs"].set_value(1)
@@ -360,7 +360,7 @@ def test_train_page_trains_on_the_iwae_bound(shipped):
     form = {w.label: w for w in at.number_input}
     form["Beta (KL weight)"].set_value(0.5)
     [b for b in at.button if b.label == "Start training"][0].click().run()
-    assert "no KL weight: set Beta to 1" in at.error[0].value
+    assert "no KL weight: set beta to 1 (not 0.5)" in at.error[0].value
     form = {w.label: w for w in at.number_input}
     form["Beta (KL weight)"].set_value(1.0)
     form["Samples L"].set_value(3)
@@ -585,10 +585,11 @@ def test_interpolate_between_test_images_and_a_drawing(shipped, mnist_test):
 
 
 def test_train_page_animates_the_latent_space_of_a_run(shipped):
-    from explorer.train import TrainConfig, train
+    from explorer.config import TrainConfig
+    from explorer.train import start_run
 
     cfg = TrainConfig(epochs=2, limit=500, test_limit=300, device="cpu", log_every=2)
-    train(shipped / "runs" / "small", ModelConfig(hidden=(32,), latent_dim=2), cfg, progress=False)
+    start_run(shipped / "runs" / "small", ModelConfig(hidden=(32,), latent_dim=2), cfg, progress=False)
     at = page("pages/1_Train.py").run()
     assert not at.exception
     charts = [_spec(c) for c in at.get("plotly_chart")]

@@ -39,7 +39,7 @@ def test_help(command, capsys):
 @pytest.mark.parametrize(
     "args, expected",
     [
-        (["train", "--latent-dim", "0", "--out", "x"], "must be > 0"),
+        (["train", "--latent-dim", "0", "--out", "x"], "--latent-dim: must be from 1 to 1,024, got 0"),
         (["train", "--hidden", "a,b", "--out", "x"], "expected widths"),
         (["train", "--optimizer", "lbfgs", "--out", "x"], "invalid choice"),
         (["sample", "ckpt", "-o", "out.jpg"], "must be a .png"),

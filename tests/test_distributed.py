@@ -14,7 +14,7 @@ import torch.multiprocessing as mp
 
 from explorer.checkpoints import load_checkpoint, read_config
 from explorer.model import ModelConfig
-from explorer.runs import read_metrics, read_status
+from explorer.runfolder import RunFolder
 
 pytestmark = pytest.mark.integration
 ARGS = ["--limit", "1200", "--test-limit", "300", "--hidden", "32", "--batch-size", "60", "--log-every", "5"]
@@ -36,8 +36,8 @@ def assert_same_run(a, b, tol=TOLERANCE):
     wa, wb = load_checkpoint(a).state_dict(), load_checkpoint(b).state_dict()
     worst = max((wa[k] - wb[k]).abs().max().item() for k in wa)
     assert worst < tol, worst
-    ra = [r for r in read_metrics(a / "metrics.jsonl") if r["type"] == "epoch"]
-    rb = [r for r in read_metrics(b / "metrics.jsonl") if r["type"] == "epoch"]
+    ra = [r for r in RunFolder(a).read_metrics() if r["type"] == "epoch"]
+    rb = [r for r in RunFolder(b).read_metrics() if r["type"] == "epoch"]
     assert [r["step"] for r in ra] == [r["step"] for r in rb]
     for x, y in zip(ra, rb):
         for key in ("train_loss", "recon", "kl", "test_elbo"):
@@ -53,9 +53,11 @@ def test_two_processes_equal_one_and_only_rank_0_writes(tmp_path):
     assert_same_run(tmp_path / "one", tmp_path / "two")
     files = sorted(p.name for p in (tmp_path / "two").iterdir())
     assert files == sorted(p.name for p in (tmp_path / "one").iterdir())  # one of each, no per-rank files
-    steps = [r["step"] for r in read_metrics(tmp_path / "two" / "metrics.jsonl")]
+    steps = [r["step"] for r in RunFolder(tmp_path / "two").read_metrics()]
     assert len(steps) == len(set(steps)) + 2  # each step line once; two epoch lines share a step
-    assert read_status(tmp_path / "two")["path"] == "2 processes, DistributedDataParallel over gloo"
+    assert (
+        RunFolder(tmp_path / "two").read_status()["path"] == "2 processes, DistributedDataParallel over gloo"
+    )
     record = (tmp_path / "two" / "commands.txt").read_text()
     assert "--nproc 2" in record and record.count("\n") == 1
 
@@ -91,10 +93,12 @@ def _rank_worker(rank: int, port: int, out: str, record: str) -> None:
     torch.set_num_threads(1)
     import importlib
 
-    train_module = importlib.import_module("explorer.train")  # the package re-exports train()
+    from explorer.config import TrainConfig
+    from explorer.train import start_run
 
+    trainer_module = importlib.import_module("explorer.trainer")
     prints = []
-    original = train_module._Trainer._train_step
+    original = trainer_module.Trainer.train_step
 
     def step(self, idx):
         stats = original(self, idx)
@@ -104,11 +108,9 @@ def _rank_worker(rank: int, port: int, out: str, record: str) -> None:
         prints.append(self.model.enc_head.weight.detach().flatten()[:8].tolist())
         return stats
 
-    train_module._Trainer._train_step = step
-    cfg = train_module.TrainConfig(
-        epochs=1, limit=600, test_limit=100, batch_size=60, device="cpu", log_every=5
-    )
-    train_module.train(out, ModelConfig(hidden=(16,), latent_dim=2), cfg, progress=False)
+    trainer_module.Trainer.train_step = step
+    cfg = TrainConfig(epochs=1, limit=600, test_limit=100, batch_size=60, device="cpu", log_every=5)
+    start_run(out, ModelConfig(hidden=(16,), latent_dim=2), cfg, progress=False)
     with open(f"{record}.{rank}", "w") as f:
         json.dump(prints, f)
 

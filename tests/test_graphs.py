@@ -120,9 +120,10 @@ def test_a_capture_that_fails_falls_back_to_the_eager_step(monkeypatch):
 
 @pytest.mark.integration
 def test_cpu_runs_say_they_are_not_graphed(tmp_path):
-    from explorer.runs import read_status
-    from explorer.train import TrainConfig, train
+    from explorer.config import TrainConfig
+    from explorer.runfolder import RunFolder
+    from explorer.train import start_run
 
     cfg = TrainConfig(epochs=1, limit=200, test_limit=100, device="cpu", log_every=5)
-    train(tmp_path / "r", ModelConfig(hidden=(16,), latent_dim=2), cfg, progress=False)
-    assert read_status(tmp_path / "r")["path"] == "single process on cpu"
+    start_run(tmp_path / "r", ModelConfig(hidden=(16,), latent_dim=2), cfg, progress=False)
+    assert RunFolder(tmp_path / "r").read_status()["path"] == "single process on cpu"

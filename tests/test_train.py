@@ -11,13 +11,29 @@ import pytest
 import torch
 
 from explorer.checkpoints import load_checkpoint, read_config
+from explorer.config import TrainConfig
 from explorer.errors import ExplorerError
 from explorer.model import ModelConfig
-from explorer.runs import LATENTS_DIR, read_latent_snapshots, read_metrics, read_status
-from explorer.train import TrainConfig, train
+from explorer.runfolder import LATENTS_DIR, RunFolder
+from explorer.train import resume_run, start_run
 
 pytestmark = pytest.mark.integration
-train_module = importlib.import_module("explorer.train")  # the package re-exports train()
+trainer_module = importlib.import_module("explorer.trainer")
+steps_module = importlib.import_module("explorer.steps")
+
+
+def read_metrics(folder):
+    return RunFolder(folder).read_metrics()
+
+
+def read_status(folder):
+    return RunFolder(folder).read_status()
+
+
+def read_latent_snapshots(folder):
+    return RunFolder(folder).read_latent_snapshots()
+
+
 SMALL = ModelConfig(hidden=(64,), latent_dim=2)
 
 
@@ -59,8 +75,8 @@ def cli_train_command(out) -> list[str]:
 
 
 def test_training_learns_and_logs(tmp_path):
-    out = train(tmp_path / "run", SMALL, _cfg(), progress=False)
-    rows = read_metrics(out / "metrics.jsonl")
+    out = start_run(tmp_path / "run", SMALL, _cfg(), progress=False)
+    rows = read_metrics(out)
     steps = [r for r in rows if r["type"] == "step"]
     epochs = [r for r in rows if r["type"] == "epoch"]
     assert [r["step"] for r in steps] == list(range(5, 21, 5))
@@ -86,17 +102,15 @@ def test_training_learns_and_logs(tmp_path):
 
 
 def test_resume_continues_exactly_as_one_run(tmp_path):
-    straight = train(tmp_path / "a", SMALL, _cfg(epochs=2), progress=False)
-    part = train(tmp_path / "b", SMALL, _cfg(epochs=1), progress=False)
-    train(part, config=TrainConfig(epochs=2), resume=True, progress=False)
+    straight = start_run(tmp_path / "a", SMALL, _cfg(epochs=2), progress=False)
+    part = start_run(tmp_path / "b", SMALL, _cfg(epochs=1), progress=False)
+    resume_run(part, epochs=2, progress=False)
     wa, wb = _weights(straight), _weights(part)
     assert all(torch.equal(wa[k], wb[k]) for k in wa), "resumed run differs from straight run"
     timing = ("seconds", "samples_per_s", "epoch_seconds")
 
     def strip(folder):
-        return [
-            {k: v for k, v in r.items() if k not in timing} for r in read_metrics(folder / "metrics.jsonl")
-        ]
+        return [{k: v for k, v in r.items() if k not in timing} for r in read_metrics(folder)]
 
     assert strip(straight) == strip(part)
     # the latent snapshots of the resumed run are those of the straight run, epoch for epoch
@@ -107,7 +121,7 @@ def test_resume_continues_exactly_as_one_run(tmp_path):
 
 
 def test_latent_snapshots_follow_the_test_images_every_epoch(tmp_path):
-    out = train(tmp_path / "run", SMALL, _cfg(epochs=2), progress=False)
+    out = start_run(tmp_path / "run", SMALL, _cfg(epochs=2), progress=False)
     epochs, frames, labels = read_latent_snapshots(out)
     assert epochs == [0, 1, 2]
     assert frames.shape == (3, 500, 2) and labels.shape == (500,)  # test_limit 500 < 2000
@@ -120,7 +134,7 @@ def test_latent_snapshots_follow_the_test_images_every_epoch(tmp_path):
     assert np.array_equal(labels, y.numpy())
     assert np.allclose(frames[-1], mu.numpy(), atol=0.02)  # a 2-D latent is saved as it is (float16)
     assert not np.allclose(frames[0], frames[-1], atol=0.05)  # training moved the points
-    wide = train(tmp_path / "z5", ModelConfig(hidden=(64,), latent_dim=5), _cfg(epochs=1), progress=False)
+    wide = start_run(tmp_path / "z5", ModelConfig(hidden=(64,), latent_dim=5), _cfg(epochs=1), progress=False)
     epochs, frames, _ = read_latent_snapshots(wide)
     assert epochs == [0, 1] and frames.shape == (2, 500, 2)  # z > 2: the top two components
     (wide / LATENTS_DIR / "epoch-0001.npy").write_bytes(b"torn")
@@ -130,11 +144,11 @@ def test_latent_snapshots_follow_the_test_images_every_epoch(tmp_path):
 def test_resume_with_a_new_learning_rate(tmp_path):
     import shutil
 
-    first = train(tmp_path / "a", SMALL, _cfg(epochs=1, limit=300), progress=False)
+    first = start_run(tmp_path / "a", SMALL, _cfg(epochs=1, limit=300), progress=False)
     shutil.copytree(first, tmp_path / "b")
     start = _weights(first)
-    same_rate = train(tmp_path / "a", config=TrainConfig(epochs=2), resume=True, progress=False)
-    tiny_rate = train(tmp_path / "b", config=TrainConfig(epochs=2), resume=True, progress=False, lr=1e-9)
+    same_rate = resume_run(tmp_path / "a", epochs=2, progress=False)
+    tiny_rate = resume_run(tmp_path / "b", epochs=2, progress=False, lr=1e-9)
     moved = max((_weights(same_rate)[k] - start[k]).abs().max().item() for k in start)
     barely = max((_weights(tiny_rate)[k] - start[k]).abs().max().item() for k in start)
     assert moved > 1e-3 and barely < 1e-6  # the new rate is the one used (Adam's step is ~lr)
@@ -143,8 +157,8 @@ def test_resume_with_a_new_learning_rate(tmp_path):
 
 
 def test_iwae_objective_trains_and_reports_the_bound_it_trains_on(tmp_path):
-    out = train(tmp_path / "iwae", SMALL, _cfg(objective="iwae", samples=5), progress=False)
-    epochs = [r for r in read_metrics(out / "metrics.jsonl") if r["type"] == "epoch"]
+    out = start_run(tmp_path / "iwae", SMALL, _cfg(objective="iwae", samples=5), progress=False)
+    epochs = [r for r in read_metrics(out) if r["type"] == "epoch"]
     assert len(epochs) == 2
     for row in epochs:
         # On 500 test images the 5-sample bound is above the ELBO (by far more than its noise).
@@ -159,26 +173,26 @@ def test_iwae_objective_trains_and_reports_the_bound_it_trains_on(tmp_path):
 
 
 def test_resume_can_switch_to_the_iwae_objective(tmp_path):
-    out = train(tmp_path / "r", SMALL, _cfg(epochs=1, limit=300), progress=False)
-    train(out, config=TrainConfig(epochs=2), resume=True, progress=False, objective=("iwae", 4))
-    first, second = [r for r in read_metrics(out / "metrics.jsonl") if r["type"] == "epoch"]
+    out = start_run(tmp_path / "r", SMALL, _cfg(epochs=1, limit=300), progress=False)
+    resume_run(out, epochs=2, progress=False, objective="iwae", samples=4)
+    first, second = [r for r in read_metrics(out) if r["type"] == "epoch"]
     assert "test_bound" not in first and second["test_bound"] > second["test_elbo"]
     saved = read_config(out)["train"]
     assert (saved["objective"], saved["samples"], saved["limit"]) == ("iwae", 4, 300)
     # None keeps the saved setting: only K changes here.
-    train(out, config=TrainConfig(epochs=3), resume=True, progress=False, objective=(None, 2))
+    resume_run(out, epochs=3, progress=False, samples=2)
     assert (read_config(out)["train"]["objective"], read_config(out)["train"]["samples"]) == ("iwae", 2)
-    beta = train(tmp_path / "beta", SMALL, _cfg(epochs=1, limit=300, beta=0.5), progress=False)
+    beta = start_run(tmp_path / "beta", SMALL, _cfg(epochs=1, limit=300, beta=0.5), progress=False)
     before = (beta / "model.safetensors").read_bytes()
-    with pytest.raises(ExplorerError, match="cannot switch the objective.*beta 1"):
-        train(beta, config=TrainConfig(epochs=2), resume=True, progress=False, objective=("iwae", 4))
+    with pytest.raises(ExplorerError, match="cannot change the run.*beta 1"):
+        resume_run(beta, epochs=2, progress=False, objective="iwae", samples=4)
     assert (beta / "model.safetensors").read_bytes() == before
 
 
 def test_init_from_starts_at_the_checkpoints_weights(tmp_path):
-    base = train(tmp_path / "base", SMALL, _cfg(epochs=1, limit=300), progress=False)
+    base = start_run(tmp_path / "base", SMALL, _cfg(epochs=1, limit=300), progress=False)
     # A rate too small to move the weights: the new run's first test ELBO is the base model's.
-    tuned = train(
+    tuned = start_run(
         tmp_path / "tuned",
         config=_cfg(epochs=1, limit=300, lr=1e-12, objective="iwae", samples=3),
         progress=False,
@@ -189,25 +203,23 @@ def test_init_from_starts_at_the_checkpoints_weights(tmp_path):
     assert read_config(tuned)["model"] == read_config(base)["model"]  # the architecture came along
     assert read_config(tuned)["epoch"] == 1  # a new run: its own epoch count
     with pytest.raises(ExplorerError, match="trained on mnist, not fashion-mnist"):
-        train(tmp_path / "fashion", config=_cfg(dataset="fashion-mnist"), progress=False, init_from=base)
-    with pytest.raises(ExplorerError, match="starts a new run"):
-        train(base, config=TrainConfig(epochs=2), resume=True, progress=False, init_from=base)
+        start_run(tmp_path / "fashion", config=_cfg(dataset="fashion-mnist"), progress=False, init_from=base)
     assert not (tmp_path / "fashion").exists()
 
 
 def test_seed_controls_the_run(tmp_path):
-    a = train(tmp_path / "a", SMALL, _cfg(epochs=1, limit=300), progress=False)
-    b = train(tmp_path / "b", SMALL, _cfg(epochs=1, limit=300), progress=False)
-    c = train(tmp_path / "c", SMALL, _cfg(epochs=1, limit=300, seed=4), progress=False)
+    a = start_run(tmp_path / "a", SMALL, _cfg(epochs=1, limit=300), progress=False)
+    b = start_run(tmp_path / "b", SMALL, _cfg(epochs=1, limit=300), progress=False)
+    c = start_run(tmp_path / "c", SMALL, _cfg(epochs=1, limit=300, seed=4), progress=False)
     wa, wb, wc = _weights(a), _weights(b), _weights(c)
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
     assert not torch.equal(wa["enc_head.weight"], wc["enc_head.weight"])
 
 
 def test_training_works_when_the_caller_turned_gradients_off(tmp_path):
-    plain = train(tmp_path / "plain", SMALL, _cfg(epochs=1, limit=300), progress=False)
+    plain = start_run(tmp_path / "plain", SMALL, _cfg(epochs=1, limit=300), progress=False)
     with torch.no_grad():  # as in a notebook cell, or an app thread that only does inference
-        quiet = train(tmp_path / "quiet", SMALL, _cfg(epochs=1, limit=300), progress=False)
+        quiet = start_run(tmp_path / "quiet", SMALL, _cfg(epochs=1, limit=300), progress=False)
         assert not torch.is_grad_enabled()  # and the caller's mode is left as it was
     wa, wb = _weights(plain), _weights(quiet)
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
@@ -224,31 +236,31 @@ def test_every_optimizer_and_estimator_trains(tmp_path, optimizer):
         weight_decay=1e-4,
         lr=0.01 if optimizer in ("sgd", "adagrad") else 1e-3,
     )
-    out = train(tmp_path / optimizer, SMALL, cfg, progress=False)
-    row = read_metrics(out / "metrics.jsonl")[-1]
+    out = start_run(tmp_path / optimizer, SMALL, cfg, progress=False)
+    row = read_metrics(out)[-1]
     assert row["type"] == "epoch" and row["test_elbo"] > -544
 
 
 def test_existing_run_needs_resume(tmp_path):
-    out = train(tmp_path / "r", SMALL, _cfg(epochs=1, limit=200), progress=False)
+    out = start_run(tmp_path / "r", SMALL, _cfg(epochs=1, limit=200), progress=False)
     with pytest.raises(ExplorerError, match="--resume"):
-        train(out, SMALL, _cfg(epochs=1, limit=200))
+        start_run(out, SMALL, _cfg(epochs=1, limit=200))
     with pytest.raises(ExplorerError, match="holds no checkpoint"):
-        train(tmp_path / "empty", resume=True)
+        resume_run(tmp_path / "empty")
 
 
 def test_divergence_stops_with_message_and_keeps_checkpoint(tmp_path, monkeypatch):
-    out = train(tmp_path / "r", SMALL, _cfg(epochs=1), progress=False)
+    out = start_run(tmp_path / "r", SMALL, _cfg(epochs=1), progress=False)
     before = (out / "model.safetensors").read_bytes()
-    real = train_module.elbo_terms
+    real = steps_module.elbo_terms
 
     def poisoned(*args, **kwargs):
         terms = real(*args, **kwargs)
         return terms._replace(recon=terms.recon * float("nan"))
 
-    monkeypatch.setattr(train_module, "elbo_terms", poisoned)
+    monkeypatch.setattr(steps_module, "elbo_terms", poisoned)
     with pytest.raises(ExplorerError, match="diverged at step 15.*last good checkpoint"):
-        train(out, config=TrainConfig(epochs=2), resume=True, progress=False)
+        resume_run(out, epochs=2, progress=False)
     assert (out / "model.safetensors").read_bytes() == before
 
 
@@ -271,7 +283,7 @@ def test_sigterm_stops_cleanly_and_resume_finishes(tmp_path):
         timeout=300,
     )
     assert rc.returncode == 0, rc.stderr
-    rows = read_metrics(out / "metrics.jsonl")
+    rows = read_metrics(out)
     steps = [r["step"] for r in rows if r["type"] == "step"]
     assert steps == sorted(set(steps)), "no metric line duplicated"
     assert set(range(10, 601, 10)) <= set(steps), "no metric line lost"
@@ -282,18 +294,18 @@ def test_sigterm_stops_cleanly_and_resume_finishes(tmp_path):
 
 
 def test_failed_checkpoint_write_keeps_the_previous_one_and_says_so(tmp_path, monkeypatch, disk_full):
-    out = train(tmp_path / "r", SMALL, _cfg(epochs=1), progress=False)
+    out = start_run(tmp_path / "r", SMALL, _cfg(epochs=1), progress=False)
     before = (out / "model.safetensors").read_bytes()
     disk_full()
     with pytest.raises(
-        ExplorerError, match=r"No space left.*previous checkpoint \(epoch 1, step 10\) is intact"
+        ExplorerError, match=r"No space left.*last good checkpoint .*\(epoch 1, step 10\) is intact"
     ):
-        train(out, config=TrainConfig(epochs=2), resume=True, progress=False)
+        resume_run(out, epochs=2, progress=False)
     monkeypatch.undo()
     assert (out / "model.safetensors").read_bytes() == before
     assert read_status(out)["state"] == "failed"
-    train(out, config=TrainConfig(epochs=2), resume=True, progress=False)  # then it carries on
-    rows = read_metrics(out / "metrics.jsonl")
+    resume_run(out, epochs=2, progress=False)  # then it carries on
+    rows = read_metrics(out)
     assert [r["epoch"] for r in rows if r["type"] == "epoch"] == [1, 2]
     steps = [r["step"] for r in rows if r["type"] == "step"]
     assert steps == sorted(set(steps)) == [5, 10, 15, 20], "no line lost or duplicated"
@@ -307,7 +319,7 @@ def test_kill_9_mid_epoch_then_resume_loses_and_duplicates_nothing(tmp_path):
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while time.time() < deadline:  # wait until epoch 2 is under way (a checkpoint exists)
-        rows = read_metrics(out / "metrics.jsonl")
+        rows = read_metrics(out)
         if any(r["type"] == "step" and r["epoch"] == 2 for r in rows):
             break
         time.sleep(0.05)
@@ -324,7 +336,7 @@ def test_kill_9_mid_epoch_then_resume_loses_and_duplicates_nothing(tmp_path):
         timeout=300,
     )
     assert rc.returncode == 0, rc.stderr
-    rows = read_metrics(out / "metrics.jsonl")
+    rows = read_metrics(out)
     assert (out / "metrics.jsonl").read_text().endswith("}\n"), "no torn line kept"
     steps = [r["step"] for r in rows if r["type"] == "step"]
     assert steps == list(range(10, 601, 10)), "every step line once, none lost"
@@ -358,39 +370,41 @@ def test_a_run_whose_test_elbo_goes_non_finite_fails_loudly(tmp_path):
 
 
 def test_an_absurd_test_elbo_ends_the_run_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
-    out = train(tmp_path / "r", SMALL, _cfg(epochs=1, limit=200), progress=False)
+    out = start_run(tmp_path / "r", SMALL, _cfg(epochs=1, limit=200), progress=False)
     before = (out / "model.safetensors").read_bytes()
-    real = train_module._Trainer._test
-    monkeypatch.setattr(train_module._Trainer, "_test", lambda self: {**real(self), "test_elbo": -1e30})
+    real = trainer_module.Trainer.test
+    monkeypatch.setattr(trainer_module.Trainer, "test", lambda self: {**real(self), "test_elbo": -1e30})
     with pytest.raises(ExplorerError, match=r"diverged in epoch 2.*\(epoch 1, step \d+\) is kept"):
-        train(out, config=TrainConfig(epochs=2), resume=True, progress=False)
+        resume_run(out, epochs=2, progress=False)
     assert (out / "model.safetensors").read_bytes() == before
 
 
 def test_non_finite_figures_are_written_as_null_with_a_flag(tmp_path):
-    from explorer.runs import append_metrics
-
-    path = tmp_path / "metrics.jsonl"
-    append_metrics(path, [{"step": 1, "kl": float("inf"), "recon": float("nan"), "train_loss": 3.0}])
-    text = path.read_text()
+    run = RunFolder(tmp_path)
+    run.append_metrics([{"step": 1, "kl": float("inf"), "recon": float("nan"), "train_loss": 3.0}])
+    text = run.metrics.read_text()
     assert "NaN" not in text and "Infinity" not in text
-    assert read_metrics(path) == [
+    assert run.read_metrics() == [
         {"step": 1, "kl": None, "recon": None, "train_loss": 3.0, "nonfinite": ["kl", "recon"]}
     ]
 
 
 def test_a_model_whose_weights_are_not_finite_is_never_saved(tmp_path):
-    out = train(tmp_path / "r", SMALL, _cfg(epochs=1, limit=200), progress=False)
-    trainer = train_module._Trainer(out, SMALL, _cfg(epochs=2, limit=200), True, False)
+    out = start_run(tmp_path / "r", SMALL, _cfg(epochs=1, limit=200), progress=False)
+    from explorer.distributed import World
+
+    trainer = trainer_module.Trainer(
+        RunFolder(out), SMALL, _cfg(epochs=2, limit=200), World(), False, resume=True
+    )
     with torch.no_grad():
         next(trainer.model.parameters())[0, 0] = float("nan")
     before = (out / "model.safetensors").read_bytes()
     with pytest.raises(ExplorerError, match="no longer finite.*epoch 1"):  # names the kept one
-        trainer._save()
+        trainer.save()
     assert (out / "model.safetensors").read_bytes() == before
 
 
 def test_a_step_too_big_for_memory_is_refused_before_anything_is_written(tmp_path):
     with pytest.raises(ExplorerError, match=r"--samples 100000 .* GB .* use --samples \d+ or fewer"):
-        train(tmp_path / "r", SMALL, _cfg(objective="iwae", samples=100_000), progress=False)
+        start_run(tmp_path / "r", SMALL, _cfg(objective="iwae", samples=100_000), progress=False)
     assert not (tmp_path / "r").exists()

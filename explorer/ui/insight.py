@@ -21,7 +21,14 @@ from explorer.latent import Projection
 from explorer.model import VAE
 from explorer.plots import add_outline, add_points, latent_scatter
 from explorer.strangers import SOURCE, STRANGER_QUANTILE, Reference, stranger_message
-from explorer.ui.models import _load, latent_map, stranger_detector, test_images, test_reconstructions
+from explorer.ui.models import (
+    MAP_POINTS,
+    cached_model,
+    latent_map,
+    stranger_detector,
+    test_images,
+    test_reconstructions,
+)
 
 DENSITY_IMAGES = 5000  # test images whose posteriors make up the aggregate posterior map
 SAMPLES = 8  # draws from q(z|x) shown beside the mean
@@ -30,7 +37,7 @@ SAMPLES = 8  # draws from q(z|x) shown beside the mean
 @st.cache_data(show_spinner="Mapping the aggregate posterior...", max_entries=8)
 def prior_map(path: str, mtime_ns: int, dataset: str):
     """(density map, KL per dimension, variance of the means per dimension) for the model."""
-    model = _load(path, mtime_ns)
+    model = cached_model(path, mtime_ns)
     x = test_images(dataset)[0]
     projection = latent_map(path, mtime_ns, dataset)[1]
     mu, sigma = posterior(model, x[:DENSITY_IMAGES])
@@ -45,7 +52,7 @@ def axis_titles(projection: Projection) -> tuple[str, str]:
     return "z1", "z2"
 
 
-def base_scatter(path: str, mtime_ns: int, dataset: str, names, count: int = 2000, height: int = 460):
+def base_scatter(path: str, mtime_ns: int, dataset: str, names, count: int = MAP_POINTS, height: int = 460):
     """The encoded test set (first ``count`` images) as a scatter to draw things on, and its
     projection."""
     means, projection, labels = latent_map(path, mtime_ns, dataset)
@@ -200,7 +207,9 @@ def show_prior_map(key: tuple[str, int], dataset: str, projection: Projection) -
         )
         active = sum(v > ACTIVE_UNIT_THRESHOLD for v in variance)
         st.metric(
-            "Active units", f"{active} of {len(kl)}", help="Var over x of E[z_j] above 0.01 (Burda et al.)"
+            "Active units",
+            f"{active} of {len(kl)}",
+            help=f"Var over x of E[z_j] above {ACTIVE_UNIT_THRESHOLD} (Burda et al.)",
         )
         st.plotly_chart(kl_bars(kl, variance, ACTIVE_UNIT_THRESHOLD), key="kl-bars")
         st.caption(

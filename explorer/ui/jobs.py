@@ -2,7 +2,8 @@
 
 import streamlit as st
 
-from explorer.jobs import JobRegistry, runs_root
+from explorer.jobs import JobRegistry
+from explorer.runfolder import runs_root
 
 
 @st.cache_resource

@@ -239,9 +239,9 @@ def _payload(path: str, mtime_ns: int, dataset: str, key: str) -> tuple[dict, by
     """One model's live decoder, made once (weights, the map as a PNG): its header and its packed
     arrays. Reruns of the page only add the settings of the moment to the header. Shared and
     read-only."""
-    from explorer.ui.models import _load, latent_activity, latent_map, scatter_picture
+    from explorer.ui.models import cached_model, latent_activity, latent_map, scatter_picture
 
-    model = _load(path, mtime_ns)
+    model = cached_model(path, mtime_ns)
     projection = latent_map(path, mtime_ns, dataset)[1]
     picture = scatter_picture(path, mtime_ns, dataset)
     header, arrays = decoder_payload(model)

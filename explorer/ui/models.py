@@ -15,17 +15,19 @@ from explorer.checkpoints import (
     read_config,
     resolve,
 )
-from explorer.data import LABEL_NAMES, load_dataset
+from explorer.data import load_dataset
+from explorer.datasets import SPECS
 from explorer.errors import ExplorerError
 from explorer.evaluate import ACTIVE_UNIT_THRESHOLD, latent_stats
-from explorer.images import ScatterPicture
-from explorer.jobs import list_runs, runs_root
-from explorer.latent import encode_means, fit_projection, reconstruct
+from explorer.images import ScatterPicture, make_grid, png_bytes
+from explorer.latent import encode_means, fit_projection, manifold, reconstruct
 from explorer.model import VAE
 from explorer.plots import PALETTE
+from explorer.runfolder import list_runs, runs_root
 from explorer.strangers import StrangerDetector, fit_detector
 
 RUN_PREFIX = "runs/"
+MAP_POINTS = 2000  # encoded test images on the small maps beside uploads, drawings, sliders
 
 
 def choices() -> list[str]:
@@ -41,7 +43,7 @@ def folder_of(choice: str):
 
 
 @st.cache_resource(show_spinner="Loading model...", max_entries=8)
-def _load(path: str, mtime_ns: int) -> VAE:  # mtime in the key: a retrained run reloads
+def cached_model(path: str, mtime_ns: int) -> VAE:  # mtime in the key: a retrained run reloads
     torch.set_grad_enabled(False)
     return load_checkpoint(path)
 
@@ -58,24 +60,27 @@ def model_key(choice: str) -> tuple[str, int]:
 def load_model(choice: str) -> tuple[VAE, dict]:
     """The model and its config.json; raises ExplorerError with a message for the page."""
     path, mtime = model_key(choice)
-    return _load(path, mtime), read_config(path)
+    return cached_model(path, mtime), read_config(path)
 
 
-PAGES = (
-    ("app.py", "Home", ":material/home:"),
-    ("pages/1_Train.py", "Train", ":material/monitoring:"),
-    ("pages/2_Latent_space.py", "Latent space", ":material/scatter_plot:"),
-    ("pages/3_Manifold.py", "Manifold", ":material/grid_view:"),
-    ("pages/4_Reconstruct.py", "Reconstruct", ":material/image:"),
-    ("pages/5_Draw.py", "Draw", ":material/draw:"),
-    ("pages/6_Interpolate.py", "Interpolate", ":material/linear_scale:"),
-)
+PAGES = (  # (script, sidebar label, icon, what it offers: the Home page's list, {item} filled in)
+    ("app.py", "Home", ":material/home:", ""),
+    ("pages/1_Train.py", "Train", ":material/monitoring:", "Train a model and watch its curves live"),
+    ("pages/2_Latent_space.py", "Latent space", ":material/scatter_plot:",
+     "Latent space: the test set as a map"),
+    ("pages/3_Manifold.py", "Manifold", ":material/grid_view:",
+     "Manifold: decode the latent grid, drag sliders"),
+    ("pages/4_Reconstruct.py", "Reconstruct", ":material/image:", "Reconstruct test images or your uploads"),
+    ("pages/5_Draw.py", "Draw", ":material/draw:", "Draw a {item} and see what the model makes of it"),
+    ("pages/6_Interpolate.py", "Interpolate", ":material/linear_scale:",
+     "Interpolate: morph one image into another through latent space"),
+)  # fmt: skip
 
 
 def navigation() -> None:
     """Links to every page at the top of the sidebar (Streamlit's own list is switched off in
     .streamlit/config.toml because it would name the home page after its file)."""
-    for path, label, icon in PAGES:
+    for path, label, icon, _ in PAGES:
         st.sidebar.page_link(path, label=label, icon=icon)
     st.sidebar.divider()
 
@@ -113,7 +118,8 @@ def model_or_stop() -> tuple[str, VAE, dict]:
 
 
 def label_names(config: dict) -> list[str] | None:
-    return LABEL_NAMES.get(dataset_of(config))
+    described = SPECS.get(dataset_of(config))
+    return list(described.label_names) if described and described.label_names else None
 
 
 @st.cache_resource(show_spinner="Loading the test set...", max_entries=4)
@@ -126,7 +132,7 @@ def test_images(dataset: str) -> tuple[torch.Tensor, torch.Tensor]:
 @st.cache_data(show_spinner="Encoding the test set...", max_entries=8)
 def encoded_test_set(path: str, mtime_ns: int, dataset: str) -> torch.Tensor:
     """Posterior means (N, z) of the test set under the model at ``path``."""
-    return encode_means(_load(path, mtime_ns), test_images(dataset)[0])
+    return encode_means(cached_model(path, mtime_ns), test_images(dataset)[0])
 
 
 @st.cache_data(show_spinner="Encoding the test set...", max_entries=8)
@@ -138,9 +144,9 @@ def latent_map(path: str, mtime_ns: int, dataset: str):
 
 @st.cache_resource(max_entries=8)
 def scatter_picture(path: str, mtime_ns: int, dataset: str) -> ScatterPicture:
-    """The Manifold page's small map: 2,000 encoded test images, drawn once per model."""
+    """The Manifold page's small map: MAP_POINTS encoded test images, drawn once per model."""
     means, projection, labels = latent_map(path, mtime_ns, dataset)
-    return ScatterPicture(projection(means[:2000]), labels[:2000], list(PALETTE))
+    return ScatterPicture(projection(means[:MAP_POINTS]), labels[:MAP_POINTS], list(PALETTE))
 
 
 @st.cache_data(show_spinner="Measuring each latent dimension...", max_entries=8)
@@ -148,21 +154,32 @@ def latent_activity(path: str, mtime_ns: int, dataset: str) -> tuple[list[float]
     """Per latent dimension over the test set: mean KL(q(z_j|x) || N(0, 1)) in nats, the variance
     of the posterior means, and whether the unit is active (Burda et al.: variance above
     ``ACTIVE_UNIT_THRESHOLD``)."""
-    variance, kl = latent_stats(_load(path, mtime_ns), test_images(dataset)[0])
+    variance, kl = latent_stats(cached_model(path, mtime_ns), test_images(dataset)[0])
     return kl.tolist(), variance.tolist(), [v > ACTIVE_UNIT_THRESHOLD for v in variance.tolist()]
 
 
 @st.cache_resource(show_spinner="Measuring what is typical of the test set...", max_entries=8)
 def stranger_detector(path: str, mtime_ns: int, dataset: str) -> StrangerDetector:
     """The model's stranger detector, fitted on its test set's first images (shared by sessions)."""
-    return fit_detector(_load(path, mtime_ns), test_images(dataset)[0], dataset)
+    return fit_detector(cached_model(path, mtime_ns), test_images(dataset)[0], dataset)
+
+
+GRID_PIXELS = 560  # the Manifold grid picture's side
+
+
+@st.cache_data(show_spinner="Decoding the grid...", max_entries=32)
+def manifold_png(path: str, mtime_ns: int, n: int, lo: float, hi: float, axis_a: int, axis_b: int) -> bytes:
+    """The decoded n x n grid of the paper's Figure 4 as a PNG: drawn once per model and setting,
+    so that a rerun of the page (a slider outside it, a model switch back) costs nothing."""
+    picture = make_grid(manifold(cached_model(path, mtime_ns), n, lo, hi, (axis_a, axis_b)), n, pad=0)
+    return png_bytes(picture, scale=max(1, GRID_PIXELS // picture.shape[1]))
 
 
 @st.cache_resource(show_spinner="Reconstructing the test set...", max_entries=4)
 def test_reconstructions(path: str, mtime_ns: int, dataset: str):
     """Reconstruction of the whole test set with per-image ELBO (grey-level inputs). Shared and
     read-only: cache_data would unpickle a 63 MB copy for every rerun of every session."""
-    return reconstruct(_load(path, mtime_ns), test_images(dataset)[0])
+    return reconstruct(cached_model(path, mtime_ns), test_images(dataset)[0])
 
 
 def _count(n) -> str:

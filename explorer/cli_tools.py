@@ -1,0 +1,263 @@
+"""The ``vae-explorer`` commands that use a trained model or a dataset: evaluate, sample,
+manifold, reconstruct, export, data."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import torch
+
+from explorer.cli_args import (
+    EXIT_ERROR,
+    MAX_GRID,
+    MAX_PICTURES,
+    Parser,
+    device,
+    number,
+    output_png,
+    pictures,
+    positive,
+)
+from explorer.datasets import DATASETS
+from explorer.devices import DEVICES
+from explorer.errors import ExplorerError
+
+
+def add_tool_parsers(sub) -> None:
+    e = sub.add_parser("evaluate", help="test ELBO and importance-sampled log-likelihood")
+    e.add_argument("checkpoint", help="run folder or shipped model name")
+    e.add_argument("--k", type=int, default=5000, help="importance samples (0: ELBO only)")
+    e.add_argument("--limit", type=positive(int), help="first N images only")
+    e.add_argument("--split", choices=("test", "train"), default="test")
+    e.add_argument("--device", type=device, default="auto", help=DEVICES)
+    e.add_argument("--json", action="store_true", help="print the figures as JSON")
+
+    s = sub.add_parser("sample", help="decode samples z ~ p(z) to a PNG grid")
+    s.add_argument("checkpoint")
+    s.add_argument("-n", type=pictures(1), default=64, help=f"number of samples (at most {MAX_PICTURES:,})")
+    s.add_argument("-o", "--output", type=output_png, required=True)
+    s.add_argument("--seed", type=int, default=0)
+
+    m = sub.add_parser("manifold", help="the paper's Figure 4: decoded latent grid as a PNG")
+    m.add_argument("checkpoint")
+    m.add_argument(
+        "--grid", type=number(int, 2, MAX_GRID), default=20, help=f"points per side (2 to {MAX_GRID})"
+    )
+    m.add_argument(
+        "--range",
+        type=float,
+        nargs=2,
+        default=(0.05, 0.95),
+        metavar=("LO", "HI"),
+        help="unit-square range mapped through the inverse Gaussian CDF",
+    )
+    m.add_argument("-o", "--output", type=output_png, required=True)
+
+    r = sub.add_parser("reconstruct", help="images and their reconstructions as a PNG")
+    r.add_argument("checkpoint")
+    r.add_argument("images", nargs="*", help="image files (default: the first test images)")
+    r.add_argument("-n", type=pictures(1), default=10, help="test images when no files are given")
+    r.add_argument("-o", "--output", type=output_png, help="PNG: inputs above their reconstructions")
+    r.add_argument(
+        "--json",
+        action="store_true",
+        help="print a JSON list, one object per image: file, elbo (nats), percentile (of the test "
+        "set's ELBO), score (strangeness), score_percentile, stranger; or file and error",
+    )
+
+    x = sub.add_parser("export", help="ship a run as a pretrained model with a measured card")
+    x.add_argument("run", help="run folder")
+    x.add_argument("dest", help="destination folder, e.g. pretrained/mnist-z2")
+    x.add_argument("--k", type=int, default=5000, help="importance samples for the card's NLL")
+    x.add_argument("--limit", type=positive(int), help="evaluate on the first N test images only")
+    x.add_argument("--device", type=device, default="auto", help=DEVICES)
+
+    d = sub.add_parser("data", help="fetch or describe a dataset")
+    dsub = d.add_subparsers(dest="data_command", required=True, parser_class=Parser, metavar="ACTION")
+    f = dsub.add_parser("fetch", help="download/verify a dataset into the cache")
+    f.add_argument("name", choices=DATASETS)
+    f.add_argument("--from", dest="source_file", help="frey-face: path of frey_rawface.mat")
+    i = dsub.add_parser("info", help="counts, shape, source and checksums")
+    i.add_argument("name", choices=DATASETS)
+    i.add_argument("--json", action="store_true")
+
+
+def _dataset_of(checkpoint: str) -> str:
+    from explorer.checkpoints import dataset_of, read_config
+
+    return dataset_of(read_config(checkpoint))
+
+
+def _evaluate(checkpoint: str, k: int, limit: int | None, split: str, device: str, quiet: bool):
+    """(model, dataset, binarized, Evaluation) for a checkpoint, with a progress bar."""
+    from tqdm import tqdm
+
+    from explorer import datasets
+    from explorer.checkpoints import load_checkpoint
+    from explorer.devices import pick_device
+    from explorer.evaluate import eval_images, evaluate
+
+    if k < 0:
+        raise ExplorerError(f"--k must be >= 0 (0: ELBO only), got {k}")
+    model = load_checkpoint(checkpoint, pick_device(device))
+    dataset = _dataset_of(checkpoint)
+    binarized = datasets.binarized(dataset, model.config.likelihood)
+    x, _ = eval_images(dataset, split, binarized, limit)
+    with tqdm(total=len(x), desc=f"L_{k}", disable=quiet or k == 0) as bar:
+        result = evaluate(model, x, k=k, progress=bar.update)
+    return model, dataset, binarized, result
+
+
+def cmd_evaluate(args) -> None:
+    from explorer.evaluate import ACTIVE_UNIT_THRESHOLD
+
+    model, dataset, binarized, result = _evaluate(
+        args.checkpoint, args.k, args.limit, args.split, args.device, args.json
+    )
+    figures = {
+        "checkpoint": str(args.checkpoint),
+        "dataset": dataset,
+        "split": args.split,
+        **result.to_dict(),
+    }
+    if args.json:
+        print(json.dumps(figures, indent=2))
+        return
+    label = "NLL" if binarized else "NLL (grey-level data: not a normalised likelihood)"
+    print(f"{dataset} {args.split}, {result.n} images")
+    print(
+        f"  ELBO          {result.elbo:9.2f} +/- {result.elbo_se:.2f} nats "
+        f"(reconstruction {result.recon:.2f}, KL {result.kl:.2f})"
+    )
+    if result.nll is not None:
+        print(f"  {label:<13} {result.nll:9.2f} +/- {result.log_likelihood_se:.2f} nats (K = {result.k})")
+    dims = model.config.latent_dim
+    print(f"  active units  {result.active_units:9d} of {dims} (Cov_x E_q[z_j] > {ACTIVE_UNIT_THRESHOLD})")
+    shown = ", ".join(f"{v:.2f}" for v in result.kl_per_dim[:20]) + (" ..." if dims > 20 else "")
+    print(f"  KL per dim    {shown}")
+    print(f"  time          {result.seconds:9.1f} s")
+
+
+def cmd_sample(args) -> None:
+    from explorer.checkpoints import load_checkpoint
+    from explorer.images import make_grid, save_png
+
+    model = load_checkpoint(args.checkpoint)
+    gen = torch.Generator().manual_seed(args.seed)
+    images = torch.cat([model.sample(min(1000, args.n - i), gen) for i in range(0, args.n, 1000)])
+    ncol = max(1, int(round(args.n**0.5)))
+    print(f"wrote {save_png(make_grid(images, ncol), args.output, scale=2)}")
+
+
+def cmd_manifold(args) -> None:
+    from explorer.checkpoints import load_checkpoint
+    from explorer.images import make_grid, save_png
+    from explorer.latent import manifold
+
+    model = load_checkpoint(args.checkpoint)
+    try:
+        images = manifold(model, args.grid, *args.range)
+    except ValueError as exc:
+        raise ExplorerError(str(exc)) from None
+    print(f"wrote {save_png(make_grid(images, args.grid, pad=0), args.output, scale=2)}")
+
+
+def cmd_reconstruct(args) -> int:
+    """Reconstruct image files (or the first test images) and judge each against the test set:
+    ELBO, its percentile, strangeness and the stranger verdict; a PNG of inputs over
+    reconstructions with -o, a JSON list with --json. Exits 1 when any file was refused."""
+    from explorer.checkpoints import load_checkpoint
+    from explorer.data import load_dataset
+    from explorer.images import make_grid, save_png
+    from explorer.preprocess import preprocess_image
+    from explorer.strangers import Reference
+
+    model = load_checkpoint(args.checkpoint)
+    dataset = _dataset_of(args.checkpoint)
+    test_x = load_dataset(dataset, "test").images.float() / 255.0
+    names, inputs, entries = [], [], []
+    if args.images:
+        for path in args.images:
+            try:
+                inputs.append(preprocess_image(path, dataset))
+                names.append(path)
+            except ExplorerError as exc:
+                entries.append({"file": path, "error": str(exc)})
+    else:
+        inputs, names = list(test_x[: args.n]), [f"test image {i}" for i in range(min(args.n, len(test_x)))]
+    judged = []
+    if inputs:
+        x = torch.stack(inputs)
+        judged = Reference.of(model, test_x, dataset).judge(model, x)
+        if args.output is not None:
+            with torch.no_grad():
+                recon = model.decode(model.encode(x)[0]).mean
+            picture = make_grid(torch.cat([x, recon]), len(x))  # inputs above, reconstructions below
+            written = save_png(picture, args.output, scale=2)
+    entries += [{"file": name, **j.to_dict()} for name, j in zip(names, judged)]
+    order = {name: i for i, name in enumerate(args.images or names)}
+    entries.sort(key=lambda e: order.get(e["file"], 0))
+    if args.json:
+        print(json.dumps(entries, indent=2))
+    else:
+        for e in entries:
+            if "error" in e:
+                print(f"{e['file']}: refused: {e['error']}", file=sys.stderr)
+                continue
+            verdict = "a STRANGER" if e["stranger"] else "typical enough"
+            print(
+                f"{e['file']}: ELBO {e['elbo']:.2f} nats, higher than {e['percentile']:.1f}% of the test "
+                f"images; strangeness {e['score']:.1f}, stranger than {e['score_percentile']:.1f}% "
+                f"({verdict})"
+            )
+    if judged and args.output is not None:
+        print(f"wrote {written}", file=sys.stderr if args.json else sys.stdout)
+    return EXIT_ERROR if any("error" in e for e in entries) else 0
+
+
+def cmd_export(args) -> None:
+    from explorer.cards import export
+
+    *_, result = _evaluate(args.run, args.k, args.limit, "test", args.device, False)
+    command = f"vae-explorer evaluate {args.dest} --k {args.k}" + (
+        f" --limit {args.limit}" if args.limit else ""
+    )
+    dest = export(args.run, args.dest, result, command)
+    nll = f"{result.nll:.2f} nats (K = {args.k})" if result.nll is not None else "not measured (K = 0)"
+    print(f"exported {args.run} to {dest}: test ELBO {result.elbo:.2f} nats, NLL {nll}")
+
+
+def cmd_data(args) -> None:
+    from explorer import data
+
+    if args.data_command == "fetch":
+        if args.source_file:
+            if args.name != "frey-face":
+                raise ExplorerError("--from is only for frey-face (a frey_rawface.mat file)")
+            os.environ["VAE_EXPLORER_FREY_MAT"] = args.source_file
+        folder = data.fetch(args.name)
+        print(f"{args.name}: verified in {folder}")
+        return
+    info = data.info(args.name)
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return
+    print(
+        f"{info['name']}: {info['train']} train + {info['test']} test images, "
+        f"shape {tuple(info['shape'])}, source: {info['source']}"
+    )
+    print(f"  folder {info['folder']}")
+    for file, meta in info["files"].items():
+        print(f"  {file:<26} {meta['bytes']:>10,} bytes  md5 {meta['md5']}")
+
+
+TOOLS = {
+    "evaluate": cmd_evaluate,
+    "sample": cmd_sample,
+    "manifold": cmd_manifold,
+    "reconstruct": cmd_reconstruct,
+    "export": cmd_export,
+    "data": cmd_data,
+}

@@ -1,0 +1,204 @@
+"""Every setting of a model and of its training, written once.
+
+``ModelConfig`` (what shapes the network) and ``TrainConfig`` (how it is trained) are dataclasses
+whose fields carry their ``Setting``: type, default, unit, help, the values allowed, whether a
+resumed run may change it, and its label on the Train page's form. Everything else is derived from
+them: the validation of both configs, the ``vae-explorer train`` flags (``explorer.cli``), the
+Train form (``explorer.ui.widgets``) and the rules of ``--resume`` and ``--init-from``. To add a
+setting, add one field here (and read it where it takes effect). What a dataset implies
+(likelihood, binarisation, image shape, preprocessing) lives in ``explorer.datasets``.
+
+Pure Python: importing it loads no torch. Both configs are stored in a checkpoint's config.json.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import MISSING, asdict, dataclass, field, fields
+from typing import Any
+
+from explorer.datasets import DATASETS, binarized, spec
+
+
+@dataclass(frozen=True)
+class Setting:
+    """What one config field is, what it may be, and who may change it when."""
+
+    help: str
+    unit: str = ""  # what a number counts, for help texts
+    choices: tuple = ()  # the allowed values, when they are few
+    labels: tuple = ()  # (choice, words) pairs for the form
+    low: float | None = None  # inclusive bounds of a number (each width of a tuple)
+    high: float | None = None
+    optional: bool = False  # None allowed ("all", "the dataset's")
+    resumable: bool = False  # a resumed run may change it
+    form: str = ""  # the Train form's label; "": not on the form
+    name: str = ""  # the field's name (filled in from the dataclass)
+    kind: type = object  # int, float, str or tuple (filled in from the default)
+    default: Any = None  # the field's default (filled in from the dataclass)
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    def check(self, value: Any) -> str | None:
+        """Why ``value`` is not allowed, in words, or None when it is."""
+        if value is None:
+            return None if self.optional else f"{self.name} must be given"
+        if self.choices and value not in self.choices:
+            return f"{self.name} must be one of {', '.join(map(str, self.choices))}, not {value!r}"
+        numbers = tuple(value) if isinstance(value, (tuple, list)) else (value,)
+        if self.kind in (int, float, tuple):
+            if not numbers or any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in numbers):
+                return f"{self.name} must be {'numbers' if self.kind is tuple else 'a number'}, not {value!r}"
+            if self.kind in (int, tuple) and any(int(v) != v for v in numbers):
+                return f"{self.name} must be whole, not {value!r}"
+            if self.low is not None and min(numbers) < self.low:
+                return f"{self.name} must be >= {self.low:g}, not {value!r}"
+            if self.high is not None and max(numbers) > self.high:
+                return f"{self.name} must be <= {self.high:g}, not {value!r}"
+        return None
+
+
+def setting(default: Any, help: str, **kw) -> Any:
+    """A dataclass field with its ``Setting`` (see the module's docstring)."""
+    factory = (lambda: default) if isinstance(default, (list, dict)) else None
+    meta = {"setting": Setting(help, **kw)}
+    return field(default_factory=factory, metadata=meta) if factory else field(default=default, metadata=meta)
+
+
+def settings(config_class) -> tuple[Setting, ...]:
+    """The ``Setting`` of each field of ``config_class`` that has one, with its name and kind."""
+    out = []
+    for f in fields(config_class):
+        if "setting" not in f.metadata:
+            continue
+        value = f.default if f.default is not MISSING else f.default_factory()
+        kind = {int: int, float: float, str: str, tuple: tuple}.get(type(value), _kind_of(f.type))
+        fields_ = {**asdict(f.metadata["setting"]), "name": f.name, "kind": kind, "default": value}
+        out.append(Setting(**fields_))
+    return tuple(out)
+
+
+def _kind_of(annotation: str) -> type:
+    """The kind of a field whose default is None, from its annotation ("int | None")."""
+    for kind in (int, float, str):
+        if annotation.startswith(kind.__name__):
+            return kind
+    return str
+
+
+def _check(config) -> None:
+    problems = [p for s in settings(type(config)) if (p := s.check(getattr(config, s.name))) is not None]
+    if problems:
+        raise ValueError("; ".join(problems))
+
+
+DEFAULT_DATASET = "mnist"
+
+
+@dataclass
+class ModelConfig:
+    """What shapes the network; stored in config.json and in the weights' own metadata."""
+
+    latent_dim: int = setting(2, "size of z; 2 gives the scatter and the manifold", low=1, high=1024,
+                              form="Latent size")  # fmt: skip
+    hidden: tuple = setting((512, 512), "widths of the hidden layers, mirrored in the decoder",
+                            unit="units per layer", low=1, high=65_536, form="Hidden sizes")  # fmt: skip
+    activation: str = setting("relu", "the hidden layers' nonlinearity (the paper used tanh)",
+                              choices=("relu", "tanh"), form="Activation")  # fmt: skip
+    likelihood: str = setting(spec(DEFAULT_DATASET).likelihood,
+                              "p(x|z): bernoulli (logits) or gaussian (mean, log-variance); default: the "
+                              "dataset's", choices=("bernoulli", "gaussian"), form="Likelihood")  # fmt: skip
+    image_shape: tuple = spec(DEFAULT_DATASET).image_shape  # (C, H, W) of the data: the dataset's
+    gaussian_min_logvar: float = -8.0  # floor on the Gaussian decoder's log-variance (stability)
+    extra: dict = field(default_factory=dict)  # free-form notes (not used by the network)
+
+    def __post_init__(self) -> None:
+        self.image_shape = tuple(int(s) for s in self.image_shape)
+        self.hidden = tuple(int(h) if isinstance(h, (int, float)) else h for h in self.hidden)
+        _check(self)
+        if len(self.image_shape) != 3 or min(self.image_shape) < 1:
+            raise ValueError(f"image_shape must be (C, H, W) of positive sizes, got {self.image_shape}")
+
+    @property
+    def pixels(self) -> int:
+        c, h, w = self.image_shape
+        return c * h * w
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["image_shape"], d["hidden"] = list(self.image_shape), list(self.hidden)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ModelConfig:
+        known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+
+@dataclass
+class TrainConfig:
+    """How a model is trained (Kingma & Welling's Algorithm 1 and its options); stored in the
+    run's config.json."""
+
+    dataset: str = setting(DEFAULT_DATASET, "what to train on", choices=DATASETS, form="Dataset")
+    epochs: int = setting(50, "passes over the (limited) training set, in all", unit="epochs", low=1,
+                          high=1_000_000, resumable=True, form="Epochs")  # fmt: skip
+    batch_size: int = setting(100, "M, images per minibatch (paper: 100)", unit="images", low=1,
+                              high=65_536, form="Batch size M")  # fmt: skip
+    samples: int = setting(1, "L draws of eps per image (K of the iwae objective)", unit="draws", low=1,
+                           high=100_000, resumable=True, form="Samples L")  # fmt: skip
+    objective: str = setting("elbo", "elbo (the VAE's bound) or iwae (the importance-weighted bound L_K "
+                             "with K = samples)", choices=("elbo", "iwae"), resumable=True,
+                             labels=(("elbo", "ELBO (VAE)"), ("iwae", "IWAE bound L_K, K = L")),
+                             form="Objective")  # fmt: skip
+    estimator: str = setting("analytic", "SGVB estimator: analytic = B (analytic KL), mc = A (Monte "
+                             "Carlo)", choices=("analytic", "mc"),
+                             labels=(("analytic", "B: analytic KL"), ("mc", "A: Monte Carlo")),
+                             form="Estimator")  # fmt: skip
+    beta: float = setting(1.0, "weight on the KL term (1: the ELBO)", low=0.0, high=100.0,
+                          form="Beta (KL weight)")  # fmt: skip
+    optimizer: str = setting("adam", "the update rule", choices=("adam", "adagrad", "rmsprop", "sgd"),
+                             form="Optimiser")  # fmt: skip
+    lr: float = setting(1e-3, "learning rate", unit="per step, not scaled by M", low=1e-12,
+                        resumable=True, form="Learning rate")  # fmt: skip
+    weight_decay: float = setting(0.0, "L2 on all weights: the paper's prior on theta", low=0.0)
+    binarize: str = setting("auto", "dynamic binarisation of every minibatch (auto: on for a Bernoulli "
+                            "model of a binarised dataset, MNIST's likelihood protocol); none: grey "
+                            "levels", choices=("auto", "dynamic", "none"))  # fmt: skip
+    limit: int | None = setting(None, "train on the first N images only", unit="images", low=1,
+                                optional=True, form="Training images (0 = all)")  # fmt: skip
+    test_limit: int | None = setting(None, "evaluate on the first N test images only", unit="images",
+                                     low=1, optional=True)  # fmt: skip
+    seed: int = setting(0, "seeds initialisation, permutations, eps and binarisation")
+    device: str = setting("auto", "auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps",
+                          form="Device")  # fmt: skip
+    log_every: int = setting(100, "steps between metric lines", unit="steps", low=1)
+    eval_seed: int = setting(0, "seed of the test set's fixed binarisation")
+
+    def __post_init__(self) -> None:
+        _check(self)
+        if self.objective == "iwae" and self.beta != 1.0:
+            raise ValueError(
+                f"the iwae objective has no KL weight: set beta to 1 (not {self.beta:g}) "
+                "or use the elbo objective"
+            )
+        from explorer.devices import check_device_name  # the one list of devices
+
+        check_device_name(self.device)
+
+    def binarized(self, likelihood: str) -> bool:
+        """Whether training binarises each minibatch (and evaluation the test set, once)."""
+        if self.binarize == "auto":
+            return binarized(self.dataset, likelihood)
+        return self.binarize == "dynamic"
+
+
+MODEL_SETTINGS = settings(ModelConfig)
+TRAIN_SETTINGS = settings(TrainConfig)
+RESUMABLE = tuple(s.name for s in TRAIN_SETTINGS if s.resumable)  # what --resume may change
+ARCHITECTURE = tuple(s.name for s in MODEL_SETTINGS)  # what --init-from takes from its checkpoint

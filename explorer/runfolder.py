@@ -1,0 +1,201 @@
+"""A run folder: every path and file of one training run, and the rules for naming runs.
+
+A run folder holds the checkpoint (``model.safetensors``, ``train_state.safetensors``,
+``config.json``: see ``explorer.checkpoints``), ``metrics.jsonl`` (one JSON line per logging step
+and per epoch), ``status.json`` (what the training process is doing), ``commands.txt`` (how the
+run was made, for its model card), ``latents/`` (where test images sit in latent space after each
+epoch) and, for runs the app started, ``train.log``. The trainer writes them; the app, the cards
+and the benches read them, all through this class.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import time
+from pathlib import Path
+
+from explorer.errors import ExplorerError
+
+MODEL_FILE = "model.safetensors"
+METRICS_FILE = "metrics.jsonl"
+STATUS_FILE = "status.json"
+COMMANDS_FILE = "commands.txt"  # each command line that trained this run, one per line
+LOG_FILE = "train.log"  # what a run started by the app printed
+LATENTS_DIR = "latents"
+SNAPSHOT_SIZE = 2000  # test images whose latent means are saved every epoch
+RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+def runs_root() -> Path:
+    """Where the app keeps runs: ``$VAE_EXPLORER_RUNS`` or ``runs/`` in the working folder."""
+    return Path(os.environ.get("VAE_EXPLORER_RUNS") or "runs").resolve()
+
+
+def check_run_name(name: str) -> str:
+    """A run name is one folder name: letters, digits, '.', '_', '-'; no '..', no separators.
+
+    Raises:
+        ExplorerError: any other name, with what is allowed.
+    """
+    if not RUN_NAME.fullmatch(name or "") or ".." in name:
+        raise ExplorerError(
+            f"run name {name!r} is not allowed: use 1-64 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit (no '..' or '/')"
+        )
+    return name
+
+
+def list_runs(root: Path | None = None) -> list[str]:
+    """Run folders under the runs root that hold metrics, a checkpoint or a status, newest first."""
+    root = root or runs_root()
+    if not root.is_dir():
+        return []
+    runs = [
+        p for p in root.iterdir() if p.is_dir() and RUN_NAME.fullmatch(p.name) and RunFolder(p).holds_run()
+    ]
+    return [p.name for p in sorted(runs, key=lambda p: p.stat().st_mtime, reverse=True)]
+
+
+def finite_row(row: dict) -> dict:
+    """``row`` as standard JSON allows it: a float that is NaN or infinite becomes null and its
+    key is listed under "nonfinite" (strict JSON readers reject bare NaN and Infinity)."""
+    bad = [k for k, v in row.items() if isinstance(v, float) and not math.isfinite(v)]
+    if not bad:
+        return row
+    return {**{k: (None if k in bad else v) for k, v in row.items()}, "nonfinite": bad}
+
+
+class RunFolder:
+    """The files of one run, at ``path``."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        self.metrics = self.path / METRICS_FILE
+        self.status_file = self.path / STATUS_FILE
+        self.commands = self.path / COMMANDS_FILE
+        self.log = self.path / LOG_FILE
+        self.latents = self.path / LATENTS_DIR
+
+    def __repr__(self) -> str:
+        return f"RunFolder({str(self.path)!r})"
+
+    def has_checkpoint(self) -> bool:
+        return (self.path / MODEL_FILE).is_file()
+
+    def holds_run(self) -> bool:
+        """Whether a run has written here (metrics, a checkpoint or a status)."""
+        return self.metrics.exists() or (self.path / MODEL_FILE).exists() or self.status_file.exists()
+
+    # -- metrics.jsonl -----------------------------------------------------------------------------
+
+    def append_metrics(self, rows: list[dict]) -> None:
+        """Append JSON lines, standard JSON only, flushed to disk."""
+        with open(self.metrics, "a") as f:
+            f.write("".join(json.dumps(finite_row(r), allow_nan=False) + "\n" for r in rows))
+            f.flush()
+            os.fsync(f.fileno())
+
+    def read_metrics(self) -> list[dict]:
+        """The complete lines of metrics.jsonl (a torn last line is skipped)."""
+        rows = []
+        try:
+            lines = self.metrics.read_text().splitlines(keepends=True)
+        except FileNotFoundError:
+            return rows
+        for line in lines:
+            if not line.endswith("\n"):
+                break
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                break
+        return rows
+
+    def truncate_metrics(self, step: int) -> list[dict]:
+        """Keep only complete lines up to ``step`` (the checkpoint's), atomically; return them."""
+        rows = [r for r in self.read_metrics() if r.get("step", 0) <= step]
+        tmp = self.metrics.with_name(f".{METRICS_FILE}.tmp")
+        tmp.write_text("".join(json.dumps(finite_row(r), allow_nan=False) + "\n" for r in rows))
+        os.replace(tmp, self.metrics)
+        return rows
+
+    # -- status.json -------------------------------------------------------------------------------
+
+    def write_status(self, state: str, **fields) -> None:
+        """Record the run's state (atomically) for the app and other observers: starting, running,
+        stopped (checkpoint saved, resumable), finished or failed (with a message)."""
+        record = {"state": state, "pid": os.getpid(), "time": time.time(), **fields}
+        tmp = self.path / f".{STATUS_FILE}.tmp-{os.getpid()}"
+        tmp.write_text(json.dumps(record) + "\n")
+        os.replace(tmp, self.status_file)
+
+    def read_status(self) -> dict | None:
+        try:
+            return json.loads(self.status_file.read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return None
+
+    # -- commands.txt ------------------------------------------------------------------------------
+
+    def record_commands(self, lines: list[str]) -> None:
+        """Append lines to commands.txt: how the run was made, for its model card."""
+        with open(self.commands, "a") as f:
+            f.writelines(line + "\n" for line in lines)
+
+    def read_commands(self) -> list[str]:
+        try:
+            return self.commands.read_text().splitlines()
+        except OSError:
+            return []
+
+    # -- latents/: the latent space as it forms, one small file per epoch ------------------------------
+
+    def has_snapshot_labels(self) -> bool:
+        return (self.latents / "labels.npy").exists()
+
+    def write_latent_snapshot(self, epoch: int, points, labels=None) -> Path:
+        """Save the 2-D latent coordinates (n, 2) of the snapshot images after ``epoch`` (0 = before
+        training) as latents/epoch-NNNN.npy (float16, atomically); ``labels`` once, with epoch 0."""
+        import numpy as np
+
+        self.latents.mkdir(exist_ok=True)
+        # float16 holds up to 65,504: a diverging run's points are clipped there, not turned to inf.
+        limit = np.finfo(np.float16).max
+        points = np.nan_to_num(np.asarray(points, dtype=np.float64), nan=0.0, posinf=limit, neginf=-limit)
+        items = [(f"epoch-{epoch:04d}.npy", np.clip(points, -limit, limit).astype(np.float16))]
+        if labels is not None:
+            items.append(("labels.npy", np.asarray(labels, dtype=np.int16)))
+        for name, array in items:
+            tmp = self.latents / f".{name}.tmp-{os.getpid()}"
+            with open(tmp, "wb") as f:
+                np.save(f, array)
+            os.replace(tmp, self.latents / name)
+        return self.latents / items[0][0]
+
+    def read_latent_snapshots(self):
+        """(epochs [int], coordinates float32 (E, n, 2), labels (n,)) of the saved snapshots, in
+        epoch order; None when the run saved none. Unreadable files (a run from before snapshots,
+        a damaged file) are skipped."""
+        import numpy as np
+
+        try:
+            labels = np.load(self.latents / "labels.npy", allow_pickle=False)
+        except (OSError, ValueError):
+            return None
+        epochs, frames = [], []
+        for path in sorted(self.latents.glob("epoch-*.npy")):
+            try:
+                frame = np.load(path, allow_pickle=False)
+                epoch = int(path.stem.split("-")[1])
+            except (OSError, ValueError):
+                continue
+            if frame.shape != (len(labels), 2):
+                continue
+            epochs.append(epoch)
+            frames.append(frame.astype(np.float32))
+        if not frames:
+            return None
+        return epochs, np.stack(frames), labels

@@ -1,0 +1,51 @@
+"""The Interpolate page's two ends: each a test image, an upload or the drawing."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from explorer.errors import ImageError
+from explorer.images import make_grid, png_bytes
+from explorer.preprocess import UPLOAD_TYPES, preprocess_image
+from explorer.ui.insight import verdict_line
+from explorer.ui.models import test_images
+
+SOURCES = ["test image", "upload", "drawing"]
+
+
+def interpolation_end(column, label: str, default_index: int, model, key, dataset: str, names):
+    """One end of an interpolation, chosen in ``column``: a test image, an upload or the drawing
+    from the Draw page, shown with its ELBO and stranger verdict. Returns (image (C, H, W),
+    caption), or None with a message shown."""
+    images, labels = test_images(dataset)
+    with column:
+        st.subheader(label)
+        available = SOURCES if "drawing" in st.session_state else SOURCES[:2]
+        source = st.radio(f"{label} from", available, horizontal=True, key=f"src-{label}")
+        chosen = None
+        if source == "test image":
+            index = st.number_input(
+                "Test index",
+                0,
+                len(images) - 1,
+                default_index,
+                key=f"idx-{label}",
+                help="Any image of the test set, e.g. one you clicked on the Latent space page",
+            )
+            k = int(labels[index])
+            chosen = images[index], f"test #{index} ({names[k] if names else k})"
+        elif source == "drawing":
+            chosen = st.session_state["drawing"], "your drawing"
+        else:
+            upload = st.file_uploader("An image", type=UPLOAD_TYPES, key=f"up-{label}")
+            if upload is None:
+                st.info("Upload an image for this end.")
+                return None
+            try:
+                chosen = preprocess_image(upload.getvalue(), dataset), upload.name
+            except ImageError as exc:
+                st.error(f"{upload.name}: {exc}")
+                return None
+        st.image(png_bytes(make_grid(chosen[0][None], 1), scale=3), caption=chosen[1], output_format="PNG")
+        verdict_line(model, chosen[0], key, dataset)
+        return chosen

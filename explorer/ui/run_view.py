@@ -1,0 +1,90 @@
+"""The Train page's view of one run: progress, figures and live curves, and the latent space
+forming epoch by epoch. Both are drawn in fragments that rerun on a timer while the run trains."""
+
+from __future__ import annotations
+
+import math
+
+import streamlit as st
+
+from explorer.checkpoints import read_config
+from explorer.errors import ExplorerError
+from explorer.insight import align_frames, pick_frames
+from explorer.jobs import JobRegistry
+from explorer.plots import latent_animation, training_curves
+from explorer.runfolder import RunFolder
+from explorer.ui.models import label_names
+from explorer.ui.widgets import duration
+
+MAX_FRAMES = 40  # epochs shown in the animation: enough to see it form, light enough to resend
+
+
+def show_run(registry: JobRegistry, name: str) -> None:
+    """A run's progress, figures, state and curves; a Stop button while it trains."""
+    view = registry.view(name)
+    st.progress(
+        view.fraction,
+        text=f"{view.state}: step {view.step:,} of {view.total_steps or '?':,}"
+        if view.total_steps
+        else view.state,
+    )
+    if view.path:
+        st.caption(f"Training on: {view.path}")
+    a, b, c, d = st.columns(4)
+    a.metric("Epoch", f"{view.epoch} / {view.epochs or '?'}")
+    b.metric("Samples/s", f"{view.samples_per_s:,.0f}" if view.samples_per_s else "-")
+    c.metric("ETA", duration(view.eta_s) if view.active else "-")
+    last = next((r for r in reversed(view.rows) if "test_elbo" in r), None)
+    last_test = None if last is None else last["test_elbo"]
+    finite = last_test is not None and math.isfinite(last_test)
+    d.metric("Test ELBO (nats)", f"{last_test:.2f}" if finite else ("-" if last is None else "not finite"))
+    if last is not None and not finite:
+        st.warning(f"The test ELBO of epoch {last['epoch']} is not finite: the run has diverged.")
+    if view.state in ("failed", "lost"):
+        st.error(f"Run {name!r} {view.state}: {view.message}")
+    if view.active and st.button("Stop (saves a checkpoint)", key=f"stop-{name}"):
+        registry.stop(name)
+        st.toast(f"Stopping {name}: it saves a checkpoint first.")
+    if view.rows:
+        st.plotly_chart(
+            training_curves({name: view.rows}, {name: view.steps_per_epoch}), key=f"curves-{name}"
+        )
+    else:
+        st.info("Waiting for the first metrics (loading data, first steps)...")
+    if st.session_state.get("was_active") and not view.active:
+        st.session_state["was_active"] = False
+        st.rerun()  # the finished run now appears in the model picker
+    st.session_state["was_active"] = view.active
+
+
+def latent_forming(registry: JobRegistry, name: str) -> None:
+    """The latent space as it forms: the run's per-epoch snapshots of SNAPSHOT_SIZE test images."""
+    st.markdown("**The latent space forming**")
+    snapshots = RunFolder(registry.root / name).read_latent_snapshots()
+    if snapshots is None:
+        st.info(
+            "No latent snapshots yet: the first appears when training starts (runs made "
+            "before snapshots existed have none)."
+        )
+        return
+    epochs, frames, labels = snapshots
+    keep = pick_frames(epochs, MAX_FRAMES)
+    epochs, frames = [epochs[i] for i in keep], frames[keep]
+    try:
+        config = read_config(registry.root / name)
+        dims, names = config["model"]["latent_dim"], label_names(config)
+    except (ExplorerError, KeyError):
+        dims, names = 2, None
+    if dims > 2:
+        frames = align_frames(frames)  # principal components of each epoch, turned to match the last
+    axes = ("z1", "z2") if dims <= 2 else ("PC1", "PC2")
+    st.plotly_chart(
+        latent_animation(epochs, frames, labels, names, axes),
+        key=f"forming-{name}",
+        config={"displayModeBar": False},
+    )
+    st.caption(
+        f"Means of q(z|x) for {frames.shape[1]:,} test images after each epoch (0: before training)"
+        + ("" if dims <= 2 else "; principal components, aligned from epoch to epoch")
+        + ". Press Play, or drag the epoch slider."
+    )

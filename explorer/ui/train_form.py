@@ -1,0 +1,195 @@
+"""The Train page's form: one widget per setting that ``explorer.config`` puts on the form, with
+the setting's label, default, bounds, choices and help; the checks are the configs' own, and the
+answer is the ``vae-explorer train`` command line the job runs. A setting added to the configs
+with a form label appears here by itself."""
+
+from __future__ import annotations
+
+import time
+
+import streamlit as st
+import torch
+
+from explorer.checkpoints import dataset_of, read_config
+from explorer.config import MODEL_SETTINGS, TRAIN_SETTINGS, ModelConfig, Setting, TrainConfig
+from explorer.datasets import DATASETS, spec
+from explorer.devices import DEVICE_CHOICES
+from explorer.errors import ExplorerError
+from explorer.ui.models import RUN_PREFIX, folder_of
+
+NEW_MODEL = "a new model"
+LOG_EVERY = 20  # steps per metrics line for runs started here: the live curves move often
+COLUMNS = 4
+
+
+def widget_key(name: str) -> str:
+    """The form widget of setting ``name`` (tests find widgets by it)."""
+    return f"setting-{name}"
+
+
+def run_started() -> None:
+    """Call once a run has started: the form then suggests a fresh name. (Only then: a Start that
+    was refused keeps the suggestion, or the name the user typed would be replaced.)"""
+    st.session_state.pop("suggested_run", None)
+
+
+def start_point(models: list[str]) -> tuple[str, dict] | None:
+    """The "Start from" choice above the form: None for a new model, or (the model's name or
+    folder for --init-from, its config.json). Outside the form, so that choosing a model at once
+    shows its architecture in the form."""
+    choice = st.selectbox(
+        "Start from",
+        [NEW_MODEL, *models],
+        help="Fine-tune a shipped model or one of your runs: the new run starts from its weights "
+        "and takes its architecture and dataset, with a fresh optimiser. (To continue a run "
+        "with its own optimiser state, use `vae-explorer train --resume`.)",
+    )
+    if st.session_state.get("start-choice") != choice:
+        # Another start point: its architecture and recipe replace what the form showed (widgets
+        # with a key would otherwise keep their values).
+        for key in [k for k in st.session_state if str(k).startswith(widget_key(""))]:
+            del st.session_state[key]
+        st.session_state["start-choice"] = choice
+    if choice == NEW_MODEL:
+        return None
+    folder = folder_of(choice)
+    try:
+        config = read_config(folder)
+        arch, dataset = config["model"], dataset_of(config)
+    except (ExplorerError, KeyError, TypeError) as exc:
+        st.error(f"Cannot start from {choice!r}: {exc}. Pick another model, or a new one.")
+        return None
+    if dataset not in DATASETS:
+        st.error(f"Cannot start from {choice!r}: it was trained on {dataset!r}, which this app cannot load.")
+        return None
+    st.caption(
+        f"Starting from the weights of **{choice}**: {dataset}, latent size {arch['latent_dim']}, "
+        f"hidden {','.join(map(str, arch['hidden']))}, {arch['activation']}. The training settings "
+        "below start as the ones it was trained with; change them as you like."
+    )
+    # A shipped model by its name (its lineage reads "mnist-z2"), a run by its folder.
+    return (str(folder) if choice.startswith(RUN_PREFIX) else choice), config
+
+
+def _widget(column, s: Setting, value, disabled: bool):
+    """The widget of one setting, showing ``value``; returns what the user set."""
+    common = {
+        "key": widget_key(s.name),
+        "help": s.help + (f" ({s.unit})" if s.unit else ""),
+        "disabled": disabled,
+    }
+    if s.choices or s.name == "device":
+        options = list(s.choices or DEVICE_CHOICES)
+        if s.name == "likelihood":
+            options = [None, *options]  # None: the dataset's
+        words = dict(s.labels)
+        index = options.index(value) if value in options else 0
+        return column.selectbox(
+            s.form, options, index=index, format_func=lambda o: words.get(o, str(o)), **common
+        )
+    if s.kind is tuple:
+        return column.text_input(s.form, ",".join(map(str, value)), **common)
+    if s.kind is int:
+        low = 0 if s.optional else int(s.low or 0)  # an optional count: 0 means all
+        high = int(s.high) if s.high is not None else None
+        return column.number_input(s.form, low, high, int(value or 0), step=1, **common)
+    high = float(s.high) if s.high is not None else None
+    return column.number_input(s.form, float(s.low or 0.0), high, float(value), format="%.6g", **common)
+
+
+def _values(fixed: bool, arch: dict, recipe: dict) -> dict:
+    """The form's widgets in four columns; returns {setting name: value}."""
+    shown = [s for s in (*MODEL_SETTINGS, *TRAIN_SETTINGS) if s.form]
+    columns = st.columns(COLUMNS)
+    values = {}
+    for i, s in enumerate(shown):
+        is_model = s in MODEL_SETTINGS
+        start = (arch if is_model else recipe).get(s.name, s.default)
+        if s.name in ("epochs", "device", "limit"):
+            start = s.default  # how long and where: a new choice every run, not the parent's
+        values[s.name] = _widget(columns[i % COLUMNS], s, start, fixed and (is_model or s.name == "dataset"))
+    return values
+
+
+def _configs(values: dict) -> tuple[ModelConfig, TrainConfig]:
+    """The configs the form's values make (their own checks: ValueError with the reasons)."""
+    model = {s.name: values[s.name] for s in MODEL_SETTINGS if s.form}
+    if isinstance(model.get("hidden"), str):
+        try:
+            model["hidden"] = tuple(int(w) for w in model["hidden"].replace(" ", "").split(",") if w)
+        except ValueError:
+            raise ValueError(
+                f"hidden sizes must be positive widths like 512,512, not {model['hidden']!r}"
+            ) from None
+    train = {s.name: values[s.name] for s in TRAIN_SETTINGS if s.form}
+    train["limit"] = train.get("limit") or None
+    described = spec(train["dataset"])
+    model["likelihood"] = model.get("likelihood") or described.likelihood
+    return ModelConfig(**model, image_shape=described.image_shape), TrainConfig(**train)
+
+
+def _arguments(model: ModelConfig, train: TrainConfig, values: dict, start) -> list[str]:
+    """The command line of the form's settings (all of them, said explicitly)."""
+    args = []
+    settings = [s for s in TRAIN_SETTINGS if s.form] + (
+        [] if start else [s for s in MODEL_SETTINGS if s.form]
+    )
+    for s in settings:
+        value = getattr(model if s in MODEL_SETTINGS else train, s.name)
+        if s.name == "likelihood" and values.get("likelihood") is None:
+            continue  # the dataset's, as the CLI would choose
+        if value is not None:
+            args += [
+                s.flag,
+                ",".join(map(str, value))
+                if s.kind is tuple
+                else repr(value)
+                if s.kind is float
+                else str(value),
+            ]
+    if start:
+        args += ["--init-from", start[0]]
+    return [*args, "--log-every", str(LOG_EVERY)]
+
+
+def train_form(start: tuple[str, dict] | None = None) -> tuple[str, list[str]] | None:
+    """The Train page's settings form; returns (run name, CLI arguments) when Start is pressed.
+    With ``start`` (from :func:`start_point`) the run fine-tunes that model: its dataset and
+    architecture are shown, fixed, and the arguments carry --init-from instead."""
+    fixed = start is not None
+    arch = start[1]["model"] if fixed else {}
+    recipe = {**(start[1].get("train") or {}), "dataset": dataset_of(start[1])} if fixed else {}
+    with st.form("train_form", border=True):
+        values = _values(fixed, arch, recipe)
+        # The suggested name is made once per session: a default that changed on every rerun
+        # would reset what the user typed.
+        suggested = st.session_state.setdefault("suggested_run", f"run-{time.strftime('%m%d-%H%M%S')}")
+        a, b = st.columns(2)
+        name = a.text_input("Run name", suggested, help="the folder runs/NAME")
+        gpus = torch.cuda.device_count()
+        processes = 1
+        if gpus > 1:
+            processes = b.number_input(
+                "Processes (GPUs)",
+                1,
+                gpus,
+                1,
+                key="processes",
+                help="DistributedDataParallel: one process per GPU, each on its share of every batch",
+            )
+        started = st.form_submit_button("Start training", type="primary")
+    if not started:
+        return None
+    try:
+        model, train = _configs(values)
+    except ValueError as exc:
+        st.error(f"These settings cannot train: {exc}.")
+        return None
+    if train.batch_size % processes:
+        st.error(
+            f"Batch size {train.batch_size} does not split over {processes} processes; "
+            f"use a multiple of {processes}."
+        )
+        return None
+    args = _arguments(model, train, values, start)
+    return name.strip(), args + (["--nproc", str(processes)] if processes > 1 else [])
