@@ -88,6 +88,49 @@ def importance_per_image(
     return torch.cat(out)
 
 
+def divergence(figures: dict[str, float], pixels: int) -> str | None:
+    """Why a run's ``figures`` (train loss, test ELBO, ...: nats per image) say it diverged, in
+    words, or None: a figure that is not finite, or a test ELBO below ``DIVERGED_NATS_PER_DIM``
+    nats per pixel (``pixels`` per image), what no model that learnt anything scores."""
+    floor = -DIVERGED_NATS_PER_DIM * pixels
+    broken = {k: v for k, v in figures.items() if not math.isfinite(v)}
+    if not broken and figures.get("test_elbo", 0.0) < floor:
+        broken = {"test_elbo": figures["test_elbo"]}
+    if not broken:
+        return None
+    named = ", ".join(f"{k.replace('_', ' ')} {v:.4g}" for k, v in broken.items())
+    return f"the {named} (not finite, or below {floor:,.0f} nats, what no model that learnt anything scores)"
+
+
+@torch.no_grad()
+def test_figures(model: VAE, x: torch.Tensor, objective: str, samples: int, seed: int, world=None) -> dict:
+    """The figures a run logs after each epoch on its test set ``x`` (T, C, H, W): the means of
+    the ELBO, its reconstruction term and its KL term (nats per image, L = 1 draw), and with the
+    ``iwae`` objective the bound it trains on, L_K with K = ``samples`` (Burda et al. 2015, eq. 8)
+    as ``test_bound``. The draws come from their own generator seeded by ``seed``, so they neither
+    move the caller's random stream nor depend on how the test set is split: with ``world`` (an
+    ``explorer.distributed.World``) each process scores its share and the sums are added."""
+    rank, size = (world.rank, world.size) if world is not None else (0, 1)
+    n, latent = len(x), model.config.latent_dim
+    gen = torch.Generator().manual_seed(seed)
+    eps = torch.randn(n, latent, generator=gen)
+    lo, hi = rank * n // size, (rank + 1) * n // size
+    was_training = model.training
+    model.eval()
+    recon, kl = elbo_per_image(model, x[lo:hi], eps=eps[lo:hi])
+    parts = [(recon - kl).double().sum(), recon.double().sum(), kl.double().sum()]
+    names = ["test_elbo", "test_recon", "test_kl"]
+    if objective == "iwae":
+        draws = torch.randn(samples, n, latent, generator=gen)[:, lo:hi]
+        parts.append(bound_per_image(model, x[lo:hi], draws).double().sum())
+        names.append("test_bound")
+    model.train(was_training)
+    sums = torch.stack(parts).to(x.device)
+    if world is not None:
+        sums = world.sum(sums)
+    return dict(zip(names, (sums / n).tolist()))
+
+
 @torch.no_grad()
 def latent_stats(model: VAE, x: torch.Tensor, batch_size: int = 1000) -> tuple[torch.Tensor, torch.Tensor]:
     """Per latent dimension: the variance over x of the posterior mean E_q[z_j] (z,), and the mean

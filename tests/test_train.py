@@ -184,7 +184,7 @@ def test_resume_can_switch_to_the_iwae_objective(tmp_path):
     assert (read_config(out)["train"]["objective"], read_config(out)["train"]["samples"]) == ("iwae", 2)
     beta = start_run(tmp_path / "beta", SMALL, _cfg(epochs=1, limit=300, beta=0.5), progress=False)
     before = (beta / "model.safetensors").read_bytes()
-    with pytest.raises(ExplorerError, match="cannot change the run.*beta 1"):
+    with pytest.raises(ExplorerError, match="cannot change the run.*set beta to 1 \\(not 0.5\\)"):
         resume_run(beta, epochs=2, progress=False, objective="iwae", samples=4)
     assert (beta / "model.safetensors").read_bytes() == before
 
