@@ -274,7 +274,7 @@ def test_uploads_good_and_bad(shipped):
 
 
 def test_upload_count_is_limited(shipped):
-    from explorer.preprocess import MAX_UPLOADS
+    from explorer.reading import MAX_UPLOADS
 
     files = []
     for i in range(MAX_UPLOADS + 3):  # bars of different widths: different files

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from explorer import data
+from explorer import data, sources
 from explorer.errors import DatasetError
 
 
@@ -25,10 +25,10 @@ def _fake_mnist_source(label_shift=0):
 
     def source(name, dest):
         rng = np.random.default_rng(0)
-        data.write_idx(dest / "train-images-idx3-ubyte", rng.integers(0, 256, (6, 28, 28)))
-        data.write_idx(dest / "train-labels-idx1-ubyte", np.arange(6) % 10 + label_shift)
-        data.write_idx(dest / "t10k-images-idx3-ubyte", rng.integers(0, 256, (3, 28, 28)))
-        data.write_idx(dest / "t10k-labels-idx1-ubyte", np.arange(3))
+        sources.write_idx(dest / "train-images-idx3-ubyte", rng.integers(0, 256, (6, 28, 28)))
+        sources.write_idx(dest / "train-labels-idx1-ubyte", np.arange(6) % 10 + label_shift)
+        sources.write_idx(dest / "t10k-images-idx3-ubyte", rng.integers(0, 256, (3, 28, 28)))
+        sources.write_idx(dest / "t10k-labels-idx1-ubyte", np.arange(3))
 
     return source
 
@@ -37,26 +37,26 @@ def _md5s_of(source, tmp_path):
     folder = tmp_path / "reference"
     folder.mkdir()
     source("mnist", folder)
-    return {f: data.md5_file(folder / f) for f in data.MNIST_FILES}
+    return {f: sources.md5_file(folder / f) for f in sources.MNIST_FILES}
 
 
 def test_idx_roundtrip(tmp_path):
     a = np.random.default_rng(0).integers(0, 256, (4, 5, 6)).astype(np.uint8)
-    data.write_idx(tmp_path / "x", a)
-    np.testing.assert_array_equal(data.read_idx(tmp_path / "x"), a)
+    sources.write_idx(tmp_path / "x", a)
+    np.testing.assert_array_equal(sources.read_idx(tmp_path / "x"), a)
     (tmp_path / "bad").write_bytes(b"\x00\x00\x08\x01\x00\x00\x00\x05abc")
     with pytest.raises(DatasetError, match="expected 5"):
-        data.read_idx(tmp_path / "bad")
+        sources.read_idx(tmp_path / "bad")
 
 
 def test_fallback_order_and_caching(data_dir, tmp_path, monkeypatch):
     good = _fake_mnist_source()
-    monkeypatch.setattr(data, "MNIST_FILES", _md5s_of(good, tmp_path))
+    monkeypatch.setattr(sources, "MNIST_FILES", _md5s_of(good, tmp_path))
     calls = []
 
     def failing(name, dest):
         calls.append("failing")
-        raise data.SourceFailed("no network")
+        raise sources.SourceFailed("no network")
 
     def counted(name, dest):
         calls.append("good")
@@ -64,21 +64,21 @@ def test_fallback_order_and_caching(data_dir, tmp_path, monkeypatch):
 
     folder = data.fetch("mnist", [("first", failing), ("second", counted)])
     assert calls == ["failing", "good"]
-    assert sorted(p.name for p in folder.iterdir()) == sorted([*data.MNIST_FILES, "source.json"])
+    assert sorted(p.name for p in folder.iterdir()) == sorted([*sources.MNIST_FILES, "source.json"])
     # Second time: the cache answers, no source is called.
     data.fetch("mnist", [("first", failing), ("second", counted)])
     assert calls == ["failing", "good"]
-    monkeypatch.setattr(data, "SOURCES", {"mnist": [("fake", good)]})
+    monkeypatch.setattr(sources, "SOURCES", {"mnist": [("fake", good)]})
     ds = data.load_dataset("mnist", "train")
     assert ds.images.shape == (6, 1, 28, 28) and ds.images.dtype == torch.uint8
     assert ds.labels.dtype == torch.int64 and ds.labels.tolist() == [0, 1, 2, 3, 4, 5]
 
 
 def test_wrong_checksum_is_an_error_naming_every_source(data_dir, tmp_path, monkeypatch):
-    monkeypatch.setattr(data, "MNIST_FILES", _md5s_of(_fake_mnist_source(), tmp_path))
+    monkeypatch.setattr(sources, "MNIST_FILES", _md5s_of(_fake_mnist_source(), tmp_path))
 
     def offline(name, dest):
-        raise data.SourceFailed("download failed: no route to host")
+        raise sources.SourceFailed("download failed: no route to host")
 
     with pytest.raises(DatasetError) as err:
         data.fetch("mnist", [("net", offline), ("tampered", _fake_mnist_source(label_shift=1))])
@@ -90,16 +90,16 @@ def test_wrong_checksum_is_an_error_naming_every_source(data_dir, tmp_path, monk
 
 def test_corrupted_cache_is_refetched(data_dir, tmp_path, monkeypatch):
     good = _fake_mnist_source()
-    monkeypatch.setattr(data, "MNIST_FILES", _md5s_of(good, tmp_path))
+    monkeypatch.setattr(sources, "MNIST_FILES", _md5s_of(good, tmp_path))
     folder = data.fetch("mnist", [("good", good)])
     target = folder / "t10k-images-idx3-ubyte"
     target.write_bytes(target.read_bytes()[:-10] + b"x" * 10)
     data.fetch("mnist", [("good", good)])
-    assert data.md5_file(target) == data.MNIST_FILES["t10k-images-idx3-ubyte"]
+    assert sources.md5_file(target) == sources.MNIST_FILES["t10k-images-idx3-ubyte"]
 
 
 def test_interrupted_fetch_leaves_no_partial_file(data_dir, tmp_path, monkeypatch):
-    monkeypatch.setattr(data, "MNIST_FILES", _md5s_of(_fake_mnist_source(), tmp_path))
+    monkeypatch.setattr(sources, "MNIST_FILES", _md5s_of(_fake_mnist_source(), tmp_path))
 
     def interrupted(name, dest):
         (dest / "train-images-idx3-ubyte").write_bytes(b"\x00\x00\x08\x03" + b"\x01" * 1000)
@@ -112,7 +112,7 @@ def test_interrupted_fetch_leaves_no_partial_file(data_dir, tmp_path, monkeypatc
 
 def test_restricted_unpickler_loads_arrays_and_refuses_code():
     payload = ((np.arange(6, dtype=np.float32).reshape(2, 3), np.array([1, 2])), [np.zeros(2)])
-    loaded = data.restricted_unpickle(pickle.dumps(payload, protocol=2))
+    loaded = sources.restricted_unpickle(pickle.dumps(payload, protocol=2))
     np.testing.assert_array_equal(loaded[0][0], payload[0][0])
 
     class Evil:
@@ -122,7 +122,7 @@ def test_restricted_unpickler_loads_arrays_and_refuses_code():
             return (os.system, ("echo pwned",))
 
     with pytest.raises(pickle.UnpicklingError, match="only numpy arrays"):
-        data.restricted_unpickle(pickle.dumps(Evil()))
+        sources.restricted_unpickle(pickle.dumps(Evil()))
 
 
 def _write_frey_mat(path: Path, frames: np.ndarray) -> None:
@@ -172,12 +172,12 @@ def test_real_mnist_is_byte_exact(mnist_test):
     assert torch.bincount(mnist_test.labels).tolist()[:3] == [980, 1135, 1032]
     info = data.info("mnist")
     assert info["train"] == 60000 and info["test"] == 10000
-    assert all(f["md5"] == data.MNIST_FILES[n] for n, f in info["files"].items())
+    assert all(f["md5"] == sources.MNIST_FILES[n] for n, f in info["files"].items())
 
 
 @pytest.mark.integration
 @pytest.mark.skipif(
-    not data.FASHION_MNIST_DEBIAN_DIR.is_dir(),
+    not sources.FASHION_MNIST_DEBIAN_DIR.is_dir(),
     reason="needs Debian's dataset-fashion-mnist (make test installs it as root)",
 )
 def test_real_fashion_mnist_from_debian(data_dir):
@@ -196,7 +196,7 @@ def test_debian_source_reports_missing_package(data_dir, tmp_path, monkeypatch):
 def test_debian_source_rejects_wrong_contents(data_dir, tmp_path, monkeypatch):
     folder = tmp_path / "fake-fashion"
     folder.mkdir()
-    for file in data.FASHION_MNIST_FILES:
+    for file in sources.FASHION_MNIST_FILES:
         buf = io.BytesIO()
         with gzip.GzipFile(fileobj=buf, mode="wb") as gz:
             gz.write(b"\x00\x00\x08\x01\x00\x00\x00\x01\x05")

@@ -7,7 +7,7 @@ import pytest
 import tomllib
 
 from explorer.jobs import JobRegistry
-from explorer.preprocess import MAX_UPLOAD_BYTES
+from explorer.reading import MAX_UPLOAD_BYTES
 
 ROOT = Path(__file__).resolve().parent.parent
 

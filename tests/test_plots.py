@@ -3,7 +3,8 @@
 import plotly.graph_objects as go
 
 from explorer.latent import fit_projection
-from explorer.plots import latent_scatter, training_curves
+from explorer.latent_plots import latent_scatter
+from explorer.plots import training_curves
 
 
 def test_latent_scatter_is_valid_and_indexed():
@@ -60,14 +61,8 @@ def test_overlays_prior_map_kl_bars_and_animation_are_valid_plotly():
     import torch
 
     from explorer.insight import density_map
-    from explorer.plots import (
-        add_outline,
-        add_path,
-        add_points,
-        kl_bars,
-        latent_animation,
-        prior_vs_posterior,
-    )
+    from explorer.latent_plots import add_outline, add_path, add_points, latent_animation, prior_vs_posterior
+    from explorer.plots import kl_bars
 
     fig = latent_scatter([[0.0, 0.0], [1.0, 1.0]], [0, 1])
     add_outline(fig, np.array([[0, 0], [1, 0], [1, 1], [0, 0]]), "1 sigma", dash="dash")

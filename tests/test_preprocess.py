@@ -11,7 +11,8 @@ import torch
 from PIL import Image
 
 from explorer.errors import ImageError
-from explorer.preprocess import canvas_image, preprocess_image
+from explorer.preprocess import preprocess_image
+from explorer.reading import canvas_image
 
 
 def _png(image: Image.Image, fmt="PNG") -> bytes:

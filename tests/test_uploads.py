@@ -10,7 +10,8 @@ import torch
 from PIL import Image
 
 from explorer.errors import ImageError
-from explorer.preprocess import MAX_UPLOAD_BYTES, preprocess_image
+from explorer.preprocess import preprocess_image
+from explorer.reading import MAX_UPLOAD_BYTES
 
 
 def save(image: Image.Image, fmt: str, **kw) -> bytes:

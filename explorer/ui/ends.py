@@ -6,7 +6,8 @@ import streamlit as st
 
 from explorer.errors import ImageError
 from explorer.images import make_grid, png_bytes
-from explorer.preprocess import UPLOAD_TYPES, preprocess_image
+from explorer.preprocess import preprocess_image
+from explorer.reading import UPLOAD_TYPES
 from explorer.ui.insight import verdict_line
 from explorer.ui.models import test_images
 

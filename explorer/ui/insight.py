@@ -18,8 +18,8 @@ from explorer.insight import (
     posterior_samples,
 )
 from explorer.latent import Projection
+from explorer.latent_plots import add_outline, add_points, latent_scatter
 from explorer.model import VAE
-from explorer.plots import add_outline, add_points, latent_scatter
 from explorer.strangers import SOURCE, STRANGER_QUANTILE, Reference, stranger_message
 from explorer.ui.models import (
     MAP_POINTS,
@@ -187,7 +187,8 @@ def image_report(model: VAE, x: torch.Tensor, key: tuple[str, int], dataset: str
 def show_prior_map(key: tuple[str, int], dataset: str, projection: Projection) -> None:
     """The aggregate posterior against the prior, the holes, and KL per dimension with active
     units: the Latent space page's second tab."""
-    from explorer.plots import kl_bars, prior_vs_posterior
+    from explorer.latent_plots import prior_vs_posterior
+    from explorer.plots import kl_bars
 
     dmap, kl, variance = prior_map(*key, dataset)
     st.caption(

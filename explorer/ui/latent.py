@@ -6,8 +6,8 @@ from __future__ import annotations
 import streamlit as st
 
 from explorer.insight import posterior
+from explorer.latent_plots import latent_scatter
 from explorer.model import VAE
-from explorer.plots import latent_scatter
 from explorer.ui.insight import axis_titles, draw_posterior, posterior_bars, samples_picture
 from explorer.ui.models import label_names, latent_map, test_images
 

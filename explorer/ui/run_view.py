@@ -11,7 +11,8 @@ from explorer.checkpoints import read_config
 from explorer.errors import ExplorerError
 from explorer.insight import align_frames, pick_frames
 from explorer.jobs import JobRegistry
-from explorer.plots import latent_animation, training_curves
+from explorer.latent_plots import latent_animation
+from explorer.plots import training_curves
 from explorer.runfolder import RunFolder
 from explorer.ui.models import label_names
 from explorer.ui.widgets import duration
