@@ -8,7 +8,8 @@ from explorer.errors import ImageError
 from explorer.images import make_grid, png_bytes
 from explorer.latent import PICK_MODES, pick_images, reconstruct
 from explorer.plots import PALETTE
-from explorer.preprocess import MAX_UPLOADS, UPLOAD_TYPES, preprocess_image
+from explorer.preprocess import preprocess_image
+from explorer.reading import MAX_UPLOADS, UPLOAD_TYPES
 from explorer.ui.insight import base_scatter, draw_posterior, image_report, reconstruction_gallery
 from explorer.ui.models import (
     MAP_POINTS,

@@ -5,7 +5,8 @@ import streamlit as st
 
 from explorer.datasets import spec
 from explorer.errors import ImageError
-from explorer.preprocess import canvas_image, preprocess_image
+from explorer.preprocess import preprocess_image
+from explorer.reading import canvas_image
 from explorer.ui.insight import base_scatter, draw_posterior, image_report
 from explorer.ui.models import MAP_POINTS, dataset_of, label_names, model_key, model_or_stop
 

@@ -7,7 +7,7 @@ import torch
 from explorer.images import make_grid, png_bytes, upscale
 from explorer.insight import gif_bytes, interpolate, posterior
 from explorer.latent import decode_mean
-from explorer.plots import add_path
+from explorer.latent_plots import add_path
 from explorer.ui.ends import interpolation_end
 from explorer.ui.insight import base_scatter
 from explorer.ui.models import MAP_POINTS, dataset_of, label_names, model_key, model_or_stop
