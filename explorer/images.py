@@ -1,5 +1,6 @@
-"""Pictures out: image grids, PNG files, the latent grid of the paper's Figure 4, small scatter
-pictures. (Pictures in, a user's images made into model input, are in ``explorer.preprocess``.)"""
+"""Pictures out: image grids, PNG files, looping GIFs, the latent grid of the paper's Figure 4,
+small scatter pictures. (Pictures in, a user's images made into model input, are in
+``explorer.preprocess``.)"""
 
 from __future__ import annotations
 
@@ -145,3 +146,15 @@ def side_by_side(left: np.ndarray, right: np.ndarray, gap: int = 16) -> np.ndarr
         y0 = (height - a.shape[0]) // 2
         canvas[y0 : y0 + a.shape[0], x0 : x0 + a.shape[1]] = a
     return canvas
+
+
+def gif_bytes(frames: list[np.ndarray], frame_ms: int = 120, bounce: bool = True) -> bytes:
+    """An endlessly looping animated GIF of uint8 frames (H, W) or (H, W, 3); ``bounce`` plays
+    the frames forwards then backwards so that the loop has no jump."""
+    if not frames:
+        raise ValueError("a GIF needs at least one frame")
+    seq = list(frames) + (list(frames[-2:0:-1]) if bounce else [])
+    images = [Image.fromarray(f).convert("P", palette=Image.Palette.ADAPTIVE) for f in seq]
+    buf = io.BytesIO()
+    images[0].save(buf, format="GIF", save_all=True, append_images=images[1:], duration=frame_ms, loop=0)
+    return buf.getvalue()

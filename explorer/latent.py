@@ -1,10 +1,14 @@
 """Latent-space computations behind the explorer pages: encode a dataset, project it to 2-D,
-decode points, reconstruct with per-image ELBO. Pure PyTorch; no Streamlit."""
+decode points and the manifold grid, reconstruct with per-image ELBO, pick images to show,
+interpolate between codes (linear or spherical), align the snapshots of a run. Pure PyTorch and
+NumPy; no Streamlit."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from explorer.model import VAE
@@ -149,3 +153,56 @@ def pick_images(
     else:
         raise ValueError(f"unknown mode {mode!r}; use one of {PICK_MODES}")
     return order[:count]
+
+
+# -- paths and snapshots in latent space -----------------------------------------------------------
+
+
+def interpolate(z0: torch.Tensor, z1: torch.Tensor, steps: int, method: str = "linear") -> torch.Tensor:
+    """``steps`` points (steps, z) from z0 to z1, both ends included.
+
+    ``linear``: (1 - t) z0 + t z1. ``spherical`` (slerp, about the origin): follows the great circle
+    between the two directions while the norm moves linearly, which keeps the path where a
+    Gaussian prior has its mass instead of cutting through the low-norm middle. Nearly parallel
+    (or zero) codes fall back to linear.
+    """
+    if steps < 2:
+        raise ValueError("interpolation needs at least 2 steps")
+    t = torch.linspace(0, 1, steps, dtype=torch.float64)[:, None]
+    a, b = z0.double(), z1.double()
+    if method == "linear":
+        return ((1 - t) * a + t * b).to(z0.dtype)
+    if method != "spherical":
+        raise ValueError(f"unknown interpolation {method!r}: use 'linear' or 'spherical'")
+    na, nb = a.norm(), b.norm()
+    if na < 1e-8 or nb < 1e-8:
+        return interpolate(z0, z1, steps, "linear")
+    cos = torch.clamp((a / na) @ (b / nb), -1.0, 1.0)
+    omega = torch.arccos(cos)
+    if omega < 1e-4 or math.pi - omega < 1e-4:  # parallel or opposite: the great circle is undefined
+        return interpolate(z0, z1, steps, "linear")
+    so = torch.sin(omega)
+    direction = (torch.sin((1 - t) * omega) / so) * (a / na) + (torch.sin(t * omega) / so) * (b / nb)
+    return (direction * ((1 - t) * na + t * nb)).to(z0.dtype)
+
+
+def align_frames(frames: np.ndarray) -> np.ndarray:
+    """Rotate/reflect each 2-D frame (E, n, 2) onto the last one (orthogonal Procrustes about
+    the centroids), so that principal-component pictures of successive epochs do not spin or flip
+    from one epoch to the next. Distances within a frame are unchanged."""
+    frames = np.asarray(frames, dtype=np.float64)
+    target = frames[-1] - frames[-1].mean(0)
+    out = np.empty_like(frames)
+    for i, frame in enumerate(frames):
+        centre = frame.mean(0)
+        u, _, vt = np.linalg.svd((frame - centre).T @ target)
+        out[i] = (frame - centre) @ (u @ vt) + centre
+    return out
+
+
+def pick_frames(epochs: list[int], most: int) -> list[int]:
+    """Indices of at most ``most`` of the snapshots, evenly spread, always the first and last."""
+    if len(epochs) <= most:
+        return list(range(len(epochs)))
+    picked = np.unique(np.round(np.linspace(0, len(epochs) - 1, most)).astype(int))
+    return picked.tolist()

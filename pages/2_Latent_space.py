@@ -3,9 +3,9 @@ reconstruction and its posterior. Second tab: the aggregate posterior against th
 
 import streamlit as st
 
-from explorer.ui.insight import show_prior_map
 from explorer.ui.latent import test_set_scatter
 from explorer.ui.models import dataset_of, latent_map, model_key, model_or_stop
+from explorer.ui.prior_map import show_prior_map
 
 st.set_page_config(page_title="Latent space - VAE Explorer", layout="wide")
 choice, model, config = model_or_stop()

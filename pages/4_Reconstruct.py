@@ -10,7 +10,7 @@ from explorer.latent import PICK_MODES, pick_images, reconstruct
 from explorer.plots import PALETTE
 from explorer.preprocess import preprocess_image
 from explorer.reading import MAX_UPLOADS, UPLOAD_TYPES
-from explorer.ui.insight import base_scatter, draw_posterior, image_report, reconstruction_gallery
+from explorer.ui.image_report import image_report, reconstruction_gallery
 from explorer.ui.models import (
     MAP_POINTS,
     dataset_of,
@@ -20,6 +20,7 @@ from explorer.ui.models import (
     test_images,
     test_reconstructions,
 )
+from explorer.ui.scatter import base_scatter, draw_posterior
 from explorer.ui.widgets import distinct_uploads
 
 st.set_page_config(page_title="Reconstruct - VAE Explorer", layout="wide")

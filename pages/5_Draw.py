@@ -7,8 +7,9 @@ from explorer.datasets import spec
 from explorer.errors import ImageError
 from explorer.preprocess import preprocess_image
 from explorer.reading import canvas_image
-from explorer.ui.insight import base_scatter, draw_posterior, image_report
+from explorer.ui.image_report import image_report
 from explorer.ui.models import MAP_POINTS, dataset_of, label_names, model_key, model_or_stop
+from explorer.ui.scatter import base_scatter, draw_posterior
 
 st.set_page_config(page_title="Draw - VAE Explorer", layout="wide")
 choice, model, config = model_or_stop()

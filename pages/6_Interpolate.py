@@ -4,13 +4,13 @@ along a great circle, and see each step decoded."""
 import streamlit as st
 import torch
 
-from explorer.images import make_grid, png_bytes, upscale
-from explorer.insight import gif_bytes, interpolate, posterior
-from explorer.latent import decode_mean
+from explorer.images import gif_bytes, make_grid, png_bytes, upscale
+from explorer.latent import decode_mean, interpolate
 from explorer.latent_plots import add_path
+from explorer.posterior import posterior
 from explorer.ui.ends import interpolation_end
-from explorer.ui.insight import base_scatter
 from explorer.ui.models import MAP_POINTS, dataset_of, label_names, model_key, model_or_stop
+from explorer.ui.scatter import base_scatter
 
 st.set_page_config(page_title="Interpolate - VAE Explorer", layout="wide")
 choice, model, config = model_or_stop()

@@ -60,7 +60,7 @@ def test_overlays_prior_map_kl_bars_and_animation_are_valid_plotly():
     import numpy as np
     import torch
 
-    from explorer.insight import density_map
+    from explorer.density import density_map
     from explorer.latent_plots import add_outline, add_path, add_points, latent_animation, prior_vs_posterior
     from explorer.plots import kl_bars
 

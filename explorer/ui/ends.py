@@ -8,7 +8,7 @@ from explorer.errors import ImageError
 from explorer.images import make_grid, png_bytes
 from explorer.preprocess import preprocess_image
 from explorer.reading import UPLOAD_TYPES
-from explorer.ui.insight import verdict_line
+from explorer.ui.image_report import verdict_line
 from explorer.ui.models import test_images
 
 SOURCES = ["test image", "upload", "drawing"]

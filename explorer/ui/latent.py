@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import streamlit as st
 
-from explorer.insight import posterior
 from explorer.latent_plots import latent_scatter
 from explorer.model import VAE
-from explorer.ui.insight import axis_titles, draw_posterior, posterior_bars, samples_picture
+from explorer.posterior import posterior
+from explorer.ui.image_report import posterior_bars, samples_picture
 from explorer.ui.models import label_names, latent_map, test_images
+from explorer.ui.scatter import axis_titles, draw_posterior
 
 PICKED = "picked"  # session state: (model choice, test index) of the clicked dot
 

@@ -9,8 +9,8 @@ import streamlit as st
 
 from explorer.checkpoints import read_config
 from explorer.errors import ExplorerError
-from explorer.insight import align_frames, pick_frames
 from explorer.jobs import JobRegistry
+from explorer.latent import align_frames, pick_frames
 from explorer.latent_plots import latent_animation
 from explorer.plots import training_curves
 from explorer.runfolder import RunFolder

@@ -1,5 +1,6 @@
-"""Page pieces for the posterior, strangers and the prior-vs-posterior map, shared by the Latent
-space, Reconstruct, Draw and Interpolate pages; the figures' numbers come from explorer.insight."""
+"""What the pages show of one image: input, reconstruction and draws from q(z|x), its ELBO as a
+percentile of the test set's, and whether it is a stranger to the model (Reconstruct, Draw,
+Interpolate, and a clicked dot on the Latent space page); and the Reconstruct page's gallery."""
 
 from __future__ import annotations
 
@@ -9,71 +10,14 @@ import streamlit as st
 import torch
 
 from explorer.datasets import spec
-from explorer.evaluate import ACTIVE_UNIT_THRESHOLD, latent_stats
 from explorer.images import make_grid, png_bytes
-from explorer.insight import (
-    density_map,
-    posterior,
-    posterior_ellipses,
-    posterior_samples,
-)
-from explorer.latent import Projection
-from explorer.latent_plots import add_outline, add_points, latent_scatter
 from explorer.model import VAE
+from explorer.plots import posterior_bars as bars
+from explorer.posterior import posterior, posterior_samples
 from explorer.strangers import SOURCE, STRANGER_QUANTILE, Reference, stranger_message
-from explorer.ui.models import (
-    MAP_POINTS,
-    cached_model,
-    latent_map,
-    stranger_detector,
-    test_images,
-    test_reconstructions,
-)
+from explorer.ui.models import stranger_detector, test_reconstructions
 
-DENSITY_IMAGES = 5000  # test images whose posteriors make up the aggregate posterior map
 SAMPLES = 8  # draws from q(z|x) shown beside the mean
-
-
-@st.cache_data(show_spinner="Mapping the aggregate posterior...", max_entries=8)
-def prior_map(path: str, mtime_ns: int, dataset: str):
-    """(density map, KL per dimension, variance of the means per dimension) for the model."""
-    model = cached_model(path, mtime_ns)
-    x = test_images(dataset)[0]
-    projection = latent_map(path, mtime_ns, dataset)[1]
-    mu, sigma = posterior(model, x[:DENSITY_IMAGES])
-    variance, kl = latent_stats(model, x)
-    return density_map(projection, mu, sigma), kl.tolist(), variance.tolist()
-
-
-def axis_titles(projection: Projection) -> tuple[str, str]:
-    if projection.kind == "pca":
-        ev = projection.explained
-        return f"PC1 ({ev[0]:.0%})", f"PC2 ({ev[1]:.0%})"
-    return "z1", "z2"
-
-
-def base_scatter(path: str, mtime_ns: int, dataset: str, names, count: int = MAP_POINTS, height: int = 460):
-    """The encoded test set (first ``count`` images) as a scatter to draw things on, and its
-    projection."""
-    means, projection, labels = latent_map(path, mtime_ns, dataset)
-    fig = latent_scatter(
-        projection(means[:count]).tolist(),
-        labels[:count].tolist(),
-        names,
-        axis_titles(projection),
-        height=height,
-    )
-    return fig, projection
-
-
-def draw_posterior(
-    fig, projection: Projection, mu: torch.Tensor, sigma: torch.Tensor, name: str, colour: str
-) -> None:
-    """The 1- and 2-sigma ellipses of q(z|x) and a marker at its mean, on a latent scatter."""
-    outlines = posterior_ellipses(projection, mu, sigma)
-    add_outline(fig, outlines[1.0], f"{name}: 1 sigma", colour, "solid", group=name)
-    add_outline(fig, outlines[2.0], f"{name}: 2 sigma", colour, "dash", group=name)
-    add_points(fig, projection(mu[None]).tolist(), [name], colour)
 
 
 def samples_picture(
@@ -122,8 +66,6 @@ def posterior_bars(mu: torch.Tensor, sigma: torch.Tensor, key: str) -> None:
         spread = ", ".join(f"{v:.2f}" for v in sigma.tolist())
         st.markdown(f"q(z|x): mean ({z}), standard deviation ({spread})")
         return
-    from explorer.plots import posterior_bars as bars
-
     st.caption(f"q(z|x) over its {len(mu)} dimensions: mean, with one standard deviation either side")
     st.plotly_chart(bars(mu.tolist(), sigma.tolist()), key=f"posterior-{key}")
 
@@ -182,44 +124,3 @@ def image_report(model: VAE, x: torch.Tensor, key: tuple[str, int], dataset: str
         st.warning(warning, icon=":material/help:")
     posterior_bars(mu, sigma, name)
     return mu, sigma
-
-
-def show_prior_map(key: tuple[str, int], dataset: str, projection: Projection) -> None:
-    """The aggregate posterior against the prior, the holes, and KL per dimension with active
-    units: the Latent space page's second tab."""
-    from explorer.latent_plots import prior_vs_posterior
-    from explorer.plots import kl_bars
-
-    dmap, kl, variance = prior_map(*key, dataset)
-    st.caption(
-        "Blue: the aggregate posterior q(z), the average of q(z|x) over "
-        f"{DENSITY_IMAGES:,} test images (log scale). Black circles: the prior N(0, I) at 1, 2 and 3 "
-        "sigma. Red: holes, where the prior puts mass but the data almost none (q(z) < p(z) / 10 "
-        "inside 2 sigma). Samples drawn from the prior in a hole decode to images unlike the data."
-    )
-    left, right = st.columns([3, 2], gap="medium")
-    with left:
-        st.plotly_chart(prior_vs_posterior(dmap, axis_titles(projection)), key="prior-map")
-    with right:
-        st.metric(
-            "Prior mass in holes",
-            f"{dmap.hole_mass:.1%}",
-            help="Probability that z ~ N(0, I) lands in a red region of the map",
-        )
-        active = sum(v > ACTIVE_UNIT_THRESHOLD for v in variance)
-        st.metric(
-            "Active units",
-            f"{active} of {len(kl)}",
-            help=f"Var over x of E[z_j] above {ACTIVE_UNIT_THRESHOLD} (Burda et al.)",
-        )
-        st.plotly_chart(kl_bars(kl, variance, ACTIVE_UNIT_THRESHOLD), key="kl-bars")
-        st.caption(
-            f"KL(q(z_j|x) || N(0, 1)) per latent dimension, averaged over the test set, "
-            f"{sum(kl):.2f} nats in all. Grey bars are inactive units: the encoder ignores them and "
-            "the decoder gets no information through them."
-        )
-        if projection.kind == "pca":
-            st.caption(
-                "The map is drawn in the scatter's principal-component plane; the prior "
-                "N(0, I) stays N(0, I) there, centred where z = 0 lands."
-            )

@@ -1,0 +1,67 @@
+"""The Latent space page's second tab: the aggregate posterior against the prior, its holes, and
+the KL of each latent dimension with the active units."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from explorer.density import HOLE_RADIUS, HOLE_RATIO, density_map
+from explorer.evaluate import ACTIVE_UNIT_THRESHOLD, latent_stats
+from explorer.latent import Projection
+from explorer.latent_plots import prior_vs_posterior
+from explorer.plots import kl_bars
+from explorer.posterior import posterior
+from explorer.ui.models import cached_model, latent_map, test_images
+from explorer.ui.scatter import axis_titles
+
+DENSITY_IMAGES = 5000  # test images whose posteriors make up the aggregate posterior map
+
+
+@st.cache_data(show_spinner="Mapping the aggregate posterior...", max_entries=8)
+def prior_map(path: str, mtime_ns: int, dataset: str):
+    """(density map, KL per dimension, variance of the means per dimension) for the model."""
+    model = cached_model(path, mtime_ns)
+    x = test_images(dataset)[0]
+    projection = latent_map(path, mtime_ns, dataset)[1]
+    mu, sigma = posterior(model, x[:DENSITY_IMAGES])
+    variance, kl = latent_stats(model, x)
+    return density_map(projection, mu, sigma), kl.tolist(), variance.tolist()
+
+
+def show_prior_map(key: tuple[str, int], dataset: str, projection: Projection) -> None:
+    """The aggregate posterior against the prior, the holes, and KL per dimension with active
+    units: the Latent space page's second tab."""
+    dmap, kl, variance = prior_map(*key, dataset)
+    st.caption(
+        "Blue: the aggregate posterior q(z), the average of q(z|x) over "
+        f"{DENSITY_IMAGES:,} test images (log scale). Black circles: the prior N(0, I) at 1, 2 and 3 "
+        "sigma. Red: holes, where the prior puts mass but the data almost none (q(z) < "
+        f"{HOLE_RATIO:g} p(z) inside {HOLE_RADIUS:g} sigma). Samples drawn from the prior in a hole "
+        "decode to images unlike the data."
+    )
+    left, right = st.columns([3, 2], gap="medium")
+    with left:
+        st.plotly_chart(prior_vs_posterior(dmap, axis_titles(projection)), key="prior-map")
+    with right:
+        st.metric(
+            "Prior mass in holes",
+            f"{dmap.hole_mass:.1%}",
+            help="Probability that z ~ N(0, I) lands in a red region of the map",
+        )
+        active = sum(v > ACTIVE_UNIT_THRESHOLD for v in variance)
+        st.metric(
+            "Active units",
+            f"{active} of {len(kl)}",
+            help=f"Var over x of E[z_j] above {ACTIVE_UNIT_THRESHOLD} (Burda et al.)",
+        )
+        st.plotly_chart(kl_bars(kl, variance, ACTIVE_UNIT_THRESHOLD), key="kl-bars")
+        st.caption(
+            f"KL(q(z_j|x) || N(0, 1)) per latent dimension, averaged over the test set, "
+            f"{sum(kl):.2f} nats in all. Grey bars are inactive units: the encoder ignores them and "
+            "the decoder gets no information through them."
+        )
+        if projection.kind == "pca":
+            st.caption(
+                "The map is drawn in the scatter's principal-component plane; the prior "
+                "N(0, I) stays N(0, I) there, centred where z = 0 lands."
+            )
