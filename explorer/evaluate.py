@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 
+from explorer.batches import BATCH, in_batches
 from explorer.data import binarize_fixed, load_dataset
 from explorer.errors import ExplorerError
 from explorer.model import VAE
@@ -43,32 +44,29 @@ def eval_images(
 def elbo_per_image(
     model: VAE,
     x: torch.Tensor,
-    batch_size: int = 1000,
+    batch_size: int = BATCH,
     estimator: str = "analytic",
     eps: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-image (recon, kl), each (N,) on the CPU, with L = 1 sample per image (``eps`` (N, z):
     the draws to use, else fresh ones)."""
-    device = next(model.parameters()).device
-    recon, kl = [], []
-    for start in range(0, len(x), batch_size):
-        e = None if eps is None else eps[None, start : start + batch_size].to(device)
-        terms = elbo_terms(model, x[start : start + batch_size].to(device), estimator, eps=e)
-        recon.append(terms.recon)
-        kl.append(terms.kl)
-    return torch.cat(recon).cpu(), torch.cat(kl).cpu()
+
+    def terms(xb: torch.Tensor, e: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        t = elbo_terms(model, xb, estimator, eps=None if e is None else e[None])
+        return t.recon, t.kl
+
+    return in_batches(model, terms, x, eps, batch_size=batch_size)
 
 
-def bound_per_image(model: VAE, x: torch.Tensor, eps: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+def bound_per_image(model: VAE, x: torch.Tensor, eps: torch.Tensor, batch_size: int = BATCH) -> torch.Tensor:
     """The IWAE bound L_K per image (N,) on the CPU, with the given draws ``eps`` (K, N, z): the
     trainer's test figure for the iwae objective (K small; see ``importance_per_image`` for the
     evaluation's K = 5000)."""
-    device = next(model.parameters()).device
-    out = []
-    for start in range(0, len(x), batch_size):
-        e = eps[:, start : start + batch_size].to(device)
-        out.append(iwae_bound(model, x[start : start + batch_size].to(device), e.shape[0], e)[0].cpu())
-    return torch.cat(out)
+
+    def bound(xb: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
+        return iwae_bound(model, xb, e.shape[0], e)[0]
+
+    return in_batches(model, bound, x, eps, batch_size=batch_size, dims=(0, 1))
 
 
 @torch.no_grad()
@@ -76,16 +74,16 @@ def importance_per_image(
     model: VAE, x: torch.Tensor, k: int = 5000, budget: int = 200_000, progress=None
 ) -> torch.Tensor:
     """L_K per image (N,) on the CPU. ``budget`` = decoded samples per chunk (memory bound)."""
-    device = next(model.parameters()).device
     batch = max(1, min(len(x), budget // k if k < budget else 1))
     chunk = max(1, budget // batch)
-    out = []
-    for start in range(0, len(x), batch):
-        xb = x[start : start + batch].to(device)
-        out.append(importance_log_likelihood(model, xb, k, chunk).cpu())
+
+    def bound(xb: torch.Tensor) -> torch.Tensor:
+        out = importance_log_likelihood(model, xb, k, chunk)
         if progress is not None:
             progress(len(xb))
-    return torch.cat(out)
+        return out
+
+    return in_batches(model, bound, x, batch_size=batch)
 
 
 def divergence(figures: dict[str, float], pixels: int) -> str | None:
@@ -132,18 +130,17 @@ def test_figures(model: VAE, x: torch.Tensor, objective: str, samples: int, seed
 
 
 @torch.no_grad()
-def latent_stats(model: VAE, x: torch.Tensor, batch_size: int = 1000) -> tuple[torch.Tensor, torch.Tensor]:
+def latent_stats(model: VAE, x: torch.Tensor, batch_size: int = BATCH) -> tuple[torch.Tensor, torch.Tensor]:
     """Per latent dimension: the variance over x of the posterior mean E_q[z_j] (z,), and the mean
     analytic KL(q(z_j|x) || N(0, 1)) (z,), in nats. Both on the CPU."""
-    device = next(model.parameters()).device
-    mus, kls = [], []
-    for start in range(0, len(x), batch_size):
-        mu, logvar = model.encode(x[start : start + batch_size].to(device))
-        mus.append(mu.double().cpu())
-        kls.append((-0.5 * (1 + logvar - mu.pow(2) - logvar.exp())).double().cpu())
-    mu = torch.cat(mus)
+
+    def means_and_kl(xb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mu, logvar = model.encode(xb)
+        return mu.double(), (-0.5 * (1 + logvar - mu.pow(2) - logvar.exp())).double()
+
+    mu, kl = in_batches(model, means_and_kl, x, batch_size=batch_size)
     variance = mu.var(0) if len(mu) > 1 else torch.zeros(mu.shape[1], dtype=torch.float64)
-    return variance, torch.cat(kls).mean(0)
+    return variance, kl.mean(0)
 
 
 @dataclass
@@ -188,7 +185,7 @@ def _check_finite(name: str, values: torch.Tensor) -> None:
 
 
 def evaluate(
-    model: VAE, x: torch.Tensor, k: int = 5000, batch_size: int = 1000, progress=None, seed: int = 0
+    model: VAE, x: torch.Tensor, k: int = 5000, batch_size: int = BATCH, progress=None, seed: int = 0
 ) -> Evaluation:
     """ELBO and (for k > 0) L_K over the images x, with standard errors of the means.
 

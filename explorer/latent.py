@@ -11,16 +11,15 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from explorer.batches import BATCH, in_batches
 from explorer.model import VAE
 from explorer.objectives import elbo_terms
 
 
 @torch.no_grad()
-def encode_means(model: VAE, x: torch.Tensor, batch_size: int = 2000) -> torch.Tensor:
+def encode_means(model: VAE, x: torch.Tensor, batch_size: int = BATCH) -> torch.Tensor:
     """Posterior means E_q[z|x] (N, z) on the CPU for images x (N, C, H, W) in [0, 1]."""
-    device = next(model.parameters()).device
-    out = [model.encode(x[i : i + batch_size].to(device))[0].cpu() for i in range(0, len(x), batch_size)]
-    return torch.cat(out)
+    return in_batches(model, lambda xb: model.encode(xb)[0], x, batch_size=batch_size)
 
 
 @dataclass
@@ -54,12 +53,10 @@ def fit_projection(means: torch.Tensor) -> Projection:
 
 
 @torch.no_grad()
-def decode_mean(model: VAE, z: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+def decode_mean(model: VAE, z: torch.Tensor, batch_size: int = BATCH) -> torch.Tensor:
     """Decoder means (N, C, H, W) for latent points z (N, z), on the CPU, ``batch_size`` at a
     time (memory stays bounded for any N)."""
-    device = next(model.parameters()).device
-    out = [model.decode(z[i : i + batch_size].to(device)).mean.cpu() for i in range(0, len(z), batch_size)]
-    return torch.cat(out) if out else torch.zeros(0, *model.config.image_shape)
+    return in_batches(model, lambda zb: model.decode(zb).mean, z, batch_size=batch_size)
 
 
 ELBO_DRAWS = 8  # draws of eps per image for the per-image ELBO the pages show; the same for every image
@@ -114,21 +111,20 @@ class Reconstruction:
 
 
 @torch.no_grad()
-def reconstruct(model: VAE, x: torch.Tensor, seed: int = 0, batch_size: int = 1000) -> Reconstruction:
+def reconstruct(model: VAE, x: torch.Tensor, seed: int = 0, batch_size: int = BATCH) -> Reconstruction:
     """Reconstructions and per-image ELBO of x (N, C, H, W).
 
     The ELBO (SGVB estimator B, nats) averages ``ELBO_DRAWS`` draws of eps that are the same for
     every image (drawn from ``seed``): an image's figure does not change on a rerun, nor with the
     other images it comes with, and the test set's figures it is ranked among are made alike."""
-    device = next(model.parameters()).device
     eps = torch.randn(ELBO_DRAWS, 1, model.config.latent_dim, generator=torch.Generator().manual_seed(seed))
-    elbo = []
-    for start in range(0, len(x), batch_size):
-        xb = x[start : start + batch_size].to(device)
-        draws = eps.to(device).expand(ELBO_DRAWS, len(xb), -1)
-        elbo.append(elbo_terms(model, xb, "analytic", ELBO_DRAWS, draws).elbo.cpu())
+
+    def elbo(xb: torch.Tensor) -> torch.Tensor:
+        draws = eps.to(xb.device).expand(ELBO_DRAWS, len(xb), -1)
+        return elbo_terms(model, xb, "analytic", ELBO_DRAWS, draws).elbo
+
+    elbo = in_batches(model, elbo, x, batch_size=batch_size)
     means = encode_means(model, x)
-    elbo = torch.cat(elbo) if elbo else torch.zeros(0)
     return Reconstruction(x, decode_mean(model, means), means, elbo)
 
 

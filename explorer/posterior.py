@@ -9,20 +9,20 @@ import math
 import numpy as np
 import torch
 
+from explorer.batches import BATCH, in_batches
 from explorer.latent import Projection, decode_mean
 from explorer.model import VAE
 
 
 @torch.no_grad()
-def posterior(model: VAE, x: torch.Tensor, batch_size: int = 2000) -> tuple[torch.Tensor, torch.Tensor]:
+def posterior(model: VAE, x: torch.Tensor, batch_size: int = BATCH) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean and standard deviation (N, z) of q(z|x) for images x (N, C, H, W), on the CPU."""
-    device = next(model.parameters()).device
-    mus, sigmas = [], []
-    for i in range(0, len(x), batch_size):
-        mu, logvar = model.encode(x[i : i + batch_size].to(device))
-        mus.append(mu.cpu())
-        sigmas.append(logvar.mul(0.5).exp().cpu())
-    return torch.cat(mus), torch.cat(sigmas)
+
+    def mean_and_sd(xb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mu, logvar = model.encode(xb)
+        return mu, logvar.mul(0.5).exp()
+
+    return in_batches(model, mean_and_sd, x, batch_size=batch_size)
 
 
 def projected_gaussian(

@@ -34,6 +34,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
+from explorer.batches import BATCH, in_batches
 from explorer.model import VAE
 from explorer.objectives import kl_standard_normal
 
@@ -64,23 +65,21 @@ def png_bits(x: torch.Tensor) -> np.ndarray:
 
 
 @torch.no_grad()
-def image_statistics(model: VAE, x: torch.Tensor, batch_size: int = 1000) -> np.ndarray:
+def image_statistics(model: VAE, x: torch.Tensor, batch_size: int = BATCH) -> np.ndarray:
     """The statistics of images x (N, C, H, W) in [0, 1]: (N, 4) float64, columns
     ``STATISTICS``: distortion log p(x | z = mu) and rate KL(q(z|x) || N(0, I)), both in nats
     summed over pixels or latent dimensions; the PNG size in bits; and the added ink, the sum
     over pixels of max(decoder mean - x, 0) at z = mu (what the reconstruction draws where the
     image has nothing)."""
-    device = next(model.parameters()).device
-    rows = []
-    for start in range(0, len(x), batch_size):
-        xb = x[start : start + batch_size].to(device)
+
+    def statistics(xb: torch.Tensor) -> torch.Tensor:
         mu, logvar = model.encode(xb)
-        params = model.decoder_params(mu)
-        distortion = model.log_prob(xb, params)
+        distortion = model.log_prob(xb, model.decoder_params(mu))
         rate = kl_standard_normal(mu, logvar)
         added = (model.decode(mu).mean - xb).clamp_min(0).flatten(1).sum(1)
-        rows.append(torch.stack([distortion, rate, added], 1).double().cpu().numpy())
-    stats = np.concatenate(rows) if rows else np.zeros((0, 3))
+        return torch.stack([distortion, rate, added], 1).double()
+
+    stats = in_batches(model, statistics, x, batch_size=batch_size).numpy()
     return np.column_stack([stats[:, :2], png_bits(x), stats[:, 2]])
 
 
