@@ -58,3 +58,24 @@ def disk_full(monkeypatch):
         return real_replace(src, dst)
 
     return lambda: monkeypatch.setattr(checkpoints.os, "replace", replace)
+
+
+@pytest.fixture
+def shipped(tmp_path, monkeypatch):
+    """Two small 'shipped' models (mnist-z2, mnist-z5) in a temporary pretrained/ folder, and an
+    empty runs/ folder, for the app's pages."""
+    from explorer.checkpoints import save_checkpoint
+
+    for name, z in (("mnist-z2", 2), ("mnist-z5", 5)):
+        torch.manual_seed(0)
+        save_checkpoint(
+            tmp_path / "pretrained" / name,
+            VAE(ModelConfig(hidden=(32,), latent_dim=z)),
+            epoch=3,
+            step=30,
+            train_config={"dataset": "mnist"},
+            best_test_elbo=-150.25,
+        )
+    monkeypatch.setenv("VAE_EXPLORER_PRETRAINED", str(tmp_path / "pretrained"))
+    monkeypatch.setenv("VAE_EXPLORER_RUNS", str(tmp_path / "runs"))
+    return tmp_path

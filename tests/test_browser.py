@@ -8,6 +8,7 @@ import time
 import pytest
 from PIL import Image
 
+from tests.apptest import wait_for
 from tests.browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, streamlit_server, wait_idle
 
 pytestmark = [
@@ -234,10 +235,7 @@ def test_train_live_curve(browser, server):
     time.sleep(1)
     shot(page, "train")
     page.get_by_role("button", name="Stop (saves a checkpoint)").click()
-    deadline = time.time() + 60
-    while time.time() < deadline and '"stopped"' not in (runs / "browser-run" / "status.json").read_text():
-        time.sleep(0.2)
-    assert '"stopped"' in (runs / "browser-run" / "status.json").read_text()
+    wait_for(runs / "browser-run", "stopped", seconds=60)
     page.close()
 
 

@@ -40,6 +40,7 @@ def start_point(models: list[str]) -> tuple[str, dict] | None:
     choice = st.selectbox(
         "Start from",
         [NEW_MODEL, *models],
+        key="start-from",
         help="Fine-tune a shipped model or one of your runs: the new run starts from its weights "
         "and takes its architecture and dataset, with a fresh optimiser. (To continue a run "
         "with its own optimiser state, use `vae-explorer train --resume`.)",
@@ -177,7 +178,7 @@ def train_form(start: tuple[str, dict] | None = None) -> tuple[str, list[str]] |
                 key="processes",
                 help="DistributedDataParallel: one process per GPU, each on its share of every batch",
             )
-        started = st.form_submit_button("Start training", type="primary")
+        started = st.form_submit_button("Start training", type="primary", key="start-training")
     if not started:
         return None
     try:

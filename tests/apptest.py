@@ -1,0 +1,124 @@
+"""Helpers for the AppTest tests of the pages: open a page, fill the Train form by setting name,
+start a run and wait for its state (failing, with the run's last status, when it never comes)."""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from pathlib import Path
+
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+from explorer.ui.train_form import widget_key
+
+ROOT = Path(__file__).resolve().parent.parent
+PAGE_FILES = ("app.py", *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "pages").glob("*.py")))
+TRAIN = "pages/1_Train.py"
+LATENT = "pages/2_Latent_space.py"
+MANIFOLD = "pages/3_Manifold.py"
+RECONSTRUCT = "pages/4_Reconstruct.py"
+DRAW = "pages/5_Draw.py"
+INTERPOLATE = "pages/6_Interpolate.py"
+
+
+def page(name: str = "app.py") -> AppTest:
+    """A session of the app (entry script app.py, as under `streamlit run`) opened on ``name``."""
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    return at if name == "app.py" else at.switch_page(name)
+
+
+def setting(at: AppTest, name: str):
+    """The Train form's widget of setting ``name`` (found by its key, not its label)."""
+    return at.get_by_key(widget_key(name))
+
+
+def labelled(widgets, label: str):
+    """The one widget of ``widgets`` (e.g. ``at.text_input``) with this label."""
+    found = [w for w in widgets if w.label == label]
+    assert len(found) == 1, f"{len(found)} widgets labelled {label!r}"
+    return found[0]
+
+
+def fill(at: AppTest, run: str | None = None, **values) -> AppTest:
+    """Set Train form settings by name (``epochs=1, hidden=(16,)``) and the run name; no rerun."""
+    for name, value in values.items():
+        widget = setting(at, name)
+        if hasattr(widget, "select"):
+            widget.select(value)
+        elif isinstance(value, tuple):
+            widget.set_value(",".join(map(str, value)))
+        else:
+            widget.set_value(value)
+    if run is not None:
+        labelled(at.text_input, "Run name").set_value(run)
+    return at
+
+
+def start(at: AppTest) -> AppTest:
+    """Press Start training and rerun the page."""
+    return at.get_by_key("start-training").click().run()
+
+
+def small_run(at: AppTest, run: str, **values) -> AppTest:
+    """Fill the form for a run that takes seconds on a CPU (one epoch of 1,000 images, a narrow
+    network unless the start point fixes it) and press Start."""
+    values = {"epochs": 1, "limit": 1000, "device": "cpu", **values}
+    if not setting(at, "hidden").disabled:
+        values.setdefault("hidden", (16,))
+    return start(fill(at, run=run, **values))
+
+
+def status(folder: Path) -> dict:
+    """The run's status.json, or {} while it has none (or it is being replaced)."""
+    try:
+        return json.loads((folder / "status.json").read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+
+
+def wait_for(folder: Path, *states: str, seconds: float = 120) -> dict:
+    """Wait until the run's state is one of ``states``; returns its status. Fails, saying the
+    last status seen, if that does not happen within ``seconds``."""
+    deadline = time.time() + seconds
+    while True:
+        now = status(folder)
+        if now.get("state") in states:
+            return now
+        if time.time() > deadline:
+            raise AssertionError(f"{folder.name} did not reach {states} in {seconds:g} s; status: {now}")
+        time.sleep(0.2)
+
+
+def wait_for_file(path: Path, seconds: float = 120) -> None:
+    """Wait until ``path`` exists; fails after ``seconds``."""
+    deadline = time.time() + seconds
+    while not path.exists():
+        if time.time() > deadline:
+            raise AssertionError(f"{path} did not appear in {seconds:g} s")
+        time.sleep(0.2)
+
+
+def spec(chart) -> dict:
+    """A plotly chart element's figure, as the browser receives it."""
+    return json.loads(chart.proto.spec)
+
+
+def png(image: Image.Image) -> bytes:
+    """The bytes of ``image`` as a PNG file (what an upload carries)."""
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def captions(at: AppTest) -> list[str]:
+    """The captions under every image on the page."""
+    return [i.proto.imgs[0].caption for i in at.get("image")]
+
+
+def live_data(at: AppTest) -> tuple[dict, list]:
+    """The header and arrays the Manifold page hands to its in-browser decoder."""
+    from explorer.ui.live import unpack
+
+    return unpack(at.get("bidi_component")[0].proto.bytes)

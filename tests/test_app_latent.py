@@ -1,0 +1,75 @@
+"""The Latent space page: the scatter, the clicked point's posterior, the prior against the
+aggregate posterior."""
+
+import pytest
+
+from tests.apptest import LATENT, captions, page, spec
+
+pytestmark = pytest.mark.integration
+
+
+def test_latent_space_shows_clicked_point(shipped, mnist_test):
+    at = page(LATENT).run()
+    assert not at.exception
+    assert "Click a point" in at.info[0].value
+    # Only the open tab ran: the prior map (seconds to compute) waits until its tab is opened.
+    assert [c.key for c in at.get("plotly_chart")] == ["scatter"]
+    at.session_state["picked"] = ("mnist-z2", 3)  # what a click on test image 3 stores
+    at.run()
+    assert at.subheader[0].value == "Test image #3"
+    assert f"Label: **{int(mnist_test.labels[3])}**" in [m.value for m in at.markdown]
+    assert any(m.value.startswith("q(z|x): mean (") for m in at.markdown)
+
+
+def test_latent_space_projects_higher_dimensions(shipped):
+    at = page(LATENT)
+    at.session_state["model"] = "mnist-z5"
+    at.run()
+    assert not at.exception
+    assert "first two principal components" in at.info[0].value and "%" in at.info[0].value
+
+
+def test_latent_space_shows_the_posterior_of_the_clicked_point(shipped):
+    at = page(LATENT)
+    at.session_state["picked"] = ("mnist-z2", 3)
+    at.run()
+    assert not at.exception
+    names = [t.get("name") for t in spec(at.get("plotly_chart")[0])["data"]]
+    assert "#3: 1 sigma" in names and "#3: 2 sigma" in names and "#3" in names
+    assert "input | reconstruction | 8 draws z ~ q(z|x), decoded" in captions(at)
+    assert any(m.value.startswith("q(z|x): mean (") and "standard deviation" in m.value for m in at.markdown)
+
+
+@pytest.mark.parametrize("model", ["mnist-z2", "mnist-z5"])
+def test_prior_against_aggregate_posterior(shipped, mnist_test, model):
+    from explorer.checkpoints import load_checkpoint
+    from explorer.density import density_map
+    from explorer.evaluate import ACTIVE_UNIT_THRESHOLD, latent_stats
+    from explorer.latent import encode_means, fit_projection
+    from explorer.posterior import posterior
+    from explorer.ui.prior_map import DENSITY_IMAGES
+
+    at = page(LATENT)
+    at.session_state["model"] = model
+    at.session_state["latent-tab"] = "Prior vs aggregate posterior"  # the tab a person opens
+    at.run()
+    assert not at.exception
+    # The figures shown are the library's, for this model on the test set.
+    vae = load_checkpoint(shipped / "pretrained" / model)
+    x = mnist_test.images.float() / 255.0
+    variance, kl = latent_stats(vae, x)
+    mu, sigma = posterior(vae, x[:DENSITY_IMAGES])
+    holes = density_map(fit_projection(encode_means(vae, x)), mu, sigma).hole_mass
+    metrics = {m.label: m.value for m in at.metric}
+    shown = float(metrics["Prior mass in holes"].removesuffix("%"))  # "nan%" fails here
+    assert 0 <= shown <= 100 and shown == pytest.approx(100 * holes, abs=0.05)
+    dims = int(model[-1])
+    assert metrics["Active units"] == f"{int((variance > ACTIVE_UNIT_THRESHOLD).sum())} of {dims}"
+    charts = [spec(c) for c in at.get("plotly_chart")]
+    kinds = [[t["type"] for t in s["data"]] for s in charts]
+    assert ["heatmap", "heatmap", "scatter", "scatter", "scatter"] in kinds  # density, holes, 3 circles
+    assert ["bar"] in kinds
+    bars = next(s for s in charts if s["data"][0]["type"] == "bar")["data"][0]
+    assert bars["x"] == [f"z{j + 1}" for j in range(dims)]
+    assert bars["y"] == pytest.approx(kl.tolist(), abs=1e-4)
+    assert any("principal-component plane" in c.value for c in at.caption) == (dims > 2)

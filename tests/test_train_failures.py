@@ -1,0 +1,188 @@
+"""Runs that go wrong fail loudly and lose nothing: divergence, signals, kill -9, a full disk,
+non-finite figures, a step too big for memory."""
+
+import importlib
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from explorer.checkpoints import read_config
+from explorer.errors import ExplorerError
+from explorer.runfolder import RunFolder
+from explorer.train import resume_run, start_run
+from tests.runs import (
+    SMALL,
+    cli_resume,
+    cli_train_command,
+    read_metrics,
+    read_status,
+    small_config,
+)
+
+pytestmark = pytest.mark.integration
+trainer_module = importlib.import_module("explorer.trainer")
+steps_module = importlib.import_module("explorer.steps")
+
+
+def test_existing_run_needs_resume(tmp_path):
+    out = start_run(tmp_path / "r", SMALL, small_config(epochs=1, limit=200), progress=False)
+    with pytest.raises(ExplorerError, match="--resume"):
+        start_run(out, SMALL, small_config(epochs=1, limit=200))
+    with pytest.raises(ExplorerError, match="holds no checkpoint"):
+        resume_run(tmp_path / "empty")
+
+
+def test_divergence_stops_with_message_and_keeps_checkpoint(tmp_path, monkeypatch):
+    out = start_run(tmp_path / "r", SMALL, small_config(epochs=1), progress=False)
+    before = (out / "model.safetensors").read_bytes()
+    real = steps_module.elbo_terms
+
+    def poisoned(*args, **kwargs):
+        terms = real(*args, **kwargs)
+        return terms._replace(recon=terms.recon * float("nan"))
+
+    monkeypatch.setattr(steps_module, "elbo_terms", poisoned)
+    with pytest.raises(ExplorerError, match="diverged at step 15.*last good checkpoint"):
+        resume_run(out, epochs=2, progress=False)
+    assert (out / "model.safetensors").read_bytes() == before
+
+
+def test_sigterm_stops_cleanly_and_resume_finishes(tmp_path):
+    out = tmp_path / "run"
+    cmd = cli_train_command(out)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not (out / "metrics.jsonl").exists() and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    stopped = read_config(out)
+    assert 0 < stopped["step"] < 600, "stopped mid-run with a checkpoint"
+    rc = cli_resume(out)
+    assert rc.returncode == 0, rc.stderr
+    rows = read_metrics(out)
+    steps = [r["step"] for r in rows if r["type"] == "step"]
+    assert steps == sorted(set(steps)), "no metric line duplicated"
+    assert set(range(10, 601, 10)) <= set(steps), "no metric line lost"
+    assert stopped["step"] in steps, "the stop logged the partial interval"
+    assert [r["epoch"] for r in rows if r["type"] == "epoch"] == [1, 2]
+    assert read_config(out)["step"] == 600
+    assert "Traceback" not in err
+
+
+def test_failed_checkpoint_write_keeps_the_previous_one_and_says_so(tmp_path, monkeypatch, disk_full):
+    out = start_run(tmp_path / "r", SMALL, small_config(epochs=1), progress=False)
+    before = (out / "model.safetensors").read_bytes()
+    disk_full()
+    with pytest.raises(
+        ExplorerError, match=r"No space left.*last good checkpoint .*\(epoch 1, step 10\) is intact"
+    ):
+        resume_run(out, epochs=2, progress=False)
+    monkeypatch.undo()
+    assert (out / "model.safetensors").read_bytes() == before
+    assert read_status(out)["state"] == "failed"
+    resume_run(out, epochs=2, progress=False)  # then it carries on
+    rows = read_metrics(out)
+    assert [r["epoch"] for r in rows if r["type"] == "epoch"] == [1, 2]
+    steps = [r["step"] for r in rows if r["type"] == "step"]
+    assert steps == sorted(set(steps)) == [5, 10, 15, 20], "no line lost or duplicated"
+
+
+def test_kill_9_mid_epoch_then_resume_loses_and_duplicates_nothing(tmp_path):
+    from explorer.jobs import JobRegistry
+
+    out = tmp_path / "runs" / "killed"
+    cmd = cli_train_command(out)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline:  # wait until epoch 2 is under way (a checkpoint exists)
+        rows = read_metrics(out)
+        if any(r["type"] == "step" and r["epoch"] == 2 for r in rows):
+            break
+        time.sleep(0.05)
+    proc.kill()  # SIGKILL: no handler runs, nothing is saved
+    proc.wait()
+    with open(out / "metrics.jsonl", "a") as f:
+        f.write('{"type": "step", "epoch": 2, "ste')  # a line torn by the kill
+    assert JobRegistry(tmp_path / "runs").view("killed").state == "lost"
+    assert read_config(out)["epoch"] == 1  # the last checkpoint is the end of epoch 1
+    rc = cli_resume(out)
+    assert rc.returncode == 0, rc.stderr
+    rows = read_metrics(out)
+    assert (out / "metrics.jsonl").read_text().endswith("}\n"), "no torn line kept"
+    steps = [r["step"] for r in rows if r["type"] == "step"]
+    assert steps == list(range(10, 601, 10)), "every step line once, none lost"
+    assert [r["epoch"] for r in rows if r["type"] == "epoch"] == [1, 2]
+
+
+def test_a_run_whose_test_elbo_goes_non_finite_fails_loudly(tmp_path):
+    """Adam at a learning rate of 1e6 (the handed case): the training loss of the one step per
+    epoch looks finite, but the test ELBO is -1e30 nats after the first epoch (NaN and an infinite
+    KL by the third). The run fails with the message and a non-zero exit, saves no checkpoint of
+    a diverged model, and its metrics.jsonl is standard JSON."""
+    out = tmp_path / "r"
+    command = [
+        sys.executable, "-m", "explorer.cli", "train", "--optimizer", "adam", "--lr", "1000000",
+        "--limit", "100", "--batch-size", "100", "--epochs", "3", "--hidden", "32",
+        "--latent-dim", "2", "--test-limit", "500", "--device", "cpu", "--no-progress", "--out", str(out),
+    ]  # fmt: skip
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "run saved" not in proc.stdout and "Traceback" not in proc.stderr
+    assert "diverged in epoch 1" in proc.stderr and "no checkpoint had been saved" in proc.stderr
+    assert "Lower --lr (it is 1e+06)." in proc.stderr  # no advice to use what it already uses
+    status = read_status(out)
+    assert status["state"] == "failed" and "diverged" in status["message"]
+    assert not (out / "model.safetensors").exists()
+    import json
+
+    for line in (out / "metrics.jsonl").read_text().splitlines() if (out / "metrics.jsonl").exists() else []:
+        row = json.loads(line, parse_constant=lambda c: pytest.fail(f"bare {c} in metrics.jsonl"))
+        assert all(np.isfinite(v) for v in row.values() if isinstance(v, float))
+
+
+def test_an_absurd_test_elbo_ends_the_run_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+    out = start_run(tmp_path / "r", SMALL, small_config(epochs=1, limit=200), progress=False)
+    before = (out / "model.safetensors").read_bytes()
+    real = trainer_module.Trainer.test
+    monkeypatch.setattr(trainer_module.Trainer, "test", lambda self: {**real(self), "test_elbo": -1e30})
+    with pytest.raises(ExplorerError, match=r"diverged in epoch 2.*\(epoch 1, step \d+\) is kept"):
+        resume_run(out, epochs=2, progress=False)
+    assert (out / "model.safetensors").read_bytes() == before
+
+
+def test_non_finite_figures_are_written_as_null_with_a_flag(tmp_path):
+    run = RunFolder(tmp_path)
+    run.append_metrics([{"step": 1, "kl": float("inf"), "recon": float("nan"), "train_loss": 3.0}])
+    text = run.metrics.read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    assert run.read_metrics() == [
+        {"step": 1, "kl": None, "recon": None, "train_loss": 3.0, "nonfinite": ["kl", "recon"]}
+    ]
+
+
+def test_a_model_whose_weights_are_not_finite_is_never_saved(tmp_path):
+    out = start_run(tmp_path / "r", SMALL, small_config(epochs=1, limit=200), progress=False)
+    from explorer.distributed import World
+
+    trainer = trainer_module.Trainer(
+        RunFolder(out), SMALL, small_config(epochs=2, limit=200), World(), False, resume=True
+    )
+    with torch.no_grad():
+        next(trainer.model.parameters())[0, 0] = float("nan")
+    before = (out / "model.safetensors").read_bytes()
+    with pytest.raises(ExplorerError, match="no longer finite.*epoch 1"):  # names the kept one
+        trainer.save()
+    assert (out / "model.safetensors").read_bytes() == before
+
+
+def test_a_step_too_big_for_memory_is_refused_before_anything_is_written(tmp_path):
+    with pytest.raises(ExplorerError, match=r"--samples 100000 .* GB .* use --samples \d+ or fewer"):
+        start_run(tmp_path / "r", SMALL, small_config(objective="iwae", samples=100_000), progress=False)
+    assert not (tmp_path / "r").exists()
