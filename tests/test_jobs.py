@@ -1,5 +1,8 @@
 """Training jobs seen from the app: a restarted app finds a running job; exposure settings."""
 
+import shlex
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -8,6 +11,7 @@ import tomllib
 
 from explorer.jobs import JobRegistry
 from explorer.reading import MAX_UPLOAD_BYTES
+from tests.browser import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -53,8 +57,44 @@ def test_server_exposure_settings():
     assert config["server"]["address"] == "127.0.0.1"
     assert config["server"]["enableXsrfProtection"] is True
     assert config["server"]["maxUploadSize"] * 1024 * 1024 == MAX_UPLOAD_BYTES
-    makefile = (ROOT / "Makefile").read_text()
-    assert "HOST   ?= 127.0.0.1" in makefile and "--server.address $(HOST)" in makefile
+
+
+def _listening(port: int) -> set[str]:
+    """The local addresses with a TCP socket listening on ``port`` (Linux's /proc/net/tcp*)."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, hex_port = local.rsplit(":", 1)
+            if state == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
+                found.add(address)
+    return found
+
+
+@pytest.mark.integration
+def test_make_run_listens_on_loopback_only():
+    """The server `make run` starts accepts connections from this machine only: its socket is
+    bound to 127.0.0.1 (0100007F in /proc/net/tcp), not to every address."""
+    port = free_port()
+    dry = subprocess.run(
+        ["make", "-n", "--no-print-directory", "run", f"PORT={port}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    command = shlex.split(dry.stdout.strip().splitlines()[-1])  # the recipe's streamlit line
+    assert Path(command[0]).name == "streamlit", command
+    command[0] = str(Path(sys.executable).with_name("streamlit"))  # this environment's
+    proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 60
+        while not _listening(port) and time.time() < deadline and proc.poll() is None:
+            time.sleep(0.2)
+        assert _listening(port) == {"0100007F"}, _listening(port)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
 
 
 def test_jobs_leave_a_core_to_the_app_unless_told(monkeypatch):

@@ -11,6 +11,17 @@ from explorer.evaluate import eval_images, evaluate
 pytestmark = pytest.mark.integration
 ELBO_TOLERANCE = 0.1  # nats per image: same images, same seed; room for other CPUs' float sums
 MAX_FOLDER_BYTES = 10 * 1024 * 1024
+GAP_IMAGES, GAP_K = 200, 1000  # the ELBO-to-L_K gap re-measured on these many images with this K
+GAP_TOLERANCE = 1.5  # nats: a subset's sampling error and K = 1000 against the card's K
+
+
+@pytest.fixture
+def two_threads():
+    """Two intra-op threads (as the cards were measured with, so float sums agree), restored after."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(before)
 
 
 def test_the_expected_models_are_shipped():
@@ -18,7 +29,7 @@ def test_the_expected_models_are_shipped():
 
 
 @pytest.mark.parametrize("name", pretrained_names())
-def test_shipped_model_matches_its_card(name):
+def test_shipped_model_matches_its_card(name, two_threads):
     folder = resolve(name)
     card = json.loads((folder / "card.json").read_text())
     assert sum(f.stat().st_size for f in folder.iterdir()) < MAX_FOLDER_BYTES
@@ -31,11 +42,13 @@ def test_shipped_model_matches_its_card(name):
     dataset = dataset_of(config)
     assert dataset == card["dataset"]
     x, _ = eval_images(dataset, "test", ev["binarized"], ev["n"])
-    torch.set_num_threads(2)
     again = evaluate(model, x, k=0)  # the card's ELBO, re-measured on the same images and seed
     assert again.elbo == pytest.approx(ev["elbo"], abs=ELBO_TOLERANCE)
     assert again.active_units == ev["active_units"]
-    # The card's bound ordering, and a fresh one: L_K (K = 50 here) is at least the ELBO.
-    assert ev["log_likelihood"] >= ev["elbo"]
-    small = evaluate(model, x[:100], k=50)
-    assert small.log_likelihood >= small.elbo
+    # The card's L_K, checked against this model rather than against the card itself: how far
+    # L_K lies above the ELBO is re-measured on a subset (the gap varies far less from image to
+    # image than either bound does).
+    small = evaluate(model, x[:GAP_IMAGES], k=GAP_K)
+    gap = small.log_likelihood - small.elbo
+    assert gap > 0  # L_K >= ELBO
+    assert gap == pytest.approx(ev["log_likelihood"] - ev["elbo"], abs=GAP_TOLERANCE)
