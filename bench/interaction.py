@@ -184,15 +184,18 @@ def main() -> None:
             f"| {'app server peak RSS, every page visited (MB)':50} | {rss:9.0f} "
             f"| {'':>9} | {'':>7} | {'':>12} |"
         )
+    evaluation_rate(model, args.k, args.eval_images, device, sync)
 
-    x = eval_images("mnist", "test", True, args.eval_images)[0]
+
+def evaluation_rate(model, k: int, images: int, device: torch.device, sync) -> None:
+    """Print how many test images per second L_K evaluates, and the full test set's time."""
+    x = eval_images("mnist", "test", True, images)[0]
     sync()
     start = time.perf_counter()
-    importance_per_image(model, x, args.k)
+    importance_per_image(model, x, k)
     sync()
-    seconds = time.perf_counter() - start
-    rate = len(x) / seconds
-    print(f"\n# evaluation: L_K, K = {args.k}, {len(x)} binarised test images on {device}")
+    rate = len(x) / (time.perf_counter() - start)
+    print(f"\n# evaluation: L_K, K = {k}, {len(x)} binarised test images on {device}")
     print(f"{rate:.1f} images/s measured; the full 10,000-image test set at this rate: {10_000 / rate:.0f} s")
 
 

@@ -80,6 +80,36 @@ def candidates(detector: StrangerDetector) -> dict:
     }
 
 
+def other_images(test: dict, dataset: str, marks: list, noise: int) -> dict[str, torch.Tensor]:
+    """The images a model of ``dataset`` should call strangers, by name: the other datasets' test
+    images as they are and uploaded as PNGs (prepared as the model's data), the drawn ``marks``
+    and ``noise`` noise images."""
+    others = {d: test[d][:5000] for d in DATASETS if d != dataset}
+    for d in DATASETS:
+        if d != dataset:
+            uploads = [
+                preprocess_image(Image.fromarray(a[0].mul(255).byte().numpy()), dataset)
+                for a in test[d][5000:6000]
+            ]
+            others[f"{d}, uploaded"] = torch.stack(uploads)
+    others["non-digit marks"] = torch.stack([preprocess_image(im, dataset) for _, im in marks])
+    others["noise"] = noise_images(noise, seed=2)
+    return others
+
+
+def unseen_kind_aurocs(ref_stats, own_stats, outlier_stats, mark_stats, marks) -> dict[str, float]:
+    """AUROC of each kind of mark against the model's own test images, for a detector fitted
+    without that kind among its outliers."""
+    kinds_seen = np.array([k for k, _ in synthetic_marks(OUTLIER_MARKS, OUTLIER_SEED, size=140)])
+    mark_kinds = np.array([k for k, _ in marks])
+    out = {}
+    for kind in MARK_KINDS:
+        keep = np.r_[kinds_seen != kind, np.ones(len(outlier_stats) - len(kinds_seen), bool)]
+        blind = StrangerDetector().fit(ref_stats, outlier_stats[keep])
+        out[kind] = auroc(blind.strangeness(own_stats), blind.strangeness(mark_stats[mark_kinds == kind]))
+    return out
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--models", default="mnist-z2,mnist-z20,fashion-mnist-z2")
@@ -113,17 +143,7 @@ def main() -> None:
         detector = StrangerDetector().fit(ref_stats, outlier_stats)
         scores = candidates(detector)
         old_threshold = np.percentile(ref_stats[:, 0] - ref_stats[:, 1], 1.0)
-        others = {d: test[d][:5000] for d in DATASETS if d != dataset}
-        for d in DATASETS:  # the same images uploaded as 28x28 PNGs: prepared as the model's data
-            if d != dataset:
-                uploads = [
-                    preprocess_image(Image.fromarray(a[0].mul(255).byte().numpy()), dataset)
-                    for a in test[d][5000:6000]
-                ]
-                others[f"{d}, uploaded"] = torch.stack(uploads)
-        drawn = [preprocess_image(im, dataset) for _, im in marks]
-        others["non-digit marks"] = torch.stack(drawn)
-        others["noise"] = noise_images(args.noise, seed=2)
+        others = other_images(test, dataset, marks, args.noise)
         own_flagged = float((detector.strangeness(own_stats) > detector.threshold).mean())
         for i, (label, x) in enumerate(others.items()):
             s = image_statistics(model, x)
@@ -135,16 +155,8 @@ def main() -> None:
                 f"| {name} | {label} | {len(x):,} | **{aucs[0]:.3f}** | {aucs[1]:.3f} | {aucs[2]:.3f} "
                 f"| {aucs[3]:.3f} | {flagged:.1%}{own_note} | {old:.1%} |"
             )
-        # Each kind of mark against a detector that never saw that kind among its outliers.
-        kinds_seen = [k for k, _ in synthetic_marks(OUTLIER_MARKS, OUTLIER_SEED, size=140)]
         mark_stats = image_statistics(model, others["non-digit marks"])
-        mark_kinds = np.array([k for k, _ in marks])
-        for kind in MARK_KINDS:
-            keep = np.r_[np.array(kinds_seen) != kind, np.ones(len(outlier_stats) - len(kinds_seen), bool)]
-            blind = StrangerDetector().fit(ref_stats, outlier_stats[keep])
-            unseen_kinds.setdefault(name, {})[kind] = auroc(
-                blind.strangeness(own_stats), blind.strangeness(mark_stats[mark_kinds == kind])
-            )
+        unseen_kinds[name] = unseen_kind_aurocs(ref_stats, own_stats, outlier_stats, mark_stats, marks)
         print(f"<!-- {name}: {time.perf_counter() - start:.1f} s -->")
     print("\nAUROC on each kind of mark, for a detector fitted without that kind among its outliers:\n")
     print("| model | " + " | ".join(MARK_KINDS) + " |")

@@ -227,60 +227,64 @@ def synthetic_marks(n: int, seed: int = 0, size: int = 280) -> list[tuple[str, I
         dark_on_light = bool(rng.random() < 0.5)
         paper, ink = (255, 0) if dark_on_light else (0, 255)
         image = Image.new("L", (size, size), paper)
-        draw = ImageDraw.Draw(image)
-        width = int(rng.integers(size // 35, size // 10))
-        c, r = size / 2, rng.uniform(0.2, 0.4) * size
-        if kind == "letter":
-            font = ImageFont.load_default(size=int(rng.uniform(0.55, 0.8) * size))
-            draw.text((c, c), str(rng.choice(list(MARK_GLYPHS))), font=font, fill=ink, anchor="mm")
-        elif kind == "plus":
-            draw.line([(c - r, c), (c + r, c)], fill=ink, width=width)
-            draw.line([(c, c - r), (c, c + r)], fill=ink, width=width)
-        elif kind == "cross":
-            draw.line([(c - r, c - r), (c + r, c + r)], fill=ink, width=width)
-            draw.line([(c - r, c + r), (c + r, c - r)], fill=ink, width=width)
-        elif kind == "square":
-            fill = ink if rng.random() < 0.3 else None
-            draw.rectangle(
-                [c - r, c - r * rng.uniform(0.5, 1), c + r, c + r], outline=ink, width=width, fill=fill
-            )
-        elif kind == "triangle":
-            draw.polygon([(c, c - r), (c + r, c + r), (c - r, c + r)], outline=ink, width=width)
-        elif kind == "star":
-            points = [
-                (c + (r if k % 2 == 0 else 0.4 * r) * math.sin(k * math.pi / 5),
-                 c - (r if k % 2 == 0 else 0.4 * r) * math.cos(k * math.pi / 5))
-                for k in range(10)
-            ]  # fmt: skip
-            draw.polygon(points, outline=ink, width=width)
-        elif kind == "silhouette":  # a filled, shaded shape: an object rather than a stroke
-            corners = int(rng.integers(4, 10))
-            angles = np.sort(rng.uniform(0, 2 * math.pi, corners))
-            radii = r * rng.uniform(0.6, 1.3, corners)
-            outline = [(c + q * math.cos(a), c + q * math.sin(a)) for q, a in zip(radii, angles)]
-            shade = Image.new("L", image.size, 0)
-            ImageDraw.Draw(shade).polygon(outline, fill=255)
-            levels = rng.uniform(0.3, 1.0) * np.linspace(rng.uniform(0.4, 1), 1, size)[None, :]
-            texture = np.clip(levels + rng.normal(0, 0.08, (size, size)), 0, 1)
-            fill = (texture * 255).astype(np.uint8) if ink == 255 else (255 - texture * 255).astype(np.uint8)
-            image.paste(Image.fromarray(fill), mask=shade)
-        elif kind == "lines":
-            for _ in range(int(rng.integers(2, 5))):
-                y = rng.uniform(0.15, 0.85) * size
-                draw.line(
-                    [(0.1 * size, y), (0.9 * size, y + rng.uniform(-0.15, 0.15) * size)],
-                    fill=ink,
-                    width=width,
-                )
-        else:  # a scribble: a random walk of 6 to 15 points, joined smoothly
-            p = rng.uniform(0.2, 0.8, 2) * size
-            points = [tuple(p)]
-            for _ in range(int(rng.integers(5, 15))):
-                p = np.clip(p + rng.normal(0, 0.18 * size, 2), 0.07 * size, 0.93 * size)
-                points.append(tuple(p))
-            draw.line(points, fill=ink, width=width, joint="curve")
+        _draw_mark(image, kind, ink, rng)
         out.append((kind, image.rotate(rng.uniform(-20, 20), fillcolor=paper)))
     return out
+
+
+def _draw_mark(image: Image.Image, kind: str, ink: int, rng: np.random.Generator) -> None:
+    """Draw one mark of ``kind`` (one of MARK_KINDS) in grey level ``ink`` on the square
+    ``image``, in a random size and stroke width from ``rng``."""
+    size = image.size[0]
+    draw = ImageDraw.Draw(image)
+    width = int(rng.integers(size // 35, size // 10))
+    c, r = size / 2, rng.uniform(0.2, 0.4) * size
+    if kind == "letter":
+        font = ImageFont.load_default(size=int(rng.uniform(0.55, 0.8) * size))
+        draw.text((c, c), str(rng.choice(list(MARK_GLYPHS))), font=font, fill=ink, anchor="mm")
+    elif kind == "plus":
+        draw.line([(c - r, c), (c + r, c)], fill=ink, width=width)
+        draw.line([(c, c - r), (c, c + r)], fill=ink, width=width)
+    elif kind == "cross":
+        draw.line([(c - r, c - r), (c + r, c + r)], fill=ink, width=width)
+        draw.line([(c - r, c + r), (c + r, c - r)], fill=ink, width=width)
+    elif kind == "square":
+        fill = ink if rng.random() < 0.3 else None
+        draw.rectangle(
+            [c - r, c - r * rng.uniform(0.5, 1), c + r, c + r], outline=ink, width=width, fill=fill
+        )
+    elif kind == "triangle":
+        draw.polygon([(c, c - r), (c + r, c + r), (c - r, c + r)], outline=ink, width=width)
+    elif kind == "star":
+        points = [
+            (c + (r if k % 2 == 0 else 0.4 * r) * math.sin(k * math.pi / 5),
+             c - (r if k % 2 == 0 else 0.4 * r) * math.cos(k * math.pi / 5))
+            for k in range(10)
+        ]  # fmt: skip
+        draw.polygon(points, outline=ink, width=width)
+    elif kind == "silhouette":  # a filled, shaded shape: an object rather than a stroke
+        corners = int(rng.integers(4, 10))
+        angles = np.sort(rng.uniform(0, 2 * math.pi, corners))
+        radii = r * rng.uniform(0.6, 1.3, corners)
+        outline = [(c + q * math.cos(a), c + q * math.sin(a)) for q, a in zip(radii, angles)]
+        shade = Image.new("L", image.size, 0)
+        ImageDraw.Draw(shade).polygon(outline, fill=255)
+        levels = rng.uniform(0.3, 1.0) * np.linspace(rng.uniform(0.4, 1), 1, size)[None, :]
+        texture = np.clip(levels + rng.normal(0, 0.08, (size, size)), 0, 1)
+        fill = (texture * 255).astype(np.uint8) if ink == 255 else (255 - texture * 255).astype(np.uint8)
+        image.paste(Image.fromarray(fill), mask=shade)
+    elif kind == "lines":
+        for _ in range(int(rng.integers(2, 5))):
+            y = rng.uniform(0.15, 0.85) * size
+            end = y + rng.uniform(-0.15, 0.15) * size
+            draw.line([(0.1 * size, y), (0.9 * size, end)], fill=ink, width=width)
+    else:  # a scribble: a random walk of 6 to 15 points, joined smoothly
+        p = rng.uniform(0.2, 0.8, 2) * size
+        points = [tuple(p)]
+        for _ in range(int(rng.integers(5, 15))):
+            p = np.clip(p + rng.normal(0, 0.18 * size, 2), 0.07 * size, 0.93 * size)
+            points.append(tuple(p))
+        draw.line(points, fill=ink, width=width, joint="curve")
 
 
 def noise_images(n: int, seed: int = 0, shape: tuple[int, int, int] = (1, 28, 28)) -> torch.Tensor:

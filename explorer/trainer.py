@@ -123,15 +123,9 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         self.data = Data.load(cfg, model_config, self.device)
         capturable = graph_possible(self.device, world.distributed, cfg.optimizer)
-        if resume:
-            self.model = load_checkpoint(run.path, self.device).train()
-            self.optimizer = make_optimizer(self.model, cfg, capturable)
-            self.at = _resume_position(run, self.optimizer, cfg.lr, world.main, self.device)
-        else:
-            self.model = VAE(model_config).to(self.device).train()
-            if init is not None:  # the weights of --init-from
-                self.model.load_state_dict(init.state_dict())
-            self.optimizer, self.at = make_optimizer(self.model, cfg, capturable), Position()
+        self.model, self.optimizer, self.at = _starting_state(
+            run, model_config, cfg, self.device, capturable, world.main, resume, init
+        )
         self.step_runner = make_step_runner(
             self.model, cfg, self.optimizer, self.device, world.distributed, on_path=self._path_settled
         )
@@ -232,11 +226,7 @@ class Trainer:
         self.snapshot()
         self.save()
         if self.progress is not False:
-            bound = f"  test L_{self.cfg.samples} {test['test_bound']:.2f}" if "test_bound" in test else ""
-            tqdm.write(
-                f"epoch {epoch}/{self.cfg.epochs}  train loss {loss:.2f}  test ELBO "
-                f"{test['test_elbo']:.2f} nats{bound}  ({epoch_seconds:.1f} s)"
-            )
+            tqdm.write(_epoch_line(epoch, self.cfg, loss, test, epoch_seconds))
 
     # -- what an epoch leaves behind, and what the run says -------------------------------------
 
@@ -267,6 +257,29 @@ class Trainer:
         if self.progress is not False and self.world.main:
             tqdm.write(f"training step: {path}")
         self.report("running")  # now saying whether the graph was kept
+
+
+def _epoch_line(epoch: int, cfg: TrainConfig, loss: float, test: dict, seconds: float) -> str:
+    """The console line at the end of an epoch (losses in nats per image)."""
+    bound = f"  test L_{cfg.samples} {test['test_bound']:.2f}" if "test_bound" in test else ""
+    return (
+        f"epoch {epoch}/{cfg.epochs}  train loss {loss:.2f}  test ELBO {test['test_elbo']:.2f} nats"
+        f"{bound}  ({seconds:.1f} s)"
+    )
+
+
+def _starting_state(run: RunFolder, model_config: ModelConfig, cfg: TrainConfig, device: torch.device,
+                    capturable: bool, main: bool, resume: bool, init: VAE | None):  # fmt: skip
+    """(model, optimiser, position) a run starts from: its checkpoint when resumed, else a new
+    model (with the weights of ``init``, from --init-from, when given) at step 0."""
+    if resume:
+        model = load_checkpoint(run.path, device).train()
+        optimizer = make_optimizer(model, cfg, capturable)
+        return model, optimizer, _resume_position(run, optimizer, cfg.lr, main, device)
+    model = VAE(model_config).to(device).train()
+    if init is not None:
+        model.load_state_dict(init.state_dict())
+    return model, make_optimizer(model, cfg, capturable), Position()
 
 
 def _resume_position(run: RunFolder, optimizer, lr: float, main: bool, device: torch.device) -> Position:
