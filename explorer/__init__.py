@@ -3,18 +3,36 @@
 The public API, re-exported here::
 
     from explorer import ModelConfig, TrainConfig, start_run, resume_run, load_checkpoint, VAE
+
+Each name is imported when first used (PEP 562), so ``import explorer.config`` or the CLI's
+argument parsing do not load torch.
 """
 
-from explorer.checkpoints import load_checkpoint, save_checkpoint
-from explorer.config import ModelConfig, TrainConfig
-from explorer.data import load_dataset
-from explorer.errors import CheckpointError, DatasetError, ExplorerError, ImageError
-from explorer.model import VAE
-from explorer.objectives import elbo_terms, importance_log_likelihood, kl_standard_normal
-from explorer.preprocess import preprocess_image
-from explorer.train import resume_run, start_run
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
 from explorer.version import __version__
 
+_HOMES = {
+    "load_checkpoint": "checkpoints",
+    "save_checkpoint": "checkpoints",
+    "ModelConfig": "config",
+    "TrainConfig": "config",
+    "load_dataset": "data",
+    "ExplorerError": "errors",
+    "DatasetError": "errors",
+    "CheckpointError": "errors",
+    "ImageError": "errors",
+    "VAE": "model",
+    "elbo_terms": "objectives",
+    "importance_log_likelihood": "objectives",
+    "kl_standard_normal": "objectives",
+    "preprocess_image": "preprocess",
+    "start_run": "train",
+    "resume_run": "train",
+}
 __all__ = [
     "VAE",
     "ModelConfig",
@@ -33,4 +51,26 @@ __all__ = [
     "CheckpointError",
     "ImageError",
     "__version__",
-]
+]  # the names of _HOMES, and the version
+
+if TYPE_CHECKING:  # what editors and type checkers see
+    from explorer.checkpoints import load_checkpoint, save_checkpoint
+    from explorer.config import ModelConfig, TrainConfig
+    from explorer.data import load_dataset
+    from explorer.errors import CheckpointError, DatasetError, ExplorerError, ImageError
+    from explorer.model import VAE
+    from explorer.objectives import elbo_terms, importance_log_likelihood, kl_standard_normal
+    from explorer.preprocess import preprocess_image
+    from explorer.train import resume_run, start_run
+
+
+def __getattr__(name: str):
+    if name in _HOMES:
+        value = getattr(importlib.import_module(f"explorer.{_HOMES[name]}"), name)
+        globals()[name] = value  # once imported, an ordinary attribute
+        return value
+    raise AttributeError(f"module 'explorer' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
