@@ -3,8 +3,8 @@
 ``ModelConfig`` (what shapes the network) and ``TrainConfig`` (how it is trained) are dataclasses
 whose fields carry their ``Setting``: type, default, unit, help, the values allowed, whether a
 resumed run may change it, and its label on the Train page's form. Everything else is derived from
-them: the validation of both configs, the ``vae-explorer train`` flags (``explorer.cli``), the
-Train form (``explorer.ui.widgets``) and the rules of ``--resume`` and ``--init-from``. To add a
+them: the validation of both configs, the ``vae-explorer train`` flags (``explorer.cli_train``), the
+Train form (``explorer.ui.train_form``) and the rules of ``--resume`` and ``--init-from``. To add a
 setting, add one field here (and read it where it takes effect). What a dataset implies
 (likelihood, binarisation, image shape, preprocessing) lives in ``explorer.datasets``.
 
@@ -166,7 +166,8 @@ class TrainConfig:
                              form="Optimiser")  # fmt: skip
     lr: float = setting(1e-3, "learning rate", unit="per step, not scaled by M", low=1e-12,
                         resumable=True, form="Learning rate")  # fmt: skip
-    weight_decay: float = setting(0.0, "L2 on all weights: the paper's prior on theta", low=0.0)
+    weight_decay: float = setting(0.0, "L2 on all weights: the paper's prior on theta", low=0.0,
+                                  form="Weight decay")  # fmt: skip
     binarize: str = setting("auto", "dynamic binarisation of every minibatch (auto: on for a Bernoulli "
                             "model of a binarised dataset, MNIST's likelihood protocol); none: grey "
                             "levels", choices=("auto", "dynamic", "none"))  # fmt: skip
