@@ -74,13 +74,32 @@ def add_tool_parsers(sub) -> None:
     x.add_argument("--limit", type=positive(int), help="evaluate on the first N test images only")
     x.add_argument("--device", type=device, default="auto", help=DEVICES)
 
-    d = sub.add_parser("data", help="fetch or describe a dataset")
+    d = sub.add_parser("data", help="fetch, add or describe a dataset")
     dsub = d.add_subparsers(dest="data_command", required=True, parser_class=Parser, metavar="ACTION")
-    f = dsub.add_parser("fetch", help="download/verify a dataset into the cache")
+    f = dsub.add_parser("fetch", help="download (or generate) and verify a dataset into the cache")
     f.add_argument("name", choices=DATASETS)
-    f.add_argument("--from", dest="source_file", help="frey-face: path of frey_rawface.mat")
+    f.add_argument(
+        "--from",
+        dest="source_file",
+        help="frey-face: path of frey_rawface.mat; cifar10: path of cifar-10-python.tar.gz",
+    )
+    a = dsub.add_parser("add", help="a folder of your own images as a dataset (class subfolders: labels)")
+    a.add_argument("name", help="the dataset's name (letters, digits, . _ -)")
+    a.add_argument("path", help="the folder of PNG, JPEG, WebP, BMP or GIF images")
+    a.add_argument("--size", default="32", help="image size: 32, or 48x32 (height x width); default 32")
+    a.add_argument("--grey", action="store_true", help="greyscale (default: colour)")
+    a.add_argument(
+        "--fit",
+        choices=("crop", "pad"),
+        default="crop",
+        help="crop: centre-crop to the shape, then resize (default); pad: resize to fit, pad with black",
+    )
+    a.add_argument(
+        "--test-fraction", type=number(float, 0.0, 1.0), default=0.1, help="share of images in the test split"
+    )
+    a.add_argument("--replace", action="store_true", help="replace a dataset of that name")
     i = dsub.add_parser("info", help="counts, shape, source and checksums")
-    i.add_argument("name", choices=DATASETS)
+    i.add_argument("name", help=f"{', '.join(DATASETS)} or a dataset you added")
     i.add_argument("--json", action="store_true")
 
 
@@ -125,7 +144,8 @@ def cmd_evaluate(args) -> None:
     if args.json:
         print(json.dumps(figures, indent=2))
         return
-    label = "NLL" if binarized else "NLL (grey-level data: not a normalised likelihood)"
+    grey_bernoulli = model.config.likelihood == "bernoulli" and not binarized
+    label = "NLL (grey-level data: not a normalised likelihood)" if grey_bernoulli else "NLL"
     print(f"{dataset} {args.split}, {result.n} images")
     print(
         f"  ELBO          {result.elbo:9.2f} +/- {result.elbo_se:.2f} nats "
@@ -133,6 +153,9 @@ def cmd_evaluate(args) -> None:
     )
     if result.nll is not None:
         print(f"  {label:<13} {result.nll:9.2f} +/- {result.log_likelihood_se:.2f} nats (K = {result.k})")
+    if result.bits_per_dim is not None:
+        what = "NLL" if result.nll is not None else "-ELBO"
+        print(f"  bits/dim      {result.bits_per_dim:9.3f} ({what}; {model.config.likelihood} likelihood)")
     dims = model.config.latent_dim
     print(f"  active units  {result.active_units:9d} of {dims} (Cov_x E_q[z_j] > {ACTIVE_UNIT_THRESHOLD})")
     shown = ", ".join(f"{v:.2f}" for v in result.kl_per_dim[:20]) + (" ..." if dims > 20 else "")
@@ -234,11 +257,17 @@ def cmd_data(args) -> None:
 
     if args.data_command == "fetch":
         if args.source_file:
-            if args.name != "frey-face":
-                raise ExplorerError("--from is only for frey-face (a frey_rawface.mat file)")
-            os.environ["VAE_EXPLORER_FREY_MAT"] = args.source_file
+            variable = {"frey-face": "VAE_EXPLORER_FREY_MAT", "cifar10": "VAE_EXPLORER_CIFAR_ARCHIVE"}
+            if args.name not in variable:
+                raise ExplorerError(
+                    "--from is only for frey-face (frey_rawface.mat) and cifar10 (cifar-10-python.tar.gz)"
+                )
+            os.environ[variable[args.name]] = args.source_file
         folder = data.fetch(args.name)
         print(f"{args.name}: verified in {folder}")
+        return
+    if args.data_command == "add":
+        _add_folder(args)
         return
     info = data.info(args.name)
     if args.json:
@@ -251,6 +280,26 @@ def cmd_data(args) -> None:
     print(f"  folder {info['folder']}")
     for file, meta in info["files"].items():
         print(f"  {file:<26} {meta['bytes']:>10,} bytes  md5 {meta['md5']}")
+
+
+def _add_folder(args) -> None:
+    from tqdm import tqdm
+
+    from explorer.imagefolder import add_folder
+
+    with tqdm(desc=f"reading {args.path}", unit=" files", leave=False, disable=None) as bar:
+        done = add_folder(
+            args.name, args.path, args.size, args.grey, args.fit, args.test_fraction, args.replace, bar.update
+        )
+    print(
+        f"{args.name}: {done.train:,} train + {done.test:,} test images, classes: "
+        f"{', '.join(done.classes)}; stored in {done.folder}"
+    )
+    for file, why in done.skipped:
+        print(f"  skipped {file}: {why}", file=sys.stderr)
+    if done.skipped:
+        print(f"{len(done.skipped)} file(s) skipped (listed above)", file=sys.stderr)
+    print(f"train on it: vae-explorer train --dataset {args.name} --arch conv --name {args.name}-conv")
 
 
 TOOLS = {

@@ -95,6 +95,8 @@ def _check(config) -> None:
 
 
 DEFAULT_DATASET = "mnist"
+ARCHITECTURES = ("mlp", "conv")
+LIKELIHOODS = ("bernoulli", "gaussian", "logistic")
 
 
 @dataclass
@@ -103,13 +105,27 @@ class ModelConfig:
 
     latent_dim: int = setting(2, "size of z; 2 gives the scatter and the manifold", low=1, high=1024,
                               form="Latent size")  # fmt: skip
-    hidden: tuple = setting((512, 512), "widths of the hidden layers, mirrored in the decoder",
-                            unit="units per layer", low=1, high=65_536, form="Hidden sizes")  # fmt: skip
+    arch: str = setting("mlp", "the network: mlp (the paper's fully connected layers) or conv "
+                        "(stride-2 convolutions in the encoder, transposed convolutions in the "
+                        "decoder, then the hidden layers)", choices=ARCHITECTURES,
+                        labels=(("mlp", "MLP (the paper's)"), ("conv", "Convolutional")),
+                        form="Architecture")  # fmt: skip
+    hidden: tuple = setting((512, 512), "widths of the fully connected hidden layers, mirrored in the "
+                            "decoder (conv: between the convolutions and z)", unit="units per layer",
+                            low=1, high=65_536, form="Hidden sizes")  # fmt: skip
+    channels: tuple = setting((32, 64, 128), "conv only: channels of each stride-2 convolution (each "
+                              "halves height and width), mirrored in the decoder", unit="channels",
+                              low=1, high=4096, form="Conv channels")  # fmt: skip
     activation: str = setting("relu", "the hidden layers' nonlinearity (the paper used tanh)",
                               choices=("relu", "tanh"), form="Activation")  # fmt: skip
     likelihood: str = setting(spec(DEFAULT_DATASET).likelihood,
-                              "p(x|z): bernoulli (logits) or gaussian (mean, log-variance); default: the "
-                              "dataset's", choices=("bernoulli", "gaussian"), form="Likelihood")  # fmt: skip
+                              "p(x|z): bernoulli (logits; binary or grey images), gaussian (mean and "
+                              "learned variance per pixel, the paper's appendix C.2) or logistic (the "
+                              "discretised logistic of 8-bit images, reported in bits per dimension); "
+                              "default: the dataset's", choices=LIKELIHOODS,
+                              labels=(("bernoulli", "Bernoulli"), ("gaussian", "Gaussian"),
+                                      ("logistic", "Discretised logistic")),
+                              form="Likelihood")  # fmt: skip
     image_shape: tuple = spec(DEFAULT_DATASET).image_shape  # (C, H, W) of the data: the dataset's
     gaussian_min_logvar: float = -8.0  # floor on the Gaussian decoder's log-variance (stability)
     extra: dict = field(default_factory=dict)  # free-form notes (not used by the network)
@@ -117,9 +133,17 @@ class ModelConfig:
     def __post_init__(self) -> None:
         self.image_shape = tuple(int(s) for s in self.image_shape)
         self.hidden = tuple(int(h) if isinstance(h, (int, float)) else h for h in self.hidden)
+        self.channels = tuple(int(c) if isinstance(c, (int, float)) else c for c in self.channels)
         _check(self)
         if len(self.image_shape) != 3 or min(self.image_shape) < 1:
             raise ValueError(f"image_shape must be (C, H, W) of positive sizes, got {self.image_shape}")
+        smallest = min(self.image_shape[1:])
+        if self.arch == "conv" and smallest >> len(self.channels) < 1:
+            most, (_, h, w) = smallest.bit_length() - 1, self.image_shape
+            raise ValueError(
+                f"{len(self.channels)} stride-2 convolutions halve {smallest} pixels to nothing; "
+                f"use at most {most} conv channel sizes for {h}x{w} images"
+            )
 
     @property
     def pixels(self) -> int:
@@ -145,7 +169,8 @@ class TrainConfig:
     """How a model is trained (Kingma & Welling's Algorithm 1 and its options); stored in the
     run's config.json."""
 
-    dataset: str = setting(DEFAULT_DATASET, "what to train on", choices=DATASETS, form="Dataset")
+    dataset: str = setting(DEFAULT_DATASET, f"what to train on: {', '.join(DATASETS)}, or a folder of "
+                           "images added with 'vae-explorer data add NAME PATH'", form="Dataset")  # fmt: skip
     epochs: int = setting(50, "passes over the (limited) training set, in all", unit="epochs", low=1,
                           high=1_000_000, resumable=True, form="Epochs")  # fmt: skip
     batch_size: int = setting(100, "M, images per minibatch (paper: 100)", unit="images", low=1,
@@ -183,6 +208,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         _check(self)
+        spec(self.dataset)  # a built-in dataset or an added folder (ValueError: the known ones)
         if self.objective == "iwae" and self.beta != 1.0:
             raise ValueError(
                 f"the iwae objective has no KL weight: set beta to 1 (not {self.beta:g}) "

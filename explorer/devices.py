@@ -77,6 +77,9 @@ def step_memory(model_config, cfg) -> int:
     figure."""
     out = model_config.pixels * (1 if model_config.likelihood == "bernoulli" else 2)
     per_draw = sum(model_config.hidden) + model_config.latent_dim + 3 * out  # decoder layers, logits, loss
+    if model_config.arch == "conv":  # the decoder's feature maps, each layer twice the last's side
+        _, h, w = model_config.image_shape
+        per_draw += sum(c * (h >> (i + 1)) * (w >> (i + 1)) for i, c in enumerate(model_config.channels))
     return 4 * 3 * cfg.samples * cfg.batch_size * per_draw
 
 

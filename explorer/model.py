@@ -1,6 +1,12 @@
-"""The VAE of Kingma & Welling (AEVB, 2013): an MLP encoder q_phi(z|x) = N(mu, diag(sigma^2)) and an
-MLP decoder p_theta(x|z), Bernoulli (logits) for binary or grey images, Gaussian (mean and
-log-variance heads) for continuous data such as Frey Face. The prior is p(z) = N(0, I).
+"""The VAE of Kingma & Welling (AEVB, 2013): an encoder q_phi(z|x) = N(mu, diag(sigma^2)) and a
+decoder p_theta(x|z); the prior is p(z) = N(0, I).
+
+Two networks (``ModelConfig.arch``): ``mlp``, the paper's fully connected layers, and ``conv``,
+stride-2 convolutions (each halves height and width) before the hidden layers in the encoder and
+transposed convolutions after them in the decoder, for images of any C x H x W. Three
+likelihoods (``ModelConfig.likelihood``): Bernoulli (logits) for binary or grey images; Gaussian
+with a learned variance per pixel (the paper's appendix C.2, as for Frey Face); and the discretised
+logistic of 8-bit images (Salimans et al. 2017, PixelCNN++, one component; Kingma et al. 2016).
 
 API (as in pytorch/examples' vae): ``encode(x) -> (mu, logvar)``, ``reparameterize``,
 ``decode(z) -> Distribution`` over images.
@@ -8,13 +14,18 @@ API (as in pytorch/examples' vae): ``encode(x) -> (mu, logvar)``, ``reparameteri
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
-from torch.distributions import Bernoulli, Distribution, Independent, Normal
+from torch.distributions import Bernoulli, Distribution, Independent, Normal, constraints
+from torch.nn import functional as F
 
 from explorer.config import ModelConfig
 
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh}
+LEVELS = 255  # an 8-bit image's grey levels are k / 255, k = 0..255
+LOGISTIC_MIN_LOG_SCALE = -7.0  # floor on the logistic's log-scale (PixelCNN++'s)
 
 
 def _mlp(sizes: list[int], activation: str) -> nn.Sequential:
@@ -25,20 +36,76 @@ def _mlp(sizes: list[int], activation: str) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
+def conv_sizes(height: int, width: int, layers: int) -> list[tuple[int, int]]:
+    """(H, W) before and after each of ``layers`` stride-2 convolutions (kernel 4, padding 1:
+    floor(H / 2)); the decoder retraces them in reverse."""
+    sizes = [(height, width)]
+    for _ in range(layers):
+        sizes.append((sizes[-1][0] // 2, sizes[-1][1] // 2))
+    return sizes
+
+
+def _conv_encoder(config: ModelConfig) -> nn.Sequential:
+    """x (B, C, H, W) -> features (B, hidden[-1]): the convolutions, flattened, then the hidden
+    layers."""
+    c, h, w = config.image_shape
+    widths, act = [c, *config.channels], ACTIVATIONS[config.activation]
+    layers: list[nn.Module] = []
+    for c_in, c_out in zip(widths[:-1], widths[1:]):
+        layers += [nn.Conv2d(c_in, c_out, 4, stride=2, padding=1), act()]  # (B, c_out, H/2, W/2)
+    last_h, last_w = conv_sizes(h, w, len(config.channels))[-1]
+    features = config.channels[-1] * last_h * last_w
+    return nn.Sequential(*layers, nn.Flatten(), *_mlp([features, *config.hidden], config.activation))
+
+
+class _ConvDecoder(nn.Module):
+    """z (N, z_dim) -> (N, out_channels, H, W): the hidden layers, a linear map to the smallest
+    feature map, then transposed convolutions (kernel 4, stride 2, padding 1, each doubling H and
+    W, plus one row or column where the encoder's halving dropped one); the last one, without an
+    activation, is the output head."""
+
+    def __init__(self, config: ModelConfig, out_channels: int) -> None:
+        super().__init__()
+        _, h, w = config.image_shape
+        sizes = conv_sizes(h, w, len(config.channels))
+        act, channels = ACTIVATIONS[config.activation], list(config.channels)
+        self.start = (channels[-1], *sizes[-1])  # (C_n, H_n, W_n)
+        features = math.prod(self.start)
+        self.dense = _mlp([config.latent_dim, *reversed(config.hidden), features], config.activation)
+        layers: list[nn.Module] = []
+        outs = [*reversed(channels[:-1]), out_channels]
+        for i, (c_in, c_out) in enumerate(zip(reversed(channels), outs)):
+            (h_in, w_in), (h_out, w_out) = sizes[-1 - i], sizes[-2 - i]
+            pad = (h_out - 2 * h_in, w_out - 2 * w_in)  # 0 or 1 each
+            layers += [nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1, output_padding=pad), act()]
+        self.up = nn.Sequential(*layers[:-1])  # no activation after the output head
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.up(self.dense(z).view(-1, *self.start))
+
+
 class VAE(nn.Module):
+    """The encoder and decoder of ``config`` (see the module's docstring)."""
+
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.config = config
         d, z, hidden = config.pixels, config.latent_dim, list(config.hidden)
-        self.encoder = _mlp([d, *hidden], config.activation)
-        self.enc_head = nn.Linear(hidden[-1], 2 * z)  # -> (mu, logvar)
-        self.decoder = _mlp([z, *reversed(hidden)], config.activation)
-        out = d if config.likelihood == "bernoulli" else 2 * d  # logits, or (mean, logvar)
-        self.dec_head = nn.Linear(hidden[0], out)
+        per_pixel = 1 if config.likelihood == "bernoulli" else 2  # logits, or (location, log-scale)
+        if config.arch == "conv":
+            self.encoder = _conv_encoder(config)
+            self.enc_head = nn.Linear(hidden[-1], 2 * z)  # -> (mu, logvar)
+            self.decoder = _ConvDecoder(config, per_pixel * config.image_shape[0])
+            self.dec_head = None  # the decoder's last transposed convolution
+        else:  # the paper's MLP (its parameter names are those of every checkpoint shipped)
+            self.encoder = _mlp([d, *hidden], config.activation)
+            self.enc_head = nn.Linear(hidden[-1], 2 * z)
+            self.decoder = _mlp([z, *reversed(hidden)], config.activation)
+            self.dec_head = nn.Linear(hidden[0], per_pixel * d)
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """x (B, C, H, W) in [0, 1] -> mu (B, z), logvar (B, z) of q(z|x)."""
-        h = self.encoder(x.flatten(1))
+        h = self.encoder(x if self.config.arch == "conv" else x.flatten(1))
         mu, logvar = self.enc_head(h).chunk(2, dim=-1)
         return mu, logvar
 
@@ -55,7 +122,12 @@ class VAE(nn.Module):
         return mu + std * eps
 
     def decoder_params(self, z: torch.Tensor) -> torch.Tensor:
-        """Raw decoder output for z (..., z_dim): logits (..., D), or mean-logit and logvar (..., 2D)."""
+        """Raw decoder output for z (..., z_dim), flat per image in (C, H, W) order: logits
+        (..., D); or (..., 2D), D location logits then D log-variances (Gaussian) or log-scales
+        (logistic)."""
+        if self.dec_head is None:  # conv: the transposed convolutions want (N, z_dim)
+            out = self.decoder(z.reshape(-1, z.shape[-1]))  # (N, channels, H, W)
+            return out.reshape(*z.shape[:-1], -1)
         return self.dec_head(self.decoder(z))
 
     def log_prob(self, x: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
@@ -66,12 +138,18 @@ class VAE(nn.Module):
         if self.config.likelihood == "bernoulli":
             logits, x = torch.broadcast_tensors(params, x)
             return -nn.functional.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(-1)
+        if self.config.likelihood == "logistic":
+            return discretized_logistic_log_prob(x, *self._logistic(params)).sum(-1)
         mean, logvar = self._gaussian(params)
         return _gaussian_log_density(x, mean, logvar)
 
     def _gaussian(self, params: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mean_logit, logvar = params.chunk(2, dim=-1)
         return torch.sigmoid(mean_logit), logvar.clamp(min=self.config.gaussian_min_logvar)
+
+    def _logistic(self, params: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        loc_logit, log_scale = params.chunk(2, dim=-1)
+        return torch.sigmoid(loc_logit), log_scale.clamp(min=LOGISTIC_MIN_LOG_SCALE)
 
     def decode(self, z: torch.Tensor) -> Distribution:
         """p(x|z) for z (B, z_dim): a Distribution over images whose ``.mean`` is (B, C, H, W) and
@@ -80,6 +158,9 @@ class VAE(nn.Module):
         shape = (*params.shape[:-1], *self.config.image_shape)
         if self.config.likelihood == "bernoulli":
             base = Bernoulli(logits=params.reshape(shape), validate_args=False)
+        elif self.config.likelihood == "logistic":
+            loc, log_scale = self._logistic(params)
+            base = DiscretizedLogistic(loc.reshape(shape), log_scale.reshape(shape))
         else:
             mean, logvar = self._gaussian(params)
             base = Normal(mean.reshape(shape), torch.exp(0.5 * logvar).reshape(shape), validate_args=False)
@@ -102,3 +183,53 @@ def _gaussian_log_density(x: torch.Tensor, mean: torch.Tensor, logvar: torch.Ten
     """log N(x; mean, exp(logvar)) summed over the last dim."""
     log2pi = 1.8378770664093453
     return -0.5 * (log2pi + logvar + (x - mean) ** 2 * torch.exp(-logvar)).sum(-1)
+
+
+def discretized_logistic_log_prob(
+    x: torch.Tensor, loc: torch.Tensor, log_scale: torch.Tensor
+) -> torch.Tensor:
+    """log P(x) in nats, elementwise, of 8-bit data x = k / 255 (k = 0..255) under a logistic of
+    location ``loc`` and scale exp(``log_scale``) discretised to 256 bins of width 1/255 centred on
+    the grey levels, the first and last bins reaching to -inf and +inf (Salimans et al. 2017,
+    PixelCNN++, eq. 2, on [0, 1] instead of [-1, 1]). The masses of the 256 bins sum to 1, so this
+    is a probability, not a density: no dequantisation is needed for bits per dimension.
+    Where a bin's mass underflows float32 the density at its centre times its width is used."""
+    half = 0.5 / LEVELS
+    centred = x - loc
+    inv_scale = torch.exp(-log_scale)
+    plus, minus = inv_scale * (centred + half), inv_scale * (centred - half)
+    log_cdf_plus = plus - F.softplus(plus)  # log sigmoid(plus): the lowest bin, from -inf
+    log_one_minus_cdf_minus = -F.softplus(minus)  # log(1 - sigmoid(minus)): the highest, to +inf
+    mass = torch.sigmoid(plus) - torch.sigmoid(minus)
+    mid = inv_scale * centred
+    log_density_mid = mid - log_scale - 2.0 * F.softplus(mid)
+    inner = torch.where(mass > 1e-5, torch.log(mass.clamp(min=1e-12)), log_density_mid - math.log(LEVELS))
+    return torch.where(x < half, log_cdf_plus, torch.where(x > 1 - half, log_one_minus_cdf_minus, inner))
+
+
+class DiscretizedLogistic(Distribution):
+    """Per-element discretised logistic over the 256 grey levels k / 255 (see
+    ``discretized_logistic_log_prob``); ``mean`` is the location clamped to [0, 1] (the
+    distribution's mean up to the edge bins), samples are on the grid."""
+
+    arg_constraints = {"loc": constraints.real, "log_scale": constraints.real}
+    support = constraints.unit_interval
+    has_rsample = False
+
+    def __init__(self, loc: torch.Tensor, log_scale: torch.Tensor) -> None:
+        self.loc, self.log_scale = torch.broadcast_tensors(loc, log_scale)
+        super().__init__(self.loc.shape, validate_args=False)
+
+    @property
+    def mean(self) -> torch.Tensor:
+        return self.loc.clamp(0.0, 1.0)
+
+    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
+        return discretized_logistic_log_prob(value, self.loc, self.log_scale)
+
+    @torch.no_grad()
+    def sample(self, sample_shape: tuple = ()) -> torch.Tensor:
+        shape = self._extended_shape(torch.Size(sample_shape))
+        u = torch.rand(shape, dtype=self.loc.dtype, device=self.loc.device).clamp(1e-6, 1 - 1e-6)
+        x = self.loc + torch.exp(self.log_scale) * (torch.log(u) - torch.log1p(-u))
+        return (x.clamp(0.0, 1.0) * LEVELS).round() / LEVELS
