@@ -6,7 +6,7 @@ sources are tried in order (``explorer.sources.SOURCES``); each writes into a te
 inside the cache, its files are verified, and only then moved into place, so an interrupted fetch
 leaves no partial file behind. When every source fails, the error names each one and why it failed.
 
-Images come back as uint8 tensors (N, 1, H, W) and labels as int64 tensors (N,).
+Images come back as uint8 tensors (N, C, H, W) and labels as int64 tensors (N,).
 """
 
 from __future__ import annotations
@@ -22,29 +22,29 @@ import numpy as np
 import torch
 
 from explorer import sources
-from explorer.datasets import DATASETS, spec
+from explorer.arraysets import read_split, record, verify_arrays
+from explorer.datasets import SPEC_FILE, data_root, spec
 from explorer.errors import DatasetError
 from explorer.sources import (
+    CIFAR_SPLITS,
     FREY_FACE_FILE,
     FREY_FACE_TEST,
     Source,
     SourceFailed,
     dataset_files,
     md5_file,
+    read_cifar_batch,
     read_frey,
     read_idx,
     sha256_file,
 )
 
 
-def data_root() -> Path:
-    """The cache folder: ``$VAE_EXPLORER_DATA`` or ``~/.cache/vae-explorer``."""
-    return Path(os.environ.get("VAE_EXPLORER_DATA") or Path.home() / ".cache" / "vae-explorer")
-
-
 def _check_name(name: str) -> str:
-    if name not in DATASETS:
-        raise DatasetError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)}")
+    try:
+        spec(name)
+    except ValueError as exc:
+        raise DatasetError(str(exc)) from None
     return name
 
 
@@ -54,6 +54,9 @@ def _check_name(name: str) -> str:
 
 def _verify(name: str, folder: Path) -> None:
     """Raise SourceFailed unless every file of ``name`` in ``folder`` is present and correct."""
+    if spec(name).form == "arrays":
+        verify_arrays(folder)
+        return
     for file, md5 in dataset_files(name).items():
         path = folder / file
         if not path.is_file():
@@ -89,13 +92,19 @@ def fetch(name: str, tried: list[tuple[str, Source]] | None = None) -> Path:
         else:
             failures.append(f"cache {folder}: empty")
     folder.mkdir(parents=True, exist_ok=True)
+    if tried is None and name not in sources.SOURCES:  # an added image folder: no other copy
+        raise DatasetError(
+            f"dataset {name!r} in {folder} is damaged ({failures[0].split(': ', 1)[1]}); add its "
+            f"folder again: vae-explorer data add {name} PATH --replace"
+        )
     for label, source in tried if tried is not None else sources.SOURCES[name]:
         tmp = Path(tempfile.mkdtemp(prefix=".fetch-", dir=folder))
         try:
             source(name, tmp)
             _verify(name, tmp)
-            for file in dataset_files(name):
-                os.replace(tmp / file, folder / file)  # same filesystem: atomic
+            files = sorted(p for p in tmp.iterdir() if p.is_file())
+            for path in sorted(files, key=lambda p: p.name == SPEC_FILE):  # the description last
+                os.replace(path, folder / path.name)  # same filesystem: atomic
             (folder / "source.json").write_text(json.dumps({"source": label}) + "\n")
             return folder
         except SourceFailed as exc:
@@ -109,8 +118,9 @@ def fetch(name: str, tried: list[tuple[str, Source]] | None = None) -> Path:
 
 @dataclass(frozen=True)
 class Dataset:
-    images: torch.Tensor  # (N, 1, H, W) uint8
+    images: torch.Tensor  # (N, C, H, W) uint8
     labels: torch.Tensor  # (N,) int64
+    factors: torch.Tensor | None = None  # (N, F) float32: the true factors of generated images
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -123,15 +133,25 @@ _SPLIT_FILES = {
 
 
 def load_dataset(name: str, split: str = "train") -> Dataset:
-    """Images (N, 1, H, W) uint8 and labels (N,) int64 of one split, fetched if needed.
+    """Images (N, C, H, W) uint8 and labels (N,) int64 of one split, fetched if needed; with the
+    true factors (N, F) where the dataset was generated from them (the shapes).
 
     Frey Face has no labels and no official split: labels are frame numbers and the last
     ``FREY_FACE_TEST`` frames are the test split.
+
+    Raises:
+        DatasetError: an unknown dataset or split, or a dataset that cannot be fetched.
     """
     if split not in _SPLIT_FILES:
         raise DatasetError(f"unknown split {split!r}; choose 'train' or 'test'")
     folder = fetch(name)
-    if name == "frey-face":
+    form, factors = spec(name).form, None
+    if form == "arrays":
+        images, labels, factors = read_split(folder, split)
+    elif form == "cifar":
+        batches = [read_cifar_batch(folder / file) for file in CIFAR_SPLITS[split]]
+        images, labels = np.concatenate([b[0] for b in batches]), np.concatenate([b[1] for b in batches])
+    elif form == "frey":
         frames = read_frey(folder / FREY_FACE_FILE)
         index = np.arange(len(frames))
         keep = (
@@ -139,22 +159,31 @@ def load_dataset(name: str, split: str = "train") -> Dataset:
             if split == "train"
             else index >= len(frames) - FREY_FACE_TEST
         )
-        images, labels = frames[keep], index[keep]
+        images, labels = frames[keep][:, None], index[keep]
     else:
         image_file, label_file = _SPLIT_FILES[split]
-        images, labels = read_idx(folder / image_file), read_idx(folder / label_file)
-    images_t = torch.from_numpy(np.array(images, dtype=np.uint8)).unsqueeze(1)
-    return Dataset(images=images_t, labels=torch.from_numpy(np.asarray(labels, dtype=np.int64)))
+        images, labels = read_idx(folder / image_file)[:, None], read_idx(folder / label_file)
+    return Dataset(
+        images=torch.from_numpy(np.array(images, dtype=np.uint8)),
+        labels=torch.from_numpy(np.asarray(labels, dtype=np.int64)),
+        factors=None if factors is None else torch.from_numpy(np.asarray(factors, dtype=np.float32)),
+    )
 
 
 def info(name: str) -> dict:
     """Counts, shape, source and checksums of a (fetched) dataset."""
     folder = fetch(name)
     source_file = folder / "source.json"
-    source = json.loads(source_file.read_text())["source"] if source_file.exists() else "unknown"
+    if source_file.exists():
+        source = json.loads(source_file.read_text())["source"]
+    elif spec(name).form == "arrays":  # an added folder of images
+        source = f"images from {record(folder).get('origin', {}).get('folder', 'a folder')}"
+    else:
+        source = "unknown"
     train, test = load_dataset(name, "train"), load_dataset(name, "test")
     files = {}
-    for file, md5 in dataset_files(name).items():
+    listed = dataset_files(name) or dict.fromkeys(record(folder).get("files", {}))
+    for file, md5 in listed.items():
         path = folder / file
         files[file] = {
             "bytes": path.stat().st_size,

@@ -7,7 +7,10 @@ preprocessing of uploads) asks here. Pure Python: importing it loads no torch.
 
 from __future__ import annotations
 
+import json
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -23,14 +26,17 @@ class Convention:
     - ``"frame"``: an object photographed on a plain ground: the ground is removed, the object
       cropped to its bounding box, its longest side scaled to ``box`` and its box centred
       (Fashion-MNIST, Xiao et al. 2017: trimmed, longest side resized to 28, negated).
-    - ``"photo"``: a photograph kept as it is: greyscale, centre-cropped to the image's aspect
-      ratio and resized (Frey Face: frames of a face filling the picture).
+    - ``"photo"``: a photograph kept as it is, in colour when the dataset's images have three
+      channels (else greyscale), fitted to the image's shape by ``fit``: ``"crop"`` (centre-crop
+      to its aspect ratio, then resize: Frey Face, CIFAR-10, the shapes, an image folder by
+      default) or ``"pad"`` (resize to fit inside, then pad with black).
     """
 
     kind: str  # "ink", "frame" or "photo"
     box: int  # longest side of the drawing or object after scaling, pixels
     centre_at: tuple[float, float] | None = None  # "ink": target centre of mass (row, col)
     summary: str = ""  # one line for help texts: what is done to a picture
+    fit: str = "crop"  # "photo": "crop" or "pad"
 
 
 @dataclass(frozen=True)
@@ -40,10 +46,38 @@ class DatasetSpec:
     name: str
     image_shape: tuple[int, int, int]  # (C, H, W)
     label_names: tuple[str, ...] | None  # class names by label; None: labels are not classes
-    likelihood: str  # the default p(x|z): "bernoulli" or "gaussian"
+    likelihood: str  # the default p(x|z): "bernoulli", "gaussian" or "logistic"
     binarize: bool  # dynamic binarisation in training, fixed-seed binarised test set (bernoulli only)
     convention: Convention
     item: str  # what one image shows, for page text: "digit", "clothing item", "face"
+    form: str = "idx"  # how its files are stored: "idx", "frey", "cifar" or "arrays" (.npy)
+    factors: tuple[str, ...] = ()  # names of the true generative factors stored with the images
+
+    @property
+    def colour(self) -> bool:
+        return self.image_shape[0] == 3
+
+    def to_dict(self) -> dict:
+        """JSON-ready (an image folder's dataset.json)."""
+        from dataclasses import asdict
+
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> DatasetSpec:
+        convention = Convention(**{**d["convention"], "centre_at": None})
+        labels = tuple(d["label_names"]) if d.get("label_names") else None
+        return cls(
+            name=d["name"],
+            image_shape=tuple(d["image_shape"]),
+            label_names=labels,
+            likelihood=d["likelihood"],
+            binarize=bool(d["binarize"]),
+            convention=convention,
+            item=d["item"],
+            form="arrays",
+            factors=tuple(d.get("factors") or ()),
+        )
 
 
 # Measured on MNIST's 60,000 training images: the mean centre of mass is (13.996, 14.007) in
@@ -72,6 +106,18 @@ FREY_CONVENTION = Convention(
     box=28,
     summary="greyscale, centre-cropped to 28:20 and resized, as the Frey Face frames",
 )
+CIFAR_CONVENTION = Convention(
+    "photo",
+    box=32,
+    summary="colour, centre-cropped to a square and resized to 32x32, as CIFAR-10's images",
+)
+SHAPES_CONVENTION = Convention(
+    "photo",
+    box=32,
+    summary="colour, centre-cropped to a square and resized to 32x32 (the shapes are drawn on black)",
+)
+SHAPES_CLASSES = ("square", "ellipse", "heart")
+SHAPES_FACTORS = ("shape", "scale", "rotation", "x", "y", "hue")
 
 SPECS: dict[str, DatasetSpec] = {
     "mnist": DatasetSpec(
@@ -111,21 +157,71 @@ SPECS: dict[str, DatasetSpec] = {
         binarize=False,
         convention=FREY_CONVENTION,
         item="face",
+        form="frey",
+    ),
+    "cifar10": DatasetSpec(
+        "cifar10",
+        (3, 32, 32),
+        ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"),
+        likelihood="logistic",
+        binarize=False,
+        convention=CIFAR_CONVENTION,
+        item="photo",
+        form="cifar",
+    ),
+    "shapes": DatasetSpec(
+        "shapes",
+        (3, 32, 32),
+        SHAPES_CLASSES,
+        likelihood="logistic",
+        binarize=False,
+        convention=SHAPES_CONVENTION,
+        item="shape",
+        form="arrays",
+        factors=SHAPES_FACTORS,
     ),
 }
-DATASETS = tuple(SPECS)
+DATASETS = tuple(SPECS)  # the built-in datasets; an image folder added by a user joins them
+SPEC_FILE = "dataset.json"  # an added dataset's description, in its cache folder
+
+
+def data_root() -> Path:
+    """The dataset cache: ``$VAE_EXPLORER_DATA`` or ``~/.cache/vae-explorer``."""
+    return Path(os.environ.get("VAE_EXPLORER_DATA") or Path.home() / ".cache" / "vae-explorer")
+
+
+def added_datasets() -> tuple[str, ...]:
+    """Names of the image folders added to the cache (``vae-explorer data add``), sorted."""
+    root = data_root()
+    if not root.is_dir():
+        return ()
+    names = [p.parent.name for p in root.glob(f"*/{SPEC_FILE}") if p.parent.name not in SPECS]
+    return tuple(sorted(names))
+
+
+def all_datasets() -> tuple[str, ...]:
+    """The built-in datasets, then the added ones."""
+    return DATASETS + added_datasets()
 
 
 def spec(name: str) -> DatasetSpec:
-    """The description of dataset ``name``.
+    """The description of dataset ``name``: a built-in one, or an image folder added to the cache.
 
     Raises:
         ValueError: for an unknown name; the message lists the known ones.
     """
-    try:
+    if name in SPECS:
         return SPECS[name]
-    except KeyError:
-        raise ValueError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)}") from None
+    path = data_root() / str(name) / SPEC_FILE
+    if name and "/" not in str(name) and not str(name).startswith(".") and path.is_file():
+        try:
+            return DatasetSpec.from_dict(json.loads(path.read_text()))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ValueError(f"dataset {name!r}: its description {path} is damaged ({exc})") from None
+    raise ValueError(
+        f"unknown dataset {name!r}; choose one of: {', '.join(all_datasets())} (or add a folder of "
+        "images with: vae-explorer data add NAME PATH)"
+    )
 
 
 def binarized(dataset: str, likelihood: str) -> bool:

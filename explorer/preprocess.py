@@ -25,9 +25,9 @@ from PIL import Image
 
 from explorer.datasets import Convention, spec
 from explorer.errors import ImageError
+from explorer.photos import WORK_SIDE, photo_array, shrink
 from explorer.reading import open_image, to_grey
 
-WORK_SIDE = 1024  # the picture is analysed at most this large (a phone photo: about a tenth of its pixels)
 MIN_CONTRAST = 0.1  # ink weaker than this against its ground (0..1) is not a drawing
 # A drawing is sized by the box of its ink above BOX_LEVEL of full strength: on MNIST's own digits
 # the longest side of that box is the same as the longest side of all their ink (checked on
@@ -39,18 +39,6 @@ BOX_MARGIN = 2
 
 
 # -- finding the ink ----------------------------------------------------------------------------
-
-
-def _shrink(grey: np.ndarray, side: int) -> np.ndarray:
-    """Area-averaged copy whose longest side is at most ``side`` (unchanged if already smaller)."""
-    h, w = grey.shape
-    if max(h, w) <= side:
-        return grey
-    s = side / max(h, w)
-    small = Image.fromarray(grey.astype(np.float32), mode="F").resize(
-        (max(1, round(w * s)), max(1, round(h * s))), Image.BOX
-    )
-    return np.asarray(small, dtype=np.float64)
 
 
 def _light_ground(grey: np.ndarray) -> bool:
@@ -263,15 +251,6 @@ def main_drawing(ink: np.ndarray, whole_object: bool = False) -> np.ndarray:
 # -- fitting into the frame -----------------------------------------------------------------------
 
 
-def _resize(a: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Anti-aliased resize of a float picture to (width, height): area averaging when shrinking,
-    Lanczos when enlarging."""
-    w, h = size
-    method = Image.BOX if w <= a.shape[1] and h <= a.shape[0] else Image.LANCZOS
-    out = Image.fromarray(a.astype(np.float32), mode="F").resize(size, method)
-    return np.clip(np.asarray(out, dtype=np.float64), 0.0, 1.0)
-
-
 def _fit(ink: np.ndarray, box: int, level: float, margin: int) -> np.ndarray:
     """The ink resampled so that the bounding box of its pixels above ``level`` has its longest
     side ``box`` pixels, with ``margin`` output pixels of what lies around that box (fainter ink)
@@ -343,21 +322,8 @@ def _place(small: np.ndarray, shape: tuple[int, int], convention: Convention) ->
     return field
 
 
-def _photo(grey: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Centre-crop to the field's aspect ratio and resize (the "photo" convention)."""
-    height, width = shape
-    h, w = grey.shape
-    if h * width > w * height:  # too tall
-        ch = max(1, round(w * height / width))
-        grey = grey[(h - ch) // 2 : (h - ch) // 2 + ch]
-    else:
-        cw = max(1, round(h * width / height))
-        grey = grey[:, (w - cw) // 2 : (w - cw) // 2 + cw]
-    return _resize(grey, (width, height))
-
-
 def preprocess_image(source: str | os.PathLike | bytes | Image.Image, dataset: str = "mnist") -> torch.Tensor:
-    """A picture as the images of ``dataset``: (C, H, W) float32 in [0, 1] (C = 1).
+    """A picture as the images of ``dataset``: (C, H, W) float32 in [0, 1], C the dataset's.
 
     ``source``: a file path, the file's bytes, or an opened PIL image. The steps follow the
     dataset's convention (``explorer.datasets``): for MNIST, light ink on black, the main drawing
@@ -372,13 +338,14 @@ def preprocess_image(source: str | os.PathLike | bytes | Image.Image, dataset: s
     convention = described.convention
     _, height, width = described.image_shape
     image = source if isinstance(source, Image.Image) else open_image(source)
+    if convention.kind == "photo":
+        picture = photo_array(image, described.image_shape, convention.fit)
+        return torch.from_numpy(picture.astype(np.float32))
     try:
         grey = to_grey(image)
     except (OSError, ValueError, SyntaxError) as exc:
         raise ImageError(f"the image could not be decoded (truncated or damaged?): {exc}") from None
-    grey = _shrink(grey, WORK_SIDE)
-    if convention.kind == "photo":
-        return torch.from_numpy(_photo(grey, (height, width)).astype(np.float32))[None]
+    grey = shrink(grey, WORK_SIDE)
     ink = ink_map(grey, local=convention.kind == "ink")
     if ink.max() < MIN_CONTRAST:
         raise ImageError(BLANK)

