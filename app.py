@@ -56,7 +56,10 @@ with right:
     st.markdown(f"Dataset **{dataset}** &nbsp;·&nbsp; latent size **{dims}**")  # metrics cut long names
     a, b = st.columns(2)
     a.metric("Test ELBO (nats)", f"{card['elbo']:.2f}" if card["elbo"] is not None else "n/a")
-    b.metric(card["nll_label"], f"{card['nll']:.2f}" if card["nll"] is not None else "n/a")
+    if card.get("bits_per_dim") is not None:  # 8-bit data: the unit of the literature
+        b.metric(card["bits_label"], f"{card['bits_per_dim']:.3f}")
+    else:
+        b.metric(card["nll_label"], f"{card['nll']:.2f}" if card["nll"] is not None else "n/a")
     st.caption(card["note"])
     seed = st.number_input("Sample seed", min_value=0, value=0, step=1)
     samples = model.sample(36, torch.Generator().manual_seed(int(seed))).cpu()

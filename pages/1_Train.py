@@ -5,6 +5,7 @@ import streamlit as st
 from explorer.errors import ExplorerError
 from explorer.plots import training_curves
 from explorer.runfolder import list_runs
+from explorer.ui.dataset_form import dataset_form
 from explorer.ui.jobs import job_registry
 from explorer.ui.models import choices, model_picker
 from explorer.ui.run_view import latent_forming, show_run
@@ -19,6 +20,7 @@ st.caption(
 )
 registry = job_registry()
 
+dataset_form()
 request = train_form(start_point(choices()))
 if request is not None:
     name, args = request

@@ -4,7 +4,7 @@ import streamlit as st
 
 from explorer.latent import grid_extent
 from explorer.plots import manifold_figure
-from explorer.ui.live import live_decoder
+from explorer.ui.live import live_decoder, runs_in_browser, server_decoder
 from explorer.ui.models import (
     MAP_POINTS,
     dataset_of,
@@ -71,11 +71,20 @@ projection = latent_map(*key, dataset)[1]
 axes = "z1 across, z2 up" if projection.kind == "identity" else "PC1 across, PC2 up"
 with right:
     st.markdown("**Decode any point**")
-    live_decoder(
-        key,
-        dataset,
-        key=f"live-{choice}",
-        caption=f"Drag a slider: the point is decoded in your browser as you move it. Right: where it "
-        f"lies among {MAP_POINTS:,} encoded test images, coloured by label ({axes}, -4 to 4).",
-        grid=corners,
-    )
+    if runs_in_browser(model):
+        live_decoder(
+            key,
+            dataset,
+            key=f"live-{choice}",
+            caption=f"Drag a slider: the point is decoded in your browser as you move it. Right: where "
+            f"it lies among {MAP_POINTS:,} encoded test images, coloured by label ({axes}, -4 to 4).",
+            grid=corners,
+        )
+    else:
+        server_decoder(
+            model,
+            sorted(range(dims), key=lambda j: -kl[j]),
+            key=f"server-{choice}",
+            caption="the decoder's mean at this z (a convolutional decoder runs on the server: each "
+            "slider move decodes once)",
+        )

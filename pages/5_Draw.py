@@ -27,7 +27,11 @@ st.caption(
     "map with its posterior ellipses. Undo, redo and clear: the toolbar over the canvas."
 )
 if described.convention.kind == "photo":
-    st.info(f"{dataset} holds photographs, not drawings: pick a model of drawn images in the sidebar.")
+    st.info(
+        f"{dataset}'s images ({described.item}s) are not drawings of ink on paper, so a sketch "
+        "cannot be prepared like them. Pick a model of MNIST or Fashion-MNIST in the sidebar, or "
+        "upload a picture on the Reconstruct page."
+    )
     st.stop()
 
 left, right = st.columns([2, 3], gap="large")

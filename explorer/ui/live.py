@@ -18,7 +18,7 @@ import numpy as np
 import streamlit as st
 import torch
 
-from explorer.images import png_bytes
+from explorer.images import png_bytes, to_uint8
 from explorer.model import VAE
 
 STATIC = resources.files("explorer.ui") / "static"  # package files, shipped with the wheel
@@ -30,14 +30,21 @@ _component = st.components.v2.component(
 )
 
 
+def runs_in_browser(model: VAE) -> bool:
+    """Whether the browser can run the model's decoder: an MLP's, not a convolutional one."""
+    return model.config.arch == "mlp"
+
+
 def decoder_payload(model: VAE) -> tuple[dict, list[np.ndarray]]:
-    """The decoder as the browser runs it: each Linear layer's shape, the activation and how many
-    outputs are pixels (the header), and the layers' weights (out x in, row-major) and biases."""
+    """The decoder as the browser runs it (an MLP's): each Linear layer's shape, the activation
+    and how many outputs are pixels in how many channels (the header), and the layers' weights
+    (out x in, row-major) and biases."""
     linears = [m for m in model.decoder if isinstance(m, torch.nn.Linear)] + [model.dec_head]
     header = {
         "layers": [{"n": m.in_features, "m": m.out_features} for m in linears],
         "act": model.config.activation,
         "pixels": model.config.pixels,
+        "channels": model.config.image_shape[0],
         "shape": list(model.config.image_shape[1:]),
         "dims": model.config.latent_dim,
     }
@@ -97,3 +104,20 @@ def live_decoder(
     back to the server: a slider move costs no rerun."""
     header, arrays = _payload(*model_key, dataset, key)
     _component(data=pack({**header, "caption": caption, "grid": grid}, arrays), key=key)
+
+
+def server_decoder(model: VAE, dims_order: list[int], key: str, caption: str) -> torch.Tensor:
+    """Latent sliders whose point is decoded on the server, for a decoder the browser cannot run
+    (a convolutional one): one slider per dimension in ``dims_order`` (the most active first),
+    the decoded image beside them. Returns the point z (z_dim,). Each move reruns the page."""
+    from explorer.latent import decode_mean
+
+    z = torch.zeros(model.config.latent_dim)
+    sliders, picture = st.columns([3, 2], gap="medium")
+    with sliders:
+        for j in dims_order:
+            z[j] = st.slider(f"z{j + 1}", -4.0, 4.0, 0.0, 0.05, key=f"{key}-z{j}")
+    image = decode_mean(model, z[None])
+    scale = max(1, 224 // max(model.config.image_shape[1:]))
+    picture.image(png_bytes(to_uint8(image[0]), scale=scale), caption=caption)
+    return z

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import streamlit as st
 import torch
@@ -16,9 +17,9 @@ from explorer.checkpoints import (
     resolve,
 )
 from explorer.data import load_dataset
-from explorer.datasets import SPECS
+from explorer.datasets import spec
 from explorer.errors import ExplorerError
-from explorer.evaluate import ACTIVE_UNIT_THRESHOLD, latent_stats
+from explorer.evaluate import ACTIVE_UNIT_THRESHOLD, bits_per_dim, latent_stats
 from explorer.images import ScatterPicture, make_grid, png_bytes
 from explorer.latent import encode_means, fit_projection, manifold, reconstruct
 from explorer.model import VAE
@@ -118,8 +119,12 @@ def model_or_stop() -> tuple[str, VAE, dict]:
 
 
 def label_names(config: dict) -> list[str] | None:
-    described = SPECS.get(dataset_of(config))
-    return list(described.label_names) if described and described.label_names else None
+    """The class names of the model's dataset (built-in or added), or None."""
+    try:
+        described = spec(dataset_of(config))
+    except ValueError:
+        return None
+    return list(described.label_names) if described.label_names else None
 
 
 @st.cache_resource(show_spinner="Loading the test set...", max_entries=4)
@@ -214,16 +219,25 @@ def model_card(choice: str, config: dict) -> dict:
             gap = ev["nll"] - target["nll"]
             verdict = "met" if gap <= 0 else f"not met, {gap:.1f} nats short"
             note += f" Target: NLL <= {target['nll']:g} nats ({verdict})."
-        return {
+        out = {
             "elbo": ev.get("elbo"),
             "nll": ev.get("nll"),
             "nll_label": f"Test NLL, K={ev.get('k')} (nats)",
             "note": note,
         }
-    return {
-        "elbo": config.get("best_test_elbo"),
-        "nll": None,
-        "nll_label": "Test NLL (nats)",
-        "note": f"Best test ELBO during training, after {config.get('epoch', '?')} epochs. "
-        f"Run `vae-explorer evaluate` for the importance-sampled NLL.",
-    }
+    else:
+        out = {
+            "elbo": config.get("best_test_elbo"),
+            "nll": None,
+            "nll_label": "Test NLL (nats)",
+            "note": f"Best test ELBO during training, after {config.get('epoch', '?')} epochs. "
+            f"Run `vae-explorer evaluate` for the importance-sampled NLL.",
+        }
+    model = config.get("model") or {}
+    likelihood = model.get("likelihood", "bernoulli")
+    if likelihood != "bernoulli" and out["elbo"] is not None:  # colour and grey-level data: bits/dim
+        dims = math.prod(model.get("image_shape") or (1, 28, 28))
+        nats = out["nll"] if out["nll"] is not None else -out["elbo"]
+        out["bits_per_dim"] = bits_per_dim(nats, dims, likelihood, False)
+        out["bits_label"] = "Test NLL (bits/dim)" if out["nll"] is not None else "Test -ELBO (bits/dim)"
+    return out

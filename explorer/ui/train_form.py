@@ -12,7 +12,7 @@ import torch
 
 from explorer.checkpoints import dataset_of, read_config
 from explorer.config import MODEL_SETTINGS, TRAIN_SETTINGS, ModelConfig, Setting, TrainConfig
-from explorer.datasets import DATASETS, spec
+from explorer.datasets import all_datasets, spec
 from explorer.devices import DEVICE_CHOICES
 from explorer.errors import ExplorerError
 from explorer.ui.models import RUN_PREFIX, folder_of
@@ -60,7 +60,7 @@ def start_point(models: list[str]) -> tuple[str, dict] | None:
     except (ExplorerError, KeyError, TypeError) as exc:
         st.error(f"Cannot start from {choice!r}: {exc}. Pick another model, or a new one.")
         return None
-    if dataset not in DATASETS:
+    if dataset not in all_datasets():
         st.error(f"Cannot start from {choice!r}: it was trained on {dataset!r}, which this app cannot load.")
         return None
     st.caption(
@@ -79,8 +79,8 @@ def _widget(column, s: Setting, value, disabled: bool):
         "help": s.help + (f" ({s.unit})" if s.unit else ""),
         "disabled": disabled,
     }
-    if s.choices or s.name == "device":
-        options = list(s.choices or DEVICE_CHOICES)
+    if s.choices or s.name in ("device", "dataset"):
+        options = list(s.choices or (DEVICE_CHOICES if s.name == "device" else all_datasets()))
         if s.name == "likelihood":
             options = [None, *options]  # None: the dataset's
         words = dict(s.labels)

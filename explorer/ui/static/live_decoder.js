@@ -85,16 +85,18 @@ function decode(s) {
     }
     h = out;
   });
-  return h;  // logits (Bernoulli) or mean-logit then log-variance (Gaussian): the first D are used
+  return h;  // logits (Bernoulli), or location logits then log-scales: the first D are used
 }
 
 function draw(s) {
   const t0 = performance.now();
   const out = decode(s);
   const px = s.image.data;
-  for (let i = 0; i < s.data.pixels; i++) {
-    const v = Math.round(255 / (1 + Math.exp(-out[i])));
-    px[4 * i] = px[4 * i + 1] = px[4 * i + 2] = v;
+  const channels = s.data.channels || 1, plane = s.data.pixels / channels;
+  const level = (v) => Math.round(255 / (1 + Math.exp(-v)));  // the mean: sigmoid of its logit
+  for (let i = 0; i < plane; i++) {
+    // outputs are (C, H, W): one plane per channel; a grey image repeats its one plane
+    for (let c = 0; c < 3; c++) px[4 * i + c] = level(out[(channels === 3 ? c : 0) * plane + i]);
     px[4 * i + 3] = 255;
   }
   s.digit.getContext("2d").putImageData(s.image, 0, 0);
