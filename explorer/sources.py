@@ -150,13 +150,30 @@ class SourceFailed(Exception):
     """One source could not provide the dataset; the message says why."""
 
 
-def _source_torchvision(name: str, dest: Path) -> None:
+def _torchvision_datasets():
+    """torchvision.datasets, for a download: SourceFailed when offline or not importable."""
     if os.environ.get("VAE_EXPLORER_OFFLINE"):
         raise SourceFailed("skipped: VAE_EXPLORER_OFFLINE is set")
     try:
         from torchvision import datasets
+        from torchvision.datasets import utils  # noqa: F401  (datasets.utils.download_url)
     except ImportError as exc:
         raise SourceFailed(f"torchvision is not importable ({exc})") from None
+    return datasets
+
+
+def _given_file(variable: str, hint: str) -> Path:
+    """The file a user gave in environment ``variable`` (``data fetch --from`` sets it)."""
+    path = os.environ.get(variable)
+    if not path:
+        raise SourceFailed(f"no file given ({hint})")
+    if not Path(path).is_file():
+        raise SourceFailed(f"{path} does not exist")
+    return Path(path)
+
+
+def _source_torchvision(name: str, dest: Path) -> None:
+    datasets = _torchvision_datasets()
     cls = {"mnist": datasets.MNIST, "fashion-mnist": datasets.FashionMNIST}[name]
     try:
         for train in (True, False):
@@ -232,11 +249,7 @@ def _source_frey_download(name: str, dest: Path) -> None:
 
 
 def _source_frey_file(name: str, dest: Path) -> None:
-    path = os.environ.get("VAE_EXPLORER_FREY_MAT")
-    if not path:
-        raise SourceFailed("no file given (set VAE_EXPLORER_FREY_MAT or use 'data fetch --from')")
-    if not Path(path).is_file():
-        raise SourceFailed(f"{path} does not exist")
+    path = _given_file("VAE_EXPLORER_FREY_MAT", "use 'data fetch frey-face --from frey_rawface.mat'")
     shutil.copyfile(path, dest / FREY_FACE_FILE)
 
 
@@ -261,12 +274,7 @@ def _cifar_from_archive(archive: Path, dest: Path) -> None:
 
 
 def _source_cifar_download(name: str, dest: Path) -> None:
-    if os.environ.get("VAE_EXPLORER_OFFLINE"):
-        raise SourceFailed("skipped: VAE_EXPLORER_OFFLINE is set")
-    try:
-        from torchvision.datasets.utils import download_url
-    except ImportError as exc:
-        raise SourceFailed(f"torchvision is not importable ({exc})") from None
+    download_url = _torchvision_datasets().utils.download_url
     try:  # torchvision's downloader checks the archive's published md5
         download_url(CIFAR_URL, str(dest), CIFAR_ARCHIVE, CIFAR_ARCHIVE_MD5)
     except Exception as exc:  # network errors come in many types
@@ -276,12 +284,8 @@ def _source_cifar_download(name: str, dest: Path) -> None:
 
 
 def _source_cifar_file(name: str, dest: Path) -> None:
-    path = os.environ.get("VAE_EXPLORER_CIFAR_ARCHIVE")
-    if not path:
-        raise SourceFailed(f"no file given (use 'data fetch cifar10 --from {CIFAR_ARCHIVE}')")
-    if not Path(path).is_file():
-        raise SourceFailed(f"{path} does not exist")
-    _cifar_from_archive(Path(path), dest)
+    path = _given_file("VAE_EXPLORER_CIFAR_ARCHIVE", f"use 'data fetch cifar10 --from {CIFAR_ARCHIVE}'")
+    _cifar_from_archive(path, dest)
 
 
 def _source_shapes(name: str, dest: Path) -> None:
