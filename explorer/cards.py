@@ -62,6 +62,7 @@ def export(
         "name": dest.name,
         "dataset": dataset,
         "dataset_md5": {k: v for k, v in dataset_files(dataset).items() if v},
+        **_generated_checksums(dataset),
         "commands": commands,
         "seed": train_cfg.get("seed"),
         "epochs": config["epoch"],
@@ -77,3 +78,15 @@ def export(
     tmp.write_text(json.dumps(card, indent=2) + "\n")
     os.replace(tmp, dest / "card.json")
     return dest
+
+
+def _generated_checksums(dataset: str) -> dict:
+    """For a dataset stored as arrays (generated here or imported from a folder): the SHA-256 of
+    its files as its dataset.json records them; nothing for the others."""
+    from explorer.arraysets import record
+    from explorer.data import cache_dir
+    from explorer.datasets import spec
+
+    if spec(dataset).form != "arrays":
+        return {}
+    return {"dataset_sha256": record(cache_dir(dataset)).get("files", {})}

@@ -75,12 +75,18 @@ def step_memory(model_config, cfg) -> int:
     decoder passes over a minibatch of M images and their gradients, float32, with a third again
     for the backward pass's temporaries. An estimate to refuse what cannot fit, not an exact
     figure."""
+    return 4 * 3 * cfg.samples * cfg.batch_size * decoder_floats(model_config)
+
+
+def decoder_floats(model_config) -> int:
+    """Rough floats one decoder pass holds per latent draw (ModelConfig): its layers' outputs,
+    the output parameters and the per-pixel loss terms."""
     out = model_config.pixels * (1 if model_config.likelihood == "bernoulli" else 2)
-    per_draw = sum(model_config.hidden) + model_config.latent_dim + 3 * out  # decoder layers, logits, loss
+    per_draw = sum(model_config.hidden) + model_config.latent_dim + 3 * out
     if model_config.arch == "conv":  # the decoder's feature maps, each layer twice the last's side
         _, h, w = model_config.image_shape
         per_draw += sum(c * (h >> (i + 1)) * (w >> (i + 1)) for i, c in enumerate(model_config.channels))
-    return 4 * 3 * cfg.samples * cfg.batch_size * per_draw
+    return per_draw
 
 
 def check_step_fits(model_config, cfg, device) -> None:

@@ -15,6 +15,7 @@ import torch
 
 from explorer.batches import BATCH, in_batches
 from explorer.data import binarize_fixed, load_dataset
+from explorer.devices import decoder_floats
 from explorer.errors import ExplorerError
 from explorer.model import VAE
 from explorer.objectives import elbo_terms, importance_log_likelihood, iwae_bound
@@ -23,6 +24,7 @@ from explorer.objectives import elbo_terms, importance_log_likelihood, iwae_boun
 # uniform guess of a binary pixel costs ln 2 = 0.69 nats, and the Gaussian decoder's log-variance
 # floor (-8) bounds its worst pixel near 1,500.
 DIVERGED_NATS_PER_DIM = 10_000
+EVAL_MEMORY = 2 * 2**30  # bytes of decoder activations one chunk of L_K's samples may hold
 ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al. 2015: a unit is active when Cov_x(E_q[z_j]) > 0.01
 
 
@@ -71,9 +73,12 @@ def bound_per_image(model: VAE, x: torch.Tensor, eps: torch.Tensor, batch_size: 
 
 @torch.no_grad()
 def importance_per_image(
-    model: VAE, x: torch.Tensor, k: int = 5000, budget: int = 200_000, progress=None
+    model: VAE, x: torch.Tensor, k: int = 5000, budget: int | None = None, progress=None
 ) -> torch.Tensor:
-    """L_K per image (N,) on the CPU. ``budget`` = decoded samples per chunk (memory bound)."""
+    """L_K per image (N,) on the CPU. ``budget`` = decoded samples per chunk (memory bound);
+    default: what fits in EVAL_MEMORY bytes for this decoder (~160,000 for a 784-512-512 MLP,
+    ~5,000 for a conv decoder of 32x32x3 images)."""
+    budget = budget or max(1, EVAL_MEMORY // (4 * decoder_floats(model.config)))
     batch = max(1, min(len(x), budget // k if k < budget else 1))
     chunk = max(1, budget // batch)
 

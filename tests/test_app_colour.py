@@ -104,3 +104,14 @@ def test_the_train_form_offers_architectures_likelihoods_and_added_folders(
     at.get_by_key("dataset-name").set_value("mine")
     at.get_by_key("dataset-add").click().run()
     assert "exists already" in at.error[0].value
+
+
+def test_every_page_works_on_the_shipped_colour_model(tmp_path, monkeypatch):
+    monkeypatch.setenv("VAE_EXPLORER_RUNS", str(tmp_path / "runs"))
+    for name in PAGE_FILES:
+        at = page(name)
+        at.session_state["model"] = "shapes-conv-z8"
+        at.run()
+        assert not at.exception, (name, [e.value for e in at.exception])
+        assert not at.error, (name, [e.value for e in at.error])
+        assert at.sidebar.selectbox[0].value == "shapes-conv-z8"
