@@ -4,6 +4,7 @@ argument types that check a value and say what is allowed."""
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
 EXIT_USAGE, EXIT_ERROR, EXIT_INTERRUPTED = 2, 1, 130
@@ -21,7 +22,7 @@ class Parser(argparse.ArgumentParser):
 def widths(text: str) -> tuple[int, ...]:
     """Layer widths such as 512,512."""
     try:
-        sizes = tuple(int(s) for s in text.split(",") if s.strip())
+        sizes = tuple(int(s) for s in text.split(","))  # an empty width ("32,,32") is refused too
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected widths like 512,512, got {text!r}") from None
     if not sizes or min(sizes) < 1:
@@ -38,6 +39,8 @@ def number(kind: type, low: float | None = None, high: float | None = None, why:
         except ValueError:
             what = "a whole number" if kind is int else "a number"
             raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
         if (low is not None and value < low) or (high is not None and value > high):
             bounds = f"from {low:,g} to {high:,g}" if high is not None else f">= {low:g}"
             raise argparse.ArgumentTypeError(f"must be {bounds}{why}, got {value:,g}")

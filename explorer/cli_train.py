@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 from explorer.cli_args import device, number, widths
 from explorer.config import ARCHITECTURE, MODEL_SETTINGS, RESUMABLE, TRAIN_SETTINGS, Setting
@@ -30,7 +31,7 @@ def _help(s: Setting) -> str:
     unit = f"; {s.unit}" if s.unit else ""
     default = (
         ""
-        if s.default is None
+        if s.default is None or "default:" in s.help  # the help says it (the dataset's)
         else f"; default {','.join(map(str, s.default)) if s.kind is tuple else s.default}"
     )
     resumable = "; may change on --resume" if s.resumable else ""
@@ -92,6 +93,10 @@ def cmd_train(args) -> None:
 
     model_values, train_values = _given(args, MODEL_SETTINGS), _given(args, TRAIN_SETTINGS)
     if args.resume:
+        # Flags that repeat the run's own settings change nothing: they are dropped, not refused.
+        saved = _saved_settings(_run_folder(args))
+        model_values = {k: v for k, v in model_values.items() if saved.get(k) != v}
+        train_values = {k: v for k, v in train_values.items() if k in RESUMABLE or saved.get(k) != v}
         fixed = (set(model_values) | set(train_values)) - set(RESUMABLE)
         if fixed or args.init_from:
             flags, allowed = _flags(fixed) or "--init-from", _flags(RESUMABLE, "and")
@@ -122,8 +127,28 @@ def cmd_train(args) -> None:
         print(f"run saved in {folder}")
 
 
+def _saved_settings(out: str) -> dict:
+    """The model and training settings of the run in ``out`` (tuples as tuples), or {} when it
+    has none (resume_run then says so)."""
+    from explorer.checkpoints import read_config
+
+    try:
+        saved = read_config(out)
+    except ExplorerError:
+        return {}
+    flat = {**(saved.get("model") or {}), **(saved.get("train") or {})}
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in flat.items()}
+
+
 def _run_folder(args) -> str:
+    """The run's folder: --out, --resume RUN (a folder, or the name of a run in runs/) or
+    runs/NAME for --name NAME."""
     out = args.resume if isinstance(args.resume, str) else args.out
+    if isinstance(args.resume, str) and not Path(out).exists() and "/" not in out:
+        from explorer.runfolder import runs_root
+
+        if (runs_root() / out).is_dir():  # --resume NAME, as --name NAME created it
+            out = str(runs_root() / out)
     if args.name is not None:
         from explorer.runfolder import check_run_name, runs_root
 

@@ -14,6 +14,7 @@ Pure Python: importing it loads no torch. Both configs are stored in a checkpoin
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import Any
 
@@ -51,6 +52,8 @@ class Setting:
         if self.kind in (int, float, tuple):
             if not numbers or any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in numbers):
                 return f"{self.name} must be {'numbers' if self.kind is tuple else 'a number'}, not {value!r}"
+            if not all(math.isfinite(v) for v in numbers):
+                return f"{self.name} must be a finite number, not {value!r}"
             if self.kind in (int, tuple) and any(int(v) != v for v in numbers):
                 return f"{self.name} must be whole, not {value!r}"
             if self.low is not None and min(numbers) < self.low:
@@ -103,8 +106,8 @@ LIKELIHOODS = ("bernoulli", "gaussian", "logistic")
 class ModelConfig:
     """What shapes the network; stored in config.json and in the weights' own metadata."""
 
-    latent_dim: int = setting(2, "size of z; 2 gives the scatter and the manifold", low=1, high=1024,
-                              form="Latent size")  # fmt: skip
+    latent_dim: int = setting(2, "size of z, at least 2 (the explorer's maps are planes); 2 shows the "
+                              "latent space as it is", low=2, high=1024, form="Latent size")  # fmt: skip
     arch: str = setting("mlp", "the network: mlp (the paper's fully connected layers) or conv "
                         "(stride-2 convolutions in the encoder, transposed convolutions in the "
                         "decoder, then the hidden layers)", choices=ARCHITECTURES,
@@ -202,7 +205,7 @@ class TrainConfig:
                                      low=1, optional=True)  # fmt: skip
     seed: int = setting(0, "seeds initialisation, permutations, eps and binarisation")
     device: str = setting("auto", "auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps",
-                          form="Device")  # fmt: skip
+                          resumable=True, form="Device")  # fmt: skip
     log_every: int = setting(100, "steps between metric lines", unit="steps", low=1)
     eval_seed: int = setting(0, "seed of the test set's fixed binarisation")
 

@@ -120,7 +120,7 @@ class Recorder:
     def diverged(self, what: str) -> ExplorerError:
         """The error of a run that diverged ``what`` ("at step 40 (loss nan)"): which checkpoint
         is kept and what to change."""
-        lower = f"Lower --lr (it is {self.cfg.lr:g})"
+        lower = f"Lower the learning rate (--lr; it is {self.cfg.lr:g})"
         advice = lower + (", or use --estimator analytic." if self.cfg.estimator == "mc" else ".")
         return ExplorerError(f"training diverged {what}; {self.kept()}. {advice}")
 

@@ -183,7 +183,36 @@ def outlier_images(
     from explorer.preprocess import preprocess_image
 
     drawn = [preprocess_image(image, dataset) for _, image in synthetic_marks(marks, seed, size=140)]
-    return torch.cat([torch.stack(drawn), noise_images(noise, seed, spec(dataset).image_shape)])
+    prepared = noise_pictures(noise, seed, dataset)
+    return torch.cat([torch.stack(drawn), noise_images(noise, seed, spec(dataset).image_shape), prepared])
+
+
+def noise_pictures(n: int, seed: int, dataset: str) -> torch.Tensor:
+    """Up to ``n`` pictures of noise as a user would upload them (80 to 240 pixels a side:
+    uniform, Gaussian around a random grey, salt and pepper; grey or colour as the dataset is),
+    prepared the way ``dataset`` made its images (what preprocessing makes of noise is no
+    longer noise: blobs and strokes). Pictures preprocessing refuses as blank are left out."""
+    from explorer.datasets import spec
+    from explorer.errors import ImageError
+    from explorer.preprocess import preprocess_image
+
+    rng = np.random.default_rng(seed + 1)
+    channels = spec(dataset).image_shape[0]
+    out = []
+    for i in range(n):
+        h, w = (int(v) for v in rng.integers(80, 241, 2))
+        shape = (h, w) if channels == 1 else (h, w, 3)
+        if i % 3 == 0:
+            levels = rng.uniform(0, 1, shape)
+        elif i % 3 == 1:
+            levels = np.clip(rng.normal(rng.uniform(0.3, 0.7), rng.uniform(0.1, 0.3), shape), 0, 1)
+        else:
+            levels = (rng.uniform(0, 1, shape) < rng.uniform(0.05, 0.5)).astype(float)
+        try:
+            out.append(preprocess_image(Image.fromarray((levels * 255).astype(np.uint8)), dataset))
+        except ImageError:
+            continue
+    return torch.stack(out) if out else torch.zeros((0, *spec(dataset).image_shape))
 
 
 def fit_detector(model: VAE, x: torch.Tensor, dataset: str) -> StrangerDetector:

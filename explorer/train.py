@@ -19,6 +19,7 @@ import torch
 
 from explorer.checkpoints import dataset_of, load_checkpoint, read_config, resolve
 from explorer.config import ModelConfig, TrainConfig
+from explorer.data import fetch
 from explorer.devices import check_step_fits, pick_device
 from explorer.distributed import World, join
 from explorer.errors import ExplorerError
@@ -72,14 +73,16 @@ def resume_run(
     lr: float | None = None,
     objective: str | None = None,
     samples: int | None = None,
+    device: str | None = None,
     progress: bool | None = None,
     command: str | None = None,
 ) -> Path:
     """Continue the run in ``out`` from its last checkpoint, exactly as if it had not stopped;
     return the folder. ``epochs``: train on to this many in all; ``lr``: a new learning rate from
     here on (the optimiser's moments are kept); ``objective``, ``samples``: switch the loss from
-    here on (an ELBO-trained model finished on the IWAE bound, say). None keeps the saved setting;
-    a change is saved with the next checkpoint, so a later resume keeps it.
+    here on (an ELBO-trained model finished on the IWAE bound, say); ``device``: where it goes
+    on. None keeps the saved setting; a change is saved with the next checkpoint, so a later
+    resume keeps it.
 
     Raises:
         ExplorerError: no checkpoint in ``out``, a change that is not allowed, or training failed.
@@ -90,13 +93,24 @@ def resume_run(
     saved = read_config(run.path)
     changes = {
         k: v
-        for k, v in {"epochs": epochs, "lr": lr, "objective": objective, "samples": samples}.items()
+        for k, v in {
+            "epochs": epochs,
+            "lr": lr,
+            "objective": objective,
+            "samples": samples,
+            "device": device,
+        }.items()  # fmt: skip
         if v is not None
     }
     try:  # checked as a whole: the iwae objective wants beta 1
         cfg = replace(TrainConfig(**saved["train"]), **changes)
     except (ValueError, TypeError) as exc:
         raise ExplorerError(f"cannot change the run in {run.path} that way: {exc}") from None
+    if saved.get("epoch", 0) >= cfg.epochs:  # "epoch" counts completed epochs
+        raise ExplorerError(
+            f"the run in {run.path} has trained {saved['epoch']} of {cfg.epochs} epochs already; give "
+            f"--epochs more than {saved['epoch']} to train on"
+        )
     model_config = ModelConfig.from_dict(saved["model"])
     return _train(run, model_config, cfg, [command] if command else [], progress, resume=True)
 
@@ -113,8 +127,11 @@ def _train(run, model_config, cfg, lines, progress, resume, init=None) -> Path:
 
 
 def _train_in(run: RunFolder, model_config, cfg, lines, progress, resume, init, world: World) -> Path:
-    # A device this machine lacks, or a step too big for it, is refused before anything is written.
+    # A device this machine lacks, a step too big for it, or a dataset that cannot be had is
+    # refused before anything is written.
     check_step_fits(model_config, cfg, pick_device(cfg.device))
+    if not resume:
+        fetch(cfg.dataset)
     if world.distributed and cfg.batch_size % world.size:
         raise ExplorerError(
             f"the batch of {cfg.batch_size} does not split evenly over {world.size} processes; "

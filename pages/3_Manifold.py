@@ -45,16 +45,14 @@ st.caption(
     "dimensions stay at 0. Right: drag the sliders to decode any point; the star shows where it "
     "lies, the dashed outline where the grid lies."
 )
-if lo >= hi:
-    st.error("The range's low end must be below its high end; move the sliders apart.")
-    st.stop()
-
-
-values, corners = grid_extent(n, lo, hi, (axis_a, axis_b), dims)  # z of the tiles; the grid's corners
+bad_range = lo >= hi  # the grid needs a range; the sliders on the right do not
+values, corners = (None, None) if bad_range else grid_extent(n, lo, hi, (axis_a, axis_b), dims)
 
 left, right = st.columns([1, 1], gap="large")
 with left:
-    if dims > 1 and axis_a == axis_b:
+    if bad_range:
+        st.error("The range's low end must be below its high end; move the sliders apart.")
+    elif dims > 1 and axis_a == axis_b:
         st.warning(
             f"Both axes are z{axis_a + 1}: such a grid only varies along one direction. Choose two "
             "different dimensions in the sidebar."

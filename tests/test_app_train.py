@@ -53,13 +53,20 @@ def test_a_refused_start_keeps_the_typed_run_name(shipped, monkeypatch):
     at = page(TRAIN).run()
     assert labelled(at.text_input, "Run name").value == "run-t0"
     start(fill(at, run="mine", hidden="lots"))
-    assert "hidden sizes must be positive widths like 512,512, not 'lots'" in at.error[0].value
+    assert "hidden sizes must be positive whole numbers like 512,512, not 'lots'" in at.error[0].value
     small_run(at, "mine")
     assert not at.error and (shipped / "runs" / "mine").is_dir()  # the name typed once is kept
-    at.run()
     fresh = labelled(at.text_input, "Run name").value
-    assert fresh.startswith("run-t") and fresh != "run-t0"  # then a fresh suggestion
+    assert fresh.startswith("run-t") and fresh != "run-t0"  # then a fresh suggestion, at once
+    # While "mine" trains: a name typed now is the one used (no rerun in between) ...
+    small_run(at, "second")
+    assert not at.error and (shipped / "runs" / "second").is_dir()
+    # ... and Start pressed twice on one name is refused, not started under another name.
+    start(fill(at, run="second"))
+    assert "already training" in at.error[0].value
+    assert sorted(p.name for p in (shipped / "runs").iterdir()) == ["mine", "second"]
     wait_for(shipped / "runs" / "mine", "finished")
+    wait_for(shipped / "runs" / "second", "finished")
 
 
 def test_train_page_trains_on_the_iwae_bound(shipped):
@@ -100,7 +107,7 @@ def test_train_page_fine_tunes_a_shipped_model_or_a_run(shipped):
     # typed before is remembered).
     at = page(TRAIN).run()
     at.get_by_key("start-from").select("runs/tuned").run()
-    assert "Starting from the weights of **runs/tuned**" in at.caption[1].value
+    assert any("Starting from the weights of **runs/tuned**" in c.value for c in at.caption)
     # the form offers the recipe it was trained with
     assert (setting(at, "lr").value, setting(at, "samples").value) == (5e-4, 2)
     assert setting(at, "objective").value == "iwae"

@@ -290,3 +290,69 @@ def test_draw_a_digit(browser, server):
     assert "your drawing" in page.inner_text("[data-testid=stMain]")
     shot(page, "interpolate")
     page.close()
+
+
+def test_the_shipped_colour_model_on_every_exploring_page(browser, server, tmp_path):
+    """shapes-conv-z8, chosen in the sidebar and kept while moving between pages: colour samples
+    and bits/dim at home, the scatter, server-side sliders on Manifold, a colour upload."""
+    from explorer.shapes import draw_sprite
+
+    url, _ = server
+    page = open_page(browser, url)
+    page.locator("[data-testid=stSidebar] [data-testid=stSelectbox]").first.click()
+    page.get_by_role("option", name="shapes-conv-z8").click()
+    page.wait_for_selector("text=bits/dim", timeout=30_000)
+    wait_idle(page)
+    images_loaded(page, 1)
+    no_exception(page)
+    shot(page, "colour_home")
+    page.locator("[data-testid=stSidebar] a", has_text="Manifold").click()
+    page.wait_for_selector("text=Decode any point", timeout=60_000)
+    wait_idle(page)
+    assert "shapes-conv-z8" in page.inner_text("[data-testid=stSidebar]")  # the choice is kept
+    before = page.locator("[data-testid=stImage] img").last.get_attribute("src")
+    slider = page.locator("[data-testid=stSlider]", has_text="z").last.get_by_role("slider")
+    slider.focus()
+    for _ in range(20):
+        page.keyboard.press("ArrowRight")
+    page.wait_for_function(
+        f"document.querySelectorAll('[data-testid=stImage] img')[document.querySelectorAll("
+        f"'[data-testid=stImage] img').length - 1].src !== {before!r}",
+        timeout=30_000,
+    )
+    wait_idle(page)
+    no_exception(page)
+    shot(page, "colour_manifold")
+    sprite = Image.fromarray(draw_sprite(2, 0.3, 15.0, 0.5, 0.55, 0.3).transpose(1, 2, 0)).resize((128, 128))
+    sprite.save(tmp_path / "heart.png")
+    page.locator("[data-testid=stSidebar] a", has_text="Reconstruct").click()
+    page.wait_for_selector("[data-testid=stFileUploaderDropzoneInput]", state="attached", timeout=60_000)
+    page.set_input_files("[data-testid=stFileUploaderDropzoneInput]", str(tmp_path / "heart.png"))
+    page.wait_for_selector("text=higher than", timeout=60_000)
+    wait_idle(page)
+    no_exception(page)
+    images_loaded(page, 2)
+    shot(page, "colour_reconstruct")
+    page.close()
+
+
+def test_start_from_a_shipped_model_fills_the_form_in_the_browser(browser, server):
+    """The form's fields show the chosen model's architecture and recipe (a keyed widget would
+    keep showing its old value if only its default changed)."""
+    from explorer.checkpoints import read_config
+
+    url, _ = server
+    page = open_page(browser, f"{url}/Train")
+    page.locator("[data-testid=stSelectbox]", has_text="Start from").click()
+    page.get_by_role("option", name="mnist-z20").click()
+    page.wait_for_selector("text=Starting from the weights of", timeout=30_000)
+    wait_idle(page)
+    saved = read_config("mnist-z20")
+    assert page.get_by_label("Latent size", exact=True).input_value() == "20"
+    assert page.get_by_label("Hidden sizes", exact=True).input_value() == "512,512"
+    assert float(page.get_by_label("Learning rate", exact=True).input_value()) == saved["train"]["lr"]
+    assert page.get_by_label("Samples L", exact=True).input_value() == str(saved["train"]["samples"])
+    assert saved["train"]["objective"] == "iwae"  # not the form's default: the field must change
+    assert "IWAE bound" in page.locator("[data-testid=stSelectbox]", has_text="Objective").inner_text()
+    no_exception(page)
+    page.close()

@@ -39,7 +39,7 @@ def test_help(command, capsys):
 @pytest.mark.parametrize(
     "args, expected",
     [
-        (["train", "--latent-dim", "0", "--out", "x"], "--latent-dim: must be from 1 to 1,024, got 0"),
+        (["train", "--latent-dim", "0", "--out", "x"], "--latent-dim: must be from 2 to 1,024, got 0"),
         (["train", "--hidden", "a,b", "--out", "x"], "expected widths"),
         (["train", "--optimizer", "lbfgs", "--out", "x"], "invalid choice"),
         (["sample", "ckpt", "-o", "out.jpg"], "must be a .png"),
@@ -98,8 +98,16 @@ def test_resume_refuses_settings_it_cannot_change(run_dir, capsys):
     before = (run_dir / "model.safetensors").read_bytes()
     assert main(["train", "--resume", str(run_dir), "--epochs", "2", "--batch", "10", "--hidden=8"]) == 1
     err = capsys.readouterr().err
-    assert "--batch-size, --hidden cannot change (only --epochs, --lr, --objective and --samples can)" in err
+    assert (
+        "--batch-size, --hidden cannot change (only --device, --epochs, --lr, --objective and --samples can)"
+        in err
+    )
     assert (run_dir / "model.safetensors").read_bytes() == before
+    # a flag that repeats the run's own setting changes nothing, so it is not refused
+    assert (
+        main(["train", "--resume", str(run_dir), "--epochs", "1", "--hidden", "64", "--device", "cpu"]) == 1
+    )
+    assert "has trained 1 of 1 epochs already" in capsys.readouterr().err
 
 
 @pytest.mark.integration

@@ -95,16 +95,17 @@ def test_lk_does_not_decrease_with_k_on_average(tiny_model, tiny_batch):
 
 
 def test_lk_converges_to_brute_force_log_likelihood():
-    """A 1-D latent: log p(x) = log integral p(x|z) p(z) dz by quadrature, in float64."""
+    """A 2-D latent: log p(x) = log integral p(x|z) p(z) dz by quadrature on a grid, in float64."""
     torch.manual_seed(0)
-    model = VAE(ModelConfig(image_shape=(1, 2, 3), hidden=(5,), activation="tanh", latent_dim=1)).double()
+    model = VAE(ModelConfig(image_shape=(1, 2, 3), hidden=(5,), activation="tanh", latent_dim=2)).double()
     x = torch.bernoulli(torch.full((4, 1, 2, 3), 0.5, dtype=torch.float64))
-    grid = torch.linspace(-12, 12, 24_001, dtype=torch.float64).unsqueeze(-1)  # (G, 1)
+    axis = torch.linspace(-8, 8, 801, dtype=torch.float64)
+    grid = torch.cartesian_prod(axis, axis)  # (G, 2)
     with torch.no_grad():
         params = model.decoder_params(grid.unsqueeze(1))  # (G, 1, D)
         log_joint = model.log_prob(x, params) + log_standard_normal(grid)[:, None]  # (G, B)
-        dz = grid[1, 0] - grid[0, 0]
-        log_px = torch.logsumexp(log_joint, 0) + torch.log(dz)
+        dz = axis[1] - axis[0]
+        log_px = torch.logsumexp(log_joint, 0) + 2 * torch.log(dz)
         lk = importance_log_likelihood(model, x, k=20_000, chunk=5000)
         elbo = elbo_terms(model, x, "analytic", samples=20_000).elbo
     torch.testing.assert_close(lk, log_px, atol=0.02, rtol=0)

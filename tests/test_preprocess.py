@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from explorer.errors import ImageError
 from explorer.preprocess import preprocess_image
@@ -285,3 +285,45 @@ def test_the_rules_of_lined_paper_are_not_ink():
     for y in range(40, 600, 45):
         lined[y : y + 3] = np.minimum(lined[y : y + 3], 0.7)  # the rules across the sheet
     assert _corr(preprocess_image(_grey_bytes(lined)), preprocess_image(_grey_bytes(clean))) >= 0.95
+
+
+@pytest.mark.parametrize("dataset", ["mnist", "fashion-mnist"])
+@pytest.mark.parametrize("kind", ["uniform", "gaussian", "salt"])
+@pytest.mark.parametrize("side", [28, 120, 300])
+def test_pixel_noise_is_refused_as_noise(dataset, kind, side):
+    from explorer.errors import ImageError
+
+    rng = np.random.default_rng(side)
+    levels = {
+        "uniform": rng.uniform(0, 1, (side, side)),
+        "gaussian": np.clip(rng.normal(0.5, 0.16, (side, side)), 0, 1),
+        "salt": (rng.uniform(0, 1, (side, side)) < 0.2).astype(float),
+    }[kind]
+    with pytest.raises(ImageError, match="looks like noise"):
+        preprocess_image(Image.fromarray((levels * 255).astype(np.uint8)), dataset)
+
+
+def test_the_datasets_own_images_and_thin_lines_are_not_noise():
+    from explorer.data import load_dataset
+    from explorer.preprocess import NOISE_SMOOTHNESS, smoothness
+
+    for name in ("mnist", "fashion-mnist"):
+        images = load_dataset(name, "test").images[:2000, 0].numpy() / 255.0
+        assert min(smoothness(a) for a in images) > NOISE_SMOOTHNESS + 0.1, name
+    page = Image.new("L", (1000, 1000), 255)
+    ImageDraw.Draw(page).line([(200, 200), (800, 700), (300, 900)], fill=0, width=1)  # a 1-px pen line
+    assert smoothness(np.asarray(page) / 255.0) > NOISE_SMOOTHNESS
+
+
+def test_scattered_specks_are_refused_not_crashed_on():
+    """Hundreds of small dots and no object: the Fashion-MNIST preprocessing finds no object
+    (it raised a numpy ValueError before)."""
+    from explorer.errors import ImageError
+
+    rng = np.random.default_rng(0)
+    page = Image.new("L", (200, 200), 255)
+    draw = ImageDraw.Draw(page)
+    for r, c in rng.integers(0, 197, (300, 2)):
+        draw.rectangle([int(c), int(r), int(c) + 2, int(r) + 2], fill=0)
+    with pytest.raises(ImageError, match="nothing in the picture stands out"):
+        preprocess_image(page, "fashion-mnist")

@@ -136,7 +136,7 @@ def test_a_run_whose_test_elbo_goes_non_finite_fails_loudly(tmp_path):
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "run saved" not in proc.stdout and "Traceback" not in proc.stderr
     assert "diverged in epoch 1" in proc.stderr and "no checkpoint had been saved" in proc.stderr
-    assert "Lower --lr (it is 1e+06)." in proc.stderr  # no advice to use what it already uses
+    assert "Lower the learning rate (--lr; it is 1e+06)." in proc.stderr  # not: use what it uses
     status = read_status(out)
     assert status["state"] == "failed" and "diverged" in status["message"]
     assert not (out / "model.safetensors").exists()

@@ -50,8 +50,10 @@ def show_run(registry: JobRegistry, name: str) -> None:
         st.plotly_chart(
             training_curves({name: view.rows}, {name: view.steps_per_epoch}), key=f"curves-{name}"
         )
-    else:
+    elif view.active:
         st.info("Waiting for the first metrics (loading data, first steps)...")
+    else:
+        st.caption("No metrics: the run ended before its first logging step.")
     if st.session_state.get("was_active") and not view.active:
         st.session_state["was_active"] = False
         st.rerun()  # the finished run now appears in the model picker
@@ -63,10 +65,11 @@ def latent_forming(registry: JobRegistry, name: str) -> None:
     st.markdown("**The latent space forming**")
     snapshots = RunFolder(registry.root / name).read_latent_snapshots()
     if snapshots is None:
-        st.info(
-            "No latent snapshots yet: the first appears when training starts (runs made "
-            "before snapshots existed have none)."
-        )
+        if registry.view(name).active:
+            st.info("No latent snapshots yet: the first appears when training starts.")
+        else:
+            st.caption("No latent snapshots: the run ended before its first (or was made before "
+                       "snapshots existed).")  # fmt: skip
         return
     epochs, frames, labels = snapshots
     keep = pick_frames(epochs, MAX_FRAMES)

@@ -27,10 +27,16 @@ def widget_key(name: str) -> str:
     return f"setting-{name}"
 
 
+RUN_NAME = "run-name"  # the run name's widget key
+
+
 def run_started() -> None:
-    """Call once a run has started: the form then suggests a fresh name. (Only then: a Start that
-    was refused keeps the suggestion, or the name the user typed would be replaced.)"""
-    st.session_state.pop("suggested_run", None)
+    """Call once a run has started: the page reruns at once and the form suggests a fresh name.
+    (Only then: a Start that was refused keeps the name the user typed. And only on a rerun of
+    our own: a widget's state cannot change once it is drawn, and changing it at the start of
+    the user's next submit would drop what they typed meanwhile.)"""
+    st.session_state["new-run-name"] = True
+    st.rerun()
 
 
 def start_point(models: list[str]) -> tuple[str, dict] | None:
@@ -72,30 +78,42 @@ def start_point(models: list[str]) -> tuple[str, dict] | None:
     return (str(folder) if choice.startswith(RUN_PREFIX) else choice), config
 
 
-def _widget(column, s: Setting, value, disabled: bool):
-    """The widget of one setting, showing ``value``; returns what the user set."""
-    common = {
-        "key": widget_key(s.name),
-        "help": s.help + (f" ({s.unit})" if s.unit else ""),
-        "disabled": disabled,
-    }
-    if s.choices or s.name in ("device", "dataset"):
-        options = list(s.choices or (DEVICE_CHOICES if s.name == "device" else all_datasets()))
-        if s.name == "likelihood":
-            options = [None, *options]  # None: the dataset's
-        words = dict(s.labels)
-        index = options.index(value) if value in options else 0
-        return column.selectbox(
-            s.form, options, index=index, format_func=lambda o: words.get(o, str(o)), **common
-        )
+def _options(s: Setting) -> list | None:
+    """The choices of a setting shown as a select box, or None for a typed value."""
+    if not (s.choices or s.name in ("device", "dataset")):
+        return None
+    options = list(s.choices or (DEVICE_CHOICES if s.name == "device" else all_datasets()))
+    return [None, *options] if s.name == "likelihood" else options  # None: the dataset's
+
+
+def _shown(s: Setting, value, options: list | None):
+    """``value`` as the setting's widget holds it."""
+    if options is not None:
+        return value if value in options else options[0]
     if s.kind is tuple:
-        return column.text_input(s.form, ",".join(map(str, value)), **common)
+        return ",".join(map(str, value))
+    return int(value or 0) if s.kind is int else float(value)
+
+
+def _widget(column, s: Setting, value, disabled: bool):
+    """The widget of one setting, starting at ``value``; returns what the user set. The start
+    goes through the session state (not the widget's default), so that a new start point's
+    values reach the browser (a keyed widget ignores a changed default)."""
+    key, options = widget_key(s.name), _options(s)
+    if key not in st.session_state or (options is not None and st.session_state[key] not in options):
+        st.session_state[key] = _shown(s, value, options)
+    common = {"key": key, "help": s.help + (f" ({s.unit})" if s.unit else ""), "disabled": disabled}
+    if options is not None:
+        words = dict(s.labels)
+        return column.selectbox(s.form, options, format_func=lambda o: words.get(o, str(o)), **common)
+    if s.kind is tuple:
+        return column.text_input(s.form, **common)
     if s.kind is int:
         low = 0 if s.optional else int(s.low or 0)  # an optional count: 0 means all
         high = int(s.high) if s.high is not None else None
-        return column.number_input(s.form, low, high, int(value or 0), step=1, **common)
+        return column.number_input(s.form, low, high, step=1, **common)
     high = float(s.high) if s.high is not None else None
-    return column.number_input(s.form, float(s.low or 0.0), high, float(value), format="%.6g", **common)
+    return column.number_input(s.form, float(s.low or 0.0), high, format="%.6g", **common)
 
 
 def _values(fixed: bool, arch: dict, recipe: dict) -> dict:
@@ -115,18 +133,25 @@ def _values(fixed: bool, arch: dict, recipe: dict) -> dict:
 def _configs(values: dict) -> tuple[ModelConfig, TrainConfig]:
     """The configs the form's values make (their own checks: ValueError with the reasons)."""
     model = {s.name: values[s.name] for s in MODEL_SETTINGS if s.form}
-    if isinstance(model.get("hidden"), str):
-        try:
-            model["hidden"] = tuple(int(w) for w in model["hidden"].replace(" ", "").split(",") if w)
-        except ValueError:
-            raise ValueError(
-                f"hidden sizes must be positive widths like 512,512, not {model['hidden']!r}"
-            ) from None
+    for s in MODEL_SETTINGS:
+        if s.kind is tuple and isinstance(model.get(s.name), str):
+            model[s.name] = _widths(s, model[s.name])
     train = {s.name: values[s.name] for s in TRAIN_SETTINGS if s.form}
     train["limit"] = train.get("limit") or None
     described = spec(train["dataset"])
     model["likelihood"] = model.get("likelihood") or described.likelihood
     return ModelConfig(**model, image_shape=described.image_shape), TrainConfig(**train)
+
+
+def _widths(s: Setting, text: str) -> tuple[int, ...]:
+    """'512,512' -> (512, 512). Raises ValueError naming the setting for anything else (an empty
+    width such as '32,,32' included)."""
+    parts = text.replace(" ", "").split(",")
+    if not all(p.isdigit() and int(p) > 0 for p in parts):
+        what = s.form.lower() if s.form else s.name
+        example = ",".join(map(str, s.default))
+        raise ValueError(f"{what} must be positive whole numbers like {example}, not {text!r}")
+    return tuple(int(p) for p in parts)
 
 
 def _arguments(model: ModelConfig, train: TrainConfig, values: dict, start) -> list[str]:
@@ -162,11 +187,11 @@ def train_form(start: tuple[str, dict] | None = None) -> tuple[str, list[str]] |
     recipe = {**(start[1].get("train") or {}), "dataset": dataset_of(start[1])} if fixed else {}
     with st.form("train_form", border=True):
         values = _values(fixed, arch, recipe)
-        # The suggested name is made once per session: a default that changed on every rerun
-        # would reset what the user typed.
-        suggested = st.session_state.setdefault("suggested_run", f"run-{time.strftime('%m%d-%H%M%S')}")
+        # A name is suggested once per session and after each start (see run_started).
+        if st.session_state.pop("new-run-name", False) or RUN_NAME not in st.session_state:
+            st.session_state[RUN_NAME] = f"run-{time.strftime('%m%d-%H%M%S')}"
         a, b = st.columns(2)
-        name = a.text_input("Run name", suggested, help="the folder runs/NAME")
+        name = a.text_input("Run name", help="the folder runs/NAME", key=RUN_NAME)
         gpus = torch.cuda.device_count()
         processes = 1
         if gpus > 1:
