@@ -70,3 +70,15 @@ def test_no_models_says_what_to_do(tmp_path, monkeypatch):
     at = page().run()
     assert not at.exception
     assert "Train page" in at.sidebar.error[0].value
+
+
+def test_a_grey_level_bernoulli_card_says_its_nll_is_not_a_likelihood(shipped):
+    card = {"epochs": 3, "evaluation": {"elbo": -300.0, "nll": 290.0, "k": 1000, "n": 1000,
+                                        "binarized": False, "likelihood": "bernoulli"}}  # fmt: skip
+    (shipped / "pretrained" / "mnist-z2" / "card.json").write_text(json.dumps(card))
+    at = page().run()
+    assert any("not a normalised likelihood" in c.value for c in at.caption)
+    card["evaluation"]["binarized"] = True
+    (shipped / "pretrained" / "mnist-z2" / "card.json").write_text(json.dumps(card))
+    at = page().run()
+    assert not any("not a normalised likelihood" in c.value for c in at.caption)

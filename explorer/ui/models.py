@@ -219,6 +219,11 @@ def model_card(choice: str, config: dict) -> dict:
             gap = ev["nll"] - target["nll"]
             verdict = "met" if gap <= 0 else f"not met, {gap:.1f} nats short"
             note += f" Target: NLL <= {target['nll']:g} nats ({verdict})."
+        if ev.get("binarized") is False and ev.get("likelihood", "bernoulli") == "bernoulli":
+            note += (
+                " A Bernoulli decoder of grey or colour levels (cross-entropy): its NLL is a score "
+                "to compare models by, not a normalised likelihood of the images."
+            )
         out = {
             "elbo": ev.get("elbo"),
             "nll": ev.get("nll"),
