@@ -106,12 +106,13 @@ def test_the_train_form_offers_architectures_likelihoods_and_added_folders(
     assert "exists already" in at.error[0].value
 
 
-def test_every_page_works_on_the_shipped_colour_model(tmp_path, monkeypatch):
+@pytest.mark.parametrize("model", ["shapes-conv-z8", "shapes-conv-bce-z8"])
+def test_every_page_works_on_the_shipped_colour_models(tmp_path, monkeypatch, model):
     monkeypatch.setenv("VAE_EXPLORER_RUNS", str(tmp_path / "runs"))
     for name in PAGE_FILES:
         at = page(name)
-        at.session_state["model"] = "shapes-conv-z8"
+        at.session_state["model"] = model
         at.run()
         assert not at.exception, (name, [e.value for e in at.exception])
         assert not at.error, (name, [e.value for e in at.error])
-        assert at.sidebar.selectbox[0].value == "shapes-conv-z8"
+        assert at.sidebar.selectbox[0].value == model

@@ -293,15 +293,15 @@ def test_draw_a_digit(browser, server):
 
 
 def test_the_shipped_colour_model_on_every_exploring_page(browser, server, tmp_path):
-    """shapes-conv-z8, chosen in the sidebar and kept while moving between pages: colour samples
-    and bits/dim at home, the scatter, server-side sliders on Manifold, a colour upload."""
+    """shapes-conv-bce-z8, chosen in the sidebar and kept while moving between pages: colour
+    samples at home, server-side sliders on Manifold, a colour upload."""
     from explorer.shapes import draw_sprite
 
     url, _ = server
     page = open_page(browser, url)
     page.locator("[data-testid=stSidebar] [data-testid=stSelectbox]").first.click()
-    page.get_by_role("option", name="shapes-conv-z8").click()
-    page.wait_for_selector("text=bits/dim", timeout=30_000)
+    page.get_by_role("option", name="shapes-conv-bce-z8").click()
+    page.wait_for_selector("text=Model: shapes-conv-bce-z8", timeout=30_000)
     wait_idle(page)
     images_loaded(page, 1)
     no_exception(page)
@@ -309,7 +309,7 @@ def test_the_shipped_colour_model_on_every_exploring_page(browser, server, tmp_p
     page.locator("[data-testid=stSidebar] a", has_text="Manifold").click()
     page.wait_for_selector("text=Decode any point", timeout=60_000)
     wait_idle(page)
-    assert page.get_by_label("Model", exact=True).input_value() == "shapes-conv-z8"  # the choice is kept
+    assert page.get_by_label("Model", exact=True).input_value() == "shapes-conv-bce-z8"  # kept
     before = page.locator("[data-testid=stImage] img").last.get_attribute("src")
     slider = page.locator("[data-testid=stSlider]", has_text="z").last.get_by_role("slider")
     slider.focus()
