@@ -80,6 +80,11 @@ def add_tool_parsers(sub) -> None:
     x.add_argument("--limit", type=positive(int), help="evaluate on the first N test images only")
     x.add_argument("--device", type=device, default="auto", help=DEVICES)
 
+    _add_data_parsers(sub)
+
+
+def _add_data_parsers(sub) -> None:
+    """``vae-explorer data fetch|add|info``."""
     d = sub.add_parser("data", help="fetch, add or describe a dataset")
     dsub = d.add_subparsers(dest="data_command", required=True, parser_class=Parser, metavar="ACTION")
     f = dsub.add_parser("fetch", help="download (or generate) and verify a dataset into the cache")

@@ -34,10 +34,9 @@ MIN_CONTRAST = 0.1  # ink weaker than this against its ground (0..1) is not a dr
 # 2,000 test images for levels up to 0.3), and unlike the faintest pixels it does not move with
 # the noise of a photo. Faint ink up to BOX_MARGIN pixels around the box is kept.
 BOX_LEVEL = 0.25
-# Noise is refused before it is prepared: what the preprocessing makes of noise (a blob) is no
-# longer noise, and a model may find it ordinary. Measured with ``smoothness``: pixel noise
-# (uniform, Gaussian, salt and pepper, 28 to 300 pixels) 0.57-0.59; MNIST and Fashion-MNIST's own
-# 28x28 images 0.82 and up; a 1-pixel pen line across a 1000-pixel page 0.67; the handed cases 0.99.
+# Noise is refused before it is prepared (preprocessing makes it a blob a model may find ordinary).
+# ``smoothness`` of pixel noise 0.57-0.59; the datasets' own 28x28 images 0.82 and up; a 1-pixel
+# pen line across a 1000-pixel page 0.67; the handed cases 0.99.
 NOISE_SMOOTHNESS = 0.65
 NOISE = (
     "the picture looks like noise: its neighbouring pixels agree no more than random ones would; "
@@ -213,6 +212,27 @@ def smoothness(grey: np.ndarray) -> float:
     return float(np.corrcoef(grey.ravel(), blurred.ravel())[0, 1])
 
 
+def _whole_object(ink: np.ndarray) -> np.ndarray:
+    """``main_drawing`` of a photographed object: every blob of 2% of the ink or more, and the
+    small blobs within 5% of its size around its box. Raises ImageError when no blob is that big
+    (specks scattered over the picture, no object)."""
+    from scipy import ndimage
+
+    blobs, n = ndimage.label(ink > 0, structure=np.ones((3, 3)))
+    mass = ndimage.sum(ink, blobs, index=np.arange(1, n + 1))
+    big = 1 + np.flatnonzero(mass >= 0.02 * mass.sum())
+    if not len(big):  # thousands of specks and no object: noise, or a texture
+        raise ImageError(SCATTERED)
+    rows, cols = np.nonzero(np.isin(blobs, big))
+    reach = int(0.05 * max(rows.max() - rows.min(), cols.max() - cols.min())) + 1
+    near = np.zeros_like(ink, dtype=bool)
+    near[
+        max(0, rows.min() - reach) : rows.max() + reach + 1,
+        max(0, cols.min() - reach) : cols.max() + reach + 1,
+    ] = True
+    return ink * np.isin(blobs, np.unique(blobs[near & (blobs > 0)]))
+
+
 def main_drawing(ink: np.ndarray, whole_object: bool = False) -> np.ndarray:
     """The ink of the main drawing (H, W): strokes connected to the largest one, or large enough
     to be part of it, are kept; specks and dots away from it are dropped.
@@ -231,19 +251,7 @@ def main_drawing(ink: np.ndarray, whole_object: bool = False) -> np.ndarray:
     from scipy import ndimage
 
     if whole_object:
-        blobs, n = ndimage.label(ink > 0, structure=np.ones((3, 3)))
-        mass = ndimage.sum(ink, blobs, index=np.arange(1, n + 1))
-        big = 1 + np.flatnonzero(mass >= 0.02 * mass.sum())
-        if not len(big):  # thousands of specks and no object: noise, or a texture
-            raise ImageError(SCATTERED)
-        rows, cols = np.nonzero(np.isin(blobs, big))
-        reach = int(0.05 * max(rows.max() - rows.min(), cols.max() - cols.min())) + 1
-        near = np.zeros_like(ink, dtype=bool)
-        near[
-            max(0, rows.min() - reach) : rows.max() + reach + 1,
-            max(0, cols.min() - reach) : cols.max() + reach + 1,
-        ] = True
-        return ink * np.isin(blobs, np.unique(blobs[near & (blobs > 0)]))
+        return _whole_object(ink)
     peak = float(ink.max())
     strong = ink > peak / 3
     reach = max(1, int(round(0.015 * max(ink.shape))))

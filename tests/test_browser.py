@@ -258,7 +258,11 @@ def test_draw_a_digit(browser, server):
     canvas.wait_for(timeout=30_000)
     box = canvas.bounding_box()
     x0, y0 = box["x"], box["y"]
-    # a "7": the bar, then the stem, as two strokes
+    # a "7": the bar, then the stem, as two strokes; each stroke's rerun gives another ELBO
+    elbo = (
+        "() => (document.querySelector('[data-testid=stMain]').innerText.match(/ELBO -?[0-9.]+/) || [''])[0]"
+    )
+    shown = ""
     for stroke in ([(70, 60), (210, 60)], [(210, 60), (120, 230)]):
         page.mouse.move(x0 + stroke[0][0], y0 + stroke[0][1])
         page.mouse.down()
@@ -267,9 +271,9 @@ def test_draw_a_digit(browser, server):
             fy = stroke[0][1] + (stroke[1][1] - stroke[0][1]) * t / 20
             page.mouse.move(x0 + fx, y0 + fy)
         page.mouse.up()
+        page.wait_for_function(f"({elbo})() !== '' && ({elbo})() !== {shown!r}", timeout=30_000)
         wait_idle(page)
-    page.wait_for_selector("text=higher than", timeout=30_000)
-    wait_idle(page)
+        shown = page.evaluate(elbo)
     no_exception(page)
     text = page.inner_text("[data-testid=stMain]")
     assert "ELBO" in text and "q(z|x): mean" in text
