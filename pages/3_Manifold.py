@@ -40,10 +40,11 @@ if dims > 2:
     axis_b = st.sidebar.selectbox("Grid: vertical dimension", by_kl, 1, format_func=name, key=f"ay-{choice}")
     st.sidebar.caption("Ordered by KL: inactive units carry nothing, so a grid along one shows one image.")
 st.title("Manifold")
+on_map = "; the star shows where it lies, the dashed outline where the grid lies"
+on_map = on_map if runs_in_browser(model) else ""  # a conv decoder's sliders come without the map
 st.caption(
     "Left: decoded images over a grid of latent points (Kingma & Welling, Figure 4); the other "
-    "dimensions stay at 0. Right: drag the sliders to decode any point; the star shows where it "
-    "lies, the dashed outline where the grid lies."
+    f"dimensions stay at 0. Right: drag the sliders to decode any point{on_map}."
 )
 bad_range = lo >= hi  # the grid needs a range; the sliders on the right do not
 values, corners = (None, None) if bad_range else grid_extent(n, lo, hi, (axis_a, axis_b), dims)
