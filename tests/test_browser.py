@@ -60,8 +60,8 @@ def images_loaded(page, count):
     )
 
 
-PLOT_POINT = """() => {
-  // Pixel position of a scatter point that no other point overlaps, and its test-set index.
+SCATTER_POINTS = """
+  // [page x, page y, test-set index] of every point of the first scatter on the page
   const gd = document.querySelector('.js-plotly-plot');
   const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis, box = gd.getBoundingClientRect();
   const pts = [];
@@ -71,12 +71,20 @@ PLOT_POINT = """() => {
       pts.push([box.left + xa._offset + xa.l2p(t.x[i]), box.top + ya._offset + ya.l2p(t.y[i]),
                 t.customdata[i]]);
   }
+"""
+
+PLOT_POINT = (
+    """() => {
+  // Pixel position of a scatter point that no other point overlaps, and its test-set index."""
+    + SCATTER_POINTS
+    + """
   for (const p of pts.slice(0, 400)) {
     const near = pts.filter(q => Math.hypot(q[0] - p[0], q[1] - p[1]) < 8).length;
     if (near === 1) return p;
   }
   return pts[0];
 }"""
+)
 
 
 def test_latent_space_deep_link_and_click(browser, server):
@@ -103,16 +111,11 @@ def test_latent_space_deep_link_and_click(browser, server):
     page.close()
 
 
-DENSEST_POINT = """() => {
-  // Pixel position of the scatter point with the most neighbours within 6 pixels.
-  const gd = document.querySelector('.js-plotly-plot');
-  const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis, box = gd.getBoundingClientRect();
-  const pts = [];
-  for (const t of gd._fullData) {
-    if (!t.customdata) continue;
-    for (let i = 0; i < t.x.length; i++)
-      pts.push([box.left + xa._offset + xa.l2p(t.x[i]), box.top + ya._offset + ya.l2p(t.y[i])]);
-  }
+DENSEST_POINT = (
+    """() => {
+  // Pixel position of the scatter point with the most neighbours within 6 pixels."""
+    + SCATTER_POINTS
+    + """
   let best = pts[0], most = 0;
   for (const p of pts.slice(0, 1500)) {
     const near = pts.filter(q => Math.hypot(q[0] - p[0], q[1] - p[1]) < 6).length;
@@ -120,6 +123,7 @@ DENSEST_POINT = """() => {
   }
   return [best[0], best[1], most];
 }"""
+)
 
 STAR_PIXEL = """(name) => {
   // Where the star of the clicked image's posterior mean is painted, in page pixels.
