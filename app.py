@@ -48,7 +48,9 @@ with left:
         )
     st.subheader("Explore")
     for path, _, icon, offer in PAGES[1:]:
-        st.page_link(path, label=offer.format(item=item), icon=icon)
+        if "Draw" in path and spec(dataset).convention.kind == "photo":
+            offer = "Draw: for models of drawings (MNIST, Fashion-MNIST)"
+        st.page_link(path, label=offer.format(a_item=spec(dataset).a_item), icon=icon)
 
 with right:
     card = model_card(choice, config)

@@ -269,7 +269,7 @@ def _check_record(folder: Path, config: ModelConfig, metadata: dict[str, str]) -
     weights' own record: another network, another dataset, or an image shape that is not its
     dataset's. The weights' record is what loads; a config.json edited by hand would otherwise
     be silently ignored by some commands and obeyed by others."""
-    from explorer.datasets import SPECS
+    from explorer.datasets import SPECS, spec
 
     try:
         record = json.loads((folder / CONFIG_FILE).read_text())
@@ -296,11 +296,22 @@ def _check_record(folder: Path, config: ModelConfig, metadata: dict[str, str]) -
             f"{folder / CONFIG_FILE} says the model was trained on {dataset}, its weights on "
             f"{metadata['dataset']}; restore config.json"
         )
-    spec = SPECS.get(dataset)
-    if spec is not None and tuple(config.image_shape) != spec.image_shape:
+    try:
+        shape = spec(dataset).image_shape
+    except ValueError:
+        raise CheckpointError(
+            f"{folder} was trained on the dataset {dataset!r}, which is not in the dataset cache; add "
+            f"its folder again (vae-explorer data add {dataset} PATH, with the same size) or pick "
+            "another model"
+        ) from None
+    if tuple(config.image_shape) != shape:
+        c, h, w = config.image_shape
+        what = "the checkpoint's record is damaged"
+        if dataset not in SPECS:  # an added folder, added again with another size
+            what = f"was the dataset added again? Add it with --size {h}x{w}" + ("" if c == 3 else " --grey")
         raise CheckpointError(
             f"{folder / MODEL_FILE}: the model's images are {tuple(config.image_shape)}, but "
-            f"{dataset}'s are {spec.image_shape}; the checkpoint's record is damaged"
+            f"{dataset}'s are {shape}; {what}"
         )
 
 

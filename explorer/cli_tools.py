@@ -124,7 +124,6 @@ def _evaluate(checkpoint: str, k: int, limit: int | None, split: str, device: st
     """(model, dataset, binarized, Evaluation) for a checkpoint, with a progress bar."""
     from tqdm import tqdm
 
-    from explorer import datasets
     from explorer.checkpoints import load_checkpoint
     from explorer.devices import pick_device
     from explorer.evaluate import eval_images, evaluate
@@ -133,11 +132,24 @@ def _evaluate(checkpoint: str, k: int, limit: int | None, split: str, device: st
         raise ExplorerError(f"--k must be >= 0 (0: ELBO only), got {k}")
     model = load_checkpoint(checkpoint, pick_device(device))
     dataset = _dataset_of(checkpoint)
-    binarized = datasets.binarized(dataset, model.config.likelihood)
+    binarized = _run_binarizes(checkpoint, dataset, model.config.likelihood)
     x, _ = eval_images(dataset, split, binarized, limit)
     with tqdm(total=len(x), desc=f"L_{k}", disable=quiet or k == 0) as bar:
         result = evaluate(model, x, k=k, progress=bar.update)
     return model, dataset, binarized, result
+
+
+def _run_binarizes(checkpoint: str, dataset: str, likelihood: str) -> bool:
+    """Whether the run binarised its images (its own --binarize), so that evaluation scores the
+    test set it trained against; the dataset's rule for a checkpoint without a training record."""
+    from explorer import datasets
+    from explorer.checkpoints import read_config
+    from explorer.config import TrainConfig
+
+    try:
+        return TrainConfig(**read_config(checkpoint)["train"]).binarized(likelihood)
+    except (KeyError, TypeError, ValueError):
+        return datasets.binarized(dataset, likelihood)
 
 
 def cmd_evaluate(args) -> None:

@@ -113,6 +113,8 @@ def fetch(name: str, tried: list[tuple[str, Source]] | None = None) -> Path:
             failures.append(f"{label}: {type(exc).__name__}: {exc}")
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
+    if not any(folder.iterdir()):
+        folder.rmdir()  # nothing fetched: no empty folder left to look like a damaged cache
     raise DatasetError(f"dataset {name!r} is unavailable; sources tried:\n  - " + "\n  - ".join(failures))
 
 

@@ -57,6 +57,11 @@ class DatasetSpec:
     def colour(self) -> bool:
         return self.image_shape[0] == 3
 
+    @property
+    def a_item(self) -> str:
+        """The item with its article, for page text: "a digit", "an image"."""
+        return f"{'an' if self.item[:1] in 'aeiou' else 'a'} {self.item}"
+
     def to_dict(self) -> dict:
         """JSON-ready (an image folder's dataset.json)."""
         from dataclasses import asdict

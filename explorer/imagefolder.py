@@ -123,7 +123,7 @@ def add_folder(
 def _check_request(name, path, size, fit, test_fraction, replace) -> tuple[Path, Path, tuple[int, int]]:
     """(the folder of images, the dataset's cache folder, (height, width)); DatasetError when
     any argument is wrong."""
-    if not NAME_PATTERN.match(name or "") or name in SPECS:
+    if not NAME_PATTERN.match(name or "") or name.lower() in {n.lower() for n in SPECS}:
         raise DatasetError(
             f"dataset name {name!r} is not allowed: use letters, digits, '.', '_' and '-' (not "
             f"starting with '.'), and not a built-in dataset's name ({', '.join(SPECS)})"
@@ -141,7 +141,10 @@ def _check_request(name, path, size, fit, test_fraction, replace) -> tuple[Path,
         raise DatasetError(f"{root} is not a folder; give the folder that holds the images")
     dest = data_root() / name
     if dest.exists() and not replace:
-        raise DatasetError(f"a dataset named {name!r} exists already ({dest}); use another name or --replace")
+        raise DatasetError(
+            f"a dataset named {name!r} exists already ({dest}); use another name, or replace it "
+            "(--replace; on the Train page, tick Replace)"
+        )
     return root, dest, hw
 
 

@@ -34,9 +34,8 @@ MIN_CONTRAST = 0.1  # ink weaker than this against its ground (0..1) is not a dr
 # 2,000 test images for levels up to 0.3), and unlike the faintest pixels it does not move with
 # the noise of a photo. Faint ink up to BOX_MARGIN pixels around the box is kept.
 BOX_LEVEL = 0.25
-# Noise is refused before it is prepared (preprocessing makes it a blob a model may find ordinary).
-# ``smoothness`` of pixel noise 0.57-0.59; the datasets' own 28x28 images 0.82 and up; a 1-pixel
-# pen line across a 1000-pixel page 0.67; the handed cases 0.99.
+# Noise is refused before it is prepared (it would become a blob a model may find ordinary). Its
+# ``smoothness`` is 0.57-0.59; MNIST's and Fashion's 28x28 images >= 0.82; a 1-px line 0.67.
 NOISE_SMOOTHNESS = 0.65
 NOISE = (
     "the picture looks like noise: its neighbouring pixels agree no more than random ones would; "
@@ -201,9 +200,8 @@ def without_shade(ink: np.ndarray) -> np.ndarray:
 
 def smoothness(grey: np.ndarray) -> float:
     """How much of a picture's variation survives a blur of one pixel: the correlation (in
-    [-1, 1]) between the grey levels (H, W) and their Gaussian blur with sigma 1. Drawings and
-    photos, whose strokes and edges span several pixels, score near 1; pixel noise near 0.57
-    (the blur keeps only what neighbours share). A flat picture scores 1."""
+    [-1, 1]) between the grey levels (H, W) and their Gaussian blur with sigma 1. Strokes and
+    edges spanning pixels score near 1, pixel noise near 0.57; a flat picture 1."""
     from scipy import ndimage
 
     if grey.std() < 1e-6:
@@ -376,6 +374,8 @@ def preprocess_image(source: str | os.PathLike | bytes | Image.Image, dataset: s
     image = source if isinstance(source, Image.Image) else open_image(source)
     if convention.kind == "photo":
         picture = photo_array(image, described.image_shape, convention.fit)
+        if np.ptp(picture, axis=(1, 2)).max() < MIN_CONTRAST:  # one colour all over
+            raise ImageError(BLANK)
         return torch.from_numpy(picture.astype(np.float32))
     try:
         grey = to_grey(image)

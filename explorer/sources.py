@@ -167,6 +167,8 @@ def _given_file(variable: str, hint: str) -> Path:
     path = os.environ.get(variable)
     if not path:
         raise SourceFailed(f"no file given ({hint})")
+    if Path(path).is_dir():
+        raise SourceFailed(f"{path} is a folder; give the file itself")
     if not Path(path).is_file():
         raise SourceFailed(f"{path} does not exist")
     return Path(path)
@@ -267,8 +269,11 @@ def _cifar_from_archive(archive: Path, dest: Path) -> None:
                     raise SourceFailed(f"{archive.name}: {member.name} is not a regular file")
                 with tar.extractfile(member) as src, open(dest / file, "wb") as out:
                     shutil.copyfileobj(src, out)
-    except KeyError as exc:
-        raise SourceFailed(f"{archive.name} has no {exc.args[0]}: not CIFAR-10's Python version") from None
+    except KeyError:
+        raise SourceFailed(
+            f"{archive.name} holds no {CIFAR_FOLDER}/{file}: it is not CIFAR-10's Python version "
+            f"({CIFAR_ARCHIVE})"
+        ) from None
     except (tarfile.TarError, OSError, EOFError) as exc:
         raise SourceFailed(f"{archive.name} is not a readable .tar.gz: {exc}") from None
 

@@ -40,7 +40,8 @@ from explorer.objectives import kl_standard_normal
 
 STATISTICS = ("distortion", "rate", "complexity", "added ink")
 UNITS = ("nats", "nats", "bits", "pixels")
-REFERENCE_IMAGES = 5000  # test images the detector is fitted to (the rest stay unseen, for bench/ood.py)
+REFERENCE_IMAGES, MIN_REFERENCE = 5000, 200  # test images the detector is fitted to (the rest
+# stay unseen, for bench/ood.py); a smaller test split is topped up with training images
 STRANGER_QUANTILE = 0.96  # strangeness above this quantile of the reference images' is a stranger
 COMPONENTS = 8  # of the Gaussian mixture of (ELBO, complexity)
 OUTLIER_MARKS, OUTLIER_NOISE, OUTLIER_SEED = 300, 100, 11  # the synthetic outliers it is shown
@@ -121,8 +122,9 @@ class StrangerDetector:
 
         stats = np.asarray(stats, dtype=np.float64)
         outliers = np.asarray(outliers, dtype=np.float64)
-        if len(stats) < 20 * self.components:
-            raise ValueError(f"need at least {20 * self.components} reference images, got {len(stats)}")
+        if len(stats) < 2:
+            raise ValueError(f"need at least 2 reference images, got {len(stats)}")
+        components = max(1, min(self.components, len(stats) // 20))  # 20 images per component
         if len(outliers) == 0:
             raise ValueError("need outliers to fit the detector")
         if not np.isfinite(stats).all():
@@ -131,7 +133,7 @@ class StrangerDetector:
         pair = self._pair(stats)
         self.mean, self.scale = pair.mean(0), pair.std(0) + 1e-9
         self.mixture = GaussianMixture(
-            self.components, covariance_type="full", reg_covar=1e-4, random_state=0
+            components, covariance_type="full", reg_covar=1e-4, random_state=0
         ).fit((pair - self.mean) / self.scale)
         self.regression = make_pipeline(
             StandardScaler(), LogisticRegression(class_weight="balanced", max_iter=5000)
@@ -189,9 +191,8 @@ def outlier_images(
 
 def noise_pictures(n: int, seed: int, dataset: str) -> torch.Tensor:
     """Up to ``n`` pictures of noise as a user would upload them (80 to 240 pixels a side:
-    uniform, Gaussian around a random grey, salt and pepper; grey or colour as the dataset is),
-    prepared the way ``dataset`` made its images (what preprocessing makes of noise is no
-    longer noise: blobs and strokes). Pictures preprocessing refuses as blank are left out."""
+    uniform, Gaussian, salt and pepper; grey or colour as the dataset is), prepared the way
+    ``dataset`` made its images. Pictures that preprocessing refuses (as noise) are left out."""
     from explorer.datasets import spec
     from explorer.errors import ImageError
     from explorer.preprocess import preprocess_image
@@ -218,20 +219,27 @@ def noise_pictures(n: int, seed: int, dataset: str) -> torch.Tensor:
 def fit_detector(model: VAE, x: torch.Tensor, dataset: str) -> StrangerDetector:
     """A detector for ``model`` fitted on the first ``REFERENCE_IMAGES`` of the in-distribution
     images x (N, C, H, W) (grey levels in [0, 1]: the dataset's test set) against synthetic
-    outliers for ``dataset``."""
+    outliers for ``dataset``; a test split under MIN_REFERENCE images (a small folder) is topped
+    up with training images, which the model has seen: a rougher verdict."""
+    reference = x[:REFERENCE_IMAGES]
+    if len(reference) < MIN_REFERENCE:
+        from explorer.data import load_dataset
+
+        train = load_dataset(dataset, "train").images[: MIN_REFERENCE - len(reference)]
+        reference = torch.cat([reference, train.float() / 255.0])
     return StrangerDetector().fit(
-        image_statistics(model, x[:REFERENCE_IMAGES]), image_statistics(model, outlier_images(dataset))
+        image_statistics(model, reference), image_statistics(model, outlier_images(dataset))
     )
 
 
-def stranger_message(verdict: Verdict, item: str = "digit") -> str | None:
-    """A plain-words warning for a stranger, else None."""
+def stranger_message(verdict: Verdict, a_item: str = "a digit") -> str | None:
+    """A plain-words warning for a stranger, else None; ``a_item``: "a digit", "an image"."""
     if not verdict.stranger:
         return None
     return (
         f"This does not look like the training data: it is stranger than {verdict.percentile:.1f}% "
         f"of the test images (the warning starts at {100 * STRANGER_QUANTILE:.0f}%). It may not be "
-        f"a {item}; whatever its ELBO, the reconstruction and its place in latent space say little "
+        f"{a_item}; whatever its ELBO, the reconstruction and its place in latent space say little "
         "about it."
     )
 

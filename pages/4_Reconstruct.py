@@ -56,7 +56,7 @@ st.download_button(
 st.header("Your images")
 described = spec(dataset)
 uploads = st.file_uploader(
-    f"Upload pictures of a {described.item} (one or more)",
+    f"Upload pictures of {described.a_item} (one or more)",
     type=UPLOAD_TYPES,
     accept_multiple_files=True,
     help=f"Each is prepared the way {dataset}'s own images were: {described.convention.summary}.",

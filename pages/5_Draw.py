@@ -21,11 +21,6 @@ width = st.sidebar.slider(
     "Pen width", 8, 40, 22, help="strokes of about a tenth of the drawing's height look like MNIST's"
 )
 st.title("Draw")
-st.caption(
-    f"Draw a {described.item} with the mouse (or a finger). Each stroke is prepared the way "
-    f"{dataset}'s images were ({described.convention.summary}), reconstructed, and placed on the "
-    "map with its posterior ellipses. Undo, redo and clear: the toolbar over the canvas."
-)
 if described.convention.kind == "photo":
     st.info(
         f"{dataset}'s images ({described.item}s) are not drawings of ink on paper, so a sketch "
@@ -33,6 +28,11 @@ if described.convention.kind == "photo":
         "upload a picture on the Reconstruct page."
     )
     st.stop()
+st.caption(
+    f"Draw {described.a_item} with the mouse (or a finger). Each stroke is prepared the way "
+    f"{dataset}'s images were ({described.convention.summary}), reconstructed, and placed on the "
+    "map with its posterior ellipses. Undo, redo and clear: the toolbar over the canvas."
+)
 
 left, right = st.columns([2, 3], gap="large")
 with left:

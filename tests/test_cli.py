@@ -253,3 +253,17 @@ def test_reconstruct_json_judges_each_file_and_names_refused_ones(tmp_path, caps
         assert set(entry) == {"file", "elbo", "percentile", "score", "score_percentile", "stranger"}
         assert entry["elbo"] < 0 and 0 <= entry["percentile"] <= 100
     assert "is a folder" in folder["error"] and "does not exist" in gone["error"]
+
+
+def test_evaluate_scores_the_test_set_the_run_trained_against(tmp_path):
+    from explorer.checkpoints import save_checkpoint
+    from explorer.cli_tools import _run_binarizes
+    from explorer.model import VAE, ModelConfig
+
+    model = VAE(ModelConfig(hidden=(8,), latent_dim=2))
+    save_checkpoint(
+        tmp_path / "grey", model, epoch=1, step=1, train_config={"dataset": "mnist", "binarize": "none"}
+    )
+    save_checkpoint(tmp_path / "binary", model, epoch=1, step=1, train_config={"dataset": "mnist"})
+    assert _run_binarizes(str(tmp_path / "grey"), "mnist", "bernoulli") is False
+    assert _run_binarizes(str(tmp_path / "binary"), "mnist", "bernoulli") is True

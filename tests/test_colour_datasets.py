@@ -190,3 +190,40 @@ def test_a_colour_upload_is_prepared_as_the_shapes_were(cache):
     assert x.shape == (3, 32, 32)
     original = torch.from_numpy(sprite).float() / 255
     assert np.corrcoef(x.flatten(), original.flatten())[0, 1] > 0.98
+
+
+def test_a_model_of_a_small_folder_is_judged_and_a_replaced_folder_is_named(cache, image_folder, tmp_path):
+    """A folder of 24 images (2 or 3 test images) still gives uploads a verdict: the detector's
+    references are topped up with training images. A model whose folder was added again at
+    another size is refused with the size to add it at."""
+    from explorer.checkpoints import load_checkpoint, save_checkpoint
+    from explorer.errors import CheckpointError
+    from explorer.model import VAE, ModelConfig
+    from explorer.strangers import Reference
+
+    add_folder("pets", image_folder, size="16")
+    config = ModelConfig(arch="conv", image_shape=(3, 16, 16), channels=(4,), hidden=(8,), latent_dim=2,
+                         likelihood="logistic")  # fmt: skip
+    save_checkpoint(tmp_path / "run", VAE(config), epoch=1, step=1, train_config={"dataset": "pets"})
+    model = load_checkpoint(tmp_path / "run")
+    test_x = load_dataset("pets", "test").images.float() / 255
+    judged = Reference.of(model, test_x, "pets").judge(model, test_x[:1])
+    assert len(judged) == 1 and 0 <= judged[0].verdict.percentile <= 100
+    add_folder("pets", image_folder, size="24", replace=True)
+    with pytest.raises(CheckpointError, match="Add it with --size 16x16"):
+        load_checkpoint(tmp_path / "run")
+
+
+def test_blank_colour_pictures_and_bad_sources_get_messages(cache, tmp_path, monkeypatch):
+    from explorer.errors import ImageError
+    from explorer.preprocess import preprocess_image
+
+    for colour in ((0, 0, 0), (255, 255, 255), (200, 20, 20)):
+        with pytest.raises(ImageError, match="blank"):
+            preprocess_image(Image.new("RGB", (50, 40), colour), "shapes")
+    monkeypatch.setenv("VAE_EXPLORER_CIFAR_ARCHIVE", str(tmp_path))  # a folder, not the archive
+    with pytest.raises(DatasetError, match="is a folder; give the file itself"):
+        fetch("cifar10")
+    assert not (cache / "cifar10").exists()  # no empty folder left behind
+    with pytest.raises(DatasetError, match="not allowed"):
+        add_folder("MNIST", tmp_path)  # a built-in name in other letters

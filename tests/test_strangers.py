@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from explorer.datasets import spec
 from explorer.strangers import (
     MARK_KINDS,
     STRANGER_QUANTILE,
@@ -77,16 +78,21 @@ def test_non_finite_statistics_are_strangers_and_cannot_be_fitted():
     bad[3, 0] = np.inf
     with pytest.raises(ValueError, match="not finite"):
         StrangerDetector().fit(bad, _outliers())
-    with pytest.raises(ValueError, match="reference images"):
-        StrangerDetector().fit(_reference(50), _outliers())
+    with pytest.raises(ValueError, match="at least 2 reference images"):
+        StrangerDetector().fit(_reference(1), _outliers())
+    few = StrangerDetector().fit(_reference(50), _outliers())  # few images: 20 per component
+    assert few.mixture.n_components == 2 and len(few.reference) == 50
     with pytest.raises(ValueError, match="outliers"):
         StrangerDetector().fit(_reference(), _outliers()[:0])
 
 
 def test_the_warning_names_the_kind_of_image():
     assert stranger_message(Verdict(1.0, 50.0, False)) is None
-    message = stranger_message(Verdict(12.0, 99.4, True), "clothing item")
-    assert "99.4%" in message and "clothing item" in message and f"{100 * STRANGER_QUANTILE:.0f}%" in message
+    message = stranger_message(Verdict(12.0, 99.4, True), spec("fashion-mnist").a_item)
+    assert (
+        "99.4%" in message and "a clothing item" in message and f"{100 * STRANGER_QUANTILE:.0f}%" in message
+    )
+    assert spec("shapes").a_item == "a shape" and spec("cifar10").a_item == "a photo"
 
 
 def test_png_bits_measure_complexity():

@@ -30,6 +30,7 @@ def dataset_form() -> None:
             size = c.text_input("Size", "32", key="dataset-size", help=SIZE_HELP)
             fit = d.radio("Fit", ("crop", "pad"), horizontal=True, key="dataset-fit", help=FIT_HELP)
             grey = e.checkbox("Greyscale", key="dataset-grey", help="colour unless ticked")
+            replace = e.checkbox("Replace a dataset of that name", key="dataset-replace")
             added = st.form_submit_button("Add the folder", key="dataset-add")
         if not added:
             return
@@ -42,7 +43,7 @@ def dataset_form() -> None:
                 bar.progress(min(0.99, seen[0] / (seen[0] + 200)), text=f"{seen[0]:,} files read")
 
         try:
-            done = add_folder(name.strip(), path.strip(), size, grey, fit, progress=tick)
+            done = add_folder(name.strip(), path.strip(), size, grey, fit, replace=replace, progress=tick)
         except ExplorerError as exc:
             bar.empty()
             st.error(f"The folder was not added: {exc}")

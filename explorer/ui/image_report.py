@@ -85,7 +85,7 @@ def verdict_line(model: VAE, x: torch.Tensor, key: tuple[str, int], dataset: str
         help=f"Strangeness says whether the image is like the training data, which the ELBO alone "
         f"cannot. It is {SOURCE}.",
     )
-    warning = stranger_message(verdict, spec(dataset).item)
+    warning = stranger_message(verdict, spec(dataset).a_item)
     if warning:
         st.warning(warning, icon=":material/help:")
 
@@ -119,7 +119,7 @@ def image_report(model: VAE, x: torch.Tensor, key: tuple[str, int], dataset: str
         "Strangeness says whether the image is like the training data, which the ELBO alone cannot: "
         f"a model can give images of another kind a higher ELBO than its own. It measures {SOURCE}."
     )
-    warning = stranger_message(verdict, spec(dataset).item)
+    warning = stranger_message(verdict, spec(dataset).a_item)
     if warning:
         st.warning(warning, icon=":material/help:")
     posterior_bars(mu, sigma, name)

@@ -64,7 +64,7 @@ def load_model(choice: str) -> tuple[VAE, dict]:
     return cached_model(path, mtime), read_config(path)
 
 
-PAGES = (  # (script, sidebar label, icon, what it offers: the Home page's list, {item} filled in)
+PAGES = (  # (script, sidebar label, icon, what it offers: the Home page's list, {a_item} filled in)
     ("app.py", "Home", ":material/home:", ""),
     ("pages/1_Train.py", "Train", ":material/monitoring:", "Train a model and watch its curves live"),
     ("pages/2_Latent_space.py", "Latent space", ":material/scatter_plot:",
@@ -72,7 +72,7 @@ PAGES = (  # (script, sidebar label, icon, what it offers: the Home page's list,
     ("pages/3_Manifold.py", "Manifold", ":material/grid_view:",
      "Manifold: decode the latent grid, drag sliders"),
     ("pages/4_Reconstruct.py", "Reconstruct", ":material/image:", "Reconstruct test images or your uploads"),
-    ("pages/5_Draw.py", "Draw", ":material/draw:", "Draw a {item} and see what the model makes of it"),
+    ("pages/5_Draw.py", "Draw", ":material/draw:", "Draw {a_item} and see what the model makes of it"),
     ("pages/6_Interpolate.py", "Interpolate", ":material/linear_scale:",
      "Interpolate: morph one image into another through latent space"),
 )  # fmt: skip

@@ -104,7 +104,7 @@ def _widget(column, s: Setting, value, disabled: bool):
         st.session_state[key] = _shown(s, value, options)
     common = {"key": key, "help": s.help + (f" ({s.unit})" if s.unit else ""), "disabled": disabled}
     if options is not None:
-        words = dict(s.labels)
+        words = {**dict(s.labels), None: "the dataset's"}
         return column.selectbox(s.form, options, format_func=lambda o: words.get(o, str(o)), **common)
     if s.kind is tuple:
         return column.text_input(s.form, **common)
@@ -126,6 +126,8 @@ def _values(fixed: bool, arch: dict, recipe: dict) -> dict:
         start = (arch if is_model else recipe).get(s.name, s.default)
         if s.name in ("epochs", "device", "limit"):
             start = s.default  # how long and where: a new choice every run, not the parent's
+        if s.name == "likelihood" and not fixed:
+            start = None  # a new model: the likelihood of whichever dataset is chosen
         values[s.name] = _widget(columns[i % COLUMNS], s, start, fixed and (is_model or s.name == "dataset"))
     return values
 
