@@ -22,14 +22,6 @@ import numpy as np
 from explorer.datasets import SPEC_FILE, DatasetSpec
 from explorer.sources import SourceFailed, sha256_file
 
-SPLITS = ("train", "test")
-
-
-def array_files(split: str, with_factors: bool) -> list[str]:
-    """The array files of one split."""
-    kinds = ("images", "labels", "factors") if with_factors else ("images", "labels")
-    return [f"{split}-{kind}.npy" for kind in kinds]
-
 
 def write_arrays(
     dest: Path,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 
@@ -54,18 +54,12 @@ class DatasetSpec:
     factors: tuple[str, ...] = ()  # names of the true generative factors stored with the images
 
     @property
-    def colour(self) -> bool:
-        return self.image_shape[0] == 3
-
-    @property
     def a_item(self) -> str:
         """The item with its article, for page text: "a digit", "an image"."""
         return f"{'an' if self.item[:1] in 'aeiou' else 'a'} {self.item}"
 
     def to_dict(self) -> dict:
         """JSON-ready (an image folder's dataset.json)."""
-        from dataclasses import asdict
-
         return asdict(self)
 
     @classmethod
