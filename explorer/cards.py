@@ -69,7 +69,7 @@ def export(
         "steps": config["step"],
         "hardware": hardware(),
         "train_seconds": round(epochs[-1]["seconds"], 1) if epochs else None,
-        "final_test_elbo_during_training": epochs[-1]["test_elbo"] if epochs else None,
+        **_final_test_figure(epochs),
         "evaluation": {**evaluation.to_dict(), "command": eval_command},
         "library_version": __version__,
         "exported": time.strftime("%Y-%m-%d"),
@@ -78,6 +78,13 @@ def export(
     tmp.write_text(json.dumps(card, indent=2) + "\n")
     os.replace(tmp, dest / "card.json")
     return dest
+
+
+def _final_test_figure(epochs: list[dict]) -> dict:
+    """The last epoch's test figure under its own name: the ELBO of a VAE, or the reconstruction
+    term of an autoencoder (which has no ELBO)."""
+    key = "test_elbo" if not epochs or "test_elbo" in epochs[-1] else "test_recon"
+    return {f"final_{key}_during_training": epochs[-1][key] if epochs else None}
 
 
 def _generated_checksums(dataset: str) -> dict:

@@ -98,14 +98,24 @@ def _check(config) -> None:
 
 
 DEFAULT_DATASET = "mnist"
+MODELS = ("vae", "ae", "dae")  # the VAE and its two deterministic baselines
+AUTOENCODERS = ("ae", "dae")
 ARCHITECTURES = ("mlp", "conv")
 LIKELIHOODS = ("bernoulli", "gaussian", "logistic")
+CORRUPTIONS = ("mask", "gaussian")
 
 
 @dataclass
 class ModelConfig:
     """What shapes the network; stored in config.json and in the weights' own metadata."""
 
+    model: str = setting("vae", "vae (Kingma & Welling's variational autoencoder), ae (a plain "
+                         "autoencoder, Hinton & Salakhutdinov 2006: a deterministic code, the "
+                         "reconstruction loss only) or dae (a denoising autoencoder, Vincent et al. "
+                         "2008: the input corrupted, the clean image reconstructed)", choices=MODELS,
+                         labels=(("vae", "VAE"), ("ae", "Autoencoder (AE)"),
+                                 ("dae", "Denoising autoencoder (DAE)")),
+                         form="Model")  # fmt: skip
     latent_dim: int = setting(2, "size of z, at least 2 (the explorer's maps are planes); 2 shows the "
                               "latent space as it is", low=2, high=1024, form="Latent size")  # fmt: skip
     arch: str = setting("mlp", "the network: mlp (the paper's fully connected layers) or conv "
@@ -147,6 +157,12 @@ class ModelConfig:
                 f"{len(self.channels)} stride-2 convolutions halve {smallest} pixels to nothing; "
                 f"use at most {most} conv channel sizes for {h}x{w} images"
             )
+
+    @property
+    def variational(self) -> bool:
+        """Whether the model has a posterior q(z|x) and a prior (a VAE), or is one of the
+        deterministic autoencoders, which have neither: no KL term, no L_K, no ellipses."""
+        return self.model == "vae"
 
     @property
     def pixels(self) -> int:
@@ -196,6 +212,14 @@ class TrainConfig:
                         resumable=True, form="Learning rate")  # fmt: skip
     weight_decay: float = setting(0.0, "L2 on all weights: the paper's prior on theta", low=0.0,
                                   form="Weight decay")  # fmt: skip
+    corruption: str = setting("mask", "dae only: how the input is corrupted; mask sets a fraction of "
+                              "the pixels to 0 (Vincent et al. 2008's masking noise), gaussian adds "
+                              "N(0, level^2) to every pixel", choices=CORRUPTIONS,
+                              labels=(("mask", "Masking noise"), ("gaussian", "Gaussian noise")),
+                              form="DAE corruption")  # fmt: skip
+    corruption_level: float = setting(0.25, "dae only: the fraction of pixels masked (below 1), or the "
+                                      "Gaussian noise's standard deviation (pixels run 0 to 1)",
+                                      low=0.0, high=10.0, form="DAE corruption level")  # fmt: skip
     binarize: str = setting("auto", "dynamic binarisation of every minibatch (auto: on for a Bernoulli "
                             "model of a binarised dataset, MNIST's likelihood protocol); none: grey "
                             "levels", choices=("auto", "dynamic", "none"))  # fmt: skip
@@ -217,6 +241,11 @@ class TrainConfig:
                 f"the iwae objective has no KL weight: set beta to 1 (not {self.beta:g}) "
                 "or use the elbo objective"
             )
+        if self.corruption == "mask" and self.corruption_level >= 1:
+            raise ValueError(
+                f"masking noise hides a fraction of the pixels: its level must be below 1, not "
+                f"{self.corruption_level:g}"
+            )
         from explorer.devices import check_device_name  # the one list of devices
 
         check_device_name(self.device)
@@ -232,3 +261,28 @@ MODEL_SETTINGS = settings(ModelConfig)
 TRAIN_SETTINGS = settings(TrainConfig)
 RESUMABLE = tuple(s.name for s in TRAIN_SETTINGS if s.resumable)  # what --resume may change
 ARCHITECTURE = tuple(s.name for s in MODEL_SETTINGS)  # what --init-from takes from its checkpoint
+
+
+def check_combination(model: ModelConfig, train: TrainConfig) -> None:
+    """Refuse settings that mean nothing for this kind of model, rather than ignore them: the
+    variational ones (objective, beta, samples, estimator) for the deterministic autoencoders, and
+    the corruption for anything but a denoising autoencoder.
+
+    Raises:
+        ValueError: which setting does not apply, and what to do.
+    """
+    defaults = {s.name: s.default for s in TRAIN_SETTINGS}
+    changed = [n for n in ("objective", "beta", "samples", "estimator") if getattr(train, n) != defaults[n]]
+    if not model.variational and changed:
+        flags = ", ".join("--" + n for n in changed)
+        raise ValueError(
+            f"{'an' if model.model == 'ae' else 'a denoising'} autoencoder has no posterior and no KL term, "
+            f"so {flags} do{'es' if len(changed) == 1 else ''} not apply to it: leave "
+            f"{'it' if len(changed) == 1 else 'them'} at the default, or train --model vae"
+        )
+    corrupted = [n for n in ("corruption", "corruption_level") if getattr(train, n) != defaults[n]]
+    if model.model != "dae" and corrupted:
+        raise ValueError(
+            f"--{corrupted[0].replace('_', '-')} sets the denoising autoencoder's corruption: "
+            f"use it with --model dae, not --model {model.model}"
+        )

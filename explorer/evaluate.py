@@ -18,7 +18,7 @@ from explorer.data import binarize_fixed, load_dataset
 from explorer.devices import decoder_floats
 from explorer.errors import ExplorerError
 from explorer.model import VAE
-from explorer.objectives import elbo_terms, importance_log_likelihood, iwae_bound
+from explorer.objectives import autoencoder_terms, elbo_terms, importance_log_likelihood, iwae_bound
 
 # A mean ELBO below this many nats per pixel (dimension) is a diverged model, not a poor one: a
 # uniform guess of a binary pixel costs ln 2 = 0.69 nats, and the Gaussian decoder's log-variance
@@ -97,8 +97,9 @@ def divergence(figures: dict[str, float], pixels: int) -> str | None:
     nats per pixel (``pixels`` per image), what no model that learnt anything scores."""
     floor = -DIVERGED_NATS_PER_DIM * pixels
     broken = {k: v for k, v in figures.items() if not math.isfinite(v)}
-    if not broken and figures.get("test_elbo", 0.0) < floor:
-        broken = {"test_elbo": figures["test_elbo"]}
+    for key in ("test_elbo", "test_recon"):  # the VAE's bound, or an autoencoder's only figure
+        if not broken and figures.get(key, 0.0) < floor:
+            broken = {key: figures[key]}
     if not broken:
         return None
     named = ", ".join(f"{k.replace('_', ' ')} {v:.4g}" for k, v in broken.items())
@@ -115,6 +116,8 @@ def test_figures(model: VAE, x: torch.Tensor, objective: str, samples: int, seed
     ``explorer.distributed.World``) each process scores its share and the sums are added."""
     rank, size = (world.rank, world.size) if world is not None else (0, 1)
     n, latent = len(x), model.config.latent_dim
+    if not model.config.variational:  # an autoencoder's one figure: its reconstruction term
+        return _autoencoder_figures(model, x, rank, size, world)
     gen = torch.Generator().manual_seed(seed)
     eps = torch.randn(n, latent, generator=gen)
     lo, hi = rank * n // size, (rank + 1) * n // size
@@ -134,13 +137,50 @@ def test_figures(model: VAE, x: torch.Tensor, objective: str, samples: int, seed
     return dict(zip(names, (sums / n).tolist()))
 
 
+def _autoencoder_figures(model: VAE, x: torch.Tensor, rank: int, size: int, world) -> dict:
+    """``test_figures`` of a deterministic autoencoder: the mean reconstruction term
+    log p(x | f(x)) on the clean test images, as ``test_recon`` (nats per image)."""
+    n = len(x)
+    lo, hi = rank * n // size, (rank + 1) * n // size
+    was_training = model.training
+    model.eval()
+    recon = reconstruction_per_image(model, x[lo:hi]).double().sum()
+    model.train(was_training)
+    total = recon.to(x.device)
+    if world is not None:
+        total = world.sum(total[None])[0]
+    return {"test_recon": (total / n).item()}
+
+
+@torch.no_grad()
+def reconstruction_per_image(model: VAE, x: torch.Tensor, batch_size: int = BATCH) -> torch.Tensor:
+    """A deterministic autoencoder's reconstruction term log p(x | z = f(x)) per image (N,), nats,
+    on the CPU (``explorer.objectives.autoencoder_terms``, uncorrupted inputs)."""
+    return in_batches(model, lambda xb: autoencoder_terms(model, xb).recon, x, batch_size=batch_size)
+
+
+def score_key(variational: bool) -> str:
+    """The test figure a run is judged by in its metrics: ``test_elbo`` for a VAE, ``test_recon``
+    (the reconstruction term, nats per image) for an autoencoder, which has no ELBO."""
+    return "test_elbo" if variational else "test_recon"
+
+
+def score_name(variational: bool) -> str:
+    """What the pages call an image's figure: "ELBO" for a VAE, "log p(x|z)" (the reconstruction
+    term at z = f(x)) for an autoencoder."""
+    return "ELBO" if variational else "log p(x|z)"
+
+
 @torch.no_grad()
 def latent_stats(model: VAE, x: torch.Tensor, batch_size: int = BATCH) -> tuple[torch.Tensor, torch.Tensor]:
     """Per latent dimension: the variance over x of the posterior mean E_q[z_j] (z,), and the mean
-    analytic KL(q(z_j|x) || N(0, 1)) (z,), in nats. Both on the CPU."""
+    analytic KL(q(z_j|x) || N(0, 1)) (z,), in nats. Both on the CPU. For an autoencoder: the
+    variance of its code, and zeros."""
 
     def means_and_kl(xb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mu, logvar = model.encode(xb)
+        if logvar is None:  # an autoencoder: no posterior, no KL
+            return mu.double(), torch.zeros_like(mu, dtype=torch.float64)
         return mu.double(), (-0.5 * (1 + logvar - mu.pow(2) - logvar.exp())).double()
 
     mu, kl = in_batches(model, means_and_kl, x, batch_size=batch_size)
@@ -150,11 +190,14 @@ def latent_stats(model: VAE, x: torch.Tensor, batch_size: int = BATCH) -> tuple[
 
 @dataclass
 class Evaluation:
+    """What ``evaluate`` measured. An autoencoder (``model`` "ae" or "dae") has no ELBO, KL or
+    L_K: those are None, and ``recon`` (with ``recon_se``) is its figure."""
+
     n: int
-    elbo: float  # mean test ELBO, nats per image
-    elbo_se: float  # standard error of that mean
-    recon: float
-    kl: float
+    elbo: float | None  # mean test ELBO, nats per image
+    elbo_se: float | None  # standard error of that mean
+    recon: float  # mean reconstruction term log p(x|z), nats per image
+    kl: float | None
     log_likelihood: float | None  # mean L_K, nats per image (None when k = 0)
     log_likelihood_se: float | None
     k: int
@@ -165,6 +208,8 @@ class Evaluation:
     posterior_mean_variance: list[float]  # Cov_x(E_q[z_j]) per dimension
     likelihood: str = "bernoulli"  # the decoder's p(x|z)
     dims: int = 0  # dimensions per image, C * H * W
+    model: str = "vae"  # vae, ae or dae (explorer.config.MODELS)
+    recon_se: float | None = None  # standard error of ``recon``
 
     @property
     def nll(self) -> float | None:
@@ -174,6 +219,8 @@ class Evaluation:
     def bits_per_dim(self) -> float | None:
         """The NLL (or, without L_K, the negative ELBO) in bits per dimension, where it is a
         likelihood of the data (see ``bits_per_dim``); None for grey levels under a Bernoulli."""
+        if self.elbo is None:  # an autoencoder: no likelihood of the data
+            return None
         nats = self.nll if self.nll is not None else -self.elbo
         return bits_per_dim(nats, self.dims, self.likelihood, self.binarized)
 
@@ -229,6 +276,8 @@ def evaluate(
     """
     torch.manual_seed(seed)
     start = time.perf_counter()
+    if not model.config.variational:
+        return _evaluate_autoencoder(model, x, batch_size, start)
     recon, kl = elbo_per_image(model, x, batch_size)
     elbo, elbo_se = _mean_se(recon - kl)
     variance, kl_dims = latent_stats(model, x, batch_size)
@@ -261,4 +310,21 @@ def evaluate(
         posterior_mean_variance=[round(v, 4) for v in variance.tolist()],
         likelihood=model.config.likelihood,
         dims=model.config.pixels,
+        recon_se=_mean_se(recon)[1],
     )
+
+
+def _evaluate_autoencoder(model: VAE, x: torch.Tensor, batch_size: int, start: float) -> Evaluation:
+    """``evaluate`` for a deterministic autoencoder: its reconstruction term, and the variance of
+    its code per dimension (no ELBO, KL or L_K: it has no posterior)."""
+    recon = reconstruction_per_image(model, x, batch_size)
+    _check_finite("reconstruction term", recon)
+    variance, _ = latent_stats(model, x, batch_size)
+    mean, se = _mean_se(recon)
+    return Evaluation(
+        n=len(x), elbo=None, elbo_se=None, recon=mean, kl=None, log_likelihood=None,
+        log_likelihood_se=None, k=0, binarized=bool(((x == 0) | (x == 1)).all()),
+        seconds=time.perf_counter() - start, active_units=int((variance > ACTIVE_UNIT_THRESHOLD).sum()),
+        kl_per_dim=[], posterior_mean_variance=[round(v, 4) for v in variance.tolist()],
+        likelihood=model.config.likelihood, dims=model.config.pixels, model=model.config.model, recon_se=se,
+    )  # fmt: skip

@@ -13,7 +13,7 @@ import torch
 
 from explorer.batches import BATCH, in_batches
 from explorer.model import VAE
-from explorer.objectives import elbo_terms
+from explorer.objectives import autoencoder_terms, elbo_terms
 
 
 @torch.no_grad()
@@ -86,6 +86,36 @@ def manifold(
     return decode_mean(model, z)
 
 
+def manifold_at(model: VAE, xs, ys, axes: tuple[int, int] = (0, 1)) -> torch.Tensor:
+    """Decoder means (len(ys) * len(xs), C, H, W) over the grid of latent points with z[axes[0]]
+    = each of ``xs`` across and z[axes[1]] = each of ``ys`` up (row-major, the top row first);
+    the other dimensions stay at 0. Unlike ``manifold``, the grid's values are given in z: two
+    models can be decoded over the same latent range, or a grid can span the encoded codes.
+
+    Raises:
+        ValueError: an axis the model does not have.
+    """
+    dims = model.config.latent_dim
+    if not all(0 <= a < dims for a in axes):
+        raise ValueError(f"the grid's axes {axes} must be latent dimensions 0 to {dims - 1}")
+    across = torch.as_tensor(list(xs), dtype=torch.float32)
+    up = torch.as_tensor(list(ys), dtype=torch.float32).flip(0)
+    a, b = torch.meshgrid(across, up, indexing="xy")
+    z = torch.zeros(a.numel(), dims)
+    z[:, axes[0]] = a.reshape(-1)
+    if axes[1] != axes[0]:
+        z[:, axes[1]] = b.reshape(-1)
+    return decode_mean(model, z)
+
+
+def code_range(means: torch.Tensor, axis: int, coverage: float = 0.98) -> tuple[float, float]:
+    """The central ``coverage`` of the encoded means (N, z) along one latent axis: (low, high) in
+    z, e.g. the 1st to 99th percentile, for a grid that spans where a model's codes lie."""
+    tail = (1 - coverage) / 2
+    values = means[:, axis].double()
+    return float(torch.quantile(values, tail)), float(torch.quantile(values, 1 - tail))
+
+
 def grid_extent(
     n: int, lo: float, hi: float, axes: tuple[int, int], dims: int
 ) -> tuple[list[float], list[list[float]]]:
@@ -107,7 +137,9 @@ class Reconstruction:
     inputs: torch.Tensor  # (N, C, H, W) what the model saw
     outputs: torch.Tensor  # (N, C, H, W) decoder means at the posterior means
     means: torch.Tensor  # (N, z) posterior means
-    elbo: torch.Tensor  # (N,) per-image ELBO in nats (estimator B, ELBO_DRAWS fixed draws of eps)
+    elbo: torch.Tensor  # (N,) per-image ELBO in nats (estimator B, ELBO_DRAWS fixed draws of eps);
+    # for an autoencoder, its reconstruction term log p(x | z = f(x)) (it has no ELBO)
+    variational: bool = True  # False: an autoencoder's (``elbo`` holds its reconstruction term)
 
 
 @torch.no_grad()
@@ -120,12 +152,14 @@ def reconstruct(model: VAE, x: torch.Tensor, seed: int = 0, batch_size: int = BA
     eps = torch.randn(ELBO_DRAWS, 1, model.config.latent_dim, generator=torch.Generator().manual_seed(seed))
 
     def elbo(xb: torch.Tensor) -> torch.Tensor:
+        if not model.config.variational:  # an autoencoder's figure: its reconstruction term
+            return autoencoder_terms(model, xb).recon
         draws = eps.to(xb.device).expand(ELBO_DRAWS, len(xb), -1)
         return elbo_terms(model, xb, "analytic", ELBO_DRAWS, draws).elbo
 
     elbo = in_batches(model, elbo, x, batch_size=batch_size)
     means = encode_means(model, x)
-    return Reconstruction(x, decode_mean(model, means), means, elbo)
+    return Reconstruction(x, decode_mean(model, means), means, elbo, model.config.variational)
 
 
 PICK_MODES = ("random", "by label", "worst ELBO", "best ELBO")

@@ -10,6 +10,11 @@ logistic of 8-bit images (Salimans et al. 2017, PixelCNN++, one component; Kingm
 
 API (as in pytorch/examples' vae): ``encode(x) -> (mu, logvar)``, ``reparameterize``,
 ``decode(z) -> Distribution`` over images.
+
+The same class holds the two deterministic baselines (``ModelConfig.model``): the autoencoder
+(Hinton & Salakhutdinov 2006) and the denoising autoencoder (Vincent et al. 2008). Their encoder
+gives a code z = f(x) and no variance: ``encode`` returns (z, None), and the decoder and its
+likelihood are the VAE's, so that the reconstruction term is the same figure for all three.
 """
 
 from __future__ import annotations
@@ -92,29 +97,39 @@ class VAE(nn.Module):
         self.config = config
         d, z, hidden = config.pixels, config.latent_dim, list(config.hidden)
         per_pixel = 1 if config.likelihood == "bernoulli" else 2  # logits, or (location, log-scale)
+        code = 2 * z if config.variational else z  # (mu, logvar), or an autoencoder's code
         if config.arch == "conv":
             self.encoder = _conv_encoder(config)
-            self.enc_head = nn.Linear(hidden[-1], 2 * z)  # -> (mu, logvar)
+            self.enc_head = nn.Linear(hidden[-1], code)  # -> (mu, logvar)
             self.decoder = _ConvDecoder(config, per_pixel * config.image_shape[0])
             self.dec_head = None  # the decoder's last transposed convolution
         else:  # the paper's MLP (its parameter names are those of every checkpoint shipped)
             self.encoder = _mlp([d, *hidden], config.activation)
-            self.enc_head = nn.Linear(hidden[-1], 2 * z)
+            self.enc_head = nn.Linear(hidden[-1], code)
             self.decoder = _mlp([z, *reversed(hidden)], config.activation)
             self.dec_head = nn.Linear(hidden[0], per_pixel * d)
 
-    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """x (B, C, H, W) in [0, 1] -> mu (B, z), logvar (B, z) of q(z|x)."""
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """x (B, C, H, W) in [0, 1] -> mu (B, z), logvar (B, z) of q(z|x); for the deterministic
+        autoencoders (``config.variational`` false) the code z (B, z) and None."""
         h = self.encoder(x if self.config.arch == "conv" else x.flatten(1))
+        if not self.config.variational:
+            return self.enc_head(h), None
         mu, logvar = self.enc_head(h).chunk(2, dim=-1)
         return mu, logvar
 
     @staticmethod
     def reparameterize(
-        mu: torch.Tensor, logvar: torch.Tensor, samples: int | None = None, eps: torch.Tensor | None = None
+        mu: torch.Tensor,
+        logvar: torch.Tensor | None,
+        samples: int | None = None,
+        eps: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """z = mu + sigma * eps, eps ~ N(0, I). With ``samples`` = L: shape (L, B, z). ``eps`` of
-        that shape may be given (drawn elsewhere, e.g. for a whole batch split across processes)."""
+        that shape may be given (drawn elsewhere, e.g. for a whole batch split across processes).
+        An autoencoder's code (``logvar`` None) is returned as it is, repeated L times."""
+        if logvar is None:
+            return mu if samples is None else mu.expand(samples, *mu.shape)
         std = torch.exp(0.5 * logvar)
         if eps is None:
             shape = mu.shape if samples is None else (samples, *mu.shape)

@@ -80,6 +80,34 @@ def elbo_terms(
     return ELBOTerms(recon, kl)
 
 
+def corrupt(x: torch.Tensor, kind: str, level: float) -> torch.Tensor:
+    """The denoising autoencoder's corrupted input for x (B, C, H, W) in [0, 1] (Vincent et al.
+    2008, section 2.3): ``mask`` sets each pixel to 0 with probability ``level`` (masking noise,
+    drawn per pixel and channel); ``gaussian`` adds N(0, level^2) to each pixel, unclipped
+    (additive isotropic Gaussian noise). Fresh noise on every call.
+
+    Raises:
+        ValueError: an unknown kind.
+    """
+    if kind == "mask":
+        return x * (torch.rand_like(x) >= level)
+    if kind == "gaussian":
+        return x + level * torch.randn_like(x)
+    raise ValueError(f"unknown corruption {kind!r}: use 'mask' or 'gaussian'")
+
+
+def autoencoder_terms(model: VAE, x: torch.Tensor, inputs: torch.Tensor | None = None) -> ELBOTerms:
+    """The reconstruction term log p(x | z = f(inputs)) per datapoint (B,), nats, of a
+    deterministic autoencoder (``model.config.variational`` false), with a KL term of zero: its
+    loss is the reconstruction loss alone (Hinton & Salakhutdinov 2006; with ``inputs`` a
+    corrupted copy of x, the denoising autoencoder's, Vincent et al. 2008: the clean x is the
+    target). The likelihood p(x|z) is the decoder's, as for the VAE, so that the figure compares
+    with a VAE's reconstruction term. It is not a bound on log p(x): an autoencoder has none."""
+    code, _ = model.encode(x if inputs is None else inputs)
+    recon = model.log_prob(x, model.decoder_params(code))
+    return ELBOTerms(recon, torch.zeros_like(recon))
+
+
 def iwae_bound(
     model: VAE, x: torch.Tensor, samples: int = 1, eps: torch.Tensor | None = None
 ) -> tuple[torch.Tensor, ELBOTerms]:

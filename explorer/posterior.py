@@ -16,13 +16,20 @@ from explorer.model import VAE
 
 @torch.no_grad()
 def posterior(model: VAE, x: torch.Tensor, batch_size: int = BATCH) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean and standard deviation (N, z) of q(z|x) for images x (N, C, H, W), on the CPU."""
+    """Mean and standard deviation (N, z) of q(z|x) for images x (N, C, H, W), on the CPU. An
+    autoencoder's code has no spread: its standard deviations are zeros (see ``deterministic``)."""
 
     def mean_and_sd(xb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mu, logvar = model.encode(xb)
-        return mu, logvar.mul(0.5).exp()
+        return mu, torch.zeros_like(mu) if logvar is None else logvar.mul(0.5).exp()
 
     return in_batches(model, mean_and_sd, x, batch_size=batch_size)
+
+
+def deterministic(sigma: torch.Tensor) -> bool:
+    """Whether a posterior's standard deviations (..., z) are all zero: an autoencoder's code,
+    which has no ellipses to draw and no draws to decode."""
+    return bool((sigma == 0).all())
 
 
 def projected_gaussian(

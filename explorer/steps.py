@@ -20,7 +20,7 @@ from torch.nn.parallel import DistributedDataParallel
 from explorer.config import TrainConfig
 from explorer.graphs import WARMUP_STEPS, capture, eager_reason, quiet_uncaptured_steps, side_stream
 from explorer.model import VAE
-from explorer.objectives import elbo_terms, iwae_bound
+from explorer.objectives import autoencoder_terms, corrupt, elbo_terms, iwae_bound
 
 OPTIMIZERS = {
     "adam": torch.optim.Adam,
@@ -56,8 +56,14 @@ class Loss(nn.Module):
         self.model, self.cfg = model, cfg
 
     def forward(self, x: torch.Tensor, eps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """x (M, C, H, W), eps (L, M, z) -> (the loss to minimise, (loss, recon, kl) detached)."""
-        if self.cfg.objective == "iwae":  # the loss is -L_K; recon and KL are the ELBO's parts
+        """x (M, C, H, W), eps (L, M, z) -> (the loss to minimise, (loss, recon, kl) detached).
+        The autoencoders use no eps; the denoising one corrupts x afresh (the target stays x)."""
+        kind = self.model.config.model
+        if kind != "vae":
+            inputs = corrupt(x, self.cfg.corruption, self.cfg.corruption_level) if kind == "dae" else None
+            terms = autoencoder_terms(self.model, x, inputs)
+            loss = -terms.recon.mean()
+        elif self.cfg.objective == "iwae":  # the loss is -L_K; recon and KL are the ELBO's parts
             bound, terms = iwae_bound(self.model, x, self.cfg.samples, eps)
             loss = -bound.mean()
         else:
@@ -125,6 +131,8 @@ def make_step_runner(
         ids = [device.index] if device.type == "cuda" else None
         return EagerStep(DistributedDataParallel(loss, device_ids=ids), optimizer)
     reason = eager_reason(device, distributed, cfg.optimizer)
+    if reason is None and model.config.model == "dae":  # the graph check compares two equal steps
+        reason = "the denoising autoencoder draws its corruption afresh each step"
     if reason is None:
         return GraphStep(loss, optimizer, device, on_path)
     return EagerStep(loss, optimizer, f"eager step ({reason})")

@@ -69,14 +69,14 @@ def png_bits(x: torch.Tensor) -> np.ndarray:
 def image_statistics(model: VAE, x: torch.Tensor, batch_size: int = BATCH) -> np.ndarray:
     """The statistics of images x (N, C, H, W) in [0, 1]: (N, 4) float64, columns
     ``STATISTICS``: distortion log p(x | z = mu) and rate KL(q(z|x) || N(0, I)), both in nats
-    summed over pixels or latent dimensions; the PNG size in bits; and the added ink, the sum
-    over pixels of max(decoder mean - x, 0) at z = mu (what the reconstruction draws where the
-    image has nothing)."""
+    summed over pixels or latent dimensions (an autoencoder's rate: 0); the PNG size in bits;
+    and the added ink, the sum over pixels of max(decoder mean - x, 0) at z = mu (what the
+    reconstruction draws where the image has nothing)."""
 
     def statistics(xb: torch.Tensor) -> torch.Tensor:
         mu, logvar = model.encode(xb)
         distortion = model.log_prob(xb, model.decoder_params(mu))
-        rate = kl_standard_normal(mu, logvar)
+        rate = torch.zeros_like(distortion) if logvar is None else kl_standard_normal(mu, logvar)
         added = (model.decode(mu).mean - xb).clamp_min(0).flatten(1).sum(1)
         return torch.stack([distortion, rate, added], 1).double()
 

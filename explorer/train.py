@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from explorer.checkpoints import dataset_of, load_checkpoint, read_config, resolve
-from explorer.config import ModelConfig, TrainConfig
+from explorer.config import ModelConfig, TrainConfig, check_combination
 from explorer.data import fetch
 from explorer.devices import check_step_fits, pick_device
 from explorer.distributed import World, join
@@ -129,6 +129,10 @@ def _train(run, model_config, cfg, lines, progress, resume, init=None) -> Path:
 def _train_in(run: RunFolder, model_config, cfg, lines, progress, resume, init, world: World) -> Path:
     # A device this machine lacks, a step too big for it, or a dataset that cannot be had is
     # refused before anything is written.
+    try:
+        check_combination(model_config, cfg)
+    except ValueError as exc:
+        raise ExplorerError(str(exc)) from None
     check_step_fits(model_config, cfg, pick_device(cfg.device))
     if not resume:
         fetch(cfg.dataset)

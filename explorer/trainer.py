@@ -25,7 +25,7 @@ from explorer.config import ModelConfig, TrainConfig
 from explorer.data import load_dataset
 from explorer.devices import pick_device
 from explorer.distributed import World
-from explorer.evaluate import divergence, eval_images, test_figures
+from explorer.evaluate import divergence, eval_images, score_key, test_figures
 from explorer.model import VAE
 from explorer.recorder import Position, Recorder
 from explorer.runfolder import SNAPSHOT_SIZE, RunFolder
@@ -216,7 +216,8 @@ class Trainer:
         broken = divergence({"train_loss": loss, **test}, self.model.config.pixels)
         if broken:  # this epoch is not kept
             raise self.record.diverged(f"in epoch {epoch}: {broken}")
-        self.at.best = test["test_elbo"] if self.at.best is None else max(self.at.best, test["test_elbo"])
+        score = test[score_key(self.model.config.variational)]
+        self.at.best = score if self.at.best is None else max(self.at.best, score)
         # The line goes first: if the process dies before the checkpoint is saved, --resume drops
         # every line past the previous checkpoint's step and runs this epoch again.
         row = dict(type="epoch", epoch=epoch, step=self.at.step, train_loss=loss, recon=recon, kl=kl)
@@ -262,10 +263,12 @@ class Trainer:
 def _epoch_line(epoch: int, cfg: TrainConfig, loss: float, test: dict, seconds: float) -> str:
     """The console line at the end of an epoch (losses in nats per image)."""
     bound = f"  test L_{cfg.samples} {test['test_bound']:.2f}" if "test_bound" in test else ""
-    return (
-        f"epoch {epoch}/{cfg.epochs}  train loss {loss:.2f}  test ELBO {test['test_elbo']:.2f} nats"
-        f"{bound}  ({seconds:.1f} s)"
+    score = (
+        f"test ELBO {test['test_elbo']:.2f}"
+        if "test_elbo" in test
+        else f"test log p(x|z) {test['test_recon']:.2f}"
     )
+    return f"epoch {epoch}/{cfg.epochs}  train loss {loss:.2f}  {score} nats{bound}  ({seconds:.1f} s)"
 
 
 def _starting_state(run: RunFolder, model_config: ModelConfig, cfg: TrainConfig, device: torch.device,
