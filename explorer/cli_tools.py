@@ -20,6 +20,14 @@ from explorer.cli_args import (
     pictures,
     positive,
 )
+from explorer.cli_fid import (
+    add_classifier_parser,
+    add_fid_arguments,
+    cmd_classifier,
+    fid_figures,
+    print_fid,
+    save_to_card,
+)
 from explorer.datasets import DATASETS
 from explorer.devices import DEVICES
 from explorer.errors import ExplorerError
@@ -39,6 +47,7 @@ def add_tool_parsers(sub) -> None:
     e.add_argument("--split", choices=("test", "train"), default="test")
     e.add_argument("--device", type=device, default="auto", help=DEVICES)
     e.add_argument("--json", action="store_true", help="print the figures as JSON")
+    add_fid_arguments(e)
 
     s = sub.add_parser("sample", help="decode samples z ~ p(z) to a PNG grid")
     s.add_argument("checkpoint")
@@ -81,6 +90,7 @@ def add_tool_parsers(sub) -> None:
     x.add_argument("--device", type=device, default="auto", help=DEVICES)
 
     _add_data_parsers(sub)
+    add_classifier_parser(sub)
 
 
 def _add_data_parsers(sub) -> None:
@@ -134,7 +144,7 @@ def _evaluate(checkpoint: str, k: int, limit: int | None, split: str, device: st
     dataset = _dataset_of(checkpoint)
     binarized = _run_binarizes(checkpoint, dataset, model.config.likelihood)
     x, _ = eval_images(dataset, split, binarized, limit)
-    with tqdm(total=len(x), desc=f"L_{k}", disable=quiet or k == 0) as bar:
+    with tqdm(total=len(x), desc=f"L_{k}", disable=quiet or k == 0 or not model.config.variational) as bar:
         result = evaluate(model, x, k=k, progress=bar.update)
     return model, dataset, binarized, result
 
@@ -153,8 +163,6 @@ def _run_binarizes(checkpoint: str, dataset: str, likelihood: str) -> bool:
 
 
 def cmd_evaluate(args) -> None:
-    from explorer.evaluate import ACTIVE_UNIT_THRESHOLD
-
     model, dataset, binarized, result = _evaluate(
         args.checkpoint, args.k, args.limit, args.split, args.device, args.json
     )
@@ -164,12 +172,30 @@ def cmd_evaluate(args) -> None:
         "split": args.split,
         **result.to_dict(),
     }
+    if args.save_card and not args.fid:
+        raise ExplorerError("--save-card writes the FID figures: add --fid")
+    if args.fid:
+        figures["fid"] = fid_figures(model, dataset, binarized, args)
+        if args.save_card:
+            save_to_card(args.checkpoint, figures["fid"])
     if args.json:
         print(json.dumps(figures, indent=2))
         return
+    _print_evaluation(model, dataset, binarized, result, args.split)
+    if args.fid:
+        print_fid(figures["fid"])
+
+
+def _print_evaluation(model, dataset: str, binarized: bool, result, split: str) -> None:
+    """``evaluate``'s figures as lines for a person."""
+    from explorer.evaluate import ACTIVE_UNIT_THRESHOLD
+
     grey_bernoulli = model.config.likelihood == "bernoulli" and not binarized
     label = "NLL (grey-level data: not a normalised likelihood)" if grey_bernoulli else "NLL"
-    print(f"{dataset} {args.split}, {result.n} images")
+    print(f"{dataset} {split}, {result.n} images")
+    if result.elbo is None:  # an autoencoder
+        _print_autoencoder(model, result)
+        return
     print(
         f"  ELBO          {result.elbo:9.2f} +/- {result.elbo_se:.2f} nats "
         f"(reconstruction {result.recon:.2f}, KL {result.kl:.2f})"
@@ -183,6 +209,22 @@ def cmd_evaluate(args) -> None:
     print(f"  active units  {result.active_units:9d} of {dims} (Cov_x E_q[z_j] > {ACTIVE_UNIT_THRESHOLD})")
     shown = ", ".join(f"{v:.2f}" for v in result.kl_per_dim[:20]) + (" ..." if dims > 20 else "")
     print(f"  KL per dim    {shown}")
+    print(f"  time          {result.seconds:9.1f} s")
+
+
+def _print_autoencoder(model, result) -> None:
+    """``evaluate``'s lines for a deterministic autoencoder: its reconstruction term and why the
+    VAE's other figures are absent."""
+    kind = "denoising autoencoder" if model.config.model == "dae" else "autoencoder"
+    print(
+        f"  log p(x|z)    {result.recon:9.2f} +/- {result.recon_se:.2f} nats (reconstruction term, z = f(x))"
+    )
+    print(
+        f"  no ELBO, KL or NLL: {'an' if kind[0] == 'a' else 'a'} {kind} has no posterior or prior, "
+        "so no bound on log p(x)"
+    )
+    spread = ", ".join(f"{v:.2f}" for v in result.posterior_mean_variance[:20])
+    print(f"  code variance {spread}{' ...' if len(result.posterior_mean_variance) > 20 else ''}")
     print(f"  time          {result.seconds:9.1f} s")
 
 
@@ -271,6 +313,9 @@ def cmd_export(args) -> None:
         f" --limit {args.limit}" if args.limit else ""
     )
     dest = export(args.run, args.dest, result, command)
+    if result.elbo is None:
+        print(f"exported {args.run} to {dest}: test reconstruction term {result.recon:.2f} nats")
+        return
     nll = f"{result.nll:.2f} nats (K = {args.k})" if result.nll is not None else "not measured (K = 0)"
     print(f"exported {args.run} to {dest}: test ELBO {result.elbo:.2f} nats, NLL {nll}")
 
@@ -332,4 +377,5 @@ TOOLS = {
     "reconstruct": cmd_reconstruct,
     "export": cmd_export,
     "data": cmd_data,
+    "classifier": cmd_classifier,
 }
