@@ -10,6 +10,13 @@ from explorer.datasets import spec
 from explorer.images import make_grid, png_bytes
 from explorer.ui.models import PAGES, dataset_of, model_card, model_or_stop
 
+AUTOENCODER_SAMPLES = (
+    "These samples are not the data's: an autoencoder was never asked to put its codes where "
+    "N(0, I) puts its mass, so kinds whose codes lie far out never appear, and draws that fall in "
+    "the gaps between its clusters decode to blends. A VAE's KL term pulls each q(z|x) towards "
+    "the prior, so its samples come from where its decoder was trained, in the data's proportions."
+)
+
 st.set_page_config(page_title="VAE Explorer", layout="wide")
 choice, model, config = model_or_stop()
 dataset, dims = dataset_of(config), model.config.latent_dim
@@ -35,6 +42,18 @@ with left:
         "**reparameterisation trick**, so ordinary stochastic gradients train both networks:"
     )
     st.latex(r"z = \mu_\phi(x) + \sigma_\phi(x) \odot \varepsilon, \qquad \varepsilon \sim \mathcal N(0, I)")
+    if not model.config.variational:
+        kind = "a denoising autoencoder" if model.config.model == "dae" else "a plain autoencoder"
+        st.info(
+            f"**This model is {kind}**, the VAE's baseline: its encoder gives one code z = f(x), no "
+            "q(z|x), and it is trained on reconstruction alone"
+            + (" of the clean image from a corrupted copy (Vincent et al. 2008)"
+               if model.config.model == "dae" else " (Hinton & Salakhutdinov 2006)")
+            + ". There is no KL term, no ELBO and no prior it was fitted to; the pages show its codes "
+            "and reconstructions, and leave out ellipses and draws. Show it beside a VAE on the Latent "
+            "space and Manifold pages (sidebar: *Beside it*).",
+            icon=":material/compare:",
+        )  # fmt: skip
     if dims == 2:
         st.markdown(
             f"With a 2-D latent space you can *see* what the model learnt: where each {item} lives, "
@@ -57,11 +76,20 @@ with right:
     st.subheader(f"Model: {choice}")
     st.markdown(f"Dataset **{dataset}** &nbsp;·&nbsp; latent size **{dims}**")  # metrics cut long names
     a, b = st.columns(2)
-    a.metric("Test ELBO (nats)", f"{card['elbo']:.2f}" if card["elbo"] is not None else "n/a")
+    if not model.config.variational:
+        recon = f"{card['recon']:.2f}" if card["recon"] is not None else "n/a"
+        a.metric("Test log p(x|z) (nats)", recon, help="The reconstruction term at the code z = f(x): "
+                 "an autoencoder has no ELBO or NLL")  # fmt: skip
+    else:
+        a.metric("Test ELBO (nats)", f"{card['elbo']:.2f}" if card["elbo"] is not None else "n/a")
     if card.get("bits_per_dim") is not None:  # 8-bit data: the unit of the literature
         b.metric(card["bits_label"], f"{card['bits_per_dim']:.3f}")
-    else:
+    elif model.config.variational:
         b.metric(card["nll_label"], f"{card['nll']:.2f}" if card["nll"] is not None else "n/a")
+    if card["fid"] is not None:
+        (b if not model.config.variational else a).metric(
+            card["fid"][1], f"{card['fid'][0]:.2f}", help=card["fid"][2]
+        )
     st.caption(card["note"])
     seed = st.number_input("Sample seed", min_value=0, value=0, step=1)
     samples = model.sample(36, torch.Generator().manual_seed(int(seed))).cpu()
@@ -70,3 +98,5 @@ with right:
         caption="Samples: decoder means at z ~ N(0, I)",
         output_format="PNG",
     )
+    if not model.config.variational:
+        st.warning(AUTOENCODER_SAMPLES, icon=":material/help:")

@@ -3,6 +3,7 @@ reconstruction and its posterior. Second tab: the aggregate posterior against th
 
 import streamlit as st
 
+from explorer.ui.beside import companion_picker, describe, scatters_side_by_side
 from explorer.ui.latent import test_set_scatter
 from explorer.ui.models import dataset_of, latent_map, model_key, model_or_stop
 from explorer.ui.prior_map import show_prior_map
@@ -12,6 +13,7 @@ choice, model, config = model_or_stop()
 dataset = dataset_of(config)
 key = model_key(choice)
 count = st.sidebar.slider("Test images shown", 1000, 10_000, 5000, step=1000)
+companion = companion_picker(choice, config)
 st.title("Latent space")
 
 projection = latent_map(*key, dataset)[1]
@@ -24,10 +26,26 @@ if projection.kind == "pca":
     )
 # Only the open tab runs: the prior map takes seconds the first time a model is shown, the
 # scatter well under one (bench/idle.py).
-tabs = st.tabs(["Test set", "Prior vs aggregate posterior"], key="latent-tab", on_change="rerun")
-if tabs[0].open:
+names = ["Test set", "Prior vs aggregate posterior"]
+if companion is not None:
+    names.insert(0, f"Beside {companion[0]}")
+tabs = st.tabs(names, key="latent-tab" if companion is None else "latent-tab-beside", on_change="rerun")
+if companion is not None and tabs[0].open:
     with tabs[0]:
+        scatters_side_by_side([(choice, model, config), companion], dataset, count)
+first = len(names) - 2
+if tabs[first].open:
+    with tabs[first]:
         test_set_scatter(model, config, choice, key, dataset, count)
-if tabs[1].open:
-    with tabs[1]:
-        show_prior_map(key, dataset, projection)
+if tabs[first + 1].open:
+    with tabs[first + 1]:
+        if model.config.variational:
+            show_prior_map(key, dataset, projection)
+        else:
+            st.info(
+                f"{choice} is a baseline, a {describe(model, config)}: it has no prior and no "
+                "posterior, so there is no aggregate posterior to set against N(0, I), and no KL per "
+                "dimension. To see where its codes lie against N(0, I), show a VAE beside it "
+                "(sidebar: *Beside it*).",
+                icon=":material/info:",
+            )

@@ -4,6 +4,7 @@ import streamlit as st
 
 from explorer.latent import grid_extent
 from explorer.plots import manifold_figure
+from explorer.ui.beside import companion_picker, grid_values, grids_side_by_side, samples_side_by_side
 from explorer.ui.live import live_decoder, runs_in_browser, server_decoder
 from explorer.ui.models import (
     MAP_POINTS,
@@ -11,6 +12,7 @@ from explorer.ui.models import (
     latent_activity,
     latent_map,
     manifold_png,
+    manifold_png_at,
     model_key,
     model_or_stop,
 )
@@ -20,8 +22,16 @@ choice, model, config = model_or_stop()
 dims = model.config.latent_dim
 dataset = dataset_of(config)
 key = model_key(choice)
-kl, _, active = latent_activity(*key, dataset)
+kl, variance, active = latent_activity(*key, dataset)
+variational = model.config.variational
 n = st.sidebar.slider("Grid resolution", 5, 30, 20)
+spans = ("the prior's quantiles", "the encoded test set")
+span = st.sidebar.radio(
+    "Grid spans", spans, index=0 if variational else 1, key=f"span-{choice}",
+    help="The prior's quantiles: the paper's grid, where a VAE's samples come from. The encoded test "
+    "set: from the 1st to the 99th percentile of the codes along each axis, where an autoencoder's "
+    "decoder was trained.",
+)  # fmt: skip
 lo, hi = st.sidebar.slider(
     "Range on the unit square",
     0.01,
@@ -29,11 +39,15 @@ lo, hi = st.sidebar.slider(
     (0.05, 0.95),
     step=0.01,
     help="mapped through the inverse Gaussian CDF, as in the paper",
+    disabled=span != spans[0],
 )
+companion = companion_picker(choice, config)
 axis_a, axis_b = 0, min(1, dims - 1)  # a 2-D model's grid reads like its map: z1 across, z2 up
 if dims > 2:
-    by_kl = sorted(range(dims), key=lambda j: -kl[j])  # the most informative dimensions first
-    name = lambda j: f"z{j + 1} (KL {kl[j]:.2f} nats{'' if active[j] else ', inactive'})"  # noqa: E731
+    # The most informative dimensions first: by KL for a VAE, by the codes' spread for an autoencoder.
+    by_kl = sorted(range(dims), key=lambda j: -(kl[j] if variational else variance[j]))
+    measure = lambda j: f"KL {kl[j]:.2f} nats" if variational else f"variance {variance[j]:.2f}"  # noqa: E731
+    name = lambda j: f"z{j + 1} ({measure(j)}{'' if active[j] else ', inactive'})"  # noqa: E731
     axis_a = st.sidebar.selectbox(
         "Grid: horizontal dimension", by_kl, 0, format_func=name, key=f"ax-{choice}"
     )
@@ -46,8 +60,15 @@ st.caption(
     "Left: decoded images over a grid of latent points (Kingma & Welling, Figure 4); the other "
     f"dimensions stay at 0. Right: drag the sliders to decode any point{on_map}."
 )
-bad_range = lo >= hi  # the grid needs a range; the sliders on the right do not
+bad_range = span == spans[0] and lo >= hi  # the grid needs a range; the sliders on the right do not
 values, corners = (None, None) if bad_range else grid_extent(n, lo, hi, (axis_a, axis_b), dims)
+me = (choice, model, config)
+if span == spans[1]:  # over the codes: the same values for the companion's grid below
+    xs, ys = grid_values([me], dataset, [(axis_a, axis_b)], n, None)
+    corners = [[xs[i] if j == axis_a else ys[k] if j == axis_b else 0.0 for j in range(dims)]
+               for i, k in ((0, 0), (-1, 0), (-1, -1), (0, -1))]  # fmt: skip
+else:
+    xs = ys = values
 
 left, right = st.columns([1, 1], gap="large")
 with left:
@@ -60,10 +81,12 @@ with left:
         )
     else:
         titles = (f"z{axis_a + 1}", f"z{axis_b + 1}" if dims > 1 else "")
-        st.plotly_chart(
-            manifold_figure(manifold_png(*key, n, lo, hi, axis_a, axis_b), values, values, titles),
-            key="grid",
+        png = (
+            manifold_png(*key, n, lo, hi, axis_a, axis_b)
+            if span == spans[0]
+            else manifold_png_at(*key, tuple(xs), tuple(ys), axis_a, axis_b)
         )
+        st.plotly_chart(manifold_figure(png, xs, ys, titles), key="grid")
         st.caption(f"{n} x {n} grid, z{axis_a + 1} across, z{axis_b + 1} up; the axes give z at the tiles")
 
 projection = latent_map(*key, dataset)[1]
@@ -87,3 +110,19 @@ with right:
             caption="the decoder's mean at this z (a convolutional decoder runs on the server: each "
             "slider move decodes once)",
         )
+
+if companion is not None and not bad_range and not (dims > 1 and axis_a == axis_b):
+    other = companion[1].config.latent_dim
+    if other == dims:
+        other_axes = (axis_a, axis_b)
+    else:  # the companion's own two most informative dimensions
+        o_kl, o_var, _ = latent_activity(*model_key(companion[0]), dataset)
+        order = sorted(
+            range(other), key=lambda j: -(o_kl[j] if companion[1].config.variational else o_var[j])
+        )
+        other_axes = (order[0], order[1])
+    st.divider()
+    st.subheader(f"Beside {companion[0]}")
+    axes_pair = [(axis_a, axis_b), other_axes]
+    grids_side_by_side([me, companion], dataset, axes_pair, n, values if span == spans[0] else None)
+    samples_side_by_side([me, companion])

@@ -5,6 +5,7 @@ import torch
 
 from explorer.datasets import spec
 from explorer.errors import ImageError
+from explorer.evaluate import score_name
 from explorer.images import make_grid, png_bytes
 from explorer.latent import PICK_MODES, pick_images, reconstruct
 from explorer.plots import PALETTE
@@ -30,8 +31,8 @@ mode = st.sidebar.radio("Which test images", PICK_MODES)
 count = st.sidebar.slider("How many", 4, 16, 8)
 st.title("Reconstruct")
 st.caption(
-    "Each test image above the decoder's mean at the encoder's mean, with its ELBO in nats "
-    "(higher is better)."
+    "Each test image above the decoder's mean at the encoder's mean, with its "
+    f"{score_name(model.config.variational)} in nats (higher is better)."
 )
 
 key = model_key(choice)

@@ -364,3 +364,30 @@ def test_start_from_a_shipped_model_fills_the_form_in_the_browser(browser, serve
     assert page.get_by_label("Objective", exact=True).input_value().startswith("IWAE bound")
     no_exception(page)
     page.close()
+
+
+def test_an_autoencoder_beside_the_vae(browser, server):
+    """mnist-ae-z2 beside mnist-z2 on the Latent space and Manifold pages: two scatters with the
+    prior's circles, two grids over the same range, the same draws through both decoders."""
+    url, _ = server
+    page = browser.new_page(viewport={"width": 1400, "height": 1300})  # the maps and the samples
+    page.goto(f"{url}/Latent_space")
+    wait_idle(page)
+    page.get_by_role("combobox", name="Beside it").click()
+    page.get_by_role("option", name="mnist-ae-z2").click()
+    page.wait_for_selector("text=Beside mnist-ae-z2", timeout=60_000)
+    wait_idle(page)
+    page.wait_for_function("document.querySelectorAll('.js-plotly-plot').length >= 2", timeout=30_000)
+    images_loaded(page, 2)
+    no_exception(page)
+    text = page.inner_text("[data-testid=stMain]")
+    assert "mnist-z2: VAE" in text and "mnist-ae-z2: autoencoder" in text
+    shot(page, "beside_latent")
+    page.locator("[data-testid=stSidebar] a", has_text="Manifold").click()
+    page.wait_for_selector("text=Both grids cover z", timeout=60_000)
+    wait_idle(page)
+    no_exception(page)
+    assert page.get_by_role("combobox", name="Beside it").input_value() == "mnist-ae-z2"  # kept
+    page.locator("text=Both grids cover z").scroll_into_view_if_needed()
+    shot(page, "beside_manifold")
+    page.close()

@@ -10,10 +10,11 @@ import streamlit as st
 import torch
 
 from explorer.datasets import spec
+from explorer.evaluate import score_name
 from explorer.images import make_grid, png_bytes
 from explorer.model import VAE
 from explorer.plots import posterior_bars as bars
-from explorer.posterior import posterior, posterior_samples
+from explorer.posterior import deterministic, posterior, posterior_samples
 from explorer.strangers import SOURCE, STRANGER_QUANTILE, Reference, stranger_message
 from explorer.ui.models import stranger_detector, test_reconstructions
 
@@ -23,8 +24,12 @@ SAMPLES = 8  # draws from q(z|x) shown beside the mean
 def samples_picture(
     model: VAE, x: torch.Tensor, mu: torch.Tensor, sigma: torch.Tensor, scale: int = 3
 ) -> bytes:
-    """One PNG row: the input, the decoded posterior mean, then SAMPLES decoded draws of q(z|x)."""
+    """One PNG row: the input, the decoded posterior mean, then SAMPLES decoded draws of q(z|x)
+    (an autoencoder: the input and its reconstruction only)."""
     mean_image = model.decode(mu[None].to(next(model.parameters()).device)).mean.cpu()
+    if deterministic(sigma):
+        row = torch.cat([x.reshape(1, *mean_image.shape[1:]), mean_image])
+        return png_bytes(make_grid(row, len(row)), scale=scale)
     _, draws = posterior_samples(model, mu, sigma, SAMPLES)
     row = torch.cat([x.reshape(1, *draws.shape[1:]), mean_image, draws])
     return png_bytes(make_grid(row, len(row)), scale=scale)
@@ -35,14 +40,15 @@ GALLERY_COLUMNS = 8  # test images per row on the Reconstruct page
 
 def reconstruction_gallery(rec, picked: torch.Tensor, labels: torch.Tensor, names) -> None:
     """Test images (``picked`` of the Reconstruction ``rec``), each above its reconstruction with
-    its index, label and ELBO under it, in rows of ``GALLERY_COLUMNS``."""
+    its index, label and ELBO (an autoencoder: log p(x|z)) under it, in rows of ``GALLERY_COLUMNS``."""
+    score = "ELBO" if rec.variational else "log p(x|z)"
     for start in range(0, len(picked), GALLERY_COLUMNS):
         row = picked[start : start + GALLERY_COLUMNS].tolist()
         for column, i in zip(st.columns(GALLERY_COLUMNS), row):
             k = int(labels[i])
             column.image(
                 png_bytes(make_grid(torch.stack([rec.inputs[i], rec.outputs[i]]), 1), scale=3),
-                caption=f"#{i} · {names[k] if names else k} · ELBO {float(rec.elbo[i]):.1f}",
+                caption=f"#{i} · {names[k] if names else k} · {score} {float(rec.elbo[i]):.1f}",
                 output_format="PNG",
             )
 
@@ -60,7 +66,14 @@ POSTERIOR_AS_TEXT = 4  # latent sizes up to this are written out; wider ones dra
 
 def posterior_bars(mu: torch.Tensor, sigma: torch.Tensor, key: str) -> None:
     """One image's q(z|x): its mean and standard deviation, in words for a few dimensions and
-    as bars with error bars for more."""
+    as bars with error bars for more; an autoencoder's code (``sigma`` zeros) as its values."""
+    if deterministic(sigma):
+        if len(mu) <= POSTERIOR_AS_TEXT:
+            st.markdown(f"code z = f(x): ({', '.join(f'{v:.2f}' for v in mu.tolist())})")
+            return
+        st.caption(f"The code z = f(x) over its {len(mu)} dimensions (an autoencoder's: no spread)")
+        st.plotly_chart(bars(mu.tolist(), sigma.tolist()), key=f"posterior-{key}")
+        return
     if len(mu) <= POSTERIOR_AS_TEXT:
         z = ", ".join(f"{v:.2f}" for v in mu.tolist())
         spread = ", ".join(f"{v:.2f}" for v in sigma.tolist())
@@ -74,15 +87,16 @@ def verdict_line(model: VAE, x: torch.Tensor, key: tuple[str, int], dataset: str
     """One image's ELBO percentile and stranger verdict in a line, with the warning for a
     stranger: for places that show the image small (the ends of an interpolation)."""
     judged = reference(*key, dataset).judge(model, x[None])[0]
+    score = score_name(model.config.variational)
     if not math.isfinite(judged.elbo):
-        st.error("The model's ELBO for this image is not finite: its weights have diverged.")
+        st.error(f"The model's {score} for this image is not finite: its weights have diverged.")
         return
     verdict = judged.verdict
     st.markdown(
-        f"ELBO {judged.elbo:.1f} nats (higher than {judged.elbo_percentile:.0f}% of the test images); "
+        f"{score} {judged.elbo:.1f} nats (higher than {judged.elbo_percentile:.0f}% of the test images); "
         f"stranger than {verdict.percentile:.0f}% of them: "
         + ("**a stranger**" if verdict.stranger else "typical enough"),
-        help=f"Strangeness says whether the image is like the training data, which the ELBO alone "
+        help=f"Strangeness says whether the image is like the training data, which the {score} alone "
         f"cannot. It is {SOURCE}.",
     )
     warning = stranger_message(verdict, spec(dataset).a_item)
@@ -97,27 +111,30 @@ def image_report(model: VAE, x: torch.Tensor, key: tuple[str, int], dataset: str
     caller's scatter."""
     mu, sigma = (v[0] for v in posterior(model, x[None]))
     judged = reference(*key, dataset).judge(model, x[None])[0]
+    score = score_name(model.config.variational)
+    draws = f" | {SAMPLES} draws z ~ q(z|x)" if model.config.variational else " (an autoencoder: no draws)"
     st.image(
         samples_picture(model, x, mu, sigma),
-        caption=f"{name}: input | reconstruction (posterior mean) | {SAMPLES} draws z ~ q(z|x)",
+        caption=f"{name}: input | reconstruction (posterior mean){draws}",
         output_format="PNG",
     )
     if not math.isfinite(judged.elbo):
         st.error(
-            "The model's ELBO for this image is not finite: its weights have diverged. Pick another model."
+            f"The model's {score} for this image is not finite: its weights have diverged. "
+            "Pick another model."
         )
         return mu, sigma
     verdict = judged.verdict
     st.markdown(
-        f"ELBO **{judged.elbo:.2f}** nats: higher than **{judged.elbo_percentile:.1f}%** of the test "
+        f"{score} **{judged.elbo:.2f}** nats: higher than **{judged.elbo_percentile:.1f}%** of the test "
         "images.  \n"
         f"Stranger than **{verdict.percentile:.1f}%** of the test images: "
         f"{'**a stranger**' if verdict.stranger else 'typical enough'} "
         f"(the warning starts at {100 * STRANGER_QUANTILE:.0f}%)"
     )
     st.caption(
-        "Strangeness says whether the image is like the training data, which the ELBO alone cannot: "
-        f"a model can give images of another kind a higher ELBO than its own. It measures {SOURCE}."
+        f"Strangeness says whether the image is like the training data, which the {score} alone cannot: "
+        f"a model can give images of another kind a higher {score} than its own. It measures {SOURCE}."
     )
     warning = stranger_message(verdict, spec(dataset).a_item)
     if warning:

@@ -31,9 +31,13 @@ def test_set_scatter(
     means, projection, labels = latent_map(*key, dataset)
     images = test_images(dataset)[0]
     names = label_names(config)
+    variational = model.config.variational
     st.caption(
         "Each dot is a test image placed at the mean of q(z|x). Click a dot to see it and what "
         "the encoder is unsure about; click legend entries to hide classes."
+        if variational
+        else "Each dot is a test image placed at its code z = f(x) (an autoencoder: one point, no "
+        "spread). Click a dot to see it and its reconstruction; click legend entries to hide classes."
     )
     picked = st.session_state.get(PICKED)
     if not picked or picked[0] != choice or picked[1] >= count:
@@ -61,10 +65,14 @@ def test_set_scatter(
         st.write(f"Label: **{names[label] if names else label}**")
         st.image(
             samples_picture(model, images[index], mu, sigma, scale=3),
-            caption="input | reconstruction | 8 draws z ~ q(z|x), decoded",
+            caption="input | reconstruction | 8 draws z ~ q(z|x), decoded"
+            if variational
+            else "input | reconstruction",
             output_format="PNG",
         )
         posterior_bars(mu, sigma, f"test-{index}")
+        if not variational:
+            return
         st.caption(
             "On the scatter: the 1-sigma (solid) and 2-sigma (dashed) ellipses of q(z|x). Where the "
             "draws differ, the encoder is unsure; a wide ellipse over several classes means the "

@@ -21,7 +21,7 @@ from explorer.datasets import spec
 from explorer.errors import ExplorerError
 from explorer.evaluate import ACTIVE_UNIT_THRESHOLD, bits_per_dim, latent_stats
 from explorer.images import ScatterPicture, make_grid, png_bytes
-from explorer.latent import encode_means, fit_projection, manifold, reconstruct
+from explorer.latent import encode_means, fit_projection, manifold, manifold_at, reconstruct
 from explorer.model import VAE
 from explorer.plots import PALETTE
 from explorer.runfolder import list_runs, runs_root
@@ -180,6 +180,13 @@ def manifold_png(path: str, mtime_ns: int, n: int, lo: float, hi: float, axis_a:
     return png_bytes(picture, scale=max(1, GRID_PIXELS // picture.shape[1]))
 
 
+@st.cache_data(show_spinner="Decoding the grid...", max_entries=32)
+def manifold_png_at(path: str, mtime_ns: int, xs: tuple, ys: tuple, axis_a: int, axis_b: int) -> bytes:
+    """The decoded grid over given z values (``explorer.latent.manifold_at``) as a PNG."""
+    picture = make_grid(manifold_at(cached_model(path, mtime_ns), xs, ys, (axis_a, axis_b)), len(xs), pad=0)
+    return png_bytes(picture, scale=max(1, GRID_PIXELS // picture.shape[1]))
+
+
 @st.cache_resource(show_spinner="Reconstructing the test set...", max_entries=4)
 def test_reconstructions(path: str, mtime_ns: int, dataset: str):
     """Reconstruction of the whole test set with per-image ELBO (grey-level inputs). Shared and
@@ -197,6 +204,23 @@ def _machine(hardware) -> str:
     leg and the like) stays in card.json."""
     machine = str(hardware or "").split(";")[0].strip()
     return machine or "?"
+
+
+def _fid(card: dict) -> tuple[float, str, str] | None:
+    """(FID, its label naming the features, a note) from a card's ``sample_quality``, or None."""
+    quality = (card or {}).get("sample_quality") or {}
+    measured, floor = quality.get("model") or {}, quality.get("test_vs_train") or {}
+    if not isinstance(measured.get("value"), (int, float)):
+        return None
+    note = (
+        f"FID of {measured.get('generated', 'samples')} against {measured.get('real', 'the test set')}, "
+        f"in the features of the {measured.get('feature_source', '?')}"
+    )
+    if isinstance(floor.get("value"), (int, float)):
+        note += f"; the test set against the training set scores {floor['value']:.2f}"
+    if measured.get("features") == "classifier":
+        note += ". Not comparable with the Inception FID of papers."
+    return measured["value"], f"FID ({measured.get('features', '?')} features)", note
 
 
 def model_card(choice: str, config: dict) -> dict:
@@ -230,8 +254,16 @@ def model_card(choice: str, config: dict) -> dict:
             "nll_label": f"Test NLL, K={ev.get('k')} (nats)",
             "note": note,
         }
+        if ev.get("elbo") is None and ev.get("recon") is not None:  # an autoencoder's card
+            out["recon"] = ev["recon"]
+            out["note"] = (
+                f"Measured on {_count(ev.get('n'))} test images. Trained for {card.get('epochs', '?')} "
+                f"epochs on {_machine(card.get('hardware'))}."
+            )
+        out["fid"] = _fid(card)
     else:
         out = {
+            "fid": None,
             "elbo": config.get("best_test_elbo"),
             "nll": None,
             "nll_label": "Test NLL (nats)",
@@ -239,6 +271,9 @@ def model_card(choice: str, config: dict) -> dict:
             f"Run `vae-explorer evaluate` for the importance-sampled NLL.",
         }
     model = config.get("model") or {}
+    if model.get("model", "vae") != "vae":  # an autoencoder: no ELBO, no NLL, no bits/dim
+        recon = out.get("recon", out["elbo"])  # a run's best_test_elbo holds its recon term
+        return {**out, "elbo": None, "nll": None, "recon": recon}
     likelihood = model.get("likelihood", "bernoulli")
     if likelihood != "bernoulli" and out["elbo"] is not None:  # colour and grey-level data: bits/dim
         dims = math.prod(model.get("image_shape") or (1, 28, 28))

@@ -35,12 +35,15 @@ def show_run(registry: JobRegistry, name: str) -> None:
     a.metric("Epoch", f"{view.epoch} / {view.epochs or '?'}")
     b.metric("Samples/s", f"{view.samples_per_s:,.0f}" if view.samples_per_s else "-")
     c.metric("ETA", duration(view.eta_s) if view.active else "-")
-    last = next((r for r in reversed(view.rows) if "test_elbo" in r), None)
-    last_test = None if last is None else last["test_elbo"]
+    last = next((r for r in reversed(view.rows) if "test_elbo" in r or "test_recon" in r), None)
+    figure = "test_elbo" if last is None or "test_elbo" in last else "test_recon"  # an autoencoder's
+    name_of = {"test_elbo": "Test ELBO", "test_recon": "Test log p(x|z)"}[figure]
+    last_test = None if last is None else last[figure]
     finite = last_test is not None and math.isfinite(last_test)
-    d.metric("Test ELBO (nats)", f"{last_test:.2f}" if finite else ("-" if last is None else "not finite"))
+    d.metric(f"{name_of} (nats)", f"{last_test:.2f}" if finite else ("-" if last is None else "not finite"))
     if last is not None and not finite:
-        st.warning(f"The test ELBO of epoch {last['epoch']} is not finite: the run has diverged.")
+        what = name_of[0].lower() + name_of[1:]
+        st.warning(f"The {what} of epoch {last['epoch']} is not finite: the run has diverged.")
     if view.state in ("failed", "lost"):
         st.error(f"Run {name!r} {view.state}: {view.message}")
     if view.active and st.button("Stop (saves a checkpoint)", key=f"stop-{name}"):

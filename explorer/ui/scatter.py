@@ -7,7 +7,7 @@ import torch
 
 from explorer.latent import Projection
 from explorer.latent_plots import add_outline, add_points, latent_scatter
-from explorer.posterior import posterior_ellipses
+from explorer.posterior import deterministic, posterior_ellipses
 from explorer.ui.models import MAP_POINTS, latent_map
 
 
@@ -36,7 +36,11 @@ def base_scatter(path: str, mtime_ns: int, dataset: str, names, count: int = MAP
 def draw_posterior(
     fig, projection: Projection, mu: torch.Tensor, sigma: torch.Tensor, name: str, colour: str
 ) -> None:
-    """The 1- and 2-sigma ellipses of q(z|x) and a marker at its mean, on a latent scatter."""
+    """The 1- and 2-sigma ellipses of q(z|x) and a marker at its mean, on a latent scatter (an
+    autoencoder's code: the marker alone)."""
+    if deterministic(sigma):
+        add_points(fig, projection(mu[None]).tolist(), [name], colour)
+        return
     outlines = posterior_ellipses(projection, mu, sigma)
     add_outline(fig, outlines[1.0], f"{name}: 1 sigma", colour, "solid", group=name)
     add_outline(fig, outlines[2.0], f"{name}: 2 sigma", colour, "dash", group=name)

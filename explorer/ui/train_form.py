@@ -11,7 +11,14 @@ import streamlit as st
 import torch
 
 from explorer.checkpoints import dataset_of, read_config
-from explorer.config import MODEL_SETTINGS, TRAIN_SETTINGS, ModelConfig, Setting, TrainConfig
+from explorer.config import (
+    MODEL_SETTINGS,
+    TRAIN_SETTINGS,
+    ModelConfig,
+    Setting,
+    TrainConfig,
+    check_combination,
+)
 from explorer.datasets import all_datasets, spec
 from explorer.devices import DEVICE_CHOICES
 from explorer.errors import ExplorerError
@@ -142,7 +149,9 @@ def _configs(values: dict) -> tuple[ModelConfig, TrainConfig]:
     train["limit"] = train.get("limit") or None
     described = spec(train["dataset"])
     model["likelihood"] = model.get("likelihood") or described.likelihood
-    return ModelConfig(**model, image_shape=described.image_shape), TrainConfig(**train)
+    configs = ModelConfig(**model, image_shape=described.image_shape), TrainConfig(**train)
+    check_combination(*configs)  # e.g. a beta for an autoencoder: said now, not when the run fails
+    return configs
 
 
 def _widths(s: Setting, text: str) -> tuple[int, ...]:
