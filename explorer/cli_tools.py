@@ -20,6 +20,7 @@ from explorer.cli_args import (
     pictures,
     positive,
 )
+from explorer.cli_export import add_export_parser, cmd_export
 from explorer.cli_fid import (
     add_classifier_parser,
     add_fid_arguments,
@@ -82,13 +83,7 @@ def add_tool_parsers(sub) -> None:
         "set's ELBO), score (strangeness), score_percentile, stranger; or file and error",
     )
 
-    x = sub.add_parser("export", help="ship a run as a pretrained model with a measured card")
-    x.add_argument("run", help="run folder")
-    x.add_argument("dest", help="destination folder, e.g. pretrained/mnist-z2")
-    x.add_argument("--k", type=int, default=5000, help="importance samples for the card's NLL")
-    x.add_argument("--limit", type=positive(int), help="evaluate on the first N test images only")
-    x.add_argument("--device", type=device, default="auto", help=DEVICES)
-
+    add_export_parser(sub)
     _add_data_parsers(sub)
     add_classifier_parser(sub)
 
@@ -130,7 +125,7 @@ def _dataset_of(checkpoint: str) -> str:
     return dataset_of(read_config(checkpoint))
 
 
-def _evaluate(checkpoint: str, k: int, limit: int | None, split: str, device: str, quiet: bool):
+def evaluate_checkpoint(checkpoint: str, k: int, limit: int | None, split: str, device: str, quiet: bool):
     """(model, dataset, binarized, Evaluation) for a checkpoint, with a progress bar."""
     from tqdm import tqdm
 
@@ -163,7 +158,7 @@ def _run_binarizes(checkpoint: str, dataset: str, likelihood: str) -> bool:
 
 
 def cmd_evaluate(args) -> None:
-    model, dataset, binarized, result = _evaluate(
+    model, dataset, binarized, result = evaluate_checkpoint(
         args.checkpoint, args.k, args.limit, args.split, args.device, args.json
     )
     figures = {
@@ -303,21 +298,6 @@ def cmd_reconstruct(args) -> int:
     if judged and args.output is not None:
         print(f"wrote {written}", file=sys.stderr if args.json else sys.stdout)
     return EXIT_ERROR if any("error" in e for e in entries) else 0
-
-
-def cmd_export(args) -> None:
-    from explorer.cards import export
-
-    *_, result = _evaluate(args.run, args.k, args.limit, "test", args.device, False)
-    command = f"vae-explorer evaluate {args.dest} --k {args.k}" + (
-        f" --limit {args.limit}" if args.limit else ""
-    )
-    dest = export(args.run, args.dest, result, command)
-    if result.elbo is None:
-        print(f"exported {args.run} to {dest}: test reconstruction term {result.recon:.2f} nats")
-        return
-    nll = f"{result.nll:.2f} nats (K = {args.k})" if result.nll is not None else "not measured (K = 0)"
-    print(f"exported {args.run} to {dest}: test ELBO {result.elbo:.2f} nats, NLL {nll}")
 
 
 def cmd_data(args) -> None:

@@ -3,9 +3,10 @@ reconstruction and its posterior. Second tab: the aggregate posterior against th
 
 import streamlit as st
 
+from explorer.projections import METHODS, NAMES
 from explorer.ui.beside import companion_picker, describe, scatters_side_by_side
 from explorer.ui.latent import test_set_scatter
-from explorer.ui.models import dataset_of, latent_map, model_key, model_or_stop
+from explorer.ui.models import MAP_COST, MAP_KEY, dataset_of, latent_map, model_key, model_or_stop
 from explorer.ui.prior_map import show_prior_map
 
 st.set_page_config(page_title="Latent space - VAE Explorer", layout="wide")
@@ -13,11 +14,28 @@ choice, model, config = model_or_stop()
 dataset = dataset_of(config)
 key = model_key(choice)
 count = st.sidebar.slider("Test images shown", 1000, 10_000, 5000, step=1000)
+if model.config.latent_dim > 2:
+    st.sidebar.radio(
+        "Map", METHODS, format_func=NAMES.get, key=MAP_KEY, horizontal=True,
+        help=f"How the {model.config.latent_dim}-D codes are drawn in 2-D: PCA (linear: distances and "
+        f"ellipses hold), t-SNE (openTSNE) or UMAP (umap-learn), which keep neighbourhoods but not "
+        f"distances. t-SNE and UMAP are fitted once per model: {MAP_COST}. New points (uploads, "
+        "drawings) are placed into the fitted map.",
+    )  # fmt: skip
+density = st.sidebar.checkbox(
+    "Density contours", key="density", help="The aggregate posterior q(z) drawn over the map"
+)
 companion = companion_picker(choice, config)
 st.title("Latent space")
 
 projection = latent_map(*key, dataset)[1]
-if projection.kind == "pca":
+if projection.kind == "pca" and st.session_state.get(MAP_KEY, "pca") != "pca":
+    st.info(
+        f"This model has {model.config.latent_dim} latent dimensions; the map is a "
+        f"{NAMES[st.session_state[MAP_KEY]]} of its codes: neighbourhoods hold, distances and "
+        "directions do not, and no ellipses are drawn."
+    )
+elif projection.kind == "pca":
     ev = projection.explained
     st.info(
         f"This model has {model.config.latent_dim} latent dimensions; the pictures show the first two "
@@ -36,7 +54,7 @@ if companion is not None and tabs[0].open:
 first = len(names) - 2
 if tabs[first].open:
     with tabs[first]:
-        test_set_scatter(model, config, choice, key, dataset, count)
+        test_set_scatter(model, config, choice, key, dataset, count, density)
 if tabs[first + 1].open:
     with tabs[first + 1]:
         if model.config.variational:

@@ -96,3 +96,29 @@ def wait_idle(page, timeout_ms: int = 60_000) -> None:
     """Wait until the app is connected and its script has finished running."""
     page.wait_for_selector("[data-testid=stApp][data-test-connection-state=CONNECTED]", timeout=timeout_ms)
     page.wait_for_selector("[data-testid=stApp][data-test-script-state=notRunning]", timeout=timeout_ms)
+
+
+# -- fixtures and page helpers shared by the browser test modules ----------------------------------
+
+
+def open_page(browser, url):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(url)
+    wait_idle(page)
+    return page
+
+
+def no_exception(page):
+    assert page.locator("[data-testid=stException]").count() == 0, page.inner_text("[data-testid=stMain]")
+
+
+def shot(page, name):
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def images_loaded(page, count):
+    page.wait_for_function(
+        f"Array.from(document.querySelectorAll('[data-testid=stImage] img')).filter("
+        f"i => i.complete && i.naturalWidth > 0).length >= {count}",
+        timeout=30_000,
+    )

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from explorer.model import VAE, ModelConfig
+from tests import browser as browser_helpers
 
 # Tests never reach the network: torchvision's downloader is skipped, the offline mirrors are used.
 os.environ.setdefault("VAE_EXPLORER_OFFLINE", "1")
@@ -79,3 +80,24 @@ def shipped(tmp_path, monkeypatch):
     monkeypatch.setenv("VAE_EXPLORER_PRETRAINED", str(tmp_path / "pretrained"))
     monkeypatch.setenv("VAE_EXPLORER_RUNS", str(tmp_path / "runs"))
     return tmp_path
+
+
+# -- the real browser and a Streamlit server, for the browser test modules (tests/browser.py) ------
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    browser_helpers.ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=browser_helpers.CHROMIUM, args=browser_helpers.CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    runs = tmp_path_factory.mktemp("runs")
+    with browser_helpers.streamlit_server(env={"VAE_EXPLORER_RUNS": str(runs)}) as url:
+        yield url, runs

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from tests.apptest import wait_for
-from tests.browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, streamlit_server, wait_idle
+from tests.browser import CHROMIUM, images_loaded, no_exception, open_page, shot, wait_idle
 
 pytestmark = [
     pytest.mark.integration,
@@ -17,47 +17,6 @@ pytestmark = [
         not os.path.exists(CHROMIUM), reason="needs Debian's chromium (make test installs it)"
     ),
 ]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    runs = tmp_path_factory.mktemp("runs")
-    with streamlit_server(env={"VAE_EXPLORER_RUNS": str(runs)}) as url:
-        yield url, runs
-
-
-def open_page(browser, url):
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    page.goto(url)
-    wait_idle(page)
-    return page
-
-
-def no_exception(page):
-    assert page.locator("[data-testid=stException]").count() == 0, page.inner_text("[data-testid=stMain]")
-
-
-def shot(page, name):
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
-
-
-def images_loaded(page, count):
-    page.wait_for_function(
-        f"Array.from(document.querySelectorAll('[data-testid=stImage] img')).filter("
-        f"i => i.complete && i.naturalWidth > 0).length >= {count}",
-        timeout=30_000,
-    )
 
 
 SCATTER_POINTS = """

@@ -16,6 +16,7 @@ from explorer.model import VAE
 from explorer.plots import posterior_bars as bars
 from explorer.posterior import deterministic, posterior, posterior_samples
 from explorer.strangers import SOURCE, STRANGER_QUANTILE, Reference, stranger_message
+from explorer.ui.explore import neighbours_panel
 from explorer.ui.models import stranger_detector, test_reconstructions
 
 SAMPLES = 8  # draws from q(z|x) shown beside the mean
@@ -140,4 +141,6 @@ def image_report(model: VAE, x: torch.Tensor, key: tuple[str, int], dataset: str
     if warning:
         st.warning(warning, icon=":material/help:")
     posterior_bars(mu, sigma, name)
+    with st.expander(f"Nearest test images to {name}"):
+        neighbours_panel(model, key, dataset, x, mu, names=list(spec(dataset).label_names) or None)
     return mu, sigma

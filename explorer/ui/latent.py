@@ -3,32 +3,72 @@ dot shows (the image, its reconstruction, its posterior as ellipses and draws)."
 
 from __future__ import annotations
 
+import numpy as np
 import streamlit as st
+import torch
 
+from explorer.latent import Projection
 from explorer.latent_plots import latent_scatter
 from explorer.model import VAE
 from explorer.posterior import posterior
+from explorer.ui.explore import neighbours_panel, selected_indices, selection_panel, test_set_downloads
 from explorer.ui.image_report import posterior_bars, samples_picture
-from explorer.ui.models import label_names, latent_map, test_images
+from explorer.ui.models import chosen_map, encoded_test_set, label_names, test_images
 from explorer.ui.scatter import axis_titles, draw_posterior
 
 PICKED = "picked"  # session state: (model choice, test index) of the clicked dot
+SELECTED = "selected"  # session state: (model choice, [test indices]) of a box or lasso selection
 
 
 def _remember_click(choice: str) -> None:
-    """The scatter's selection callback: keep the clicked dot (a changed figure clears the
-    selection, so it is copied into session state)."""
-    picked = st.session_state["scatter"].selection.get("points", [])
+    """The scatter's selection callback: keep the clicked dot, or the box or lasso selection (a
+    changed figure clears the selection, so it is copied into session state)."""
+    selection = st.session_state["scatter"].selection
+    many = selected_indices(selection)
+    if many is not None:
+        st.session_state[SELECTED] = (choice, many)
+        return
+    picked = selection.get("points", [])
     if picked and "customdata" in picked[0]:
         custom = picked[0]["customdata"]
         st.session_state[PICKED] = (choice, int(custom[0] if isinstance(custom, list) else custom))
 
 
-def test_set_scatter(
-    model: VAE, config: dict, choice: str, key: tuple[str, int], dataset: str, count: int
+def add_density(
+    fig, key: tuple[str, int], dataset: str, projection, points: torch.Tensor, variational: bool
 ) -> None:
-    """The first ``count`` encoded test images as a clickable scatter; beside it, the clicked one."""
-    means, projection, labels = latent_map(*key, dataset)
+    """Contours of the aggregate posterior over the scatter: the exact mixture of the test set's
+    q(z|x) in a PCA or latent plane (``explorer.density``), or, for an autoencoder's codes and
+    for t-SNE and UMAP maps (which carry no Gaussians), a histogram's contours of the points."""
+    if variational and isinstance(projection, Projection):
+        from explorer.ui.prior_map import prior_map
+
+        dmap = prior_map(*key, dataset)[0]
+        trace = {"type": "contour", "x": dmap.xs.tolist(), "y": dmap.ys.tolist(),
+                 "z": np.log10(np.maximum(dmap.aggregate, 1e-12)).tolist(), "ncontours": 12,
+                 "name": "q(z), log10"}  # fmt: skip
+    else:
+        trace = {"type": "histogram2dcontour", "x": points[:, 0].tolist(), "y": points[:, 1].tolist(),
+                 "ncontours": 12, "name": "density of the codes"}  # fmt: skip
+    trace.update(contours={"coloring": "lines"}, colorscale="Greys", showscale=False, hoverinfo="skip",
+                 line={"width": 1}, showlegend=True)  # fmt: skip
+    fig.add_trace(trace)
+
+
+def test_set_scatter(
+    model: VAE,
+    config: dict,
+    choice: str,
+    key: tuple[str, int],
+    dataset: str,
+    count: int,
+    density: bool = False,
+) -> None:
+    """The first ``count`` encoded test images as a scatter to click (beside it: the image, its
+    reconstruction, posterior and nearest neighbours) or to select from with the box or lasso
+    (below: the selection's gallery, figures and downloads); ``density``: the aggregate
+    posterior's contours over it."""
+    means, projection, labels = chosen_map(*key, dataset)
     images = test_images(dataset)[0]
     names = label_names(config)
     variational = model.config.variational
@@ -42,9 +82,10 @@ def test_set_scatter(
     picked = st.session_state.get(PICKED)
     if not picked or picked[0] != choice or picked[1] >= count:
         picked = None
-    fig = latent_scatter(
-        projection(means[:count]).tolist(), labels[:count].tolist(), names, axis_titles(projection)
-    )
+    points = projection(means[:count])
+    fig = latent_scatter(points.tolist(), labels[:count].tolist(), names, axis_titles(projection))
+    if density:
+        add_density(fig, key, dataset, projection, points, variational)
     if picked:
         index = picked[1]
         mu, sigma = (v[0] for v in posterior(model, images[index : index + 1]))
@@ -52,27 +93,46 @@ def test_set_scatter(
     left, right = st.columns([3, 2], gap="medium")
     with left:
         st.plotly_chart(
-            fig, on_select=lambda: _remember_click(choice), selection_mode="points", key="scatter"
+            fig,
+            on_select=lambda: _remember_click(choice),
+            selection_mode=("points", "box", "lasso"),
+            key="scatter",
         )
+        st.caption("Click a dot, or pick the box or lasso in the chart's toolbar to select a region.")
+    selected = st.session_state.get(SELECTED)
+    if selected and selected[0] == choice and selected[1]:
+        with st.container(key="selection"):
+            selection_panel(model, key, dataset, [i for i in selected[1] if i < len(labels)], names)
+    with st.expander("Download the codes of the whole test set"):
+        test_set_downloads(key, dataset, names)
     with right:
         if not picked:
             st.info(
                 "Click a point in the scatter to see that test image, its reconstruction and its posterior."
             )
             return
-        label = int(labels[index])
-        st.subheader(f"Test image #{index}")
-        st.write(f"Label: **{names[label] if names else label}**")
-        st.image(
-            samples_picture(model, images[index], mu, sigma, scale=3),
-            caption="input | reconstruction | 8 draws z ~ q(z|x), decoded"
-            if variational
-            else "input | reconstruction",
-            output_format="PNG",
-        )
-        posterior_bars(mu, sigma, f"test-{index}")
-        if not variational:
-            return
+        _clicked(model, key, dataset, index, (mu, sigma), names)
+
+
+def _clicked(model: VAE, key: tuple[str, int], dataset: str, index: int, posterior_of, names) -> None:
+    """The clicked test image: its label, reconstruction and draws, its posterior, and its nearest
+    neighbours in latent and pixel space."""
+    images, labels = test_images(dataset)
+    mu, sigma = posterior_of
+    variational = model.config.variational
+    label = int(labels[index])
+    st.subheader(f"Test image #{index}")
+    st.write(f"Label: **{names[label] if names else label}**")
+    st.image(
+        samples_picture(model, images[index], mu, sigma, scale=3),
+        caption="input | reconstruction | 8 draws z ~ q(z|x), decoded"
+        if variational
+        else "input | reconstruction",
+        output_format="PNG",
+    )
+    posterior_bars(mu, sigma, f"test-{index}")
+    neighbours_panel(model, key, dataset, images[index], encoded_test_set(*key, dataset)[index], index, names)
+    if variational:
         st.caption(
             "On the scatter: the 1-sigma (solid) and 2-sigma (dashed) ellipses of q(z|x). Where the "
             "draws differ, the encoder is unsure; a wide ellipse over several classes means the "

@@ -26,6 +26,7 @@ from explorer.model import VAE
 from explorer.plots import PALETTE
 from explorer.runfolder import list_runs, runs_root
 from explorer.strangers import StrangerDetector, fit_detector
+from explorer.ui.share import publish_view, restore_view
 
 RUN_PREFIX = "runs/"
 MAP_POINTS = 2000  # encoded test images on the small maps beside uploads, drawings, sliders
@@ -75,6 +76,8 @@ PAGES = (  # (script, sidebar label, icon, what it offers: the Home page's list,
     ("pages/5_Draw.py", "Draw", ":material/draw:", "Draw {a_item} and see what the model makes of it"),
     ("pages/6_Interpolate.py", "Interpolate", ":material/linear_scale:",
      "Interpolate: morph one image into another through latent space"),
+    ("pages/7_Traversals.py", "Traversals", ":material/swap_horiz:",
+     "Traversals: one dimension at a time, attribute vectors, analogies"),
 )  # fmt: skip
 
 
@@ -90,12 +93,16 @@ def model_picker() -> str | None:
     """The sidebar: page links, then a select box of shipped models and runs, remembered across
     pages."""
     navigation()
+    restore_view()
     options = choices()
     if not options:
         st.sidebar.error("No models found in pretrained/ or runs/. Train one on the Train page.")
         return None
     default = "mnist-z2" if "mnist-z2" in options else options[0]
     current = st.session_state.get("model", default)
+    if current not in options:
+        st.warning(f"There is no model {current!r} here (a link from another machine, or a removed run); "
+                   f"showing {default} instead.")  # fmt: skip
     index = options.index(current) if current in options else options.index(default)
     choice = st.sidebar.selectbox(
         "Model", options, index=index, key="model_picker", help="Shipped models, then your runs in runs/"
@@ -115,6 +122,8 @@ def model_or_stop() -> tuple[str, VAE, dict]:
     except ExplorerError as exc:
         st.error(f"Cannot load model {choice!r}: {exc}")
         st.stop()
+    publish_view(choice)
+    st.sidebar.caption("The address bar holds this view (model, map, clicked image): copy it to share.")
     return choice, model, config
 
 
@@ -145,6 +154,33 @@ def latent_map(path: str, mtime_ns: int, dataset: str):
     """(posterior means (N, z), their 2-D projection, test labels): what the scatters plot."""
     means = encoded_test_set(path, mtime_ns, dataset)
     return means, fit_projection(means), test_images(dataset)[1]
+
+
+MAP_KEY = "map"  # session state: the map of a wide latent space (explorer.projections.METHODS)
+MAP_COST = "about a minute on a 2-core CPU for 10,000 codes (bench/projections.py)"
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def nonlinear_map(path: str, mtime_ns: int, dataset: str, method: str):
+    """A t-SNE or UMAP map of the model's encoded test set, fitted once per model and method and
+    shared by every session (``explorer.projections.fit_nonlinear``)."""
+    from explorer.projections import NAMES, fit_nonlinear
+
+    means = encoded_test_set(path, mtime_ns, dataset)
+    with st.spinner(
+        f"Fitting a {NAMES[method]} map of the {len(means):,} test codes: {MAP_COST}, once per model..."
+    ):
+        return fit_nonlinear(method, means)
+
+
+def chosen_map(path: str, mtime_ns: int, dataset: str):
+    """(codes (N, z), the map chosen on the Latent space page for wide models, test labels): PCA
+    unless t-SNE or UMAP was picked there; 2-D models are always drawn as they are."""
+    means, projection, labels = latent_map(path, mtime_ns, dataset)
+    method = st.session_state.get(MAP_KEY, "pca")
+    if projection.kind == "identity" or method == "pca":
+        return means, projection, labels
+    return means, nonlinear_map(path, mtime_ns, dataset, method), labels
 
 
 @st.cache_resource(max_entries=8)

@@ -8,11 +8,15 @@ import torch
 from explorer.latent import Projection
 from explorer.latent_plots import add_outline, add_points, latent_scatter
 from explorer.posterior import deterministic, posterior_ellipses
-from explorer.ui.models import MAP_POINTS, latent_map
+from explorer.projections import NAMES
+from explorer.ui.models import MAP_POINTS, chosen_map
 
 
-def axis_titles(projection: Projection) -> tuple[str, str]:
-    """The scatter's axis names: z1, z2, or the principal components with their share of variance."""
+def axis_titles(projection) -> tuple[str, str]:
+    """The scatter's axis names: z1, z2, the principal components with their share of variance,
+    or a t-SNE or UMAP map's (unitless) axes."""
+    if projection.kind in NAMES and projection.kind != "pca":
+        return f"{NAMES[projection.kind]} 1", f"{NAMES[projection.kind]} 2"
     if projection.kind == "pca":
         ev = projection.explained
         return f"PC1 ({ev[0]:.0%})", f"PC2 ({ev[1]:.0%})"
@@ -22,7 +26,7 @@ def axis_titles(projection: Projection) -> tuple[str, str]:
 def base_scatter(path: str, mtime_ns: int, dataset: str, names, count: int = MAP_POINTS, height: int = 460):
     """The encoded test set (first ``count`` images) as a scatter to draw things on, and its
     projection."""
-    means, projection, labels = latent_map(path, mtime_ns, dataset)
+    means, projection, labels = chosen_map(path, mtime_ns, dataset)
     fig = latent_scatter(
         projection(means[:count]).tolist(),
         labels[:count].tolist(),
@@ -37,8 +41,9 @@ def draw_posterior(
     fig, projection: Projection, mu: torch.Tensor, sigma: torch.Tensor, name: str, colour: str
 ) -> None:
     """The 1- and 2-sigma ellipses of q(z|x) and a marker at its mean, on a latent scatter (an
-    autoencoder's code: the marker alone)."""
-    if deterministic(sigma):
+    autoencoder's code, or a t-SNE or UMAP map, which does not carry a Gaussian: the marker
+    alone)."""
+    if deterministic(sigma) or not isinstance(projection, Projection):
         add_points(fig, projection(mu[None]).tolist(), [name], colour)
         return
     outlines = posterior_ellipses(projection, mu, sigma)

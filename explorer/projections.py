@@ -1,0 +1,75 @@
+"""Maps of a wide latent space beyond PCA: t-SNE (openTSNE, van der Maaten & Hinton 2008) and
+UMAP (umap-learn, McInnes et al. 2018), fitted once on a model's encoded test set and able to
+place new points (uploads, drawings, a posterior's draws) into the map they made. Both libraries
+are imported only when a map is asked for (the library core does not need them).
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+
+from explorer.errors import ExplorerError
+
+METHODS = ("pca", "tsne", "umap")
+NAMES = {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}
+SEED = 0
+
+
+NEIGHBOURS = 25  # t-SNE: a new point goes to the median place of this many nearest fitted codes
+
+
+class NonlinearProjection:
+    """A fitted t-SNE or UMAP map: calling it on the codes it was fitted on returns their places;
+    on other codes, places them into the map without moving the fitted points. t-SNE: openTSNE's
+    ``prepare_partial`` with median initialisation (the median place of the ``NEIGHBOURS``
+    nearest fitted codes: the start of its ``transform``, without the optimisation that takes
+    seconds); UMAP: umap-learn's ``transform``."""
+
+    def __init__(self, kind: str, means: torch.Tensor, model, points: np.ndarray, seconds: float) -> None:
+        self.kind, self.means, self.model = kind, means, model
+        self.points = torch.as_tensor(np.asarray(points), dtype=torch.float32)  # (N, 2)
+        self.seconds = seconds  # what the fit took
+        self.explained: list[float] = []
+
+    def __call__(self, z: torch.Tensor) -> torch.Tensor:
+        """(M, z) -> (M, 2): the fitted places for a prefix of the fitted codes, else placed anew."""
+        z = z.float()
+        if len(z) <= len(self.means) and torch.equal(z, self.means[: len(z)]):
+            return self.points[: len(z)]
+        data = z.double().numpy()
+        if self.kind == "tsne":
+            placed = self.model.prepare_partial(data, initialization="median", k=NEIGHBOURS)
+        else:
+            placed = self.model.transform(data)
+        return torch.as_tensor(np.asarray(placed), dtype=torch.float32)
+
+
+def fit_nonlinear(kind: str, means: torch.Tensor) -> NonlinearProjection:
+    """Fit a t-SNE (``tsne``) or UMAP (``umap``) map of codes ``means`` (N, z), seeded.
+
+    Raises:
+        ExplorerError: an unknown kind, or its library is not installed (the message says which).
+    """
+    data = means.double().numpy()
+    start = time.perf_counter()
+    if kind == "tsne":
+        try:
+            from openTSNE import TSNE
+        except ImportError:
+            raise ExplorerError("t-SNE maps need openTSNE: pip install openTSNE") from None
+        model = TSNE(n_components=2, perplexity=30, random_state=SEED, n_jobs=-1, verbose=False).fit(data)
+        points = np.asarray(model)
+    elif kind == "umap":
+        try:
+            from umap import UMAP
+        except ImportError:
+            raise ExplorerError("UMAP maps need umap-learn: pip install umap-learn") from None
+        model = UMAP(n_components=2, random_state=SEED, n_jobs=1).fit(data)
+        points = model.embedding_
+        model.transform(data[:1])  # compiles its transform now (seconds), not on the first upload
+    else:
+        raise ExplorerError(f"unknown map {kind!r}: use one of {', '.join(METHODS)}")
+    return NonlinearProjection(kind, means.float(), model, points, time.perf_counter() - start)

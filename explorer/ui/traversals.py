@@ -1,0 +1,182 @@
+"""The Traversals page: latent traversals of every active dimension from a chosen point, the true
+factor each dimension follows (datasets generated from stored factors), attribute vectors between
+label means walked from any point, and analogies a : b :: c : ? (White 2016, "Sampling
+Generative Networks")."""
+
+from __future__ import annotations
+
+import streamlit as st
+import torch
+
+from explorer.data import load_dataset
+from explorer.datasets import spec
+from explorer.images import make_grid, png_bytes
+from explorer.model import VAE
+from explorer.traversals import (
+    WEAK,
+    analogy,
+    attribute_vector,
+    factor_correlations,
+    traversal,
+    traversal_dims,
+    walk,
+)
+from explorer.ui.models import encoded_test_set, label_names, latent_activity, test_images
+
+PICKED = "picked"  # the Latent space page's clicked test image: (model choice, index)
+STEPS = 9  # images per traversal row and per attribute walk
+
+
+def base_point(model: VAE, choice: str, key: tuple[str, int], dataset: str) -> tuple[torch.Tensor, str]:
+    """The sidebar's starting point of traversals and walks: zero, the image clicked on the Latent
+    space page, or a test image by index; returns (z (z,), its name)."""
+    codes = encoded_test_set(*key, dataset)
+    picked = st.session_state.get(PICKED)
+    clicked = picked[1] if picked and picked[0] == choice and picked[1] < len(codes) else None
+    options = ["zero (the prior's mean)", "a test image"]
+    if clicked is not None:
+        options.insert(1, f"the clicked image #{clicked}")
+    where = st.sidebar.radio("Start from", options, index=1 if clicked is not None else 0, key="start-point")
+    if where.startswith("zero"):
+        return torch.zeros(model.config.latent_dim), "z = 0"
+    index = clicked if where.startswith("the clicked") else None
+    if index is None:
+        index = int(st.sidebar.number_input("Test image", 0, len(codes) - 1, 0, key="start-index"))
+    st.sidebar.image(
+        png_bytes(make_grid(test_images(dataset)[0][index : index + 1], 1), scale=3),
+        caption=f"test image #{index}",
+        output_format="PNG",
+    )
+    return codes[index], f"the code of test image #{index}"
+
+
+def traversal_tab(
+    model: VAE, config: dict, key: tuple[str, int], dataset: str, base: torch.Tensor, name: str
+) -> None:
+    """One row per active dimension, largest KL (an autoencoder: code variance) first."""
+    kl, variance, active = latent_activity(*key, dataset)
+    activity = kl if model.config.variational else variance
+    dims, inactive = traversal_dims(activity, active)
+    reach = st.slider(
+        "Sweep each dimension over",
+        0.5,
+        5.0,
+        3.0,
+        0.5,
+        key="sweep",
+        help="z_j from -r to +r (a VAE's prior: r standard deviations); others stay at the start point",
+    )
+    if not model.config.variational:  # an autoencoder's codes are not scaled by a prior: in code sds
+        reach *= max(variance) ** 0.5
+    values = torch.linspace(-reach, reach, STEPS).tolist()
+    measure = "KL" if model.config.variational else "code variance"
+    st.caption(
+        f"Each row: one latent dimension swept from {values[0]:.2f} to {values[-1]:.2f} ({STEPS} steps) "
+        f"while the others stay at {name}. Rows are the active units, largest {measure} first."
+    )
+    if inactive:
+        st.caption(
+            f"Inactive units, not drawn (they change nothing): {', '.join(f'z{j + 1}' for j in inactive)}"
+        )
+    if not dims:
+        st.warning("No active unit: every dimension's posterior mean stays put across the test set.")
+        return
+    images = traversal(model, base, dims, values)
+    correlations = _factor_table(key, dataset, dims)
+    for row, j in enumerate(dims):
+        left, right = st.columns([1, 5], vertical_alignment="center")
+        label = f"**z{j + 1}** · {measure} {activity[j]:.2f}"
+        if correlations:
+            factor, r = correlations[j]
+            label += (
+                f"  \nfollows **{factor}** (|r| {r:.2f})"
+                if r >= WEAK
+                else f"  \nno single factor (best: {factor}, |r| {r:.2f})"
+            )
+        left.markdown(label)
+        right.image(
+            png_bytes(make_grid(images[row * STEPS : (row + 1) * STEPS], STEPS), scale=2), output_format="PNG"
+        )
+
+
+def _factor_table(key: tuple[str, int], dataset: str, dims: list[int]) -> dict[int, tuple[str, float]]:
+    """For a dataset with stored true factors: the factor each dimension follows best and its
+    |correlation|, shown with a table of all of them; {} for other datasets."""
+    names = spec(dataset).factors
+    test = load_dataset(dataset, "test")
+    if not names or test.factors is None:
+        return {}
+    table = factor_correlations(encoded_test_set(*key, dataset), test.factors, names)
+    best = {j: (names[int(table[j].argmax())], float(table[j].max())) for j in dims}
+    with st.expander("Which true factor each active dimension follows (|correlation| over the test set)"):
+        rows = [
+            {"dimension": f"z{j + 1}", **{n: round(float(table[j, f]), 2) for f, n in enumerate(names)}}
+            for j in dims
+        ]
+        st.dataframe(rows, hide_index=True)
+        st.caption(
+            "Circular factors (rotation, hue) count by the larger of their cosine's and sine's "
+            "correlations; the shape's kind by the correlation ratio (eta). A dimension can follow a "
+            "factor without a straight-line relation: look at its row of images."
+        )
+    return best
+
+
+def attribute_tab(
+    model: VAE, config: dict, key: tuple[str, int], dataset: str, base: torch.Tensor, name: str
+) -> None:
+    """The vector between two label means, walked from the start point."""
+    names = label_names(config)
+    labels = test_images(dataset)[1]
+    classes = sorted(set(labels.tolist()))
+    if len(classes) < 2:
+        st.info("Attribute vectors need at least two labels; this dataset has one.")
+        return
+    show = (lambda k: names[k]) if names else str
+    a, b, c = st.columns(3)
+    source = a.selectbox("From the mean of", classes, 0, format_func=show, key="attr-from")
+    target = b.selectbox("to the mean of", classes, min(1, len(classes) - 1), format_func=show, key="attr-to")
+    reach = c.slider("Walk as far as", 0.5, 3.0, 1.5, 0.25, key="attr-reach", help="multiples of the vector")
+    if source == target:
+        st.warning("Choose two different labels.")
+        return
+    codes = encoded_test_set(*key, dataset)
+    vector = attribute_vector(codes, labels, source, target)
+    path = walk(base.float(), vector.float(), STEPS, reach)
+    images = model.decode(path.to(next(model.parameters()).device)).mean.cpu()
+    st.image(
+        png_bytes(make_grid(images, STEPS), scale=3),
+        output_format="PNG",
+        caption=f"from {name}, along mean({show(target)}) - mean({show(source)}), 0 to {reach:g} times",
+    )
+    st.caption(
+        f"The vector has length {float(vector.norm()):.2f}. As White (2016) warns, the difference of two "
+        "label means is a crude attribute: it carries everything in which the classes differ on average."
+    )
+
+
+def analogy_tab(model: VAE, config: dict, key: tuple[str, int], dataset: str) -> None:
+    """a : b :: c : ? with three test images chosen by index."""
+    codes, (images, labels) = encoded_test_set(*key, dataset), test_images(dataset)
+    names = label_names(config)
+    columns = st.columns(4)
+    picks = []
+    for column, letter, default in zip(columns[:3], "abc", (0, 1, 2)):
+        index = int(
+            column.number_input(f"{letter}: test image", 0, len(codes) - 1, default, key=f"analogy-{letter}")
+        )
+        tag = names[int(labels[index])] if names else int(labels[index])
+        column.image(
+            png_bytes(make_grid(images[index : index + 1], 1), scale=3),
+            caption=f"#{index} ({tag})",
+            output_format="PNG",
+        )
+        picks.append(codes[index])
+    answer = analogy(*picks)
+    decoded = model.decode(answer[None].to(next(model.parameters()).device)).mean.cpu()
+    columns[3].markdown("**? = c + (b - a)**")
+    columns[3].image(png_bytes(make_grid(decoded, 1), scale=3), caption="decoded answer", output_format="PNG")
+    st.caption(
+        "a : b :: c : ? by arithmetic on codes (White 2016): whatever turns a into b, applied to c. It works "
+        "where the code space is laid out linearly, which a VAE does only in part."
+    )

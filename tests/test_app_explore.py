@@ -1,0 +1,138 @@
+"""The exploring features in the app: nearest neighbours of a clicked image, a box or lasso
+selection's gallery and downloads, density contours, t-SNE maps for wide models, the Traversals
+page, and views shared through the address."""
+
+import pytest
+import torch
+
+from explorer.neighbours import nearest
+from tests.apptest import LATENT, page, spec
+
+pytestmark = pytest.mark.integration
+TRAVERSALS = "pages/7_Traversals.py"
+
+
+def latent_page(model: str, **state):
+    at = page(LATENT)
+    at.session_state["model"] = model
+    for k, v in state.items():
+        at.session_state[k] = v
+    return at.run()
+
+
+def test_a_clicked_image_shows_its_nearest_neighbours_in_both_spaces(shipped, mnist_test):
+    from explorer.checkpoints import load_checkpoint
+    from explorer.latent import encode_means
+
+    at = latent_page("mnist-z5", picked=("mnist-z5", 12))
+    assert not at.exception and not at.error
+    x = mnist_test.images.float() / 255.0
+    codes = encode_means(load_checkpoint(shipped / "pretrained" / "mnist-z5"), x)
+    by_code, by_pixels = nearest(codes[12], codes, 8, exclude=12), nearest(x[12], x, 8, exclude=12)
+    captions = [c.value for c in at.caption]
+    code_row = next(c for c in captions if c.endswith("(distance in z)"))
+    pixel_row = next(c for c in captions if c.endswith("(distance in px)"))
+    assert [int(t.split()[0][1:]) for t in code_row.split(" · ")] == by_code.indices
+    assert [int(t.split()[0][1:]) for t in pixel_row.split(" · ")] == by_pixels.indices
+    assert f"({len(set(by_code.indices) & set(by_pixels.indices))} of 8 in both rows)" in " ".join(
+        m.value for m in at.markdown
+    )
+
+
+def test_a_selection_shows_its_gallery_figures_and_downloads(shipped, mnist_test):
+    from explorer.checkpoints import load_checkpoint
+    from explorer.latent import reconstruct
+
+    chosen = [3, 10, 11, 40, 41, 42]
+    at = latent_page("mnist-z2", selected=("mnist-z2", chosen))
+    assert not at.exception and not at.error
+    assert any(s.value == "Selection: 6 test images" for s in at.subheader)
+    x = mnist_test.images.float() / 255.0
+    elbo = reconstruct(load_checkpoint(shipped / "pretrained" / "mnist-z2"), x[:50]).elbo[chosen]
+    assert f"Mean ELBO **{elbo.double().mean().item():.2f}** nats" in " ".join(m.value for m in at.markdown)
+    buttons = {b.proto.label: b for b in at.get("download_button")}
+    assert {"Codes of the selection (CSV)", "Indices of the selection (text)", "Codes of the test set (CSV)",
+            "Codes of the test set (NPY)"} <= set(buttons)  # fmt: skip
+    scatter = next(
+        c for c in at.get("plotly_chart") if c.proto.id.endswith("scatter") or "scatter" in c.proto.id
+    )
+    assert len(scatter.proto.selection_mode) == 3  # points, box and lasso
+
+
+def test_density_contours_are_drawn_over_the_map(shipped):
+    at = latent_page("mnist-z2")
+    kinds = [
+        t["type"] for t in spec(next(c for c in at.get("plotly_chart") if "scatter" in c.proto.id))["data"]
+    ]
+    assert "contour" not in kinds
+    at.sidebar.checkbox(key="density").check().run()
+    assert not at.exception
+    kinds = [
+        t["type"] for t in spec(next(c for c in at.get("plotly_chart") if "scatter" in c.proto.id))["data"]
+    ]
+    assert "contour" in kinds
+
+
+@pytest.mark.slow  # a t-SNE of the 10,000 test codes: about a minute on 2 cores
+def test_a_wide_model_can_be_mapped_by_tsne(shipped):
+    at = latent_page("mnist-z5", map="tsne", picked=("mnist-z5", 3))
+    assert not at.exception and not at.error
+    assert "t-SNE of its codes" in at.info[0].value
+    figure = spec(next(c for c in at.get("plotly_chart") if "scatter" in c.proto.id))
+    assert figure["layout"]["xaxis"]["title"]["text"] == "t-SNE 1"
+
+
+def test_the_traversals_page_sweeps_each_active_unit():
+    """On the shipped mnist-z20 (13 of its 20 units active): one row per active unit, largest KL
+    first, the inactive ones listed; then the attribute and analogy tabs."""
+    from explorer.checkpoints import load_checkpoint
+    from explorer.data import load_dataset
+    from explorer.evaluate import ACTIVE_UNIT_THRESHOLD, latent_stats
+
+    model = load_checkpoint("mnist-z20")
+    variance, kl = latent_stats(model, load_dataset("mnist", "test").images.float() / 255.0)
+    active = [j for j in torch.argsort(kl, descending=True).tolist() if variance[j] > ACTIVE_UNIT_THRESHOLD]
+    inactive = [j for j in range(20) if variance[j] <= ACTIVE_UNIT_THRESHOLD]
+    assert len(active) >= 10 and inactive
+    at = page(TRAVERSALS)
+    at.session_state["model"] = "mnist-z20"
+    at.run()
+    assert not at.exception and not at.error
+    rows = [m.value for m in at.markdown if m.value.startswith("**z")]
+    assert [int(r.split("**")[1][1:]) - 1 for r in rows] == active
+    listed = next(c.value for c in at.caption if c.value.startswith("Inactive units"))
+    assert listed.endswith(", ".join(f"z{j + 1}" for j in inactive))
+    for tab in ("Attribute vectors", "Analogies"):
+        at.session_state["traversal-tab"] = tab
+        at.run()
+        assert not at.exception and not at.error and at.get("image")
+
+
+def test_traversals_name_the_shapes_factor_each_unit_follows():
+    at = page(TRAVERSALS)
+    at.session_state["model"] = "shapes-conv-bce-z8"
+    at.run()
+    assert not at.exception and not at.error
+    rows = [m.value for m in at.markdown if m.value.startswith("**z")]
+    assert len(rows) == 8 and all("follows **" in r or "no single factor" in r for r in rows)
+    followed = {r.split("follows **")[1].split("**")[0] for r in rows if "follows **" in r}
+    assert {"x", "y", "scale", "hue"} <= followed  # what the traversal pictures show
+    assert at.dataframe  # the table of |correlations|
+
+
+def test_a_shared_address_opens_the_same_view(shipped):
+    at = page(LATENT)
+    at.query_params["model"] = "mnist-z5"
+    at.query_params["point"] = "7"
+    at.query_params["density"] = "1"
+    at.run()
+    assert not at.exception and not at.error
+    assert at.sidebar.selectbox(key="model_picker").value == "mnist-z5"
+    assert any(s.value == "Test image #7" for s in at.subheader)
+    assert at.sidebar.checkbox(key="density").value
+    at.sidebar.selectbox(key="model_picker").select("mnist-z2").run()
+    assert dict(at.query_params)["model"] in ("mnist-z2", ["mnist-z2"])  # the address follows
+    stranger = page()
+    stranger.query_params["model"] = "gone"
+    stranger.run()
+    assert "There is no model 'gone' here" in stranger.warning[0].value
