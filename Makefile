@@ -48,6 +48,7 @@ bench: $(STAMP) browser-deps
 	$(PY) bench/train_speed.py --epochs 2
 	$(PY) bench/conv.py
 	$(PY) bench/projections.py
+	$(PY) bench/explore.py
 	$(PY) bench/interaction.py --app
 	$(PY) bench/scaling.py
 	$(PY) bench/distributed.py --nproc 2
