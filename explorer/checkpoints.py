@@ -66,9 +66,15 @@ def resolve(path_or_name: str | os.PathLike) -> Path:
     shipped = pretrained_root() / str(path_or_name)
     if not path.is_absolute() and "/" not in str(path_or_name) and shipped.is_dir():
         return shipped
+    from explorer.runfolder import runs_root
+
+    named_run = runs_root() / str(path_or_name)
+    if not path.is_absolute() and "/" not in str(path_or_name) and named_run.is_dir():
+        return named_run  # a run's name, as --name gave it: runs/NAME or $VAE_EXPLORER_RUNS/NAME
     names = ", ".join(pretrained_names()) or "none"
     raise CheckpointError(
-        f"no checkpoint at {path}: give a run folder (e.g. runs/NAME) or a shipped model ({names})"
+        f"no checkpoint at {path}: give a run folder, a run's name in {runs_root()}, or a shipped model "
+        f"({names})"
     )
 
 

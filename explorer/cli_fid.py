@@ -11,23 +11,31 @@ from explorer.cli_args import positive
 from explorer.errors import ExplorerError
 
 CARD_KEY = "sample_quality"  # where card.json keeps the FID figures
+MIN_SAMPLES = 200  # fewer images than this estimate a 64-d covariance too poorly for a figure to mean much
 
 
 def add_fid_arguments(e) -> None:
     """The FID flags of ``evaluate``."""
     e.add_argument(
-        "--fid", action="store_true",
+        "--fid",
+        action="store_true",
         help="also the Fréchet distance (FID) of the model's samples from N(0, I) to the test set, and "
         "of the test set to the training set (a floor for the figure)",
-    )  # fmt: skip
+    )
     e.add_argument(
-        "--fid-features", choices=("classifier", "inception"), default="classifier",
+        "--fid-features",
+        choices=("classifier", "inception"),
+        default="classifier",
         help="classifier (default): a small CNN trained on the dataset, shipped, offline; its FID is "
         "not comparable with published (Inception) figures. inception: the standard features (needs "
         "torch-fidelity and downloads its weights once)",
-    )  # fmt: skip
+    )
     e.add_argument(
-        "--fid-samples", type=positive(int), default=10_000, help="images on each side (default 10,000)"
+        "--fid-samples",
+        type=positive(int),
+        default=10_000,
+        help=f"samples from the model (default 10,000, at least {MIN_SAMPLES}); the real side is as many "
+        "test images as the test set has, up to that",
     )
     e.add_argument(
         "--save-card",
@@ -39,7 +47,15 @@ def add_fid_arguments(e) -> None:
 def add_classifier_parser(sub) -> None:
     c = sub.add_parser("classifier", help="train the small CNN whose features the offline FID uses")
     c.add_argument("dataset", help="a dataset with labels: mnist, fashion-mnist, shapes, or an added folder")
-    c.add_argument("--out", help="folder to write (default: pretrained/classifiers/DATASET)")
+    c.add_argument(
+        "--out", help="folder to write (default: pretrained/classifiers/DATASET, which evaluate --fid uses)"
+    )
+    c.add_argument(
+        "--replace",
+        action="store_true",
+        help="overwrite a classifier already there (the cards' FIDs were measured with it: measure them "
+        "again)",
+    )
     c.add_argument("--epochs", type=positive(int), default=5)
     c.add_argument("--seed", type=int, default=0)
 
@@ -48,11 +64,40 @@ def cmd_classifier(args) -> None:
     from explorer.fid import classifier_dir, train_classifier
 
     out = args.out or classifier_dir(args.dataset)
+    if (Path(out) / "classifier.safetensors").exists() and not args.replace:
+        raise ExplorerError(
+            f"{out} already holds a feature classifier, with which the shipped cards' FIDs were measured; "
+            "pass --replace to train a new one there (and measure the FIDs again), or --out another folder"
+        )
     card = train_classifier(args.dataset, out, epochs=args.epochs, seed=args.seed)
     print(
         f"{args.dataset} feature classifier in {out}: test accuracy {100 * card['test_accuracy']:.2f}% "
         f"on {card['test_images']:,} images, {card['parameters']:,} parameters, {card['train_seconds']:.0f} s"
     )
+
+
+def check_fid_arguments(args) -> None:
+    """Refuse FID flags that would be ignored or would make a meaningless figure, before any work.
+
+    Raises:
+        ExplorerError: what is wrong and what to pass instead.
+    """
+    defaults = {"fid_features": "classifier", "fid_samples": 10_000, "save_card": False}
+    given = [name for name, value in defaults.items() if getattr(args, name) != value]
+    if given and not args.fid:
+        raise ExplorerError(f"--{given[0].replace('_', '-')} sets up the FID: add --fid")
+    if args.fid and args.fid_samples < MIN_SAMPLES:
+        raise ExplorerError(
+            f"--fid-samples {args.fid_samples} is too few to estimate the features' covariance; use at "
+            f"least {MIN_SAMPLES} (the cards use 10,000)"
+        )
+    if args.save_card:
+        from explorer.checkpoints import resolve
+
+        if not (resolve(args.checkpoint) / "card.json").is_file():
+            raise ExplorerError(
+                f"{args.checkpoint} has no card.json: export the run first (vae-explorer export)"
+            )
 
 
 def fid_figures(model, dataset: str, binarized_source: bool, args) -> dict:
@@ -70,7 +115,7 @@ def fid_figures(model, dataset: str, binarized_source: bool, args) -> dict:
     figures = {
         "model": frechet_distance(
             test, samples, dataset, args.fid_features, f"{len(test):,} test images", f"{n:,} samples ({what})"
-        ).to_dict(),  # fmt: skip
+        ).to_dict(),
         "test_vs_train": frechet_distance(
             train,
             test,
@@ -78,7 +123,7 @@ def fid_figures(model, dataset: str, binarized_source: bool, args) -> dict:
             args.fid_features,
             f"{len(train):,} training images",
             f"{len(test):,} test images",
-        ).to_dict(),  # fmt: skip
+        ).to_dict(),
     }
     return figures
 
@@ -96,7 +141,7 @@ def print_fid(figures: dict) -> None:
         print("  (not comparable with Inception FID, the figure papers report)")
 
 
-def save_to_card(checkpoint: str, figures: dict) -> Path:
+def save_to_card(checkpoint: str, figures: dict, args=None) -> Path:
     """Write ``figures`` under ``sample_quality`` in the checkpoint's card.json, replacing the
     file whole (a temporary file, then a rename).
 
@@ -111,10 +156,13 @@ def save_to_card(checkpoint: str, figures: dict) -> Path:
             f"{card_path.parent} has no card.json: export the run first (vae-explorer export)"
         )
     card = json.loads(card_path.read_text())
-    card[CARD_KEY] = {
-        **figures,
-        "command": f"vae-explorer evaluate {card_path.parent.name} --k 0 --fid --save-card",
-    }
+    flags = ""
+    if args is not None and args.fid_samples != 10_000:
+        flags += f" --fid-samples {args.fid_samples}"
+    if args is not None and args.fid_features != "classifier":
+        flags += f" --fid-features {args.fid_features}"
+    command = f"vae-explorer evaluate {card_path.parent.name} --k 0 --fid{flags} --save-card"
+    card[CARD_KEY] = {**figures, "command": command}
     tmp = card_path.with_name(".card.json.tmp")
     tmp.write_text(json.dumps(card, indent=2) + "\n")
     os.replace(tmp, card_path)

@@ -24,6 +24,7 @@ from explorer.cli_export import add_export_parser, cmd_export
 from explorer.cli_fid import (
     add_classifier_parser,
     add_fid_arguments,
+    check_fid_arguments,
     cmd_classifier,
     fid_figures,
     print_fid,
@@ -158,6 +159,7 @@ def _run_binarizes(checkpoint: str, dataset: str, likelihood: str) -> bool:
 
 
 def cmd_evaluate(args) -> None:
+    check_fid_arguments(args)  # before the evaluation's minutes
     model, dataset, binarized, result = evaluate_checkpoint(
         args.checkpoint, args.k, args.limit, args.split, args.device, args.json
     )
@@ -167,12 +169,10 @@ def cmd_evaluate(args) -> None:
         "split": args.split,
         **result.to_dict(),
     }
-    if args.save_card and not args.fid:
-        raise ExplorerError("--save-card writes the FID figures: add --fid")
     if args.fid:
         figures["fid"] = fid_figures(model, dataset, binarized, args)
         if args.save_card:
-            save_to_card(args.checkpoint, figures["fid"])
+            save_to_card(args.checkpoint, figures["fid"], args)
     if args.json:
         print(json.dumps(figures, indent=2))
         return
@@ -280,6 +280,12 @@ def cmd_reconstruct(args) -> int:
             picture = make_grid(torch.cat([x, recon]), len(x))  # inputs above, reconstructions below
             written = save_png(picture, args.output, scale=2)
     entries += [{"file": name, **j.to_dict()} for name, j in zip(names, judged)]
+    score = "ELBO"
+    if not model.config.variational:  # an autoencoder's figure is its reconstruction term
+        score = "log p(x|z)"
+        for e in entries:
+            if "elbo" in e:
+                e["log_p_x_given_z"] = e.pop("elbo")
     order = {name: i for i, name in enumerate(args.images or names)}
     entries.sort(key=lambda e: order.get(e["file"], 0))
     if args.json:
@@ -291,7 +297,8 @@ def cmd_reconstruct(args) -> int:
                 continue
             verdict = "a STRANGER" if e["stranger"] else "typical enough"
             print(
-                f"{e['file']}: ELBO {e['elbo']:.2f} nats, higher than {e['percentile']:.1f}% of the test "
+                f"{e['file']}: {score} {e.get('elbo', e.get('log_p_x_given_z')):.2f} nats, higher than "
+                f"{e['percentile']:.1f}% of the test "
                 f"images; strangeness {e['score']:.1f}, stranger than {e['score_percentile']:.1f}% "
                 f"({verdict})"
             )

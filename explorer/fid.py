@@ -230,7 +230,8 @@ def _metric(features: str, dataset: str):
         metric = FrechetInceptionDistance(feature=2048, normalize=True)
     except ModuleNotFoundError:
         raise ExplorerError(
-            "Inception features need torch-fidelity (pip install torch-fidelity), which downloads the "
+            'Inception features need torch-fidelity (pip install -e ".[inception]" in the project, or pip '
+            "install torch-fidelity), which downloads the "
             "Inception-v3 weights once; offline, use --fid-features classifier"
         ) from None
     except Exception as exc:  # the weights' download: no internet, a proxy, a full disk

@@ -72,7 +72,7 @@ def training_curves(runs: dict[str, list[dict]], steps_per_epoch: dict[str, int]
                 col=2,
             )
     if any(TEST_FALLBACK in r and "test_elbo" not in r for rows in runs.values() for r in rows):
-        fig.layout.annotations[1].text = "Test -ELBO; autoencoders: -log p(x|z) (nats)"
+        fig.layout.annotations[1].text = "Test -ELBO, AE: -log p(x|z) (nats)"
     fig.update_xaxes(title_text="epoch", row=2)  # the top row's would run into the titles below
     fig.update_layout(
         height=560,

@@ -61,9 +61,9 @@ if tabs[first + 1].open:
             show_prior_map(key, dataset, projection)
         else:
             st.info(
-                f"{choice} is a baseline, a {describe(model, config)}: it has no prior and no "
-                "posterior, so there is no aggregate posterior to set against N(0, I), and no KL per "
-                "dimension. To see where its codes lie against N(0, I), show a VAE beside it "
-                "(sidebar: *Beside it*).",
+                f"{choice} is a baseline, {'an' if model.config.model == 'ae' else 'a'} "
+                f"{describe(model, config)}: it has no prior and no posterior, so there is no "
+                "aggregate posterior to set against N(0, I), and no KL per dimension. To see where "
+                "its codes lie against N(0, I), show a VAE beside it (sidebar: *Beside it*).",
                 icon=":material/info:",
             )

@@ -13,6 +13,7 @@ from explorer.ui.models import (
     latent_map,
     manifold_png,
     manifold_png_at,
+    map_reach,
     model_key,
     model_or_stop,
 )
@@ -99,7 +100,8 @@ with right:
             dataset,
             key=f"live-{choice}",
             caption=f"Drag a slider: the point is decoded in your browser as you move it. Right: where "
-            f"it lies among {MAP_POINTS:,} encoded test images, coloured by label ({axes}, -4 to 4).",
+            f"it lies among {MAP_POINTS:,} encoded test images, coloured by label ({axes}, "
+            f"-{map_reach(latent_map(*key, dataset)[0]):g} to {map_reach(latent_map(*key, dataset)[0]):g}).",
             grid=corners,
         )
     else:
@@ -107,6 +109,7 @@ with right:
             model,
             sorted(range(dims), key=lambda j: -kl[j]),
             key=f"server-{choice}",
+            reach=map_reach(latent_map(*key, dataset)[0]),
             caption="the decoder's mean at this z (a convolutional decoder runs on the server: each "
             "slider move decodes once)",
         )

@@ -21,13 +21,17 @@ from explorer.ui.models import (
     test_images,
     test_reconstructions,
 )
-from explorer.ui.scatter import base_scatter, draw_posterior
+from explorer.ui.scatter import base_scatter, draw_posterior, star_caption
 from explorer.ui.widgets import distinct_uploads
 
 st.set_page_config(page_title="Reconstruct - VAE Explorer", layout="wide")
 choice, model, config = model_or_stop()
 dataset, names = dataset_of(config), label_names(config)
-mode = st.sidebar.radio("Which test images", PICK_MODES)
+mode = st.sidebar.radio(
+    "Which test images",
+    PICK_MODES,
+    format_func=lambda m: m.replace("ELBO", score_name(model.config.variational)),
+)
 count = st.sidebar.slider("How many", 4, 16, 8)
 st.title("Reconstruct")
 st.caption(
@@ -98,6 +102,6 @@ if placed:
         draw_posterior(fig, projection, mu, sigma, name, PALETTE[(i + 3) % len(PALETTE)] if i else "black")
     st.plotly_chart(fig, key="uploads-map")
     st.caption(
-        "Each star is the mean of q(z|x) of one of your images; the solid and dashed ellipses hold "
-        f"its 1- and 2-sigma regions, among {MAP_POINTS:,} encoded test images."
+        f"{star_caption(model, projection, 'of one of your images')}, among {MAP_POINTS:,} encoded "
+        "test images."
     )

@@ -9,7 +9,7 @@ from explorer.preprocess import preprocess_image
 from explorer.reading import canvas_image
 from explorer.ui.image_report import image_report
 from explorer.ui.models import MAP_POINTS, dataset_of, label_names, model_key, model_or_stop
-from explorer.ui.scatter import base_scatter, draw_posterior
+from explorer.ui.scatter import base_scatter, draw_posterior, star_caption
 
 st.set_page_config(page_title="Draw - VAE Explorer", layout="wide")
 choice, model, config = model_or_stop()
@@ -31,7 +31,8 @@ if described.convention.kind == "photo":
 st.caption(
     f"Draw {described.a_item} with the mouse (or a finger). Each stroke is prepared the way "
     f"{dataset}'s images were ({described.convention.summary}), reconstructed, and placed on the "
-    "map with its posterior ellipses. Undo, redo and clear: the toolbar over the canvas."
+    f"map{' with its posterior ellipses' if model.config.variational else ''}. Undo, redo and clear: the "
+    "toolbar over the canvas."
 )
 
 left, right = st.columns([2, 3], gap="large")
@@ -79,7 +80,6 @@ with right:
     draw_posterior(fig, projection, mu, sigma, "your drawing", "black")
     st.plotly_chart(fig, key="draw-map")
     st.caption(
-        "The star is the mean of q(z|x); the solid and dashed ellipses hold its 1- and 2-sigma "
-        f"regions among {MAP_POINTS:,} encoded test images. Open Interpolate to morph your drawing into "
-        "another image."
+        f"{star_caption(model, projection, 'of your drawing')}, among {MAP_POINTS:,} encoded test images. "
+        "Open Interpolate to morph your drawing into another image."
     )

@@ -26,8 +26,9 @@ methods = st.sidebar.multiselect(
 )
 st.title("Interpolate")
 st.caption(
-    "Pick two images; their posterior means are joined by a path in latent space and each step "
-    "is decoded. The ends of each strip are the decoded means, not the inputs."
+    f"Pick two images; their {'posterior means' if model.config.variational else 'codes'} are joined "
+    "by a path in latent space and each step is decoded. The ends of each strip are the decoded means, "
+    "not the inputs."
 )
 
 cols = st.columns(2)

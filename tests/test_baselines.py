@@ -110,3 +110,26 @@ def test_a_baseline_trains_checkpoints_resumes_and_evaluates(tmp_path, kind):
     assert result.elbo is None and result.nll is None and result.bits_per_dim is None and result.kl is None
     assert result.recon == pytest.approx(epochs[1]["test_recon"], abs=1e-3)
     assert result.recon == pytest.approx(reconstruction_per_image(model, x).double().mean().item())
+
+
+@pytest.mark.integration
+def test_the_cli_names_an_autoencoders_figure_and_finds_runs_by_name(tmp_path, monkeypatch, capsys):
+    from PIL import Image
+
+    from explorer.cli import main
+    from explorer.evaluate import eval_images
+
+    monkeypatch.setenv("VAE_EXPLORER_RUNS", str(tmp_path / "runs"))
+    digit = (eval_images("mnist", binarized=False, limit=1)[0][0, 0] * 255).byte().numpy()
+    Image.fromarray(digit).save(tmp_path / "seven.png")
+    assert main(["reconstruct", "mnist-ae-z2", str(tmp_path / "seven.png")]) == 0
+    out = capsys.readouterr().out
+    assert "seven.png: log p(x|z) " in out and "ELBO" not in out
+    assert main(["reconstruct", "mnist-ae-z2", str(tmp_path / "seven.png"), "--json"]) == 0
+    entry = __import__("json").loads(capsys.readouterr().out)[0]
+    assert "log_p_x_given_z" in entry and "elbo" not in entry
+    flags = ["--model", "ae", "--hidden", "16", "--limit", "500", "--test-limit", "200", "--epochs", "1"]
+    assert main(["train", "--name", "tiny-ae", "--device", "cpu", "--no-progress", *flags]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", "tiny-ae", "--k", "0", "--limit", "200"]) == 0  # found in $VAE_EXPLORER_RUNS
+    assert "log p(x|z)" in capsys.readouterr().out

@@ -62,3 +62,19 @@ def test_a_shipped_classifier_scores_what_its_card_says(folder):
     assert len(labels) == card["test_images"]
     assert accuracy(classifier, x, labels.long()) == pytest.approx(card["test_accuracy"], abs=1e-4)
     assert (folder / "classifier.safetensors").stat().st_size < 500_000  # a few hundred KB
+
+
+def test_fid_flags_are_checked_before_any_work(tmp_path, monkeypatch, capsys):
+    from explorer.cli import main
+
+    assert main(["evaluate", "mnist-z2", "--k", "0", "--fid-samples", "500"]) != 0
+    assert "--fid-samples sets up the FID: add --fid" in capsys.readouterr().err
+    assert main(["evaluate", "mnist-z2", "--k", "0", "--fid", "--fid-samples", "20"]) != 0
+    assert "too few to estimate the features' covariance" in capsys.readouterr().err
+    run = tmp_path / "no-card"
+    run.mkdir()
+    (run / "model.safetensors").write_bytes(b"")
+    assert main(["evaluate", str(run), "--k", "0", "--fid", "--save-card"]) != 0
+    assert "has no card.json: export the run first" in capsys.readouterr().err
+    assert main(["classifier", "mnist"]) != 0  # the shipped one is not overwritten by accident
+    assert "pass --replace" in capsys.readouterr().err

@@ -94,9 +94,10 @@ def scatters_side_by_side(models: list[tuple[str, VAE, dict]], dataset: str, cou
     that the circles show each map's scale), then samples of the same z ~ N(0, I) through each
     decoder."""
     maps = [latent_map(*model_key(choice), dataset) for choice, _, _ in models]
+    vae_note = " (a VAE's: the mean of q(z|x))" if any(m.config.variational for _, m, _ in models) else ""
     points = [projection(means[:count]) for means, projection, _ in maps]
     st.caption(
-        "Each dot is a test image at its code (a VAE: the mean of q(z|x)). Dotted circles: the prior "
+        f"Each dot is a test image at its code{vae_note}. Dotted circles: the prior "
         "N(0, I) at 1, 2 and 3 sigma, where samples are drawn from; mind each map's scale. Codes "
         "outside the circles are never sampled; gaps inside them decode to blends."
     )
@@ -117,6 +118,8 @@ def samples_side_by_side(models: list[tuple[str, VAE, dict]], seed: int = 0) -> 
     """The same SAMPLE_GRID^2 draws z ~ N(0, I) decoded by each model (latent sizes may differ:
     each model gets the draws' first z dimensions, from one generator)."""
     st.markdown("**Samples: the same draws z ~ N(0, I) through each decoder**")
+    if len({model.config.latent_dim for _, model, _ in models}) > 1:
+        st.caption("The latent sizes differ: the narrower model decodes the first dimensions of each draw.")
     widest = max(model.config.latent_dim for _, model, _ in models)
     z = torch.randn(SAMPLE_GRID**2, widest, generator=torch.Generator().manual_seed(seed))
     for column, (choice, model, _) in zip(st.columns(2, gap="medium"), models):
@@ -143,7 +146,11 @@ def grid_values(models, dataset: str, axes: list[tuple[int, int]], n: int, quant
 def grids_side_by_side(models, dataset: str, axes: list[tuple[int, int]], n: int, quantiles) -> None:
     """Each model's decoded grid over the same latent range, side by side."""
     xs, ys = grid_values(models, dataset, axes, n, quantiles)
-    where = "the prior's quantiles" if quantiles is not None else "the span of both models' codes"
+    where = (
+        "the prior's quantiles"
+        if quantiles is not None
+        else "the 1st to 99th percentile of both models' codes"
+    )
     st.caption(
         f"Both grids cover z from {xs[0]:.2f} to {xs[-1]:.2f} across and {ys[0]:.2f} to {ys[-1]:.2f} "
         f"up ({where})."

@@ -116,7 +116,8 @@ def image_report(model: VAE, x: torch.Tensor, key: tuple[str, int], dataset: str
     draws = f" | {SAMPLES} draws z ~ q(z|x)" if model.config.variational else " (an autoencoder: no draws)"
     st.image(
         samples_picture(model, x, mu, sigma),
-        caption=f"{name}: input | reconstruction (posterior mean){draws}",
+        caption=f"{name}: input | reconstruction ({'posterior mean' if model.config.variational else 'code'})"
+        + draws,
         output_format="PNG",
     )
     if not math.isfinite(judged.elbo):

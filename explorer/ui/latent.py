@@ -108,7 +108,8 @@ def test_set_scatter(
     with right:
         if not picked:
             st.info(
-                "Click a point in the scatter to see that test image, its reconstruction and its posterior."
+                "Click a point in the scatter to see that test image, its reconstruction, its "
+                f"{'posterior' if variational else 'code'} and its nearest neighbours."
             )
             return
         _clicked(model, key, dataset, index, (mu, sigma), names)

@@ -88,6 +88,7 @@ def _payload(path: str, mtime_ns: int, dataset: str, key: str) -> tuple[dict, by
         mean=projection.mean.tolist(),
         components=projection.components.flatten().tolist(),  # (z, 2) row-major
         lim=picture.lim,
+        reach=picture.lim,
         map_size=picture.size,
         map_png="data:image/png;base64," + base64.b64encode(png_bytes(np.asarray(picture.base))).decode(),
         inactive=[not a for a in latent_activity(path, mtime_ns, dataset)[2]],
@@ -106,17 +107,20 @@ def live_decoder(
     _component(data=pack({**header, "caption": caption, "grid": grid}, arrays), key=key)
 
 
-def server_decoder(model: VAE, dims_order: list[int], key: str, caption: str) -> torch.Tensor:
+def server_decoder(
+    model: VAE, dims_order: list[int], key: str, caption: str, reach: float = 4.0
+) -> torch.Tensor:
     """Latent sliders whose point is decoded on the server, for a decoder the browser cannot run
     (a convolutional one): one slider per dimension in ``dims_order`` (the most active first),
-    the decoded image beside them. Returns the point z (z_dim,). Each move reruns the page."""
+    the decoded image beside them, each from -``reach`` to ``reach``. Returns the point z (z_dim,).
+    Each move reruns the page."""
     from explorer.latent import decode_mean
 
     z = torch.zeros(model.config.latent_dim)
     sliders, picture = st.columns([3, 2], gap="medium")
     with sliders:
         for j in dims_order:
-            z[j] = st.slider(f"z{j + 1}", -4.0, 4.0, 0.0, 0.05, key=f"{key}-z{j}")
+            z[j] = st.slider(f"z{j + 1}", -reach, reach, 0.0, reach / 80, key=f"{key}-z{j}")
     image = decode_mean(model, z[None])
     scale = max(1, 224 // max(model.config.image_shape[1:]))
     picture.image(png_bytes(to_uint8(image[0]), scale=scale), caption=caption)

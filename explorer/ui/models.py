@@ -187,7 +187,17 @@ def chosen_map(path: str, mtime_ns: int, dataset: str):
 def scatter_picture(path: str, mtime_ns: int, dataset: str) -> ScatterPicture:
     """The Manifold page's small map: MAP_POINTS encoded test images, drawn once per model."""
     means, projection, labels = latent_map(path, mtime_ns, dataset)
-    return ScatterPicture(projection(means[:MAP_POINTS]), labels[:MAP_POINTS], list(PALETTE))
+    return ScatterPicture(
+        projection(means[:MAP_POINTS]), labels[:MAP_POINTS], list(PALETTE), lim=map_reach(means)
+    )
+
+
+def map_reach(means: torch.Tensor) -> float:
+    """How far the small maps and the latent sliders reach: +/-4 (the prior's 4 sigma) unless the
+    codes (N, z) spread further (an autoencoder's), then their largest |z| at the 99.5th
+    percentile, rounded up."""
+    spread = float(means.abs().quantile(0.995)) if len(means) else 0.0
+    return 4.0 if spread <= 4.0 else float(math.ceil(spread))
 
 
 @st.cache_data(show_spinner="Measuring each latent dimension...", max_entries=8)
@@ -309,7 +319,15 @@ def model_card(choice: str, config: dict) -> dict:
     model = config.get("model") or {}
     if model.get("model", "vae") != "vae":  # an autoencoder: no ELBO, no NLL, no bits/dim
         recon = out.get("recon", out["elbo"])  # a run's best_test_elbo holds its recon term
-        return {**out, "elbo": None, "nll": None, "recon": recon}
+        note = (
+            out["note"]
+            if "recon" in out
+            else (
+                f"Best test log p(x|z) (the reconstruction term) during training, after "
+                f"{config.get('epoch', '?')} epochs; an autoencoder has no ELBO or NLL."
+            )
+        )
+        return {**out, "elbo": None, "nll": None, "recon": recon, "note": note}
     likelihood = model.get("likelihood", "bernoulli")
     if likelihood != "bernoulli" and out["elbo"] is not None:  # colour and grey-level data: bits/dim
         dims = math.prod(model.get("image_shape") or (1, 28, 28))

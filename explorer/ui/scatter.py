@@ -37,6 +37,18 @@ def base_scatter(path: str, mtime_ns: int, dataset: str, names, count: int = MAP
     return fig, projection
 
 
+def star_caption(model, projection, whose: str) -> str:
+    """What a star on the map is, for ``whose`` ("of one of your images"): the mean of q(z|x) and
+    its ellipses for a VAE on a linear map; the code alone for an autoencoder, or on a t-SNE or
+    UMAP map (which carries no ellipses)."""
+    if not model.config.variational:
+        return f"Each star is the code z = f(x) {whose} (an autoencoder: a point, no spread)"
+    star = f"Each star is the mean of q(z|x) {whose}"
+    if not isinstance(projection, Projection):
+        return f"{star}, placed into the {NAMES[projection.kind]} map (no ellipses)"
+    return f"{star}; the solid and dashed ellipses hold its 1- and 2-sigma regions"
+
+
 def draw_posterior(
     fig, projection: Projection, mu: torch.Tensor, sigma: torch.Tensor, name: str, colour: str
 ) -> None:

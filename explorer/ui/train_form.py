@@ -150,7 +150,14 @@ def _configs(values: dict) -> tuple[ModelConfig, TrainConfig]:
     described = spec(train["dataset"])
     model["likelihood"] = model.get("likelihood") or described.likelihood
     configs = ModelConfig(**model, image_shape=described.image_shape), TrainConfig(**train)
-    check_combination(*configs)  # e.g. a beta for an autoencoder: said now, not when the run fails
+    try:  # e.g. a beta for an autoencoder: said now, not when the run fails, in the form's words
+        check_combination(*configs)
+    except ValueError as exc:
+        message = str(exc).replace("train --model vae", 'choose Model "VAE"')
+        for s in (*MODEL_SETTINGS, *TRAIN_SETTINGS):
+            if s.form:
+                message = message.replace(f"{s.flag} ", f'"{s.form}" ').replace(f"{s.flag},", f'"{s.form}",')
+        raise ValueError(message) from None
     return configs
 
 

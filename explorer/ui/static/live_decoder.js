@@ -36,7 +36,8 @@ function build(root, data, layers) {
     const value = document.createElement("span");
     row.append(name, value);
     const input = document.createElement("input");
-    Object.assign(input, { type: "range", min: -4, max: 4, step: 0.05, value: s.z[j] });
+    const reach = data.reach || 4;  // a VAE's sliders span the prior's +/-4; an autoencoder's, its codes
+    Object.assign(input, { type: "range", min: -reach, max: reach, step: reach / 80, value: s.z[j] });
     input.setAttribute("aria-label", "z" + (j + 1));
     input.addEventListener("input", () => { s.z[j] = parseFloat(input.value); draw(s); });
     label.append(row, input);
