@@ -269,6 +269,19 @@ def _fid(card: dict) -> tuple[float, str, str] | None:
     return measured["value"], f"FID ({measured.get('features', '?')} features)", note
 
 
+def _autoencoder_card(out: dict, config: dict) -> dict:
+    """An autoencoder's headline figures: its reconstruction term (a run's best_test_elbo holds
+    it), and no ELBO or NLL."""
+    recon = out.get("recon", out["elbo"])
+    note = out["note"]
+    if "recon" not in out:  # a run's record, not a card
+        note = (
+            f"Best test log p(x|z) (the reconstruction term) during training, after "
+            f"{config.get('epoch', '?')} epochs; an autoencoder has no ELBO or NLL."
+        )
+    return {**out, "elbo": None, "nll": None, "recon": recon, "note": note}
+
+
 def model_card(choice: str, config: dict) -> dict:
     """Headline figures for the Home page: from card.json (shipped models, measured by
     ``vae-explorer evaluate``) or from the run's own record (test ELBO during training)."""
@@ -318,16 +331,7 @@ def model_card(choice: str, config: dict) -> dict:
         }
     model = config.get("model") or {}
     if model.get("model", "vae") != "vae":  # an autoencoder: no ELBO, no NLL, no bits/dim
-        recon = out.get("recon", out["elbo"])  # a run's best_test_elbo holds its recon term
-        note = (
-            out["note"]
-            if "recon" in out
-            else (
-                f"Best test log p(x|z) (the reconstruction term) during training, after "
-                f"{config.get('epoch', '?')} epochs; an autoencoder has no ELBO or NLL."
-            )
-        )
-        return {**out, "elbo": None, "nll": None, "recon": recon, "note": note}
+        return _autoencoder_card(out, config)
     likelihood = model.get("likelihood", "bernoulli")
     if likelihood != "bernoulli" and out["elbo"] is not None:  # colour and grey-level data: bits/dim
         dims = math.prod(model.get("image_shape") or (1, 28, 28))
