@@ -46,6 +46,7 @@ test-all: $(STAMP) browser-deps
 bench: $(STAMP) browser-deps
 	$(PY) -m explorer.cli data fetch mnist
 	$(PY) bench/train_speed.py --epochs 2
+	$(PY) bench/limits.py
 	$(PY) bench/conv.py
 	$(PY) bench/projections.py
 	$(PY) bench/explore.py

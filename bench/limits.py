@@ -1,0 +1,180 @@
+"""Speed against the machine's own limit: each workload beside its ceiling, measured in the same run.
+
+The ceiling of a workload is the time this machine takes for the float32 matrix products it cannot
+avoid (the model's shapes, forward and backward), run back to back with torch.mm on random data;
+the fraction is ceiling / measured time (1.0: nothing but those products). Memory bandwidth (a
+256 MB copy) is printed beside it, since the element-wise work is bound by it.
+
+Workloads (three runs each: median and range):
+  - one training epoch of the default model (784-512-512-2, batch 100) through `start_run`;
+  - L_5000 on mnist-z2 (images per second, K = 5000), the blocked path and the plain one;
+  - the whole `vae-explorer train --epochs 1` process against the epoch it contains.
+
+    python bench/limits.py [--runs 3] [--eval-images 16]
+
+Needs only torch, numpy, safetensors and tqdm (and MNIST in $VAE_EXPLORER_DATA).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from explorer.checkpoints import load_checkpoint  # noqa: E402
+from explorer.config import ModelConfig, TrainConfig  # noqa: E402
+from explorer.evaluate import eval_images, importance_per_image  # noqa: E402
+from explorer.runfolder import RunFolder  # noqa: E402
+from explorer.train import start_run  # noqa: E402
+
+
+def mm_seconds(shapes: list[tuple[int, int, int]], repeats: int = 20) -> float:
+    """Best time of one pass of torch.mm over (m, k) x (k, n) products, back to back."""
+    pairs = [(torch.randn(m, k), torch.randn(k, n)) for m, k, n in shapes]
+    outs = [torch.empty(m, n) for m, _, n in shapes]
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for (a, b), out in zip(pairs, outs):
+            torch.mm(a, b, out=out)
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def bandwidth_gbs() -> float:
+    """Copy bandwidth, GB/s (bytes read + written), best of 5 copies of 256 MB."""
+    src, dst = torch.randn(64 * 2**20), torch.empty(64 * 2**20)
+    best = min(_timed(dst.copy_, src) for _ in range(5))
+    return 2 * src.numel() * 4 / best / 1e9
+
+
+def _timed(fn, *args) -> float:
+    start = time.perf_counter()
+    fn(*args)
+    return time.perf_counter() - start
+
+
+def linear_sizes(config: ModelConfig) -> list[tuple[int, int]]:
+    """(in, out) of every linear layer of the MLP VAE, encoder then decoder."""
+    d, z, hidden = config.pixels, config.latent_dim, list(config.hidden)
+    enc = list(zip([d, *hidden], [*hidden, 2 * z]))
+    dec = list(zip([z, *reversed(hidden)], [*reversed(hidden), d]))
+    return enc + dec
+
+
+def step_shapes(config: ModelConfig, batch: int) -> list[tuple[int, int, int]]:
+    """The matrix products of one training step: per layer, the forward product and the two of
+    the backward pass (the input's gradient, except for the first layer, and the weight's)."""
+    shapes = []
+    for i, (n_in, n_out) in enumerate(linear_sizes(config)):
+        shapes.append((batch, n_in, n_out))  # forward
+        shapes.append((n_in, batch, n_out))  # weight gradient
+        if i != 0:
+            shapes.append((batch, n_out, n_in))  # input gradient
+    return shapes
+
+
+def row(name: str, measured: list[float], ceiling: float, unit: str = "s") -> str:
+    med = statistics.median(measured)
+    return (
+        f"| {name} | {med:.3f} {unit} | {min(measured):.3f}-{max(measured):.3f} | {ceiling:.3f} {unit} | "
+        f"{ceiling / med:.0%} |"
+    )
+
+
+def training(runs: int) -> tuple[list[float], float]:
+    config, cfg = ModelConfig(), TrainConfig(epochs=1, device="cpu", seed=0)
+    seconds = []
+    for _ in range(runs):
+        with tempfile.TemporaryDirectory() as tmp:
+            out = start_run(Path(tmp) / "run", config, cfg, progress=False)
+            epoch = [r for r in RunFolder(out).read_metrics() if r["type"] == "epoch"][0]
+            seconds.append(epoch["epoch_seconds"])
+    steps = 60_000 // cfg.batch_size
+    return seconds, steps * mm_seconds(step_shapes(config, cfg.batch_size))
+
+
+def evaluation(runs: int, images: int) -> tuple[list[float], list[float], float]:
+    """Seconds per image of L_5000 on mnist-z2, blocked and plain, and the ceiling per image."""
+    from explorer import importance
+
+    model = load_checkpoint("mnist-z2").eval()
+    x, _ = eval_images("mnist", limit=images)
+    blocked, plain = [], []
+    for _ in range(runs):
+        torch.manual_seed(0)
+        blocked.append(_timed(importance_per_image, model, x, 5000) / images)
+        torch.manual_seed(0)
+        plain.append(_timed(lambda: importance_per_image(model, x, 5000, blocked=False)) / images)
+    rows = importance.BLOCK_ROWS
+    decoder = linear_sizes(model.config)[len(model.config.hidden) + 1 :]
+    per_block = mm_seconds([(rows, n_in, n_out) for n_in, n_out in decoder])
+    return blocked, plain, per_block * 5000 / rows
+
+
+def whole_process(runs: int) -> tuple[list[float], list[float]]:
+    """(whole `vae-explorer train --epochs 1` wall seconds, its epoch's seconds) per run."""
+    total, epoch = [], []
+    for _ in range(runs):
+        with tempfile.TemporaryDirectory() as tmp:
+            command = [
+                sys.executable,
+                "-m",
+                "explorer.cli",
+                "train",
+                "--epochs",
+                "1",
+                "--device",
+                "cpu",
+                "--out",
+                f"{tmp}/run",
+                "--no-progress",
+            ]
+            start = time.perf_counter()
+            subprocess.run(command, check=True, capture_output=True, cwd=ROOT)
+            total.append(time.perf_counter() - start)
+            rows = [json.loads(line) for line in Path(f"{tmp}/run/metrics.jsonl").read_text().splitlines()]
+            epoch.append(next(r["epoch_seconds"] for r in rows if r["type"] == "epoch"))
+    return total, epoch
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--eval-images", type=int, default=16)
+    args = p.parse_args()
+    torch.set_grad_enabled(True)
+    cpu = platform.processor() or platform.machine()
+    host = f"{cpu}, {os.cpu_count()} cores, {torch.get_num_threads()} threads"
+    print(f"{host}, torch {torch.__version__}; copy bandwidth {bandwidth_gbs():.1f} GB/s\n")
+    print("| workload | measured (median) | range | ceiling (matrix products only) | fraction |")
+    print("|---|---|---|---|---|")
+    epochs, ceiling = training(args.runs)
+    print(row("training epoch, 784-512-512-2, batch 100", epochs, ceiling))
+    blocked, plain, per_image = evaluation(args.runs, args.eval_images)
+    print(row("L_5000 per image, mnist-z2, blocked", blocked, per_image))
+    print(row("L_5000 per image, mnist-z2, plain", plain, per_image))
+    total, epoch = whole_process(args.runs)
+    outside = [t - e for t, e in zip(total, epoch)]
+    print(
+        f"\nWhole `vae-explorer train --epochs 1`: {statistics.median(total):.2f} s "
+        f"({min(total):.2f}-{max(total):.2f}); its epoch {statistics.median(epoch):.2f} s; outside the "
+        f"epoch {statistics.median(outside):.2f} s ({min(outside):.2f}-{max(outside):.2f}). "
+        f"L_5000 blocked: {1 / statistics.median(blocked):.1f} images/s, plain "
+        f"{1 / statistics.median(plain):.1f}."
+    )
+
+
+if __name__ == "__main__":
+    main()
