@@ -17,7 +17,15 @@ def test_home_shows_card_explains_and_links(shipped):
     assert metrics["Test ELBO (nats)"] == "-150.25" and metrics["Test NLL (nats)"] == "n/a"
     assert len(at.get("latex")) == 2  # the ELBO and the reparameterisation
     links = [p.proto.page for p in at.main.get("page_link")]
-    assert links == ["Train", "Latent_space", "Manifold", "Reconstruct", "Draw", "Interpolate"], links
+    assert links == [
+        "Train",
+        "Latent_space",
+        "Manifold",
+        "Reconstruct",
+        "Draw",
+        "Interpolate",
+        "Traversals",
+    ], links
     assert at.get("image")[0].proto.imgs[0].url.endswith(".png")
 
 

@@ -64,7 +64,9 @@ def test_fallback_order_and_caching(data_dir, tmp_path, monkeypatch):
 
     folder = data.fetch("mnist", [("first", failing), ("second", counted)])
     assert calls == ["failing", "good"]
-    assert sorted(p.name for p in folder.iterdir()) == sorted([*sources.MNIST_FILES, "source.json"])
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        [*sources.MNIST_FILES, "source.json", ".verified.json"]
+    )
     # Second time: the cache answers, no source is called.
     data.fetch("mnist", [("first", failing), ("second", counted)])
     assert calls == ["failing", "good"]
