@@ -3,6 +3,8 @@ TensorBoard export of a model's codes and curves (``explorer.tensorboard_export`
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from explorer.cli_args import device, positive
 from explorer.devices import DEVICES
 from explorer.errors import ExplorerError
@@ -29,8 +31,14 @@ def add_export_parser(sub) -> None:
 
 def cmd_export(args) -> None:
     from explorer.cards import export
+    from explorer.checkpoints import resolve
     from explorer.cli_tools import evaluate_checkpoint
 
+    resolve(args.run)  # a run that is not there is said first
+    if args.dest and Path(args.dest).resolve() == resolve(args.run).resolve():
+        raise ExplorerError(
+            "the destination is the run's own folder: export to another folder, e.g. pretrained/NAME"
+        )
     if args.tensorboard:
         from explorer.tensorboard_export import export_tensorboard
 

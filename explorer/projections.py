@@ -39,6 +39,23 @@ class NonlinearProjection:
         z = z.float()
         if len(z) <= len(self.means) and torch.equal(z, self.means[: len(z)]):
             return self.points[: len(z)]
+        out = torch.empty(len(z), 2)
+        fitted = [self._fitted_row(row) for row in z] if len(z) <= 64 else [None] * len(z)
+        new = [i for i, f in enumerate(fitted) if f is None]
+        for i, f in enumerate(fitted):
+            if f is not None:
+                out[i] = self.points[f]  # a test image's own code: its place in the fitted map
+        if new:
+            out[new] = self._place(z[new])
+        return out
+
+    def _fitted_row(self, row: torch.Tensor) -> int | None:
+        """The index of a fitted code equal to ``row`` (z,), or None."""
+        same = torch.nonzero((self.means == row).all(1)).flatten()
+        return int(same[0]) if len(same) else None
+
+    def _place(self, z: torch.Tensor) -> torch.Tensor:
+        """New codes (M, z) placed into the fitted map without moving it."""
         data = z.double().numpy()
         if self.kind == "tsne":
             placed = self.model.prepare_partial(data, initialization="median", k=NEIGHBOURS)

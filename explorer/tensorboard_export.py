@@ -32,7 +32,8 @@ def export_tensorboard(
     (``train/<key>`` per logging step, ``epoch/<key>`` per epoch, by step), into ``out``.
 
     Raises:
-        ExplorerError: TensorBoard is not installed, or ``checkpoint`` cannot be loaded.
+        ExplorerError: TensorBoard is not installed, ``out`` is a file, holds files already or
+            cannot be made, or ``checkpoint`` cannot be loaded.
     """
     try:
         from torch.utils.tensorboard import SummaryWriter
@@ -46,6 +47,16 @@ def export_tensorboard(
     from explorer.latent import encode_means
     from explorer.runfolder import RunFolder
 
+    target = Path(out)
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+        raise ExplorerError(
+            f"{target} {'is a file' if not target.is_dir() else 'already holds files'}: export into a new "
+            "or empty folder (TensorBoard's projector shows one export per folder)"
+        )
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ExplorerError(f"cannot create {target}: {exc.strerror or exc}") from None
     folder = resolve(checkpoint)
     model = load_checkpoint(folder).eval()
     dataset = dataset_of(read_config(folder))

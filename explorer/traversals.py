@@ -11,7 +11,9 @@ import torch
 from explorer.latent import decode_mean
 from explorer.model import VAE
 
-CIRCULAR = {"rotation": 360.0, "hue": 1.0}  # factors that wrap around, and their period
+# Factors that wrap around, with the periods to try: a shape's rotation repeats every 360 degrees
+# for a heart, 180 for an ellipse and 90 for a square.
+CIRCULAR = {"rotation": (360.0, 180.0, 90.0), "hue": (1.0,)}
 CATEGORICAL = {"shape"}  # factors that are class indices, not quantities
 WEAK = 0.3  # below this |r| (or eta), a dimension is said to follow no single factor
 
@@ -36,7 +38,8 @@ def traversal(model: VAE, base: torch.Tensor, dims: list[int], values: list[floa
 def factor_correlations(means: torch.Tensor, factors: torch.Tensor, names: tuple[str, ...]) -> torch.Tensor:
     """|Pearson correlation| (z, F) between each latent dimension's posterior means (N, z) and
     each true factor (N, F), in [0, 1]. A circular factor (rotation in degrees, hue) counts by the
-    larger of its cosine's and sine's correlations, so that its wrap-around does not hide a match;
+    largest of its cosine's and sine's correlations over its periods (a square's rotation repeats
+    every 90 degrees), so that its wrap-around does not hide a match;
     a categorical one (the shape's kind) by the correlation ratio eta, the share of the
     dimension's spread that the classes explain (square-rooted), since its index has no order."""
     z = means.double()
@@ -51,8 +54,8 @@ def factor_correlations(means: torch.Tensor, factors: torch.Tensor, names: tuple
             continue
         views = [column]
         if name in CIRCULAR:
-            angle = 2 * math.pi * column / CIRCULAR[name]
-            views = [angle.cos(), angle.sin()]
+            angles = [2 * math.pi * column / period for period in CIRCULAR[name]]
+            views = [f(a) for a in angles for f in (torch.cos, torch.sin)]
         for view in views:
             v = (view - view.mean()) / view.std().clamp_min(1e-12)
             out[:, f] = torch.maximum(out[:, f], ((z * v[:, None]).mean(0) * len(v) / (len(v) - 1)).abs())

@@ -6,17 +6,29 @@ import streamlit as st
 from explorer.projections import METHODS, NAMES
 from explorer.ui.beside import companion_picker, describe, scatters_side_by_side
 from explorer.ui.latent import test_set_scatter
-from explorer.ui.models import MAP_COST, MAP_KEY, dataset_of, latent_map, model_key, model_or_stop
+from explorer.ui.models import (
+    MAP_COST,
+    MAP_KEY,
+    dataset_of,
+    latent_map,
+    model_key,
+    model_or_stop,
+    test_images,
+)
 from explorer.ui.prior_map import show_prior_map
 
 st.set_page_config(page_title="Latent space - VAE Explorer", layout="wide")
 choice, model, config = model_or_stop()
 dataset = dataset_of(config)
 key = model_key(choice)
-count = st.sidebar.slider("Test images shown", 1000, 10_000, 5000, step=1000)
+test_count = len(test_images(dataset)[1])
+most = max(1000, min(10_000, test_count))
+count = st.sidebar.slider("Test images shown", min(1000, most), most, min(5000, most), step=min(1000, most))
 if model.config.latent_dim > 2:
     st.sidebar.radio(
-        "Map", METHODS, format_func=NAMES.get, key=MAP_KEY, horizontal=True,
+        "Map", METHODS, index=METHODS.index(st.session_state.get(MAP_KEY, "pca")), format_func=NAMES.get,
+        key="map-choice", horizontal=True,  # the widget's key: the choice itself lives on in MAP_KEY
+        on_change=lambda: st.session_state.update({MAP_KEY: st.session_state["map-choice"]}),
         help=f"How the {model.config.latent_dim}-D codes are drawn in 2-D: PCA (linear: distances and "
         f"ellipses hold), t-SNE (openTSNE) or UMAP (umap-learn), which keep neighbourhoods but not "
         f"distances. t-SNE and UMAP are fitted once per model: {MAP_COST}. New points (uploads, "

@@ -30,8 +30,8 @@ def test_a_clicked_image_shows_its_nearest_neighbours_in_both_spaces(shipped, mn
     codes = encode_means(load_checkpoint(shipped / "pretrained" / "mnist-z5"), x)
     by_code, by_pixels = nearest(codes[12], codes, 8, exclude=12), nearest(x[12], x, 8, exclude=12)
     captions = [c.value for c in at.caption]
-    code_row = next(c for c in captions if c.endswith("(distance in z)"))
-    pixel_row = next(c for c in captions if c.endswith("(distance in px)"))
+    code_row = next(c for c in captions if c.endswith("(Euclidean distance, z units)"))
+    pixel_row = next(c for c in captions if c.endswith("(Euclidean distance, over pixel values 0-1)"))
     assert [int(t.split()[0][1:]) for t in code_row.split(" · ")] == by_code.indices
     assert [int(t.split()[0][1:]) for t in pixel_row.split(" · ")] == by_pixels.indices
     assert f"({len(set(by_code.indices) & set(by_pixels.indices))} of 8 in both rows)" in " ".join(
@@ -136,3 +136,28 @@ def test_a_shared_address_opens_the_same_view(shipped):
     stranger.query_params["model"] = "gone"
     stranger.run()
     assert "There is no model 'gone' here" in stranger.warning[0].value
+
+
+def test_the_map_choice_and_a_far_point_survive_navigation_and_links(shipped):
+    at = page(LATENT)
+    at.query_params["model"] = "mnist-z5"
+    at.query_params["point"] = "9000"  # past the 5,000 dots shown
+    at.query_params["map"] = "nonsense"
+    at.run()
+    assert "Ignored in the address: map='nonsense'" in at.warning[0].value
+    assert any(s.value == "Test image #9000" for s in at.subheader)
+    far = page(LATENT)
+    far.query_params["model"] = "mnist-z5"
+    far.query_params["point"] = "999999"
+    far.run()
+    assert "There is no test image #999999" in " ".join(w.value for w in far.warning)
+
+
+@pytest.mark.slow  # fits a UMAP map of the 10,000 test codes
+def test_the_map_choice_is_kept_across_pages(shipped):
+    at = latent_page("mnist-z5")
+    at.session_state["map"] = "umap"  # as the Map radio's callback leaves it
+    at.switch_page("pages/4_Reconstruct.py").run()
+    at.switch_page(LATENT).run()
+    assert at.sidebar.radio(key="map-choice").value == "umap"
+    assert dict(at.query_params).get("map") in ("umap", ["umap"])

@@ -155,3 +155,37 @@ def test_a_categorical_factor_counts_by_the_share_the_classes_explain():
                          torch.randn(3000, generator=g)], 1)  # fmt: skip
     table = factor_correlations(means, kinds[:, None], ("shape",))
     assert table[0, 0] > 0.99 and table[1, 0] < 0.1  # the middle class has the middle index: no line
+
+
+def test_a_fitted_code_keeps_its_own_place_wherever_it_is_asked_for():
+    from explorer.projections import fit_nonlinear
+
+    g = torch.Generator().manual_seed(2)
+    means = torch.randn(300, 4, generator=g)
+    projection = fit_nonlinear("tsne", means)
+    asked = torch.stack([means[250], means[10] + 1.0, means[3]])  # two fitted codes, one new
+    placed = projection(asked)
+    assert torch.equal(placed[0], projection.points[250]) and torch.equal(placed[2], projection.points[3])
+    assert not torch.equal(placed[1], projection.points[10])
+
+
+def test_a_rotation_that_repeats_every_90_degrees_is_found():
+    g = torch.Generator().manual_seed(3)
+    rotation = torch.rand(3000, generator=g) * 360
+    means = torch.stack([torch.cos(torch.deg2rad(4 * rotation)), torch.randn(3000, generator=g)], 1)
+    table = factor_correlations(means, rotation[:, None], ("rotation",))
+    assert table[0, 0] > 0.99 and table[1, 0] < 0.1
+
+
+def test_the_tensorboard_export_refuses_a_used_or_impossible_folder(tmp_path):
+    from explorer.errors import ExplorerError
+    from explorer.tensorboard_export import export_tensorboard
+
+    (tmp_path / "used").mkdir()
+    (tmp_path / "used" / "projector_config.pbtxt").write_text("")
+    (tmp_path / "afile").write_text("")
+    for target, message in (("used", "already holds files"), ("afile", "is a file")):
+        with pytest.raises(ExplorerError, match=message):
+            export_tensorboard("mnist-z2", tmp_path / target, limit=10)
+    with pytest.raises(ExplorerError, match="cannot create"):
+        export_tensorboard("mnist-z2", "/proc/forbidden/tb", limit=10)

@@ -39,8 +39,8 @@ def neighbours_panel(
     what = "posterior means" if model.config.variational else "codes"
     st.markdown(f"**Nearest test images** ({shared} of {NEIGHBOURS} in both rows)")
     for title, found, unit in (
-        (f"in latent space ({what})", by_code, "z"),
-        ("in pixel space", by_pixels, "px"),
+        (f"in latent space ({what})", by_code, "z units"),
+        ("in pixel space", by_pixels, "over pixel values 0-1"),
     ):
         st.caption(title)
         row = images[found.indices]
@@ -49,7 +49,7 @@ def neighbours_panel(
             f"#{i} {names[int(labels[i])] if names else int(labels[i])} ({d:.2f})"
             for i, d in zip(found.indices, found.distances)
         ]
-        st.caption(" · ".join(tags) + f" (distance in {unit})")
+        st.caption(" · ".join(tags) + f" (Euclidean distance, {unit})")
     st.caption(
         "What the encoder calls similar (top) against what looks similar pixel by pixel (bottom): "
         "where the rows differ, the model groups by something other than ink on the same pixels."
@@ -70,7 +70,10 @@ def selected_indices(event_selection: dict) -> list[int] | None:
 
 
 def codes_table(codes: torch.Tensor, labels: torch.Tensor, indices, names=None) -> bytes:
-    """CSV bytes: index, label (and its name), z1..zd, one row per test image of ``indices``."""
+    """CSV bytes: index, label (and its name, where names say more than the numbers), z1..zd,
+    one row per test image of ``indices``."""
+    if names and all(str(n) == str(k) for k, n in enumerate(names)):
+        names = None  # MNIST's names are its labels: no column that repeats them
     header = ["index", "label", *(["name"] if names else []), *(f"z{j + 1}" for j in range(codes.shape[1]))]
     out = io.StringIO()
     out.write(",".join(header) + "\n")

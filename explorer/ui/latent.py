@@ -3,6 +3,8 @@ dot shows (the image, its reconstruction, its posterior as ellipses and draws)."
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import streamlit as st
 import torch
@@ -13,7 +15,7 @@ from explorer.model import VAE
 from explorer.posterior import posterior
 from explorer.ui.explore import neighbours_panel, selected_indices, selection_panel, test_set_downloads
 from explorer.ui.image_report import posterior_bars, samples_picture
-from explorer.ui.models import chosen_map, encoded_test_set, label_names, test_images
+from explorer.ui.models import chosen_map, encoded_test_set, label_names, latent_map, test_images
 from explorer.ui.scatter import axis_titles, draw_posterior
 
 PICKED = "picked"  # session state: (model choice, test index) of the clicked dot
@@ -27,11 +29,24 @@ def _remember_click(choice: str) -> None:
     many = selected_indices(selection)
     if many is not None:
         st.session_state[SELECTED] = (choice, many)
+        st.toast(f"Selected {len(many):,} test images: their gallery is below the map.")
         return
     picked = selection.get("points", [])
     if picked and "customdata" in picked[0]:
         custom = picked[0]["customdata"]
         st.session_state[PICKED] = (choice, int(custom[0] if isinstance(custom, list) else custom))
+
+
+@st.cache_data(show_spinner="Mapping the aggregate posterior...", max_entries=8)
+def _contour_map(path: str, mtime_ns: int, dataset: str, lim: int):
+    """The aggregate posterior on a grid over [-lim, lim]^2 (the map's whole extent)."""
+    from explorer.density import density_map
+    from explorer.ui.models import cached_model
+    from explorer.ui.prior_map import DENSITY_IMAGES
+
+    x = test_images(dataset)[0][:DENSITY_IMAGES]
+    mu, sigma = posterior(cached_model(path, mtime_ns), x)
+    return density_map(latent_map(path, mtime_ns, dataset)[1], mu, sigma, lim=float(lim))
 
 
 def add_density(
@@ -41,17 +56,17 @@ def add_density(
     q(z|x) in a PCA or latent plane (``explorer.density``), or, for an autoencoder's codes and
     for t-SNE and UMAP maps (which carry no Gaussians), a histogram's contours of the points."""
     if variational and isinstance(projection, Projection):
-        from explorer.ui.prior_map import prior_map
-
-        dmap = prior_map(*key, dataset)[0]
+        reach = float(points.abs().max()) if len(points) else 4.0
+        dmap = _contour_map(*key, dataset, max(4, math.ceil(reach)))
         trace = {"type": "contour", "x": dmap.xs.tolist(), "y": dmap.ys.tolist(),
                  "z": np.log10(np.maximum(dmap.aggregate, 1e-12)).tolist(), "ncontours": 12,
                  "name": "q(z), log10"}  # fmt: skip
     else:
         trace = {"type": "histogram2dcontour", "x": points[:, 0].tolist(), "y": points[:, 1].tolist(),
                  "ncontours": 12, "name": "density of the codes"}  # fmt: skip
-    trace.update(contours={"coloring": "lines"}, colorscale="Greys", showscale=False, hoverinfo="skip",
-                 line={"width": 1}, showlegend=True)  # fmt: skip
+    grey = [[0, "#444444"], [1, "#444444"]]  # one dark grey: lines that show over any dots
+    trace.update(contours={"coloring": "lines"}, colorscale=grey, showscale=False, hoverinfo="skip",
+                 line={"width": 1.2}, showlegend=True)  # fmt: skip
     fig.add_trace(trace)
 
 
@@ -80,15 +95,20 @@ def test_set_scatter(
         "spread). Click a dot to see it and its reconstruction; click legend entries to hide classes."
     )
     picked = st.session_state.get(PICKED)
-    if not picked or picked[0] != choice or picked[1] >= count:
-        picked = None
+    if picked and picked[0] == choice and picked[1] >= len(labels):
+        st.warning(
+            f"There is no test image #{picked[1]}: the test images run from #0 to #{len(labels) - 1:,}."
+        )
+    if not picked or picked[0] != choice or picked[1] >= len(labels):
+        picked = None  # (an image past the dots shown is still shown: a link may name any)
     points = projection(means[:count])
     fig = latent_scatter(points.tolist(), labels[:count].tolist(), names, axis_titles(projection))
     if density:
         add_density(fig, key, dataset, projection, points, variational)
     if picked:
         index = picked[1]
-        mu, sigma = (v[0] for v in posterior(model, images[index : index + 1]))
+        sigma = posterior(model, images[index : index + 1])[1][0]
+        mu = means[index]  # the very code the map placed (a t-SNE map keeps its place for it)
         draw_posterior(fig, projection, mu, sigma, f"#{index}", "black")
     left, right = st.columns([3, 2], gap="medium")
     with left:

@@ -68,17 +68,33 @@ def load_model(choice: str) -> tuple[VAE, dict]:
 PAGES = (  # (script, sidebar label, icon, what it offers: the Home page's list, {a_item} filled in)
     ("app.py", "Home", ":material/home:", ""),
     ("pages/1_Train.py", "Train", ":material/monitoring:", "Train a model and watch its curves live"),
-    ("pages/2_Latent_space.py", "Latent space", ":material/scatter_plot:",
-     "Latent space: the test set as a map"),
-    ("pages/3_Manifold.py", "Manifold", ":material/grid_view:",
-     "Manifold: decode the latent grid, drag sliders"),
+    (
+        "pages/2_Latent_space.py",
+        "Latent space",
+        ":material/scatter_plot:",
+        "Latent space: the test set as a map",
+    ),
+    (
+        "pages/3_Manifold.py",
+        "Manifold",
+        ":material/grid_view:",
+        "Manifold: decode the latent grid, drag sliders",
+    ),
     ("pages/4_Reconstruct.py", "Reconstruct", ":material/image:", "Reconstruct test images or your uploads"),
     ("pages/5_Draw.py", "Draw", ":material/draw:", "Draw {a_item} and see what the model makes of it"),
-    ("pages/6_Interpolate.py", "Interpolate", ":material/linear_scale:",
-     "Interpolate: morph one image into another through latent space"),
-    ("pages/7_Traversals.py", "Traversals", ":material/swap_horiz:",
-     "Traversals: one dimension at a time, attribute vectors, analogies"),
-)  # fmt: skip
+    (
+        "pages/6_Interpolate.py",
+        "Interpolate",
+        ":material/linear_scale:",
+        "Interpolate: morph one image into another through latent space",
+    ),
+    (
+        "pages/7_Traversals.py",
+        "Traversals",
+        ":material/swap_horiz:",
+        "Traversals: one dimension at a time, attribute vectors, analogies",
+    ),
+)
 
 
 def navigation() -> None:
@@ -101,8 +117,10 @@ def model_picker() -> str | None:
     default = "mnist-z2" if "mnist-z2" in options else options[0]
     current = st.session_state.get("model", default)
     if current not in options:
-        st.warning(f"There is no model {current!r} here (a link from another machine, or a removed run); "
-                   f"showing {default} instead.")  # fmt: skip
+        st.warning(
+            f"There is no model {current!r} here (a link from another machine, or a removed run); "
+            f"showing {default} instead."
+        )
     index = options.index(current) if current in options else options.index(default)
     choice = st.sidebar.selectbox(
         "Model", options, index=index, key="model_picker", help="Shipped models, then your runs in runs/"
@@ -158,6 +176,7 @@ def latent_map(path: str, mtime_ns: int, dataset: str):
 
 MAP_KEY = "map"  # session state: the map of a wide latent space (explorer.projections.METHODS)
 MAP_COST = "t-SNE about 40 s, UMAP about 10 s (45 s the first time) for 10,000 codes on a 2-core CPU"
+FIT_COST = {"tsne": "about 40 s", "umap": "about 10 s, or 45 s the first time the app fits one"}
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
@@ -167,9 +186,12 @@ def nonlinear_map(path: str, mtime_ns: int, dataset: str, method: str):
     from explorer.projections import NAMES, fit_nonlinear
 
     means = encoded_test_set(path, mtime_ns, dataset)
-    with st.spinner(
-        f"Fitting a {NAMES[method]} map of the {len(means):,} test codes: {MAP_COST}, once per model..."
-    ):
+    cost = FIT_COST.get(method, "")
+    text = (
+        f"Fitting a {NAMES[method]} map of the {len(means):,} test codes ({cost} on a 2-core CPU; once "
+        "per model, then every page uses it)..."
+    )
+    with st.spinner(text, show_time=True):
         return fit_nonlinear(method, means)
 
 

@@ -23,6 +23,20 @@ def restore_view() -> None:
         return
     st.session_state[RESTORED] = True
     params = st.query_params
+    wrong = [
+        f"{name}={params[name]!r}"
+        for name, ok in (
+            ("map", lambda v: v in MAPS),
+            ("point", str.isdigit),
+            ("density", lambda v: v in ("0", "1")),
+        )
+        if name in params and not ok(params[name])
+    ]
+    if wrong:
+        st.warning(
+            f"Ignored in the address: {', '.join(wrong)} (map: pca, tsne or umap; point: a test "
+            "image's number; density: 1)."
+        )
     model = params.get("model")
     if model:
         st.session_state[CHOSEN_MODEL] = model

@@ -33,7 +33,7 @@ def base_point(model: VAE, choice: str, key: tuple[str, int], dataset: str) -> t
     codes = encoded_test_set(*key, dataset)
     picked = st.session_state.get(PICKED)
     clicked = picked[1] if picked and picked[0] == choice and picked[1] < len(codes) else None
-    options = ["zero (the prior's mean)", "a test image"]
+    options = ["zero (the prior's mean)" if model.config.variational else "zero", "a test image"]
     if clicked is not None:
         options.insert(1, f"the clicked image #{clicked}")
     where = st.sidebar.radio("Start from", options, index=1 if clicked is not None else 0, key="start-point")
@@ -58,7 +58,7 @@ def traversal_tab(
     activity = kl if model.config.variational else variance
     dims, inactive = traversal_dims(activity, active)
     reach = st.slider(
-        "Sweep each dimension over",
+        "Sweep each dimension over" if model.config.variational else "Sweep each dimension over (code sds)",
         0.5,
         5.0,
         3.0,
@@ -115,7 +115,7 @@ def _factor_table(key: tuple[str, int], dataset: str, dims: list[int]) -> dict[i
         ]
         st.dataframe(rows, hide_index=True)
         st.caption(
-            "Circular factors (rotation, hue) count by the larger of their cosine's and sine's "
+            "Circular factors (rotation, hue) count by the largest of their cosine's and sine's "
             "correlations; the shape's kind by the correlation ratio (eta). A dimension can follow a "
             "factor without a straight-line relation: look at its row of images."
         )
