@@ -119,12 +119,7 @@ def test_set_scatter(
             key="scatter",
         )
         st.caption("Click a dot, or pick the box or lasso in the chart's toolbar to select a region.")
-    selected = st.session_state.get(SELECTED)
-    if selected and selected[0] == choice and selected[1]:
-        with st.container(key="selection"):
-            selection_panel(model, key, dataset, [i for i in selected[1] if i < len(labels)], names)
-    with st.expander("Download the codes of the whole test set"):
-        test_set_downloads(key, dataset, names)
+    _below_map(model, choice, key, dataset, names)
     with right:
         if not picked:
             st.info(
@@ -133,6 +128,17 @@ def test_set_scatter(
             )
             return
         _clicked(model, key, dataset, index, (mu, sigma), names)
+
+
+def _below_map(model: VAE, choice: str, key: tuple[str, int], dataset: str, names) -> None:
+    """Under the map: the box or lasso selection's panel, and the downloads of every code."""
+    selected = st.session_state.get(SELECTED)
+    labels = test_images(dataset)[1]
+    if selected and selected[0] == choice and selected[1]:
+        with st.container(key="selection"):
+            selection_panel(model, key, dataset, [i for i in selected[1] if i < len(labels)], names)
+    with st.expander("Download the codes of the whole test set"):
+        test_set_downloads(key, dataset, names)
 
 
 def _clicked(model: VAE, key: tuple[str, int], dataset: str, index: int, posterior_of, names) -> None:
