@@ -182,14 +182,11 @@ def main() -> None:
     print("|---|---|---|---|---|")
     for name, r in (("reference (DataLoader, .item() per step)", ref), ("VAE Explorer trainer", ours)):
         share = f"{ceiling / r['seconds_per_epoch']:.0%}" if ceiling else "n/a (CPU only)"
-        print(
-            f"| {name} | {r['seconds_per_epoch']:.2f} | {r['samples_per_s']:,.0f} | {r['test_loss']:.1f} | {share} |"
-        )
+        figures = f"{r['seconds_per_epoch']:.2f} | {r['samples_per_s']:,.0f} | {r['test_loss']:.1f}"
+        print(f"| {name} | {figures} | {share} |")
     print(f"| speed-up | {ref['seconds_per_epoch'] / ours['seconds_per_epoch']:.1f}x | | | |")
     if ceiling:
-        print(
-            f"ceiling: {ceiling:.2f} s per epoch for the step's float32 matrix products alone (bench/limits.py)"
-        )
+        print(f"ceiling: {ceiling:.2f} s per epoch for the step's matrix products alone (bench/limits.py)")
     print(f"VAE Explorer trainer: {ours['path']}")
 
 
