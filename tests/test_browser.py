@@ -57,6 +57,7 @@ def test_latent_space_deep_link_and_click(browser, server):
     page.wait_for_selector("text=Test image #", timeout=30_000)
     wait_idle(page)
     assert f"Test image #{index}" in page.inner_text("[data-testid=stMain]")
+    page.wait_for_function(f"window.location.search.includes('point={index}')", timeout=10_000)  # shareable
     images_loaded(page, 1)
     shot(page, "latent_space")
     page.get_by_role("tab", name="Prior vs aggregate posterior").click()

@@ -35,6 +35,7 @@ def _remember_click(choice: str) -> None:
     if picked and "customdata" in picked[0]:
         custom = picked[0]["customdata"]
         st.session_state[PICKED] = (choice, int(custom[0] if isinstance(custom, list) else custom))
+        st.query_params["point"] = str(st.session_state[PICKED][1])  # the address holds the view
 
 
 @st.cache_data(show_spinner="Mapping the aggregate posterior...", max_entries=8)
