@@ -197,6 +197,16 @@ def evaluation_rate(model, k: int, images: int, device: torch.device, sync) -> N
     rate = len(x) / (time.perf_counter() - start)
     print(f"\n# evaluation: L_K, K = {k}, {len(x)} binarised test images on {device}")
     print(f"{rate:.1f} images/s measured; the full 10,000-image test set at this rate: {10_000 / rate:.0f} s")
+    if device.type == "cpu" and model.config.arch == "mlp":
+        from bench.limits import linear_sizes, mm_seconds
+
+        rows = 2048
+        decoder = linear_sizes(model.config)[len(model.config.hidden) + 1 :]
+        ceiling = mm_seconds([(rows, n_in, n_out) for n_in, n_out in decoder]) * k / rows  # s per image
+        print(
+            f"ceiling (the decoder's matrix products alone): {1 / ceiling:.1f} images/s; measured = "
+            f"{rate * ceiling:.0%} of it (bench/limits.py)"
+        )
 
 
 if __name__ == "__main__":
