@@ -100,7 +100,7 @@ def check_fid_arguments(args) -> None:
             )
 
 
-def fid_figures(model, dataset: str, binarized_source: bool, args) -> dict:
+def fid_figures(model, dataset: str, args) -> dict:
     """The model's FID and the test-against-train floor, as ``evaluate --fid`` reports them.
     Real images are the dataset's grey levels (/ 255) whatever the model's binarisation: the
     samples are decoder means, which are grey too."""

@@ -171,7 +171,7 @@ def cmd_evaluate(args) -> None:
         **result.to_dict(),
     }
     if args.fid:
-        figures["fid"] = fid_figures(model, dataset, binarized, args)
+        figures["fid"] = fid_figures(model, dataset, args)
         if args.save_card:
             save_to_card(args.checkpoint, figures["fid"], args)
     if args.json:

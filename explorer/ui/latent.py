@@ -15,7 +15,7 @@ from explorer.model import VAE
 from explorer.posterior import posterior
 from explorer.ui.explore import neighbours_panel, selected_indices, selection_panel, test_set_downloads
 from explorer.ui.image_report import posterior_bars, samples_picture
-from explorer.ui.models import chosen_map, encoded_test_set, label_names, latent_map, test_images
+from explorer.ui.models import chosen_map, encoded_test_set, label_names, test_images
 from explorer.ui.scatter import axis_titles, draw_posterior
 
 PICKED = "picked"  # session state: (model choice, test index) of the clicked dot
@@ -38,18 +38,6 @@ def _remember_click(choice: str) -> None:
         st.query_params["point"] = str(st.session_state[PICKED][1])  # the address holds the view
 
 
-@st.cache_data(show_spinner="Mapping the aggregate posterior...", max_entries=8)
-def _contour_map(path: str, mtime_ns: int, dataset: str, lim: int):
-    """The aggregate posterior on a grid over [-lim, lim]^2 (the map's whole extent)."""
-    from explorer.density import density_map
-    from explorer.ui.models import cached_model
-    from explorer.ui.prior_map import DENSITY_IMAGES
-
-    x = test_images(dataset)[0][:DENSITY_IMAGES]
-    mu, sigma = posterior(cached_model(path, mtime_ns), x)
-    return density_map(latent_map(path, mtime_ns, dataset)[1], mu, sigma, lim=float(lim))
-
-
 def add_density(
     fig, key: tuple[str, int], dataset: str, projection, points: torch.Tensor, variational: bool
 ) -> None:
@@ -58,7 +46,9 @@ def add_density(
     for t-SNE and UMAP maps (which carry no Gaussians), a histogram's contours of the points."""
     if variational and isinstance(projection, Projection):
         reach = float(points.abs().max()) if len(points) else 4.0
-        dmap = _contour_map(*key, dataset, max(4, math.ceil(reach)))
+        from explorer.ui.prior_map import aggregate_density
+
+        dmap = aggregate_density(*key, dataset, float(max(4, math.ceil(reach))))  # the whole map
         trace = {"type": "contour", "x": dmap.xs.tolist(), "y": dmap.ys.tolist(),
                  "z": np.log10(np.maximum(dmap.aggregate, 1e-12)).tolist(), "ncontours": 12,
                  "name": "q(z), log10"}  # fmt: skip

@@ -18,14 +18,19 @@ DENSITY_IMAGES = 5000  # test images whose posteriors make up the aggregate post
 
 
 @st.cache_data(show_spinner="Mapping the aggregate posterior...", max_entries=8)
+def aggregate_density(path: str, mtime_ns: int, dataset: str, lim: float | None = None):
+    """The aggregate posterior of DENSITY_IMAGES test images and the prior in the map's plane
+    (``explorer.density.density_map``), over [-lim, lim]^2 (default: the prior's 4 sigma)."""
+    x = test_images(dataset)[0][:DENSITY_IMAGES]
+    mu, sigma = posterior(cached_model(path, mtime_ns), x)
+    return density_map(latent_map(path, mtime_ns, dataset)[1], mu, sigma, lim=lim)
+
+
+@st.cache_data(show_spinner="Mapping the aggregate posterior...", max_entries=8)
 def prior_map(path: str, mtime_ns: int, dataset: str):
     """(density map, KL per dimension, variance of the means per dimension) for the model."""
-    model = cached_model(path, mtime_ns)
-    x = test_images(dataset)[0]
-    projection = latent_map(path, mtime_ns, dataset)[1]
-    mu, sigma = posterior(model, x[:DENSITY_IMAGES])
-    variance, kl = latent_stats(model, x)
-    return density_map(projection, mu, sigma), kl.tolist(), variance.tolist()
+    variance, kl = latent_stats(cached_model(path, mtime_ns), test_images(dataset)[0])
+    return aggregate_density(path, mtime_ns, dataset), kl.tolist(), variance.tolist()
 
 
 def show_prior_map(key: tuple[str, int], dataset: str, projection: Projection) -> None:
