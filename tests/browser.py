@@ -92,10 +92,33 @@ def streamlit_server(
         log.close()
 
 
+IDLE_SETTLE_MS = 400  # a widget mounted by one run may ask for another run right after it
+
+
 def wait_idle(page, timeout_ms: int = 60_000) -> None:
-    """Wait until the app is connected and its script has finished running."""
-    page.wait_for_selector("[data-testid=stApp][data-test-connection-state=CONNECTED]", timeout=timeout_ms)
+    """Wait until the app is connected and its script has finished running, and is still idle a
+    moment later: a rerun asked for by a newly mounted widget (a keyed tab set reporting its open
+    tab) starts just after the first run ends, and its page is not the one to read."""
+    for _ in range(2):
+        page.wait_for_selector(
+            "[data-testid=stApp][data-test-connection-state=CONNECTED]", timeout=timeout_ms
+        )
+        page.wait_for_selector("[data-testid=stApp][data-test-script-state=notRunning]", timeout=timeout_ms)
+        page.wait_for_timeout(IDLE_SETTLE_MS)
     page.wait_for_selector("[data-testid=stApp][data-test-script-state=notRunning]", timeout=timeout_ms)
+
+
+def main_text_has(page, *parts: str, timeout_ms: int = 30_000) -> str:
+    """Wait until the main area's visible text holds every one of `parts`; returns that text.
+    Fails with the text seen last, so a missing caption is named rather than timed out on."""
+    script = "parts => parts.every(p => document.querySelector('[data-testid=stMain]').innerText.includes(p))"
+    try:
+        page.wait_for_function(script, arg=list(parts), timeout=timeout_ms)
+    except Exception as exc:  # playwright's TimeoutError: say what the page showed instead
+        raise AssertionError(
+            f"{parts} not all shown; the page read: {page.inner_text('[data-testid=stMain]')!r}"
+        ) from exc
+    return page.inner_text("[data-testid=stMain]")
 
 
 # -- fixtures and page helpers shared by the browser test modules ----------------------------------

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from tests.apptest import wait_for
-from tests.browser import CHROMIUM, images_loaded, no_exception, open_page, shot, wait_idle
+from tests.browser import CHROMIUM, images_loaded, main_text_has, no_exception, open_page, shot, wait_idle
 
 pytestmark = [
     pytest.mark.integration,
@@ -56,7 +56,7 @@ def test_latent_space_deep_link_and_click(browser, server):
     page.mouse.click(x, y)
     page.wait_for_selector("text=Test image #", timeout=30_000)
     wait_idle(page)
-    assert f"Test image #{index}" in page.inner_text("[data-testid=stMain]")
+    main_text_has(page, f"Test image #{index}")
     page.wait_for_function(f"window.location.search.includes('point={index}')", timeout=10_000)  # shareable
     images_loaded(page, 1)
     shot(page, "latent_space")
@@ -189,7 +189,7 @@ def test_train_live_curve(browser, server):
     count = f"(document.querySelector('{curves}')?.data?.[0]?.x?.length || 0)"
     first = page.wait_for_function(f"{count} || null", timeout=120_000).json_value()
     page.wait_for_function(f"{count} > {first}", timeout=120_000)
-    assert "training" in page.inner_text("[data-testid=stMain]")
+    main_text_has(page, "training")
     # the latent space forming: an animated scatter that gains a frame per epoch, live
     forming = ".st-key-forming-browser-run .js-plotly-plot"
     page.wait_for_function(
@@ -208,8 +208,7 @@ def test_home_page_shows_the_shipped_model(browser, server):
     page = open_page(browser, url)
     images_loaded(page, 1)
     no_exception(page)
-    text = page.inner_text("[data-testid=stMain]")
-    assert "VAE Explorer" in text and "latent size" in text and "reparameterisation" in text
+    main_text_has(page, "VAE Explorer", "latent size", "reparameterisation")
     shot(page, "home")
     page.close()
 
@@ -239,8 +238,7 @@ def test_draw_a_digit(browser, server):
         wait_idle(page)
         shown = page.evaluate(elbo)
     no_exception(page)
-    text = page.inner_text("[data-testid=stMain]")
-    assert "ELBO" in text and "q(z|x): mean" in text
+    main_text_has(page, "ELBO", "q(z|x): mean")
     images_loaded(page, 1)
     page.wait_for_selector(".st-key-draw-map .js-plotly-plot")
     shot(page, "draw")
@@ -255,7 +253,7 @@ def test_draw_a_digit(browser, server):
     page.wait_for_selector("text=Spherical", timeout=30_000)
     images_loaded(page, 4)
     no_exception(page)
-    assert "your drawing" in page.inner_text("[data-testid=stMain]")
+    main_text_has(page, "your drawing")
     shot(page, "interpolate")
     page.close()
 
@@ -340,8 +338,7 @@ def test_an_autoencoder_beside_the_vae(browser, server):
     page.wait_for_function("document.querySelectorAll('.js-plotly-plot').length >= 2", timeout=30_000)
     images_loaded(page, 2)
     no_exception(page)
-    text = page.inner_text("[data-testid=stMain]")
-    assert "mnist-z2: VAE" in text and "mnist-ae-z2: autoencoder" in text
+    main_text_has(page, "mnist-z2: VAE", "mnist-ae-z2: autoencoder")
     shot(page, "beside_latent")
     page.locator("[data-testid=stSidebar] a", has_text="Manifold").click()
     page.wait_for_selector("text=Both grids cover z", timeout=60_000)

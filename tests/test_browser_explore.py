@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from tests.browser import CHROMIUM, images_loaded, no_exception, shot, wait_idle
+from tests.browser import CHROMIUM, images_loaded, main_text_has, no_exception, shot, wait_idle
 
 pytestmark = [
     pytest.mark.integration,
@@ -38,8 +38,7 @@ def test_a_box_dragged_on_the_scatter_selects_a_gallery(browser, server):
     page.wait_for_selector("text=Selection:", timeout=60_000)
     wait_idle(page)
     no_exception(page)
-    text = page.inner_text("[data-testid=stMain]")
-    assert "test images" in text and "By label:" in text and "Mean ELBO" in text
+    main_text_has(page, "test images", "By label:", "Mean ELBO")
     assert page.get_by_role("button", name="Codes of the selection (CSV)").count() == 1
     page.locator("text=Selection:").scroll_into_view_if_needed()
     shot(page, "selection")
