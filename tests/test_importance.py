@@ -54,3 +54,18 @@ def test_the_evaluations_l_k_is_unchanged_on_the_shipped_model():
     torch.manual_seed(0)
     blocked = importance_per_image(model, x, 5000)
     assert (blocked - plain).abs().max().item() < 0.01
+
+
+def test_the_softplus_sum_matches_float64_softplus_over_the_whole_range():
+    """exp/log in place of log1p: within float32 summation error of float64 softplus, from logits
+    far below zero (where the term is e^l, tiny) to far above (where it is l), and the buffer and
+    logits it overwrites are not read back wrongly."""
+    from explorer.importance import _softplus_sum
+
+    logits = torch.cat([torch.linspace(-120, 120, 784).unsqueeze(0), torch.randn(5, 784) * 8])
+    exact = torch.nn.functional.softplus(logits.double()).sum(-1)
+    got = _softplus_sum(logits.clone(), torch.empty_like(logits))
+    assert got.dtype == torch.float32 and got.shape == (6,)
+    torch.testing.assert_close(got.double(), exact, rtol=1e-6, atol=1e-3)
+    far_below = torch.full((1, 784), -30.0)  # each term e^-30 ~ 1e-13: lost to rounding, harmlessly
+    assert abs(_softplus_sum(far_below.clone(), torch.empty_like(far_below)).item()) < 1e-9
