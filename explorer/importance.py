@@ -10,7 +10,7 @@ What makes it faster than decoding all of a chunk's draws at once:
 - log p(x|z) = x . l - sum softplus(l) for the logits l (the Bernoulli log-likelihood, also for
   grey x in [0, 1] as the cross-entropy), with x . l = h . (W^T x) + b . x from the last hidden
   layer h: a product with one vector per image instead of a pass over every logit;
-- softplus through the vectorised ``exp`` and ``log`` rather than ``log1p`` (``_softplus_sum``);
+- softplus through the vectorised ``exp`` and ``log`` rather than ``log1p`` (``model.softplus_sum``);
 - log p(z) - log q(z|x) from the draws eps directly: 0.5 sum(logvar + eps^2 - z^2).
 
 The draws are made exactly as ``log_weights`` makes them (the same ``torch.randn`` calls, chunk by
@@ -24,7 +24,7 @@ import math
 import torch
 from torch import nn
 
-from explorer.model import VAE
+from explorer.model import VAE, softplus_sum
 
 BLOCK_ROWS = 2048  # (draw, image) rows decoded at once: about 2 x 2048 x 784 x 4 B = 13 MB of buffers
 
@@ -56,19 +56,6 @@ class _Buffers:
 
     def view(self, i: int, rows: int) -> torch.Tensor:
         return self.outs[i][:rows]
-
-
-def _softplus_sum(logits: torch.Tensor, spare: torch.Tensor) -> torch.Tensor:
-    """sum_d softplus(l_d) per row of logits (rows, D) -> (rows,), as max(l, 0) + log(1 + e^-|l|).
-
-    Written with ``log`` rather than ``log1p`` (and rather than ``F.softplus``, which calls it):
-    on CPUs PyTorch vectorises ``exp`` and ``log`` but not ``log1p``, which made softplus a third
-    of L_K's time (5 ns per logit against 1.3 ns; bench/README.md). 1 + e^-|l| lies in [1, 2], so
-    ``log`` loses at most one float32 rounding (6e-8) per logit to ``log1p``: under 1e-4 nats over
-    784 pixels, the same as float32 summation's own error. ``spare``: a buffer of the logits'
-    shape that is overwritten."""
-    torch.abs(logits, out=spare).neg_().exp_().add_(1.0).log_()
-    return spare.sum(-1) + logits.clamp_min_(0.0).sum(-1)  # the logits are not needed after this
 
 
 @torch.no_grad()
@@ -111,7 +98,7 @@ def log_weights_blocked(model: VAE, x: torch.Tensor, k: int, chunk: int | None =
             h.relu_() if act == "relu" else h.tanh_()
         last_hidden = h.view(n, rows_per_draw, -1)  # (n, B, H)
         logits = torch.addmm(head.bias, h, head.weight.t(), out=buffers.view(len(layers) - 1, rows))
-        softplus = _softplus_sum(logits, buffers.spare[:rows]).view(n, rows_per_draw)
+        softplus = softplus_sum(logits, buffers.spare[:rows]).view(n, rows_per_draw)
         x_dot_logits = (last_hidden * x_through_head).sum(-1) + x_dot_bias  # (n, B)
         out[start : start + n] = x_dot_logits - softplus + prior_minus_q[start : start + n]
     return out

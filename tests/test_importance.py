@@ -60,7 +60,7 @@ def test_the_softplus_sum_matches_float64_softplus_over_the_whole_range():
     """exp/log in place of log1p: within float32 summation error of float64 softplus, from logits
     far below zero (where the term is e^l, tiny) to far above (where it is l), and the buffer and
     logits it overwrites are not read back wrongly."""
-    from explorer.importance import _softplus_sum
+    from explorer.model import softplus_sum as _softplus_sum
 
     logits = torch.cat([torch.linspace(-120, 120, 784).unsqueeze(0), torch.randn(5, 784) * 8])
     exact = torch.nn.functional.softplus(logits.double()).sum(-1)

@@ -49,6 +49,31 @@ def test_bernoulli_decoder_log_prob(tiny_model, tiny_batch):
     torch.testing.assert_close(tiny_model.log_prob(tiny_batch, tiny_model.decoder_params(z)), ref)
 
 
+def test_bernoulli_log_prob_and_its_gradients_match_bce_with_logits():
+    """The written-out Bernoulli likelihood (softplus through exp/log, gradient x - sigmoid(l))
+    against PyTorch's BCE with logits: values from far negative to far positive logits, binary
+    and grey x, and the gradients of both arguments (gradcheck in float64)."""
+    from explorer.model import bernoulli_log_prob
+
+    g = torch.Generator().manual_seed(0)
+    logits = torch.cat([torch.linspace(-90, 90, 50).unsqueeze(0), torch.randn(3, 50, generator=g) * 6])
+    for x in (torch.bernoulli(torch.full((4, 50), 0.4), generator=g), torch.rand(4, 50, generator=g)):
+        reference = -torch.nn.functional.binary_cross_entropy_with_logits(
+            logits.double(), x.double(), reduction="none"
+        )
+        torch.testing.assert_close(
+            bernoulli_log_prob(logits, x).double(), reference.sum(-1), rtol=1e-6, atol=1e-4
+        )
+        lg = logits.double().div(10).requires_grad_()  # moderate logits: finite differences hold
+        xg = x.double().requires_grad_()
+        assert torch.autograd.gradcheck(bernoulli_log_prob, (lg, xg))
+        (bernoulli_log_prob(lg, xg) * torch.arange(1.0, 5.0, dtype=torch.float64)).sum().backward()
+        lr = lg.detach().clone().requires_grad_()
+        (-torch.nn.functional.binary_cross_entropy_with_logits(lr, x.double(), reduction="none").sum(-1)
+         * torch.arange(1.0, 5.0, dtype=torch.float64)).sum().backward()  # fmt: skip
+        torch.testing.assert_close(lg.grad, lr.grad)
+
+
 def test_gaussian_decoder_log_prob_matches_normal():
     torch.manual_seed(0)
     model = VAE(ModelConfig(image_shape=(1, 4, 3), hidden=(8,), latent_dim=3, likelihood="gaussian")).double()
