@@ -23,7 +23,7 @@ from tqdm import tqdm
 from explorer.checkpoints import load_checkpoint, load_training_state, read_config
 from explorer.config import ModelConfig, TrainConfig
 from explorer.data import load_dataset
-from explorer.devices import pick_device
+from explorer.devices import flush_denormals, pick_device
 from explorer.distributed import World
 from explorer.evaluate import divergence, eval_images, score_key, test_figures
 from explorer.model import VAE
@@ -117,6 +117,7 @@ class Trainer:
         self.cfg, self.world = cfg, world
         self.progress = progress if world.main else False
         self.device = pick_device(cfg.device)
+        flush_denormals()  # this thread at least, for callers that import only the Trainer
         if self.device.type == "cuda" and world.distributed:
             self.device = torch.device("cuda", world.local_rank)
         self.record = Recorder(run, cfg, world, self.device)
@@ -183,7 +184,9 @@ class Trainer:
         kl) on the device."""
         x = self.data.train_x[idx]  # (M, C, H, W) grey levels in [0, 1]
         if self.data.binarized:
-            x = torch.bernoulli(x)  # dynamic binarisation: a fresh sample every minibatch
+            # Dynamic binarisation, a fresh sample every minibatch: u < x is Bernoulli(x), and
+            # torch.rand is vectorised where torch.bernoulli is not (0.3 against 1.0 ms per batch).
+            x = (torch.rand_like(x) < x).to(x.dtype)
         # The noise of the whole minibatch, drawn in the same order by every process (same seed):
         # each takes its slice, so N processes compute what one would, up to float rounding.
         eps = torch.randn((self.cfg.samples, len(idx), self.model.config.latent_dim), device=self.device)
