@@ -7,8 +7,6 @@ import json
 import os
 import sys
 
-import torch
-
 from explorer.cli_args import (
     EXIT_ERROR,
     MAX_GRID,
@@ -225,6 +223,8 @@ def _print_autoencoder(model, result) -> None:
 
 
 def cmd_sample(args) -> None:
+    import torch
+
     from explorer.checkpoints import load_checkpoint
     from explorer.images import make_grid, save_png
 
@@ -252,6 +252,8 @@ def cmd_reconstruct(args) -> int:
     """Reconstruct image files (or the first test images) and judge each against the test set:
     ELBO, its percentile, strangeness and the stranger verdict; a PNG of inputs over
     reconstructions with -o, a JSON list with --json. Exits 1 when any file was refused."""
+    import torch
+
     from explorer.checkpoints import load_checkpoint
     from explorer.data import load_dataset
     from explorer.images import make_grid, save_png
