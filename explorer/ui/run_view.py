@@ -80,8 +80,9 @@ def latent_forming(registry: JobRegistry, name: str) -> None:
     try:
         config = read_config(registry.root / name)
         dims, names = config["model"]["latent_dim"], label_names(config)
+        variational = config["model"].get("model", "vae") == "vae"
     except (ExplorerError, KeyError):
-        dims, names = 2, None
+        dims, names, variational = 2, None, True
     if dims > 2:
         frames = align_frames(frames)  # principal components of each epoch, turned to match the last
     axes = ("z1", "z2") if dims <= 2 else ("PC1", "PC2")
@@ -91,7 +92,8 @@ def latent_forming(registry: JobRegistry, name: str) -> None:
         config={"displayModeBar": False},
     )
     st.caption(
-        f"Means of q(z|x) for {frames.shape[1]:,} test images after each epoch (0: before training)"
+        ("Means of q(z|x)" if variational else "Codes z = f(x)")
+        + f" of {frames.shape[1]:,} test images after each epoch (0: before training)"
         + ("" if dims <= 2 else "; principal components, aligned from epoch to epoch")
         + ". Press Play, or drag the epoch slider."
     )
