@@ -1,7 +1,7 @@
 """Distributed training throughput: samples/s of `vae-explorer train` with 1 and N processes in
 the same run, and the scaling efficiency.
 
-    python bench/distributed.py [--device cpu|cuda] [--nproc 2] [--limit 30000] [--epochs 2]
+    python bench/distributed.py [--device cpu|cuda] [--nproc 2] [--limit 30000] [--epochs 2] [--runs 3]
 
 Same model (784-400-20, ReLU, Bernoulli, Adam) and the same global batch of 128 for every row.
 On the CPU each process gets one thread (torchrun's default), so the rows compare 1 process with
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -21,6 +22,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bench.limits import spread  # noqa: E402
 from explorer.runfolder import RunFolder  # noqa: E402
 
 
@@ -37,26 +39,55 @@ def run(out: Path, nproc: int, threads: int, args) -> float:
     return epochs[-1]["samples_per_s"]
 
 
+def ceiling_rate(procs: int, threads: int, batch: int = 128) -> float:
+    """Samples per second if every process did nothing but its step's matrix products (its share
+    of the global batch, on ``threads`` threads), all processes at once on their own cores."""
+    import torch
+
+    from bench.limits import mm_seconds, step_shapes
+    from explorer.config import ModelConfig
+
+    saved = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        local = batch // procs
+        seconds = mm_seconds(step_shapes(ModelConfig(hidden=(400,), latent_dim=20), local), 10)
+    finally:
+        torch.set_num_threads(saved)
+    return procs * local / seconds
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--nproc", type=int, default=2)
     parser.add_argument("--limit", type=int, default=30_000, help="training images per epoch")
     parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--runs", type=int, default=3, help="runs per row (median, range)")
     args = parser.parse_args()
     n = args.nproc
     rows = [(1, 1)] + ([(1, n)] if args.device == "cpu" else []) + [(n, 1)]
     print(
         f"# distributed training on {args.device}: 784-400-20, global batch 128, {args.limit:,} images/epoch"
     )
-    print("| processes | threads each | samples/s | vs 1 x 1 |")
-    print("|---:|---:|---:|---:|")
+    on_cpu = args.device == "cpu"
+    if on_cpu:
+        print(
+            "ceiling: the processes' matrix products alone, each process's share of the batch on its "
+            "own threads, the processes side by side (bench/limits.py); no gradient exchange counted"
+        )
+    print("| processes | threads each | samples/s (median, range) | vs 1 x 1 | ceiling (samples/s) | share |")
+    print("|---:|---:|---:|---:|---:|---:|")
     base = None
     with tempfile.TemporaryDirectory() as tmp:
         for procs, threads in rows:
-            sps = run(Path(tmp) / f"p{procs}t{threads}", procs, threads, args)
+            folders = [Path(tmp) / f"p{procs}t{threads}r{i}" for i in range(args.runs)]
+            rates = [run(folder, procs, threads, args) for folder in folders]
+            sps = statistics.median(rates)
             base = base or sps
-            print(f"| {procs} | {threads} | {sps:,.0f} | {sps / base:.2f}x |")
+            limit = ceiling_rate(procs, threads) if on_cpu else None
+            limit_cells = f"{limit:,.0f} | {sps / limit:.0%}" if limit else "- | -"
+            print(f"| {procs} | {threads} | {spread(rates, ',.0f')} | {sps / base:.2f}x | {limit_cells} |")
             if procs == n and n > 1:
                 print(f"\nscaling efficiency with {n} processes: {sps / (n * base):.0%}")
 

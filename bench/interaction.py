@@ -174,17 +174,36 @@ def main() -> None:
         f"# interaction: {args.model} on {device} ({torch.get_num_threads()} threads), "
         f"torch {torch.__version__}"
     )
-    print(f"| {'what':50} | {'p50':>9} | {'p95':>9} | {'target':>7} | {'p50 / target':>12} |")
-    print(f"|{'-' * 52}|{'-' * 11}|{'-' * 11}|{'-' * 9}|{'-' * 14}|")
+    ceilings = compute_ceilings(model.config, len(test)) if device.type == "cpu" else {}
+    print(
+        "ceiling: the row's own matrix products alone on this CPU (bench/limits.py); fraction = "
+        "ceiling / p50 (the rest is Python, image encoding and element-wise work)"
+    )
+    head = f"| {'what':50} | {'p50':>9} | {'p95':>9} | {'target':>7} | {'p50 / target':>12} |"
+    print(f"{head} {'ceiling':>9} | {'fraction':>8} |")
+    print(f"|{'-' * 52}|{'-' * 11}|{'-' * 11}|{'-' * 9}|{'-' * 14}|{'-' * 11}|{'-' * 10}|")
     for name, values, target in rows:
         p50, p95 = statistics.median(values), pct(values, 95)
-        print(f"| {name:50} | {p50:9.2f} | {p95:9.2f} | {target:7.0f} | {p50 / target:12.2f} |")
+        ceiling = ceilings.get(name)
+        limit = f"{ceiling:9.2f} | {ceiling / p50:8.1%} |" if ceiling else f"{'':>9} | {'':>8} |"
+        print(f"| {name:50} | {p50:9.2f} | {p95:9.2f} | {target:7.0f} | {p50 / target:12.2f} | {limit}")
     if args.app:
         print(
             f"| {'app server peak RSS, every page visited (MB)':50} | {rss:9.0f} "
-            f"| {'':>9} | {'':>7} | {'':>12} |"
+            f"| {'':>9} | {'':>7} | {'':>12} | {'':>9} | {'':>8} |"
         )
     evaluation_rate(model, args.k, args.eval_images, device, sync)
+
+
+def compute_ceilings(config, test_images: int) -> dict[str, float]:
+    """Milliseconds of each compute row's matrix products alone (bench/limits.py), by row name."""
+    from bench.limits import decoder_seconds, forward_products, mm_seconds
+
+    return {
+        "decode one point -> PNG (ms)": 1000 * decoder_seconds(config, 1),
+        "20x20 manifold grid -> PNG (ms)": 1000 * decoder_seconds(config, 400),
+        "encode the 10k test set (ms)": 1000 * mm_seconds(forward_products(config, test_images)[0], 5),
+    }
 
 
 def evaluation_rate(model, k: int, images: int, device: torch.device, sync) -> None:
@@ -198,11 +217,10 @@ def evaluation_rate(model, k: int, images: int, device: torch.device, sync) -> N
     print(f"\n# evaluation: L_K, K = {k}, {len(x)} binarised test images on {device}")
     print(f"{rate:.1f} images/s measured; the full 10,000-image test set at this rate: {10_000 / rate:.0f} s")
     if device.type == "cpu" and model.config.arch == "mlp":
-        from bench.limits import linear_sizes, mm_seconds
+        from bench.limits import decoder_seconds
 
         rows = 2048
-        decoder = linear_sizes(model.config)[len(model.config.hidden) + 1 :]
-        ceiling = mm_seconds([(rows, n_in, n_out) for n_in, n_out in decoder]) * k / rows  # s per image
+        ceiling = decoder_seconds(model.config, rows) * k / rows  # s per image
         print(
             f"ceiling (the decoder's matrix products alone): {1 / ceiling:.1f} images/s; measured = "
             f"{rate * ceiling:.0%} of it (bench/limits.py)"

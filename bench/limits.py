@@ -65,24 +65,70 @@ def _timed(fn, *args) -> float:
     return time.perf_counter() - start
 
 
-def linear_sizes(config: ModelConfig) -> list[tuple[int, int]]:
-    """(in, out) of every linear layer of the MLP VAE, encoder then decoder."""
-    d, z, hidden = config.pixels, config.latent_dim, list(config.hidden)
-    enc = list(zip([d, *hidden], [*hidden, 2 * z]))
-    dec = list(zip([z, *reversed(hidden)], [*reversed(hidden), d]))
-    return enc + dec
+Products = list[tuple[int, int, int]]  # (m, k, n) of each (m, k) x (k, n) matrix product
+
+
+def forward_products(config: ModelConfig, batch: int) -> tuple[Products, Products]:
+    """The (m, k, n) matrix products of the encoder's and the decoder's forward pass for ``batch``
+    images, found by running the model once with hooks: a Linear layer is (rows, in, out); a
+    convolution is one row per output position with k = in-channels x kernel area (im2col); a
+    transposed convolution is one row per input position with n = out-channels x kernel area."""
+    from torch import nn
+
+    from explorer.model import VAE
+
+    model = VAE(config).eval()
+    found: list[tuple[int, int, int]] = []
+
+    def record(module, inputs, output) -> None:
+        x = inputs[0]
+        if isinstance(module, nn.Linear):
+            found.append((x.numel() // x.shape[-1], module.in_features, module.out_features))
+        elif isinstance(module, nn.Conv2d):
+            area = module.kernel_size[0] * module.kernel_size[1]
+            rows = output.shape[0] * output.shape[2] * output.shape[3]
+            found.append((rows, module.in_channels // module.groups * area, module.out_channels))
+        elif isinstance(module, nn.ConvTranspose2d):
+            area = module.kernel_size[0] * module.kernel_size[1]
+            rows = x.shape[0] * x.shape[2] * x.shape[3]
+            found.append((rows, module.in_channels, module.out_channels * area))
+
+    layers = (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)
+    hooks = [m.register_forward_hook(record) for m in model.modules() if isinstance(m, layers)]
+    with torch.no_grad():
+        code = model.encode(torch.rand(batch, *config.image_shape))[0]
+        encoder = list(found)
+        found.clear()
+        model.decoder_params(code)
+    for hook in hooks:
+        hook.remove()
+    return encoder, list(found)
 
 
 def step_shapes(config: ModelConfig, batch: int) -> list[tuple[int, int, int]]:
     """The matrix products of one training step: per layer, the forward product and the two of
-    the backward pass (the input's gradient, except for the first layer, and the weight's)."""
+    the backward pass (the weight's gradient, and the input's except for the first layer's)."""
+    encoder, decoder = forward_products(config, batch)
     shapes = []
-    for i, (n_in, n_out) in enumerate(linear_sizes(config)):
-        shapes.append((batch, n_in, n_out))  # forward
-        shapes.append((n_in, batch, n_out))  # weight gradient
+    for i, (m, k, n) in enumerate(encoder + decoder):
+        shapes.append((m, k, n))  # forward
+        shapes.append((k, m, n))  # weight gradient
         if i != 0:
-            shapes.append((batch, n_out, n_in))  # input gradient
+            shapes.append((m, n, k))  # input gradient
     return shapes
+
+
+def decoder_seconds(config: ModelConfig, rows: int) -> float:
+    """Seconds of the decoder's forward matrix products for ``rows`` latent points."""
+    return mm_seconds(forward_products(config, rows)[1])
+
+
+def spread(values: list[float], fmt: str = ".2f") -> str:
+    """'median (min-max)' of repeated measurements; the median alone for one."""
+    med = statistics.median(values)
+    if len(values) == 1:
+        return f"{med:{fmt}}"
+    return f"{med:{fmt}} ({min(values):{fmt}}-{max(values):{fmt}})"
 
 
 def row(name: str, measured: list[float], ceiling: float, unit: str = "s") -> str:
@@ -118,9 +164,7 @@ def evaluation(runs: int, images: int) -> tuple[list[float], list[float], float]
         torch.manual_seed(0)
         plain.append(_timed(lambda: importance_per_image(model, x, 5000, blocked=False)) / images)
     rows = importance.BLOCK_ROWS
-    decoder = linear_sizes(model.config)[len(model.config.hidden) + 1 :]
-    per_block = mm_seconds([(rows, n_in, n_out) for n_in, n_out in decoder])
-    return blocked, plain, per_block * 5000 / rows
+    return blocked, plain, decoder_seconds(model.config, rows) * 5000 / rows
 
 
 def whole_process(runs: int) -> tuple[list[float], list[float]]:

@@ -1,7 +1,7 @@
 """Scaling: how the trainer's time per MNIST epoch grows with the batch size and the hidden width,
 and where the time of the default model goes, against the device's measured ceilings.
 
-    python bench/scaling.py [--device cpu|cuda] [--seconds 1.5]
+    python bench/scaling.py [--device cpu|cuda] [--seconds 1.5] [--runs 3]
 
 Each configuration times the trainer's own training step (``Trainer.train_step``: dynamic
 binarisation, forward, ELBO, backward, optimiser step) over at least ``--seconds`` of steps after a
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -27,6 +28,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bench.limits import spread  # noqa: E402
 from explorer.config import TrainConfig  # noqa: E402
 from explorer.distributed import World  # noqa: E402
 from explorer.graphs import DISABLE_ENV  # noqa: E402
@@ -129,33 +131,57 @@ def work_per_epoch(hidden: int, latent: int = 20, batch: int = 128) -> tuple[flo
     return flop / 1e9, (activations + optimizer) / 1e9
 
 
+def _repeat(hidden: int, batch: int, args) -> list[float]:
+    """Seconds per epoch of 784-hidden-20 at this batch, measured --runs times."""
+    return [epoch_seconds(hidden, batch, args.device, args.seconds)[0] for _ in range(args.runs)]
+
+
+def _ceiling(hidden: int, batch: int, measured: float, on_cpu: bool) -> str:
+    """'ceiling s | fraction' of a 784-hidden-20 epoch at this batch: its matrix products alone."""
+    if not on_cpu:
+        return "- | -"
+    from bench.limits import mm_seconds, step_shapes
+
+    shapes = step_shapes(ModelConfig(hidden=(hidden,), latent_dim=20), batch)
+    ceiling = -(-EPOCH // batch) * mm_seconds(shapes, 5)
+    return f"{ceiling:.3f} | {ceiling / measured:.0%}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--seconds", type=float, default=1.5, help="timed steps per configuration")
     parser.add_argument("--batches", default="32,64,128,256,512,1024,2048,4096")
     parser.add_argument("--widths", default="100,200,400,800,1600")
+    parser.add_argument("--runs", type=int, default=3, help="measurements per configuration (median, range)")
     args = parser.parse_args()
     device = torch.device(args.device)
     threads = torch.get_num_threads() if device.type == "cpu" else None
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {threads} threads"
     print(f"# scaling on {name}, torch {torch.__version__}; seconds per 60k-image epoch")
 
+    on_cpu = device.type == "cpu"
+    if on_cpu:
+        print("ceiling: each configuration's own matrix products alone, forward and back (bench/limits.py)")
     print("\n## batch size (784-400-20)")
-    print("| batch | s/epoch | samples/s | vs batch 128 |")
-    print("|---:|---:|---:|---:|")
-    rows = {b: epoch_seconds(400, b, args.device, args.seconds)[0] for b in map(int, args.batches.split(","))}
+    print("| batch | s/epoch, median (min-max) | samples/s | vs batch 128 | ceiling (s) | fraction |")
+    print("|---:|---:|---:|---:|---:|---:|")
+    runs = {b: _repeat(400, b, args) for b in map(int, args.batches.split(","))}
+    rows = {b: statistics.median(r) for b, r in runs.items()}
     base = rows.get(128) or next(iter(rows.values()))
     for b, s in rows.items():
-        print(f"| {b} | {s:.3f} | {EPOCH / s:,.0f} | {base / s:.2f}x |")
+        limit = _ceiling(400, b, s, on_cpu)
+        print(f"| {b} | {spread(runs[b], '.3f')} | {EPOCH / s:,.0f} | {base / s:.2f}x | {limit} |")
 
     print("\n## hidden width (784-W-20, batch 128)")
-    print("| width | s/epoch | GFLOP/epoch | achieved GFLOP/s |")
-    print("|---:|---:|---:|---:|")
+    print("| width | s/epoch, median (min-max) | GFLOP/epoch | achieved GFLOP/s | ceiling (s) | fraction |")
+    print("|---:|---:|---:|---:|---:|---:|")
     for w in map(int, args.widths.split(",")):
-        s = epoch_seconds(w, 128, args.device, args.seconds)[0]
+        measured = _repeat(w, 128, args)
+        s = statistics.median(measured)
         gflop, _ = work_per_epoch(w)
-        print(f"| {w} | {s:.3f} | {gflop:.0f} | {gflop / s:.1f} |")
+        limit = _ceiling(w, 128, s, on_cpu)
+        print(f"| {w} | {spread(measured, '.3f')} | {gflop:.0f} | {gflop / s:.1f} | {limit} |")
 
     peak_flops, peak_bw = ceilings(device)
     gflop, gbytes = work_per_epoch(400)

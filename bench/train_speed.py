@@ -6,7 +6,7 @@ same 784-400-20 ReLU VAE (grey-level Bernoulli likelihood, analytic KL, Adam 1e-
 the same files for the same epochs. Printed: seconds per epoch (training only), samples/s, the
 final test loss (nats per image: BCE + KL on the grey-level test set) and the speed-up.
 
-    python bench/train_speed.py --epochs 2 [--device cuda] [--batch-size 128] [--limit N]
+    python bench/train_speed.py --epochs 2 [--runs 3] [--device cuda] [--batch-size 128] [--limit N]
 
 ``--limit N`` trains both loops on the first N training images only (a quick check that the bench
 runs, not a figure to report). The line under the table says how our trainer stepped: on CUDA,
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 import tempfile
 import time
@@ -31,6 +32,7 @@ from torch.nn import functional as F
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bench.limits import spread  # noqa: E402
 from explorer.config import TrainConfig  # noqa: E402
 from explorer.data import fetch  # noqa: E402
 from explorer.devices import pick_device  # noqa: E402
@@ -162,32 +164,37 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--limit", type=int, default=None, help="train on the first N images only")
+    parser.add_argument("--runs", type=int, default=3, help="times to run both loops (median, range)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     device = pick_device(args.device)
-    ref = run_reference(args.epochs, args.batch_size, device, args.seed, args.limit)
-    ours = run_ours(args.epochs, args.batch_size, device, args.seed, args.limit)
+    refs, ours = [], []
+    for _ in range(args.runs):  # alternating, so that a busy spell of the machine hits both
+        refs.append(run_reference(args.epochs, args.batch_size, device, args.seed, args.limit))
+        ours.append(run_ours(args.epochs, args.batch_size, device, args.seed, args.limit))
     threads = torch.get_num_threads()
     if args.json:
-        print(json.dumps({"device": str(device), "reference": ref, "ours": ours}))
+        print(json.dumps({"device": str(device), "reference": refs, "ours": ours}))
         return
     epochs = f"{args.epochs} epoch{'s' if args.epochs != 1 else ''}"
     images = "" if args.limit is None else f" of the first {args.limit:,} images"
     print(
         f"training speed, 784-400-20, batch {args.batch_size}, {epochs}{images}, {device} "
-        f"({threads} threads), torch {torch.__version__}"
+        f"({threads} threads), torch {torch.__version__}; {args.runs} runs: median (min-max)"
     )
     ceiling = epoch_ceiling(args.batch_size, args.limit) if device.type == "cpu" else None
     print("| loop | s / epoch | samples / s | final test loss (nats) | fraction of ceiling |")
     print("|---|---|---|---|---|")
-    for name, r in (("reference (DataLoader, .item() per step)", ref), ("VAE Explorer trainer", ours)):
-        share = f"{ceiling / r['seconds_per_epoch']:.0%}" if ceiling else "n/a (CPU only)"
-        figures = f"{r['seconds_per_epoch']:.2f} | {r['samples_per_s']:,.0f} | {r['test_loss']:.1f}"
-        print(f"| {name} | {figures} | {share} |")
-    print(f"| speed-up | {ref['seconds_per_epoch'] / ours['seconds_per_epoch']:.1f}x | | | |")
+    for name, runs in (("reference (DataLoader, .item() per step)", refs), ("VAE Explorer trainer", ours)):
+        seconds = [r["seconds_per_epoch"] for r in runs]
+        share = f"{ceiling / statistics.median(seconds):.0%}" if ceiling else "n/a (CPU only)"
+        rate, loss = spread([r["samples_per_s"] for r in runs], ",.0f"), runs[-1]["test_loss"]
+        print(f"| {name} | {spread(seconds)} | {rate} | {loss:.1f} | {share} |")
+    ratios = [r["seconds_per_epoch"] / o["seconds_per_epoch"] for r, o in zip(refs, ours)]
+    print(f"| speed-up (run by run) | {spread(ratios)}x | | | |")
     if ceiling:
         print(f"ceiling: {ceiling:.2f} s per epoch for the step's matrix products alone (bench/limits.py)")
-    print(f"VAE Explorer trainer: {ours['path']}")
+    print(f"VAE Explorer trainer: {ours[-1]['path']}")
 
 
 if __name__ == "__main__":
