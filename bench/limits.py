@@ -8,7 +8,8 @@ the fraction is ceiling / measured time (1.0: nothing but those products). Memor
 Workloads (three runs each: median and range):
   - one training epoch of the default model (784-512-512-2, batch 100) through `start_run`;
   - L_5000 on mnist-z2 (images per second, K = 5000), the blocked path and the plain one;
-  - the whole `vae-explorer train --epochs 1` process against the epoch it contains.
+  - the whole `vae-explorer train --epochs 1` process against the epoch it contains, beside a
+    process that only imports torch (and torch._dynamo, which torch.optim imports): the floor.
 
     python bench/limits.py [--runs 3] [--eval-images 16]
 
@@ -131,40 +132,47 @@ def spread(values: list[float], fmt: str = ".2f") -> str:
     return f"{med:{fmt}} ({min(values):{fmt}}-{max(values):{fmt}})"
 
 
-def row(name: str, measured: list[float], ceiling: float, unit: str = "s") -> str:
-    med = statistics.median(measured)
+def row(name: str, measured: list[float], ceilings: list[float], unit: str = "s") -> str:
+    """A table row: the measured median and range, the ceilings' median and range, and the median
+    of the run-by-run fractions (each run against the ceiling measured just before it: this
+    shared machine's speed drifts by up to a quarter between minutes)."""
+    fractions = [c / m for c, m in zip(ceilings, measured)]
     return (
-        f"| {name} | {med:.3f} {unit} | {min(measured):.3f}-{max(measured):.3f} | {ceiling:.3f} {unit} | "
-        f"{ceiling / med:.0%} |"
+        f"| {name} | {spread(measured, '.3f')} {unit} | {spread(ceilings, '.3f')} {unit} | "
+        f"{statistics.median(fractions):.0%} ({min(fractions):.0%}-{max(fractions):.0%}) |"
     )
 
 
-def training(runs: int) -> tuple[list[float], float]:
+def training(runs: int) -> tuple[list[float], list[float]]:
+    """(seconds of each run's epoch of the default model, the ceiling measured before each)."""
     config, cfg = ModelConfig(), TrainConfig(epochs=1, device="cpu", seed=0)
-    seconds = []
+    steps = 60_000 // cfg.batch_size
+    seconds, ceilings = [], []
     for _ in range(runs):
+        ceilings.append(steps * mm_seconds(step_shapes(config, cfg.batch_size), repeats=10))
         with tempfile.TemporaryDirectory() as tmp:
             out = start_run(Path(tmp) / "run", config, cfg, progress=False)
             epoch = [r for r in RunFolder(out).read_metrics() if r["type"] == "epoch"][0]
             seconds.append(epoch["epoch_seconds"])
-    steps = 60_000 // cfg.batch_size
-    return seconds, steps * mm_seconds(step_shapes(config, cfg.batch_size))
+    return seconds, ceilings
 
 
-def evaluation(runs: int, images: int) -> tuple[list[float], list[float], float]:
-    """Seconds per image of L_5000 on mnist-z2, blocked and plain, and the ceiling per image."""
+def evaluation(runs: int, images: int) -> tuple[list[float], list[float], list[float]]:
+    """Seconds per image of L_5000 on mnist-z2, blocked and plain, and the ceiling per image
+    measured before each run."""
     from explorer import importance
 
     model = load_checkpoint("mnist-z2").eval()
     x, _ = eval_images("mnist", limit=images)
-    blocked, plain = [], []
+    blocked, plain, ceilings = [], [], []
+    rows = importance.BLOCK_ROWS
     for _ in range(runs):
+        ceilings.append(decoder_seconds(model.config, rows) * 5000 / rows)
         torch.manual_seed(0)
         blocked.append(_timed(importance_per_image, model, x, 5000) / images)
         torch.manual_seed(0)
         plain.append(_timed(lambda: importance_per_image(model, x, 5000, blocked=False)) / images)
-    rows = importance.BLOCK_ROWS
-    return blocked, plain, decoder_seconds(model.config, rows) * 5000 / rows
+    return blocked, plain, ceilings
 
 
 def whole_process(runs: int) -> tuple[list[float], list[float]]:
@@ -193,6 +201,18 @@ def whole_process(runs: int) -> tuple[list[float], list[float]]:
     return total, epoch
 
 
+def import_seconds(runs: int) -> tuple[list[float], list[float]]:
+    """Wall seconds of a process that only imports torch, and of one that imports torch and
+    torch._dynamo (which torch.optim's step imports): the floor under any training command."""
+    plain, dynamo = [], []
+    for _ in range(runs):
+        for out, code in ((plain, "import torch"), (dynamo, "import torch, torch._dynamo")):
+            start = time.perf_counter()
+            subprocess.run([sys.executable, "-c", code], check=True)
+            out.append(time.perf_counter() - start)
+    return plain, dynamo
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--runs", type=int, default=3)
@@ -202,10 +222,11 @@ def main() -> None:
     cpu = platform.processor() or platform.machine()
     host = f"{cpu}, {os.cpu_count()} cores, {torch.get_num_threads()} threads"
     print(f"{host}, torch {torch.__version__}; copy bandwidth {bandwidth_gbs():.1f} GB/s\n")
-    print("| workload | measured (median) | range | ceiling (matrix products only) | fraction |")
-    print("|---|---|---|---|---|")
-    epochs, ceiling = training(args.runs)
-    print(row("training epoch, 784-512-512-2, batch 100", epochs, ceiling))
+    print(f"{args.runs} runs each: median (min-max); each run against the ceiling measured just before it\n")
+    print("| workload | measured | ceiling (its matrix products alone) | fraction of the ceiling |")
+    print("|---|---|---|---|")
+    epochs, ceilings = training(args.runs)
+    print(row("training epoch, 784-512-512-2, batch 100", epochs, ceilings))
     blocked, plain, per_image = evaluation(args.runs, args.eval_images)
     print(row("L_5000 per image, mnist-z2, blocked", blocked, per_image))
     print(row("L_5000 per image, mnist-z2, plain", plain, per_image))
@@ -217,6 +238,11 @@ def main() -> None:
         f"epoch {statistics.median(outside):.2f} s ({min(outside):.2f}-{max(outside):.2f}). "
         f"L_5000 blocked: {1 / statistics.median(blocked):.1f} images/s, plain "
         f"{1 / statistics.median(plain):.1f}."
+    )
+    torch_only, with_dynamo = import_seconds(args.runs)
+    print(
+        f"A process that only imports torch: {spread(torch_only)} s; torch and torch._dynamo (imported "
+        f"by torch.optim's first step): {spread(with_dynamo)} s."
     )
 
 
