@@ -41,7 +41,7 @@ def add_tool_parsers(sub) -> None:
         type=int,
         default=5000,
         help="importance samples per image for L_K (0: ELBO only); default 5000, the literature's: "
-        "about 10 minutes for MNIST's 10,000 test images on a 2-core CPU with the MLP models (use --limit "
+        "about 8 minutes for MNIST's 10,000 test images on a 2-core CPU with the MLP models (use --limit "
         "to try)",
     )
     e.add_argument("--limit", type=positive(int), help="first N images only")

@@ -33,6 +33,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+# The server's environment as `make run` sets it (see the Makefile), so that the tests and the
+# benches that start a server measure what a user runs.
+SERVER_ENV = {"MALLOC_ARENA_MAX": "2"}
+
+
 @contextlib.contextmanager
 def streamlit_server(
     env: dict | None = None, timeout: float = 90, pid_out: list | None = None, extra_args: list | None = None
@@ -62,7 +67,7 @@ def streamlit_server(
     proc = subprocess.Popen(
         cmd,
         cwd=ROOT,
-        env={**os.environ, **(env or {})},
+        env={**os.environ, **SERVER_ENV, **(env or {})},
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
