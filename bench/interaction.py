@@ -174,7 +174,17 @@ def main() -> None:
         f"# interaction: {args.model} on {device} ({torch.get_num_threads()} threads), "
         f"torch {torch.__version__}"
     )
-    ceilings = compute_ceilings(model.config, len(test)) if device.type == "cpu" else {}
+    print_rows(rows, compute_ceilings(model.config, len(test)) if device.type == "cpu" else {})
+    if args.app:
+        print(
+            f"| {'app server peak RSS, every page visited (MB)':50} | {rss:9.0f} "
+            f"| {'':>9} | {'':>7} | {'':>12} | {'':>9} | {'':>8} |"
+        )
+    evaluation_rate(model, args.k, args.eval_images, device, sync)
+
+
+def print_rows(rows: list, ceilings: dict[str, float]) -> None:
+    """The table: p50, p95, target and, for compute rows, the ceiling and the fraction."""
     print(
         "ceiling: the row's own matrix products alone on this CPU (bench/limits.py); fraction = "
         "ceiling / p50 (the rest is Python, image encoding and element-wise work)"
@@ -187,12 +197,6 @@ def main() -> None:
         ceiling = ceilings.get(name)
         limit = f"{ceiling:9.2f} | {ceiling / p50:8.1%} |" if ceiling else f"{'':>9} | {'':>8} |"
         print(f"| {name:50} | {p50:9.2f} | {p95:9.2f} | {target:7.0f} | {p50 / target:12.2f} | {limit}")
-    if args.app:
-        print(
-            f"| {'app server peak RSS, every page visited (MB)':50} | {rss:9.0f} "
-            f"| {'':>9} | {'':>7} | {'':>12} | {'':>9} | {'':>8} |"
-        )
-    evaluation_rate(model, args.k, args.eval_images, device, sync)
 
 
 def compute_ceilings(config, test_images: int) -> dict[str, float]:

@@ -147,6 +147,25 @@ def _ceiling(hidden: int, batch: int, measured: float, on_cpu: bool) -> str:
     return f"{ceiling:.3f} | {ceiling / measured:.0%}"
 
 
+def where_the_time_goes(device: torch.device, s: float) -> None:
+    """The default model's measured epoch ``s`` against a large matrix product and a large copy."""
+    peak_flops, peak_bw = ceilings(device)
+    gflop, gbytes = work_per_epoch(400)
+    print("\n## where the time goes (784-400-20, batch 128)")
+    print("| quantity | per epoch | at the device's ceiling | share of the measured epoch |")
+    print("|---|---:|---:|---:|")
+    print(
+        f"| matrix products | {gflop:.0f} GFLOP | {gflop / peak_flops:.3f} s ({peak_flops:.0f} GFLOP/s) "
+        f"| {gflop / peak_flops / s:.0%} |"
+    )
+    print(
+        f"| memory traffic | {gbytes:.1f} GB | {gbytes / peak_bw:.3f} s ({peak_bw:.1f} GB/s) "
+        f"| {gbytes / peak_bw / s:.0%} |"
+    )
+    steps = EPOCH // 128
+    print(f"| measured | {s:.3f} s, {steps} steps | | {s / steps * 1e3:.2f} ms per step |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="cpu")
@@ -183,22 +202,7 @@ def main() -> None:
         limit = _ceiling(w, 128, s, on_cpu)
         print(f"| {w} | {spread(measured, '.3f')} | {gflop:.0f} | {gflop / s:.1f} | {limit} |")
 
-    peak_flops, peak_bw = ceilings(device)
-    gflop, gbytes = work_per_epoch(400)
-    s = rows.get(128) or epoch_seconds(400, 128, args.device, args.seconds)[0]
-    print("\n## where the time goes (784-400-20, batch 128)")
-    print("| quantity | per epoch | at the device's ceiling | share of the measured epoch |")
-    print("|---|---:|---:|---:|")
-    print(
-        f"| matrix products | {gflop:.0f} GFLOP | {gflop / peak_flops:.3f} s ({peak_flops:.0f} GFLOP/s) "
-        f"| {gflop / peak_flops / s:.0%} |"
-    )
-    print(
-        f"| memory traffic | {gbytes:.1f} GB | {gbytes / peak_bw:.3f} s ({peak_bw:.1f} GB/s) "
-        f"| {gbytes / peak_bw / s:.0%} |"
-    )
-    steps = EPOCH // 128
-    print(f"| measured | {s:.3f} s, {steps} steps | | {s / steps * 1e3:.2f} ms per step |")
+    where_the_time_goes(device, rows.get(128) or epoch_seconds(400, 128, args.device, args.seconds)[0])
 
     if device.type == "cuda":
         print("\n## the step with and without the CUDA graph (784-400-20)")

@@ -20,16 +20,11 @@ import torch
 from explorer.checkpoints import dataset_of, load_checkpoint, read_config, resolve
 from explorer.config import ModelConfig, TrainConfig, check_combination
 from explorer.data import fetch
-from explorer.devices import check_step_fits, flush_denormals, pick_device
+from explorer.devices import check_step_fits, pick_device
 from explorer.distributed import World, join
 from explorer.errors import ExplorerError
 from explorer.runfolder import RunFolder
 from explorer.trainer import Trainer
-
-# Denormal floats as zero from the moment the trainer is imported: before the first parallel
-# operation starts PyTorch's thread pool, whose threads inherit the mode (set later, it reaches the
-# calling thread only). See explorer.devices.flush_denormals for why and what it costs.
-flush_denormals()
 
 
 def start_run(

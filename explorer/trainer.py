@@ -31,6 +31,11 @@ from explorer.recorder import Position, Recorder
 from explorer.runfolder import SNAPSHOT_SIZE, RunFolder
 from explorer.steps import graph_possible, make_optimizer, make_step_runner
 
+# Denormal floats as zero from the moment the trainer is imported (explorer.train imports it):
+# before the first parallel operation starts PyTorch's thread pool, whose threads inherit the mode
+# (set later, it reaches the calling thread only). See explorer.devices.flush_denormals for why.
+flush_denormals()
+
 
 class StopRequest:
     """Turns SIGINT/SIGTERM into a flag checked between steps, so a stop saves a checkpoint."""
@@ -117,7 +122,6 @@ class Trainer:
         self.cfg, self.world = cfg, world
         self.progress = progress if world.main else False
         self.device = pick_device(cfg.device)
-        flush_denormals()  # this thread at least, for callers that import only the Trainer
         if self.device.type == "cuda" and world.distributed:
             self.device = torch.device("cuda", world.local_rank)
         self.record = Recorder(run, cfg, world, self.device)
@@ -184,8 +188,7 @@ class Trainer:
         kl) on the device."""
         x = self.data.train_x[idx]  # (M, C, H, W) grey levels in [0, 1]
         if self.data.binarized:
-            # Dynamic binarisation, a fresh sample every minibatch: u < x is Bernoulli(x), and
-            # torch.rand is vectorised where torch.bernoulli is not (0.3 against 1.0 ms per batch).
+            # Dynamic binarisation: u < x is Bernoulli(x) (rand is vectorised, bernoulli is not)
             x = (torch.rand_like(x) < x).to(x.dtype)
         # The noise of the whole minibatch, drawn in the same order by every process (same seed):
         # each takes its slice, so N processes compute what one would, up to float rounding.
