@@ -1,5 +1,6 @@
 """Training jobs seen from the app: a restarted app finds a running job; exposure settings."""
 
+import os
 import shlex
 import subprocess
 import sys
@@ -84,9 +85,15 @@ def test_make_run_listens_on_loopback_only():
         check=True,
     )
     command = shlex.split(dry.stdout.strip().splitlines()[-1])  # the recipe's streamlit line
+    settings = {}
+    while "=" in command[0]:  # the environment the recipe sets first: NAME=value ...
+        name, _, value = command.pop(0).partition("=")
+        settings[name] = value
+    assert settings.get("MALLOC_ARENA_MAX") == "2", settings  # the server's memory stays flat
     assert Path(command[0]).name == "streamlit", command
     command[0] = str(Path(sys.executable).with_name("streamlit"))  # this environment's
-    proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = {**os.environ, **settings}
+    proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.time() + 60
         while not _listening(port) and time.time() < deadline and proc.poll() is None:
