@@ -9,7 +9,7 @@ import os
 import sys
 from pathlib import Path
 
-from explorer.cli_args import device, number, widths
+from explorer.cli_args import EXIT_INTERRUPTED, device, number, widths
 from explorer.config import ARCHITECTURE, MODEL_SETTINGS, RESUMABLE, TRAIN_SETTINGS, Setting
 from explorer.errors import ExplorerError
 
@@ -71,7 +71,10 @@ def add_train_parser(sub) -> None:
         "(DistributedDataParallel through torchrun: one per GPU, or gloo on the CPU); the batch "
         "is split across them",
     )
-    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t.add_argument(
+        "--no-progress", action="store_true",
+        help="quiet: no progress bar and no per-epoch lines (metrics.jsonl in the run folder has them)",
+    )  # fmt: skip
 
 
 def _flags(names, last: str = ",") -> str:
@@ -86,9 +89,10 @@ def _given(args, settings) -> dict:
     return {s.name: getattr(args, s.name) for s in settings if getattr(args, s.name) is not None}
 
 
-def cmd_train(args) -> None:
+def cmd_train(args) -> int | None:
     from explorer.config import ModelConfig, TrainConfig
     from explorer.datasets import spec
+    from explorer.runfolder import RunFolder
     from explorer.train import resume_run, start_run
 
     model_values, train_values = _given(args, MODEL_SETTINGS), _given(args, TRAIN_SETTINGS)
@@ -123,8 +127,15 @@ def cmd_train(args) -> None:
         folder = start_run(
             out, model_config, cfg, init_from=args.init_from, progress=progress, command=args.command_line
         )
-    if os.environ.get("RANK", "0") == "0":  # with several processes, one says it
-        print(f"run saved in {folder}")
+    if os.environ.get("RANK", "0") != "0":  # with several processes, one says it
+        return None
+    state = (RunFolder(folder).read_status() or {}).get("state")
+    print(f"run saved in {folder}")
+    if state == "stopped":  # a stop signal: checkpointed, not finished
+        print(f"stopped before the last epoch; go on with: vae-explorer train --resume {folder}",
+              file=sys.stderr)  # fmt: skip
+        return EXIT_INTERRUPTED
+    return None
 
 
 def _saved_settings(out: str) -> dict:

@@ -233,7 +233,10 @@ class Trainer:
         self.snapshot()
         self.save()
         if self.progress is not False:
-            tqdm.write(_epoch_line(epoch, self.cfg, loss, test, epoch_seconds))
+            try:
+                tqdm.write(_epoch_line(epoch, self.cfg, loss, test, epoch_seconds))
+            except OSError:  # nobody reads any more (`| head`): the run goes on, silently
+                self.progress = False
 
     # -- what an epoch leaves behind, and what the run says -------------------------------------
 

@@ -1,6 +1,7 @@
 """What training sets up before its first step: the CPU's denormal mode (explorer.devices.flush_denormals),
 and the command line's quick exit (explorer.cli.entry)."""
 
+import json
 import subprocess
 import sys
 
@@ -52,3 +53,24 @@ def test_the_quick_exit_still_runs_exit_handlers(tmp_path):
     done = _cli(code=code)
     assert done.returncode == 0, done.stderr
     assert marker.read_text() == "exit handler ran"
+
+
+def test_training_into_a_path_that_cannot_be_a_folder_is_refused_in_one_line(tmp_path):
+    (tmp_path / "a-file").write_text("not a folder")
+    cases = ((tmp_path / "a-file", "is a file"), ("/proc/no-run-here", "cannot create the run folder"))
+    for out, said in cases:
+        done = _cli("train", "--epochs", "1", "--limit", "200", "--device", "cpu", "--out", str(out))
+        assert done.returncode == EXIT_ERROR and said in done.stderr, done.stderr
+        assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert (tmp_path / "a-file").read_text() == "not a folder"
+
+
+def test_a_reader_that_goes_away_does_not_stop_training(tmp_path):
+    """`vae-explorer train ... | head -1`: the epoch lines fail to print, the run still finishes."""
+    out = tmp_path / "run"
+    train = f"{sys.executable} -m explorer.cli train --epochs 2 --limit 300 --device cpu --out {out}"
+    command = f"{train} | head -c 1"
+    done = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=300)
+    assert "Traceback" not in done.stderr, done.stderr
+    status = json.loads((out / "status.json").read_text())
+    assert status["state"] == "finished", status

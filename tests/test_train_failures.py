@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from explorer.checkpoints import read_config
+from explorer.cli_args import EXIT_INTERRUPTED
 from explorer.errors import ExplorerError
 from explorer.runfolder import RunFolder
 from explorer.train import resume_run, start_run
@@ -61,7 +62,8 @@ def test_sigterm_stops_cleanly_and_resume_finishes(tmp_path):
         time.sleep(0.05)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 0, err
+    assert proc.returncode == EXIT_INTERRUPTED, err  # stopped, not finished: `&&` must not go on
+    assert f"vae-explorer train --resume {out}" in err  # and it says how to go on
     stopped = read_config(out)
     assert 0 < stopped["step"] < 600, "stopped mid-run with a checkpoint"
     rc = cli_resume(out)
