@@ -7,7 +7,7 @@ the fraction is ceiling / measured time (1.0: nothing but those products). Memor
 
 Workloads (three runs each: median and range):
   - one training epoch of the default model (784-512-512-2, batch 100) through `start_run`;
-  - L_5000 on mnist-z2 (images per second, K = 5000), the blocked path and the plain one;
+  - L_5000 on mnist-z2 (seconds per image, K = 5000), the blocked path and the plain one;
   - the whole `vae-explorer train --epochs 1` process against the epoch it contains, beside a
     process that only imports torch (and torch._dynamo, which torch.optim imports): the floor.
 
