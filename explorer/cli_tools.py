@@ -45,7 +45,7 @@ def add_tool_parsers(sub) -> None:
         "to try)",
     )
     e.add_argument("--limit", type=positive(int), help="first N images only")
-    e.add_argument("--split", choices=("test", "train"), default="test", help="which images to score (default: test)")
+    e.add_argument("--split", choices=("test", "train"), default="test", help="images to score")
     e.add_argument("--device", type=device, default="auto", help=DEVICES)
     e.add_argument("--json", action="store_true", help="print the figures as JSON")
     add_fid_arguments(e)
