@@ -139,7 +139,9 @@ def evaluate_checkpoint(checkpoint: str, k: int, limit: int | None, split: str, 
     dataset = _dataset_of(checkpoint)
     binarized = _run_binarizes(checkpoint, dataset, model.config.likelihood)
     x, _ = eval_images(dataset, split, binarized, limit)
-    with tqdm(total=len(x), desc=f"L_{k}", disable=quiet or k == 0 or not model.config.variational) as bar:
+    # A bar only on a terminal (tqdm's disable=None), as train's: no carriage returns in a log file
+    off = True if quiet or k == 0 or not model.config.variational else None
+    with tqdm(total=len(x), desc=f"L_{k}", disable=off) as bar:
         result = evaluate(model, x, k=k, progress=bar.update)
     return model, dataset, binarized, result
 
