@@ -132,6 +132,20 @@ class RunFolder:
         tmp.write_text(json.dumps(record) + "\n")
         os.replace(tmp, self.status_file)
 
+    def create(self) -> None:
+        """Make the run folder (and its parents).
+
+        Raises:
+            ExplorerError: the path is a file, or the folder cannot be made (the reason said;
+                nothing written).
+        """
+        if self.path.exists() and not self.path.is_dir():
+            raise ExplorerError(f"{self.path} is a file, not a folder: choose another --out")
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ExplorerError(f"cannot create the run folder {self.path}: {exc.strerror or exc}") from None
+
     def read_status(self) -> dict | None:
         try:
             return json.loads(self.status_file.read_text())

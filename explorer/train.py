@@ -144,7 +144,7 @@ def _train_in(run: RunFolder, model_config, cfg, lines, progress, resume, init, 
     world.barrier()  # every process has checked the folder before rank 0 writes into it
     status = run.write_status if world.main else (lambda *a, **k: None)
     if world.main:
-        _make_folder(run.path)
+        run.create()
         if lines:  # the record of how this run was made, for its model card
             run.record_commands(lines)
     status("starting", epochs=cfg.epochs)
@@ -160,16 +160,6 @@ def _train_in(run: RunFolder, model_config, cfg, lines, progress, resume, init, 
         raise
     trainer.report("stopped" if stopped else "finished")
     return run.path
-
-
-def _make_folder(path: Path) -> None:
-    """The run folder, or an ExplorerError that says why it cannot be made (nothing written)."""
-    if path.exists() and not path.is_dir():
-        raise ExplorerError(f"{path} is a file, not a folder: choose another --out")
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ExplorerError(f"cannot create the run folder {path}: {exc.strerror or exc}") from None
 
 
 def _device_type(name: str) -> str:

@@ -232,11 +232,8 @@ class Trainer:
         self.record.metrics({**row, **test, **times, "samples_per_s": rate})
         self.snapshot()
         self.save()
-        if self.progress is not False:
-            try:
-                tqdm.write(_epoch_line(epoch, self.cfg, loss, test, epoch_seconds))
-            except OSError:  # nobody reads any more (`| head`): the run goes on, silently
-                self.progress = False
+        if self.progress is not False and not _said(_epoch_line(epoch, self.cfg, loss, test, epoch_seconds)):
+            self.progress = False  # nobody reads any more (`| head`): the run goes on, silently
 
     # -- what an epoch leaves behind, and what the run says -------------------------------------
 
@@ -267,6 +264,15 @@ class Trainer:
         if self.progress is not False and self.world.main:
             tqdm.write(f"training step: {path}")
         self.report("running")  # now saying whether the graph was kept
+
+
+def _said(line: str) -> bool:
+    """Print a line above any progress bar; False when the reader has gone (a closed pipe)."""
+    try:
+        tqdm.write(line)
+    except OSError:
+        return False
+    return True
 
 
 def _epoch_line(epoch: int, cfg: TrainConfig, loss: float, test: dict, seconds: float) -> str:
