@@ -14,11 +14,12 @@ import sys
 import threading
 
 from explorer.cli_args import EXIT_ERROR, EXIT_INTERRUPTED, Parser
+from explorer.cli_paper import add_paper_parser, cmd_paper
 from explorer.cli_tools import TOOLS, add_tool_parsers
 from explorer.cli_train import COMMAND_ENV, add_train_parser, cmd_train
 from explorer.errors import ExplorerError
 
-COMMANDS = {"train": cmd_train, **TOOLS}
+COMMANDS = {"train": cmd_train, "paper": cmd_paper, **TOOLS}
 
 
 def build_parser() -> Parser:
@@ -26,6 +27,7 @@ def build_parser() -> Parser:
     sub = p.add_subparsers(dest="command", required=True, parser_class=Parser, metavar="COMMAND")
     add_train_parser(sub)
     add_tool_parsers(sub)
+    add_paper_parser(sub)
     return p
 
 

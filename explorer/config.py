@@ -103,6 +103,8 @@ AUTOENCODERS = ("ae", "dae")
 ARCHITECTURES = ("mlp", "conv")
 LIKELIHOODS = ("bernoulli", "gaussian", "logistic")
 CORRUPTIONS = ("mask", "gaussian")
+ALGORITHMS = ("aevb", "wake-sleep")  # how the parameters are learnt (the paper's Figure 2 compares them)
+INITS = ("default", "paper")  # PyTorch's layer initialisation, or the paper's N(0, 0.01)
 
 
 @dataclass
@@ -200,6 +202,18 @@ class TrainConfig:
                              "with K = samples)", choices=("elbo", "iwae"), resumable=True,
                              labels=(("elbo", "ELBO (VAE)"), ("iwae", "IWAE bound L_K, K = L")),
                              form="Objective")  # fmt: skip
+    algorithm: str = setting("aevb", "how encoder and decoder are learnt: aevb (the paper's Algorithm 1, "
+                             "one gradient of the SGVB estimate for both) or wake-sleep (Hinton et al. "
+                             "1995: the decoder on log p(x|z) at z ~ q(z|x), the encoder on log q(z|x) "
+                             "at dreamt (z, x) ~ p(z) p(x|z)); both report the same ELBO",
+                             choices=ALGORITHMS,
+                             labels=(("aevb", "AEVB (SGVB gradient)"), ("wake-sleep", "Wake-sleep")),
+                             form="Algorithm")  # fmt: skip
+    init: str = setting("default", "a new model's weights: default (PyTorch's layer initialisation) or "
+                        "paper (every weight and bias drawn from N(0, 0.01), standard deviation 0.01: "
+                        "the paper's Section 5)", choices=INITS,
+                        labels=(("default", "PyTorch's default"), ("paper", "The paper's N(0, 0.01)")),
+                        form="Initialisation")  # fmt: skip
     estimator: str = setting("analytic", "SGVB estimator: analytic = B (analytic KL), mc = A (Monte "
                              "Carlo)", choices=("analytic", "mc"),
                              labels=(("analytic", "B: analytic KL"), ("mc", "A: Monte Carlo")),
@@ -231,6 +245,13 @@ class TrainConfig:
     device: str = setting("auto", "auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps",
                           resumable=True, form="Device")  # fmt: skip
     log_every: int = setting(100, "steps between metric lines", unit="steps", low=1)
+    bound_points: int = setting(0, "evaluate the ELBO on a fixed subset of the training set and on the "
+                                "test set at this many log-spaced counts of training samples per "
+                                "decade (the x-axis of the paper's Figure 2); 0: only at epoch ends",
+                                unit="points per decade", low=0, high=100)  # fmt: skip
+    bound_train_images: int = setting(10_000, "size of the fixed training subset those evaluations "
+                                      "use (the first N training images, binarised once)",
+                                      unit="images", low=1)  # fmt: skip
     eval_seed: int = setting(0, "seed of the test set's fixed binarisation")
 
     def __post_init__(self) -> None:
@@ -245,6 +266,15 @@ class TrainConfig:
             raise ValueError(
                 f"masking noise hides a fraction of the pixels: its level must be below 1, not "
                 f"{self.corruption_level:g}"
+            )
+        if self.algorithm == "wake-sleep" and (self.objective != "elbo" or self.samples != 1):
+            raise ValueError(
+                "wake-sleep learns from one draw z ~ q(z|x) per image and reports the ELBO: "
+                "use --objective elbo --samples 1 with --algorithm wake-sleep"
+            )
+        if self.algorithm == "wake-sleep" and self.beta != 1.0:
+            raise ValueError(
+                f"wake-sleep has no KL weight: set beta to 1 (not {self.beta:g}) or use --algorithm aevb"
             )
         from explorer.devices import check_device_name  # the one list of devices
 
@@ -279,6 +309,16 @@ def check_combination(model: ModelConfig, train: TrainConfig) -> None:
             f"{'an' if model.model == 'ae' else 'a denoising'} autoencoder has no posterior and no KL term, "
             f"so {flags} do{'es' if len(changed) == 1 else ''} not apply to it: leave "
             f"{'it' if len(changed) == 1 else 'them'} at the default, or train --model vae"
+        )
+    if train.algorithm != "aevb" and not model.variational:
+        raise ValueError(
+            f"--algorithm {train.algorithm} learns a recognition model q(z|x) beside the decoder: "
+            f"use it with --model vae, not --model {model.model}"
+        )
+    if train.algorithm == "wake-sleep" and model.likelihood not in ("bernoulli", "gaussian"):
+        raise ValueError(
+            f"wake-sleep's sleep phase draws images from p(x|z): it is written for the bernoulli and "
+            f"gaussian likelihoods, not {model.likelihood}; use --likelihood bernoulli or gaussian"
         )
     corrupted = [n for n in ("corruption", "corruption_level") if getattr(train, n) != defaults[n]]
     if model.model != "dae" and corrupted:

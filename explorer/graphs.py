@@ -38,7 +38,7 @@ def eager_reason(device: torch.device, distributed: bool, optimizer: str) -> str
     return None
 
 
-StepFn = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+StepFn = Callable[..., tuple[torch.Tensor, torch.Tensor]]  # (x, *noise) -> (loss, stats)
 
 
 def side_stream(device: torch.device) -> torch.cuda.Stream:
@@ -86,16 +86,17 @@ def _worst(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
 
 
 class GraphedStep:
-    """A captured training step: call it with (x, eps) to run one update; it returns the step's
+    """A captured training step: call it with (x, *noise) to run one update; it returns the step's
     (loss, recon, kl) tensor, which the next call overwrites (add it up before calling again)."""
 
-    def __init__(self, graph: torch.cuda.CUDAGraph, x, eps, stats, grads) -> None:
-        self.graph, self.x, self.eps, self.stats = graph, x, eps, stats
+    def __init__(self, graph: torch.cuda.CUDAGraph, x, noise, stats, grads) -> None:
+        self.graph, self.x, self.noise, self.stats = graph, x, noise, stats
         self._grads = grads  # the graph writes its gradients here: keep them alive
 
-    def __call__(self, x: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, *noise: torch.Tensor) -> torch.Tensor:
         self.x.copy_(x)
-        self.eps.copy_(eps)
+        for static, fresh in zip(self.noise, noise):
+            static.copy_(fresh)
         self.graph.replay()
         return self.stats
 
@@ -104,36 +105,36 @@ def capture(
     step_fn: StepFn,
     params: list[torch.Tensor],
     optimizer: torch.optim.Optimizer,
-    eager_step: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    eager_step: Callable[..., torch.Tensor],
     x: torch.Tensor,
-    eps: torch.Tensor,
+    *noise: torch.Tensor,
 ) -> tuple[GraphedStep | None, torch.Tensor, str]:
     """Capture the step, check it against ``eager_step`` on this minibatch, and take the step.
 
     Returns (the graphed step or None, this step's stats, a description of the path taken). The
-    model and optimiser end exactly where one eager step on (x, eps) would leave them, whether or
+    model and optimiser end exactly where one eager step on (x, *noise) would leave them, whether or
     not the graph is kept.
     """
     before = _State(params, optimizer)
     try:
-        static_x, static_eps = x.clone(), eps.clone()
+        static_x, static_noise = x.clone(), tuple(n.clone() for n in noise)
         graph = torch.cuda.CUDAGraph()
         optimizer.zero_grad(set_to_none=True)  # the graph's backward allocates its own gradients
         with torch.cuda.graph(graph):
-            loss, stats = step_fn(static_x, static_eps)
+            loss, stats = step_fn(static_x, *static_noise)
             loss.backward()
             optimizer.step()
-        graphed = GraphedStep(graph, static_x, static_eps, stats, [p.grad for p in params])
-        graph_stats = graphed(x, eps).clone()
+        graphed = GraphedStep(graph, static_x, static_noise, stats, [p.grad for p in params])
+        graph_stats = graphed(x, *noise).clone()
         graph_after = before.current()
     except RuntimeError as exc:  # capture refused: an op or setting that graphs do not allow
         before.restore()
         with quiet_uncaptured_steps():
-            stats = eager_step(x, eps)
+            stats = eager_step(x, *noise)
         return None, stats, f"eager step (CUDA graph capture failed: {str(exc).splitlines()[0]})"
     before.restore()
     with quiet_uncaptured_steps():
-        stats = eager_step(x, eps)
+        stats = eager_step(x, *noise)
     worst = max(_worst([graph_stats], [stats]), _worst(graph_after, before.current()))
     if not worst <= TOLERANCE:
         return None, stats, f"eager step (the CUDA graph's step differed from the eager one by {worst:.2g})"

@@ -80,6 +80,74 @@ def elbo_terms(
     return ELBOTerms(recon, kl)
 
 
+def dream(model: VAE, z: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    """Images drawn from p(x|z), not the decoder's mean: z (B, z_dim), ``noise`` (B, D) uniform in
+    [0, 1) for a Bernoulli decoder (x = [u < sigmoid(logits)]), standard normal for a Gaussian one
+    (x = mean + sigma * n); returns x (B, C, H, W), detached. The noise comes from the caller so that
+    a captured CUDA-graph step and the eager step it is checked against draw the same images.
+
+    Raises:
+        ValueError: a likelihood other than bernoulli or gaussian.
+    """
+    with torch.no_grad():
+        params = model.decoder_params(z)
+    shape = (z.shape[0], *model.config.image_shape)
+    if model.config.likelihood == "bernoulli":
+        return (noise < torch.sigmoid(params)).to(params.dtype).reshape(shape)
+    if model.config.likelihood == "gaussian":
+        mean, logvar = model._gaussian(params)
+        return (mean + torch.exp(0.5 * logvar) * noise).reshape(shape)
+    raise ValueError(f"cannot dream images from a {model.config.likelihood} decoder: use bernoulli or gaussian")
+
+
+def dream_noise(model: VAE, batch: int, device: torch.device | str) -> torch.Tensor:
+    """The noise ``dream`` takes for ``batch`` images (batch, D): uniform (Bernoulli) or standard
+    normal (Gaussian)."""
+    shape = (batch, model.config.pixels)
+    if model.config.likelihood == "bernoulli":
+        return torch.rand(shape, device=device)
+    return torch.randn(shape, device=device)
+
+
+class WakeSleepLosses(NamedTuple):
+    """The two phases' losses (scalars, means over the batch, nats) and the ELBO's parts (B,)."""
+
+    wake: torch.Tensor  # -mean log p(x|z), z ~ q(z|x) held fixed: its gradient reaches theta only
+    sleep: torch.Tensor  # -mean log q(z|x), (z, x) ~ p(z) p(x|z) held fixed: reaches phi only
+    terms: ELBOTerms  # the ELBO of the data batch with the current q (reported, not descended)
+
+
+def wake_sleep_losses(
+    model: VAE, x: torch.Tensor, eps: torch.Tensor, z_sleep: torch.Tensor, noise: torch.Tensor,
+    estimator: str = "analytic",
+) -> WakeSleepLosses:  # fmt: skip
+    """The wake-sleep algorithm's two phases on one minibatch (Hinton, Dayan, Frey & Neal 1995), with
+    the VAE's encoder as the recognition model, as in Kingma & Welling 2013, Section 5 (Figure 2).
+
+    Wake: z ~ q(z|x) for the data x (B, C, H, W), ``eps`` (1, B, z_dim); the generative model's
+    parameters theta ascend log p(x, z) = log p(x|z) + log p(z) (p(z) = N(0, I) has no parameter,
+    so only log p(x|z) carries a gradient). Sleep: z ~ p(z) (``z_sleep`` (B, z_dim)), x ~ p(x|z)
+    drawn with ``noise`` (``dream``); the recognition parameters phi ascend log q(z|x). Each loss
+    reaches its own parameters only (z and the dreamt x are constants), so the sum of the two
+    losses differentiated once gives each phase's gradient. ``terms`` is the SGVB estimate of the
+    ELBO from the wake phase's draw (estimator A or B), the figure the paper plots for both
+    algorithms; it is not differentiated.
+    """
+    with torch.no_grad():  # the wake phase does not differentiate the recognition model
+        mu, logvar = model.encode(x)  # (B, z)
+        z = model.reparameterize(mu, logvar, 1, eps)  # (1, B, z): a constant for the wake phase
+    recon = model.log_prob(x, model.decoder_params(z)).mean(0)  # (B,)
+    with torch.no_grad():
+        if estimator == "analytic":
+            kl = kl_standard_normal(mu, logvar)
+        else:
+            kl = (log_normal_diag(z, mu, logvar) - log_standard_normal(z)).mean(0)
+    x_dream = dream(model, z_sleep, noise)
+    mu_s, logvar_s = model.encode(x_dream)
+    sleep = -log_normal_diag(z_sleep, mu_s, logvar_s).mean()
+    return WakeSleepLosses(-recon.mean(), sleep, ELBOTerms(recon.detach(), kl))
+
+
 def corrupt(x: torch.Tensor, kind: str, level: float) -> torch.Tensor:
     """The denoising autoencoder's corrupted input for x (B, C, H, W) in [0, 1] (Vincent et al.
     2008, section 2.3): ``mask`` sets each pixel to 0 with probability ``level`` (masking noise,

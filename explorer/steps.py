@@ -5,7 +5,8 @@ interface whatever runs it.
 update; wrapped in DistributedDataParallel when several processes train) or ``GraphStep`` (on one
 CUDA device, a few eager steps, then the step captured as one CUDA graph and checked against the
 eager step before it is trusted; see ``explorer.graphs``). Every runner is called with a
-minibatch x (M, C, H, W) and its noise eps (L, M, z) and returns the step's (loss, recon, kl) on
+minibatch x (M, C, H, W) and its noise (``step_noise``: eps (L, M, z), and for wake-sleep the
+sleep phase's z (M, z) and image noise (M, D)) and returns the step's (loss, recon, kl) on
 the device, and says in ``path`` how it steps.
 """
 
@@ -20,7 +21,14 @@ from torch.nn.parallel import DistributedDataParallel
 from explorer.config import TrainConfig
 from explorer.graphs import WARMUP_STEPS, capture, eager_reason, quiet_uncaptured_steps, side_stream
 from explorer.model import VAE
-from explorer.objectives import autoencoder_terms, corrupt, elbo_terms, iwae_bound
+from explorer.objectives import (
+    autoencoder_terms,
+    corrupt,
+    dream_noise,
+    elbo_terms,
+    iwae_bound,
+    wake_sleep_losses,
+)
 
 OPTIMIZERS = {
     "adam": torch.optim.Adam,
@@ -55,10 +63,17 @@ class Loss(nn.Module):
         super().__init__()
         self.model, self.cfg = model, cfg
 
-    def forward(self, x: torch.Tensor, eps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """x (M, C, H, W), eps (L, M, z) -> (the loss to minimise, (loss, recon, kl) detached).
-        The autoencoders use no eps; the denoising one corrupts x afresh (the target stays x)."""
+    def forward(self, x: torch.Tensor, eps: torch.Tensor, *sleep: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """x (M, C, H, W), eps (L, M, z) (wake-sleep: then z (M, z) and noise (M, D) for its sleep
+        phase) -> (the loss to minimise, (loss, recon, kl) detached). The autoencoders use no eps;
+        the denoising one corrupts x afresh (the target stays x). Wake-sleep's loss is the sum of
+        its two phases' losses (each reaches its own parameters); its reported loss is -ELBO."""
         kind = self.model.config.model
+        if self.cfg.algorithm == "wake-sleep":
+            phases = wake_sleep_losses(self.model, x, eps, *sleep, estimator=self.cfg.estimator)
+            terms, loss = phases.terms, phases.wake + phases.sleep
+            reported = -terms.elbo.mean()
+            return loss, torch.stack([reported, terms.recon.mean(), terms.kl.mean()])
         if kind != "vae":
             inputs = corrupt(x, self.cfg.corruption, self.cfg.corruption_level) if kind == "dae" else None
             terms = autoencoder_terms(self.model, x, inputs)
@@ -78,8 +93,8 @@ class EagerStep:
     def __init__(self, loss: nn.Module, optimizer: torch.optim.Optimizer, path: str = "eager step") -> None:
         self.loss, self.optimizer, self.path = loss, optimizer, path
 
-    def __call__(self, x: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
-        loss, stats = self.loss(x, eps)
+    def __call__(self, x: torch.Tensor, *noise: torch.Tensor) -> torch.Tensor:
+        loss, stats = self.loss(x, *noise)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
@@ -98,20 +113,20 @@ class GraphStep:
         self.graphed, self.warm, self.settled = None, 0, False
         self.path = "eager step (warming up before the CUDA graph is captured)"
 
-    def __call__(self, x: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, *noise: torch.Tensor) -> torch.Tensor:
         if self.graphed is not None:
-            return self.graphed(x, eps)
+            return self.graphed(x, *noise)
         if self.settled:
-            return self.eager(x, eps)
+            return self.eager(x, *noise)
         if self.warm < WARMUP_STEPS:
             self.warm += 1
             stream = side_stream(self.device)
             with torch.cuda.stream(stream), quiet_uncaptured_steps():
-                stats = self.eager(x, eps)
+                stats = self.eager(x, *noise)
             torch.cuda.current_stream(self.device).wait_stream(stream)
             return stats
         params = list(self.loss.model.parameters())
-        self.graphed, stats, self.path = capture(self.loss, params, self.optimizer, self.eager, x, eps)
+        self.graphed, stats, self.path = capture(self.loss, params, self.optimizer, self.eager, x, *noise)
         self.settled = True
         self.on_path(self.path)
         return stats
@@ -141,3 +156,14 @@ def make_step_runner(
 def graph_possible(device: torch.device, distributed: bool, optimizer: str) -> bool:
     """Whether the step may become a CUDA graph (so the optimiser must be built capturable)."""
     return eager_reason(device, distributed, optimizer) is None
+
+
+def step_noise(model: VAE, cfg: TrainConfig, batch: int, device: torch.device) -> tuple[torch.Tensor, ...]:
+    """The random draws of one step for a minibatch of ``batch`` images, drawn outside the step so
+    that every process (and a captured step and its eager check) sees the same: eps (L, M, z); for
+    wake-sleep also the sleep phase's z ~ p(z) (M, z) and the noise that draws its images (M, D)."""
+    z = model.config.latent_dim
+    eps = torch.randn((cfg.samples, batch, z), device=device)
+    if cfg.algorithm != "wake-sleep":
+        return (eps,)
+    return eps, torch.randn((batch, z), device=device), dream_noise(model, batch, device)

@@ -22,14 +22,15 @@ from tqdm import tqdm
 
 from explorer.checkpoints import load_checkpoint, load_training_state, read_config
 from explorer.config import ModelConfig, TrainConfig
-from explorer.data import load_dataset
+from explorer.bounds import BoundCurve
+from explorer.data import binarize_fixed, load_dataset
 from explorer.devices import flush_denormals, pick_device
 from explorer.distributed import World
 from explorer.evaluate import divergence, eval_images, score_key, test_figures
-from explorer.model import VAE
+from explorer.model import VAE, init_paper
 from explorer.recorder import Position, Recorder
 from explorer.runfolder import SNAPSHOT_SIZE, RunFolder
-from explorer.steps import graph_possible, make_optimizer, make_step_runner
+from explorer.steps import graph_possible, make_optimizer, make_step_runner, step_noise
 
 # Denormal floats as zero from the moment the trainer is imported (explorer.train imports it):
 # before the first parallel operation starts PyTorch's thread pool, whose threads inherit the mode
@@ -70,6 +71,7 @@ class Data:
     snapshot_labels: torch.Tensor  # (SNAPSHOT_SIZE,) labels of the test images in the snapshots
     binarized: bool  # dynamic binarisation of every minibatch
     batch: int  # M (the whole set if it is smaller)
+    bound_train_x: torch.Tensor | None = None  # (N', C, H, W) the fixed training subset of the bound curve
 
     @classmethod
     def load(cls, cfg: TrainConfig, model_config: ModelConfig, device: torch.device) -> Data:
@@ -80,7 +82,12 @@ class Data:
         test_x, labels = eval_images(cfg.dataset, "test", binarized, cfg.test_limit, cfg.eval_seed)
         train_x = (images.float() / 255.0).to(device)  # moved once
         batch = min(cfg.batch_size, len(train_x))
-        return cls(train_x, test_x.to(device), labels[:SNAPSHOT_SIZE], binarized, batch)
+        subset = None
+        if cfg.bound_points:  # the training subset of the bound curve, binarised once (its own seed)
+            first = images[: cfg.bound_train_images]
+            subset = binarize_fixed(first, cfg.eval_seed + 1) if binarized else first.float() / 255.0
+            subset = subset.to(device)
+        return cls(train_x, test_x.to(device), labels[:SNAPSHOT_SIZE], binarized, batch, subset)
 
     @property
     def steps_per_epoch(self) -> int:
@@ -136,6 +143,10 @@ class Trainer:
         )
         self.local = self.data.batch // world.size  # each process's share of every minibatch
         self.stop_now = False
+        self.curve = None
+        if cfg.bound_points:
+            samples = self.at.step * self.data.batch
+            self.curve = BoundCurve(self.data.bound_train_x, self.data.test_x, cfg.bound_points, cfg.seed, samples)
 
     # -- the loop -------------------------------------------------------------------------------
 
@@ -167,6 +178,8 @@ class Trainer:
                 meter.add(self.train_step(at.perm[at.pos * self.data.batch : (at.pos + 1) * self.data.batch]))
                 at.pos, at.step = at.pos + 1, at.step + 1
                 bar.update(1)
+                if self.curve is not None and self.curve.due(at.step * self.data.batch):
+                    self.bound_point(number, start)
                 # One process alone checks its stop request every step; several agree on it at the
                 # log steps (every process must take part in the same collectives).
                 log_now = at.step % self.cfg.log_every == 0
@@ -192,11 +205,18 @@ class Trainer:
             x = (torch.rand_like(x) < x).to(x.dtype)
         # The noise of the whole minibatch, drawn in the same order by every process (same seed):
         # each takes its slice, so N processes compute what one would, up to float rounding.
-        eps = torch.randn((self.cfg.samples, len(idx), self.model.config.latent_dim), device=self.device)
+        eps, *sleep = step_noise(self.model, self.cfg, len(idx), self.device)
         if self.world.distributed:
-            lo = self.world.rank * self.local
-            x, eps = x[lo : lo + self.local], eps[:, lo : lo + self.local]
-        return self.step_runner(x, eps)
+            lo, hi = self.world.rank * self.local, (self.world.rank + 1) * self.local
+            x, eps, sleep = x[lo:hi], eps[:, lo:hi], [n[lo:hi] for n in sleep]
+        return self.step_runner(x, eps, *sleep)
+
+    def bound_point(self, epoch: int, start: float) -> None:
+        """A point of the bound curve (``explorer.bounds``): the ELBO of the fixed training subset
+        and of the test set at this many training samples, as a "bound" metrics line."""
+        point = self.curve.evaluate(self.model, self.at.step * self.data.batch)
+        elapsed = self.at.seconds + time.perf_counter() - start
+        self.record.metrics(dict(type="bound", epoch=epoch, step=self.at.step, **point, seconds=elapsed))
 
     def log_step(self, epoch: int, meter: Meter, stop: StopRequest, start: float) -> float:
         """Write a step line of the mean (loss, recon, kl) since the last one; returns the loss."""
@@ -208,7 +228,8 @@ class Trainer:
         if not math.isfinite(loss):
             raise self.record.diverged(f"at step {self.at.step} (loss {loss})")
         rate = steps * self.data.batch / max(seconds, 1e-9)
-        row = dict(type="step", epoch=epoch, step=self.at.step, train_loss=loss, recon=recon, kl=kl)
+        row = dict(type="step", epoch=epoch, step=self.at.step, samples=self.at.step * self.data.batch,
+                   train_loss=loss, recon=recon, kl=kl)  # fmt: skip
         elapsed = self.at.seconds + time.perf_counter() - start
         self.record.metrics({**row, "seconds": elapsed, "samples_per_s": rate})
         return loss
@@ -226,7 +247,8 @@ class Trainer:
         self.at.best = score if self.at.best is None else max(self.at.best, score)
         # The line goes first: if the process dies before the checkpoint is saved, --resume drops
         # every line past the previous checkpoint's step and runs this epoch again.
-        row = dict(type="epoch", epoch=epoch, step=self.at.step, train_loss=loss, recon=recon, kl=kl)
+        row = dict(type="epoch", epoch=epoch, step=self.at.step, samples=self.at.step * self.data.batch,
+                   train_loss=loss, recon=recon, kl=kl)  # fmt: skip
         times = {"seconds": self.at.seconds + time.perf_counter() - start, "epoch_seconds": epoch_seconds}
         rate = steps * self.data.batch / max(epoch_seconds, 1e-9)
         self.record.metrics({**row, **test, **times, "samples_per_s": rate})
@@ -297,6 +319,8 @@ def _starting_state(run: RunFolder, model_config: ModelConfig, cfg: TrainConfig,
     model = VAE(model_config).to(device).train()
     if init is not None:
         model.load_state_dict(init.state_dict())
+    elif cfg.init == "paper":
+        init_paper(model, torch.Generator().manual_seed(cfg.seed))
     return model, make_optimizer(model, cfg, capturable), Position()
 
 
