@@ -197,7 +197,9 @@ PAPER_INIT_STD = 0.01  # Kingma & Welling 2013, Section 5: "initialized by rando
 
 
 @torch.no_grad()
-def init_paper(model: nn.Module, generator: torch.Generator | None = None, std: float = PAPER_INIT_STD) -> None:
+def init_paper(
+    model: nn.Module, generator: torch.Generator | None = None, std: float = PAPER_INIT_STD
+) -> None:
     """Draw every parameter (weights and biases) of ``model`` from N(0, std^2), in place: the
     paper's initialisation for its experiments (Section 5). The paper writes N(0, 0.01); we read
     0.01 as the standard deviation, as the usual N(mean, sd) shorthand of experiment sections does

@@ -97,7 +97,9 @@ def dream(model: VAE, z: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
     if model.config.likelihood == "gaussian":
         mean, logvar = model._gaussian(params)
         return (mean + torch.exp(0.5 * logvar) * noise).reshape(shape)
-    raise ValueError(f"cannot dream images from a {model.config.likelihood} decoder: use bernoulli or gaussian")
+    raise ValueError(
+        f"cannot dream images from a {model.config.likelihood} decoder: use bernoulli or gaussian"
+    )
 
 
 def dream_noise(model: VAE, batch: int, device: torch.device | str) -> torch.Tensor:

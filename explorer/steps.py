@@ -63,7 +63,9 @@ class Loss(nn.Module):
         super().__init__()
         self.model, self.cfg = model, cfg
 
-    def forward(self, x: torch.Tensor, eps: torch.Tensor, *sleep: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, x: torch.Tensor, eps: torch.Tensor, *sleep: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """x (M, C, H, W), eps (L, M, z) (wake-sleep: then z (M, z) and noise (M, D) for its sleep
         phase) -> (the loss to minimise, (loss, recon, kl) detached). The autoencoders use no eps;
         the denoising one corrupts x afresh (the target stays x). Wake-sleep's loss is the sum of

@@ -20,9 +20,9 @@ from dataclasses import dataclass
 import torch
 from tqdm import tqdm
 
+from explorer.bounds import BoundCurve
 from explorer.checkpoints import load_checkpoint, load_training_state, read_config
 from explorer.config import ModelConfig, TrainConfig
-from explorer.bounds import BoundCurve
 from explorer.data import binarize_fixed, load_dataset
 from explorer.devices import flush_denormals, pick_device
 from explorer.distributed import World
@@ -146,7 +146,9 @@ class Trainer:
         self.curve = None
         if cfg.bound_points:
             samples = self.at.step * self.data.batch
-            self.curve = BoundCurve(self.data.bound_train_x, self.data.test_x, cfg.bound_points, cfg.seed, samples)
+            self.curve = BoundCurve(
+                self.data.bound_train_x, self.data.test_x, cfg.bound_points, cfg.seed, samples
+            )
 
     # -- the loop -------------------------------------------------------------------------------
 

@@ -16,14 +16,19 @@ from explorer.steps import Loss, step_noise
 
 def _tiny(likelihood: str = "bernoulli", seed: int = 0) -> VAE:
     torch.manual_seed(seed)
-    config = ModelConfig(latent_dim=2, hidden=(5,), activation="tanh", likelihood=likelihood, image_shape=(1, 2, 3))
+    config = ModelConfig(
+        latent_dim=2, hidden=(5,), activation="tanh", likelihood=likelihood, image_shape=(1, 2, 3)
+    )
     return VAE(config).double()
 
 
 def _grads(model: VAE, loss: torch.Tensor) -> dict[str, torch.Tensor]:
     model.zero_grad(set_to_none=True)
     loss.backward()
-    return {n: (p.grad.clone() if p.grad is not None else torch.zeros_like(p)) for n, p in model.named_parameters()}
+    return {
+        n: (p.grad.clone() if p.grad is not None else torch.zeros_like(p))
+        for n, p in model.named_parameters()
+    }
 
 
 def _reference_phases(model: VAE, x, eps, z_sleep, noise):
@@ -60,7 +65,9 @@ def test_each_phase_reaches_its_own_parameters_with_the_reference_gradient(likel
     x = (torch.rand(4, 1, 2, 3, generator=gen, dtype=torch.float64) < 0.5).double()
     eps = torch.randn(1, 4, 2, generator=gen, dtype=torch.float64)
     z_sleep = torch.randn(4, 2, generator=gen, dtype=torch.float64)
-    noise = (torch.rand if likelihood == "bernoulli" else torch.randn)(4, 6, generator=gen, dtype=torch.float64)
+    noise = (torch.rand if likelihood == "bernoulli" else torch.randn)(
+        4, 6, generator=gen, dtype=torch.float64
+    )
 
     phases = wake_sleep_losses(model, x, eps, z_sleep, noise)
     wake_ref, sleep_ref = _reference_phases(model, x, eps, z_sleep, noise)
@@ -130,10 +137,12 @@ def test_wake_sleep_training_raises_the_bound():
     opt = torch.optim.Adagrad(model.parameters(), lr=0.05)
 
     def bound() -> float:
-        return -loss_fn(data, torch.zeros(1, len(data), 2), *step_noise(model, cfg, len(data), "cpu")[1:])[1][0].item()
+        return -loss_fn(data, torch.zeros(1, len(data), 2), *step_noise(model, cfg, len(data), "cpu")[1:])[1][
+            0
+        ].item()
 
     before = bound()
-    for step in range(600):
+    for _step in range(600):
         x = data[torch.randint(0, 400, (50,))]
         loss, _ = loss_fn(x, *step_noise(model, cfg, 50, "cpu"))
         opt.zero_grad()

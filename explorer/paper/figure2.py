@@ -102,7 +102,13 @@ class Reproduction:
 
     def __init__(self, root: Path, samples: int, device: str = "auto",
                  say: Callable[[str], None] = print, progress: bool | None = None) -> None:  # fmt: skip
-        self.root, self.samples, self.device, self.say, self.progress = Path(root), samples, device, say, progress
+        self.root, self.samples, self.device, self.say, self.progress = (
+            Path(root),
+            samples,
+            device,
+            say,
+            progress,
+        )
 
     def folder(self, panel: Panel, lr: float) -> Path:
         return self.root / f"{panel.name}-lr{lr:g}"
@@ -146,8 +152,8 @@ class Reproduction:
         best = max(scores, key=scores.get)
         if scores[best] == -math.inf:
             raise ExplorerError(f"{panel.name}: every Adagrad step size failed; see the runs in {self.root}")
-        chosen.write_text(json.dumps({"lr": best, "trial_samples": TRIAL_SAMPLES,
-                                      "train_bound_by_lr": {str(k): v for k, v in scores.items()}}))  # fmt: skip
+        by_lr = {str(k): v for k, v in scores.items()}
+        chosen.write_text(json.dumps({"lr": best, "trial_samples": TRIAL_SAMPLES, "train_bound_by_lr": by_lr}))
         self.say(f"{panel.name}: step size {best:g} (training bounds {_scores(scores)})")
         return best
 

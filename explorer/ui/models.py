@@ -94,6 +94,12 @@ PAGES = (  # (script, sidebar label, icon, what it offers: the Home page's list,
         ":material/swap_horiz:",
         "Traversals: one dimension at a time, attribute vectors, analogies",
     ),
+    (
+        "pages/9_Paper.py",
+        "Paper",
+        ":material/science:",
+        "Paper: the paper's Figure 2 reproduced, AEVB against wake-sleep",
+    ),
 )
 
 

@@ -1,0 +1,94 @@
+"""Plotly figures and sentences of the Paper page: Figure 2's panels as the paper lays them out,
+and what the curves measured. No Streamlit here."""
+
+from __future__ import annotations
+
+import math
+
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from explorer.paper.curves import value_at
+
+COLOURS = {"aevb": "#d62728", "wake-sleep": "#1f77b4"}  # red and blue, as the paper's Figure 2
+NAMES = {"aevb": "AEVB", "wake-sleep": "Wake-Sleep"}
+Y_RANGE = {"mnist": (-150, -95), "frey-face": (0, 1600)}  # the paper's y-axes, nats per datapoint
+X_RANGE = (1e5, 1e8)  # the paper's x-axis: training samples evaluated
+GAP_AT = 1_000_000  # the sample count the page quotes the gap at, beside the last point
+
+
+def figure2(curves: list[dict], dataset: str, sizes: tuple[int, ...]) -> go.Figure:
+    """One panel per latent size of ``dataset``: each algorithm's bound on the training set (solid)
+    and the test set (dashed) against training samples evaluated (log scale), the paper's ranges.
+    Shipped curves are drawn as lines; a user's own runs (``source`` other than "shipped") on top,
+    with markers."""
+    titles = [f"{_title(dataset)}, N<sub>z</sub> = {n}" for n in sizes]
+    fig = make_subplots(rows=1, cols=len(sizes), shared_yaxes=True, horizontal_spacing=0.02, subplot_titles=titles)
+    shown = set()
+    for col, nz in enumerate(sizes, start=1):
+        for c in sorted((c for c in curves if c["dataset"] == dataset and c["nz"] == nz),
+                        key=lambda c: c.get("source") != "shipped"):  # fmt: skip
+            mine = c.get("source") != "shipped"
+            xs = [p[0] for p in c["points"]]
+            for column, dash, split in ((1, "solid", "train"), (2, "dash", "test")):
+                name = f"{NAMES.get(c['algorithm'], c['algorithm'])} {split}" + (" (yours)" if mine else "")
+                fig.add_trace(go.Scatter(
+                    x=xs, y=[p[column] for p in c["points"]], name=name, legendgroup=name,
+                    showlegend=name not in shown, mode="lines+markers" if mine else "lines",
+                    line={"color": COLOURS.get(c["algorithm"], "#555"), "dash": dash, "width": 2 - mine / 2},
+                    marker={"size": 4}, opacity=0.75 if mine else 1.0,
+                    hovertemplate="%{x:.3s} samples: %{y:.1f} nats<extra>" + name + "</extra>",
+                ), row=1, col=col)  # fmt: skip
+                shown.add(name)
+        fig.update_xaxes(type="log", range=[math.log10(X_RANGE[0]), math.log10(X_RANGE[1])],
+                         dtick=1, exponentformat="power", row=1, col=col)  # fmt: skip
+    fig.update_yaxes(range=list(Y_RANGE.get(dataset, (None, None))), row=1, col=1,
+                     title_text="lower bound per datapoint (nats)")  # fmt: skip
+    fig.update_layout(height=360, margin={"l": 60, "r": 10, "t": 40, "b": 70},
+                      legend={"orientation": "h", "y": -0.25, "x": 0},
+                      xaxis_title="training samples evaluated")  # fmt: skip
+    return fig
+
+
+def gap_sentence(curves: list[dict], dataset: str, nz: int) -> str:
+    """What the panel measured, in one sentence: AEVB's test bound minus wake-sleep's, in nats, at
+    ``GAP_AT`` samples and at the last point both reached (shipped curves when there are, else the
+    user's)."""
+    pair = {}
+    for c in curves:
+        if c["dataset"] == dataset and c["nz"] == nz:
+            if c["algorithm"] not in pair or c.get("source") == "shipped":
+                pair[c["algorithm"]] = c
+    if set(pair) != {"aevb", "wake-sleep"}:
+        missing = " and ".join(NAMES[a] for a in ("aevb", "wake-sleep") if a not in pair)
+        return f"N_z = {nz}: no {missing} curve yet."
+    a, w = pair["aevb"]["points"], pair["wake-sleep"]["points"]
+    last = min(a[-1][0], w[-1][0])
+    parts = []
+    for at in (GAP_AT, last):
+        gap = _gap(a, w, at)
+        if gap is not None and not (at == last and parts and last == GAP_AT):
+            parts.append(f"{gap:+.1f} nats at {_samples(at)} samples")
+    if not parts:
+        return f"N_z = {nz}: the curves do not reach 10^6 samples yet (last common point {_samples(last)})."
+    lead = (
+        "AEVB's test bound is above wake-sleep's"
+        if _gap(a, w, last) > 0
+        else "AEVB's test bound is below wake-sleep's"
+    )
+    return f"N_z = {nz}: {lead}: " + ", ".join(parts) + " (AEVB minus wake-sleep)."
+
+
+def _gap(a: list, w: list, at: float) -> float | None:
+    va, vw = value_at(a, at, 2), value_at(w, at, 2)
+    return None if va is None or vw is None else va - vw
+
+
+def _samples(n: float) -> str:
+    exponent = math.floor(math.log10(n))
+    mantissa = n / 10**exponent
+    return f"10^{exponent}" if abs(mantissa - 1) < 1e-9 else f"{mantissa:.1f}x10^{exponent}"
+
+
+def _title(dataset: str) -> str:
+    return {"mnist": "MNIST", "frey-face": "Frey Face"}.get(dataset, dataset)

@@ -1,0 +1,134 @@
+"""The paper's Figure 2 reproduction: the bound at log-spaced sample counts, the resumable runner
+(on a Frey Face file the test writes), the --json curves and the Paper page."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from explorer.bounds import log_spaced_count, next_index
+from explorer.cli import main
+from explorer.paper import figure2
+from explorer.paper.curves import read_bound_points, value_at, write_curves
+from explorer.paper.figures import gap_sentence
+
+
+def test_counts_are_log_spaced_with_the_asked_points_per_decade():
+    for per_decade in (8, 10):
+        counts = [log_spaced_count(k, per_decade) for k in range(3 * per_decade, 8 * per_decade + 1)]
+        assert counts[0] == 1000 and counts[-1] == 10**8
+        decade = [c for c in counts if 10**5 <= c < 10**6]
+        assert len(decade) == per_decade
+        ratios = np.diff(np.log10(counts))
+        assert np.allclose(ratios, 1 / per_decade, atol=2e-3)
+    assert log_spaced_count(next_index(0, 8), 8) == 1000  # the first point
+    assert log_spaced_count(next_index(10_000, 8), 8) == 13_335  # strictly above what was reached
+
+
+def _write_frey(path, seed=0):
+    from scipy.io import savemat
+
+    rng = np.random.default_rng(seed)
+    base = rng.integers(40, 200, (1, 28, 20))  # a face-like mean with noise around it
+    frames = np.clip(base + rng.normal(0, 20, (1965, 28, 20)), 0, 255).astype(np.uint8)
+    savemat(path, {"ff": frames.reshape(1965, -1).T})
+
+
+@pytest.fixture
+def frey(tmp_path, monkeypatch):
+    monkeypatch.setenv("VAE_EXPLORER_DATA", str(tmp_path / "cache"))
+    _write_frey(tmp_path / "frey_rawface.mat")
+    monkeypatch.setenv("VAE_EXPLORER_FREY_MAT", str(tmp_path / "frey_rawface.mat"))
+    monkeypatch.setattr(figure2, "TRIAL_SAMPLES", 1_000)  # "the first few iterations", shortened
+    monkeypatch.setattr(figure2, "BOUND_TRAIN_IMAGES", 300)
+    monkeypatch.setattr(figure2, "HIDDEN", {**figure2.HIDDEN, "frey-face": 16})
+    return tmp_path
+
+
+def test_a_frey_face_panel_runs_resumes_and_prints_its_curves(frey, capsys):
+    root = frey / "runs"
+    lines = []
+    repro = figure2.Reproduction(root, samples=4_000, device="cpu", say=lines.append, progress=False)
+    pair = figure2.panels("frey-face", (2,))
+    assert [p.algorithm for p in pair] == ["aevb", "wake-sleep"]
+    for panel in pair:
+        assert repro.run(panel)
+    choice = json.loads((root / "frey-face-nz2-aevb.json").read_text())
+    assert choice["lr"] in figure2.STEP_SIZES and set(choice["train_bound_by_lr"]) == {"0.01", "0.02", "0.1"}
+    folder = repro.folder(pair[0], choice["lr"])
+    config = json.loads((folder / "config.json").read_text())
+    assert config["model"]["hidden"] == [16] and config["model"]["activation"] == "tanh"
+    assert config["model"]["likelihood"] == "gaussian" and config["train"]["init"] == "paper"
+    assert config["train"]["optimizer"] == "adagrad" and config["train"]["weight_decay"] == pytest.approx(
+        1 / 1765
+    )
+    first = read_bound_points(folder / "metrics.jsonl")
+    assert first[-1][0] >= 4_000 and all(math.isfinite(v) for p in first for v in p)
+
+    # A longer target continues the same runs: no trial again, the points go on without repeats.
+    more = figure2.Reproduction(root, samples=9_000, device="cpu", say=lines.append, progress=False)
+    for panel in pair:
+        assert more.run(panel)
+    points = read_bound_points(folder / "metrics.jsonl")
+    samples = [p[0] for p in points]
+    assert samples == sorted(set(samples)) and samples[-1] >= 9_000 and points[: len(first)] == first
+    assert sum("trying" in line for line in lines) == 6  # three step sizes per algorithm, once
+
+    assert main(["paper", "figure2", "--dataset", "frey-face", "--json", "--runs", str(root)]) == 0
+    curves = json.loads(capsys.readouterr().out)
+    mine = [c for c in curves if c["source"] != "shipped"]
+    assert {(c["dataset"], c["nz"], c["algorithm"]) for c in mine} == {
+        ("frey-face", 2, "aevb"), ("frey-face", 2, "wake-sleep")}  # fmt: skip
+    for c in curves:
+        assert {"dataset", "nz", "algorithm", "points"} <= set(c)
+        assert all(len(p) == 3 and isinstance(p[0], int) for p in c["points"])
+
+
+def test_the_shipped_curves_follow_the_schema():
+    path = figure2_path = __import__("explorer.paper.curves", fromlist=["x"]).shipped_path("figure2")
+    if not path.exists():
+        pytest.skip(f"no shipped curves at {figure2_path}")
+    curves = json.loads(path.read_text())
+    for c in curves:
+        assert c["dataset"] in figure2.DATASETS and c["nz"] in figure2.DATASETS[c["dataset"]]
+        assert c["algorithm"] in figure2.ALGORITHMS and c["lr"] in figure2.STEP_SIZES
+        xs = [p[0] for p in c["points"]]
+        assert xs == sorted(xs) and xs[-1] >= 10**5
+
+
+def test_the_gap_sentence_reads_the_test_bounds_at_a_million_and_at_the_end():
+    a = {"dataset": "mnist", "nz": 3, "algorithm": "aevb", "source": "shipped",
+         "points": [[10**5, -150, -152], [10**6, -130, -131], [10**7, -120, -121]]}  # fmt: skip
+    w = {"dataset": "mnist", "nz": 3, "algorithm": "wake-sleep", "source": "shipped",
+         "points": [[10**5, -160, -161], [10**6, -140, -143.5], [10**7, -126, -127]]}  # fmt: skip
+    text = gap_sentence([a, w], "mnist", 3)
+    assert "+12.5 nats at 10^6" in text and "+6.0 nats at 10^7" in text and "above" in text
+    assert value_at(a["points"], 10**5.5, 2) == pytest.approx(-141.5)
+    assert "no Wake-Sleep curve" in gap_sentence([a], "mnist", 3)
+
+
+def test_the_paper_page_draws_every_panel_with_its_sentence(tmp_path, monkeypatch):
+    from tests.apptest import page
+
+    monkeypatch.setenv("VAE_EXPLORER_PRETRAINED", str(tmp_path / "pretrained"))
+    monkeypatch.setenv("VAE_EXPLORER_RUNS", str(tmp_path / "runs"))
+    curves = []
+    for nz in figure2.DATASETS["mnist"]:
+        for alg, shift in (("aevb", 0.0), ("wake-sleep", -5.0)):
+            pts = [[10**k, -140 + 5 * k + shift, -141 + 5 * k + shift] for k in range(5, 8)]
+            curves.append({"dataset": "mnist", "nz": nz, "algorithm": alg, "points": pts, "lr": 0.02,
+                           "seconds": 600.0})  # fmt: skip
+    write_curves(tmp_path / "pretrained" / "paper" / "figure2.json", curves)
+    at = page("pages/9_Paper.py").run()
+    assert not at.exception
+    chart = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert len([k for k in chart["layout"] if k.startswith("xaxis")]) == 5  # one panel per N_z
+    assert all(chart["layout"][k]["type"] == "log" for k in chart["layout"] if k.startswith("xaxis"))
+    text = " ".join(m.value for m in at.markdown)
+    for nz in figure2.DATASETS["mnist"]:
+        assert f"N_z = {nz}: AEVB's test bound is above wake-sleep's: +5.0 nats at 10^6" in text
+    assert "20-40 minutes per million" in " ".join(c.value for c in at.caption)
+    assert "No frey-face curves yet" in " ".join(i.value for i in at.info)
