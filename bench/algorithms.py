@@ -87,7 +87,9 @@ def main() -> None:
     flush_denormals()
     device = pick_device(args.device)
     host = platform.processor() or platform.machine()
-    print(f"host: {host}, {torch.get_num_threads()} torch threads, torch {torch.__version__}, device {device}")
+    print(
+        f"host: {host}, {torch.get_num_threads()} torch threads, torch {torch.__version__}, device {device}"
+    )
     print(f"M = {BATCH}, Adagrad, {args.steps} steps per run, {args.runs} runs")
     print(f"{'network':28} {'algorithm':11} {'samples/s':>22} {'vs AEVB':>8} {'of ceiling':>11}  step")
     for name, config in NETWORKS.items():
@@ -103,9 +105,7 @@ def main() -> None:
             ratio = rates["aevb"] / rates[algorithm]
             print(f"{name:28} {algorithm:11} {spread(measured, ',.0f'):>22} {ratio:>7.2f}x "
                   f"{statistics.median(fractions):>10.0%}  {path}")  # fmt: skip
-    print(
-        "vs AEVB: AEVB's samples/s over this algorithm's (1.00x: as fast; wake-sleep's target: <= 1.3x)"
-    )
+    print("vs AEVB: AEVB's samples/s over this algorithm's (1.00x: as fast; wake-sleep's target: <= 1.3x)")
 
 
 if __name__ == "__main__":

@@ -33,7 +33,9 @@ def add_paper_parser(sub) -> None:
     f.add_argument("--device", type=device, default="auto", help=DEVICES)
     f.add_argument("--json", action="store_true", help="print the curves known (shipped and yours) and exit")
     f.add_argument(
-        "--ship", action="store_true", help="copy your runs' curves into pretrained/paper/figure2.json and exit"
+        "--ship",
+        action="store_true",
+        help="copy your runs' curves into pretrained/paper/figure2.json and exit",
     )
     f.add_argument("--no-progress", action="store_true", help="no progress bars (the stage lines stay)")
 

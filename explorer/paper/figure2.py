@@ -153,7 +153,9 @@ class Reproduction:
         if scores[best] == -math.inf:
             raise ExplorerError(f"{panel.name}: every Adagrad step size failed; see the runs in {self.root}")
         by_lr = {str(k): v for k, v in scores.items()}
-        chosen.write_text(json.dumps({"lr": best, "trial_samples": TRIAL_SAMPLES, "train_bound_by_lr": by_lr}))
+        chosen.write_text(
+            json.dumps({"lr": best, "trial_samples": TRIAL_SAMPLES, "train_bound_by_lr": by_lr})
+        )
         self.say(f"{panel.name}: step size {best:g} (training bounds {_scores(scores)})")
         return best
 

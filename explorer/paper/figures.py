@@ -23,7 +23,9 @@ def figure2(curves: list[dict], dataset: str, sizes: tuple[int, ...]) -> go.Figu
     Shipped curves are drawn as lines; a user's own runs (``source`` other than "shipped") on top,
     with markers."""
     titles = [f"{_title(dataset)}, N<sub>z</sub> = {n}" for n in sizes]
-    fig = make_subplots(rows=1, cols=len(sizes), shared_yaxes=True, horizontal_spacing=0.02, subplot_titles=titles)
+    fig = make_subplots(
+        rows=1, cols=len(sizes), shared_yaxes=True, horizontal_spacing=0.02, subplot_titles=titles
+    )
     shown = set()
     for col, nz in enumerate(sizes, start=1):
         for c in sorted((c for c in curves if c["dataset"] == dataset and c["nz"] == nz),
