@@ -198,7 +198,9 @@ def test_the_appendix_d_estimator_agrees_with_quadrature(density):
 def test_the_estimator_starts_from_the_encoder_or_given_states():
     model, x = tiny_decoder(), binary_images(4)
     torch.manual_seed(6)
-    a = paper_log_likelihood(model, x, n_samples=8, burn_in=5)  # from q(z|x)'s mean
+    a = paper_log_likelihood(model, x, n_samples=8, burn_in=5)  # from the best of q(z|x)'s draws
+    c = paper_log_likelihood(model, x, n_samples=8, burn_in=5, start="encoder")  # from its mean
+    assert torch.isfinite(c).all()
     b = paper_log_likelihood(model, x, n_samples=8, burn_in=5, start=torch.zeros(4, 2, dtype=torch.float64))
     assert a.shape == b.shape == (4,) and torch.isfinite(a).all() and torch.isfinite(b).all()
     with pytest.raises(ValueError, match="at least 4"):

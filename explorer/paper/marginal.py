@@ -141,9 +141,15 @@ class PaperEstimate(NamedTuple):
     z: torch.Tensor  # (B, Nz): the chains' last states
 
 
+START_DRAWS = 100  # draws of q(z|x) among which "encoder-best" picks a chain's start
+
+
 def start_states(model: VAE, x: torch.Tensor, start: torch.Tensor | str) -> torch.Tensor:
-    """Where the chains start (B, Nz): given states; "encoder": the posterior mean of q(z|x);
-    "prior": z ~ p(z); "auto": the encoder where the model is a VAE, else the prior.
+    """Where the chains start (B, Nz): given states; "encoder": the mean of q(z|x);
+    "encoder-best": of that mean and ``START_DRAWS`` draws of q(z|x), the one with the highest
+    log p(x, z) (a chain cannot cross between separated modes at the step sizes of 90%
+    acceptance, so it should start in the heaviest one it can find); "prior": z ~ p(z); "auto":
+    "encoder-best" where the model is a VAE, else the prior.
 
     Raises:
         ValueError: an unknown start, or states of the wrong shape.
@@ -155,13 +161,18 @@ def start_states(model: VAE, x: torch.Tensor, start: torch.Tensor | str) -> torc
             raise ValueError(f"start states must be ({b}, {nz}), got {tuple(start.shape)}")
         return start.to(device=device, dtype=x.dtype)
     if start == "auto":
-        start = "encoder" if model.config.variational else "prior"
-    if start == "encoder":
+        start = "encoder-best" if model.config.variational else "prior"
+    if start in ("encoder", "encoder-best"):
         with torch.no_grad():
-            return model.encode(x)[0].detach()
+            mu, logvar = model.encode(x)
+            if start == "encoder":
+                return mu.detach()
+            draws = torch.cat([mu[None], model.reparameterize(mu, logvar, START_DRAWS)])  # (K+1, B, Nz)
+            best = log_joint(model, x)(draws).argmax(0)  # (B,)
+            return draws[best, torch.arange(b, device=draws.device)]
     if start == "prior":
         return torch.randn(b, nz, dtype=x.dtype, device=device)
-    raise ValueError(f"start must be states, 'auto', 'encoder' or 'prior', got {start!r}")
+    raise ValueError(f"start must be states, 'auto', 'encoder', 'encoder-best' or 'prior', got {start!r}")
 
 
 def paper_estimate(
