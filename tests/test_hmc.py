@@ -209,10 +209,11 @@ def test_the_estimator_starts_from_the_encoder_or_given_states():
         paper_log_likelihood(model, x, start=torch.zeros(3, 2))
 
 
-def test_monte_carlo_em_raises_the_marginal_likelihood():
+@pytest.mark.parametrize("shared", [True, False], ids=["shared-step", "step-per-chain"])
+def test_monte_carlo_em_raises_the_marginal_likelihood(shared):
     """40 MCEM iterations (10 leapfrog steps, 5 Adagrad updates each) on 32 images drawn from a
     sharper decoder raise the mean log p(x) by quadrature by more than 1 nat; the chains move and
-    their step sizes adapt."""
+    their step size adapts (one shared, as the paper's code, or one per chain)."""
     truth = tiny_decoder(seed=10, sharpen=3.0)
     with torch.no_grad():
         x = truth.decode(torch.randn(32, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(0)))
@@ -220,32 +221,37 @@ def test_monte_carlo_em_raises_the_marginal_likelihood():
     model = tiny_decoder(seed=11, sharpen=1.0)
     before = quadrature_log_px(model, x, n=201).mean().item()
     chains = ChainStore.create(32, 2, generator=torch.Generator().manual_seed(2))
-    chains.z = chains.z.double()
-    chains.step_size = chains.step_size.double()
+    chains.z, chains.step_size = chains.z.double(), chains.step_size.double()
+    chains.shared_step = chains.shared_step.double()
     start = chains.z.clone()
     optimizer = torch.optim.Adagrad(model.parameters(), lr=0.1)
     index = torch.arange(32)
     torch.manual_seed(7)
     for _ in range(40):
         z, step = chains[index]
-        out = mcem_step(model, x, z, step, optimizer)
+        out = mcem_step(model, x, z, chains.shared_step if shared else step, optimizer)
+        assert out.step_size.shape == (() if shared else (32,))
         chains.update(index, out.z, out.step_size)
     after = quadrature_log_px(model, x, n=201).mean().item()
     assert after > before + 1.0, (before, after)
     assert (chains.z - start).norm(dim=-1).median() > 0.1
-    assert not torch.equal(chains.step_size, torch.full_like(chains.step_size, 0.1))
+    steps = chains.shared_step if shared else chains.step_size
+    assert not torch.equal(steps, torch.full_like(steps, 0.1))
 
 
 def test_the_chain_store_round_trips_through_safetensors():
     store = ChainStore.create(10, 3, generator=torch.Generator().manual_seed(0))
     index = torch.tensor([2, 7])
     store.update(index, torch.ones(2, 3), torch.tensor([0.5, 0.25]))
+    store.update(index, torch.ones(2, 3), torch.tensor(0.3))  # the shared step
     z, step = store[index]
     assert torch.equal(z, torch.ones(2, 3)) and torch.equal(step, torch.tensor([0.5, 0.25]))
+    assert store.shared_step.item() == pytest.approx(0.3)
     blob = safetensors.torch.save(store.state_dict())
     other = ChainStore.create(10, 3, generator=torch.Generator().manual_seed(1))
     other.load_state_dict(safetensors.torch.load(blob))
     assert torch.equal(other.z, store.z) and torch.equal(other.step_size, store.step_size)
+    assert torch.equal(other.shared_step, store.shared_step)
     with pytest.raises(ValueError, match="same data limit"):
         ChainStore.create(11, 3).load_state_dict(store.state_dict())
     with pytest.raises(ValueError, match="no MCEM chains"):

@@ -22,9 +22,12 @@ Where the text leaves a choice open, the paper's own code (D. P. Kingma's anglep
   after the square root) without anglepy's 10 first steps that only accumulate squares.
 - "an automatically tuned stepsize": anglepy's MCEM keeps one step size for all chains, multiplied
   or divided by min(1.25, 1.02^B) when the batch's acceptance is above or below 90%
-  (``hmc.adapt_global_step_size``); we tune one per chain (``hmc.adapt_step_size``), since chains
-  of different datapoints see posteriors of different widths. ``global_step=True`` restores the
-  paper's code's rule.
+  (``hmc.adapt_global_step_size``). ``mcem_step`` does that when given one step size (a 0-d
+  tensor, ``ChainStore.shared_step``), and tunes one step size per chain
+  (``hmc.adapt_step_size``) when given M of them. The shared step adapts at every minibatch; a
+  chain's own adapts only when its datapoint is visited, once per epoch, which lags far behind a
+  posterior that narrows as the decoder learns (on MNIST at the paper's N(0, 0.01) start, every
+  chain accepts everything for its first visits). So the shared step is the default.
 - its leapfrog makes n + 1 position updates for "n steps"; ours makes n (Neal 2011).
 - its E-step runs over all the chains of the x it is given, then 5 updates cycle over minibatches;
   the trainer here calls ``mcem_step`` per minibatch of M datapoints, so each update uses the
@@ -52,7 +55,7 @@ class MCEMResult(NamedTuple):
     """One MCEM iteration on a minibatch of M datapoints."""
 
     z: torch.Tensor  # (M, Nz): the chains' new states
-    step_size: torch.Tensor  # (M,): the adapted step sizes
+    step_size: torch.Tensor  # () or (M,): the adapted step size(s), as given
     accept_prob: torch.Tensor  # (M,): this E-step's acceptance probabilities
     log_joint: torch.Tensor  # (M,): log p(x, z) at the new states before the updates, nats
     log_px_z: torch.Tensor  # (M,): log p(x|z) at the new states, at the last update (before it), nats
@@ -67,18 +70,19 @@ def mcem_step(
     n_leapfrog: int = N_LEAPFROG,
     n_updates: int = N_UPDATES,
     target: float = TARGET_ACCEPT,
-    global_step: bool = False,
 ) -> MCEMResult:
     """One Monte Carlo EM iteration (Appendix E) on images x (M, C, H, W) whose chains stand at z
-    (M, Nz) with step sizes (M,): an HMC transition of ``n_leapfrog`` leapfrog steps per chain on
-    log p(x|z) + log p(z), the step sizes adapted towards ``target`` acceptance (per chain, or one
-    for all with ``global_step``, the paper's code), then ``n_updates`` steps of ``optimizer`` on
-    -mean_m log p(x_m|z_m) (the decoder's parameters; an encoder, if any, gets no gradient).
+    (M, Nz): an HMC transition of ``n_leapfrog`` leapfrog steps per chain on log p(x|z) + log p(z),
+    the step size adapted towards ``target`` acceptance, then ``n_updates`` steps of ``optimizer``
+    on -mean_m log p(x_m|z_m) (the decoder's parameters; an encoder, if any, gets no gradient).
+    ``step_size``: one for all chains, a 0-d tensor (the paper's code's rule,
+    ``adapt_global_step_size``), or one per chain (M,) (``adapt_step_size``); returned in the
+    same shape.
 
-    The caller stores the returned states and step sizes (``ChainStore``) for the next visit.
+    The caller stores the returned states and step size (``ChainStore.update``) for the next visit.
     """
     out = hmc_step(z, log_joint(model, x), step_size, n_leapfrog)
-    if global_step:
+    if step_size.ndim == 0:
         new_step = adapt_global_step_size(step_size, out.accept_prob, target)
     else:
         new_step = adapt_step_size(step_size, out.accept_prob, target)
@@ -93,17 +97,22 @@ def mcem_step(
 
 
 class ChainStore:
-    """Every training datapoint's HMC chain: states z (N, Nz) and step sizes (N,), kept between
-    epochs (Monte Carlo EM continues each chain where its last visit left it). Indexed by the
-    datapoints' indices in the training set; saved as two tensors (``state_dict``)."""
+    """Every training datapoint's HMC chain, kept between epochs (Monte Carlo EM continues each
+    chain where its last visit left it): states z (N, Nz), a step size per chain (N,) and the
+    step size shared by all (0-d, ``shared_step``: the default, see the module's docstring).
+    Indexed by the datapoints' indices in the training set; saved as three tensors
+    (``state_dict``)."""
 
-    def __init__(self, z: torch.Tensor, step_size: torch.Tensor) -> None:
+    def __init__(
+        self, z: torch.Tensor, step_size: torch.Tensor, shared_step: torch.Tensor | None = None
+    ) -> None:
         if z.ndim != 2 or step_size.shape != (z.shape[0],):
             raise ValueError(
                 f"chains need states (N, Nz) and step sizes (N,), got {tuple(z.shape)} and "
                 f"{tuple(step_size.shape)}"
             )
         self.z, self.step_size = z, step_size
+        self.shared_step = step_size.new_tensor(INITIAL_STEP) if shared_step is None else shared_step
 
     @classmethod
     def create(
@@ -115,30 +124,38 @@ class ChainStore:
         generator: torch.Generator | None = None,
     ) -> ChainStore:
         """``n`` chains started from the prior, z ~ N(0, I) (drawn on the CPU with ``generator``,
-        then moved, so that a seed gives the same chains on any device), all with ``step_size``."""
+        then moved, so that a seed gives the same chains on any device), with ``step_size`` as each
+        chain's and as the shared step."""
         z = torch.randn(n, latent_dim, generator=generator).to(device)
-        return cls(z, torch.full((n,), float(step_size), device=device))
+        steps = torch.full((n,), float(step_size), device=device)
+        return cls(z, steps, torch.tensor(float(step_size), device=device))
 
     def __len__(self) -> int:
         return self.z.shape[0]
 
     def __getitem__(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The states (M, Nz) and step sizes (M,) of the datapoints ``index`` (M,)."""
+        """The states (M, Nz) and own step sizes (M,) of the datapoints ``index`` (M,)."""
         index = index.to(self.z.device)
         return self.z[index], self.step_size[index]
 
     def update(self, index: torch.Tensor, z: torch.Tensor, step_size: torch.Tensor) -> None:
-        """Store the chains of the datapoints ``index`` (M,) after a visit."""
+        """Store the chains of the datapoints ``index`` (M,) after a visit, and their step size:
+        one per chain (M,), or the shared one (0-d)."""
         index = index.to(self.z.device)
         self.z[index] = z.detach().to(self.z.dtype)
-        self.step_size[index] = step_size.detach().to(self.step_size.dtype)
+        step = step_size.detach().to(self.step_size)
+        if step.ndim == 0:
+            self.shared_step = step
+        else:
+            self.step_size[index] = step
 
     def state_dict(self) -> dict[str, torch.Tensor]:
-        """{"chains.z": (N, Nz), "chains.step_size": (N,)}: contiguous CPU tensors, as
-        safetensors saves them."""
+        """{"chains.z": (N, Nz), "chains.step_size": (N,), "chains.shared_step": ()}: contiguous
+        CPU tensors, as safetensors saves them."""
         return {
             "chains.z": self.z.detach().cpu().contiguous(),
             "chains.step_size": self.step_size.detach().cpu().contiguous(),
+            "chains.shared_step": self.shared_step.detach().cpu().contiguous(),
         }
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
@@ -147,7 +164,7 @@ class ChainStore:
         Raises:
             ValueError: missing tensors, or chains of another count or latent size.
         """
-        missing = {"chains.z", "chains.step_size"} - set(state)
+        missing = {"chains.z", "chains.step_size", "chains.shared_step"} - set(state)
         if missing:
             raise ValueError(
                 f"the checkpoint has no MCEM chains ({', '.join(sorted(missing))}); "
@@ -160,4 +177,5 @@ class ChainStore:
                 "(training points x latent size); resume with the same data limit and model"
             )
         self.z = z.to(device=self.z.device, dtype=self.z.dtype).clone()
-        self.step_size = step.to(device=self.step_size.device, dtype=self.step_size.dtype).clone()
+        self.step_size = step.to(self.step_size).clone()
+        self.shared_step = state["chains.shared_step"].to(self.step_size).reshape(())
