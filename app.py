@@ -6,8 +6,8 @@ Run with ``make run`` (or ``streamlit run app.py``).
 import streamlit as st
 import torch
 
-from explorer.datasets import spec
-from explorer.images import make_grid, png_bytes
+from explorer.data.specs import spec
+from explorer.pictures.images import make_grid, png_bytes
 from explorer.ui.models import PAGES, dataset_of, model_card, model_or_stop
 
 AUTOENCODER_SAMPLES = (

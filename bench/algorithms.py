@@ -1,6 +1,6 @@
 """Training step speed by algorithm: AEVB against wake-sleep on the paper's networks, in one run.
 
-Each algorithm's step goes through the trainer's own step runner (``explorer.steps``: the loss, its
+Each algorithm's step goes through the trainer's own step runner (``explorer.train.steps``: the loss, its
 backward and an Adagrad update; on one CUDA device the captured CUDA-graph step) with M = 100 and
 fresh noise per step as the trainer draws it. Printed per network: samples/s (median and range of
 ``--runs`` runs), the ratio to AEVB's step, and each step against its matrix-product ceiling (the
@@ -31,7 +31,7 @@ from bench.limits import forward_products, mm_seconds, spread  # noqa: E402
 from explorer.config import ModelConfig, TrainConfig  # noqa: E402
 from explorer.devices import flush_denormals, pick_device  # noqa: E402
 from explorer.model import VAE, init_paper  # noqa: E402
-from explorer.steps import graph_possible, make_optimizer, make_step_runner, step_noise  # noqa: E402
+from explorer.train.steps import graph_possible, make_optimizer, make_step_runner, step_noise  # noqa: E402
 
 NETWORKS = {  # the paper's Figure 2 (MNIST, N_z = 20) and Figure 3 (N_z = 3, 100 units) networks
     "784-500-20 tanh (Figure 2)": ModelConfig(latent_dim=20, hidden=(500,), activation="tanh"),

@@ -30,10 +30,10 @@ sys.path.insert(0, str(ROOT))
 from bench.limits import bandwidth_gbs, spread  # noqa: E402
 from explorer.config import ModelConfig, TrainConfig  # noqa: E402
 from explorer.devices import pick_device  # noqa: E402
-from explorer.images import png_bytes, to_uint8  # noqa: E402
-from explorer.latent import decode_mean  # noqa: E402
-from explorer.runfolder import RunFolder  # noqa: E402
-from explorer.train import start_run  # noqa: E402
+from explorer.explore.latent import decode_mean  # noqa: E402
+from explorer.pictures.images import png_bytes, to_uint8  # noqa: E402
+from explorer.train.run import start_run  # noqa: E402
+from explorer.train.runfolder import RunFolder  # noqa: E402
 
 SHAPE = (3, 32, 32)
 MODELS = {

@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from bench.limits import spread  # noqa: E402
-from explorer.runfolder import RunFolder  # noqa: E402
+from explorer.train.runfolder import RunFolder  # noqa: E402
 
 
 def run(out: Path, nproc: int, threads: int, args) -> float:

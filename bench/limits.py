@@ -36,8 +36,8 @@ sys.path.insert(0, str(ROOT))
 from explorer.checkpoints import load_checkpoint  # noqa: E402
 from explorer.config import ModelConfig, TrainConfig  # noqa: E402
 from explorer.evaluate import eval_images, importance_per_image  # noqa: E402
-from explorer.runfolder import RunFolder  # noqa: E402
-from explorer.train import start_run  # noqa: E402
+from explorer.train.run import start_run  # noqa: E402
+from explorer.train.runfolder import RunFolder  # noqa: E402
 
 
 def mm_seconds(shapes: list[tuple[int, int, int]], repeats: int = 20) -> float:

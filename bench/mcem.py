@@ -3,7 +3,7 @@ network, in one run.
 
 Kingma & Welling 2013 (Figure 3, Appendix E) compare AEVB, wake-sleep and Monte Carlo EM on a
 784-100-3 tanh MLP with a Bernoulli decoder, M = 100, Adagrad. AEVB's and wake-sleep's steps go
-through the trainer's step runner (``explorer.steps``), as in ``bench/algorithms.py``; one MCEM
+through the trainer's step runner (``explorer.train.steps``), as in ``bench/algorithms.py``; one MCEM
 step (``explorer.paper.mcem.mcem_step``) is an HMC transition of 10 leapfrog steps per datapoint
 (11 gradients of log p(x, z) with respect to z through the decoder) followed by 5 Adagrad updates
 of the decoder, with the chains kept in a ``ChainStore``. Every step consumes M training
@@ -31,13 +31,13 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from explorer.config import ModelConfig, TrainConfig  # noqa: E402
-from explorer.data import load_dataset  # noqa: E402
+from explorer.data.cache import load_dataset  # noqa: E402
 from explorer.devices import flush_denormals  # noqa: E402
 from explorer.model import VAE, init_paper  # noqa: E402
 from explorer.paper.hmc import hmc_step  # noqa: E402
 from explorer.paper.marginal import log_joint  # noqa: E402
 from explorer.paper.mcem import ChainStore, mcem_step  # noqa: E402
-from explorer.steps import make_optimizer, make_step_runner, step_noise  # noqa: E402
+from explorer.train.steps import make_optimizer, make_step_runner, step_noise  # noqa: E402
 
 M = 100  # minibatch (the paper's)
 LR, DECAY = 0.02, 2e-5  # Adagrad's global step (from the paper's {0.01, 0.02, 0.1}); the prior on theta

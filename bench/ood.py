@@ -2,7 +2,7 @@
 
     python bench/ood.py [--models mnist-z2,mnist-z20,fashion-mnist-z2] [--marks 800] [--noise 400]
 
-For every model, the detector (``explorer.strangers``, as the app and the CLI fit it) is fitted
+For every model, the detector (``explorer.explore.strangers``, as the app and the CLI fit it) is fitted
 on the first 5,000 images of its dataset's test set and on synthetic outliers (marks drawn at 140
 pixels, seed 11, and noise); the other 5,000 test images are the in-distribution images it is
 judged on. Against them: the other shipped dataset's test images (never shown to the detector),
@@ -42,9 +42,8 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from explorer.checkpoints import dataset_of, load_checkpoint, read_config  # noqa: E402
-from explorer.data import load_dataset  # noqa: E402
-from explorer.preprocess import preprocess_image  # noqa: E402
-from explorer.strangers import (  # noqa: E402
+from explorer.data.cache import load_dataset  # noqa: E402
+from explorer.explore.strangers import (  # noqa: E402
     MARK_KINDS,
     OUTLIER_MARKS,
     OUTLIER_SEED,
@@ -55,6 +54,7 @@ from explorer.strangers import (  # noqa: E402
     outlier_images,
     synthetic_marks,
 )
+from explorer.pictures.preprocess import preprocess_image  # noqa: E402
 
 DATASETS = ("mnist", "fashion-mnist")
 

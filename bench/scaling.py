@@ -30,11 +30,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from bench.limits import spread  # noqa: E402
 from explorer.config import TrainConfig  # noqa: E402
-from explorer.distributed import World  # noqa: E402
-from explorer.graphs import DISABLE_ENV  # noqa: E402
 from explorer.model import ModelConfig  # noqa: E402
-from explorer.runfolder import RunFolder  # noqa: E402
-from explorer.trainer import Trainer  # noqa: E402
+from explorer.train.cuda_graph import DISABLE_ENV  # noqa: E402
+from explorer.train.distributed import World  # noqa: E402
+from explorer.train.loop import Trainer  # noqa: E402
+from explorer.train.runfolder import RunFolder  # noqa: E402
 
 EPOCH = 60_000
 

@@ -34,12 +34,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from bench.limits import spread  # noqa: E402
 from explorer.config import TrainConfig  # noqa: E402
-from explorer.data import fetch  # noqa: E402
+from explorer.data.cache import fetch  # noqa: E402
+from explorer.data.sources import MNIST_FILES  # noqa: E402
 from explorer.devices import pick_device  # noqa: E402
 from explorer.model import ModelConfig  # noqa: E402
-from explorer.runfolder import RunFolder  # noqa: E402
-from explorer.sources import MNIST_FILES  # noqa: E402
-from explorer.train import start_run  # noqa: E402
+from explorer.train.run import start_run  # noqa: E402
+from explorer.train.runfolder import RunFolder  # noqa: E402
 
 
 class ReferenceVAE(nn.Module):

@@ -20,7 +20,7 @@ _HOMES = {
     "save_checkpoint": "checkpoints",
     "ModelConfig": "config",
     "TrainConfig": "config",
-    "load_dataset": "data",
+    "load_dataset": "data.cache",
     "ExplorerError": "errors",
     "DatasetError": "errors",
     "CheckpointError": "errors",
@@ -29,9 +29,9 @@ _HOMES = {
     "elbo_terms": "objectives",
     "importance_log_likelihood": "objectives",
     "kl_standard_normal": "objectives",
-    "preprocess_image": "preprocess",
-    "start_run": "train",
-    "resume_run": "train",
+    "preprocess_image": "pictures.preprocess",
+    "start_run": "train.run",
+    "resume_run": "train.run",
 }
 __all__ = [
     "VAE",
@@ -56,12 +56,12 @@ __all__ = [
 if TYPE_CHECKING:  # what editors and type checkers see
     from explorer.checkpoints import load_checkpoint, save_checkpoint
     from explorer.config import ModelConfig, TrainConfig
-    from explorer.data import load_dataset
+    from explorer.data.cache import load_dataset
     from explorer.errors import CheckpointError, DatasetError, ExplorerError, ImageError
     from explorer.model import VAE
     from explorer.objectives import elbo_terms, importance_log_likelihood, kl_standard_normal
-    from explorer.preprocess import preprocess_image
-    from explorer.train import resume_run, start_run
+    from explorer.pictures.preprocess import preprocess_image
+    from explorer.train.run import resume_run, start_run
 
 
 def __getattr__(name: str):

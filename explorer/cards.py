@@ -16,9 +16,9 @@ from pathlib import Path
 import torch
 
 from explorer.checkpoints import dataset_of, load_checkpoint, read_config, save_checkpoint
-from explorer.data import dataset_files
+from explorer.data.cache import dataset_files
 from explorer.evaluate import Evaluation
-from explorer.runfolder import RunFolder
+from explorer.train.runfolder import RunFolder
 from explorer.version import __version__
 
 
@@ -90,9 +90,9 @@ def _final_test_figure(epochs: list[dict]) -> dict:
 def _generated_checksums(dataset: str) -> dict:
     """For a dataset stored as arrays (generated here or imported from a folder): the SHA-256 of
     its files as its dataset.json records them; nothing for the others."""
-    from explorer.arraysets import record
-    from explorer.data import cache_dir
-    from explorer.datasets import spec
+    from explorer.data.arrays import record
+    from explorer.data.cache import cache_dir
+    from explorer.data.specs import spec
 
     if spec(dataset).form != "arrays":
         return {}

@@ -66,7 +66,7 @@ def resolve(path_or_name: str | os.PathLike) -> Path:
     shipped = pretrained_root() / str(path_or_name)
     if not path.is_absolute() and "/" not in str(path_or_name) and shipped.is_dir():
         return shipped
-    from explorer.runfolder import runs_root
+    from explorer.train.runfolder import runs_root
 
     named_run = runs_root() / str(path_or_name)
     if not path.is_absolute() and "/" not in str(path_or_name) and named_run.is_dir():
@@ -275,7 +275,7 @@ def _check_record(folder: Path, config: ModelConfig, metadata: dict[str, str]) -
     weights' own record: another network, another dataset, or an image shape that is not its
     dataset's. The weights' record is what loads; a config.json edited by hand would otherwise
     be silently ignored by some commands and obeyed by others."""
-    from explorer.datasets import SPECS, spec
+    from explorer.data.specs import SPECS, spec
 
     try:
         record = json.loads((folder / CONFIG_FILE).read_text())

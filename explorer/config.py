@@ -3,10 +3,10 @@
 ``ModelConfig`` (what shapes the network) and ``TrainConfig`` (how it is trained) are dataclasses
 whose fields carry their ``Setting``: type, default, unit, help, the values allowed, whether a
 resumed run may change it, and its label on the Train page's form. Everything else is derived from
-them: the validation of both configs, the ``vae-explorer train`` flags (``explorer.cli_train``), the
+them: the validation of both configs, the ``vae-explorer train`` flags (``explorer.cli.train``), the
 Train form (``explorer.ui.train_form``) and the rules of ``--resume`` and ``--init-from``. To add a
 setting, add one field here (and read it where it takes effect). What a dataset implies
-(likelihood, binarisation, image shape, preprocessing) lives in ``explorer.datasets``.
+(likelihood, binarisation, image shape, preprocessing) lives in ``explorer.data.specs``.
 
 Pure Python: importing it loads no torch. Both configs are stored in a checkpoint's config.json.
 """
@@ -18,7 +18,7 @@ import math
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import Any
 
-from explorer.datasets import DATASETS, binarized, spec
+from explorer.data.specs import DATASETS, binarized, spec
 
 
 @dataclass(frozen=True)

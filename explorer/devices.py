@@ -111,7 +111,7 @@ def flush_denormals() -> bool:
     """Treat float32 numbers below 1.2e-38 (denormals) as zero on the CPU: the calling thread's
     FTZ and DAZ flags, which the threads it starts afterwards (PyTorch's OpenMP pool, started by
     the first parallel operation) inherit; threads already running keep their mode, which is why
-    ``explorer.trainer`` calls this when it is imported. Returns False where the CPU has no such
+    ``explorer.train.loop`` calls this when it is imported. Returns False where the CPU has no such
     mode.
 
     Why: Adam's running averages of gradients that are rarely non-zero (MNIST's near-border pixels)

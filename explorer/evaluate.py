@@ -13,12 +13,11 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from explorer.batches import BATCH, in_batches
-from explorer.data import binarize_fixed, load_dataset
+from explorer.data.cache import binarize_fixed, load_dataset
 from explorer.devices import decoder_floats
 from explorer.errors import ExplorerError
 from explorer.importance import fast_path, importance_log_likelihood_blocked
-from explorer.model import VAE
+from explorer.model import BATCH, VAE, in_batches
 from explorer.objectives import autoencoder_terms, elbo_terms, importance_log_likelihood, iwae_bound
 
 # A mean ELBO below this many nats per pixel (dimension) is a diverged model, not a poor one: a
@@ -121,7 +120,7 @@ def test_figures(model: VAE, x: torch.Tensor, objective: str, samples: int, seed
     ``iwae`` objective the bound it trains on, L_K with K = ``samples`` (Burda et al. 2015, eq. 8)
     as ``test_bound``. The draws come from their own generator seeded by ``seed``, so they neither
     move the caller's random stream nor depend on how the test set is split: with ``world`` (an
-    ``explorer.distributed.World``) each process scores its share and the sums are added."""
+    ``explorer.train.distributed.World``) each process scores its share and the sums are added."""
     rank, size = (world.rank, world.size) if world is not None else (0, 1)
     n, latent = len(x), model.config.latent_dim
     if not model.config.variational:  # an autoencoder's one figure: its reconstruction term

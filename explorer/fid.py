@@ -32,8 +32,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from explorer.batches import BATCH
 from explorer.errors import ExplorerError
+from explorer.model import BATCH
 
 FEATURES = ("classifier", "inception")
 CLASSIFIER_FILE = "classifier.safetensors"
@@ -144,7 +144,7 @@ def train_classifier(dataset: str, out: str | os.PathLike, epochs: int = 5, seed
     """
     from safetensors.torch import save_file
 
-    from explorer.data import load_dataset
+    from explorer.data.cache import load_dataset
 
     torch.manual_seed(seed)
     train, test = load_dataset(dataset, "train"), load_dataset(dataset, "test")

@@ -3,8 +3,8 @@
 import streamlit as st
 
 from explorer.errors import ExplorerError
-from explorer.plots import training_curves
-from explorer.runfolder import list_runs
+from explorer.pictures.plots import training_curves
+from explorer.train.runfolder import list_runs
 from explorer.ui.dataset_form import dataset_form
 from explorer.ui.jobs import job_registry
 from explorer.ui.models import choices, model_picker

@@ -3,7 +3,7 @@ reconstruction and its posterior. Second tab: the aggregate posterior against th
 
 import streamlit as st
 
-from explorer.projections import METHODS, NAMES
+from explorer.explore.projections import METHODS, NAMES
 from explorer.ui.beside import companion_picker, describe, scatters_side_by_side
 from explorer.ui.latent import test_set_scatter
 from explorer.ui.models import (

@@ -2,8 +2,8 @@
 
 import streamlit as st
 
-from explorer.latent import grid_extent
-from explorer.plots import manifold_figure
+from explorer.explore.latent import grid_extent
+from explorer.pictures.plots import manifold_figure
 from explorer.ui.beside import companion_picker, grid_values, grids_side_by_side, samples_side_by_side
 from explorer.ui.live import live_decoder, runs_in_browser, server_decoder
 from explorer.ui.models import (

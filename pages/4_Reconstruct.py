@@ -3,14 +3,14 @@
 import streamlit as st
 import torch
 
-from explorer.datasets import spec
+from explorer.data.specs import spec
 from explorer.errors import ImageError
 from explorer.evaluate import score_name
-from explorer.images import make_grid, png_bytes
-from explorer.latent import PICK_MODES, pick_images, reconstruct
-from explorer.plots import PALETTE
-from explorer.preprocess import preprocess_image
-from explorer.reading import MAX_UPLOADS, UPLOAD_TYPES
+from explorer.explore.latent import PICK_MODES, pick_images, reconstruct
+from explorer.pictures.images import make_grid, png_bytes
+from explorer.pictures.plots import PALETTE
+from explorer.pictures.preprocess import preprocess_image
+from explorer.pictures.reading import MAX_UPLOADS, UPLOAD_TYPES
 from explorer.ui.image_report import image_report, reconstruction_gallery
 from explorer.ui.models import (
     MAP_POINTS,

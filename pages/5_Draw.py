@@ -3,10 +3,10 @@ on the latent map with its posterior, and compared with the test set."""
 
 import streamlit as st
 
-from explorer.datasets import spec
+from explorer.data.specs import spec
 from explorer.errors import ImageError
-from explorer.preprocess import preprocess_image
-from explorer.reading import canvas_image
+from explorer.pictures.preprocess import preprocess_image
+from explorer.pictures.reading import canvas_image
 from explorer.ui.image_report import image_report
 from explorer.ui.models import MAP_POINTS, dataset_of, label_names, model_key, model_or_stop
 from explorer.ui.scatter import base_scatter, draw_posterior, star_caption

@@ -4,10 +4,10 @@ along a great circle, and see each step decoded."""
 import streamlit as st
 import torch
 
-from explorer.images import gif_bytes, make_grid, png_bytes, upscale
-from explorer.latent import decode_mean, interpolate
-from explorer.latent_plots import add_path
-from explorer.posterior import posterior
+from explorer.explore.latent import decode_mean, interpolate
+from explorer.explore.posterior import posterior
+from explorer.pictures.images import gif_bytes, make_grid, png_bytes, upscale
+from explorer.pictures.latent_plots import add_path
 from explorer.ui.ends import interpolation_end
 from explorer.ui.models import MAP_POINTS, dataset_of, label_names, model_key, model_or_stop
 from explorer.ui.scatter import base_scatter

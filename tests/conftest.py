@@ -40,7 +40,7 @@ def tiny_batch() -> torch.Tensor:
 @pytest.fixture(scope="session")
 def mnist_test():
     """The real MNIST test split (fetched into the cache on first use)."""
-    from explorer.data import load_dataset
+    from explorer.data.cache import load_dataset
 
     return load_dataset("mnist", "test")
 

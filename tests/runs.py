@@ -10,7 +10,7 @@ from pathlib import Path
 from explorer.checkpoints import load_checkpoint
 from explorer.config import TrainConfig
 from explorer.model import ModelConfig
-from explorer.runfolder import RunFolder
+from explorer.train.runfolder import RunFolder
 
 SMALL = ModelConfig(hidden=(64,), latent_dim=2)
 

@@ -7,8 +7,8 @@ import torch
 from PIL import Image
 
 from explorer.checkpoints import save_checkpoint
+from explorer.data.shapes import draw_sprite
 from explorer.model import VAE, ModelConfig
-from explorer.shapes import draw_sprite
 from tests.apptest import (
     DRAW,
     INTERPOLATE,

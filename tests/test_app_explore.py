@@ -5,7 +5,7 @@ page, and views shared through the address."""
 import pytest
 import torch
 
-from explorer.neighbours import nearest
+from explorer.explore.neighbours import nearest
 from tests.apptest import LATENT, page, spec
 
 pytestmark = pytest.mark.integration
@@ -22,7 +22,7 @@ def latent_page(model: str, **state):
 
 def test_a_clicked_image_shows_its_nearest_neighbours_in_both_spaces(shipped, mnist_test):
     from explorer.checkpoints import load_checkpoint
-    from explorer.latent import encode_means
+    from explorer.explore.latent import encode_means
 
     at = latent_page("mnist-z5", picked=("mnist-z5", 12))
     assert not at.exception and not at.error
@@ -41,7 +41,7 @@ def test_a_clicked_image_shows_its_nearest_neighbours_in_both_spaces(shipped, mn
 
 def test_a_selection_shows_its_gallery_figures_and_downloads(shipped, mnist_test):
     from explorer.checkpoints import load_checkpoint
-    from explorer.latent import reconstruct
+    from explorer.explore.latent import reconstruct
 
     chosen = [3, 10, 11, 40, 41, 42]
     at = latent_page("mnist-z2", selected=("mnist-z2", chosen))
@@ -86,7 +86,7 @@ def test_the_traversals_page_sweeps_each_active_unit():
     """On the shipped mnist-z20 (13 of its 20 units active): one row per active unit, largest KL
     first, the inactive ones listed; then the attribute and analogy tabs."""
     from explorer.checkpoints import load_checkpoint
-    from explorer.data import load_dataset
+    from explorer.data.cache import load_dataset
     from explorer.evaluate import ACTIVE_UNIT_THRESHOLD, latent_stats
 
     model = load_checkpoint("mnist-z20")

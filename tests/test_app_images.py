@@ -6,7 +6,7 @@ import pytest
 import torch
 from PIL import Image
 
-from explorer.reading import MAX_UPLOADS
+from explorer.pictures.reading import MAX_UPLOADS
 from tests.apptest import DRAW, INTERPOLATE, RECONSTRUCT, captions, page, png, spec
 
 pytestmark = pytest.mark.integration

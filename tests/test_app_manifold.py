@@ -64,7 +64,7 @@ def test_manifold_grid_follows_the_sidebar(shipped):
 def test_manifold_of_a_wide_model_starts_on_its_most_active_dimensions(shipped):
     """mnist-z5: the grid's default axes are the two dimensions with the largest KL (not z1 and
     z2), the sliders of inactive units say so, and the same dimension on both axes is explained."""
-    from explorer.data import load_dataset
+    from explorer.data.cache import load_dataset
     from explorer.evaluate import ACTIVE_UNIT_THRESHOLD, latent_stats
 
     model = load_checkpoint(shipped / "pretrained" / "mnist-z5")

@@ -152,7 +152,7 @@ def test_train_page_refuses_path_traversal(shipped, name):
 
 def test_train_page_animates_the_latent_space_of_a_run(shipped):
     from explorer.config import TrainConfig
-    from explorer.train import start_run
+    from explorer.train.run import start_run
 
     cfg = TrainConfig(epochs=2, limit=500, test_limit=300, device="cpu", log_every=2)
     start_run(shipped / "runs" / "small", ModelConfig(hidden=(32,), latent_dim=2), cfg, progress=False)

@@ -9,7 +9,7 @@ from torch.distributions import Bernoulli, Independent
 from explorer.config import ModelConfig, TrainConfig, check_combination
 from explorer.model import VAE
 from explorer.objectives import autoencoder_terms, corrupt
-from explorer.steps import Loss
+from explorer.train.steps import Loss
 
 
 @pytest.fixture
@@ -90,7 +90,7 @@ def test_settings_that_do_not_apply_are_refused_with_the_reason():
 def test_a_baseline_trains_checkpoints_resumes_and_evaluates(tmp_path, kind):
     from explorer.checkpoints import load_checkpoint, read_config
     from explorer.evaluate import eval_images, evaluate, reconstruction_per_image
-    from explorer.train import resume_run, start_run
+    from explorer.train.run import resume_run, start_run
     from tests.runs import SMALL, read_metrics, small_config
 
     config = ModelConfig(**{**SMALL.to_dict(), "model": kind})

@@ -261,7 +261,7 @@ def test_draw_a_digit(browser, server):
 def test_the_shipped_colour_model_on_every_exploring_page(browser, server, tmp_path):
     """shapes-conv-bce-z8, chosen in the sidebar and kept while moving between pages: colour
     samples at home, server-side sliders on Manifold, a colour upload."""
-    from explorer.shapes import draw_sprite
+    from explorer.data.shapes import draw_sprite
 
     url, _ = server
     page = open_page(browser, url)

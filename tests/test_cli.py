@@ -257,7 +257,7 @@ def test_reconstruct_json_judges_each_file_and_names_refused_ones(tmp_path, caps
 
 def test_evaluate_scores_the_test_set_the_run_trained_against(tmp_path):
     from explorer.checkpoints import save_checkpoint
-    from explorer.cli_tools import _run_binarizes
+    from explorer.cli.models import _run_binarizes
     from explorer.model import VAE, ModelConfig
 
     model = VAE(ModelConfig(hidden=(8,), latent_dim=2))

@@ -11,12 +11,12 @@ import pytest
 import torch
 from PIL import Image
 
-from explorer import sources
-from explorer.data import fetch, load_dataset
-from explorer.datasets import spec
+from explorer.data import sources
+from explorer.data.cache import fetch, load_dataset
+from explorer.data.folders import add_folder
+from explorer.data.shapes import draw_sprite, generate
+from explorer.data.specs import spec
 from explorer.errors import DatasetError
-from explorer.imagefolder import add_folder
-from explorer.shapes import draw_sprite, generate
 
 
 @pytest.fixture
@@ -182,7 +182,7 @@ def test_shapes_are_reproducible_from_a_seed_and_carry_their_factors():
 
 
 def test_a_colour_upload_is_prepared_as_the_shapes_were(cache):
-    from explorer.preprocess import preprocess_image
+    from explorer.pictures.preprocess import preprocess_image
 
     sprite = draw_sprite(2, 0.3, 10.0, 0.5, 0.5, 0.1)  # (3, 32, 32)
     big = Image.fromarray(sprite.transpose(1, 2, 0)).resize((128, 128), Image.Resampling.BICUBIC)
@@ -198,8 +198,8 @@ def test_a_model_of_a_small_folder_is_judged_and_a_replaced_folder_is_named(cach
     another size is refused with the size to add it at."""
     from explorer.checkpoints import load_checkpoint, save_checkpoint
     from explorer.errors import CheckpointError
+    from explorer.explore.strangers import Reference
     from explorer.model import VAE, ModelConfig
-    from explorer.strangers import Reference
 
     add_folder("pets", image_folder, size="16")
     config = ModelConfig(arch="conv", image_shape=(3, 16, 16), channels=(4,), hidden=(8,), latent_dim=2,
@@ -216,7 +216,7 @@ def test_a_model_of_a_small_folder_is_judged_and_a_replaced_folder_is_named(cach
 
 def test_blank_colour_pictures_and_bad_sources_get_messages(cache, tmp_path, monkeypatch):
     from explorer.errors import ImageError
-    from explorer.preprocess import preprocess_image
+    from explorer.pictures.preprocess import preprocess_image
 
     for colour in ((0, 0, 0), (255, 255, 255), (200, 20, 20)):
         with pytest.raises(ImageError, match="blank"):

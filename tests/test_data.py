@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from explorer import data, sources
+from explorer.data import cache as data
+from explorer.data import sources
 from explorer.errors import DatasetError
 
 

@@ -14,7 +14,7 @@ import torch.multiprocessing as mp
 
 from explorer.checkpoints import load_checkpoint, read_config
 from explorer.model import ModelConfig
-from explorer.runfolder import RunFolder
+from explorer.train.runfolder import RunFolder
 
 pytestmark = pytest.mark.integration
 ARGS = ["--limit", "1200", "--test-limit", "300", "--hidden", "32", "--batch-size", "60", "--log-every", "5"]
@@ -94,9 +94,9 @@ def _rank_worker(rank: int, port: int, out: str, record: str) -> None:
     import importlib
 
     from explorer.config import TrainConfig
-    from explorer.train import start_run
+    from explorer.train.run import start_run
 
-    trainer_module = importlib.import_module("explorer.trainer")
+    trainer_module = importlib.import_module("explorer.train.loop")
     prints = []
     original = trainer_module.Trainer.train_step
 

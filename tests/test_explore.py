@@ -8,9 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from explorer.model import VAE, ModelConfig
-from explorer.neighbours import nearest
-from explorer.traversals import (
+from explorer.explore.neighbours import nearest
+from explorer.explore.traversals import (
     analogy,
     attribute_vector,
     factor_correlations,
@@ -19,6 +18,7 @@ from explorer.traversals import (
     traversal_dims,
     walk,
 )
+from explorer.model import VAE, ModelConfig
 from explorer.ui.explore import codes_npy, codes_table, selected_indices
 
 
@@ -99,7 +99,7 @@ def test_codes_export_round_trips():
 
 @pytest.mark.parametrize("kind", ["tsne", "umap"])
 def test_a_nonlinear_map_keeps_its_points_and_places_new_ones_among_their_neighbours(kind):
-    from explorer.projections import fit_nonlinear
+    from explorer.explore.projections import fit_nonlinear
 
     g = torch.Generator().manual_seed(0)
     centres = torch.tensor([[0.0] * 5, [8.0] * 5, [-8.0, 8.0, -8.0, 8.0, -8.0]])
@@ -122,9 +122,9 @@ def test_tensorboard_export_reads_back_with_tensorboard(tmp_path):
 
     from explorer.checkpoints import load_checkpoint
     from explorer.evaluate import eval_images
-    from explorer.latent import encode_means
-    from explorer.tensorboard_export import export_tensorboard
-    from explorer.train import start_run
+    from explorer.explore.latent import encode_means
+    from explorer.explore.tensorboard import export_tensorboard
+    from explorer.train.run import start_run
     from tests.runs import SMALL, read_metrics, small_config
 
     run = start_run(tmp_path / "run", SMALL, small_config(), progress=False)
@@ -158,7 +158,7 @@ def test_a_categorical_factor_counts_by_the_share_the_classes_explain():
 
 
 def test_a_fitted_code_keeps_its_own_place_wherever_it_is_asked_for():
-    from explorer.projections import fit_nonlinear
+    from explorer.explore.projections import fit_nonlinear
 
     g = torch.Generator().manual_seed(2)
     means = torch.randn(300, 4, generator=g)
@@ -179,7 +179,7 @@ def test_a_rotation_that_repeats_every_90_degrees_is_found():
 
 def test_the_tensorboard_export_refuses_a_used_or_impossible_folder(tmp_path):
     from explorer.errors import ExplorerError
-    from explorer.tensorboard_export import export_tensorboard
+    from explorer.explore.tensorboard import export_tensorboard
 
     (tmp_path / "used").mkdir()
     (tmp_path / "used" / "projector_config.pbtxt").write_text("")

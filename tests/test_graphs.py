@@ -7,10 +7,10 @@ import contextlib
 import pytest
 import torch
 
-from explorer import graphs
-from explorer.graphs import capture, eager_reason
 from explorer.model import VAE, ModelConfig
 from explorer.objectives import elbo_terms
+from explorer.train import cuda_graph as graphs
+from explorer.train.cuda_graph import capture, eager_reason
 
 
 def test_which_runs_are_graphed(monkeypatch):
@@ -121,8 +121,8 @@ def test_a_capture_that_fails_falls_back_to_the_eager_step(monkeypatch):
 @pytest.mark.integration
 def test_cpu_runs_say_they_are_not_graphed(tmp_path):
     from explorer.config import TrainConfig
-    from explorer.runfolder import RunFolder
-    from explorer.train import start_run
+    from explorer.train.run import start_run
+    from explorer.train.runfolder import RunFolder
 
     cfg = TrainConfig(epochs=1, limit=200, test_limit=100, device="cpu", log_every=5)
     start_run(tmp_path / "r", ModelConfig(hidden=(16,), latent_dim=2), cfg, progress=False)

@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from explorer.images import latent_grid, make_grid, png_bytes
+from explorer.pictures.images import latent_grid, make_grid, png_bytes
 
 
 def _png(image: Image.Image, fmt="PNG") -> bytes:
@@ -65,7 +65,7 @@ def test_grid_puts_every_tile_in_its_place(channels, pad):
 
 
 def test_scatter_picture_places_points_and_star():
-    from explorer.images import ScatterPicture
+    from explorer.pictures.images import ScatterPicture
 
     pic = ScatterPicture(
         torch.tensor([[2.0, 2.0]]), torch.tensor([1]), ["#000000", "#ff0000"], size=80, lim=4.0
@@ -78,7 +78,7 @@ def test_scatter_picture_places_points_and_star():
 
 
 def test_side_by_side_and_upscale():
-    from explorer.images import side_by_side, upscale
+    from explorer.pictures.images import side_by_side, upscale
 
     left = upscale(np.array([[0, 255]], dtype=np.uint8), 2)
     assert left.tolist() == [[0, 0, 255, 255], [0, 0, 255, 255]]

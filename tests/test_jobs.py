@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import tomllib
 
-from explorer.jobs import JobRegistry
-from explorer.reading import MAX_UPLOAD_BYTES
+from explorer.pictures.reading import MAX_UPLOAD_BYTES
+from explorer.train.jobs import JobRegistry
 from tests.browser import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -107,7 +107,7 @@ def test_make_run_listens_on_loopback_only():
 def test_jobs_leave_a_core_to_the_app_unless_told(monkeypatch):
     import os
 
-    from explorer.jobs import job_environment
+    from explorer.train.jobs import job_environment
 
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.setattr(os, "cpu_count", lambda: 8)

@@ -1,4 +1,4 @@
-"""The latent-space maths on tiny tensors (explorer.posterior, explorer.density, explorer.latent):
+"""The latent-space maths on tiny tensors (explorer.explore: posterior, density, latent):
 posterior ellipses and samples, interpolation, the aggregate posterior against the prior, GIFs.
 (Strangers: test_strangers.py.)"""
 
@@ -10,10 +10,16 @@ import pytest
 import torch
 from PIL import Image
 
-from explorer.density import density_map
-from explorer.images import gif_bytes
-from explorer.latent import fit_projection, interpolate
-from explorer.posterior import ellipse, posterior, posterior_ellipses, posterior_samples, projected_gaussian
+from explorer.explore.density import density_map
+from explorer.explore.latent import fit_projection, interpolate
+from explorer.explore.posterior import (
+    ellipse,
+    posterior,
+    posterior_ellipses,
+    posterior_samples,
+    projected_gaussian,
+)
+from explorer.pictures.images import gif_bytes
 
 
 def test_ellipse_is_the_mahalanobis_contour():
@@ -135,7 +141,7 @@ def test_density_map_in_a_pca_plane_centres_the_prior_where_zero_lands():
 
 
 def test_aligning_frames_undoes_a_rotation_and_a_flip():
-    from explorer.latent import align_frames, pick_frames
+    from explorer.explore.latent import align_frames, pick_frames
 
     rng = np.random.default_rng(0)
     last = rng.normal(size=(50, 2))

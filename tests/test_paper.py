@@ -9,11 +9,11 @@ import math
 import numpy as np
 import pytest
 
-from explorer.bounds import log_spaced_count, next_index
 from explorer.cli import main
 from explorer.paper import figure2
 from explorer.paper.curves import read_bound_points, value_at, write_curves
 from explorer.paper.figures import gap_sentence
+from explorer.train.bounds import log_spaced_count, next_index
 
 
 def test_counts_are_log_spaced_with_the_asked_points_per_decade():

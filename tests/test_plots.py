@@ -2,9 +2,9 @@
 
 import plotly.graph_objects as go
 
-from explorer.latent import fit_projection
-from explorer.latent_plots import latent_scatter
-from explorer.plots import training_curves
+from explorer.explore.latent import fit_projection
+from explorer.pictures.latent_plots import latent_scatter
+from explorer.pictures.plots import training_curves
 
 
 def test_latent_scatter_is_valid_and_indexed():
@@ -60,9 +60,15 @@ def test_overlays_prior_map_kl_bars_and_animation_are_valid_plotly():
     import numpy as np
     import torch
 
-    from explorer.density import density_map
-    from explorer.latent_plots import add_outline, add_path, add_points, latent_animation, prior_vs_posterior
-    from explorer.plots import kl_bars
+    from explorer.explore.density import density_map
+    from explorer.pictures.latent_plots import (
+        add_outline,
+        add_path,
+        add_points,
+        latent_animation,
+        prior_vs_posterior,
+    )
+    from explorer.pictures.plots import kl_bars
 
     fig = latent_scatter([[0.0, 0.0], [1.0, 1.0]], [0, 1])
     add_outline(fig, np.array([[0, 0], [1, 0], [1, 1], [0, 0]]), "1 sigma", dash="dash")

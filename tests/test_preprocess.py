@@ -11,8 +11,8 @@ import torch
 from PIL import Image, ImageDraw
 
 from explorer.errors import ImageError
-from explorer.preprocess import preprocess_image
-from explorer.reading import canvas_image
+from explorer.pictures.preprocess import preprocess_image
+from explorer.pictures.reading import canvas_image
 
 
 def _png(image: Image.Image, fmt="PNG") -> bytes:
@@ -107,8 +107,8 @@ def _on_paper(image: np.ndarray, scale: int, margin: int, fmt: str = "PNG") -> b
 @pytest.mark.integration
 def test_mnist_digits_have_their_centre_of_mass_at_14_14():
     """The convention is measured, not assumed: the training set's mean centre of mass."""
-    from explorer.data import load_dataset
-    from explorer.datasets import spec
+    from explorer.data.cache import load_dataset
+    from explorer.data.specs import spec
 
     images = load_dataset("mnist", "train").images[:, 0].double()
     ys, xs = torch.meshgrid(torch.arange(28.0), torch.arange(28.0), indexing="ij")
@@ -141,7 +141,7 @@ def test_mnist_test_images_drawn_on_paper_come_back_equal(mnist_test, scale, mar
 def test_fashion_items_fill_the_frame_as_fashion_mnist_made_them():
     """A product photo of a test item (dark on white) comes back as the item under the
     Fashion-MNIST convention (longest side 28, centred), not under MNIST's 20x20 box."""
-    from explorer.data import load_dataset
+    from explorer.data.cache import load_dataset
 
     items = load_dataset("fashion-mnist", "test").images[:100, 0].numpy()
     own = [_corr(preprocess_image(_on_paper(a, 10, 40), "fashion-mnist"), a) for a in items]
@@ -248,7 +248,7 @@ def test_frey_faces_are_cropped_to_the_frame_and_resized():
 def test_the_datasets_own_images_uploaded_as_they_are_come_back_as_themselves(dataset):
     """A 28x28 image of the dataset itself, uploaded as a PNG: nothing to change. (Items that
     fill the frame touch its border: their pixels must not be taken for the ground's noise.)"""
-    from explorer.data import load_dataset
+    from explorer.data.cache import load_dataset
 
     images = load_dataset(dataset, "test").images[5000:5200, 0].numpy()
     corr = np.array([_corr(preprocess_image(_png(Image.fromarray(a)), dataset), a) for a in images])
@@ -304,8 +304,8 @@ def test_pixel_noise_is_refused_as_noise(dataset, kind, side):
 
 
 def test_the_datasets_own_images_and_thin_lines_are_not_noise():
-    from explorer.data import load_dataset
-    from explorer.preprocess import NOISE_SMOOTHNESS, smoothness
+    from explorer.data.cache import load_dataset
+    from explorer.pictures.preprocess import NOISE_SMOOTHNESS, smoothness
 
     for name in ("mnist", "fashion-mnist"):
         images = load_dataset(name, "test").images[:2000, 0].numpy() / 255.0

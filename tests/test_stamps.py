@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from explorer import sources, stamps
+from explorer.data import sources, stamps
 
 
 @pytest.fixture
@@ -42,7 +42,7 @@ def test_a_file_changed_in_place_is_hashed_again(tmp_path, hashed):
 
 
 def test_a_damaged_cache_is_still_refused(tmp_path, monkeypatch):
-    from explorer import data
+    from explorer.data import cache as data
     from explorer.errors import DatasetError
 
     monkeypatch.setenv("VAE_EXPLORER_DATA", str(tmp_path))

@@ -8,7 +8,7 @@ import sys
 import pytest
 import torch
 
-from explorer.cli_args import EXIT_ERROR
+from explorer.cli.args import EXIT_ERROR
 from explorer.devices import flush_denormals
 
 

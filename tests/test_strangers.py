@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from explorer.datasets import spec
-from explorer.strangers import (
+from explorer.data.specs import spec
+from explorer.explore.strangers import (
     MARK_KINDS,
     STRANGER_QUANTILE,
     StrangerDetector,
@@ -120,8 +120,8 @@ def test_probes_are_seeded_and_of_every_kind():
 @pytest.fixture(scope="module")
 def mnist_z2():
     from explorer.checkpoints import load_checkpoint
-    from explorer.data import load_dataset
-    from explorer.strangers import Reference
+    from explorer.data.cache import load_dataset
+    from explorer.explore.strangers import Reference
 
     model = load_checkpoint("mnist-z2")
     test = load_dataset("mnist", "test").images.float() / 255.0
@@ -132,7 +132,7 @@ def mnist_z2():
 def test_the_handed_cases_on_mnist_z2(mnist_z2):
     """The letter and the plus sign are strangers; the digits, shadowed or not, are not, and the
     shadowed 3 sits near its clean twin's ELBO percentile (before: 10 against 66)."""
-    from explorer.preprocess import preprocess_image
+    from explorer.pictures.preprocess import preprocess_image
 
     model, reference, _ = mnist_z2
     names = [
@@ -170,8 +170,8 @@ def test_a_fashion_model_flags_digits_though_their_elbo_is_higher():
     own test images, yet the verdict calls them strangers (the old ELBO-percentile warning caught
     1.2%), and flags few of its own unseen test images."""
     from explorer.checkpoints import load_checkpoint
-    from explorer.data import load_dataset
-    from explorer.strangers import fit_detector, image_statistics
+    from explorer.data.cache import load_dataset
+    from explorer.explore.strangers import fit_detector, image_statistics
 
     model = load_checkpoint("fashion-mnist-z2")
     own = load_dataset("fashion-mnist", "test").images.float() / 255.0

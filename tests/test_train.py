@@ -8,8 +8,8 @@ import torch
 from explorer.checkpoints import load_checkpoint, read_config
 from explorer.errors import ExplorerError
 from explorer.model import ModelConfig
-from explorer.runfolder import LATENTS_DIR
-from explorer.train import resume_run, start_run
+from explorer.train.run import resume_run, start_run
+from explorer.train.runfolder import LATENTS_DIR
 from tests.runs import (
     SMALL,
     read_latent_snapshots,

@@ -12,10 +12,10 @@ import pytest
 import torch
 
 from explorer.checkpoints import read_config
-from explorer.cli_args import EXIT_INTERRUPTED
+from explorer.cli.args import EXIT_INTERRUPTED
 from explorer.errors import ExplorerError
-from explorer.runfolder import RunFolder
-from explorer.train import resume_run, start_run
+from explorer.train.run import resume_run, start_run
+from explorer.train.runfolder import RunFolder
 from tests.runs import (
     SMALL,
     cli_resume,
@@ -26,8 +26,8 @@ from tests.runs import (
 )
 
 pytestmark = pytest.mark.integration
-trainer_module = importlib.import_module("explorer.trainer")
-steps_module = importlib.import_module("explorer.steps")
+trainer_module = importlib.import_module("explorer.train.loop")
+steps_module = importlib.import_module("explorer.train.steps")
 
 
 def test_existing_run_needs_resume(tmp_path):
@@ -97,7 +97,7 @@ def test_failed_checkpoint_write_keeps_the_previous_one_and_says_so(tmp_path, mo
 
 
 def test_kill_9_mid_epoch_then_resume_loses_and_duplicates_nothing(tmp_path):
-    from explorer.jobs import JobRegistry
+    from explorer.train.jobs import JobRegistry
 
     out = tmp_path / "runs" / "killed"
     cmd = cli_train_command(out)
@@ -171,7 +171,7 @@ def test_non_finite_figures_are_written_as_null_with_a_flag(tmp_path):
 
 def test_a_model_whose_weights_are_not_finite_is_never_saved(tmp_path):
     out = start_run(tmp_path / "r", SMALL, small_config(epochs=1, limit=200), progress=False)
-    from explorer.distributed import World
+    from explorer.train.distributed import World
 
     trainer = trainer_module.Trainer(
         RunFolder(out), SMALL, small_config(epochs=2, limit=200), World(), False, resume=True

@@ -10,8 +10,8 @@ import torch
 from PIL import Image
 
 from explorer.errors import ImageError
-from explorer.preprocess import preprocess_image
-from explorer.reading import MAX_UPLOAD_BYTES
+from explorer.pictures.preprocess import preprocess_image
+from explorer.pictures.reading import MAX_UPLOAD_BYTES
 
 
 def save(image: Image.Image, fmt: str, **kw) -> bytes:

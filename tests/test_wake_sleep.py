@@ -11,7 +11,7 @@ import torch
 from explorer.config import ModelConfig, TrainConfig, check_combination
 from explorer.model import VAE, init_paper
 from explorer.objectives import dream, wake_sleep_losses
-from explorer.steps import Loss, step_noise
+from explorer.train.steps import Loss, step_noise
 
 
 def _tiny(likelihood: str = "bernoulli", seed: int = 0) -> VAE:

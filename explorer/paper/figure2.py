@@ -162,8 +162,8 @@ class Reproduction:
     def _train(self, panel: Panel, lr: float, samples: int) -> bool:
         """Train (or resume) the run of ``panel`` at step size ``lr`` to ``samples``; False when
         stopped by a signal."""
-        from explorer.runfolder import RunFolder
-        from explorer.train import resume_run, start_run
+        from explorer.train.run import resume_run, start_run
+        from explorer.train.runfolder import RunFolder
 
         folder = self.folder(panel, lr)
         model_config, cfg = configs(panel, lr, samples, self.device)

@@ -10,11 +10,11 @@ import torch
 
 from explorer.checkpoints import dataset_of, read_config
 from explorer.errors import ExplorerError
-from explorer.images import make_grid, png_bytes
-from explorer.latent import code_range
-from explorer.latent_plots import add_outline, latent_scatter
+from explorer.explore.latent import code_range
 from explorer.model import VAE
-from explorer.plots import manifold_figure
+from explorer.pictures.images import make_grid, png_bytes
+from explorer.pictures.latent_plots import add_outline, latent_scatter
+from explorer.pictures.plots import manifold_figure
 from explorer.ui.models import (
     choices,
     folder_of,

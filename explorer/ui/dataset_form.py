@@ -1,12 +1,12 @@
 """The Train page's "Add a folder of images" form: a user's own images become a dataset the form
-can train on (``explorer.imagefolder``, the same as ``vae-explorer data add``)."""
+can train on (``explorer.data.folders``, the same as ``vae-explorer data add``)."""
 
 from __future__ import annotations
 
 import streamlit as st
 
+from explorer.data.folders import MAX_SIDE, add_folder
 from explorer.errors import ExplorerError
-from explorer.imagefolder import MAX_SIDE, add_folder
 
 SIZE_HELP = f"32 for 32x32, or 48x32 for height x width; sides of 4 to {MAX_SIDE} pixels"
 FIT_HELP = "crop: centre-crop to the shape; pad: fit inside, black borders"

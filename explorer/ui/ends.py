@@ -5,9 +5,9 @@ from __future__ import annotations
 import streamlit as st
 
 from explorer.errors import ImageError
-from explorer.images import make_grid, png_bytes
-from explorer.preprocess import preprocess_image
-from explorer.reading import UPLOAD_TYPES
+from explorer.pictures.images import make_grid, png_bytes
+from explorer.pictures.preprocess import preprocess_image
+from explorer.pictures.reading import UPLOAD_TYPES
 from explorer.ui.image_report import verdict_line
 from explorer.ui.models import test_images
 

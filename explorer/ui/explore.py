@@ -11,9 +11,9 @@ import streamlit as st
 import torch
 
 from explorer.evaluate import score_name
-from explorer.images import make_grid, png_bytes
+from explorer.explore.neighbours import nearest
 from explorer.model import VAE
-from explorer.neighbours import nearest
+from explorer.pictures.images import make_grid, png_bytes
 from explorer.ui.models import encoded_test_set, test_images, test_reconstructions
 
 NEIGHBOURS = 8

@@ -9,13 +9,13 @@ import math
 import streamlit as st
 import torch
 
-from explorer.datasets import spec
+from explorer.data.specs import spec
 from explorer.evaluate import score_name
-from explorer.images import make_grid, png_bytes
+from explorer.explore.posterior import deterministic, posterior, posterior_samples
+from explorer.explore.strangers import SOURCE, STRANGER_QUANTILE, Reference, stranger_message
 from explorer.model import VAE
-from explorer.plots import posterior_bars as bars
-from explorer.posterior import deterministic, posterior, posterior_samples
-from explorer.strangers import SOURCE, STRANGER_QUANTILE, Reference, stranger_message
+from explorer.pictures.images import make_grid, png_bytes
+from explorer.pictures.plots import posterior_bars as bars
 from explorer.ui.explore import neighbours_panel
 from explorer.ui.models import stranger_detector, test_reconstructions
 

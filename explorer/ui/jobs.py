@@ -2,8 +2,8 @@
 
 import streamlit as st
 
-from explorer.jobs import JobRegistry
-from explorer.runfolder import runs_root
+from explorer.train.jobs import JobRegistry
+from explorer.train.runfolder import runs_root
 
 
 @st.cache_resource

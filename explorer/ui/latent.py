@@ -9,10 +9,10 @@ import numpy as np
 import streamlit as st
 import torch
 
-from explorer.latent import Projection
-from explorer.latent_plots import latent_scatter
+from explorer.explore.latent import Projection
+from explorer.explore.posterior import posterior
 from explorer.model import VAE
-from explorer.posterior import posterior
+from explorer.pictures.latent_plots import latent_scatter
 from explorer.ui.explore import neighbours_panel, selected_indices, selection_panel, test_set_downloads
 from explorer.ui.image_report import posterior_bars, samples_picture
 from explorer.ui.models import chosen_map, encoded_test_set, label_names, test_images
@@ -42,7 +42,7 @@ def add_density(
     fig, key: tuple[str, int], dataset: str, projection, points: torch.Tensor, variational: bool
 ) -> None:
     """Contours of the aggregate posterior over the scatter: the exact mixture of the test set's
-    q(z|x) in a PCA or latent plane (``explorer.density``), or, for an autoencoder's codes and
+    q(z|x) in a PCA or latent plane (``explorer.explore.density``), or, for an autoencoder's codes and
     for t-SNE and UMAP maps (which carry no Gaussians), a histogram's contours of the points."""
     if variational and isinstance(projection, Projection):
         reach = float(points.abs().max()) if len(points) else 4.0

@@ -18,8 +18,8 @@ import numpy as np
 import streamlit as st
 import torch
 
-from explorer.images import png_bytes, to_uint8
 from explorer.model import VAE
+from explorer.pictures.images import png_bytes, to_uint8
 
 STATIC = resources.files("explorer.ui") / "static"  # package files, shipped with the wheel
 _component = st.components.v2.component(
@@ -114,7 +114,7 @@ def server_decoder(
     (a convolutional one): one slider per dimension in ``dims_order`` (the most active first),
     the decoded image beside them, each from -``reach`` to ``reach``. Returns the point z (z_dim,).
     Each move reruns the page."""
-    from explorer.latent import decode_mean
+    from explorer.explore.latent import decode_mean
 
     z = torch.zeros(model.config.latent_dim)
     sliders, picture = st.columns([3, 2], gap="medium")

@@ -16,16 +16,16 @@ from explorer.checkpoints import (
     read_config,
     resolve,
 )
-from explorer.data import load_dataset
-from explorer.datasets import spec
+from explorer.data.cache import load_dataset
+from explorer.data.specs import spec
 from explorer.errors import ExplorerError
 from explorer.evaluate import ACTIVE_UNIT_THRESHOLD, bits_per_dim, latent_stats
-from explorer.images import ScatterPicture, make_grid, png_bytes
-from explorer.latent import encode_means, fit_projection, manifold, manifold_at, reconstruct
+from explorer.explore.latent import encode_means, fit_projection, manifold, manifold_at, reconstruct
+from explorer.explore.strangers import StrangerDetector, fit_detector
 from explorer.model import VAE
-from explorer.plots import PALETTE
-from explorer.runfolder import list_runs, runs_root
-from explorer.strangers import StrangerDetector, fit_detector
+from explorer.pictures.images import ScatterPicture, make_grid, png_bytes
+from explorer.pictures.plots import PALETTE
+from explorer.train.runfolder import list_runs, runs_root
 from explorer.ui.share import publish_view, restore_view
 
 RUN_PREFIX = "runs/"
@@ -180,7 +180,7 @@ def latent_map(path: str, mtime_ns: int, dataset: str):
     return means, fit_projection(means), test_images(dataset)[1]
 
 
-MAP_KEY = "map"  # session state: the map of a wide latent space (explorer.projections.METHODS)
+MAP_KEY = "map"  # session state: the map of a wide latent space (explorer.explore.projections.METHODS)
 MAP_COST = "t-SNE about 40 s, UMAP about 10 s (45 s the first time) for 10,000 codes on a 2-core CPU"
 FIT_COST = {"tsne": "about 40 s", "umap": "about 10 s, or 45 s the first time the app fits one"}
 
@@ -188,8 +188,8 @@ FIT_COST = {"tsne": "about 40 s", "umap": "about 10 s, or 45 s the first time th
 @st.cache_resource(show_spinner=False, max_entries=8)
 def nonlinear_map(path: str, mtime_ns: int, dataset: str, method: str):
     """A t-SNE or UMAP map of the model's encoded test set, fitted once per model and method and
-    shared by every session (``explorer.projections.fit_nonlinear``)."""
-    from explorer.projections import NAMES, fit_nonlinear
+    shared by every session (``explorer.explore.projections.fit_nonlinear``)."""
+    from explorer.explore.projections import NAMES, fit_nonlinear
 
     means = encoded_test_set(path, mtime_ns, dataset)
     cost = FIT_COST.get(method, "")
@@ -256,7 +256,7 @@ def manifold_png(path: str, mtime_ns: int, n: int, lo: float, hi: float, axis_a:
 
 @st.cache_data(show_spinner="Decoding the grid...", max_entries=32)
 def manifold_png_at(path: str, mtime_ns: int, xs: tuple, ys: tuple, axis_a: int, axis_b: int) -> bytes:
-    """The decoded grid over given z values (``explorer.latent.manifold_at``) as a PNG."""
+    """The decoded grid over given z values (``explorer.explore.latent.manifold_at``) as a PNG."""
     picture = make_grid(manifold_at(cached_model(path, mtime_ns), xs, ys, (axis_a, axis_b)), len(xs), pad=0)
     return png_bytes(picture, scale=max(1, GRID_PIXELS // picture.shape[1]))
 

@@ -10,7 +10,7 @@ import streamlit as st
 from explorer.paper.curves import read_curves, shipped_path
 from explorer.paper.figure2 import DATASETS, PAPER_MINUTES_PER_MILLION, Reproduction
 from explorer.paper.figures import figure2, gap_sentence
-from explorer.runfolder import runs_root
+from explorer.train.runfolder import runs_root
 
 
 def _stamp(paths: list[Path]) -> tuple:

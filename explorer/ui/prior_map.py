@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import streamlit as st
 
-from explorer.density import HOLE_RADIUS, HOLE_RATIO, density_map
 from explorer.evaluate import ACTIVE_UNIT_THRESHOLD, latent_stats
-from explorer.latent import Projection
-from explorer.latent_plots import prior_vs_posterior
-from explorer.plots import kl_bars
-from explorer.posterior import posterior
+from explorer.explore.density import HOLE_RADIUS, HOLE_RATIO, density_map
+from explorer.explore.latent import Projection
+from explorer.explore.posterior import posterior
+from explorer.pictures.latent_plots import prior_vs_posterior
+from explorer.pictures.plots import kl_bars
 from explorer.ui.models import cached_model, latent_map, test_images
 from explorer.ui.scatter import axis_titles
 
@@ -20,7 +20,7 @@ DENSITY_IMAGES = 5000  # test images whose posteriors make up the aggregate post
 @st.cache_data(show_spinner="Mapping the aggregate posterior...", max_entries=8)
 def aggregate_density(path: str, mtime_ns: int, dataset: str, lim: float | None = None):
     """The aggregate posterior of DENSITY_IMAGES test images and the prior in the map's plane
-    (``explorer.density.density_map``), over [-lim, lim]^2 (default: the prior's 4 sigma)."""
+    (``explorer.explore.density.density_map``), over [-lim, lim]^2 (default: the prior's 4 sigma)."""
     x = test_images(dataset)[0][:DENSITY_IMAGES]
     mu, sigma = posterior(cached_model(path, mtime_ns), x)
     return density_map(latent_map(path, mtime_ns, dataset)[1], mu, sigma, lim=lim)

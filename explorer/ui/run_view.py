@@ -9,11 +9,11 @@ import streamlit as st
 
 from explorer.checkpoints import read_config
 from explorer.errors import ExplorerError
-from explorer.jobs import JobRegistry
-from explorer.latent import align_frames, pick_frames
-from explorer.latent_plots import latent_animation
-from explorer.plots import training_curves
-from explorer.runfolder import RunFolder
+from explorer.explore.latent import align_frames, pick_frames
+from explorer.pictures.latent_plots import latent_animation
+from explorer.pictures.plots import training_curves
+from explorer.train.jobs import JobRegistry
+from explorer.train.runfolder import RunFolder
 from explorer.ui.models import label_names
 from explorer.ui.widgets import duration
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import torch
 
-from explorer.latent import Projection
-from explorer.latent_plots import add_outline, add_points, latent_scatter
-from explorer.posterior import deterministic, posterior_ellipses
-from explorer.projections import NAMES
+from explorer.explore.latent import Projection
+from explorer.explore.posterior import deterministic, posterior_ellipses
+from explorer.explore.projections import NAMES
+from explorer.pictures.latent_plots import add_outline, add_points, latent_scatter
 from explorer.ui.models import MAP_POINTS, chosen_map
 
 

@@ -19,7 +19,7 @@ from explorer.config import (
     TrainConfig,
     check_combination,
 )
-from explorer.datasets import all_datasets, spec
+from explorer.data.specs import all_datasets, spec
 from explorer.devices import DEVICE_CHOICES
 from explorer.errors import ExplorerError
 from explorer.ui.models import RUN_PREFIX, folder_of

@@ -8,11 +8,9 @@ from __future__ import annotations
 import streamlit as st
 import torch
 
-from explorer.data import load_dataset
-from explorer.datasets import spec
-from explorer.images import make_grid, png_bytes
-from explorer.model import VAE
-from explorer.traversals import (
+from explorer.data.cache import load_dataset
+from explorer.data.specs import spec
+from explorer.explore.traversals import (
     WEAK,
     analogy,
     attribute_vector,
@@ -21,6 +19,8 @@ from explorer.traversals import (
     traversal_dims,
     walk,
 )
+from explorer.model import VAE
+from explorer.pictures.images import make_grid, png_bytes
 from explorer.ui.models import encoded_test_set, label_names, latent_activity, test_images
 
 PICKED = "picked"  # the Latent space page's clicked test image: (model choice, index)

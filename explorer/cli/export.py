@@ -1,0 +1,65 @@
+"""``vae-explorer export``: a run shipped as a pretrained model with a measured card, and the
+TensorBoard export of a model's codes and curves (``explorer.explore.tensorboard``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from explorer.cli.args import device, positive
+from explorer.devices import DEVICES
+from explorer.errors import ExplorerError
+
+
+def add_export_parser(sub) -> None:
+    x = sub.add_parser(
+        "export", help="ship a run as a pretrained model with a measured card, or export it for TensorBoard"
+    )
+    x.add_argument("run", help="run folder (or, with --tensorboard, a shipped model's name)")
+    x.add_argument("dest", nargs="?", help="destination folder, e.g. pretrained/mnist-z2")
+    x.add_argument(
+        "--tensorboard",
+        metavar="DIR",
+        help="write the test set's codes (embedding projector, with labels and a sprite) and the run's "
+        "curves (scalars) for TensorBoard into DIR",
+    )
+    x.add_argument("--k", type=int, default=5000, help="importance samples for the card's NLL")
+    x.add_argument(
+        "--limit", type=positive(int), help="the first N test images only (evaluation, TensorBoard)"
+    )
+    x.add_argument("--device", type=device, default="auto", help=DEVICES)
+
+
+def cmd_export(args) -> None:
+    from explorer.cards import export
+    from explorer.checkpoints import resolve
+    from explorer.cli.models import evaluate_checkpoint
+
+    resolve(args.run)  # a run that is not there is said first
+    if args.dest and Path(args.dest).resolve() == resolve(args.run).resolve():
+        raise ExplorerError(
+            "the destination is the run's own folder: export to another folder, e.g. pretrained/NAME"
+        )
+    if args.tensorboard:
+        from explorer.explore.tensorboard import export_tensorboard
+
+        done = export_tensorboard(args.run, args.tensorboard, args.limit)
+        if not done.scalars:
+            print("no training curves: the folder has no metrics.jsonl (a shipped model keeps its card only)")
+        print(
+            f"wrote {done.points:,} codes with labels and images and {done.scalars:,} curve values to "
+            f"{done.folder}: tensorboard --logdir {done.folder}"
+        )
+        if not args.dest:
+            return
+    elif not args.dest:
+        raise ExplorerError("give a destination folder (export RUN DEST) or --tensorboard DIR")
+    *_, result = evaluate_checkpoint(args.run, args.k, args.limit, "test", args.device, False)
+    command = f"vae-explorer evaluate {args.dest} --k {args.k}" + (
+        f" --limit {args.limit}" if args.limit else ""
+    )
+    dest = export(args.run, args.dest, result, command)
+    if result.elbo is None:
+        print(f"exported {args.run} to {dest}: test reconstruction term {result.recon:.2f} nats")
+        return
+    nll = f"{result.nll:.2f} nats (K = {args.k})" if result.nll is not None else "not measured (K = 0)"
+    print(f"exported {args.run} to {dest}: test ELBO {result.elbo:.2f} nats, NLL {nll}")

@@ -1,0 +1,76 @@
+"""``vae-explorer paper``: the paper's experiments, reproduced (``explorer.paper``)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from explorer.cli.args import EXIT_INTERRUPTED, Parser, device, number, widths
+from explorer.devices import DEVICES
+from explorer.errors import ExplorerError
+
+MAX_SAMPLES = 10**9
+
+
+def add_paper_parser(sub) -> None:
+    p = sub.add_parser("paper", help="reproduce the paper's experiments (Figure 2: AEVB against wake-sleep)")
+    psub = p.add_subparsers(dest="figure", required=True, parser_class=Parser, metavar="FIGURE")
+    f = psub.add_parser(
+        "figure2",
+        help="AEVB against the wake-sleep algorithm on the paper's settings, every latent size",
+        description="Trains each panel's AEVB and wake-sleep runs in turn on the paper's settings "
+        "(one tanh layer of 500 units for MNIST, 200 for Frey Face; N(0, 0.01) initialisation; "
+        "Adagrad with its step size chosen from 0.01, 0.02, 0.1; M = 100, L = 1; weight decay as "
+        "the prior on theta), evaluating the bound at 8 log-spaced sample counts per decade. "
+        "Stopped (Ctrl-C), the same command continues where it stopped.",
+    )
+    f.add_argument("--dataset", default="mnist", choices=("mnist", "frey-face"))
+    f.add_argument("--nz", type=widths, default=None, help="latent sizes, e.g. 3,5 (default: the paper's)")
+    f.add_argument("--samples", type=number(int, 100_000, MAX_SAMPLES), default=10_000_000,
+                   help="training samples per run (the paper's axis ends at 10^8; default 10^7)")  # fmt: skip
+    f.add_argument("--runs", type=Path, default=None, help="folder of the runs (default runs/paper/figure2)")
+    f.add_argument("--device", type=device, default="auto", help=DEVICES)
+    f.add_argument("--json", action="store_true", help="print the curves known (shipped and yours) and exit")
+    f.add_argument(
+        "--ship",
+        action="store_true",
+        help="copy your runs' curves into pretrained/paper/figure2.json and exit",
+    )
+    f.add_argument("--no-progress", action="store_true", help="no progress bars (the stage lines stay)")
+
+
+def cmd_paper(args) -> int | None:
+    from explorer.paper.curves import merge_curves, read_curves, shipped_path, write_curves
+    from explorer.paper.figure2 import Reproduction, panels
+    from explorer.train.runfolder import runs_root
+
+    root = args.runs or runs_root() / "paper" / "figure2"
+    todo = panels(args.dataset, args.nz)
+    progress = False if args.no_progress else None
+    repro = Reproduction(root, args.samples, args.device, say=_say, progress=progress)
+    if args.json:
+        shipped = [{**c, "source": "shipped"} for c in read_curves(shipped_path("figure2"))]
+        json.dump(shipped + repro.curves(), sys.stdout)
+        print()
+        return 0
+    if args.ship:
+        mine = [{**c, "source": "shipped"} for c in repro.curves()]
+        if not mine:
+            raise ExplorerError(f"no curves under {root} to ship: run 'vae-explorer paper figure2' first")
+        path = shipped_path("figure2")
+        write_curves(path, merge_curves(read_curves(path), mine, ("dataset", "nz", "algorithm")))
+        print(f"{len(mine)} curves written to {path}")
+        return 0
+    for panel in todo:
+        if not repro.run(panel):
+            print(f"stopped at {panel.name}; run the same command to continue", file=sys.stderr)
+            return EXIT_INTERRUPTED
+    print(f"Figure 2 ({args.dataset}): {len(todo)} runs to {args.samples:,} samples in {root}")
+    return 0
+
+
+def _say(line: str) -> None:
+    from tqdm import tqdm
+
+    tqdm.write(line)

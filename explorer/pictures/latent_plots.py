@@ -1,0 +1,282 @@
+"""The latent space's figures: the test set's scatter (one WebGL trace per class), the overlays drawn
+on it (posterior outlines, your images, interpolation paths), the aggregate posterior's density
+against the prior, and the animation of a run's latent snapshots. Plotly, from plain dicts; no
+Streamlit here."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+
+from explorer.pictures.plots import PALETTE
+
+
+def class_traces(points, labels, label_names=None, kind: str = "scattergl", index: bool = True) -> list[dict]:
+    """One marker trace per class of ``labels`` (N,) for ``points`` (N, 2), coloured from PALETTE
+    and named from ``label_names`` (else the class number). With ``index`` each point's
+    ``customdata`` is its index in ``points`` (a plain list, so that Streamlit's selection hands
+    it back as a number) and hovering shows it; without, hovering is off (animation frames)."""
+    points, labels = np.asarray(points, dtype=float), np.asarray(labels).astype(int)
+    traces = []
+    for k in sorted(set(labels.tolist())):
+        idx = np.flatnonzero(labels == k)
+        name = label_names[k] if label_names is not None and k < len(label_names) else str(k)
+        trace = {
+            "type": kind,
+            "mode": "markers",
+            "name": name,
+            "x": (points[idx, 0] if index else points[idx, 0].round(2)).tolist(),
+            "y": (points[idx, 1] if index else points[idx, 1].round(2)).tolist(),
+            "marker": {"size": 4, "opacity": 0.7, "color": PALETTE[k % len(PALETTE)]},
+        }
+        if index:
+            trace |= {
+                "customdata": idx.tolist(),
+                "selected": {"marker": {"size": 9, "opacity": 1.0}},
+                "unselected": {"marker": {"opacity": 0.5}},
+                "hovertemplate": f"{name}<br>index %{{customdata}}<br>"
+                "(%{x:.2f}, %{y:.2f})<extra></extra>",
+            }
+        else:
+            trace["hoverinfo"] = "skip"
+        traces.append(trace)
+    return traces
+
+
+def latent_scatter(
+    points: Sequence[Sequence[float]],
+    labels: Sequence[int],
+    label_names: Sequence[str] | None = None,
+    axis_titles: tuple[str, str] = ("z1", "z2"),
+    marker_point: tuple[float, float] | None = None,
+    height: int = 560,
+) -> go.Figure:
+    """WebGL scatter of 2-D points (N, 2) coloured by label (N,), one trace per label (the legend
+    toggles them); each point's ``customdata`` is its index. ``marker_point`` adds a star there."""
+    traces = class_traces(points, labels, label_names)
+    if marker_point is not None:
+        traces.append(
+            {
+                "type": "scattergl",  # WebGL, like the dots: drawn after them, so on top
+                "mode": "markers",
+                "name": "chosen point",
+                "hoverinfo": "skip",
+                "x": [marker_point[0]],
+                "y": [marker_point[1]],
+                "marker": {
+                    "symbol": "star",
+                    "size": 18,
+                    "color": "black",
+                    "line": {"width": 1.5, "color": "white"},
+                },
+            }
+        )
+    layout = {
+        "height": height,
+        # A top margin for plotly's toolbar: at 10 pixels it covered the legend's first entry.
+        "margin": {"l": 40, "r": 10, "t": 36, "b": 40},
+        "showlegend": True,
+        "legend": {"itemsizing": "constant", "y": 1, "yanchor": "top"},
+        "dragmode": "pan",
+        "uirevision": "scatter",
+        "xaxis": {"title": {"text": axis_titles[0]}, "constrain": "domain"},
+        "yaxis": {
+            "title": {"text": axis_titles[1]},
+            "constrain": "domain",
+            "scaleanchor": "x",
+            "scaleratio": 1,
+        },
+    }
+    # Built from plain dicts without plotly's validators: ten times faster for thousands of
+    # points, which keeps a slider move on the Manifold page quick. The keys above are checked by
+    # the tests against plotly's own validation.
+    return go.Figure({"data": traces, "layout": layout}, _validate=False)
+
+
+# -- overlays on the latent scatter -----------------------------------------------------------------
+# The scatter's dots are WebGL ("scattergl"), and plotly paints its WebGL layer above every SVG
+# ("scatter") trace: an SVG overlay would vanish under a dense cluster. So every overlay is WebGL
+# too, added after the dots: painted in trace order, it lies on top.
+
+
+def add_outline(
+    fig: go.Figure, points, name: str, colour: str = "black", dash: str = "solid", group=None
+) -> None:
+    """A closed outline (P, 2), e.g. a posterior ellipse, drawn over the scatter."""
+    fig.add_trace(
+        {
+            "type": "scattergl",
+            "mode": "lines",
+            "name": name,
+            "legendgroup": group or name,
+            "x": [round(float(p[0]), 4) for p in points],
+            "y": [round(float(p[1]), 4) for p in points],
+            "line": {"color": colour, "width": 2, "dash": dash},
+            "hoverinfo": "skip",
+        }
+    )
+
+
+def add_points(
+    fig: go.Figure, points, names: Sequence[str], colour: str = "black", symbol: str = "star"
+) -> None:
+    """Labelled markers (N, 2): an upload, a drawing, the chosen test image."""
+    fig.add_trace(
+        {
+            "type": "scattergl",
+            "mode": "markers+text",
+            "name": "your images" if len(names) > 1 else names[0],
+            "x": [float(p[0]) for p in points],
+            "y": [float(p[1]) for p in points],
+            "text": list(names),
+            "textposition": "top center",
+            "textfont": {"size": 12},
+            "marker": {
+                "symbol": symbol,
+                "size": 16,
+                "color": colour,
+                "line": {"width": 1.5, "color": "white"},
+            },
+            "hovertemplate": "%{text}<br>(%{x:.2f}, %{y:.2f})<extra></extra>",
+        }
+    )
+
+
+def add_path(fig: go.Figure, points, name: str, colour: str = "black") -> None:
+    """An interpolation path (N, 2) with its steps marked and its two ends labelled A and B."""
+    xs, ys = [float(p[0]) for p in points], [float(p[1]) for p in points]
+    fig.add_trace(
+        {
+            "type": "scattergl",
+            "mode": "lines+markers+text",
+            "name": name,
+            "x": xs,
+            "y": ys,
+            "text": ["A"] + [""] * (len(xs) - 2) + ["B"],
+            "textposition": "top center",
+            "textfont": {"size": 14, "color": colour},
+            "line": {"color": colour, "width": 2},
+            "marker": {"size": 7, "color": colour, "line": {"width": 1, "color": "white"}},
+            "hovertemplate": f"{name}<br>(%{{x:.2f}}, %{{y:.2f}})<extra></extra>",
+        }
+    )
+
+
+def prior_vs_posterior(dmap, axis_titles: tuple[str, str] = ("z1", "z2"), height: int = 560) -> go.Figure:
+    """The aggregate posterior's density (shaded, log scale), the prior's 1/2/3-sigma circles, and
+    the holes: the prior's 2-sigma disc where the data put less than a tenth of its density."""
+    floor = dmap.aggregate.max() * 1e-4
+    log_q = np.log10(np.maximum(dmap.aggregate, floor))
+    hole = np.where(dmap.holes, 1.0, np.nan)
+    cx, cy = dmap.prior_centre
+    angle = np.linspace(0, 2 * np.pi, 121)
+    data = [
+        {
+            "type": "heatmap",
+            "x": dmap.xs.round(4).tolist(),
+            "y": dmap.ys.round(4).tolist(),
+            "z": log_q.round(3).tolist(),
+            "colorscale": "Blues",
+            "reversescale": True,  # empty = white, dense = dark blue
+            "name": "data density",
+            "colorbar": {"title": {"text": "log10 q(z)"}, "len": 0.6, "y": 0.7},
+            "hovertemplate": "(%{x:.2f}, %{y:.2f})<br>log10 q(z) = %{z:.2f}<extra></extra>",
+        },
+        {
+            "type": "heatmap",
+            "x": dmap.xs.round(4).tolist(),
+            "y": dmap.ys.round(4).tolist(),
+            "z": [[None if np.isnan(v) else 1 for v in row] for row in hole],
+            "colorscale": [[0, "rgba(214,39,40,0.45)"], [1, "rgba(214,39,40,0.45)"]],
+            "showscale": False,
+            "name": "holes",
+            "showlegend": True,
+            "hovertemplate": "hole: the prior has mass, the data almost none<extra></extra>",
+        },
+    ]
+    for r, dash in ((1, "solid"), (2, "dash"), (3, "dot")):
+        data.append(
+            {
+                "type": "scatter",
+                "mode": "lines",
+                "name": f"prior {r} sigma",
+                "x": (cx + r * np.cos(angle)).round(4).tolist(),
+                "y": (cy + r * np.sin(angle)).round(4).tolist(),
+                "line": {"color": "black", "width": 1.5, "dash": dash},
+                "hoverinfo": "skip",
+            }
+        )
+    layout = {
+        "height": height,
+        "margin": {"l": 40, "r": 10, "t": 36, "b": 40},  # room for the toolbar
+        "legend": {"orientation": "h", "y": -0.12},
+        "xaxis": {"title": {"text": axis_titles[0]}, "constrain": "domain"},
+        "yaxis": {
+            "title": {"text": axis_titles[1]},
+            "scaleanchor": "x",
+            "scaleratio": 1,
+            "constrain": "domain",
+        },
+        "plot_bgcolor": "white",
+    }
+    return go.Figure({"data": data, "layout": layout}, _validate=False)
+
+
+def latent_animation(
+    epochs: Sequence[int],
+    frames,
+    labels: Sequence[int],
+    label_names: Sequence[str] | None = None,
+    axis_titles: tuple[str, str] = ("z1", "z2"),
+    height: int = 480,
+) -> go.Figure:
+    """The snapshots ``frames`` (E, n, 2), one per epoch of ``epochs``, as an animated scatter
+    coloured by ``labels`` (n,), with a play button and an epoch slider, opening on the last
+    epoch; fixed axes so that the points move, not the frame."""
+    frames = np.asarray(frames)
+    lo = np.percentile(frames.reshape(-1, 2), 0.5, axis=0)
+    hi = np.percentile(frames.reshape(-1, 2), 99.5, axis=0)
+    pad = 0.08 * (hi - lo) + 1e-3
+    names = [str(e) for e in epochs]
+    layout = {
+        "height": height,
+        "margin": {"l": 40, "r": 10, "t": 40, "b": 110},
+        "xaxis": {"title": {"text": axis_titles[0]}, "range": [float(lo[0] - pad[0]), float(hi[0] + pad[0])]},
+        "yaxis": {"title": {"text": axis_titles[1]}, "range": [float(lo[1] - pad[1]), float(hi[1] + pad[1])]},
+        "legend": {"itemsizing": "constant", "orientation": "h", "y": 1.02, "yanchor": "bottom"},
+        **_player(names),
+    }
+
+    def traces(frame):
+        return class_traces(frame, labels, label_names, kind="scatter", index=False)
+
+    fig_frames = [{"name": n, "data": traces(f)} for n, f in zip(names, frames)]
+    return go.Figure({"data": traces(frames[-1]), "layout": layout, "frames": fig_frames}, _validate=False)
+
+
+def _player(names: list[str]) -> dict:
+    """Layout entries of an animation over frames ``names``: Play/Pause buttons and a slider on
+    the last frame."""
+    still = {"frame": {"duration": 0, "redraw": False}, "mode": "immediate"}
+    play = {
+        "frame": {"duration": 250, "redraw": False},
+        "fromcurrent": False,
+        "transition": {"duration": 150},
+    }
+    buttons = [
+        {"label": "Play", "method": "animate", "args": [None, play]},
+        {"label": "Pause", "method": "animate", "args": [[None], still]},
+    ]
+    return {
+        "updatemenus": [
+            {"type": "buttons", "direction": "left", "x": 0.0, "y": -0.12, "xanchor": "left",
+             "yanchor": "top", "pad": {"r": 8, "t": 8}, "buttons": buttons}
+        ],
+        "sliders": [
+            {"active": len(names) - 1, "x": 0.3, "y": -0.08, "len": 0.7, "pad": {"t": 30},
+             "currentvalue": {"prefix": "epoch ", "xanchor": "right"},
+             "steps": [{"label": n, "method": "animate", "args": [[n], still]} for n in names]}
+        ],
+    }  # fmt: skip

@@ -1,0 +1,400 @@
+"""A user's picture (upload, drawing, file) made into model input the way the model's dataset
+made its own images (see ``explorer.data.specs.Convention``).
+
+For drawings (MNIST's "ink" convention) the steps are:
+
+1. open safely (size, format and pixel-count limits before decoding), first frame, EXIF rotation,
+   transparency resolved (ink carried by the alpha channel alone is kept, light or dark);
+2. turn light-ground pictures into light ink on black, and divide out the lighting: the ground is
+   estimated *locally* (a shadow or uneven light across the paper is ground, not ink);
+3. keep the main drawing: connected strokes, not specks or pencil dots far from it;
+4. fit it into the dataset's box keeping the aspect ratio (anti-aliased), and move it by whole
+   pixels so that its centre of mass lands where the dataset's digits have theirs.
+
+Image filtering and connected components come from ``scipy.ndimage``; decoding and resampling
+from Pillow.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import torch
+from PIL import Image
+
+from explorer.data.specs import Convention, spec
+from explorer.errors import ImageError
+from explorer.pictures.photos import WORK_SIDE, photo_array, shrink
+from explorer.pictures.reading import open_image, to_grey
+
+MIN_CONTRAST = 0.1  # ink weaker than this against its ground (0..1) is not a drawing
+# A drawing is sized by the box of its ink above BOX_LEVEL of full strength: on MNIST's own digits
+# the longest side of that box is the same as the longest side of all their ink (checked on
+# 2,000 test images for levels up to 0.3), and unlike the faintest pixels it does not move with
+# the noise of a photo. Faint ink up to BOX_MARGIN pixels around the box is kept.
+BOX_LEVEL = 0.25
+# Noise is refused before it is prepared (it would become a blob a model may find ordinary). Its
+# ``smoothness`` is 0.57-0.59; MNIST's and Fashion's 28x28 images >= 0.82; a 1-px line 0.67.
+NOISE_SMOOTHNESS = 0.65
+NOISE = (
+    "the picture looks like noise: its neighbouring pixels agree no more than random ones would; "
+    "use a drawing, or a photo of one object on a plain background"
+)
+SCATTERED = (
+    "nothing in the picture stands out from its background: it looks like noise or scattered "
+    "specks; use a picture of one object on a plain background"
+)
+BLANK = "the image is blank: nothing stands out from the background (an empty page, or only noise)"
+BOX_MARGIN = 2
+
+
+# -- finding the ink ----------------------------------------------------------------------------
+
+
+def _light_ground(grey: np.ndarray) -> bool:
+    """Whether the picture's ground is lighter than its ink (judged on its border)."""
+    border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
+    return float(np.median(border)) > 0.5
+
+
+def stroke_width(ink: np.ndarray) -> float:
+    """The width in pixels of the strongest strokes of a light-on-dark picture: twice the 95th
+    percentile of the distance from a stroke pixel to the nearest ground pixel."""
+    from scipy import ndimage
+
+    strokes = ink > 0.5 * np.percentile(ink, 99.5)
+    if not strokes.any() or strokes.all():
+        return 1.0
+    return 2.0 * float(np.percentile(ndimage.distance_transform_edt(strokes)[strokes], 95))
+
+
+def local_ground(grey: np.ndarray) -> np.ndarray:
+    """The ground level under every pixel (H, W) of a light-ink-on-dark picture, so that a shadow
+    or uneven light across the paper counts as ground, not as ink.
+
+    A grey-level opening (a minimum then a maximum filter, the "rolling ball" of background
+    subtraction) with a square three times as wide as the strokes: it removes every stroke, and
+    keeps the ground's steps and gradients (the edge of a shadow stays where it is).
+    """
+    from scipy import ndimage
+
+    rough = np.clip(grey - float(np.median(grey)), 0.0, None)
+    size = int(np.clip(3 * stroke_width(rough) + 3, 5, max(5, min(grey.shape) // 2)))
+    return ndimage.grey_opening(grey, size=(size, size), mode="reflect")
+
+
+def plane_ground(grey: np.ndarray) -> np.ndarray:
+    """The ground level (H, W) as a plane fitted to the picture's border: for objects that fill
+    most of the frame (a local estimate would take the object for ground); it still follows a
+    gradient of light across the picture."""
+    h, w = grey.shape
+    ys, xs = np.indices((h, w))
+    edge = np.zeros((h, w), dtype=bool)
+    edge[[0, -1], :] = edge[:, [0, -1]] = True
+    a = np.stack([np.ones(edge.sum()), ys[edge] / max(h - 1, 1), xs[edge] / max(w - 1, 1)], 1)
+    values = grey[edge]
+    coef = np.linalg.lstsq(a, values, rcond=None)[0]
+    # Robust to an object touching the border: refit on the half of the border nearest the plane.
+    resid = np.abs(a @ coef - values)
+    keep = resid <= np.median(resid)
+    if keep.sum() >= 3:
+        coef = np.linalg.lstsq(a[keep], values[keep], rcond=None)[0]
+    return coef[0] + coef[1] * ys / max(h - 1, 1) + coef[2] * xs / max(w - 1, 1)
+
+
+def _denoised(grey: np.ndarray) -> np.ndarray:
+    """A 3x3 median filter for a picture whose border shows noise (a photo's grain, a scan's
+    speckle): it keeps edges, and steadies the strokes' profiles and so their centre of mass.
+    A noise-free picture (a rendered drawing) is returned as it is."""
+    from scipy import ndimage
+
+    edge = max(1, min(grey.shape) // 50)
+    border = np.concatenate(
+        [grey[:edge].ravel(), grey[-edge:].ravel(), grey[:, :edge].ravel(), grey[:, -edge:].ravel()]
+    )
+    if np.median(np.abs(border - np.median(border))) == 0:
+        return grey
+    return ndimage.median_filter(grey, size=3, mode="reflect")
+
+
+def ink_map(grey: np.ndarray, local: bool = True) -> np.ndarray:
+    """Ink strength (H, W) in [0, 1], light on black, from grey levels (H, W) in [0, 1].
+
+    Light-ground pictures are inverted; the ground (local, or a plane for objects) is divided out:
+    ink = (g - ground) / (1 - ground), the flat-field correction of dark ink on paper lit
+    unevenly. Then the bias of the ground estimate is taken off, and ink within three standard
+    deviations of the ground's noise is dropped (both measured on the picture's border). A
+    noise-free picture (a rendered drawing) keeps all its ink: its faint pixels are anti-aliasing.
+
+    Which way round: an object is judged by its border (its ground surrounds it). A drawing is
+    taken both ways, and the way in which something stands out most strongly from its local
+    ground wins: dark ink on paper, even where a shadow covers most of the page or a photo shows
+    the table around the sheet.
+    """
+    if not local:
+        return _ink_against(1.0 - grey if _light_ground(grey) else grey, local=False)
+    ways = [_ink_against(1.0 - grey, local=True), _ink_against(grey, local=True)]
+    strength = [float(np.percentile(w, 99.9)) for w in ways]
+    return without_rules(without_shade(ways[int(np.argmax(strength))]))
+
+
+def without_rules(ink: np.ndarray) -> np.ndarray:
+    """``ink`` (H, W) without the faint rules of lined or squared paper: in a row (or column)
+    where faint ink (under half the strokes' strength) covers more than 30% of the picture and
+    reaches both of its outer tenths (a rule runs from edge to edge; a stroke's soft edge does
+    not), the faint ink is a rule and is dropped; the strokes crossing it stay."""
+    if not (ink > 0).any():
+        return ink
+    strength = float(np.percentile(ink[ink > 0.5 * ink.max()], 90))
+    faint = (ink > 0) & (ink < 0.5 * strength)
+    h, w = ink.shape
+    rows = (faint.mean(1) > 0.3) & faint[:, : w // 10].any(1) & faint[:, -(w // 10) :].any(1)
+    cols = (faint.mean(0) > 0.3) & faint[: h // 10].any(0) & faint[-(h // 10) :].any(0)
+    return np.where((rows[:, None] | cols[None, :]) & faint, 0.0, ink)
+
+
+def _ink_against(grey: np.ndarray, local: bool) -> np.ndarray:
+    """Ink (H, W) of a light-on-dark picture against its ground (see ``ink_map``)."""
+    grey = _denoised(grey)
+    ground = local_ground(grey) if local else plane_ground(grey)
+    ground = np.clip(ground, 0.0, 0.95)
+    ink = (grey - ground) / (1.0 - ground)
+    # The ground as corrected, measured on the picture's border (ground, apart from what a
+    # drawing, an object or a shadow's remains cover of it): its median is the bias left by the
+    # ground estimate, its spread up to the 80th percentile about one standard deviation of the
+    # noise (whether or not the noise is clipped at white). Only the border pixels near the
+    # ground's level count: an object that fills the frame touches the border. The bias is taken
+    # off every pixel; what does not rise three standard deviations above it is as likely noise
+    # or a trace of the lighting as ink, and is dropped. Stroke profiles are kept as they are, so
+    # a photo's strokes match a clean render's.
+    edge = max(1, min(ink.shape) // 50)
+    border = np.concatenate(
+        [ink[:edge].ravel(), ink[-edge:].ravel(), ink[:, :edge].ravel(), ink[:, -edge:].ravel()]
+    )
+    level = min(float(np.median(border)), 0.95)
+    near = border[np.abs(border - level) < 0.15]
+    sigma = max(0.0, float(np.percentile(near, 80)) - level) / 0.84 if len(near) else 0.0
+    ink = np.where(ink > level + 3.0 * sigma, (ink - level) / (1.0 - level), 0.0)
+    return np.clip(ink, 0.0, 1.0)
+
+
+def without_shade(ink: np.ndarray) -> np.ndarray:
+    """``ink`` (H, W) with wide areas of moderate darkness removed: a shadow narrower than the
+    ground estimate's window (a pole's shadow across the page) is left in the ink, but it is
+    much weaker than the strokes (a shadow darkens paper by half, ink by nine tenths) and wider
+    than they are. Areas between 5% and 60% of the strokes' strength that are at least one and a
+    half stroke widths across in every direction are set to 0; the strokes' own faint edges are
+    narrower and stay."""
+    from scipy import ndimage
+
+    if not (ink > 0).any():
+        return ink
+    strength = float(np.percentile(ink[ink > 0.5 * ink.max()], 90))
+    shade = (ink > 0.05 * strength) & (ink < 0.6 * strength)
+    size = int(np.ceil(1.5 * stroke_width(ink))) + 1
+    # A binary opening by a square, as a minimum then a maximum filter (separable: fast).
+    wide = ndimage.maximum_filter(ndimage.minimum_filter(shade, size=size), size=size)
+    return np.where(wide, 0.0, ink)
+
+
+def smoothness(grey: np.ndarray) -> float:
+    """How much of a picture's variation survives a blur of one pixel: the correlation (in
+    [-1, 1]) between the grey levels (H, W) and their Gaussian blur with sigma 1. Strokes and
+    edges spanning pixels score near 1, pixel noise near 0.57; a flat picture 1."""
+    from scipy import ndimage
+
+    if grey.std() < 1e-6:
+        return 1.0
+    blurred = ndimage.gaussian_filter(grey, sigma=1.0)
+    return float(np.corrcoef(grey.ravel(), blurred.ravel())[0, 1])
+
+
+def _whole_object(ink: np.ndarray) -> np.ndarray:
+    """``main_drawing`` of a photographed object: every blob of 2% of the ink or more, and the
+    small blobs within 5% of its size around its box. Raises ImageError when no blob is that big
+    (specks scattered over the picture, no object)."""
+    from scipy import ndimage
+
+    blobs, n = ndimage.label(ink > 0, structure=np.ones((3, 3)))
+    mass = ndimage.sum(ink, blobs, index=np.arange(1, n + 1))
+    big = 1 + np.flatnonzero(mass >= 0.02 * mass.sum())
+    if not len(big):  # thousands of specks and no object: noise, or a texture
+        raise ImageError(SCATTERED)
+    rows, cols = np.nonzero(np.isin(blobs, big))
+    reach = int(0.05 * max(rows.max() - rows.min(), cols.max() - cols.min())) + 1
+    near = np.zeros_like(ink, dtype=bool)
+    near[
+        max(0, rows.min() - reach) : rows.max() + reach + 1,
+        max(0, cols.min() - reach) : cols.max() + reach + 1,
+    ] = True
+    return ink * np.isin(blobs, np.unique(blobs[near & (blobs > 0)]))
+
+
+def main_drawing(ink: np.ndarray, whole_object: bool = False) -> np.ndarray:
+    """The ink of the main drawing (H, W): strokes connected to the largest one, or large enough
+    to be part of it, are kept; specks and dots away from it are dropped.
+
+    Strong ink (over a third of the peak) is split into connected parts (8-neighbours, after
+    closing gaps of 1.5% of the picture); the part with the most ink leads. Another part is kept
+    when it does not touch the picture's edge (where shadows and page edges lie) and holds at
+    least 1% of the leader's ink within a quarter of the leader's size from it, or at least a
+    quarter of it farther away. Faint ink (anti-aliasing) stays where it touches a kept stroke
+    and lies within a stroke's width of it.
+
+    With ``whole_object`` (a photographed object, whose parts can be faint or lie apart), the
+    object is every blob of ink holding 2% of it or more; smaller blobs stay within 5% of the
+    object's size around its box (its own faint edges), and go farther out (specks).
+    """
+    from scipy import ndimage
+
+    if whole_object:
+        return _whole_object(ink)
+    peak = float(ink.max())
+    strong = ink > peak / 3
+    reach = max(1, int(round(0.015 * max(ink.shape))))
+    joined = ndimage.binary_dilation(strong, iterations=reach)
+    labels, n = ndimage.label(joined, structure=np.ones((3, 3)))
+    if n <= 1:
+        keep = joined
+    else:
+        mass = ndimage.sum(ink * strong, labels, index=np.arange(1, n + 1))
+        boxes = ndimage.find_objects(labels)
+        lead = int(np.argmax(mass))
+        h, w = ink.shape
+        (r0, r1), (c0, c1) = ((s.start, s.stop) for s in boxes[lead])
+        size = max(r1 - r0, c1 - c0)
+        kept = []
+        for i, (m, box) in enumerate(zip(mass, boxes)):
+            gap_r = max(0, r0 - box[0].stop, box[0].start - r1)
+            gap_c = max(0, c0 - box[1].stop, box[1].start - c1)
+            near = max(gap_r, gap_c) <= 0.25 * size
+            edge = box[0].start == 0 or box[1].start == 0 or box[0].stop == h or box[1].stop == w
+            if i == lead or (not edge and m >= (0.01 if near else 0.25) * mass[lead]):
+                kept.append(i + 1)
+        keep = np.isin(labels, kept)
+    # Hysteresis, as in edge detection: faint ink stays where it touches a kept stroke, and lies
+    # within a stroke's width of one (a stroke's soft edge, not the faint rule of lined paper).
+    faint, _ = ndimage.label(ink > 0, structure=np.ones((3, 3)))
+    touching = np.unique(faint[keep & strong])
+    width = max(1, int(np.ceil(stroke_width(ink))))
+    close = ndimage.maximum_filter(keep & strong, size=2 * width + 1)
+    return ink * (np.isin(faint, touching[touching > 0]) & close)
+
+
+# -- fitting into the frame -----------------------------------------------------------------------
+
+
+def _fit(ink: np.ndarray, box: int, level: float, margin: int) -> np.ndarray:
+    """The ink resampled so that the bounding box of its pixels above ``level`` has its longest
+    side ``box`` pixels, with ``margin`` output pixels of what lies around that box (fainter ink)
+    on every side. Returns (h, w), at most (box + 2 margin) on its longest side.
+
+    The output grid is anchored at the strong ink's box, not at the faintest pixel: two pictures
+    of one drawing that differ only in faint pixels (a noise-free render and a photo of it) come
+    out on the same grid, at the same scale. Area averaging when shrinking, Lanczos when enlarging.
+    """
+    rows, cols = np.nonzero(ink > level)
+    if len(rows) == 0:
+        rows, cols = np.nonzero(ink > 0)
+    r0, c0 = rows.min(), cols.min()
+    h, w = rows.max() - r0 + 1, cols.max() - c0 + 1
+    scale = box / max(h, w)
+    out_h, out_w = max(1, round(h * scale)) + 2 * margin, max(1, round(w * scale)) + 2 * margin
+    # Zeros around the picture, enough for the margin and for rounding the output size up.
+    pad = int(np.ceil((margin + 1) / scale)) + 2
+    padded = np.pad(ink, pad).astype(np.float32)
+    x0, y0 = c0 + pad - margin / scale, r0 + pad - margin / scale
+    method = Image.BOX if scale <= 1 else Image.LANCZOS
+    out = Image.fromarray(padded, mode="F").resize(
+        (out_w, out_h), method, box=(x0, y0, x0 + out_w / scale, y0 + out_h / scale)
+    )
+    out = np.clip(np.asarray(out, dtype=np.float64), 0.0, 1.0)
+    rows, cols = np.nonzero(out > 0)  # the margin's empty rows and columns carry nothing
+    if len(rows) == 0:
+        return out
+    return out[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
+
+
+TIE = 0.002  # shifts within this of half a pixel count as half a pixel (see _round_shift)
+
+
+def _round_shift(shift: float) -> int:
+    """The whole-pixel move nearest to ``shift``, half a pixel rounding up. A symmetric drawing
+    (a 0, an 8) has its centre of mass half-way between pixels, to a few thousandths of a pixel
+    that differ from one picture of it to another (a render, a photo); those count as exactly
+    half-way, so that every picture of the drawing moves the same way. (MNIST's own digits drawn
+    on paper and preprocessed: 3 of the first 1,000 test images move a pixel from where MNIST put
+    them because of this, against 1 in 100 of drawings lit differently moving between pictures
+    without it.)"""
+    frac = shift - np.floor(shift)
+    if abs(frac - 0.5) < TIE:
+        return int(np.floor(shift)) + 1
+    return int(np.floor(shift + 0.5))
+
+
+def _place(small: np.ndarray, shape: tuple[int, int], convention: Convention) -> np.ndarray:
+    """Put ``small`` into a black field of ``shape``: by its centre of mass (whole pixels, as
+    MNIST) or by its box's centre."""
+    height, width = shape
+    h, w = small.shape
+    if h > height or w > width:  # a margin of faint ink that does not fit: trim it evenly
+        dh, dw = max(0, h - height), max(0, w - width)
+        small = small[dh // 2 : h - (dh - dh // 2), dw // 2 : w - (dw - dw // 2)]
+        h, w = small.shape
+    if convention.centre_at is not None:
+        ys, xs = np.indices(small.shape)
+        total = small.sum()
+        cy, cx = (ys * small).sum() / total, (xs * small).sum() / total
+        top = _round_shift(convention.centre_at[0] - cy)
+        left = _round_shift(convention.centre_at[1] - cx)
+        top, left = int(np.clip(top, 0, height - h)), int(np.clip(left, 0, width - w))
+    else:
+        top, left = (height - h + 1) // 2, (width - w + 1) // 2  # an odd margin: the extra pixel above
+    field = np.zeros(shape)
+    field[top : top + h, left : left + w] = small
+    return field
+
+
+def preprocess_image(source: str | os.PathLike | bytes | Image.Image, dataset: str = "mnist") -> torch.Tensor:
+    """A picture as the images of ``dataset``: (C, H, W) float32 in [0, 1], C the dataset's.
+
+    ``source``: a file path, the file's bytes, or an opened PIL image. The steps follow the
+    dataset's convention (``explorer.data.specs``): for MNIST, light ink on black, the main drawing
+    found against the local ground, fitted into 20x20 and placed in 28x28 with its centre of mass
+    at (14, 14); for Fashion-MNIST, the item on a black ground with its longest side 28, centred.
+
+    Raises:
+        ImageError: unreadable, unsafe or blank pictures, with what to do.
+        ValueError: an unknown dataset.
+    """
+    described = spec(dataset)
+    convention = described.convention
+    _, height, width = described.image_shape
+    image = source if isinstance(source, Image.Image) else open_image(source)
+    if convention.kind == "photo":
+        picture = photo_array(image, described.image_shape, convention.fit)
+        if np.ptp(picture, axis=(1, 2)).max() < MIN_CONTRAST:  # one colour all over
+            raise ImageError(BLANK)
+        return torch.from_numpy(picture.astype(np.float32))
+    try:
+        grey = to_grey(image)
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise ImageError(f"the image could not be decoded (truncated or damaged?): {exc}") from None
+    grey = shrink(grey, WORK_SIDE)
+    if smoothness(grey) < NOISE_SMOOTHNESS:
+        raise ImageError(NOISE)
+    ink = ink_map(grey, local=convention.kind == "ink")
+    if ink.max() < MIN_CONTRAST:
+        raise ImageError(BLANK)
+    ink = main_drawing(ink, whole_object=convention.kind == "frame")  # specks are not part of it
+    if convention.kind == "ink":
+        # Strokes as MNIST has them: the drawing's own strong ink at full strength.
+        ink = np.clip(ink / np.percentile(ink[ink > ink.max() / 3], 90), 0.0, 1.0)
+    if convention.kind == "ink":  # the box of the strokes at a quarter of full strength and up
+        small = _fit(ink, convention.box, BOX_LEVEL, BOX_MARGIN)
+    else:  # an object's box spans all of it: a white item's faint areas are part of it
+        small = _fit(ink, convention.box, 0.0, 0)
+    if small.sum() <= 0:
+        raise ImageError(BLANK)
+    return torch.from_numpy(_place(small, (height, width), convention).astype(np.float32))[None]

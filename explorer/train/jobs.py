@@ -1,0 +1,199 @@
+"""Training jobs for the app: each job is a ``vae-explorer train`` process writing into its run
+folder. The truth about a job lives on disk (``status.json``, ``metrics.jsonl``), so a page
+reload, a second tab or a restarted app all see the same job. No Streamlit here."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from explorer.errors import ExplorerError
+from explorer.train.runfolder import LOG_FILE, RunFolder, check_run_name, runs_root
+
+LOST = (
+    "the training process ended without saying why (killed?); its last checkpoint is kept: "
+    "resume it to continue"
+)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie (exited, not yet reaped) is not running
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ", 1)[1][:1] != "Z"
+    except OSError:
+        return True
+
+
+@dataclass
+class JobView:
+    """What the Train page shows about one run."""
+
+    name: str
+    state: str  # starting, running, stopped, finished, failed, lost, none
+    message: str
+    step: int
+    epoch: int
+    epochs: int | None
+    total_steps: int | None
+    samples_per_s: float | None
+    eta_s: float | None
+    rows: list[dict]
+    path: str = ""  # how it trains: processes, device, CUDA graph or eager step
+    steps_per_epoch: int | None = None  # places the step rows at fractional epochs on the curves
+
+    @property
+    def active(self) -> bool:
+        return self.state in ("starting", "running")
+
+    @property
+    def fraction(self) -> float:
+        if not self.total_steps:
+            return 0.0
+        return min(1.0, self.step / self.total_steps)
+
+
+def job_environment() -> dict[str, str]:
+    """The environment of a training job started from the app: unless the user chose a thread
+    count (OMP_NUM_THREADS), the job leaves one core to the app. Two processes that each spread
+    over every core make each other crawl (measured on 2 cores, with two other busy processes: a
+    training step 13x slower with 2 threads than with 1)."""
+    env = dict(os.environ)
+    if "OMP_NUM_THREADS" not in env:
+        env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) - 1))
+    return env
+
+
+class JobRegistry:
+    """Starts and stops training processes, one per run name; safe to share between sessions."""
+
+    def __init__(self, root: Path | None = None) -> None:
+        self.root = root or runs_root()
+        self._lock = threading.Lock()
+        self._procs: dict[str, subprocess.Popen] = {}
+
+    def folder(self, name: str) -> RunFolder:
+        return RunFolder(self.root / check_run_name(name))
+
+    def start(self, name: str, args: list[str], resume: bool = False) -> Path:
+        """Launch ``vae-explorer train`` for run ``name`` with extra ``args``. A second start of
+        a run whose job is alive is refused (two tabs pressing Start start one job).
+
+        Raises:
+            ExplorerError: the run is training already, the name is taken by another run, or the
+                process refused to start (its reason, from its log); a refused new run leaves
+                nothing behind.
+        """
+        run = self.folder(name)
+        with self._lock:
+            self._reap()
+            view = self.view(name)
+            if view.active:
+                raise ExplorerError(f"run {name!r} is already training; watch it or stop it first")
+            if not resume and view.state != "none":
+                raise ExplorerError(f"a run named {name!r} exists already; choose another name")
+            run.path.mkdir(parents=True, exist_ok=True)
+            cmd = [sys.executable, "-m", "explorer.cli", "train", "--no-progress"]
+            cmd += ["--resume", str(run.path)] if resume else ["--out", str(run.path)]
+            launched = time.time()
+            with open(run.log, "a") as log:
+                proc = subprocess.Popen(
+                    cmd + args,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    start_new_session=True,
+                    env=job_environment(),
+                )
+            self._procs[name] = proc
+            self._wait_for_claim(run, proc, launched)
+            if proc.poll() not in (None, 0) and not run.read_status():
+                # Refused before it claimed the run (a device this machine lacks, a step too big
+                # for its memory): say why, and leave no empty run behind.
+                why = _log_tail(run, lines=1) or f"exit code {proc.returncode}"
+                del self._procs[name]
+                if not resume and all(p.name == LOG_FILE for p in run.path.iterdir()):
+                    shutil.rmtree(run.path, ignore_errors=True)
+                raise ExplorerError(
+                    f"training did not start: {why.removeprefix('vae-explorer train: error: ')}"
+                )
+        return run.path
+
+    @staticmethod
+    def _wait_for_claim(run: RunFolder, proc: subprocess.Popen, launched: float) -> None:
+        """Wait until the process has claimed the run, so that a rerun sees it at once (with
+        --nproc the claim comes from rank 0, a child of torchrun: hence the time, not the PID)."""
+        deadline = time.time() + 10
+        while time.time() < deadline and proc.poll() is None:
+            status = run.read_status()
+            if status and (status.get("pid") == proc.pid or status.get("time", 0) >= launched):
+                return
+            time.sleep(0.05)
+
+    def stop(self, name: str) -> None:
+        """Ask the run's process to stop: it saves a checkpoint and exits (resumable)."""
+        status = self.folder(name).read_status() or {}
+        pid = status.get("pid")
+        if status.get("state") in ("starting", "running") and pid and _pid_alive(pid):
+            os.kill(pid, signal.SIGTERM)
+
+    def _reap(self) -> None:
+        for name, proc in list(self._procs.items()):
+            if proc.poll() is not None:
+                del self._procs[name]
+
+    def view(self, name: str) -> JobView:
+        """The run's state from its files; a 'running' run whose process is gone is 'lost'."""
+        run = self.folder(name)
+        self._reap()
+        status, rows = run.read_status() or {}, run.read_metrics()
+        state, message = status.get("state", "none"), status.get("message", "")
+        if state in ("starting", "running") and not _pid_alive(int(status.get("pid", 0)) or -1):
+            state = "lost"
+            message = LOST
+        if state == "failed" and not message:
+            message = _log_tail(run)
+        last = rows[-1] if rows else {}
+        epochs, per_epoch = status.get("epochs"), status.get("steps_per_epoch")
+        total = epochs * per_epoch if epochs and per_epoch else None
+        speed = next((r["samples_per_s"] for r in reversed(rows) if "samples_per_s" in r), None)
+        step = last.get("step", status.get("step", 0))
+        eta = None
+        if total and rows and step and state in ("starting", "running"):
+            eta = max(0.0, last.get("seconds", 0.0) / step * (total - step))
+        epoch_rows = [r for r in rows if r.get("type") == "epoch"]
+        last_epoch = epoch_rows[-1]["epoch"] if epoch_rows else 0
+        return JobView(
+            name,
+            state,
+            message,
+            step,
+            last_epoch,
+            epochs,
+            total,
+            speed,
+            eta,
+            rows,
+            status.get("path", ""),
+            per_epoch,
+        )
+
+
+def _log_tail(run: RunFolder, lines: int = 3) -> str:
+    try:
+        text = run.log.read_text().strip().splitlines()
+    except OSError:
+        return ""
+    return " / ".join(text[-lines:])

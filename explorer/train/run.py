@@ -1,0 +1,184 @@
+"""Start a run, or resume one: the two ways into the trainer (``explorer.train.loop``).
+
+``start_run`` trains a new model into a run folder (from random weights, or from a checkpoint's
+with ``init_from``: fine-tuning); ``resume_run`` continues a run from its last checkpoint, and may
+change only the settings marked resumable in ``explorer.config`` (epochs, learning rate, objective,
+samples). Both check everything they can before anything is written (the folder, the device, the
+memory one step needs), record how the run was made in its commands.txt, keep its status.json up
+to date, and return the run folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from explorer.checkpoints import dataset_of, load_checkpoint, read_config, resolve
+from explorer.config import ModelConfig, TrainConfig, check_combination
+from explorer.data.cache import fetch
+from explorer.devices import check_step_fits, pick_device
+from explorer.errors import ExplorerError
+from explorer.train.distributed import World, join
+from explorer.train.loop import Trainer
+from explorer.train.runfolder import RunFolder
+
+
+def start_run(
+    out: str | os.PathLike,
+    model_config: ModelConfig | None = None,
+    config: TrainConfig | None = None,
+    *,
+    init_from: str | os.PathLike | None = None,
+    progress: bool | None = None,
+    command: str | None = None,
+) -> Path:
+    """Train a new VAE into the run folder ``out``; return the folder.
+
+    ``init_from`` (a checkpoint folder or shipped name) starts from that checkpoint's weights and
+    architecture instead of a random initialisation, with a fresh optimiser. ``command`` (the CLI's
+    command line) is recorded in commands.txt for the model card. ``progress``: None shows a bar
+    on a terminal, False never.
+
+    Raises:
+        ExplorerError: ``out`` already holds a run, ``init_from`` was trained on another dataset,
+            the device is missing or a step does not fit its memory, or training failed.
+    """
+    run, cfg = RunFolder(out), config or TrainConfig()
+    init = None
+    if init_from is not None:
+        init = load_checkpoint(init_from)
+        trained_on = dataset_of(read_config(init_from))
+        if trained_on != cfg.dataset:
+            raise ExplorerError(
+                f"{init_from} was trained on {trained_on}, not {cfg.dataset}: fine-tune it with "
+                f"--dataset {trained_on}"
+            )
+        model_config = init.config
+    if run.has_checkpoint() or run.metrics.exists():
+        raise ExplorerError(
+            f"{run.path} already holds a run; pass --resume to continue it or choose another --out"
+        )
+    lines = ([*lineage(init_from), command] if init_from is not None else [command]) if command else []
+    return _train(run, model_config or ModelConfig(), cfg, lines, progress, resume=False, init=init)
+
+
+def resume_run(
+    out: str | os.PathLike,
+    *,
+    epochs: int | None = None,
+    lr: float | None = None,
+    objective: str | None = None,
+    samples: int | None = None,
+    device: str | None = None,
+    progress: bool | None = None,
+    command: str | None = None,
+) -> Path:
+    """Continue the run in ``out`` from its last checkpoint, exactly as if it had not stopped;
+    return the folder. ``epochs``: train on to this many in all; ``lr``: a new learning rate from
+    here on (the optimiser's moments are kept); ``objective``, ``samples``: switch the loss from
+    here on (an ELBO-trained model finished on the IWAE bound, say); ``device``: where it goes
+    on. None keeps the saved setting; a change is saved with the next checkpoint, so a later
+    resume keeps it.
+
+    Raises:
+        ExplorerError: no checkpoint in ``out``, a change that is not allowed, or training failed.
+    """
+    run = RunFolder(out)
+    if not run.has_checkpoint():
+        raise ExplorerError(f"cannot resume: {run.path} holds no checkpoint; train without --resume")
+    saved = read_config(run.path)
+    changes = {
+        k: v
+        for k, v in {
+            "epochs": epochs,
+            "lr": lr,
+            "objective": objective,
+            "samples": samples,
+            "device": device,
+        }.items()  # fmt: skip
+        if v is not None
+    }
+    try:  # checked as a whole: the iwae objective wants beta 1
+        cfg = replace(TrainConfig(**saved["train"]), **changes)
+    except (ValueError, TypeError) as exc:
+        raise ExplorerError(f"cannot change the run in {run.path} that way: {exc}") from None
+    if saved.get("epoch", 0) >= cfg.epochs:  # "epoch" counts completed epochs
+        raise ExplorerError(
+            f"the run in {run.path} has trained {saved['epoch']} of {cfg.epochs} epochs already; give "
+            f"--epochs more than {saved['epoch']} to train on"
+        )
+    model_config = ModelConfig.from_dict(saved["model"])
+    return _train(run, model_config, cfg, [command] if command else [], progress, resume=True)
+
+
+def _train(run, model_config, cfg, lines, progress, resume, init=None) -> Path:
+    world = join(_device_type(cfg.device))
+    try:
+        # Gradients on whatever the caller's mode (a notebook cell under no_grad, an app thread
+        # that turned them off for inference): without them the first backward() would fail.
+        with torch.enable_grad():
+            return _train_in(run, model_config, cfg, lines, progress, resume, init, world)
+    finally:
+        world.close()
+
+
+def _train_in(run: RunFolder, model_config, cfg, lines, progress, resume, init, world: World) -> Path:
+    # A device this machine lacks, a step too big for it, or a dataset that cannot be had is
+    # refused before anything is written.
+    try:
+        check_combination(model_config, cfg)
+    except ValueError as exc:
+        raise ExplorerError(str(exc)) from None
+    check_step_fits(model_config, cfg, pick_device(cfg.device))
+    if not resume:
+        fetch(cfg.dataset)
+    if world.distributed and cfg.batch_size % world.size:
+        raise ExplorerError(
+            f"the batch of {cfg.batch_size} does not split evenly over {world.size} processes; "
+            f"choose a --batch-size that is a multiple of {world.size}"
+        )
+    world.barrier()  # every process has checked the folder before rank 0 writes into it
+    status = run.write_status if world.main else (lambda *a, **k: None)
+    if world.main:
+        run.create()
+        if lines:  # the record of how this run was made, for its model card
+            run.record_commands(lines)
+    status("starting", epochs=cfg.epochs)
+    try:
+        trainer = Trainer(run, model_config, cfg, world, progress, resume=resume, init=init)
+        trainer.report("running")
+        stopped = trainer.run()
+    except ExplorerError as exc:
+        status("failed", message=str(exc))
+        raise
+    except BaseException as exc:
+        status("failed", message=f"{type(exc).__name__}: {exc}")
+        raise
+    trainer.report("stopped" if stopped else "finished")
+    return run.path
+
+
+def _device_type(name: str) -> str:
+    """The device type ``name`` resolves to, to pick the process group's backend; "cpu" when it
+    cannot be had (the run then fails saying so)."""
+    try:
+        return pick_device(name).type
+    except ExplorerError:
+        return "cpu"
+
+
+def lineage(init_from: str | os.PathLike) -> list[str]:
+    """How the checkpoint a run starts from was made, as comment lines for the new run's
+    commands.txt (and so its model card): the commands in its card.json (a shipped model) or
+    commands.txt (a run)."""
+    folder = resolve(init_from)
+    try:
+        commands = json.loads((folder / "card.json").read_text())["commands"]
+    except (OSError, ValueError, KeyError, TypeError):
+        commands = RunFolder(folder).read_commands()
+    made = [c if c.startswith("#") else f"# {c}" for c in commands if c.strip()]
+    return [f"# started from the weights of {init_from}" + (", made by:" if made else ""), *made]
