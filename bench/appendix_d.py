@@ -27,7 +27,8 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from explorer.checkpoints import load_checkpoint  # noqa: E402
-from explorer.evaluate import eval_images, importance_per_image  # noqa: E402
+from explorer.data.cache import eval_images  # noqa: E402
+from explorer.evaluate import importance_per_image  # noqa: E402
 from explorer.paper.marginal import paper_estimate  # noqa: E402
 
 

@@ -28,10 +28,10 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from explorer.checkpoints import load_checkpoint  # noqa: E402
-from explorer.data.cache import load_dataset  # noqa: E402
-from explorer.evaluate import eval_images, importance_per_image  # noqa: E402
-from explorer.explore.latent import decode_mean, encode_means  # noqa: E402
-from explorer.pictures.images import latent_grid, make_grid, png_bytes, upscale  # noqa: E402
+from explorer.data.cache import eval_images, load_dataset  # noqa: E402
+from explorer.evaluate import encode_means, importance_per_image  # noqa: E402
+from explorer.explore.latent import decode_mean, latent_grid  # noqa: E402
+from explorer.pictures.images import make_grid, png_bytes, upscale  # noqa: E402
 
 
 def timed(fn, repeats: int, warmup: int = 3, sync=lambda: None) -> list[float]:

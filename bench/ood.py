@@ -43,6 +43,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from explorer.checkpoints import dataset_of, load_checkpoint, read_config  # noqa: E402
 from explorer.data.cache import load_dataset  # noqa: E402
+from explorer.data.uploads import preprocess_image  # noqa: E402
 from explorer.explore.strangers import (  # noqa: E402
     MARK_KINDS,
     OUTLIER_MARKS,
@@ -54,7 +55,6 @@ from explorer.explore.strangers import (  # noqa: E402
     outlier_images,
     synthetic_marks,
 )
-from explorer.pictures.preprocess import preprocess_image  # noqa: E402
 
 DATASETS = ("mnist", "fashion-mnist")
 

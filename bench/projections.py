@@ -23,8 +23,8 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from explorer.checkpoints import dataset_of, load_checkpoint, read_config  # noqa: E402
-from explorer.evaluate import eval_images  # noqa: E402
-from explorer.explore.latent import encode_means, fit_projection  # noqa: E402
+from explorer.data.cache import eval_images  # noqa: E402
+from explorer.evaluate import encode_means, fit_projection  # noqa: E402
 from explorer.explore.projections import fit_nonlinear  # noqa: E402
 
 NEW_POINTS = 5  # placed at once, as a handful of uploads

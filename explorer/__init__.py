@@ -29,7 +29,7 @@ _HOMES = {
     "elbo_terms": "objectives",
     "importance_log_likelihood": "objectives",
     "kl_standard_normal": "objectives",
-    "preprocess_image": "pictures.preprocess",
+    "preprocess_image": "data.uploads",
     "start_run": "train.run",
     "resume_run": "train.run",
 }
@@ -57,10 +57,10 @@ if TYPE_CHECKING:  # what editors and type checkers see
     from explorer.checkpoints import load_checkpoint, save_checkpoint
     from explorer.config import ModelConfig, TrainConfig
     from explorer.data.cache import load_dataset
+    from explorer.data.uploads import preprocess_image
     from explorer.errors import CheckpointError, DatasetError, ExplorerError, ImageError
     from explorer.model import VAE
     from explorer.objectives import elbo_terms, importance_log_likelihood, kl_standard_normal
-    from explorer.pictures.preprocess import preprocess_image
     from explorer.train.run import resume_run, start_run
 
 

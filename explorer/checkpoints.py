@@ -44,6 +44,12 @@ def pretrained_root() -> Path:
     return Path(env) if env else Path(__file__).resolve().parent.parent / "pretrained"
 
 
+def runs_root() -> Path:
+    """Where runs are kept: ``$VAE_EXPLORER_RUNS`` or ``runs/`` in the working folder. A bare name
+    given for a checkpoint is looked for here (``resolve``), after the shipped models."""
+    return Path(os.environ.get("VAE_EXPLORER_RUNS") or "runs").resolve()
+
+
 def pretrained_names() -> list[str]:
     root = pretrained_root()
     if not root.is_dir():
@@ -66,8 +72,6 @@ def resolve(path_or_name: str | os.PathLike) -> Path:
     shipped = pretrained_root() / str(path_or_name)
     if not path.is_absolute() and "/" not in str(path_or_name) and shipped.is_dir():
         return shipped
-    from explorer.train.runfolder import runs_root
-
     named_run = runs_root() / str(path_or_name)
     if not path.is_absolute() and "/" not in str(path_or_name) and named_run.is_dir():
         return named_run  # a run's name, as --name gave it: runs/NAME or $VAE_EXPLORER_RUNS/NAME
@@ -82,8 +86,9 @@ def resolve(path_or_name: str | os.PathLike) -> Path:
 # Writing
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see the old file or the whole new one."""
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that readers see the old file or the whole new one: a
+    temporary file, flushed and synced to disk, renamed over ``path``, and the folder synced."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         with open(tmp, "wb") as f:
@@ -173,8 +178,8 @@ def save_checkpoint(
         state_blob = _serialise(tensors, state_meta)
         if state_path.exists():
             os.replace(state_path, folder / PREV_STATE_FILE)
-        _atomic_write(state_path, state_blob)
-    _atomic_write(folder / MODEL_FILE, model_blob)
+        atomic_write(state_path, state_blob)
+    atomic_write(folder / MODEL_FILE, model_blob)
     files = {MODEL_FILE: {"sha256": hashlib.sha256(model_blob).hexdigest(), "bytes": len(model_blob)}}
     config = {
         "model": model.config.to_dict(),
@@ -184,7 +189,7 @@ def save_checkpoint(
         "version": __version__,
         "files": files,
     }
-    _atomic_write(folder / CONFIG_FILE, (json.dumps(config, indent=2) + "\n").encode())
+    atomic_write(folder / CONFIG_FILE, (json.dumps(config, indent=2) + "\n").encode())
     return folder
 
 

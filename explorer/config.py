@@ -97,6 +97,25 @@ def _check(config) -> None:
         raise ValueError("; ".join(problems))
 
 
+# The devices a setting may name (``pick_device`` in explorer.devices finds them on the machine).
+DEVICES = "auto, cpu, cuda, cuda:N (a GPU by number) or mps"
+DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")  # what the Train form offers (cuda:N: the CLI)
+
+
+def check_device_name(name: str) -> str:
+    """``name`` if it names a device VAE Explorer can run on (pure Python: no torch).
+
+    Raises:
+        ValueError: any other name, saying what is accepted.
+    """
+    kind, _, index = str(name).partition(":")
+    if kind in ("auto", "cpu", "mps") and not index:
+        return name
+    if kind == "cuda" and (not index or index.isdigit()):
+        return name
+    raise ValueError(f"unknown device {name!r}: use {DEVICES}")
+
+
 DEFAULT_DATASET = "mnist"
 MODELS = ("vae", "ae", "dae")  # the VAE and its two deterministic baselines
 AUTOENCODERS = ("ae", "dae")
@@ -276,8 +295,6 @@ class TrainConfig:
             raise ValueError(
                 f"wake-sleep has no KL weight: set beta to 1 (not {self.beta:g}) or use --algorithm aevb"
             )
-        from explorer.devices import check_device_name  # the one list of devices
-
         check_device_name(self.device)
 
     def binarized(self, likelihood: str) -> bool:

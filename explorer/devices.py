@@ -1,26 +1,12 @@
 """Where training and evaluation run: device names, the device picked for "auto", and whether a
-training step fits the memory free there. The name check is pure Python (the configs use it);
-torch is imported only to look at the machine."""
+training step fits the memory free there. The names themselves are checked in
+``explorer.config`` (pure Python: settings load no torch); torch is imported only to look at the
+machine."""
 
 from __future__ import annotations
 
+from explorer.config import check_device_name
 from explorer.errors import ExplorerError
-
-DEVICES = "auto, cpu, cuda, cuda:N (a GPU by number) or mps"
-
-
-def check_device_name(name: str) -> str:
-    """``name`` if it names a device VAE Explorer can run on.
-
-    Raises:
-        ValueError: any other name, saying what is accepted.
-    """
-    kind, _, index = str(name).partition(":")
-    if kind in ("auto", "cpu", "mps") and not index:
-        return name
-    if kind == "cuda" and (not index or index.isdigit()):
-        return name
-    raise ValueError(f"unknown device {name!r}: use {DEVICES}")
 
 
 def pick_device(name: str = "auto"):
@@ -102,9 +88,6 @@ def check_step_fits(model_config, cfg, device) -> None:
         f"one step (the decoder's activations for every draw of every image), and {device} has "
         f"{free / 2**30:.1f} GB free: use --samples {most} or fewer, or a smaller --batch-size."
     )
-
-
-DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")  # what the Train form offers (cuda:N: the CLI)
 
 
 def flush_denormals() -> bool:

@@ -19,3 +19,10 @@ class CheckpointError(ExplorerError):
 
 class ImageError(ExplorerError):
     """An image cannot be read or used as model input."""
+
+
+class SourceFailed(Exception):
+    """One source could not give a dataset's files (offline, a bad checksum, an unreadable file).
+
+    Not shown alone: ``explorer.data.cache.fetch`` tries the next source and, when every one
+    failed, raises one ``DatasetError`` that names each source and its reason."""

@@ -1,7 +1,8 @@
 """Evaluation: the test ELBO and the importance-sampled log-likelihood L_K, batched.
 
 The MNIST likelihood protocol evaluates on the test set binarised once with a fixed seed
-(``data.binarize_fixed``), identical on every machine. With grey-level data the "NLL" is not a
+(``explorer.data.cache.eval_images``), identical on every machine; the caller loads the images
+and passes them in. With grey-level data the "NLL" is not a
 normalised likelihood; results carry ``binarized`` so that callers can label them.
 """
 
@@ -13,7 +14,6 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from explorer.data.cache import binarize_fixed, load_dataset
 from explorer.devices import decoder_floats
 from explorer.errors import ExplorerError
 from explorer.importance import fast_path, importance_log_likelihood_blocked
@@ -26,20 +26,6 @@ from explorer.objectives import autoencoder_terms, elbo_terms, importance_log_li
 DIVERGED_NATS_PER_DIM = 10_000
 EVAL_MEMORY = 2 * 2**30  # bytes of decoder activations one chunk of L_K's samples may hold
 ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al. 2015: a unit is active when Cov_x(E_q[z_j]) > 0.01
-
-
-def eval_images(
-    dataset: str,
-    split: str = "test",
-    binarized: bool = True,
-    limit: int | None = None,
-    seed: int = 0,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Evaluation inputs (N, C, H, W) float32 and labels: fixed-seed binarised, or grey / 255."""
-    data = load_dataset(dataset, split)
-    images, labels = data.images[:limit], data.labels[:limit]
-    x = binarize_fixed(images, seed) if binarized else images.float() / 255.0
-    return x, labels
 
 
 @torch.no_grad()
@@ -335,3 +321,42 @@ def _evaluate_autoencoder(model: VAE, x: torch.Tensor, batch_size: int, start: f
         kl_per_dim=[], posterior_mean_variance=[round(v, 4) for v in variance.tolist()],
         likelihood=model.config.likelihood, dims=model.config.pixels, model=model.config.model, recon_se=se,
     )  # fmt: skip
+
+
+# -- where the test images sit in latent space: the plane of a run's snapshots and of the maps ------
+
+
+@torch.no_grad()
+def encode_means(model: VAE, x: torch.Tensor, batch_size: int = BATCH) -> torch.Tensor:
+    """Posterior means E_q[z|x] (N, z) on the CPU for images x (N, C, H, W) in [0, 1]."""
+    return in_batches(model, lambda xb: model.encode(xb)[0], x, batch_size=batch_size)
+
+
+@dataclass
+class Projection:
+    """A linear map from latent space to the 2-D plane of the scatter."""
+
+    mean: torch.Tensor  # (z,) subtracted before projecting
+    components: torch.Tensor  # (z, 2): columns are the plotted directions
+    explained: list[float]  # PCA: fraction of variance along each plotted direction
+    kind: str  # "identity" for 2-D models, "pca" otherwise
+
+    def __call__(self, z: torch.Tensor) -> torch.Tensor:
+        """(N, z) -> (N, 2)."""
+        return (z - self.mean) @ self.components
+
+
+def fit_projection(means: torch.Tensor) -> Projection:
+    """Identity for 2-D latents; otherwise PCA of the encoded means (top two components)."""
+    dims = means.shape[1]
+    if dims <= 2:
+        return Projection(torch.zeros(dims), torch.eye(dims, 2), [], "identity")
+    centre = means.double().mean(0)
+    centred = means.double() - centre
+    _, s, vh = torch.linalg.svd(centred, full_matrices=False)
+    variance = s.pow(2)
+    explained = (variance[:2] / variance.sum()).tolist()
+    comps = vh[:2].T.contiguous()  # (z, 2)
+    # Fix the signs so that the picture does not flip between runs of the SVD.
+    signs = torch.sign(comps[comps.abs().argmax(0), torch.arange(2)])
+    return Projection(centre.float(), (comps * signs).float(), explained, "pca")

@@ -132,10 +132,18 @@ def accuracy(
     return right / max(len(x), 1)
 
 
-def train_classifier(dataset: str, out: str | os.PathLike, epochs: int = 5, seed: int = 0) -> dict:
-    """Train ``FeatureClassifier`` on the training images of ``dataset`` (grey levels / 255,
-    cross-entropy, Adam 1e-3, batch 128, ``epochs`` passes), measure its test accuracy, and store
-    classifier.safetensors and card.json in ``out`` (written to a temporary name first, then
+def train_classifier(
+    dataset: str,
+    train: tuple[torch.Tensor, torch.Tensor],
+    test: tuple[torch.Tensor, torch.Tensor],
+    out: str | os.PathLike,
+    epochs: int = 5,
+    seed: int = 0,
+) -> dict:
+    """Train ``FeatureClassifier`` on ``dataset``'s training images (``train``: images (N, C, H, W)
+    uint8 and labels (N,), as ``explorer.data.cache.load_dataset`` gives them; grey levels / 255,
+    cross-entropy, Adam 1e-3, batch 128, ``epochs`` passes), measure its accuracy on ``test``, and
+    store classifier.safetensors and card.json in ``out`` (written to a temporary name first, then
     renamed). Returns the card.
 
     Raises:
@@ -144,14 +152,12 @@ def train_classifier(dataset: str, out: str | os.PathLike, epochs: int = 5, seed
     """
     from safetensors.torch import save_file
 
-    from explorer.data.cache import load_dataset
-
     torch.manual_seed(seed)
-    train, test = load_dataset(dataset, "train"), load_dataset(dataset, "test")
-    classes = int(max(int(train.labels.max()), int(test.labels.max())) + 1)
+    (train_images, train_labels), (test_images, test_labels) = train, test
+    classes = int(max(int(train_labels.max()), int(test_labels.max())) + 1)
     if classes < 2:
         raise ExplorerError(f"{dataset} has one class only: a feature classifier needs labels to learn from")
-    x, y = train.images.float() / 255.0, train.labels.long()
+    x, y = train_images.float() / 255.0, train_labels.long()
     model = FeatureClassifier(x.shape[1], classes)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     start = time.perf_counter()
@@ -163,7 +169,7 @@ def train_classifier(dataset: str, out: str | os.PathLike, epochs: int = 5, seed
             loss.backward()
             optimizer.step()
     seconds = time.perf_counter() - start
-    test_accuracy = accuracy(model, test.images.float() / 255.0, test.labels.long())
+    test_accuracy = accuracy(model, test_images.float() / 255.0, test_labels.long())
     card = {
         "dataset": dataset,
         "channels": int(x.shape[1]),
@@ -171,7 +177,7 @@ def train_classifier(dataset: str, out: str | os.PathLike, epochs: int = 5, seed
         "feature_width": FEATURE_WIDTH,
         "parameters": sum(p.numel() for p in model.parameters()),
         "test_accuracy": round(test_accuracy, 4),
-        "test_images": len(test.labels),
+        "test_images": len(test_labels),
         "epochs": epochs,
         "seed": seed,
         "train_seconds": round(seconds, 1),

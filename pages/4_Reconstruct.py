@@ -4,12 +4,12 @@ import streamlit as st
 import torch
 
 from explorer.data.specs import spec
+from explorer.data.uploads import preprocess_image
 from explorer.errors import ImageError
 from explorer.evaluate import score_name
 from explorer.explore.latent import PICK_MODES, pick_images, reconstruct
 from explorer.pictures.images import make_grid, png_bytes
 from explorer.pictures.plots import PALETTE
-from explorer.pictures.preprocess import preprocess_image
 from explorer.pictures.reading import MAX_UPLOADS, UPLOAD_TYPES
 from explorer.ui.image_report import image_report, reconstruction_gallery
 from explorer.ui.models import (

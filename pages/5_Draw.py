@@ -4,8 +4,8 @@ on the latent map with its posterior, and compared with the test set."""
 import streamlit as st
 
 from explorer.data.specs import spec
+from explorer.data.uploads import preprocess_image
 from explorer.errors import ImageError
-from explorer.pictures.preprocess import preprocess_image
 from explorer.pictures.reading import canvas_image
 from explorer.ui.image_report import image_report
 from explorer.ui.models import MAP_POINTS, dataset_of, label_names, model_key, model_or_stop

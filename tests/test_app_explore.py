@@ -22,7 +22,7 @@ def latent_page(model: str, **state):
 
 def test_a_clicked_image_shows_its_nearest_neighbours_in_both_spaces(shipped, mnist_test):
     from explorer.checkpoints import load_checkpoint
-    from explorer.explore.latent import encode_means
+    from explorer.evaluate import encode_means
 
     at = latent_page("mnist-z5", picked=("mnist-z5", 12))
     assert not at.exception and not at.error

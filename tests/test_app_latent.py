@@ -43,9 +43,8 @@ def test_latent_space_shows_the_posterior_of_the_clicked_point(shipped):
 @pytest.mark.parametrize("model", ["mnist-z2", "mnist-z5"])
 def test_prior_against_aggregate_posterior(shipped, mnist_test, model):
     from explorer.checkpoints import load_checkpoint
-    from explorer.evaluate import ACTIVE_UNIT_THRESHOLD, latent_stats
+    from explorer.evaluate import ACTIVE_UNIT_THRESHOLD, encode_means, fit_projection, latent_stats
     from explorer.explore.density import density_map
-    from explorer.explore.latent import encode_means, fit_projection
     from explorer.explore.posterior import posterior
     from explorer.ui.prior_map import DENSITY_IMAGES
 

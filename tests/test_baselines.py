@@ -89,7 +89,8 @@ def test_settings_that_do_not_apply_are_refused_with_the_reason():
 @pytest.mark.parametrize("kind", ["ae", "dae"])
 def test_a_baseline_trains_checkpoints_resumes_and_evaluates(tmp_path, kind):
     from explorer.checkpoints import load_checkpoint, read_config
-    from explorer.evaluate import eval_images, evaluate, reconstruction_per_image
+    from explorer.data.cache import eval_images
+    from explorer.evaluate import evaluate, reconstruction_per_image
     from explorer.train.run import resume_run, start_run
     from tests.runs import SMALL, read_metrics, small_config
 
@@ -117,7 +118,7 @@ def test_the_cli_names_an_autoencoders_figure_and_finds_runs_by_name(tmp_path, m
     from PIL import Image
 
     from explorer.cli import main
-    from explorer.evaluate import eval_images
+    from explorer.data.cache import eval_images
 
     monkeypatch.setenv("VAE_EXPLORER_RUNS", str(tmp_path / "runs"))
     digit = (eval_images("mnist", binarized=False, limit=1)[0][0, 0] * 255).byte().numpy()

@@ -157,13 +157,13 @@ def test_a_config_claiming_a_huge_network_is_refused_before_it_is_built(tmp_path
     import json
     import time
 
-    from explorer.checkpoints import _atomic_write, _serialise
+    from explorer.checkpoints import _serialise, atomic_write
 
     big = ModelConfig(image_shape=(1, 4, 3), hidden=(20_000, 20_000), latent_dim=2)
     meta = {"format": "vae-explorer", "model_config": json.dumps(big.to_dict()), "progress": "{}"}
     folder = tmp_path / "liar"
     folder.mkdir()
-    _atomic_write(folder / "model.safetensors", _serialise(tiny_model.float().state_dict(), meta))
+    atomic_write(folder / "model.safetensors", _serialise(tiny_model.float().state_dict(), meta))
     start = time.perf_counter()
     with pytest.raises(
         CheckpointError, match=r"does not match its config: tensor encoder.0.weight has shape"

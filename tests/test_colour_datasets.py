@@ -16,7 +16,7 @@ from explorer.data.cache import fetch, load_dataset
 from explorer.data.folders import add_folder
 from explorer.data.shapes import draw_sprite, generate
 from explorer.data.specs import spec
-from explorer.errors import DatasetError
+from explorer.errors import DatasetError, SourceFailed
 
 
 @pytest.fixture
@@ -88,7 +88,7 @@ def test_a_cifar_batch_whose_pickle_runs_code_is_refused(tmp_path):
             return (__import__("os").system, (f"touch {marker}",))
 
     (tmp_path / "data_batch_1").write_bytes(pickle.dumps({"data": Evil(), "labels": []}, protocol=2))
-    with pytest.raises(sources.SourceFailed, match="refused to load posix.system|refused to load os.system"):
+    with pytest.raises(SourceFailed, match="refused to load posix.system|refused to load os.system"):
         sources.read_cifar_batch(tmp_path / "data_batch_1")
     assert not marker.exists()
 
@@ -182,7 +182,7 @@ def test_shapes_are_reproducible_from_a_seed_and_carry_their_factors():
 
 
 def test_a_colour_upload_is_prepared_as_the_shapes_were(cache):
-    from explorer.pictures.preprocess import preprocess_image
+    from explorer.data.uploads import preprocess_image
 
     sprite = draw_sprite(2, 0.3, 10.0, 0.5, 0.5, 0.1)  # (3, 32, 32)
     big = Image.fromarray(sprite.transpose(1, 2, 0)).resize((128, 128), Image.Resampling.BICUBIC)
@@ -215,8 +215,8 @@ def test_a_model_of_a_small_folder_is_judged_and_a_replaced_folder_is_named(cach
 
 
 def test_blank_colour_pictures_and_bad_sources_get_messages(cache, tmp_path, monkeypatch):
+    from explorer.data.uploads import preprocess_image
     from explorer.errors import ImageError
-    from explorer.pictures.preprocess import preprocess_image
 
     for colour in ((0, 0, 0), (255, 255, 255), (200, 20, 20)):
         with pytest.raises(ImageError, match="blank"):

@@ -12,7 +12,8 @@ import torch
 
 from explorer.data import cache as data
 from explorer.data import sources
-from explorer.errors import DatasetError
+from explorer.data.stamps import md5_file
+from explorer.errors import DatasetError, SourceFailed
 
 
 @pytest.fixture
@@ -38,7 +39,7 @@ def _md5s_of(source, tmp_path):
     folder = tmp_path / "reference"
     folder.mkdir()
     source("mnist", folder)
-    return {f: sources.md5_file(folder / f) for f in sources.MNIST_FILES}
+    return {f: md5_file(folder / f) for f in sources.MNIST_FILES}
 
 
 def test_idx_roundtrip(tmp_path):
@@ -57,7 +58,7 @@ def test_fallback_order_and_caching(data_dir, tmp_path, monkeypatch):
 
     def failing(name, dest):
         calls.append("failing")
-        raise sources.SourceFailed("no network")
+        raise SourceFailed("no network")
 
     def counted(name, dest):
         calls.append("good")
@@ -81,7 +82,7 @@ def test_wrong_checksum_is_an_error_naming_every_source(data_dir, tmp_path, monk
     monkeypatch.setattr(sources, "MNIST_FILES", _md5s_of(_fake_mnist_source(), tmp_path))
 
     def offline(name, dest):
-        raise sources.SourceFailed("download failed: no route to host")
+        raise SourceFailed("download failed: no route to host")
 
     with pytest.raises(DatasetError) as err:
         data.fetch("mnist", [("net", offline), ("tampered", _fake_mnist_source(label_shift=1))])
@@ -98,7 +99,7 @@ def test_corrupted_cache_is_refetched(data_dir, tmp_path, monkeypatch):
     target = folder / "t10k-images-idx3-ubyte"
     target.write_bytes(target.read_bytes()[:-10] + b"x" * 10)
     data.fetch("mnist", [("good", good)])
-    assert sources.md5_file(target) == sources.MNIST_FILES["t10k-images-idx3-ubyte"]
+    assert md5_file(target) == sources.MNIST_FILES["t10k-images-idx3-ubyte"]
 
 
 def test_interrupted_fetch_leaves_no_partial_file(data_dir, tmp_path, monkeypatch):

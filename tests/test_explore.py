@@ -121,14 +121,14 @@ def test_tensorboard_export_reads_back_with_tensorboard(tmp_path):
     from tensorboard.plugins.projector.projector_config_pb2 import ProjectorConfig
 
     from explorer.checkpoints import load_checkpoint
-    from explorer.evaluate import eval_images
-    from explorer.explore.latent import encode_means
+    from explorer.data.cache import eval_images
+    from explorer.evaluate import encode_means
     from explorer.explore.tensorboard import export_tensorboard
     from explorer.train.run import start_run
     from tests.runs import SMALL, read_metrics, small_config
 
     run = start_run(tmp_path / "run", SMALL, small_config(), progress=False)
-    done = export_tensorboard(run, tmp_path / "tb", limit=300)
+    done = export_tensorboard(run, tmp_path / "tb", limit=300, metrics=read_metrics(run))
     config = text_format.Parse((tmp_path / "tb" / "projector_config.pbtxt").read_text(), ProjectorConfig())
     (embedding,) = config.embeddings
     tensors = np.loadtxt(tmp_path / "tb" / embedding.tensor_path, delimiter="\t")

@@ -9,8 +9,8 @@ import torch
 from scipy import linalg
 
 from explorer.checkpoints import pretrained_root
+from explorer.data.cache import eval_images
 from explorer.errors import ExplorerError
-from explorer.evaluate import eval_images
 from explorer.fid import accuracy, frechet_distance, load_classifier
 
 pytestmark = pytest.mark.integration

@@ -7,7 +7,8 @@ import pytest
 import torch
 from PIL import Image
 
-from explorer.pictures.images import latent_grid, make_grid, png_bytes
+from explorer.explore.latent import latent_grid
+from explorer.pictures.images import make_grid, png_bytes
 
 
 def _png(image: Image.Image, fmt="PNG") -> bytes:

@@ -45,7 +45,8 @@ def test_only_mlp_bernoulli_vaes_take_the_blocked_path():
 def test_the_evaluations_l_k_is_unchanged_on_the_shipped_model():
     """mnist-z2, K = 5000 on 8 test images: the blocked path within 0.01 nats of the plain one."""
     from explorer.checkpoints import load_checkpoint
-    from explorer.evaluate import eval_images, importance_per_image
+    from explorer.data.cache import eval_images
+    from explorer.evaluate import importance_per_image
 
     model = load_checkpoint("mnist-z2").eval()
     x, _ = eval_images("mnist", limit=8)

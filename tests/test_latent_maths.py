@@ -10,8 +10,9 @@ import pytest
 import torch
 from PIL import Image
 
+from explorer.evaluate import fit_projection
 from explorer.explore.density import density_map
-from explorer.explore.latent import fit_projection, interpolate
+from explorer.explore.latent import interpolate
 from explorer.explore.posterior import (
     ellipse,
     posterior,

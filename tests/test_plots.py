@@ -2,7 +2,7 @@
 
 import plotly.graph_objects as go
 
-from explorer.explore.latent import fit_projection
+from explorer.evaluate import fit_projection
 from explorer.pictures.latent_plots import latent_scatter
 from explorer.pictures.plots import training_curves
 

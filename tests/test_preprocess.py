@@ -10,8 +10,8 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
+from explorer.data.uploads import preprocess_image
 from explorer.errors import ImageError
-from explorer.pictures.preprocess import preprocess_image
 from explorer.pictures.reading import canvas_image
 
 

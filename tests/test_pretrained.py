@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from explorer.checkpoints import dataset_of, load_checkpoint, pretrained_names, read_config, resolve
-from explorer.evaluate import elbo_per_image, eval_images, evaluate, importance_per_image
+from explorer.data.cache import eval_images
+from explorer.evaluate import elbo_per_image, evaluate, importance_per_image
 
 pytestmark = pytest.mark.integration
 ELBO_TOLERANCE = 0.1  # nats per image: same images, same seed; room for other CPUs' float sums

@@ -13,9 +13,9 @@ from explorer.data import sources, stamps
 def hashed(monkeypatch):
     """Count the files actually hashed."""
     calls = []
-    real = sources.file_digest
+    real = stamps.file_digest
     monkeypatch.setattr(
-        sources, "file_digest", lambda path, algorithm="md5": calls.append(path) or real(path, algorithm)
+        stamps, "file_digest", lambda path, algorithm="md5": calls.append(path) or real(path, algorithm)
     )
     return calls
 

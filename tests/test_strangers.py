@@ -132,7 +132,7 @@ def mnist_z2():
 def test_the_handed_cases_on_mnist_z2(mnist_z2):
     """The letter and the plus sign are strangers; the digits, shadowed or not, are not, and the
     shadowed 3 sits near its clean twin's ELBO percentile (before: 10 against 66)."""
-    from explorer.pictures.preprocess import preprocess_image
+    from explorer.data.uploads import preprocess_image
 
     model, reference, _ = mnist_z2
     names = [

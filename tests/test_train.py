@@ -73,7 +73,7 @@ def test_latent_snapshots_follow_the_test_images_every_epoch(tmp_path):
     assert epochs == [0, 1, 2]
     assert frames.shape == (3, 500, 2) and labels.shape == (500,)  # test_limit 500 < 2000
     model = load_checkpoint(out)
-    from explorer.evaluate import eval_images
+    from explorer.data.cache import eval_images
 
     x, y = eval_images("mnist", "test", True, 500)
     with torch.no_grad():
@@ -193,7 +193,8 @@ def test_every_optimizer_and_estimator_trains(tmp_path, optimizer):
 
 
 def test_a_conv_model_of_colour_images_trains_resumes_exactly_and_evaluates(tmp_path):
-    from explorer.evaluate import eval_images, evaluate
+    from explorer.data.cache import eval_images
+    from explorer.evaluate import evaluate
 
     conv = ModelConfig(arch="conv", channels=(4, 8), hidden=(16,), latent_dim=3, likelihood="logistic",
                        image_shape=(3, 32, 32))  # fmt: skip

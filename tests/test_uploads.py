@@ -9,8 +9,8 @@ import pytest
 import torch
 from PIL import Image
 
+from explorer.data.uploads import preprocess_image
 from explorer.errors import ImageError
-from explorer.pictures.preprocess import preprocess_image
 from explorer.pictures.reading import MAX_UPLOAD_BYTES
 
 

@@ -1,8 +1,12 @@
-"""The ``vae-explorer`` command: train, evaluate, sample, manifold, reconstruct, export, data.
+"""The ``vae-explorer`` command: train, evaluate, sample, manifold, reconstruct, export, data,
+classifier; ``python -m explorer.cli`` runs it too.
 
-Parsing happens here and in ``cli_train`` and ``cli_tools`` and nowhere else; each command calls
-into the library. Errors meant for a person (bad flags, paths, broken checkpoints, missing data)
-print one line and exit non-zero.
+One module per command group parses its flags and calls into the library: ``train`` (one call
+into ``explorer.train.run``), ``models`` (evaluate, sample, manifold, reconstruct), ``export``,
+``data``, ``fid`` (the classifier command and the FID flags of evaluate) and ``paper`` (the
+paper's experiments); ``args`` holds the
+argument types they share. Errors meant for a person (bad flags, paths, broken checkpoints,
+missing data) print one line and exit non-zero.
 """
 
 from __future__ import annotations
@@ -13,21 +17,30 @@ import shlex
 import sys
 import threading
 
+from explorer.cli import data, export, fid, models, paper, train
 from explorer.cli.args import EXIT_ERROR, EXIT_INTERRUPTED, Parser
-from explorer.cli.models import TOOLS, add_tool_parsers
-from explorer.cli.paper import add_paper_parser, cmd_paper
-from explorer.cli.train import COMMAND_ENV, add_train_parser, cmd_train
+from explorer.cli.train import COMMAND_ENV
 from explorer.errors import ExplorerError
 
-COMMANDS = {"train": cmd_train, "paper": cmd_paper, **TOOLS}
+COMMANDS = {
+    **train.COMMANDS,
+    **models.COMMANDS,
+    **export.COMMANDS,
+    **data.COMMANDS,
+    **fid.COMMANDS,
+    **paper.COMMANDS,
+}
 
 
 def build_parser() -> Parser:
     p = Parser(prog="vae-explorer", description="Train, evaluate and explore VAEs (AEVB).")
     sub = p.add_subparsers(dest="command", required=True, parser_class=Parser, metavar="COMMAND")
-    add_train_parser(sub)
-    add_tool_parsers(sub)
-    add_paper_parser(sub)
+    train.add_train_parser(sub)
+    models.add_model_parsers(sub)
+    export.add_export_parser(sub)
+    data.add_data_parser(sub)
+    fid.add_classifier_parser(sub)
+    paper.add_paper_parser(sub)
     return p
 
 

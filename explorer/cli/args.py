@@ -67,7 +67,7 @@ def pictures(low: int) -> callable:
 
 
 def device(text: str) -> str:
-    from explorer.devices import check_device_name
+    from explorer.config import check_device_name
 
     try:
         return check_device_name(text)

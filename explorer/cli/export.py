@@ -1,12 +1,13 @@
-"""``vae-explorer export``: a run shipped as a pretrained model with a measured card, and the
-TensorBoard export of a model's codes and curves (``explorer.explore.tensorboard``)."""
+"""``vae-explorer export``: a run shipped as a pretrained model with a measured card
+(``explorer.cards``), and the TensorBoard export of a model's codes and curves
+(``explorer.explore.tensorboard``)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from explorer.cli.args import device, positive
-from explorer.devices import DEVICES
+from explorer.config import DEVICES
 from explorer.errors import ExplorerError
 
 
@@ -32,17 +33,19 @@ def add_export_parser(sub) -> None:
 def cmd_export(args) -> None:
     from explorer.cards import export
     from explorer.checkpoints import resolve
-    from explorer.cli.models import evaluate_checkpoint
+    from explorer.cli.models import scored
+    from explorer.train.runfolder import RunFolder
 
-    resolve(args.run)  # a run that is not there is said first
-    if args.dest and Path(args.dest).resolve() == resolve(args.run).resolve():
+    run = RunFolder(resolve(args.run))  # a run that is not there is said first
+    if args.dest and Path(args.dest).resolve() == run.path.resolve():
         raise ExplorerError(
             "the destination is the run's own folder: export to another folder, e.g. pretrained/NAME"
         )
+    metrics = run.read_metrics()
     if args.tensorboard:
         from explorer.explore.tensorboard import export_tensorboard
 
-        done = export_tensorboard(args.run, args.tensorboard, args.limit)
+        done = export_tensorboard(args.run, args.tensorboard, args.limit, metrics)
         if not done.scalars:
             print("no training curves: the folder has no metrics.jsonl (a shipped model keeps its card only)")
         print(
@@ -53,13 +56,17 @@ def cmd_export(args) -> None:
             return
     elif not args.dest:
         raise ExplorerError("give a destination folder (export RUN DEST) or --tensorboard DIR")
-    *_, result = evaluate_checkpoint(args.run, args.k, args.limit, "test", args.device, False)
+    result = scored(args.run, args.k, args.limit, "test", args.device, False).evaluation
     command = f"vae-explorer evaluate {args.dest} --k {args.k}" + (
         f" --limit {args.limit}" if args.limit else ""
     )
-    dest = export(args.run, args.dest, result, command)
+    epochs = [r for r in metrics if r.get("type") == "epoch"]
+    dest = export(args.run, args.dest, result, command, run.read_commands(), epochs)
     if result.elbo is None:
         print(f"exported {args.run} to {dest}: test reconstruction term {result.recon:.2f} nats")
         return
     nll = f"{result.nll:.2f} nats (K = {args.k})" if result.nll is not None else "not measured (K = 0)"
     print(f"exported {args.run} to {dest}: test ELBO {result.elbo:.2f} nats, NLL {nll}")
+
+
+COMMANDS = {"export": cmd_export}

@@ -3,14 +3,11 @@
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 
 from explorer.cli.args import positive
 from explorer.errors import ExplorerError
 
-CARD_KEY = "sample_quality"  # where card.json keeps the FID figures
 MIN_SAMPLES = 200  # fewer images than this estimate a 64-d covariance too poorly for a figure to mean much
 
 
@@ -61,6 +58,7 @@ def add_classifier_parser(sub) -> None:
 
 
 def cmd_classifier(args) -> None:
+    from explorer.data.cache import load_dataset
     from explorer.fid import classifier_dir, train_classifier
 
     out = args.out or classifier_dir(args.dataset)
@@ -69,7 +67,10 @@ def cmd_classifier(args) -> None:
             f"{out} already holds a feature classifier, with which the shipped cards' FIDs were measured; "
             "pass --replace to train a new one there (and measure the FIDs again), or --out another folder"
         )
-    card = train_classifier(args.dataset, out, epochs=args.epochs, seed=args.seed)
+    train, test = (load_dataset(args.dataset, split) for split in ("train", "test"))
+    card = train_classifier(
+        args.dataset, (train.images, train.labels), (test.images, test.labels), out, args.epochs, args.seed
+    )
     print(
         f"{args.dataset} feature classifier in {out}: test accuracy {100 * card['test_accuracy']:.2f}% "
         f"on {card['test_images']:,} images, {card['parameters']:,} parameters, {card['train_seconds']:.0f} s"
@@ -92,19 +93,16 @@ def check_fid_arguments(args) -> None:
             f"least {MIN_SAMPLES} (the cards use 10,000)"
         )
     if args.save_card:
-        from explorer.checkpoints import resolve
+        from explorer.cards import Card
 
-        if not (resolve(args.checkpoint) / "card.json").is_file():
-            raise ExplorerError(
-                f"{args.checkpoint} has no card.json: export the run first (vae-explorer export)"
-            )
+        Card.read(args.checkpoint)  # no card to write into: said before the work
 
 
 def fid_figures(model, dataset: str, args) -> dict:
     """The model's FID and the test-against-train floor, as ``evaluate --fid`` reports them.
     Real images are the dataset's grey levels (/ 255) whatever the model's binarisation: the
     samples are decoder means, which are grey too."""
-    from explorer.evaluate import eval_images
+    from explorer.data.cache import eval_images
     from explorer.fid import frechet_distance, model_samples
 
     n = args.fid_samples
@@ -142,28 +140,22 @@ def print_fid(figures: dict) -> None:
 
 
 def save_to_card(checkpoint: str, figures: dict, args=None) -> Path:
-    """Write ``figures`` under ``sample_quality`` in the checkpoint's card.json, replacing the
-    file whole (a temporary file, then a rename).
+    """Write ``figures`` under ``sample_quality`` in the checkpoint's card (``explorer.cards``),
+    with the command that measured them.
 
     Raises:
-        ExplorerError: the checkpoint has no card.json (export the run first).
+        CheckpointError: the checkpoint has no card.json (export the run first).
     """
+    from explorer.cards import save_sample_quality
     from explorer.checkpoints import resolve
 
-    card_path = resolve(checkpoint) / "card.json"
-    if not card_path.is_file():
-        raise ExplorerError(
-            f"{card_path.parent} has no card.json: export the run first (vae-explorer export)"
-        )
-    card = json.loads(card_path.read_text())
     flags = ""
     if args is not None and args.fid_samples != 10_000:
         flags += f" --fid-samples {args.fid_samples}"
     if args is not None and args.fid_features != "classifier":
         flags += f" --fid-features {args.fid_features}"
-    command = f"vae-explorer evaluate {card_path.parent.name} --k 0 --fid{flags} --save-card"
-    card[CARD_KEY] = {**figures, "command": command}
-    tmp = card_path.with_name(".card.json.tmp")
-    tmp.write_text(json.dumps(card, indent=2) + "\n")
-    os.replace(tmp, card_path)
-    return card_path
+    command = f"vae-explorer evaluate {resolve(checkpoint).name} --k 0 --fid{flags} --save-card"
+    return save_sample_quality(checkpoint, figures, command)
+
+
+COMMANDS = {"classifier": cmd_classifier}

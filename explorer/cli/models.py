@@ -1,39 +1,26 @@
-"""The ``vae-explorer`` commands that use a trained model or a dataset: evaluate, sample,
-manifold, reconstruct, export, data."""
+"""The ``vae-explorer`` commands that use a trained model: evaluate, sample, manifold, reconstruct."""
 
 from __future__ import annotations
 
 import json
-import os
 import sys
 
 from explorer.cli.args import (
     EXIT_ERROR,
     MAX_GRID,
     MAX_PICTURES,
-    Parser,
     device,
     number,
     output_png,
     pictures,
     positive,
 )
-from explorer.cli.export import add_export_parser, cmd_export
-from explorer.cli.fid import (
-    add_classifier_parser,
-    add_fid_arguments,
-    check_fid_arguments,
-    cmd_classifier,
-    fid_figures,
-    print_fid,
-    save_to_card,
-)
-from explorer.data.specs import DATASETS
-from explorer.devices import DEVICES
+from explorer.cli.fid import add_fid_arguments, check_fid_arguments, fid_figures, print_fid, save_to_card
+from explorer.config import DEVICES
 from explorer.errors import ExplorerError
 
 
-def add_tool_parsers(sub) -> None:
+def add_model_parsers(sub) -> None:
     e = sub.add_parser("evaluate", help="test ELBO and importance-sampled log-likelihood")
     e.add_argument("checkpoint", help="run folder or shipped model name")
     e.add_argument(
@@ -83,41 +70,6 @@ def add_tool_parsers(sub) -> None:
         "set's ELBO), score (strangeness), score_percentile, stranger; or file and error",
     )
 
-    add_export_parser(sub)
-    _add_data_parsers(sub)
-    add_classifier_parser(sub)
-
-
-def _add_data_parsers(sub) -> None:
-    """``vae-explorer data fetch|add|info``."""
-    d = sub.add_parser("data", help="fetch, add or describe a dataset")
-    dsub = d.add_subparsers(dest="data_command", required=True, parser_class=Parser, metavar="ACTION")
-    f = dsub.add_parser("fetch", help="download (or generate) and verify a dataset into the cache")
-    f.add_argument("name", choices=DATASETS)
-    f.add_argument(
-        "--from",
-        dest="source_file",
-        help="frey-face: path of frey_rawface.mat; cifar10: path of cifar-10-python.tar.gz",
-    )
-    a = dsub.add_parser("add", help="a folder of your own images as a dataset (class subfolders: labels)")
-    a.add_argument("name", help="the dataset's name (letters, digits, . _ -)")
-    a.add_argument("path", help="the folder of PNG, JPEG, WebP, BMP or GIF images")
-    a.add_argument("--size", default="32", help="image size: 32, or 48x32 (height x width); default 32")
-    a.add_argument("--grey", action="store_true", help="greyscale (default: colour)")
-    a.add_argument(
-        "--fit",
-        choices=("crop", "pad"),
-        default="crop",
-        help="crop: centre-crop to the shape, then resize (default); pad: resize to fit, pad with black",
-    )
-    a.add_argument(
-        "--test-fraction", type=number(float, 0.0, 1.0), default=0.1, help="share of images in the test split"
-    )
-    a.add_argument("--replace", action="store_true", help="replace a dataset of that name")
-    i = dsub.add_parser("info", help="counts, shape, source and checksums")
-    i.add_argument("name", help=f"{', '.join(DATASETS)} or a dataset you added")
-    i.add_argument("--json", action="store_true")
-
 
 def _dataset_of(checkpoint: str) -> str:
     from explorer.checkpoints import dataset_of, read_config
@@ -125,45 +77,32 @@ def _dataset_of(checkpoint: str) -> str:
     return dataset_of(read_config(checkpoint))
 
 
-def evaluate_checkpoint(checkpoint: str, k: int, limit: int | None, split: str, device: str, quiet: bool):
-    """(model, dataset, binarized, Evaluation) for a checkpoint, with a progress bar."""
+def scored(checkpoint: str, k: int, limit: int | None, split: str, device: str, quiet: bool):
+    """``explorer.cards.evaluate_checkpoint`` with a bar for L_K on a terminal (tqdm's
+    disable=None, as train's: no carriage returns in a log file), none when ``quiet``."""
     from tqdm import tqdm
 
-    from explorer.checkpoints import load_checkpoint
-    from explorer.devices import pick_device
-    from explorer.evaluate import eval_images, evaluate
+    from explorer.cards import evaluate_checkpoint
 
-    if k < 0:
-        raise ExplorerError(f"--k must be >= 0 (0: ELBO only), got {k}")
-    model = load_checkpoint(checkpoint, pick_device(device))
-    dataset = _dataset_of(checkpoint)
-    binarized = _run_binarizes(checkpoint, dataset, model.config.likelihood)
-    x, _ = eval_images(dataset, split, binarized, limit)
-    # A bar only on a terminal (tqdm's disable=None), as train's: no carriage returns in a log file
-    off = True if quiet or k == 0 or not model.config.variational else None
-    with tqdm(total=len(x), desc=f"L_{k}", disable=off) as bar:
-        result = evaluate(model, x, k=k, progress=bar.update)
-    return model, dataset, binarized, result
+    bar = None
 
-
-def _run_binarizes(checkpoint: str, dataset: str, likelihood: str) -> bool:
-    """Whether the run binarised its images (its own --binarize), so that evaluation scores the
-    test set it trained against; the dataset's rule for a checkpoint without a training record."""
-    from explorer.checkpoints import read_config
-    from explorer.config import TrainConfig
-    from explorer.data import specs as datasets
+    def tick(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:  # made at the first block: an autoencoder (no L_K) shows none
+            bar = tqdm(total=total, desc=f"L_{k}", disable=None)
+        bar.update(done)
 
     try:
-        return TrainConfig(**read_config(checkpoint)["train"]).binarized(likelihood)
-    except (KeyError, TypeError, ValueError):
-        return datasets.binarized(dataset, likelihood)
+        return evaluate_checkpoint(checkpoint, k, limit, split, device, progress=None if quiet else tick)
+    finally:
+        if bar is not None:
+            bar.close()
 
 
 def cmd_evaluate(args) -> None:
     check_fid_arguments(args)  # before the evaluation's minutes
-    model, dataset, binarized, result = evaluate_checkpoint(
-        args.checkpoint, args.k, args.limit, args.split, args.device, args.json
-    )
+    done = scored(args.checkpoint, args.k, args.limit, args.split, args.device, args.json)
+    model, dataset, binarized, result = done.model, done.dataset, done.binarized, done.evaluation
     figures = {
         "checkpoint": str(args.checkpoint),
         "dataset": dataset,
@@ -258,116 +197,61 @@ def cmd_reconstruct(args) -> int:
 
     from explorer.checkpoints import load_checkpoint
     from explorer.data.cache import load_dataset
+    from explorer.data.uploads import preprocess_image
     from explorer.explore.strangers import Reference
     from explorer.pictures.images import make_grid, save_png
-    from explorer.pictures.preprocess import preprocess_image
 
     model = load_checkpoint(args.checkpoint)
     dataset = _dataset_of(args.checkpoint)
     test_x = load_dataset(dataset, "test").images.float() / 255.0
-    names, inputs, entries = [], [], []
-    if args.images:
-        for path in args.images:
-            try:
-                inputs.append(preprocess_image(path, dataset))
-                names.append(path)
-            except ExplorerError as exc:
-                entries.append({"file": path, "error": str(exc)})
-    else:
-        inputs, names = list(test_x[: args.n]), [f"test image {i}" for i in range(min(args.n, len(test_x)))]
-    judged = []
+    # An autoencoder's figure is its reconstruction term, under its own name.
+    key, score = ("elbo", "ELBO") if model.config.variational else ("log_p_x_given_z", "log p(x|z)")
+    given = [(path, None) for path in args.images]
+    given = given or [(f"test image {i}", test_x[i]) for i in range(min(args.n, len(test_x)))]
+    entries, inputs = [], []  # one entry per input, in the order given
+    for name, image in given:
+        try:
+            inputs.append(preprocess_image(name, dataset) if image is None else image)
+            entries.append({"file": name})
+        except ExplorerError as exc:
+            entries.append({"file": name, "error": str(exc)})
+    written = None
     if inputs:
         x = torch.stack(inputs)
-        judged = Reference.of(model, test_x, dataset).judge(model, x)
+        usable = [e for e in entries if "error" not in e]
+        for entry, judged in zip(usable, Reference.of(model, test_x, dataset).judge(model, x)):
+            entry.update(judged.to_dict(key))
         if args.output is not None:
             with torch.no_grad():
                 recon = model.decode(model.encode(x)[0]).mean
             picture = make_grid(torch.cat([x, recon]), len(x))  # inputs above, reconstructions below
             written = save_png(picture, args.output, scale=2)
-    entries += [{"file": name, **j.to_dict()} for name, j in zip(names, judged)]
-    score = "ELBO"
-    if not model.config.variational:  # an autoencoder's figure is its reconstruction term
-        score = "log p(x|z)"
-        for e in entries:
-            if "elbo" in e:
-                e["log_p_x_given_z"] = e.pop("elbo")
-    order = {name: i for i, name in enumerate(args.images or names)}
-    entries.sort(key=lambda e: order.get(e["file"], 0))
     if args.json:
         print(json.dumps(entries, indent=2))
     else:
         for e in entries:
-            if "error" in e:
-                print(f"{e['file']}: refused: {e['error']}", file=sys.stderr)
-                continue
-            verdict = "a STRANGER" if e["stranger"] else "typical enough"
-            print(
-                f"{e['file']}: {score} {e.get('elbo', e.get('log_p_x_given_z')):.2f} nats, higher than "
-                f"{e['percentile']:.1f}% of the test "
-                f"images; strangeness {e['score']:.1f}, stranger than {e['score_percentile']:.1f}% "
-                f"({verdict})"
-            )
-    if judged and args.output is not None:
+            _print_judged(e, key, score)
+    if written is not None:
         print(f"wrote {written}", file=sys.stderr if args.json else sys.stdout)
     return EXIT_ERROR if any("error" in e for e in entries) else 0
 
 
-def cmd_data(args) -> None:
-    from explorer.data import cache as data
-
-    if args.data_command == "fetch":
-        if args.source_file:
-            variable = {"frey-face": "VAE_EXPLORER_FREY_MAT", "cifar10": "VAE_EXPLORER_CIFAR_ARCHIVE"}
-            if args.name not in variable:
-                raise ExplorerError(
-                    "--from is only for frey-face (frey_rawface.mat) and cifar10 (cifar-10-python.tar.gz)"
-                )
-            os.environ[variable[args.name]] = args.source_file
-        folder = data.fetch(args.name)
-        print(f"{args.name}: verified in {folder}")
+def _print_judged(entry: dict, key: str, score: str) -> None:
+    """One line of ``reconstruct`` for a person: the figure, its percentile, the verdict."""
+    if "error" in entry:
+        print(f"{entry['file']}: refused: {entry['error']}", file=sys.stderr)
         return
-    if args.data_command == "add":
-        _add_folder(args)
-        return
-    info = data.info(args.name)
-    if args.json:
-        print(json.dumps(info, indent=2))
-        return
+    verdict = "a STRANGER" if entry["stranger"] else "typical enough"
     print(
-        f"{info['name']}: {info['train']} train + {info['test']} test images, "
-        f"shape {tuple(info['shape'])}, source: {info['source']}"
+        f"{entry['file']}: {score} {entry[key]:.2f} nats, higher than {entry['percentile']:.1f}% of the "
+        f"test images; strangeness {entry['score']:.1f}, stranger than {entry['score_percentile']:.1f}% "
+        f"({verdict})"
     )
-    print(f"  folder {info['folder']}")
-    for file, meta in info["files"].items():
-        print(f"  {file:<26} {meta['bytes']:>10,} bytes  md5 {meta['md5']}")
 
 
-def _add_folder(args) -> None:
-    from tqdm import tqdm
-
-    from explorer.data.folders import add_folder
-
-    with tqdm(desc=f"reading {args.path}", unit=" files", leave=False, disable=None) as bar:
-        done = add_folder(
-            args.name, args.path, args.size, args.grey, args.fit, args.test_fraction, args.replace, bar.update
-        )
-    print(
-        f"{args.name}: {done.train:,} train + {done.test:,} test images, classes: "
-        f"{', '.join(done.classes)}; stored in {done.folder}"
-    )
-    for file, why in done.skipped:
-        print(f"  skipped {file}: {why}", file=sys.stderr)
-    if done.skipped:
-        print(f"{len(done.skipped)} file(s) skipped (listed above)", file=sys.stderr)
-    print(f"train on it: vae-explorer train --dataset {args.name} --arch conv --name {args.name}-conv")
-
-
-TOOLS = {
+COMMANDS = {
     "evaluate": cmd_evaluate,
     "sample": cmd_sample,
     "manifold": cmd_manifold,
     "reconstruct": cmd_reconstruct,
-    "export": cmd_export,
-    "data": cmd_data,
-    "classifier": cmd_classifier,
 }

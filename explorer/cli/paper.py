@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from explorer.cli.args import EXIT_INTERRUPTED, Parser, device, number, widths
-from explorer.devices import DEVICES
+from explorer.config import DEVICES
 from explorer.errors import ExplorerError
 
 MAX_SAMPLES = 10**9
@@ -74,3 +74,6 @@ def _say(line: str) -> None:
     from tqdm import tqdm
 
     tqdm.write(line)
+
+
+COMMANDS = {"paper": cmd_paper}

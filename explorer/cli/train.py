@@ -194,3 +194,6 @@ def _launch_processes(args) -> None:
     sys.stdout.flush()
     launcher = ["-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={args.nproc}"]
     os.execv(sys.executable, [sys.executable, *launcher, "-m", "explorer.cli", *rest])
+
+
+COMMANDS = {"train": cmd_train}

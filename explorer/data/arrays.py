@@ -19,9 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from explorer.data.sources import SourceFailed, sha256_file
 from explorer.data.specs import SPEC_FILE, DatasetSpec
 from explorer.data.stamps import digest as stamped_digest
+from explorer.data.stamps import sha256_file
+from explorer.errors import SourceFailed
 
 
 def write_arrays(

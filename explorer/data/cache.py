@@ -28,17 +28,15 @@ from explorer.data.sources import (
     FREY_FACE_FILE,
     FREY_FACE_TEST,
     Source,
-    SourceFailed,
     dataset_files,
-    md5_file,
     read_cifar_batch,
     read_frey,
     read_idx,
-    sha256_file,
 )
 from explorer.data.specs import SPEC_FILE, data_root, spec
 from explorer.data.stamps import digest as stamped_digest
-from explorer.errors import DatasetError
+from explorer.data.stamps import md5_file, sha256_file
+from explorer.errors import DatasetError, SourceFailed
 
 
 def _check_name(name: str) -> str:
@@ -215,3 +213,17 @@ def binarize_fixed(images: torch.Tensor, seed: int = 0) -> torch.Tensor:
     grey = images.cpu().numpy().astype(np.float64) / 255.0
     uniform = np.random.Generator(np.random.PCG64(seed)).random(grey.shape)
     return torch.from_numpy((uniform < grey).astype(np.float32))
+
+
+def eval_images(
+    dataset: str,
+    split: str = "test",
+    binarized: bool = True,
+    limit: int | None = None,
+    seed: int = 0,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Evaluation inputs (N, C, H, W) float32 and labels: fixed-seed binarised, or grey / 255."""
+    data = load_dataset(dataset, split)
+    images, labels = data.images[:limit], data.labels[:limit]
+    x = binarize_fixed(images, seed) if binarized else images.float() / 255.0
+    return x, labels

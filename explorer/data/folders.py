@@ -22,8 +22,9 @@ from pathlib import Path
 import numpy as np
 
 from explorer.data.arrays import write_arrays
-from explorer.data.specs import SPECS, Convention, DatasetSpec, data_root
+from explorer.data.specs import SPECS, DatasetSpec, data_root
 from explorer.errors import DatasetError, ImageError
+from explorer.pictures.convention import Convention
 from explorer.pictures.photos import photo_array
 from explorer.pictures.reading import UPLOAD_TYPES, open_image
 

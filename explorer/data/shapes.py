@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import colorsys
 import math
+import os
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
 
-from explorer.data.specs import SHAPES_CLASSES
+from explorer.data.arrays import write_arrays
+from explorer.data.specs import SHAPES_CLASSES, spec
 
 SIDE = 32  # pixels of an image's side
 SUPERSAMPLE = 4  # drawn at 4x and downsampled
@@ -80,3 +83,12 @@ def make_shapes(train: int = TRAIN_IMAGES, test: int = TEST_IMAGES, seed: int = 
     """Both splits, from one seeded stream: {split: (images, labels, factors)}."""
     rng = np.random.default_rng(seed)
     return {"train": generate(train, rng), "test": generate(test, rng)}
+
+
+def shapes_source(name: str, dest: Path) -> None:
+    """The shapes dataset's one source (``explorer.data.sources.SOURCES``): generated here into
+    ``dest`` (no download)."""
+    folder = write_arrays(dest / "shapes", spec("shapes"), make_shapes(), {"generated": f"seed {SEED}"})
+    for file in folder.iterdir():
+        os.replace(file, dest / file.name)
+    folder.rmdir()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import codecs
 import gzip
-import hashlib
 import io
 import os
 import pickle
@@ -24,7 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
-from explorer.errors import DatasetError
+from explorer.data.shapes import shapes_source
+from explorer.data.stamps import sha256_file
+from explorer.errors import DatasetError, SourceFailed
 
 # The idx files of each dataset and the md5 of their *uncompressed* contents.
 MNIST_FILES = {
@@ -64,23 +65,6 @@ CIFAR_FILES = {
     "test_batch": "40351d587109b95175f43aff81a1287e",
 }
 CIFAR_SPLITS = {"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch"]}
-
-
-def file_digest(path: Path, algorithm: str = "md5") -> str:
-    """The hex digest of a file's bytes (hashlib's ``algorithm``), read in 1 MB blocks."""
-    digest = hashlib.new(algorithm)
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def md5_file(path: Path) -> str:
-    return file_digest(path, "md5")
-
-
-def sha256_file(path: Path) -> str:
-    return file_digest(path, "sha256")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -144,10 +128,6 @@ def restricted_unpickle(data: bytes):
 
 # ----------------------------------------------------------------------------------------------
 # Sources. Each writes the dataset's files into ``dest`` (a temporary folder) or raises.
-
-
-class SourceFailed(Exception):
-    """One source could not provide the dataset; the message says why."""
 
 
 def _torchvision_datasets():
@@ -293,18 +273,6 @@ def _source_cifar_file(name: str, dest: Path) -> None:
     _cifar_from_archive(path, dest)
 
 
-def _source_shapes(name: str, dest: Path) -> None:
-    """Generate the shapes dataset here (no download)."""
-    from explorer.data.arrays import write_arrays
-    from explorer.data.shapes import SEED, make_shapes
-    from explorer.data.specs import spec
-
-    folder = write_arrays(dest / "shapes", spec("shapes"), make_shapes(), {"generated": f"seed {SEED}"})
-    for file in folder.iterdir():
-        os.replace(file, dest / file.name)
-    folder.rmdir()
-
-
 def read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """One CIFAR-10 batch file: (images (N, 3, 32, 32) uint8, labels (N,) int64), read with the
     restricted unpickler (numpy arrays, lists and strings only: the file's pickle cannot run code).
@@ -335,7 +303,7 @@ SOURCES: dict[str, list[tuple[str, Source]]] = {
     ],
     "frey-face": [("user file", _source_frey_file), ("download", _source_frey_download)],
     "cifar10": [("user file", _source_cifar_file), ("torchvision download", _source_cifar_download)],
-    "shapes": [("generated here", _source_shapes)],
+    "shapes": [("generated here", shapes_source)],
 }
 
 

@@ -1,7 +1,8 @@
-"""Verify a cached file once: its digest is kept in a stamp beside it with the file's size and
-modification time, and later checks read the stamp instead of hashing the file again, as long as
-size and mtime (to the nanosecond) are unchanged. A file replaced or rewritten gets a new mtime
-and is hashed again; a stamp that cannot be read or written costs only the hashing.
+"""Hashing files, in one place (``file_digest``, ``md5_file``, ``sha256_file``), and verifying a
+cached file once: its digest is kept in a stamp beside it with the file's size and modification
+time, and later checks read the stamp instead of hashing the file again, as long as size and
+mtime (to the nanosecond) are unchanged. A file replaced or rewritten gets a new mtime and is
+hashed again; a stamp that cannot be read or written costs only the hashing.
 
 The stamp is ``.verified.json`` in the file's folder: {file name: {"size", "mtime_ns",
 algorithm: hex digest}}.
@@ -9,11 +10,29 @@ algorithm: hex digest}}.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
 
 STAMP = ".verified.json"
+
+
+def file_digest(path: Path, algorithm: str = "md5") -> str:
+    """The hex digest of a file's bytes (hashlib's ``algorithm``), read in 1 MB blocks."""
+    digest = hashlib.new(algorithm)
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def md5_file(path: Path) -> str:
+    return file_digest(path, "md5")
+
+
+def sha256_file(path: Path) -> str:
+    return file_digest(path, "sha256")
 
 
 def _read(folder: Path) -> dict:
@@ -31,8 +50,6 @@ def digest(path: Path, algorithm: str) -> str:
     Raises:
         OSError: the file cannot be read.
     """
-    from explorer.data.sources import file_digest
-
     path = Path(path)
     status = path.stat()
     stamps = _read(path.parent)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from explorer.explore.latent import Projection
+from explorer.evaluate import Projection
 from explorer.explore.posterior import projected_gaussian
 
 HOLE_RATIO = 0.1  # a hole: q(z) below this fraction of p(z) ...

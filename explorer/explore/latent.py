@@ -11,44 +11,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from explorer.evaluate import encode_means
 from explorer.model import BATCH, VAE, in_batches
 from explorer.objectives import autoencoder_terms, elbo_terms
-
-
-@torch.no_grad()
-def encode_means(model: VAE, x: torch.Tensor, batch_size: int = BATCH) -> torch.Tensor:
-    """Posterior means E_q[z|x] (N, z) on the CPU for images x (N, C, H, W) in [0, 1]."""
-    return in_batches(model, lambda xb: model.encode(xb)[0], x, batch_size=batch_size)
-
-
-@dataclass
-class Projection:
-    """A linear map from latent space to the 2-D plane of the scatter."""
-
-    mean: torch.Tensor  # (z,) subtracted before projecting
-    components: torch.Tensor  # (z, 2): columns are the plotted directions
-    explained: list[float]  # PCA: fraction of variance along each plotted direction
-    kind: str  # "identity" for 2-D models, "pca" otherwise
-
-    def __call__(self, z: torch.Tensor) -> torch.Tensor:
-        """(N, z) -> (N, 2)."""
-        return (z - self.mean) @ self.components
-
-
-def fit_projection(means: torch.Tensor) -> Projection:
-    """Identity for 2-D latents; otherwise PCA of the encoded means (top two components)."""
-    dims = means.shape[1]
-    if dims <= 2:
-        return Projection(torch.zeros(dims), torch.eye(dims, 2), [], "identity")
-    centre = means.double().mean(0)
-    centred = means.double() - centre
-    _, s, vh = torch.linalg.svd(centred, full_matrices=False)
-    variance = s.pow(2)
-    explained = (variance[:2] / variance.sum()).tolist()
-    comps = vh[:2].T.contiguous()  # (z, 2)
-    # Fix the signs so that the picture does not flip between runs of the SVD.
-    signs = torch.sign(comps[comps.abs().argmax(0), torch.arange(2)])
-    return Projection(centre.float(), (comps * signs).float(), explained, "pca")
 
 
 @torch.no_grad()
@@ -56,6 +21,21 @@ def decode_mean(model: VAE, z: torch.Tensor, batch_size: int = BATCH) -> torch.T
     """Decoder means (N, C, H, W) for latent points z (N, z), on the CPU, ``batch_size`` at a
     time (memory stays bounded for any N)."""
     return in_batches(model, lambda zb: model.decode(zb).mean, z, batch_size=batch_size)
+
+
+def latent_grid(n: int, lo: float = 0.05, hi: float = 0.95, latent_dim: int = 2) -> torch.Tensor:
+    """The paper's Figure 4 grid: n x n points, linearly spaced in [lo, hi]^2 on the unit square,
+    mapped through the inverse Gaussian CDF. Returns z (n*n, latent_dim), row-major with z_2
+    decreasing down the rows (so the picture reads like a plot); other dimensions are 0."""
+    if not 0 < lo < hi < 1:
+        raise ValueError(f"the grid range must satisfy 0 < lo < hi < 1, got ({lo}, {hi})")
+    q = torch.special.ndtri(torch.linspace(lo, hi, n, dtype=torch.float64)).float()
+    z1, z2 = torch.meshgrid(q, q.flip(0), indexing="xy")  # (n, n): columns vary z1, rows z2
+    z = torch.zeros(n * n, latent_dim)
+    z[:, 0] = z1.reshape(-1)
+    if latent_dim > 1:
+        z[:, 1] = z2.reshape(-1)
+    return z
 
 
 ELBO_DRAWS = 8  # draws of eps per image for the per-image ELBO the pages show; the same for every image
@@ -72,8 +52,6 @@ def manifold(
     Raises:
         ValueError: a range that is not 0 < lo < hi < 1, or an axis the model does not have.
     """
-    from explorer.pictures.images import latent_grid
-
     dims = model.config.latent_dim
     if not all(0 <= a < dims for a in axes):
         raise ValueError(f"the grid's axes {axes} must be latent dimensions 0 to {dims - 1}")

@@ -9,7 +9,8 @@ import math
 import numpy as np
 import torch
 
-from explorer.explore.latent import Projection, decode_mean
+from explorer.evaluate import Projection
+from explorer.explore.latent import decode_mean
 from explorer.model import BATCH, VAE, in_batches
 
 

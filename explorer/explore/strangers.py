@@ -181,7 +181,7 @@ def outlier_images(
     """Synthetic outliers for ``dataset`` (marks + noise, C, H, W): non-digit marks drawn at
     140 pixels and preprocessed the way the dataset made its images, then noise. Seeded."""
     from explorer.data.specs import spec
-    from explorer.pictures.preprocess import preprocess_image
+    from explorer.data.uploads import preprocess_image
 
     drawn = [preprocess_image(image, dataset) for _, image in synthetic_marks(marks, seed, size=140)]
     prepared = noise_pictures(noise, seed, dataset)
@@ -193,8 +193,8 @@ def noise_pictures(n: int, seed: int, dataset: str) -> torch.Tensor:
     uniform, Gaussian, salt and pepper; grey or colour as the dataset is), prepared the way
     ``dataset`` made its images. Pictures that preprocessing refuses (as noise) are left out."""
     from explorer.data.specs import spec
+    from explorer.data.uploads import preprocess_image
     from explorer.errors import ImageError
-    from explorer.pictures.preprocess import preprocess_image
 
     rng = np.random.default_rng(seed + 1)
     channels = spec(dataset).image_shape[0]
@@ -357,11 +357,12 @@ class Judgement:
     elbo_percentile: float  # % of the test images whose ELBO is at or below this one's
     verdict: Verdict
 
-    def to_dict(self) -> dict:
-        """The fields of ``vae-explorer reconstruct --json``: elbo, percentile (of the ELBO),
-        score (strangeness), stranger."""
+    def to_dict(self, key: str = "elbo") -> dict:
+        """The fields of ``vae-explorer reconstruct --json``: the image's figure under ``key``
+        (elbo; an autoencoder's reconstruction term under its own name), percentile (of that
+        figure), score (strangeness), score_percentile, stranger."""
         return {
-            "elbo": round(self.elbo, 4),
+            key: round(self.elbo, 4),
             "percentile": round(self.elbo_percentile, 2),
             "score": round(self.verdict.strangeness, 4),
             "score_percentile": round(self.verdict.percentile, 2),

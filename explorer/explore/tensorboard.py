@@ -25,11 +25,15 @@ class TensorBoardExport:
 
 
 def export_tensorboard(
-    checkpoint: str | os.PathLike, out: str | os.PathLike, limit: int | None = None
+    checkpoint: str | os.PathLike,
+    out: str | os.PathLike,
+    limit: int | None = None,
+    metrics: list[dict] = (),
 ) -> TensorBoardExport:
     """Write the codes (posterior means, (N, z)) of the first ``limit`` test images (default: all)
-    with their labels and a sprite of the images, and the run's curves from its metrics.jsonl
-    (``train/<key>`` per logging step, ``epoch/<key>`` per epoch, by step), into ``out``.
+    with their labels and a sprite of the images, and the run's curves from ``metrics`` (the rows
+    of its metrics.jsonl: ``train/<key>`` per logging step, ``epoch/<key>`` per epoch, by step),
+    into ``out``.
 
     Raises:
         ExplorerError: TensorBoard is not installed, ``out`` is a file, holds files already or
@@ -42,10 +46,9 @@ def export_tensorboard(
             "the TensorBoard export needs the tensorboard package: pip install tensorboard"
         ) from None
     from explorer.checkpoints import dataset_of, load_checkpoint, read_config, resolve
+    from explorer.data.cache import eval_images
     from explorer.data.specs import spec
-    from explorer.evaluate import eval_images
-    from explorer.explore.latent import encode_means
-    from explorer.train.runfolder import RunFolder
+    from explorer.evaluate import encode_means
 
     target = Path(out)
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
@@ -71,7 +74,7 @@ def export_tensorboard(
     try:
         writer.add_embedding(codes, metadata=metadata, metadata_header=header, label_img=x, tag=tag)
         scalars = 0
-        for row in RunFolder(folder).read_metrics() if (folder / "metrics.jsonl").exists() else []:
+        for row in metrics:
             kind = "train" if row.get("type") == "step" else "epoch"
             for key in CURVES:
                 if isinstance(row.get(key), (int, float)):

@@ -68,21 +68,6 @@ def save_png(picture: np.ndarray, path: str | os.PathLike, scale: int = 1) -> Pa
     return path
 
 
-def latent_grid(n: int, lo: float = 0.05, hi: float = 0.95, latent_dim: int = 2) -> torch.Tensor:
-    """The paper's Figure 4 grid: n x n points, linearly spaced in [lo, hi]^2 on the unit square,
-    mapped through the inverse Gaussian CDF. Returns z (n*n, latent_dim), row-major with z_2
-    decreasing down the rows (so the picture reads like a plot); other dimensions are 0."""
-    if not 0 < lo < hi < 1:
-        raise ValueError(f"the grid range must satisfy 0 < lo < hi < 1, got ({lo}, {hi})")
-    q = torch.special.ndtri(torch.linspace(lo, hi, n, dtype=torch.float64)).float()
-    z1, z2 = torch.meshgrid(q, q.flip(0), indexing="xy")  # (n, n): columns vary z1, rows z2
-    z = torch.zeros(n * n, latent_dim)
-    z[:, 0] = z1.reshape(-1)
-    if latent_dim > 1:
-        z[:, 1] = z2.reshape(-1)
-    return z
-
-
 def _rgb(colour: str) -> tuple[int, int, int]:
     """'#1f77b4' or 'rgb(31,119,180)' -> (31, 119, 180)."""
     if colour.startswith("#"):

@@ -1,5 +1,6 @@
 """A user's picture (upload, drawing, file) made into model input the way the model's dataset
-made its own images (see ``explorer.data.specs.Convention``).
+made its own images (its ``explorer.pictures.convention.Convention``; ``explorer.data.uploads``
+looks up a dataset's by name).
 
 For drawings (MNIST's "ink" convention) the steps are:
 
@@ -23,8 +24,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from explorer.data.specs import Convention, spec
 from explorer.errors import ImageError
+from explorer.pictures.convention import Convention
 from explorer.pictures.photos import WORK_SIDE, photo_array, shrink
 from explorer.pictures.reading import open_image, to_grey
 
@@ -356,24 +357,26 @@ def _place(small: np.ndarray, shape: tuple[int, int], convention: Convention) ->
     return field
 
 
-def preprocess_image(source: str | os.PathLike | bytes | Image.Image, dataset: str = "mnist") -> torch.Tensor:
-    """A picture as the images of ``dataset``: (C, H, W) float32 in [0, 1], C the dataset's.
+def prepare_picture(
+    source: str | os.PathLike | bytes | Image.Image,
+    convention: Convention,
+    image_shape: tuple[int, int, int],
+) -> torch.Tensor:
+    """A picture made the way ``convention`` says, as an image of ``image_shape`` (C, H, W):
+    float32 in [0, 1].
 
-    ``source``: a file path, the file's bytes, or an opened PIL image. The steps follow the
-    dataset's convention (``explorer.data.specs``): for MNIST, light ink on black, the main drawing
-    found against the local ground, fitted into 20x20 and placed in 28x28 with its centre of mass
-    at (14, 14); for Fashion-MNIST, the item on a black ground with its longest side 28, centred.
+    ``source``: a file path, the file's bytes, or an opened PIL image. For MNIST's convention:
+    light ink on black, the main drawing found against the local ground, fitted into 20x20 and
+    placed in 28x28 with its centre of mass at (14, 14); for Fashion-MNIST's, the item on a black
+    ground with its longest side 28, centred.
 
     Raises:
         ImageError: unreadable, unsafe or blank pictures, with what to do.
-        ValueError: an unknown dataset.
     """
-    described = spec(dataset)
-    convention = described.convention
-    _, height, width = described.image_shape
+    _, height, width = image_shape
     image = source if isinstance(source, Image.Image) else open_image(source)
     if convention.kind == "photo":
-        picture = photo_array(image, described.image_shape, convention.fit)
+        picture = photo_array(image, image_shape, convention.fit)
         if np.ptp(picture, axis=(1, 2)).max() < MIN_CONTRAST:  # one colour all over
             raise ImageError(BLANK)
         return torch.from_numpy(picture.astype(np.float32))

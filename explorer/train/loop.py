@@ -22,9 +22,9 @@ from tqdm import tqdm
 
 from explorer.checkpoints import load_checkpoint, load_training_state, read_config
 from explorer.config import ModelConfig, TrainConfig
-from explorer.data.cache import binarize_fixed, load_dataset
+from explorer.data.cache import binarize_fixed, eval_images, load_dataset
 from explorer.devices import flush_denormals, pick_device
-from explorer.evaluate import divergence, eval_images, score_key, test_figures
+from explorer.evaluate import divergence, score_key, test_figures
 from explorer.model import VAE, init_paper
 from explorer.train.bounds import BoundCurve
 from explorer.train.distributed import World

@@ -17,7 +17,7 @@ from tqdm import tqdm
 from explorer.checkpoints import read_config, save_checkpoint
 from explorer.config import TrainConfig
 from explorer.errors import ExplorerError
-from explorer.explore.latent import fit_projection
+from explorer.evaluate import fit_projection
 from explorer.model import VAE
 from explorer.train.distributed import World
 from explorer.train.runfolder import SNAPSHOT_SIZE, RunFolder

@@ -10,13 +10,13 @@ to date, and return the run folder.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import replace
 from pathlib import Path
 
 import torch
 
+from explorer.cards import Card
 from explorer.checkpoints import dataset_of, load_checkpoint, read_config, resolve
 from explorer.config import ModelConfig, TrainConfig, check_combination
 from explorer.data.cache import fetch
@@ -176,9 +176,7 @@ def lineage(init_from: str | os.PathLike) -> list[str]:
     commands.txt (and so its model card): the commands in its card.json (a shipped model) or
     commands.txt (a run)."""
     folder = resolve(init_from)
-    try:
-        commands = json.loads((folder / "card.json").read_text())["commands"]
-    except (OSError, ValueError, KeyError, TypeError):
-        commands = RunFolder(folder).read_commands()
+    card = Card.find(folder)  # a shipped model keeps its commands in its card
+    commands = card.commands if card is not None else RunFolder(folder).read_commands()
     made = [c if c.startswith("#") else f"# {c}" for c in commands if c.strip()]
     return [f"# started from the weights of {init_from}" + (", made by:" if made else ""), *made]

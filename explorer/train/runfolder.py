@@ -17,6 +17,7 @@ import re
 import time
 from pathlib import Path
 
+from explorer.checkpoints import runs_root
 from explorer.errors import ExplorerError
 
 MODEL_FILE = "model.safetensors"
@@ -27,11 +28,6 @@ LOG_FILE = "train.log"  # what a run started by the app printed
 LATENTS_DIR = "latents"
 SNAPSHOT_SIZE = 2000  # test images whose latent means are saved every epoch
 RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
-
-
-def runs_root() -> Path:
-    """Where the app keeps runs: ``$VAE_EXPLORER_RUNS`` or ``runs/`` in the working folder."""
-    return Path(os.environ.get("VAE_EXPLORER_RUNS") or "runs").resolve()
 
 
 def check_run_name(name: str) -> str:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import streamlit as st
 
+from explorer.data.uploads import preprocess_image
 from explorer.errors import ImageError
 from explorer.pictures.images import make_grid, png_bytes
-from explorer.pictures.preprocess import preprocess_image
 from explorer.pictures.reading import UPLOAD_TYPES
 from explorer.ui.image_report import verdict_line
 from explorer.ui.models import test_images

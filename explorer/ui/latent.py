@@ -9,7 +9,7 @@ import numpy as np
 import streamlit as st
 import torch
 
-from explorer.explore.latent import Projection
+from explorer.evaluate import Projection
 from explorer.explore.posterior import posterior
 from explorer.model import VAE
 from explorer.pictures.latent_plots import latent_scatter

@@ -19,8 +19,8 @@ from explorer.checkpoints import (
 from explorer.data.cache import load_dataset
 from explorer.data.specs import spec
 from explorer.errors import ExplorerError
-from explorer.evaluate import ACTIVE_UNIT_THRESHOLD, bits_per_dim, latent_stats
-from explorer.explore.latent import encode_means, fit_projection, manifold, manifold_at, reconstruct
+from explorer.evaluate import ACTIVE_UNIT_THRESHOLD, bits_per_dim, encode_means, fit_projection, latent_stats
+from explorer.explore.latent import manifold, manifold_at, reconstruct
 from explorer.explore.strangers import StrangerDetector, fit_detector
 from explorer.model import VAE
 from explorer.pictures.images import ScatterPicture, make_grid, png_bytes

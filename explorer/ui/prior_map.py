@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from explorer.evaluate import ACTIVE_UNIT_THRESHOLD, latent_stats
+from explorer.evaluate import ACTIVE_UNIT_THRESHOLD, Projection, latent_stats
 from explorer.explore.density import HOLE_RADIUS, HOLE_RATIO, density_map
-from explorer.explore.latent import Projection
 from explorer.explore.posterior import posterior
 from explorer.pictures.latent_plots import prior_vs_posterior
 from explorer.pictures.plots import kl_bars

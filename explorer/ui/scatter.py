@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from explorer.explore.latent import Projection
+from explorer.evaluate import Projection
 from explorer.explore.posterior import deterministic, posterior_ellipses
 from explorer.explore.projections import NAMES
 from explorer.pictures.latent_plots import add_outline, add_points, latent_scatter

@@ -12,6 +12,7 @@ import torch
 
 from explorer.checkpoints import dataset_of, read_config
 from explorer.config import (
+    DEVICE_CHOICES,
     MODEL_SETTINGS,
     TRAIN_SETTINGS,
     ModelConfig,
@@ -20,7 +21,6 @@ from explorer.config import (
     check_combination,
 )
 from explorer.data.specs import all_datasets, spec
-from explorer.devices import DEVICE_CHOICES
 from explorer.errors import ExplorerError
 from explorer.ui.models import RUN_PREFIX, folder_of
 
