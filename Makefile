@@ -63,8 +63,10 @@ bench: $(STAMP) browser-deps
 soak: $(STAMP) browser-deps
 	$(PY) bench/soak.py --sessions 10 --seconds 60
 
+# ruff, and the import contract of explorer/ (.importlinter; docs/ARCHITECTURE.md says why).
 lint: $(STAMP)
 	$(VENV)/bin/ruff check explorer tests bench pages app.py
+	PYTHONPATH=. $(VENV)/bin/lint-imports
 
 clean:
 	rm -rf $(VENV) tests/artifacts .pytest_cache

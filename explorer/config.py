@@ -119,7 +119,7 @@ def check_device_name(name: str) -> str:
 DEFAULT_DATASET = "mnist"
 MODELS = ("vae", "ae", "dae")  # the VAE and its two deterministic baselines
 AUTOENCODERS = ("ae", "dae")
-ARCHITECTURES = ("mlp", "conv")
+NETWORKS = ("mlp", "conv")  # the values of ModelConfig.arch: fully connected or convolutional
 LIKELIHOODS = ("bernoulli", "gaussian", "logistic")
 CORRUPTIONS = ("mask", "gaussian")
 ALGORITHMS = ("aevb", "wake-sleep")  # how the parameters are learnt (the paper's Figure 2 compares them)
@@ -141,7 +141,7 @@ class ModelConfig:
                               "latent space as it is", low=2, high=1024, form="Latent size")  # fmt: skip
     arch: str = setting("mlp", "the network: mlp (the paper's fully connected layers) or conv "
                         "(stride-2 convolutions in the encoder, transposed convolutions in the "
-                        "decoder, then the hidden layers)", choices=ARCHITECTURES,
+                        "decoder, then the hidden layers)", choices=NETWORKS,
                         labels=(("mlp", "MLP (the paper's)"), ("conv", "Convolutional")),
                         form="Architecture")  # fmt: skip
     hidden: tuple = setting((512, 512), "widths of the fully connected hidden layers, mirrored in the "
@@ -307,7 +307,8 @@ class TrainConfig:
 MODEL_SETTINGS = settings(ModelConfig)
 TRAIN_SETTINGS = settings(TrainConfig)
 RESUMABLE = tuple(s.name for s in TRAIN_SETTINGS if s.resumable)  # what --resume may change
-ARCHITECTURE = tuple(s.name for s in MODEL_SETTINGS)  # what --init-from takes from its checkpoint
+# Every model setting: what --init-from takes from its checkpoint (none may be given with it).
+ARCHITECTURE_SETTINGS = tuple(s.name for s in MODEL_SETTINGS)
 
 
 def check_combination(model: ModelConfig, train: TrainConfig) -> None:

@@ -18,7 +18,13 @@ from explorer.devices import decoder_floats
 from explorer.errors import ExplorerError
 from explorer.importance import fast_path, importance_log_likelihood_blocked
 from explorer.model import BATCH, VAE, in_batches
-from explorer.objectives import autoencoder_terms, elbo_terms, importance_log_likelihood, iwae_bound
+from explorer.objectives import (
+    autoencoder_terms,
+    elbo_terms,
+    importance_log_likelihood,
+    iwae_bound,
+    kl_standard_normal,
+)
 
 # A mean ELBO below this many nats per pixel (dimension) is a diverged model, not a poor one: a
 # uniform guess of a binary pixel costs ln 2 = 0.69 nats, and the Gaussian decoder's log-variance
@@ -84,7 +90,7 @@ def importance_per_image(
     return in_batches(model, bound, x, batch_size=batch)
 
 
-def divergence(figures: dict[str, float], pixels: int) -> str | None:
+def why_diverged(figures: dict[str, float], pixels: int) -> str | None:
     """Why a run's ``figures`` (train loss, test ELBO, ...: nats per image) say it diverged, in
     words, or None: a figure that is not finite, or a test ELBO below ``DIVERGED_NATS_PER_DIM``
     nats per pixel (``pixels`` per image), what no model that learnt anything scores."""
@@ -174,7 +180,8 @@ def latent_stats(model: VAE, x: torch.Tensor, batch_size: int = BATCH) -> tuple[
         mu, logvar = model.encode(xb)
         if logvar is None:  # an autoencoder: no posterior, no KL
             return mu.double(), torch.zeros_like(mu, dtype=torch.float64)
-        return mu.double(), (-0.5 * (1 + logvar - mu.pow(2) - logvar.exp())).double()
+        per_dim = kl_standard_normal(mu[..., None], logvar[..., None])  # (B, z): each dimension alone
+        return mu.double(), per_dim.double()
 
     mu, kl = in_batches(model, means_and_kl, x, batch_size=batch_size)
     variance = mu.var(0) if len(mu) > 1 else torch.zeros(mu.shape[1], dtype=torch.float64)

@@ -30,7 +30,7 @@ from torch.nn import functional as F
 from explorer.config import ModelConfig
 
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh}
-LEVELS = 255  # an 8-bit image's grey levels are k / 255, k = 0..255
+MAX_LEVEL = 255  # the top of an 8-bit image's 256 grey levels, which are k / 255, k = 0..255
 LOGISTIC_MIN_LOG_SCALE = -7.0  # floor on the logistic's log-scale (PixelCNN++'s)
 
 
@@ -156,7 +156,7 @@ class VAE(nn.Module):
         if self.config.likelihood == "logistic":
             return discretized_logistic_log_prob(x, *self._logistic(params)).sum(-1)
         mean, logvar = self._gaussian(params)
-        return _gaussian_log_density(x, mean, logvar)
+        return log_normal_diag(x, mean, logvar)
 
     def _gaussian(self, params: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mean_logit, logvar = params.chunk(2, dim=-1)
@@ -210,10 +210,13 @@ def init_paper(
         p.copy_(torch.randn(p.shape, generator=generator) * std)
 
 
-def _gaussian_log_density(x: torch.Tensor, mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """log N(x; mean, exp(logvar)) summed over the last dim."""
-    log2pi = 1.8378770664093453
-    return -0.5 * (log2pi + logvar + (x - mean) ** 2 * torch.exp(-logvar)).sum(-1)
+LOG_2PI = math.log(2 * math.pi)
+
+
+def log_normal_diag(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """log N(z; mu, diag(exp(logvar))), summed over the last dim; broadcasts (L, B, z) with (B, z).
+    The Gaussian decoder's p(x|z) (over pixels) and q(z|x) in ``explorer.objectives`` (over z)."""
+    return -0.5 * (LOG_2PI + logvar + (z - mu).pow(2) * torch.exp(-logvar)).sum(-1)
 
 
 def softplus_sum(logits: torch.Tensor, spare: torch.Tensor | None = None) -> torch.Tensor:
@@ -271,7 +274,7 @@ def discretized_logistic_log_prob(
     PixelCNN++, eq. 2, on [0, 1] instead of [-1, 1]). The masses of the 256 bins sum to 1, so this
     is a probability, not a density: no dequantisation is needed for bits per dimension.
     Where a bin's mass underflows float32 the density at its centre times its width is used."""
-    half = 0.5 / LEVELS
+    half = 0.5 / MAX_LEVEL
     centred = x - loc
     inv_scale = torch.exp(-log_scale)
     plus, minus = inv_scale * (centred + half), inv_scale * (centred - half)
@@ -280,7 +283,7 @@ def discretized_logistic_log_prob(
     mass = torch.sigmoid(plus) - torch.sigmoid(minus)
     mid = inv_scale * centred
     log_density_mid = mid - log_scale - 2.0 * F.softplus(mid)
-    inner = torch.where(mass > 1e-5, torch.log(mass.clamp(min=1e-12)), log_density_mid - math.log(LEVELS))
+    inner = torch.where(mass > 1e-5, torch.log(mass.clamp(min=1e-12)), log_density_mid - math.log(MAX_LEVEL))
     return torch.where(x < half, log_cdf_plus, torch.where(x > 1 - half, log_one_minus_cdf_minus, inner))
 
 
@@ -309,7 +312,7 @@ class DiscretizedLogistic(Distribution):
         shape = self._extended_shape(torch.Size(sample_shape))
         u = torch.rand(shape, dtype=self.loc.dtype, device=self.loc.device).clamp(1e-6, 1 - 1e-6)
         x = self.loc + torch.exp(self.log_scale) * (torch.log(u) - torch.log1p(-u))
-        return (x.clamp(0.0, 1.0) * LEVELS).round() / LEVELS
+        return (x.clamp(0.0, 1.0) * MAX_LEVEL).round() / MAX_LEVEL
 
 
 # Running a model over a dataset a batch at a time: bounded memory for any number of images.

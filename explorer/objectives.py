@@ -13,11 +13,10 @@ from typing import NamedTuple
 
 import torch
 
-from explorer.model import VAE
+from explorer.model import LOG_2PI, VAE, log_normal_diag
 
 ESTIMATORS = ("analytic", "mc")  # estimator B (analytic KL) and estimator A (generic Monte Carlo)
 OBJECTIVES = ("elbo", "iwae")  # the SGVB bound, or the importance-weighted bound L_K as training loss
-LOG_2PI = math.log(2 * math.pi)
 
 
 def kl_standard_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -26,11 +25,6 @@ def kl_standard_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     Paper, Appendix B: -KL = 1/2 sum_j (1 + log sigma_j^2 - mu_j^2 - sigma_j^2).
     """
     return -0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(-1)
-
-
-def log_normal_diag(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """log N(z; mu, diag(exp(logvar))), summed over the last dim; broadcasts (L, B, z) with (B, z)."""
-    return -0.5 * (LOG_2PI + logvar + (z - mu).pow(2) * torch.exp(-logvar)).sum(-1)
 
 
 def log_standard_normal(z: torch.Tensor) -> torch.Tensor:

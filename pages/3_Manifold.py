@@ -3,6 +3,7 @@
 import streamlit as st
 
 from explorer.explore.latent import grid_extent
+from explorer.explore.traversals import informative_order
 from explorer.pictures.plots import manifold_figure
 from explorer.ui.beside import companion_picker, grid_values, grids_side_by_side, samples_side_by_side
 from explorer.ui.live import live_decoder, runs_in_browser, server_decoder
@@ -45,14 +46,15 @@ lo, hi = st.sidebar.slider(
 companion = companion_picker(choice, config)
 axis_a, axis_b = 0, min(1, dims - 1)  # a 2-D model's grid reads like its map: z1 across, z2 up
 if dims > 2:
-    # The most informative dimensions first: by KL for a VAE, by the codes' spread for an autoencoder.
-    by_kl = sorted(range(dims), key=lambda j: -(kl[j] if variational else variance[j]))
+    informative = informative_order(kl, variance)  # by KL; an autoencoder's by the codes' spread
     measure = lambda j: f"KL {kl[j]:.2f} nats" if variational else f"variance {variance[j]:.2f}"  # noqa: E731
     name = lambda j: f"z{j + 1} ({measure(j)}{'' if active[j] else ', inactive'})"  # noqa: E731
     axis_a = st.sidebar.selectbox(
-        "Grid: horizontal dimension", by_kl, 0, format_func=name, key=f"ax-{choice}"
+        "Grid: horizontal dimension", informative, 0, format_func=name, key=f"ax-{choice}"
     )
-    axis_b = st.sidebar.selectbox("Grid: vertical dimension", by_kl, 1, format_func=name, key=f"ay-{choice}")
+    axis_b = st.sidebar.selectbox(
+        "Grid: vertical dimension", informative, 1, format_func=name, key=f"ay-{choice}"
+    )
     st.sidebar.caption("Ordered by KL: inactive units carry nothing, so a grid along one shows one image.")
 st.title("Manifold")
 on_map = "; the star shows where it lies, the dashed outline where the grid lies"
@@ -107,7 +109,7 @@ with right:
     else:
         server_decoder(
             model,
-            sorted(range(dims), key=lambda j: -kl[j]),
+            informative_order(kl, variance),
             key=f"server-{choice}",
             reach=map_reach(latent_map(*key, dataset)[0]),
             caption="the decoder's mean at this z (a convolutional decoder runs on the server: each "
@@ -120,10 +122,7 @@ if companion is not None and not bad_range and not (dims > 1 and axis_a == axis_
         other_axes = (axis_a, axis_b)
     else:  # the companion's own two most informative dimensions
         o_kl, o_var, _ = latent_activity(*model_key(companion[0]), dataset)
-        order = sorted(
-            range(other), key=lambda j: -(o_kl[j] if companion[1].config.variational else o_var[j])
-        )
-        other_axes = (order[0], order[1])
+        other_axes = tuple(informative_order(o_kl, o_var)[:2])
     st.divider()
     st.subheader(f"Beside {companion[0]}")
     axes_pair = [(axis_a, axis_b), other_axes]

@@ -21,6 +21,17 @@ MANIFOLD = "pages/3_Manifold.py"
 RECONSTRUCT = "pages/4_Reconstruct.py"
 DRAW = "pages/5_Draw.py"
 INTERPOLATE = "pages/6_Interpolate.py"
+TRAVERSALS = "pages/7_Traversals.py"
+TITLES = {
+    "app.py": "VAE Explorer",
+    TRAIN: "Train",
+    LATENT: "Latent space",
+    MANIFOLD: "Manifold",
+    RECONSTRUCT: "Reconstruct",
+    DRAW: "Draw",
+    INTERPOLATE: "Interpolate",
+    TRAVERSALS: "Traversals and attribute vectors",
+}
 
 
 def page(name: str = "app.py") -> AppTest:
@@ -110,6 +121,26 @@ def png(image: Image.Image) -> bytes:
     buf = io.BytesIO()
     image.save(buf, format="PNG")
     return buf.getvalue()
+
+
+def pictures_shown(at: AppTest) -> int:
+    """How many pictures the page drew: images, plotly charts and in-browser decoders."""
+    return sum(len(at.get(kind)) for kind in ("image", "plotly_chart", "bidi_component"))
+
+
+def assert_page_shows_the_model(at: AppTest, name: str, drawings: bool = True) -> None:
+    """The page ``name`` ran to its output for the chosen model: no exception or error, its
+    title, and pictures of the model's work (the Train page: its form). ``drawings``: False for a
+    model of photographs, whose Draw page says instead that it takes no drawings."""
+    assert not at.exception, (name, [e.value for e in at.exception])
+    assert not at.error, (name, [e.value for e in at.error])
+    assert [t.value for t in at.title] == [TITLES[name]], name
+    if name == TRAIN:
+        assert at.get_by_key("start-training") is not None
+    elif name == DRAW and not drawings:
+        assert any("are not drawings" in i.value for i in at.info), name
+    else:
+        assert pictures_shown(at) > 0, name
 
 
 def captions(at: AppTest) -> list[str]:

@@ -9,7 +9,7 @@ from torch.distributions import AffineTransform, Normal, SigmoidTransform, Trans
 
 from explorer.config import ModelConfig
 from explorer.evaluate import bits_per_dim, evaluate
-from explorer.model import LEVELS, VAE, discretized_logistic_log_prob
+from explorer.model import MAX_LEVEL, VAE, discretized_logistic_log_prob
 
 
 @pytest.mark.parametrize("shape", [(3, 32, 32), (1, 28, 28), (1, 28, 20), (3, 17, 9), (3, 64, 48)])
@@ -59,13 +59,13 @@ def _logistic_cdf(v, loc, scale):
 
 @pytest.mark.parametrize("loc,log_scale", [(0.5, -3.0), (0.02, -4.5), (0.97, -2.0), (0.3, 0.5), (1.4, -6.0)])
 def test_discretized_logistic_is_a_probability_over_the_256_levels(loc, log_scale):
-    levels = torch.arange(LEVELS + 1, dtype=torch.float64) / LEVELS
+    levels = torch.arange(MAX_LEVEL + 1, dtype=torch.float64) / MAX_LEVEL
     loc_t = torch.full_like(levels, loc)
     log_scale_t = torch.full_like(levels, log_scale)
     logp = discretized_logistic_log_prob(levels, loc_t, log_scale_t)
     assert torch.logsumexp(logp, 0).item() == pytest.approx(0.0, abs=1e-6)  # the bins sum to 1
     # each bin's mass is the logistic's CDF difference across it; the ends reach to -inf, +inf
-    half = 0.5 / LEVELS
+    half = 0.5 / MAX_LEVEL
     upper = torch.where(levels > 1 - half, torch.tensor(math.inf, dtype=torch.float64), levels + half)
     lower = torch.where(levels < half, torch.tensor(-math.inf, dtype=torch.float64), levels - half)
     scale = torch.exp(log_scale_t)

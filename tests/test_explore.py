@@ -8,11 +8,13 @@ import numpy as np
 import pytest
 import torch
 
+from explorer.evaluate import latent_stats
 from explorer.explore.neighbours import nearest
 from explorer.explore.traversals import (
     analogy,
     attribute_vector,
     factor_correlations,
+    informative_order,
     label_mean,
     traversal,
     traversal_dims,
@@ -49,7 +51,28 @@ def test_a_traversal_moves_one_dimension_per_row():
     z = torch.cat(seen)
     assert z[:3, 2].tolist() == [-1.0, 0.0, 1.0] and (z[:3, :2] == base[:2]).all()
     assert z[3:, 0].tolist() == [-1.0, 0.0, 1.0] and (z[3:, 1:] == base[1:]).all()
-    assert traversal_dims([0.1, 3.0, 0.0, 2.0], [True, True, False, True]) == ([1, 3, 0], [2])
+    assert traversal_dims([0.1, 3.0, 0.0, 2.0], [9, 9, 9, 9], [True, True, False, True]) == ([1, 3, 0], [2])
+    # An autoencoder (no KL): its rows by the code's spread
+    assert traversal_dims([0.0] * 4, [0.5, 0.1, 0.0, 2.0], [True, True, False, True]) == ([3, 0, 1], [2])
+
+
+def test_a_conv_autoencoders_dimensions_come_by_code_variance_not_index():
+    """The Manifold page's server-side sliders (a conv decoder) and its axes, and the Traversals
+    rows, come most informative first. An autoencoder has no KL (all zero): by its code's spread."""
+    torch.manual_seed(0)
+    shape = dict(image_shape=(1, 8, 8), channels=(4,), hidden=(8,), latent_dim=4)
+    config = ModelConfig(model="ae", arch="conv", **shape)
+    model = VAE(config).eval()
+    with torch.no_grad():  # the code's spread planted per dimension: dimension 2 widest, then 0
+        head = model.enc_head
+        head.weight.mul_(torch.tensor([3.0, 0.1, 10.0, 1.0])[:, None])
+    variance, kl = latent_stats(model, torch.rand(200, 1, 8, 8))
+    assert kl.abs().sum() == 0
+    order = informative_order(kl.tolist(), variance.tolist())
+    assert order == torch.argsort(variance, descending=True).tolist() and order[:2] == [2, 0]
+    assert order != sorted(order)  # not index order
+    # A VAE goes by its KL, whatever its codes' spread.
+    assert informative_order([0.5, 2.0, 0.0], [9.0, 0.1, 5.0]) == [1, 0, 2]
 
 
 def test_factor_correlations_find_a_planted_factor_even_when_it_wraps():

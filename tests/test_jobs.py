@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import tomllib
 
+from explorer.errors import ExplorerError
 from explorer.pictures.reading import MAX_UPLOAD_BYTES
 from explorer.train.jobs import JobRegistry
 from tests.browser import free_port
@@ -43,7 +44,7 @@ def test_a_restarted_app_finds_the_running_job_and_can_stop_it(tmp_path):
         time.sleep(0.1)
     view = second.view("long")
     assert view.active and view.state == "running" and view.total_steps == 50 * 300
-    with pytest.raises(Exception, match="already training"):
+    with pytest.raises(ExplorerError, match="run 'long' is already training; watch it or stop it first"):
         second.start("long", args, resume=True)
     second.stop("long")
     deadline = time.time() + 60

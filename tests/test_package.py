@@ -1,5 +1,7 @@
 """The package root: its public names, imported when used, and settings that load no torch."""
 
+import importlib
+import inspect
 import subprocess
 import sys
 
@@ -10,8 +12,11 @@ import explorer
 
 def test_every_public_name_resolves():
     assert set(explorer.__all__) == {*explorer._HOMES, "__version__"}
-    for name in explorer.__all__:
-        assert getattr(explorer, name) is not None, name
+    for name, home in explorer._HOMES.items():  # the very object of its home module, a class or function
+        value = getattr(explorer, name)
+        assert value is getattr(importlib.import_module(f"explorer.{home}"), name), name
+        assert isinstance(value, type) or inspect.isfunction(value), name
+    assert explorer.__version__ == importlib.import_module("explorer.version").__version__
     from explorer.train.run import start_run
 
     assert explorer.start_run is start_run  # the function, not a module of that name

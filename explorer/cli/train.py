@@ -1,16 +1,16 @@
 """``vae-explorer train``: its flags come from the settings in ``explorer.config`` (one flag per
-setting, with its type, bounds, choices, unit and default), and so do the rules of ``--resume``
+setting, with its type, bounds, choices, unit and default). The command parses them and makes one
+call, ``explorer.train.run.start_or_resume``, which owns the run folder, the rules of ``--resume``
 (only resumable settings may change) and ``--init-from`` (the architecture comes from the
-checkpoint)."""
+checkpoint) and the checks; ``--nproc`` restarts the command under torchrun once those passed."""
 
 from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 
 from explorer.cli.args import EXIT_INTERRUPTED, device, number, widths
-from explorer.config import ARCHITECTURE, MODEL_SETTINGS, RESUMABLE, TRAIN_SETTINGS, Setting
+from explorer.config import MODEL_SETTINGS, TRAIN_SETTINGS, Setting
 from explorer.errors import ExplorerError
 
 COMMAND_ENV = "VAE_EXPLORER_COMMAND_LINE"  # set for the processes `train --nproc` starts
@@ -77,98 +77,32 @@ def add_train_parser(sub) -> None:
     )  # fmt: skip
 
 
-def _flags(names, last: str = ",") -> str:
-    """``--a, --b and --c`` (``last="and"``) or ``--a, --b, --c``: sorted flag names, in words."""
-    flags = ["--" + name.replace("_", "-") for name in sorted(names)]
-    if last == "and" and len(flags) > 1:
-        return ", ".join(flags[:-1]) + " and " + flags[-1]
-    return ", ".join(flags)
-
-
 def _given(args, settings) -> dict:
     return {s.name: getattr(args, s.name) for s in settings if getattr(args, s.name) is not None}
 
 
 def cmd_train(args) -> int | None:
-    from explorer.config import ModelConfig, TrainConfig
-    from explorer.data.specs import spec
-    from explorer.train.run import resume_run, start_run
-    from explorer.train.runfolder import RunFolder
+    from explorer.train.run import start_or_resume
 
-    model_values, train_values = _given(args, MODEL_SETTINGS), _given(args, TRAIN_SETTINGS)
-    if args.resume:
-        # Flags that repeat the run's own settings change nothing: they are dropped, not refused.
-        saved = _saved_settings(_run_folder(args))
-        model_values = {k: v for k, v in model_values.items() if saved.get(k) != v}
-        train_values = {k: v for k, v in train_values.items() if k in RESUMABLE or saved.get(k) != v}
-        fixed = (set(model_values) | set(train_values)) - set(RESUMABLE)
-        if fixed or args.init_from:
-            flags, allowed = _flags(fixed) or "--init-from", _flags(RESUMABLE, "and")
-            raise ExplorerError(
-                f"a resumed run keeps its settings; {flags} cannot change (only {allowed} can). "
-                "Start a new run with --out to train with other settings."
-            )
-    if args.init_from and set(model_values) & set(ARCHITECTURE):
-        shaped = _flags(set(model_values) & set(ARCHITECTURE))
-        raise ExplorerError(
-            f"--init-from takes the architecture of {args.init_from}; {shaped} cannot be given with it."
-        )
-    if args.nproc != 1:
-        _launch_processes(args)
-    out, progress = _run_folder(args), False if args.no_progress else None
-    if args.resume:
-        folder = resume_run(out, progress=progress, command=args.command_line, **train_values)
-    else:
-        cfg = TrainConfig(**train_values)
-        described = spec(cfg.dataset)
-        model_config = ModelConfig(
-            **{"likelihood": described.likelihood, **model_values, "image_shape": described.image_shape}
-        )
-        folder = start_run(
-            out, model_config, cfg, init_from=args.init_from, progress=progress, command=args.command_line
-        )
+    done = start_or_resume(
+        out=args.out,
+        name=args.name,
+        resume=args.resume,
+        init_from=args.init_from,
+        model_values=_given(args, MODEL_SETTINGS),
+        train_values=_given(args, TRAIN_SETTINGS),
+        progress=False if args.no_progress else None,
+        command=args.command_line,
+        before_training=(lambda: _launch_processes(args)) if args.nproc != 1 else None,
+    )
     if os.environ.get("RANK", "0") != "0":  # with several processes, one says it
         return None
-    state = (RunFolder(folder).read_status() or {}).get("state")
-    print(f"run saved in {folder}")
-    if state == "stopped":  # a stop signal: checkpointed, not finished
-        print(f"stopped before the last epoch; go on with: vae-explorer train --resume {folder}",
+    print(f"run saved in {done.folder}")
+    if done.stopped:  # a stop signal: checkpointed, not finished
+        print(f"stopped before the last epoch; go on with: vae-explorer train --resume {done.folder}",
               file=sys.stderr)  # fmt: skip
         return EXIT_INTERRUPTED
     return None
-
-
-def _saved_settings(out: str) -> dict:
-    """The model and training settings of the run in ``out`` (tuples as tuples), or {} when it
-    has none (resume_run then says so)."""
-    from explorer.checkpoints import read_config
-
-    try:
-        saved = read_config(out)
-    except ExplorerError:
-        return {}
-    flat = {**(saved.get("model") or {}), **(saved.get("train") or {})}
-    return {k: tuple(v) if isinstance(v, list) else v for k, v in flat.items()}
-
-
-def _run_folder(args) -> str:
-    """The run's folder: --out, --resume RUN (a folder, or the name of a run in runs/) or
-    runs/NAME for --name NAME."""
-    out = args.resume if isinstance(args.resume, str) else args.out
-    if isinstance(args.resume, str) and not Path(out).exists() and "/" not in out:
-        from explorer.train.runfolder import runs_root
-
-        if (runs_root() / out).is_dir():  # --resume NAME, as --name NAME created it
-            out = str(runs_root() / out)
-    if args.name is not None:
-        from explorer.train.runfolder import check_run_name, runs_root
-
-        if out is not None:
-            raise ExplorerError("give either --name or --out (or --resume RUN), not both")
-        out = str(runs_root() / check_run_name(args.name))
-    if out is None:
-        raise ExplorerError("give the run folder with --out runs/NAME, --name NAME or --resume RUN")
-    return out
 
 
 def _launch_processes(args) -> None:

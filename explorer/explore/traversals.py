@@ -18,10 +18,22 @@ CATEGORICAL = {"shape"}  # factors that are class indices, not quantities
 WEAK = 0.3  # below this |r| (or eta), a dimension is said to follow no single factor
 
 
-def traversal_dims(activity: list[float], active: list[bool]) -> tuple[list[int], list[int]]:
-    """(active dimensions ordered by ``activity`` (mean KL, or an autoencoder's code variance),
-    largest first; the inactive ones in index order)."""
-    ordered = sorted((j for j, a in enumerate(active) if a), key=lambda j: -activity[j])
+def informative_order(kl: list[float], code_variance: list[float]) -> list[int]:
+    """The latent dimensions, most informative first: by mean KL(q(z_j|x) || N(0, 1)) (nats),
+    the information a VAE's code carries in that dimension; where the KL is zero throughout (an
+    autoencoder, which has no posterior, or a VAE whose every unit collapsed) by the variance of
+    the code over the data instead. Ties keep index order. The one rule for the Manifold page's
+    axes, its server-side sliders and the Traversals page's rows."""
+    activity = kl if any(k > 0 for k in kl) else code_variance
+    return sorted(range(len(activity)), key=lambda j: -activity[j])
+
+
+def traversal_dims(
+    kl: list[float], code_variance: list[float], active: list[bool]
+) -> tuple[list[int], list[int]]:
+    """(the active dimensions, most informative first (``informative_order``); the inactive ones
+    in index order)."""
+    ordered = [j for j in informative_order(kl, code_variance) if active[j]]
     return ordered, [j for j, a in enumerate(active) if not a]
 
 

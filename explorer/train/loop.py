@@ -24,7 +24,7 @@ from explorer.checkpoints import load_checkpoint, load_training_state, read_conf
 from explorer.config import ModelConfig, TrainConfig
 from explorer.data.cache import binarize_fixed, eval_images, load_dataset
 from explorer.devices import flush_denormals, pick_device
-from explorer.evaluate import divergence, score_key, test_figures
+from explorer.evaluate import score_key, test_figures, why_diverged
 from explorer.model import VAE, init_paper
 from explorer.train.bounds import BoundCurve
 from explorer.train.distributed import World
@@ -62,7 +62,7 @@ class StopRequest:
 
 
 @dataclass
-class Data:
+class RunImages:
     """A run's images on its device: the training set (grey levels in [0, 1]) and the test set
     (binarised once with a fixed seed where the model is binary)."""
 
@@ -74,7 +74,7 @@ class Data:
     bound_train_x: torch.Tensor | None = None  # (N', C, H, W) the fixed training subset of the bound curve
 
     @classmethod
-    def load(cls, cfg: TrainConfig, model_config: ModelConfig, device: torch.device) -> Data:
+    def load(cls, cfg: TrainConfig, model_config: ModelConfig, device: torch.device) -> RunImages:
         images = load_dataset(cfg.dataset, "train").images[: cfg.limit]
         if tuple(images.shape[1:]) != model_config.image_shape:
             model_config.image_shape = tuple(images.shape[1:])
@@ -133,9 +133,9 @@ class Trainer:
             self.device = torch.device("cuda", world.local_rank)
         self.record = Recorder(run, cfg, world, self.device)
         torch.manual_seed(cfg.seed)
-        self.data = Data.load(cfg, model_config, self.device)
+        self.data = RunImages.load(cfg, model_config, self.device)
         capturable = graph_possible(self.device, world.distributed, cfg.optimizer)
-        self.model, self.optimizer, self.at = _starting_state(
+        self.model, self.optimizer, self.position = _starting_state(
             run, model_config, cfg, self.device, capturable, world.main, resume, init
         )
         self.step_runner = make_step_runner(
@@ -145,7 +145,7 @@ class Trainer:
         self.stop_now = False
         self.curve = None
         if cfg.bound_points:
-            samples = self.at.step * self.data.batch
+            samples = self.position.step * self.data.batch
             self.curve = BoundCurve(
                 self.data.bound_train_x, self.data.test_x, cfg.bound_points, cfg.seed, samples
             )
@@ -154,37 +154,38 @@ class Trainer:
 
     def run(self) -> bool:
         """Train to the configured number of epochs; True when stopped early by a signal."""
-        if self.at.epoch >= self.cfg.epochs:
+        if self.position.epoch >= self.cfg.epochs:
             return False
         if not self.record.run.has_snapshot_labels():
             self.snapshot()  # epoch 0 of a new run: the latent space before any training
         with StopRequest() as stop:
             start = time.perf_counter()
-            while self.at.epoch < self.cfg.epochs and not self.stop_now:
+            while self.position.epoch < self.cfg.epochs and not self.stop_now:
                 self.epoch(stop, start)
         return self.stop_now
 
     def epoch(self, stop: StopRequest, start: float) -> None:
         """The rest of the current epoch: steps, a metrics line every log_every steps, then the
         epoch's test figures, snapshot and checkpoint (or, stopped mid-epoch, a checkpoint)."""
-        at, number, total = self.at, self.at.epoch + 1, self.data.steps_per_epoch
-        if at.perm is None or at.pos == 0:
-            at.perm, at.pos = torch.randperm(len(self.data.train_x), device=self.device), 0
+        position, number, total = self.position, self.position.epoch + 1, self.data.steps_per_epoch
+        if position.perm is None or position.pos == 0:
+            position.perm, position.pos = torch.randperm(len(self.data.train_x), device=self.device), 0
         meter = Meter(self.device)
         desc, quiet = (
             f"epoch {number}/{self.cfg.epochs}",
             None if self.progress is None else not self.progress,
         )
-        with tqdm(total=total, initial=at.pos, desc=desc, disable=quiet, leave=False) as bar:
-            while at.pos < total and not self.stop_now:
-                meter.add(self.train_step(at.perm[at.pos * self.data.batch : (at.pos + 1) * self.data.batch]))
-                at.pos, at.step = at.pos + 1, at.step + 1
+        with tqdm(total=total, initial=position.pos, desc=desc, disable=quiet, leave=False) as bar:
+            while position.pos < total and not self.stop_now:
+                batch = self.data.batch
+                meter.add(self.train_step(position.perm[position.pos * batch : (position.pos + 1) * batch]))
+                position.pos, position.step = position.pos + 1, position.step + 1
                 bar.update(1)
-                if self.curve is not None and self.curve.due(at.step * self.data.batch):
+                if self.curve is not None and self.curve.due(position.step * self.data.batch):
                     self.bound_point(number, start)
                 # One process alone checks its stop request every step; several agree on it at the
                 # log steps (every process must take part in the same collectives).
-                log_now = at.step % self.cfg.log_every == 0
+                log_now = position.step % self.cfg.log_every == 0
                 if not self.world.distributed:
                     self.stop_now = stop.requested
                     log_now = log_now or self.stop_now
@@ -193,7 +194,7 @@ class Trainer:
                     bar.set_postfix(loss=f"{loss:.2f}")
         if self.world.distributed and not self.stop_now:
             self.stop_now = self.world.any(stop.requested, self.device)
-        if at.pos < total:  # stopped mid-epoch: checkpoint the position
+        if position.pos < total:  # stopped mid-epoch: checkpoint the position
             self.save()
             return
         self.end_epoch(number, meter, start)
@@ -216,9 +217,10 @@ class Trainer:
     def bound_point(self, epoch: int, start: float) -> None:
         """A point of the bound curve (``explorer.train.bounds``): the ELBO of the fixed training subset
         and of the test set at this many training samples, as a "bound" metrics line."""
-        point = self.curve.evaluate(self.model, self.at.step * self.data.batch)
-        elapsed = self.at.seconds + time.perf_counter() - start
-        self.record.metrics(dict(type="bound", epoch=epoch, step=self.at.step, **point, seconds=elapsed))
+        point = self.curve.evaluate(self.model, self.position.step * self.data.batch)
+        elapsed = self.position.seconds + time.perf_counter() - start
+        step = self.position.step
+        self.record.metrics(dict(type="bound", epoch=epoch, step=step, **point, seconds=elapsed))
 
     def log_step(self, epoch: int, meter: Meter, stop: StopRequest, start: float) -> float:
         """Write a step line of the mean (loss, recon, kl) since the last one; returns the loss."""
@@ -228,53 +230,57 @@ class Trainer:
             sums, self.stop_now = summed[:3] / self.world.size, bool(summed[3] > 0)
         loss, recon, kl = (sums / steps).tolist()  # the one sync per log step
         if not math.isfinite(loss):
-            raise self.record.diverged(f"at step {self.at.step} (loss {loss})")
+            raise self.record.diverged(f"at step {self.position.step} (loss {loss})")
         rate = steps * self.data.batch / max(seconds, 1e-9)
-        row = dict(type="step", epoch=epoch, step=self.at.step, samples=self.at.step * self.data.batch,
+        step = self.position.step
+        row = dict(type="step", epoch=epoch, step=step, samples=step * self.data.batch,
                    train_loss=loss, recon=recon, kl=kl)  # fmt: skip
-        elapsed = self.at.seconds + time.perf_counter() - start
+        elapsed = self.position.seconds + time.perf_counter() - start
         self.record.metrics({**row, "seconds": elapsed, "samples_per_s": rate})
         return loss
 
     def end_epoch(self, epoch: int, meter: Meter, start: float) -> None:
         """The epoch's metrics line, snapshot and checkpoint, unless the run has diverged."""
-        self.at.pos, self.at.epoch = 0, epoch
+        self.position.pos, self.position.epoch = 0, epoch
         sums, steps, epoch_seconds = meter.take_epoch()
         loss, recon, kl = self.world.sum(sums / max(steps, 1)).div_(self.world.size).tolist()
         test = self.test()
-        broken = divergence({"train_loss": loss, **test}, self.model.config.pixels)
+        broken = why_diverged({"train_loss": loss, **test}, self.model.config.pixels)
         if broken:  # this epoch is not kept
             raise self.record.diverged(f"in epoch {epoch}: {broken}")
         score = test[score_key(self.model.config.variational)]
-        self.at.best = score if self.at.best is None else max(self.at.best, score)
+        self.position.best = score if self.position.best is None else max(self.position.best, score)
         # The line goes first: if the process dies before the checkpoint is saved, --resume drops
         # every line past the previous checkpoint's step and runs this epoch again.
-        row = dict(type="epoch", epoch=epoch, step=self.at.step, samples=self.at.step * self.data.batch,
+        step = self.position.step
+        row = dict(type="epoch", epoch=epoch, step=step, samples=step * self.data.batch,
                    train_loss=loss, recon=recon, kl=kl)  # fmt: skip
-        times = {"seconds": self.at.seconds + time.perf_counter() - start, "epoch_seconds": epoch_seconds}
+        elapsed = self.position.seconds + time.perf_counter() - start
+        times = {"seconds": elapsed, "epoch_seconds": epoch_seconds}
         rate = steps * self.data.batch / max(epoch_seconds, 1e-9)
         self.record.metrics({**row, **test, **times, "samples_per_s": rate})
         self.snapshot()
         self.save()
-        if self.progress is not False and not _said(_epoch_line(epoch, self.cfg, loss, test, epoch_seconds)):
+        line = _epoch_line(epoch, self.cfg, loss, test, epoch_seconds)
+        if self.progress is not False and not _print_above_bar(line):
             self.progress = False  # nobody reads any more (`| head`): the run goes on, silently
 
     # -- what an epoch leaves behind, and what the run says -------------------------------------
 
     def test(self) -> dict[str, float]:
         """This epoch's test figures (``explorer.evaluate.test_figures``), seeded by run and epoch."""
-        seed = self.cfg.seed * 100_003 + self.at.epoch
+        seed = self.cfg.seed * 100_003 + self.position.epoch
         return test_figures(
             self.model, self.data.test_x, self.cfg.objective, self.cfg.samples, seed, self.world
         )
 
     def snapshot(self) -> None:
         """The latent snapshot of this epoch (``Recorder.snapshot``)."""
-        self.record.snapshot(self.model, self.data.test_x, self.data.snapshot_labels, self.at.epoch)
+        self.record.snapshot(self.model, self.data.test_x, self.data.snapshot_labels, self.position.epoch)
 
     def save(self) -> None:
         """Checkpoint the model, the optimiser and the position."""
-        self.record.save(self.model, self.optimizer, self.at)
+        self.record.save(self.model, self.optimizer, self.position)
 
     def report(self, state: str) -> None:
         """Write status.json: the state, where training stands, and how it trains (processes, and
@@ -282,7 +288,8 @@ class Trainer:
         where = self.world.describe() if self.world.distributed else f"single process on {self.device}"
         path = f"{where}, {self.step_runner.path}" if self.device.type == "cuda" else where
         steps = self.data.steps_per_epoch
-        self.record.status(state, epochs=self.cfg.epochs, steps_per_epoch=steps, step=self.at.step, path=path)
+        step = self.position.step
+        self.record.status(state, epochs=self.cfg.epochs, steps_per_epoch=steps, step=step, path=path)
 
     def _path_settled(self, path: str) -> None:
         if self.progress is not False and self.world.main:
@@ -290,7 +297,7 @@ class Trainer:
         self.report("running")  # now saying whether the graph was kept
 
 
-def _said(line: str) -> bool:
+def _print_above_bar(line: str) -> bool:
     """Print a line above any progress bar; False when the reader has gone (a closed pipe)."""
     try:
         tqdm.write(line)
@@ -330,11 +337,11 @@ def _resume_position(run: RunFolder, optimizer, lr: float, main: bool, device: t
     """Where the run in ``run`` stopped: its position and random state, the optimiser's state
     (at the learning rate ``lr`` from here on), and its metrics cut back to the checkpoint."""
     saved = read_config(run.path)
-    at = Position(epoch=saved["epoch"], step=saved["step"], best=saved.get("best_test_elbo"))
-    at.restore(load_training_state(run.path, optimizer, at.step), device)
+    position = Position(epoch=saved["epoch"], step=saved["step"], best=saved.get("best_test_elbo"))
+    position.restore(load_training_state(run.path, optimizer, position.step), device)
     for group in optimizer.param_groups:  # the saved state carries the old rate
         group["lr"] = lr
     if main:
-        rows = run.truncate_metrics(at.step)
-        at.seconds = rows[-1]["seconds"] if rows else 0.0
-    return at
+        rows = run.truncate_metrics(position.step)
+        position.seconds = rows[-1]["seconds"] if rows else 0.0
+    return position

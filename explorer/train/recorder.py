@@ -86,7 +86,7 @@ class Recorder:
         finally:
             model.train()
 
-    def save(self, model: VAE, optimizer: torch.optim.Optimizer, at: Position) -> None:
+    def save(self, model: VAE, optimizer: torch.optim.Optimizer, position: Position) -> None:
         """Checkpoint the model, the optimiser and the position (rank 0 writes; all agree it did).
 
         Raises:
@@ -94,23 +94,23 @@ class Recorder:
                 (the previous checkpoint is intact).
         """
         if not all(bool(torch.isfinite(p).all()) for p in model.parameters()):
-            raise self.diverged(f"by step {at.step}: the weights are no longer finite")
+            raise self.diverged(f"by step {position.step}: the weights are no longer finite")
         failed = None
         if self.world.main:
             try:
                 save_checkpoint(
                     self.run.path,
                     model,
-                    epoch=at.epoch,
-                    step=at.step,
+                    epoch=position.epoch,
+                    step=position.step,
                     train_config=asdict(self.cfg),
-                    best_test_elbo=at.best,
+                    best_test_elbo=position.best,
                     optimizer=optimizer,
-                    rng=at.rng(self.device),
+                    rng=position.rng(self.device),
                 )
             except OSError as exc:  # disk full, permissions, a vanished folder
                 failed = ExplorerError(
-                    f"could not save the checkpoint of step {at.step} in {self.run.path}: "
+                    f"could not save the checkpoint of step {position.step} in {self.run.path}: "
                     f"{exc.strerror or exc}; {self.kept('intact')}. Fix the cause, then continue "
                     "with --resume."
                 )

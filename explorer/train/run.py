@@ -1,30 +1,145 @@
-"""Start a run, or resume one: the two ways into the trainer (``explorer.train.loop``).
+"""Start a run, or resume one: the ways into the trainer (``explorer.train.loop``).
 
-``start_run`` trains a new model into a run folder (from random weights, or from a checkpoint's
-with ``init_from``: fine-tuning); ``resume_run`` continues a run from its last checkpoint, and may
-change only the settings marked resumable in ``explorer.config`` (epochs, learning rate, objective,
-samples). Both check everything they can before anything is written (the folder, the device, the
-memory one step needs), record how the run was made in its commands.txt, keep its status.json up
-to date, and return the run folder.
+``start_or_resume`` is what ``vae-explorer train`` calls with the settings a person gave: it
+finds the run folder (``--out``, ``--name``, ``--resume RUN``), holds a resume or an
+``--init-from`` to its rules (only resumable settings change; the architecture comes from the
+checkpoint), fills in what the dataset implies, and starts or resumes. ``start_run`` trains a new
+model into a run folder (from random weights, or from a checkpoint's with ``init_from``:
+fine-tuning); ``resume_run`` continues a run from its last checkpoint, and may change only the
+settings marked resumable in ``explorer.config`` (epochs, learning rate, objective, samples).
+Both check everything they can before anything is written (the folder, the device, the memory
+one step needs), record how the run was made in its commands.txt, keep its status.json up to
+date, and return the run folder.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import replace
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
 
 from explorer.cards import Card
 from explorer.checkpoints import dataset_of, load_checkpoint, read_config, resolve
-from explorer.config import ModelConfig, TrainConfig, check_combination
+from explorer.config import (
+    ARCHITECTURE_SETTINGS,
+    RESUMABLE,
+    ModelConfig,
+    TrainConfig,
+    check_combination,
+)
 from explorer.data.cache import fetch
+from explorer.data.specs import spec
 from explorer.devices import check_step_fits, pick_device
 from explorer.errors import ExplorerError
 from explorer.train.distributed import World, join
 from explorer.train.loop import Trainer
-from explorer.train.runfolder import RunFolder
+from explorer.train.runfolder import RunFolder, check_run_name, runs_root
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a training command ended."""
+
+    folder: Path  # the run folder
+    stopped: bool  # a stop signal ended it before its last epoch (checkpointed: resume it)
+
+
+def start_or_resume(
+    *,
+    out: str | os.PathLike | None = None,
+    name: str | None = None,
+    resume: str | bool | None = None,
+    init_from: str | os.PathLike | None = None,
+    model_values: dict | None = None,
+    train_values: dict | None = None,
+    progress: bool | None = None,
+    command: str | None = None,
+    before_training: Callable[[], None] | None = None,
+) -> Outcome:
+    """Train as a person asked: a new run into ``out`` (or runs/``name``), or, with ``resume``
+    (True: the run in ``out``; a string: a run folder or a run's name), go on with one.
+    ``model_values`` and ``train_values`` are the settings given (by field name; the others take
+    their defaults, the dataset's likelihood and image shape, or on resume the run's own).
+    ``before_training`` runs once everything is checked and before anything is written (the CLI
+    starts its processes there).
+
+    Raises:
+        ExplorerError: no run folder or two of them, a run name that is not allowed, a setting
+            a resume or ``init_from`` may not change, or whatever ``start_run`` and
+            ``resume_run`` refuse.
+    """
+    model_values, train_values = dict(model_values or {}), dict(train_values or {})
+    folder = run_folder(out, name, resume)
+    if resume:
+        # Settings that repeat the run's own change nothing: they are dropped, not refused.
+        saved = _saved_settings(folder)
+        model_values = {k: v for k, v in model_values.items() if saved.get(k) != v}
+        train_values = {k: v for k, v in train_values.items() if k in RESUMABLE or saved.get(k) != v}
+        fixed = (set(model_values) | set(train_values)) - set(RESUMABLE)
+        if fixed or init_from:
+            flags, allowed = _flags(fixed) or "--init-from", _flags(RESUMABLE, "and")
+            raise ExplorerError(
+                f"a resumed run keeps its settings; {flags} cannot change (only {allowed} can). "
+                "Start a new run with --out to train with other settings."
+            )
+    if init_from and set(model_values) & set(ARCHITECTURE_SETTINGS):
+        shaped = _flags(set(model_values) & set(ARCHITECTURE_SETTINGS))
+        raise ExplorerError(
+            f"--init-from takes the architecture of {init_from}; {shaped} cannot be given with it."
+        )
+    if before_training is not None:
+        before_training()
+    if resume:
+        folder = resume_run(folder, progress=progress, command=command, **train_values)
+    else:
+        cfg = TrainConfig(**train_values)
+        described = spec(cfg.dataset)
+        shaped = {"likelihood": described.likelihood, **model_values, "image_shape": described.image_shape}
+        model_config = ModelConfig(**shaped)
+        folder = start_run(folder, model_config, cfg, init_from=init_from, progress=progress, command=command)
+    return Outcome(folder, (RunFolder(folder).read_status() or {}).get("state") == "stopped")
+
+
+def run_folder(out: str | os.PathLike | None, name: str | None, resume: str | bool | None) -> Path:
+    """The run's folder: ``out``, ``resume`` when it names a run (a folder, or the name of a run
+    in the runs root) or the runs root's ``name``.
+
+    Raises:
+        ExplorerError: none given, or two; a name that is not allowed.
+    """
+    folder = resume if isinstance(resume, str) else out
+    if isinstance(resume, str) and not Path(resume).exists() and "/" not in resume:
+        if (runs_root() / resume).is_dir():  # --resume NAME, as --name NAME created it
+            folder = runs_root() / resume
+    if name is not None:
+        if folder is not None:
+            raise ExplorerError("give either --name or --out (or --resume RUN), not both")
+        folder = runs_root() / check_run_name(name)
+    if folder is None:
+        raise ExplorerError("give the run folder with --out runs/NAME, --name NAME or --resume RUN")
+    return Path(folder)
+
+
+def _saved_settings(folder: Path) -> dict:
+    """The model and training settings of the run in ``folder`` (tuples as tuples), or {} when it
+    has none (``resume_run`` then says so)."""
+    try:
+        saved = read_config(folder)
+    except ExplorerError:
+        return {}
+    flat = {**(saved.get("model") or {}), **(saved.get("train") or {})}
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in flat.items()}
+
+
+def _flags(names, last: str = ",") -> str:
+    """``--a, --b and --c`` (``last="and"``) or ``--a, --b, --c``: sorted flag names, in words."""
+    flags = ["--" + name.replace("_", "-") for name in sorted(names)]
+    if last == "and" and len(flags) > 1:
+        return ", ".join(flags[:-1]) + " and " + flags[-1]
+    return ", ".join(flags)
 
 
 def start_run(

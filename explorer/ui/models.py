@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import math
 
 import streamlit as st
 import torch
 
+from explorer.cards import Card, Measured
 from explorer.checkpoints import (
     MODEL_FILE,
     dataset_of,
@@ -268,98 +268,83 @@ def test_reconstructions(path: str, mtime_ns: int, dataset: str):
     return reconstruct(cached_model(path, mtime_ns), test_images(dataset)[0])
 
 
-def _count(n) -> str:
+def _count(n: int | None) -> str:
     """A card's count as people write it (10,000), or "?" where the card has none."""
-    return f"{n:,}" if isinstance(n, int) else "?"
+    return f"{n:,}" if n is not None else "?"
 
 
-def _machine(hardware) -> str:
-    """The machine part of a card's hardware line (before the first ';'); the rest (threads per
-    leg and the like) stays in card.json."""
-    machine = str(hardware or "").split(";")[0].strip()
-    return machine or "?"
-
-
-def _fid(card: dict) -> tuple[float, str, str] | None:
-    """(FID, its label naming the features, a note) from a card's ``sample_quality``, or None."""
-    quality = (card or {}).get("sample_quality") or {}
-    measured, floor = quality.get("model") or {}, quality.get("test_vs_train") or {}
-    if not isinstance(measured.get("value"), (int, float)):
+def _fid(card: Card) -> tuple[float, str, str] | None:
+    """(FID, its label naming the features, a note) from a card's sample quality, or None."""
+    fid = card.sample_quality
+    if fid is None:
         return None
-    note = (
-        f"FID of {measured.get('generated', 'samples')} against {measured.get('real', 'the test set')}, "
-        f"in the features of the {measured.get('feature_source', '?')}"
-    )
-    if isinstance(floor.get("value"), (int, float)):
-        note += f"; the test set against the training set scores {floor['value']:.2f}"
-    if measured.get("features") == "classifier":
+    note = f"FID of {fid.generated} against {fid.real}, in the features of the {fid.feature_source}"
+    if fid.floor is not None:
+        note += f"; the test set against the training set scores {fid.floor:.2f}"
+    if fid.features == "classifier":
         note += ". Not comparable with the Inception FID of papers."
-    return measured["value"], f"FID ({measured.get('features', '?')} features)", note
+    return fid.value, f"FID ({fid.features} features)", note
 
 
-def _autoencoder_card(out: dict, config: dict) -> dict:
-    """An autoencoder's headline figures: its reconstruction term (a run's best_test_elbo holds
-    it), and no ELBO or NLL."""
-    recon = out.get("recon", out["elbo"])
-    note = out["note"]
-    if "recon" not in out:  # a run's record, not a card
-        note = (
-            f"Best test log p(x|z) (the reconstruction term) during training, after "
-            f"{config.get('epoch', '?')} epochs; an autoencoder has no ELBO or NLL."
+def _measured(card: Card, ev: Measured) -> dict:
+    """The headline figures of a card's evaluation, with the note that says how they were had."""
+    trained = (
+        f"Trained for {card.epochs if card.epochs is not None else '?'} epochs on {card.machine or '?'}."
+    )
+    if ev.elbo is None and ev.recon is not None:  # an autoencoder's card
+        note = f"Measured on {_count(ev.n)} test images. {trained}"
+        return {"elbo": None, "nll": None, "recon": ev.recon, "nll_label": "", "note": note}
+    note = (
+        f"Measured on {_count(ev.n)} test images; NLL with K = {_count(ev.k)} importance samples. {trained}"
+    )
+    if card.target_nll is not None and ev.nll is not None:
+        gap = ev.nll - card.target_nll
+        verdict = "met" if gap <= 0 else f"not met, {gap:.1f} nats short"
+        note += f" Target: NLL <= {card.target_nll:g} nats ({verdict})."
+    if ev.binarized is False and ev.likelihood == "bernoulli":
+        note += (
+            " A Bernoulli decoder of grey or colour levels (cross-entropy): its NLL is a score "
+            "to compare models by, not a normalised likelihood of the images."
         )
-    return {**out, "elbo": None, "nll": None, "recon": recon, "note": note}
+    return {"elbo": ev.elbo, "nll": ev.nll, "nll_label": f"Test NLL, K={ev.k} (nats)", "note": note}
+
+
+def _from_training(config: dict) -> dict:
+    """A run's headline figures without a card: its best test figure during training."""
+    epochs = config.get("epoch", "?")
+    variational = (config.get("model") or {}).get("model", "vae") == "vae"
+    if not variational:  # the run's best_test_elbo holds an autoencoder's reconstruction term
+        note = (
+            f"Best test log p(x|z) (the reconstruction term) during training, after {epochs} epochs; "
+            "an autoencoder has no ELBO or NLL."
+        )
+        return {"elbo": None, "nll": None, "recon": config.get("best_test_elbo"), "note": note}
+    note = (
+        f"Best test ELBO during training, after {epochs} epochs. Run `vae-explorer evaluate` for the "
+        "importance-sampled NLL."
+    )
+    return {"elbo": config.get("best_test_elbo"), "nll": None, "nll_label": "Test NLL (nats)", "note": note}
 
 
 def model_card(choice: str, config: dict) -> dict:
-    """Headline figures for the Home page: from card.json (shipped models, measured by
-    ``vae-explorer evaluate``) or from the run's own record (test ELBO during training)."""
-    path = folder_of(choice) / "card.json"
-    try:
-        card = json.loads(path.read_text())
-    except (OSError, ValueError):
-        card = None
-    if card and "evaluation" in card:
-        ev = card["evaluation"]
-        note = (
-            f"Measured on {_count(ev.get('n'))} test images; NLL with K = {_count(ev.get('k'))} "
-            f"importance samples. Trained for {card.get('epochs', '?')} epochs "
-            f"on {_machine(card.get('hardware'))}."
-        )
-        target = card.get("target") or {}
-        if isinstance(target.get("nll"), (int, float)) and isinstance(ev.get("nll"), (int, float)):
-            gap = ev["nll"] - target["nll"]
-            verdict = "met" if gap <= 0 else f"not met, {gap:.1f} nats short"
-            note += f" Target: NLL <= {target['nll']:g} nats ({verdict})."
-        if ev.get("binarized") is False and ev.get("likelihood", "bernoulli") == "bernoulli":
-            note += (
-                " A Bernoulli decoder of grey or colour levels (cross-entropy): its NLL is a score "
-                "to compare models by, not a normalised likelihood of the images."
-            )
-        out = {
-            "elbo": ev.get("elbo"),
-            "nll": ev.get("nll"),
-            "nll_label": f"Test NLL, K={ev.get('k')} (nats)",
-            "note": note,
-        }
-        if ev.get("elbo") is None and ev.get("recon") is not None:  # an autoencoder's card
-            out["recon"] = ev["recon"]
-            out["note"] = (
-                f"Measured on {_count(ev.get('n'))} test images. Trained for {card.get('epochs', '?')} "
-                f"epochs on {_machine(card.get('hardware'))}."
-            )
-        out["fid"] = _fid(card)
+    """Headline figures for the Home page, formatted from the model's ``Card`` (shipped models,
+    measured by ``vae-explorer evaluate``) or from the run's own record (test ELBO during
+    training)."""
+    card = Card.find(folder_of(choice))
+    evaluation = card.evaluation if card is not None else None
+    out = {"fid": None, "recon": None, "nll_label": "Test NLL (nats)"}
+    if evaluation is not None:
+        out.update(_measured(card, evaluation), fid=_fid(card))
     else:
-        out = {
-            "fid": None,
-            "elbo": config.get("best_test_elbo"),
-            "nll": None,
-            "nll_label": "Test NLL (nats)",
-            "note": f"Best test ELBO during training, after {config.get('epoch', '?')} epochs. "
-            f"Run `vae-explorer evaluate` for the importance-sampled NLL.",
-        }
+        out.update(_from_training(config))
     model = config.get("model") or {}
     if model.get("model", "vae") != "vae":  # an autoencoder: no ELBO, no NLL, no bits/dim
-        return _autoencoder_card(out, config)
+        return {
+            **out,
+            "elbo": None,
+            "nll": None,
+            "recon": out["recon"] if out["recon"] is not None else out["elbo"],
+        }
     likelihood = model.get("likelihood", "bernoulli")
     if likelihood != "bernoulli" and out["elbo"] is not None:  # colour and grey-level data: bits/dim
         dims = math.prod(model.get("image_shape") or (1, 28, 28))

@@ -55,8 +55,8 @@ def traversal_tab(
 ) -> None:
     """One row per active dimension, largest KL (an autoencoder: code variance) first."""
     kl, variance, active = latent_activity(*key, dataset)
-    activity = kl if model.config.variational else variance
-    dims, inactive = traversal_dims(activity, active)
+    dims, inactive = traversal_dims(kl, variance, active)
+    activity = kl if model.config.variational else variance  # the figure each row shows
     reach = st.slider(
         "Sweep each dimension over" if model.config.variational else "Sweep each dimension over (code sds)",
         0.5,
