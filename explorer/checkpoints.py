@@ -3,8 +3,7 @@
 A checkpoint is a folder:
 - ``model.safetensors``: the weights, with the model config, epoch and step in its metadata and
   the sha256 of its tensor data, so the file is self-describing and self-verifying;
-- ``train_state.safetensors``: optimiser state and random-number-generator states for ``--resume``
-  (pretrained folders leave it out);
+- ``train_state.safetensors``: optimiser and random states for ``--resume`` (not shipped);
 - ``config.json``: a readable copy of model + training config, epoch, step, best test ELBO,
   library version and each file's sha256.
 
@@ -45,8 +44,7 @@ def pretrained_root() -> Path:
 
 
 def runs_root() -> Path:
-    """Where runs are kept: ``$VAE_EXPLORER_RUNS`` or ``runs/`` in the working folder. A bare name
-    given for a checkpoint is looked for here (``resolve``), after the shipped models."""
+    """Where runs are kept (``resolve`` looks for a bare name here): ``$VAE_EXPLORER_RUNS`` or runs/."""
     return Path(os.environ.get("VAE_EXPLORER_RUNS") or "runs").resolve()
 
 

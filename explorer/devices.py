@@ -98,11 +98,10 @@ def flush_denormals() -> bool:
     mode.
 
     Why: Adam's running averages of gradients that are rarely non-zero (MNIST's near-border pixels)
-    decay into the denormal range, and x86 CPUs work on denormals many times more slowly. On the
-    2-core bench host a 784-512-512-2 training step went from 11.0 ms to 7.5-9.1 ms with this and
-    two smaller changes, the fused Adam update from 2.2 to 0.85-1.25 ms (bench/README.md). What
-    is lost: values below 1.2e-38, 38 orders of magnitude below any parameter or gradient that
-    moves a figure. CUDA and MPS are unaffected.
+    decay into the denormal range, and x86 CPUs work on denormals many times more slowly (what it
+    saves a training step and the fused Adam update: bench/README.md, denormals). What is lost:
+    values below 1.2e-38, 38 orders of magnitude below any parameter or gradient that moves a
+    figure. CUDA and MPS are unaffected.
     """
     import torch
 

@@ -225,8 +225,8 @@ def softplus_sum(logits: torch.Tensor, spare: torch.Tensor | None = None) -> tor
     overwritten) saves an allocation.
 
     Written with ``log`` rather than ``log1p`` (which ``F.softplus`` and BCE-with-logits call): on
-    CPUs PyTorch vectorises ``exp`` and ``log`` but not ``log1p`` (about 1.3 against 5 ns per
-    value on the bench host). 1 + e^-|l| lies in [1, 2], so ``log`` loses at most one rounding
+    CPUs PyTorch vectorises ``exp`` and ``log`` but not ``log1p`` (the figures: bench/README.md,
+    L_K). 1 + e^-|l| lies in [1, 2], so ``log`` loses at most one rounding
     (6e-8 in float32) per value to ``log1p``: under 1e-4 nats over 784 pixels, the size of float32
     summation's own error (tests/test_importance.py checks it against float64 softplus).
     """

@@ -68,8 +68,8 @@ def entry() -> None:
     exit that skips the interpreter's teardown.
 
     Once torch (and the torch._dynamo that torch.optim imports) is loaded, Python's teardown of
-    those thousands of modules takes 0.8 s on the 2-core bench host, after everything is written
-    (bench/README.md, start-up). Every file a command writes is closed (checkpoints and run files
+    those thousands of modules takes most of a second, after everything is written (the figure:
+    bench/README.md, start-up). Every file a command writes is closed (checkpoints and run files
     are written atomically and synced) before ``main`` returns; here the exit handlers run, other
     non-daemon threads are joined and both streams flushed, as at a normal exit, and then the
     process ends without the teardown (the operating system frees its memory). ``main`` itself,

@@ -362,13 +362,10 @@ def prepare_picture(
     convention: Convention,
     image_shape: tuple[int, int, int],
 ) -> torch.Tensor:
-    """A picture made the way ``convention`` says, as an image of ``image_shape`` (C, H, W):
-    float32 in [0, 1].
-
-    ``source``: a file path, the file's bytes, or an opened PIL image. For MNIST's convention:
-    light ink on black, the main drawing found against the local ground, fitted into 20x20 and
-    placed in 28x28 with its centre of mass at (14, 14); for Fashion-MNIST's, the item on a black
-    ground with its longest side 28, centred.
+    """A picture (a file path, the file's bytes, or an opened PIL image) made the way
+    ``convention`` says, as an image of ``image_shape`` (C, H, W), float32 in [0, 1]. MNIST's:
+    light ink on black, the main drawing fitted into 20x20 and placed in 28x28 with its centre of
+    mass at (14, 14); Fashion-MNIST's: the item on black, its longest side 28, centred.
 
     Raises:
         ImageError: unreadable, unsafe or blank pictures, with what to do.
