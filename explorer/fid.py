@@ -21,7 +21,6 @@ Images go in as (N, C, H, W) floats in [0, 1]; generated images are decoder mean
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
@@ -32,12 +31,12 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from explorer.cards import Card
 from explorer.errors import ExplorerError
 from explorer.model import BATCH
 
 FEATURES = ("classifier", "inception")
 CLASSIFIER_FILE = "classifier.safetensors"
-CLASSIFIER_CARD = "card.json"
 FEATURE_WIDTH = 64  # the classifier's penultimate layer: the features FID is computed on
 POOLED = 4  # the classifier pools its last feature map to POOLED x POOLED, whatever the image size
 
@@ -108,7 +107,7 @@ def load_classifier(dataset: str) -> tuple[FeatureClassifier, dict]:
             f"no feature classifier for {dataset} in {folder.parent}: train one with "
             f"'vae-explorer classifier {dataset} --out {folder}', or use --fid-features inception"
         )
-    card = json.loads((folder / CLASSIFIER_CARD).read_text())
+    card = Card.read(folder).fields  # how it was trained, and the shape to build
     model = FeatureClassifier(card["channels"], card["classes"])
     try:
         model.load_state_dict(load_file(str(folder / CLASSIFIER_FILE)))
@@ -188,8 +187,7 @@ def train_classifier(
     weights = {k: v.contiguous() for k, v in model.state_dict().items()}
     save_file(weights, str(folder / f".{CLASSIFIER_FILE}.tmp"))
     os.replace(folder / f".{CLASSIFIER_FILE}.tmp", folder / CLASSIFIER_FILE)
-    (folder / f".{CLASSIFIER_CARD}.tmp").write_text(json.dumps(card, indent=2) + "\n")
-    os.replace(folder / f".{CLASSIFIER_CARD}.tmp", folder / CLASSIFIER_CARD)
+    Card(card).write(folder)  # atomically, as every card is written
     return card
 
 
