@@ -144,6 +144,8 @@ def assert_page_shows_the_model(at: AppTest, name: str, drawings: bool = True) -
         assert at.get_by_key("start-training") is not None
     elif name == DRAW and not drawings:
         assert any("are not drawings" in i.value for i in at.info), name
+    elif name == TRAVERSALS and not pictures_shown(at):  # an untrained model: nothing to sweep
+        assert any(w.value.startswith("No active unit") for w in at.warning), name
     else:
         assert pictures_shown(at) > 0, name
 
