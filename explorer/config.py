@@ -103,7 +103,8 @@ AUTOENCODERS = ("ae", "dae")
 ARCHITECTURES = ("mlp", "conv")
 LIKELIHOODS = ("bernoulli", "gaussian", "logistic")
 CORRUPTIONS = ("mask", "gaussian")
-ALGORITHMS = ("aevb", "wake-sleep")  # how the parameters are learnt (the paper's Figure 2 compares them)
+ALGORITHMS = ("aevb", "wake-sleep", "mcem")  # how the parameters are learnt (the paper's Figures 2, 3)
+BOUND_ESTIMATORS = ("elbo", "paper-hmc")  # what the log-spaced points of a run measure
 INITS = ("default", "paper")  # PyTorch's layer initialisation, or the paper's N(0, 0.01)
 
 
@@ -205,9 +206,12 @@ class TrainConfig:
     algorithm: str = setting("aevb", "how encoder and decoder are learnt: aevb (the paper's Algorithm 1, "
                              "one gradient of the SGVB estimate for both) or wake-sleep (Hinton et al. "
                              "1995: the decoder on log p(x|z) at z ~ q(z|x), the encoder on log q(z|x) "
-                             "at dreamt (z, x) ~ p(z) p(x|z)); both report the same ELBO",
+                             "at dreamt (z, x) ~ p(z) p(x|z)); both report the same ELBO; or mcem "
+                             "(Monte Carlo EM, the paper's Figure 3: no encoder, a Hybrid Monte Carlo "
+                             "chain per training image, 5 decoder updates per minibatch)",
                              choices=ALGORITHMS,
-                             labels=(("aevb", "AEVB (SGVB gradient)"), ("wake-sleep", "Wake-sleep")),
+                             labels=(("aevb", "AEVB (SGVB gradient)"), ("wake-sleep", "Wake-sleep"),
+                                     ("mcem", "Monte Carlo EM (HMC)")),
                              form="Algorithm")  # fmt: skip
     init: str = setting("default", "a new model's weights: default (PyTorch's layer initialisation) or "
                         "paper (every weight and bias drawn from N(0, 0.01), standard deviation 0.01: "
@@ -249,6 +253,10 @@ class TrainConfig:
                                 "test set at this many log-spaced counts of training samples per "
                                 "decade (the x-axis of the paper's Figure 2); 0: only at epoch ends",
                                 unit="points per decade", low=0, high=100)  # fmt: skip
+    bound_estimator: str = setting("elbo", "what those points measure: elbo (the SGVB bound, one draw "
+                                   "per image) or paper-hmc (the marginal likelihood by the paper's "
+                                   "Appendix D estimator: HMC posterior samples; slow, for small "
+                                   "latent spaces)", choices=BOUND_ESTIMATORS)  # fmt: skip
     bound_train_images: int = setting(10_000, "size of the fixed training subset those evaluations "
                                       "use (the first N training images, binarised once)",
                                       unit="images", low=1)  # fmt: skip
@@ -267,14 +275,15 @@ class TrainConfig:
                 f"masking noise hides a fraction of the pixels: its level must be below 1, not "
                 f"{self.corruption_level:g}"
             )
-        if self.algorithm == "wake-sleep" and (self.objective != "elbo" or self.samples != 1):
+        if self.algorithm != "aevb" and (self.objective != "elbo" or self.samples != 1):
             raise ValueError(
-                "wake-sleep learns from one draw z ~ q(z|x) per image and reports the ELBO: "
-                "use --objective elbo --samples 1 with --algorithm wake-sleep"
+                f"{self.algorithm} does not train on an SGVB bound with L draws: use --objective elbo "
+                f"--samples 1 with --algorithm {self.algorithm}"
             )
-        if self.algorithm == "wake-sleep" and self.beta != 1.0:
+        if self.algorithm != "aevb" and self.beta != 1.0:
             raise ValueError(
-                f"wake-sleep has no KL weight: set beta to 1 (not {self.beta:g}) or use --algorithm aevb"
+                f"{self.algorithm} has no KL weight: set beta to 1 (not {self.beta:g})"
+                " or use --algorithm aevb"
             )
         from explorer.devices import check_device_name  # the one list of devices
 

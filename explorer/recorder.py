@@ -33,6 +33,7 @@ class Position:
     perm: torch.Tensor | None = None  # the current epoch's permutation
     best: float | None = None  # best test ELBO so far (nats)
     seconds: float = 0.0  # training time of earlier sessions of this run
+    chains: dict | None = None  # Monte Carlo EM's chain states ("chains.*" tensors), saved with the state
 
     def rng(self, device: torch.device) -> dict[str, torch.Tensor]:
         """The random state and the position in the epoch, as tensors for the checkpoint."""
@@ -41,7 +42,7 @@ class Position:
             rng["cuda"] = torch.cuda.get_rng_state(device)
         if self.perm is not None:
             rng["perm"] = self.perm.cpu()
-        return rng
+        return {**rng, **(self.chains or {})}
 
     def restore(self, rng: dict[str, torch.Tensor], device: torch.device) -> None:
         """Set the random state and the position in the epoch from a checkpoint's ``rng``."""
@@ -50,6 +51,7 @@ class Position:
             torch.cuda.set_rng_state(rng["cuda"], device)
         self.pos = int(rng["pos"][0])
         self.perm = rng["perm"].to(device) if "perm" in rng else None
+        self.chains = {k: v for k, v in rng.items() if k.startswith("chains.")} or None
 
 
 class Recorder:

@@ -24,7 +24,7 @@ def test_counts_are_log_spaced_with_the_asked_points_per_decade():
         assert len(decade) == per_decade
         ratios = np.diff(np.log10(counts))
         assert np.allclose(ratios, 1 / per_decade, atol=2e-3)
-    assert log_spaced_count(next_index(0, 8), 8) == 1000  # the first point
+    assert log_spaced_count(next_index(0, 8), 8) == 10_000  # the first point
     assert log_spaced_count(next_index(10_000, 8), 8) == 13_335  # strictly above what was reached
 
 
@@ -43,6 +43,7 @@ def frey(tmp_path, monkeypatch):
     _write_frey(tmp_path / "frey_rawface.mat")
     monkeypatch.setenv("VAE_EXPLORER_FREY_MAT", str(tmp_path / "frey_rawface.mat"))
     monkeypatch.setattr(figure2, "TRIAL_SAMPLES", 1_000)  # "the first few iterations", shortened
+    monkeypatch.setattr("explorer.bounds.FIRST_COUNT", 1_000)  # points from 10^3 samples on
     monkeypatch.setattr(figure2, "BOUND_TRAIN_IMAGES", 300)
     monkeypatch.setattr(figure2, "HIDDEN", {**figure2.HIDDEN, "frey-face": 16})
     return tmp_path
