@@ -55,8 +55,8 @@ def start_point(models: list[str]) -> tuple[str, dict] | None:
         [NEW_MODEL, *models],
         key="start-from",
         help="Fine-tune a shipped model or one of your runs: the new run starts from its weights "
-        "and takes its architecture and dataset, with a fresh optimiser. (To continue a run "
-        "with its own optimiser state, use `vae-explorer train --resume`.)",
+        "and takes its architecture and dataset, with a fresh optimiser. (To continue a stopped "
+        "or finished run with its own optimiser state, choose it under Run below and press Resume.)",
     )
     if st.session_state.get("start-choice") != choice:
         # Another start point: its architecture and recipe replace what the form showed (widgets
