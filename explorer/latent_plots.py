@@ -45,6 +45,18 @@ def class_traces(points, labels, label_names=None, kind: str = "scattergl", inde
     return traces
 
 
+def fitted_ranges(points, pad: float = 0.05) -> tuple[list[float], list[float]]:
+    """x and y ranges holding every point of ``points`` (N, 2), with ``pad`` of the span each
+    side (a span of at least 1e-3, so that a single point still gets an axis)."""
+    points = np.asarray(points, dtype=float).reshape(-1, 2)
+    points = points[np.isfinite(points).all(axis=1)]
+    if not len(points):
+        return [-3.0, 3.0], [-3.0, 3.0]
+    lo, hi = points.min(axis=0), points.max(axis=0)
+    margin = pad * np.maximum(hi - lo, 1e-3)
+    return [float(lo[0] - margin[0]), float(hi[0] + margin[0])], [float(lo[1] - margin[1]), float(hi[1] + margin[1])]
+
+
 def latent_scatter(
     points: Sequence[Sequence[float]],
     labels: Sequence[int],
@@ -73,20 +85,26 @@ def latent_scatter(
                 },
             }
         )
+    xrange, yrange = fitted_ranges(points)
     layout = {
         "height": height,
         # A top margin for plotly's toolbar: at 10 pixels it covered the legend's first entry.
         "margin": {"l": 40, "r": 10, "t": 36, "b": 40},
         "showlegend": True,
+        # The legend lists the classes only (overlays stay out of it, see OVERLAY), so the plot
+        # area keeps its size whatever is drawn on the map; the ranges are the data's, so the
+        # axes hold still too, and a click lands on the dot under the pointer.
         "legend": {"itemsizing": "constant", "y": 1, "yanchor": "top"},
         "dragmode": "pan",
         "uirevision": "scatter",
-        "xaxis": {"title": {"text": axis_titles[0]}, "constrain": "domain"},
+        "xaxis": {"title": {"text": axis_titles[0]}, "constrain": "domain", "range": xrange, "autorange": False},
         "yaxis": {
             "title": {"text": axis_titles[1]},
             "constrain": "domain",
             "scaleanchor": "x",
             "scaleratio": 1,
+            "range": yrange,
+            "autorange": False,
         },
     }
     # Built from plain dicts without plotly's validators: ten times faster for thousands of
@@ -98,7 +116,32 @@ def latent_scatter(
 # -- overlays on the latent scatter -----------------------------------------------------------------
 # The scatter's dots are WebGL ("scattergl"), and plotly paints its WebGL layer above every SVG
 # ("scatter") trace: an SVG overlay would vanish under a dense cluster. So every overlay is WebGL
-# too, added after the dots: painted in trace order, it lies on top.
+# too, added after the dots: painted in trace order, it lies on top. Overlays stay out of the
+# legend (a legend that grows shrinks the plot area, and every dot moves); their names are
+# labels in boxes on the map, and the page's caption says what they are.
+OVERLAY = {"showlegend": False}
+
+
+def include_points(fig: go.Figure, points) -> None:
+    """Widen the map's fixed axis ranges, where it has them, to hold ``points`` (N, 2): an upload
+    far from the data stays on the map (a click's star, being a dot of the map, changes nothing)."""
+    xr, yr = fig.layout.xaxis.range, fig.layout.yaxis.range
+    if xr is None or yr is None:
+        return
+    (x0, x1), (y0, y1) = fitted_ranges(points, pad=0.08)
+    fig.update_layout(
+        xaxis_range=[min(xr[0], x0), max(xr[1], x1)], yaxis_range=[min(yr[0], y0), max(yr[1], y1)]
+    )
+
+
+def add_label(fig: go.Figure, x: float, y: float, text: str, colour: str = "black") -> None:
+    """A name on the map in a white box with a border of the marker's colour, above its point
+    (annotations are drawn over the WebGL layer, so no dot hides them)."""
+    fig.add_annotation(
+        x=x, y=y, text=text, showarrow=True, arrowhead=0, arrowwidth=1, arrowcolor=colour, ax=0, ay=-26,
+        bgcolor="rgba(255,255,255,0.92)", bordercolor=colour, borderwidth=1.5, borderpad=2,
+        font={"size": 12, "color": "black"},
+    )  # fmt: skip
 
 
 def add_outline(
@@ -115,6 +158,7 @@ def add_outline(
             "y": [round(float(p[1]), 4) for p in points],
             "line": {"color": colour, "width": 2, "dash": dash},
             "hoverinfo": "skip",
+            **OVERLAY,
         }
     )
 
@@ -122,46 +166,51 @@ def add_outline(
 def add_points(
     fig: go.Figure, points, names: Sequence[str], colour: str = "black", symbol: str = "star"
 ) -> None:
-    """Labelled markers (N, 2): an upload, a drawing, the chosen test image."""
-    fig.add_trace(
-        {
-            "type": "scattergl",
-            "mode": "markers+text",
-            "name": "your images" if len(names) > 1 else names[0],
-            "x": [float(p[0]) for p in points],
-            "y": [float(p[1]) for p in points],
-            "text": list(names),
-            "textposition": "top center",
-            "textfont": {"size": 12},
-            "marker": {
-                "symbol": symbol,
-                "size": 16,
-                "color": colour,
-                "line": {"width": 1.5, "color": "white"},
-            },
-            "hovertemplate": "%{text}<br>(%{x:.2f}, %{y:.2f})<extra></extra>",
-        }
-    )
-
-
-def add_path(fig: go.Figure, points, name: str, colour: str = "black") -> None:
-    """An interpolation path (N, 2) with its steps marked and its two ends labelled A and B."""
+    """Markers (N, 2) with a black outline, each named in a box: an upload, a drawing, the chosen
+    test image."""
     xs, ys = [float(p[0]) for p in points], [float(p[1]) for p in points]
     fig.add_trace(
         {
             "type": "scattergl",
-            "mode": "lines+markers+text",
+            "mode": "markers",
+            "name": "your images" if len(names) > 1 else names[0],
+            "x": xs,
+            "y": ys,
+            "text": list(names),
+            "marker": {
+                "symbol": symbol,
+                "size": 18,
+                "color": colour,
+                "line": {"width": 1.5, "color": "white" if colour == "black" else "black"},
+            },
+            "hovertemplate": "%{text}<br>(%{x:.2f}, %{y:.2f})<extra></extra>",
+            **OVERLAY,
+        }
+    )
+    include_points(fig, list(zip(xs, ys)))
+    for x, y, name in zip(xs, ys, names):
+        add_label(fig, x, y, name, colour)
+
+
+def add_path(fig: go.Figure, points, name: str, colour: str = "black") -> None:
+    """An interpolation path (N, 2) with its steps marked and its two ends labelled A and B in
+    boxes above the markers."""
+    xs, ys = [float(p[0]) for p in points], [float(p[1]) for p in points]
+    fig.add_trace(
+        {
+            "type": "scattergl",
+            "mode": "lines+markers",
             "name": name,
             "x": xs,
             "y": ys,
-            "text": ["A"] + [""] * (len(xs) - 2) + ["B"],
-            "textposition": "top center",
-            "textfont": {"size": 14, "color": colour},
             "line": {"color": colour, "width": 2},
             "marker": {"size": 7, "color": colour, "line": {"width": 1, "color": "white"}},
             "hovertemplate": f"{name}<br>(%{{x:.2f}}, %{{y:.2f}})<extra></extra>",
         }
     )
+    include_points(fig, list(zip(xs, ys)))
+    for (x, y), end in (((xs[0], ys[0]), "A"), ((xs[-1], ys[-1]), "B")):
+        add_label(fig, x, y, end, colour)
 
 
 def prior_vs_posterior(dmap, axis_titles: tuple[str, str] = ("z1", "z2"), height: int = 560) -> go.Figure:

@@ -71,7 +71,8 @@ def test_overlays_prior_map_kl_bars_and_animation_are_valid_plotly():
     go.Figure(fig.to_dict())
     outline, point, path = fig.data[-3:]
     assert outline.line.dash == "dash" and list(point.text) == ["drawing"]
-    assert list(path.text) == ["A", "", "B"]
+    assert [a.text for a in fig.layout.annotations] == ["drawing", "A", "B"]  # names in boxes
+    assert not any(t.showlegend for t in fig.data[-3:])  # the legend, and the plot area, keep still
 
     mu = torch.cat([torch.randn(300, 1).abs() + 0.5, torch.randn(300, 1)], 1)
     dmap = density_map(fit_projection(torch.randn(5, 2)), mu, torch.full((300, 2), 0.2), size=41)

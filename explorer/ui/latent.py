@@ -57,7 +57,7 @@ def add_density(
                  "ncontours": 12, "name": "density of the codes"}  # fmt: skip
     grey = [[0, "#444444"], [1, "#444444"]]  # one dark grey: lines that show over any dots
     trace.update(contours={"coloring": "lines"}, colorscale=grey, showscale=False, hoverinfo="skip",
-                 line={"width": 1.2}, showlegend=True)  # fmt: skip
+                 line={"width": 1.2}, showlegend=False)  # fmt: skip
     fig.add_trace(trace)
 
 
