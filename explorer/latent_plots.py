@@ -54,7 +54,8 @@ def fitted_ranges(points, pad: float = 0.05) -> tuple[list[float], list[float]]:
         return [-3.0, 3.0], [-3.0, 3.0]
     lo, hi = points.min(axis=0), points.max(axis=0)
     margin = pad * np.maximum(hi - lo, 1e-3)
-    return [float(lo[0] - margin[0]), float(hi[0] + margin[0])], [float(lo[1] - margin[1]), float(hi[1] + margin[1])]
+    low, high = lo - margin, hi + margin
+    return [float(low[0]), float(high[0])], [float(low[1]), float(high[1])]
 
 
 def latent_scatter(
@@ -97,7 +98,12 @@ def latent_scatter(
         "legend": {"itemsizing": "constant", "y": 1, "yanchor": "top"},
         "dragmode": "pan",
         "uirevision": "scatter",
-        "xaxis": {"title": {"text": axis_titles[0]}, "constrain": "domain", "range": xrange, "autorange": False},
+        "xaxis": {
+            "title": {"text": axis_titles[0]},
+            "constrain": "domain",
+            "range": xrange,
+            "autorange": False,
+        },
         "yaxis": {
             "title": {"text": axis_titles[1]},
             "constrain": "domain",
