@@ -95,18 +95,31 @@ def latent_scatter(
         # The legend lists the classes only (overlays stay out of it, see OVERLAY), so the plot
         # area keeps its size whatever is drawn on the map; the ranges are the data's, so the
         # axes hold still too, and a click lands on the dot under the pointer.
-        "legend": {"itemsizing": "constant", "y": 1, "yanchor": "top"},
+        # Below the map, across (on a phone a legend at the side squeezed the map to a strip);
+        # placed in the container, so that plotly makes room for it under the axis title.
+        "legend": {
+            "itemsizing": "constant",
+            "orientation": "h",
+            "x": 0,
+            "xanchor": "left",
+            "yref": "container",
+            "y": 0,
+            "yanchor": "bottom",
+        },  # fmt: skip
         "dragmode": "pan",
         "uirevision": "scatter",
+        # constrain "range": one scale on both axes, the map filling its area (a narrow screen
+        # shows more of z2 rather than a square under a blank band)
         "xaxis": {
             "title": {"text": axis_titles[0]},
-            "constrain": "domain",
+            "automargin": True,
+            "constrain": "range",
             "range": xrange,
             "autorange": False,
         },
         "yaxis": {
             "title": {"text": axis_titles[1]},
-            "constrain": "domain",
+            "constrain": "range",
             "scaleanchor": "x",
             "scaleratio": 1,
             "range": yrange,

@@ -54,3 +54,56 @@ def test_the_latent_map_holds_still_when_clicked(browser, server, model):
     for k in ("x", "y", "xdomain", "ydomain"):
         assert after[k] == pytest.approx(before[k], rel=1e-6), (k, before, after)
     page.close()
+
+
+PHONE = {"width": 390, "height": 844}
+PAGES = ("", "Train", "Latent_space", "Manifold", "Reconstruct", "Draw", "Interpolate", "Traversals")
+OVERFLOW = """() => {
+  // What a phone would cut: the page wider than the screen, and key elements reaching past it.
+  const main = document.querySelector('[data-testid=stMain]');
+  const width = window.innerWidth, cut = [];
+  const keys = '.js-plotly-plot .main-svg, .live, .live canvas, .katex, [data-testid=stImage] img, '
+    + 'canvas, [data-testid=stMetric], [data-testid=stHeading], [data-testid=stMarkdownContainer] p';
+  for (const el of main.querySelectorAll(keys)) {
+    const r = el.getBoundingClientRect();
+    if (r.width === 0 || r.height === 0) continue;  // hidden (a closed tab, a collapsed expander)
+    if (r.left < -1 || r.right > width + 1)
+      cut.push(`${el.tagName.toLowerCase()}.${el.className.baseVal ?? el.className}: `
+               + `${Math.round(r.left)}..${Math.round(r.right)}`);
+  }
+  for (const el of main.querySelectorAll('.katex-display, [data-testid=stMarkdownContainer], .live'))
+    if (el.getBoundingClientRect().width > 0 && el.scrollWidth > el.clientWidth + 4)
+      cut.push(`${el.className || el.dataset.testid} scrolls: ${el.scrollWidth} in ${el.clientWidth}`);
+  return {scroll: document.documentElement.scrollWidth, main: main.scrollWidth, width, cut: cut.slice(0, 8)};
+}"""
+
+
+def long_shot(page, name):
+    """A screenshot of the whole page: Streamlit scrolls inside its main block, not the document,
+    so the window is made as tall as the page for the picture (its width stays)."""
+    size = page.viewport_size
+    tall = page.evaluate("document.querySelector('[data-testid=stMain]').scrollHeight")
+    page.set_viewport_size({"width": size["width"], "height": min(max(tall, size["height"]), 8000)})
+    page.wait_for_timeout(800)
+    shot(page, name)
+    page.set_viewport_size(size)
+
+
+@pytest.mark.parametrize("model", ["mnist-z2", "shapes-conv-z8"])
+def test_every_page_fits_a_phone(browser, server, model):
+    """At 390 x 844 (a phone held upright) no page is wider than the screen and nothing a person
+    reads (maps, the live decoder, formulas, images) runs off its right edge."""
+    url, _ = server
+    page = browser.new_page(viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True)
+    problems = {}
+    for name in PAGES:
+        page.goto(f"{url}/{name}?model={model}")
+        wait_idle(page, timeout_ms=240_000)  # a first visit fits the stranger detector (minutes, busy)
+        page.wait_for_timeout(1500)  # plotly and the live decoder lay themselves out
+        no_exception(page)
+        seen = page.evaluate(OVERFLOW)
+        long_shot(page, f"newcomer-phone-{model}-{name or 'Home'}")
+        if seen["scroll"] > seen["width"] or seen["main"] > seen["width"] or seen["cut"]:
+            problems[name or "Home"] = seen
+    page.close()
+    assert not problems, problems

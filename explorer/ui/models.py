@@ -109,6 +109,12 @@ def navigation() -> None:
     for path, label, icon, _ in PAGES:
         st.sidebar.page_link(path, label=label, icon=icon)
     st.sidebar.divider()
+    # A page link's label wraps instead of being cut with an ellipsis (on a phone, the Home
+    # page's longer offers ran off the screen).
+    st.sidebar.html(
+        "<style>[data-testid=stPageLink] span, [data-testid=stPageLink] p, [data-testid=stPageLink] "
+        "[data-testid=stMarkdownContainer] { white-space: normal; overflow: visible; }</style>"
+    )
 
 
 def model_picker() -> str | None:
