@@ -100,6 +100,7 @@ def latent_scatter(
         "legend": {
             "itemsizing": "constant",
             "orientation": "h",
+            "traceorder": "normal",  # not "grouped" (an overlay's legendgroup stacked the classes)
             "x": 0,
             "xanchor": "left",
             "yref": "container",
@@ -139,6 +140,14 @@ def latent_scatter(
 # legend (a legend that grows shrinks the plot area, and every dot moves); their names are
 # labels in boxes on the map, and the page's caption says what they are.
 OVERLAY = {"showlegend": False}
+# Your images' colours: none of them in the class palette (PALETTE, plotly's T10), dark and
+# saturated, so that an upload's star and ellipses cannot pass for a class's dots.
+UPLOAD_COLOURS = ("black", "#d000d0", "#0015ff", "#8a0000", "#00707a")
+
+
+def upload_colour(i: int) -> str:
+    """The colour of your ``i``-th image on a map (0: black)."""
+    return UPLOAD_COLOURS[i % len(UPLOAD_COLOURS)]
 
 
 def include_points(fig: go.Figure, points) -> None:
@@ -147,10 +156,12 @@ def include_points(fig: go.Figure, points) -> None:
     xr, yr = fig.layout.xaxis.range, fig.layout.yaxis.range
     if xr is None or yr is None:
         return
-    (x0, x1), (y0, y1) = fitted_ranges(points, pad=0.08)
-    fig.update_layout(
-        xaxis_range=[min(xr[0], x0), max(xr[1], x1)], yaxis_range=[min(yr[0], y0), max(yr[1], y1)]
-    )
+    points = np.asarray(points, dtype=float).reshape(-1, 2)
+    lo, hi = points.min(axis=0), points.max(axis=0)
+    margin = 0.05 * np.array([xr[1] - xr[0], yr[1] - yr[0]])  # as the data's own ranges have
+    x0, y0 = np.minimum([xr[0], yr[0]], lo - margin)
+    x1, y1 = np.maximum([xr[1], yr[1]], hi + margin)
+    fig.update_layout(xaxis_range=[float(x0), float(x1)], yaxis_range=[float(y0), float(y1)])
 
 
 def add_label(fig: go.Figure, x: float, y: float, text: str, colour: str = "black") -> None:

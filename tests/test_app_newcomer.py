@@ -31,3 +31,36 @@ def test_a_finished_run_resumes_from_the_train_page(shipped):
     assert "--resume" in commands and "--epochs 2" in commands
     at.run()
     assert at.get_by_key("resume-epochs-goes-on").min == 3
+
+
+def test_two_uploads_on_the_map_cannot_pass_for_the_data(mnist_test, monkeypatch, tmp_path):
+    """Reconstruct's shared map with two uploads: each upload's star and ellipses take a colour
+    outside the class palette, stars have an outline, names sit in boxes on the map, and the
+    legend lists the classes alone (it grew a scrollbar that hid the second upload)."""
+    from PIL import Image
+
+    from explorer.plots import PALETTE
+    from tests.apptest import RECONSTRUCT, png, spec
+
+    monkeypatch.setenv("VAE_EXPLORER_RUNS", str(tmp_path / "runs"))
+    files = [(f"upload-{i}.png", png(Image.fromarray(mnist_test.images[i, 0].numpy())), "image/png")
+             for i in (0, 1)]  # fmt: skip
+    at = page(RECONSTRUCT).run()
+    at.file_uploader[0].set_value(files).run()
+    assert not at.exception
+    figure = spec(at.get("plotly_chart")[-1])
+    classes = [t for t in figure["data"] if "customdata" in t]
+    overlays = [t for t in figure["data"] if "customdata" not in t]
+    assert len(classes) == 10 and all(t.get("showlegend", True) for t in classes)
+    assert overlays and not any(t.get("showlegend", True) for t in overlays)
+    palette = {c.lower() for c in PALETTE}
+    colours = {(t.get("marker") or {}).get("color") or t["line"]["color"] for t in overlays}
+    assert len(colours) == 2 and not {c.lower() for c in colours} & palette, colours
+    stars = [t for t in overlays if t["mode"] == "markers"]
+    assert [t["text"] for t in stars] == [["upload-0.png"], ["upload-1.png"]]
+    assert all(t["marker"]["line"]["width"] > 0 for t in stars)
+    boxes = {a["text"]: a for a in figure["layout"]["annotations"]}
+    assert set(boxes) == {"upload-0.png", "upload-1.png"}
+    assert all(
+        a["bgcolor"].startswith("rgba(255,255,255") and a["font"]["color"] == "black" for a in boxes.values()
+    )
