@@ -64,3 +64,29 @@ def test_two_uploads_on_the_map_cannot_pass_for_the_data(mnist_test, monkeypatch
     assert all(
         a["bgcolor"].startswith("rgba(255,255,255") and a["font"]["color"] == "black" for a in boxes.values()
     )
+
+
+def test_the_train_form_says_what_each_field_does_for_the_model_chosen(shipped):
+    """Likelihood names the dataset's choice (it read "Choose an option", like an empty required
+    field); conv channels and the denoising fields are off unless they apply; one field only is
+    labelled "Model" (the sidebar's picker; the form's is the Model kind)."""
+    from tests.apptest import setting
+
+    at = page(TRAIN).run()
+    likelihood = setting(at, "likelihood")
+    assert likelihood.value == "the dataset's" and likelihood.options[0] == "the dataset's (bernoulli)"
+    assert setting(at, "arch").value == "mlp" and setting(at, "channels").disabled
+    assert setting(at, "corruption").disabled and setting(at, "corruption_level").disabled
+    assert not setting(at, "hidden").disabled
+    labels = [w.label for w in at.selectbox]  # the sidebar's among them
+    assert labels.count("Model") == 1 and setting(at, "model").label == "Model kind"
+    setting(at, "arch").select("conv").run()  # above the form: the fields follow at once
+    assert not setting(at, "channels").disabled
+    setting(at, "model").select("dae").run()
+    assert not setting(at, "corruption").disabled and not setting(at, "corruption_level").disabled
+    setting(at, "dataset").select("fashion-mnist")
+    small_run(at, "kinds", arch="mlp", model="vae")  # the form still starts a run
+    assert not at.exception and not at.error
+    wait_for(shipped / "runs" / "kinds", "finished")
+    saved = json.loads((shipped / "runs" / "kinds" / "config.json").read_text())
+    assert saved["model"]["likelihood"] == "bernoulli" and saved["train"]["dataset"] == "fashion-mnist"
