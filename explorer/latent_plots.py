@@ -13,11 +13,14 @@ import plotly.graph_objects as go
 from explorer.plots import PALETTE
 
 
-def class_traces(points, labels, label_names=None, kind: str = "scattergl", index: bool = True) -> list[dict]:
+def class_traces(
+    points, labels, label_names=None, kind: str = "scattergl", index: bool = True, decimals: int = 2
+) -> list[dict]:
     """One marker trace per class of ``labels`` (N,) for ``points`` (N, 2), coloured from PALETTE
     and named from ``label_names`` (else the class number). With ``index`` each point's
     ``customdata`` is its index in ``points`` (a plain list, so that Streamlit's selection hands
-    it back as a number) and hovering shows it; without, hovering is off (animation frames)."""
+    it back as a number) and hovering shows it; without, hovering is off (animation frames) and
+    the coordinates are rounded to ``decimals`` places (lighter frames to resend)."""
     points, labels = np.asarray(points, dtype=float), np.asarray(labels).astype(int)
     traces = []
     for k in sorted(set(labels.tolist())):
@@ -27,8 +30,8 @@ def class_traces(points, labels, label_names=None, kind: str = "scattergl", inde
             "type": kind,
             "mode": "markers",
             "name": name,
-            "x": (points[idx, 0] if index else points[idx, 0].round(2)).tolist(),
-            "y": (points[idx, 1] if index else points[idx, 1].round(2)).tolist(),
+            "x": (points[idx, 0] if index else points[idx, 0].round(decimals)).tolist(),
+            "y": (points[idx, 1] if index else points[idx, 1].round(decimals)).tolist(),
             "marker": {"size": 4, "opacity": 0.7, "color": PALETTE[k % len(PALETTE)]},
         }
         if index:
@@ -315,24 +318,34 @@ def latent_animation(
     coloured by ``labels`` (n,), with a play button and an epoch slider, opening on the last
     epoch; fixed axes so that the points move, not the frame."""
     frames = np.asarray(frames)
-    lo = np.percentile(frames.reshape(-1, 2), 0.5, axis=0)
-    hi = np.percentile(frames.reshape(-1, 2), 99.5, axis=0)
-    pad = 0.08 * (hi - lo) + 1e-3
+    # Axes that hold every point of every epoch shown (percentiles cut off whole clusters).
+    xrange, yrange = fitted_ranges(frames.reshape(-1, 2))
     names = [str(e) for e in epochs]
     layout = {
         "height": height,
         "margin": {"l": 40, "r": 10, "t": 40, "b": 110},
-        "xaxis": {"title": {"text": axis_titles[0]}, "range": [float(lo[0] - pad[0]), float(hi[0] + pad[0])]},
-        "yaxis": {"title": {"text": axis_titles[1]}, "range": [float(lo[1] - pad[1]), float(hi[1] + pad[1])]},
+        "xaxis": {"title": {"text": axis_titles[0]}, "range": xrange},
+        "yaxis": {"title": {"text": axis_titles[1]}, "range": yrange},
         "legend": {"itemsizing": "constant", "orientation": "h", "y": 1.02, "yanchor": "bottom"},
         **_player(names),
     }
 
     def traces(frame):
-        return class_traces(frame, labels, label_names, kind="scatter", index=False)
+        return class_traces(
+            frame, labels, label_names, kind="scatter", index=False, decimals=_decimals(frame)
+        )
 
     fig_frames = [{"name": n, "data": traces(f)} for n, f in zip(names, frames)]
     return go.Figure({"data": traces(frames[-1]), "layout": layout, "frames": fig_frames}, _validate=False)
+
+
+def _decimals(frame) -> int:
+    """Decimal places that keep a frame (n, 2) to about 1/1000 of its spread: at epoch 0 every
+    code lies within +-0.1, and two decimals drew them as a lattice."""
+    finite = np.asarray(frame, dtype=float)
+    finite = finite[np.isfinite(finite).all(axis=1)]
+    spread = float(np.ptp(finite, axis=0).max()) if len(finite) else 1.0
+    return int(np.clip(3 - np.floor(np.log10(max(spread, 1e-6))), 2, 7))
 
 
 def _player(names: list[str]) -> dict:

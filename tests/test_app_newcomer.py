@@ -90,3 +90,40 @@ def test_the_train_form_says_what_each_field_does_for_the_model_chosen(shipped):
     wait_for(shipped / "runs" / "kinds", "finished")
     saved = json.loads((shipped / "runs" / "kinds" / "config.json").read_text())
     assert saved["model"]["likelihood"] == "bernoulli" and saved["train"]["dataset"] == "fashion-mnist"
+
+
+def test_the_latent_space_forming_keeps_its_points_and_shows_them_all(shipped):
+    """The Train page's animation: at epoch 0 every code lies within +-0.1, and two decimals drew
+    them as a lattice; percentile axes cut off a far cluster. The points keep about 1/1000 of
+    their spread, and the axes hold every point of every epoch shown."""
+    import numpy as np
+
+    from explorer.runfolder import RunFolder
+    from tests.apptest import spec
+
+    run = RunFolder(shipped / "runs" / "forming")
+    run.create()
+    rng = np.random.default_rng(0)
+    labels = np.arange(400) % 10
+    start = rng.normal(scale=0.03, size=(400, 2))  # before training: codes near 0
+    later = rng.normal(size=(400, 2)) + 2.0 * np.stack([np.cos(labels), np.sin(labels)], 1)
+    later[labels == 1] += [9.0, 0.0]  # one class far out (the 1s of a 30-epoch run)
+    run.write_latent_snapshot(0, start, labels)
+    run.write_latent_snapshot(1, later)
+    run.write_status("finished", epoch=1, epochs=1)
+    at = page(TRAIN).run()
+    assert not at.exception
+    anim = next(spec(c) for c in at.get("plotly_chart") if spec(c).get("frames"))
+    first = anim["frames"][0]["data"]
+    xy = np.array([(x, y) for t in first for x, y in zip(t["x"], t["y"])])
+    assert len({tuple(p) for p in xy}) > 390  # distinct points, no lattice
+    stored = np.load(run.latents / "epoch-0000.npy").astype(float)
+    assert np.abs(np.sort(xy[:, 0]) - np.sort(stored[:, 0])).max() < 1e-3
+    shown = np.concatenate([start, later])
+    (x0, x1), (y0, y1) = anim["layout"]["xaxis"]["range"], anim["layout"]["yaxis"]["range"]
+    assert (
+        x0 < shown[:, 0].min()
+        and x1 > shown[:, 0].max()
+        and y0 < shown[:, 1].min()
+        and y1 > shown[:, 1].max()
+    )

@@ -93,7 +93,7 @@ def test_overlays_prior_map_kl_bars_and_animation_are_valid_plotly():
     assert [f.name for f in anim.frames] == ["0", "1", "2", "3"]
     assert anim.layout.sliders[0].active == 3 and len(anim.data) == 3
     assert (
-        list(anim.data[0].x) == frames[3][np.arange(30) % 3 == 0][:, 0].round(2).tolist()
+        list(anim.data[0].x) == frames[3][np.arange(30) % 3 == 0][:, 0].round(3).tolist()
     )  # opens on the last
 
 
