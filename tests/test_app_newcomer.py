@@ -195,3 +195,81 @@ def test_no_verdict_where_the_detector_is_unmeasured_and_no_elbo_for_an_autoenco
     assert not at.exception
     said = next(c.value for c in at.caption if c.value.startswith("Strangeness says"))
     assert "ELBO" not in said and "log p(x|z)" in said, said
+
+
+# -- the smaller things ----------------------------------------------------------------------------
+
+
+def _latent(**params):
+    from tests.apptest import LATENT
+
+    at = page(LATENT)
+    for name, value in params.items():
+        at.query_params[name] = value
+    return at.run()
+
+
+def test_the_address_keeps_what_it_can_and_says_what_it_cannot():
+    """point=99999 warns and leaves the address; model=nope&point=3 keeps the point on the model
+    shown instead; map=umap on a 2-D model says why it is not used."""
+    at = _latent(model="mnist-z2", point="99999")
+    assert "There is no test image #99999" in at.warning[0].value
+    assert "point" not in at.query_params
+    at = _latent(model="nope", point="3")
+    assert "There is no model 'nope' here" in at.warning[0].value
+    assert any(h.value == "Test image #3" for h in at.subheader)
+    at = _latent(model="mnist-z2", map="umap")
+    assert any("2-D latent space: the map shows z itself, not a UMAP" in i.value for i in at.info)
+
+
+def test_the_prior_tab_names_its_inactive_units():
+    """ "Grey bars are inactive units" under bars of zero height: the caption names the units."""
+    at = _latent(model="mnist-z20")
+    at.session_state["latent-tab"] = "Prior vs aggregate posterior"
+    at.run()
+    assert not at.exception
+    said = next(c.value for c in at.caption if c.value.startswith("KL(q(z_j|x)"))
+    assert "Inactive units: z" in said and "Grey bars" not in said, said
+
+
+def test_density_contours_reach_past_the_codes_and_stop_four_decades_down():
+    at = _latent(model="fashion-mnist-z2", density="1")
+    assert not at.exception
+    from tests.apptest import spec
+
+    figure = spec(at.get("plotly_chart")[0])
+    contour = next(t for t in figure["data"] if t["type"] == "contour")
+    top = max(max(row) for row in contour["z"])
+    assert contour["contours"]["start"] == pytest.approx(top - 4.0, abs=1e-3)
+    codes = [abs(v) for t in figure["data"] if "customdata" in t for v in (*t["x"], *t["y"])]
+    assert max(contour["x"]) > max(codes) + 1 and max(contour["y"]) > max(codes) + 1
+
+
+def test_draw_on_a_shapes_model_says_so_plainly_and_offers_no_pen():
+    from tests.apptest import DRAW
+
+    at = page(DRAW)
+    at.session_state["model"] = "shapes-conv-z8"
+    at.run()
+    assert not at.exception
+    assert "shapes-conv-z8 is a model of" in at.info[0].value and "shapes's" not in at.info[0].value
+    assert not [s for s in at.sidebar.slider if s.label == "Pen width"]
+
+
+def test_the_small_map_of_an_autoencoder_holds_every_code():
+    """mnist-ae-z2's codes reach past +-50: its small map on Manifold drew only +-50."""
+    import torch
+
+    from explorer.checkpoints import load_checkpoint
+    from explorer.data import load_dataset
+    from explorer.ui.models import MAP_POINTS
+    from tests.apptest import MANIFOLD, live_data
+
+    at = page(MANIFOLD)
+    at.session_state["model"] = "mnist-ae-z2"
+    at.run()
+    header, _ = live_data(at)
+    test = load_dataset("mnist", "test")
+    with torch.no_grad():
+        codes = load_checkpoint("mnist-ae-z2").encode(test.images[:MAP_POINTS].float() / 255)[0]
+    assert header["lim"] >= float(codes.abs().max())

@@ -48,16 +48,20 @@ def add_density(
         reach = float(points.abs().max()) if len(points) else 4.0
         from explorer.ui.prior_map import aggregate_density
 
-        dmap = aggregate_density(*key, dataset, float(max(4, math.ceil(reach))))  # the whole map
+        # The grid reaches past the farthest code (so no contour is cut flat at its edge), and the
+        # lines span four decades below the peak: further down they piled into a black band.
+        dmap = aggregate_density(*key, dataset, float(max(4, math.ceil(reach) + 2)))
+        log_q = np.log10(np.maximum(dmap.aggregate, 1e-12))
+        top = float(log_q.max())
         trace = {"type": "contour", "x": dmap.xs.tolist(), "y": dmap.ys.tolist(),
-                 "z": np.log10(np.maximum(dmap.aggregate, 1e-12)).tolist(), "ncontours": 12,
-                 "name": "q(z), log10"}  # fmt: skip
+                 "z": log_q.round(3).tolist(), "autocontour": False, "name": "q(z), log10",
+                 "contours": {"start": top - 4.0, "end": top - 0.25, "size": 0.5}}  # fmt: skip
     else:
         trace = {"type": "histogram2dcontour", "x": points[:, 0].tolist(), "y": points[:, 1].tolist(),
                  "ncontours": 12, "name": "density of the codes"}  # fmt: skip
     grey = [[0, "#444444"], [1, "#444444"]]  # one dark grey: lines that show over any dots
-    trace.update(contours={"coloring": "lines"}, colorscale=grey, showscale=False, hoverinfo="skip",
-                 line={"width": 1.2}, showlegend=False)  # fmt: skip
+    trace.update(colorscale=grey, showscale=False, hoverinfo="skip", line={"width": 1.2}, showlegend=False)
+    trace["contours"] = {**trace.get("contours", {}), "coloring": "lines"}
     fig.add_trace(trace)
 
 
@@ -90,6 +94,8 @@ def test_set_scatter(
         st.warning(
             f"There is no test image #{picked[1]}: the test images run from #0 to #{len(labels) - 1:,}."
         )
+        del st.session_state[PICKED]  # and out of the address, which must not share it on
+        st.query_params.pop("point", None)
     if not picked or picked[0] != choice or picked[1] >= len(labels):
         picked = None  # (an image past the dots shown is still shown: a link may name any)
     points = projection(means[:count])
