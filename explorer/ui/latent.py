@@ -10,7 +10,7 @@ import streamlit as st
 import torch
 
 from explorer.latent import Projection
-from explorer.latent_plots import latent_scatter
+from explorer.latent_plots import include_points, latent_scatter
 from explorer.model import VAE
 from explorer.posterior import posterior
 from explorer.ui.explore import neighbours_panel, selected_indices, selection_panel, test_set_downloads
@@ -18,6 +18,7 @@ from explorer.ui.image_report import posterior_bars, samples_picture
 from explorer.ui.models import chosen_map, encoded_test_set, label_names, test_images
 from explorer.ui.scatter import axis_titles, draw_posterior
 
+DECADES = 3.0  # density contours: from the peak of log10 q(z) down this far
 PICKED = "picked"  # session state: (model choice, test index) of the clicked dot
 SELECTED = "selected"  # session state: (model choice, [test indices]) of a box or lasso selection
 
@@ -49,13 +50,18 @@ def add_density(
         from explorer.ui.prior_map import aggregate_density
 
         # The grid reaches past the farthest code (so no contour is cut flat at its edge), and the
-        # lines span four decades below the peak: further down they piled into a black band.
+        # lines span DECADES below the peak: further down they piled into a black band.
         dmap = aggregate_density(*key, dataset, float(max(4, math.ceil(reach) + 2)))
         log_q = np.log10(np.maximum(dmap.aggregate, 1e-12))
         top = float(log_q.max())
         trace = {"type": "contour", "x": dmap.xs.tolist(), "y": dmap.ys.tolist(),
                  "z": log_q.round(3).tolist(), "autocontour": False, "name": "q(z), log10",
-                 "contours": {"start": top - 4.0, "end": top - 0.25, "size": 0.5}}  # fmt: skip
+                 "contours": {"start": top - DECADES, "end": top - 0.25, "size": 0.5}}  # fmt: skip
+        rows, cols = np.nonzero(log_q >= top - DECADES)  # the outermost line: on the map, not cut
+        if len(rows):
+            include_points(
+                fig, [[dmap.xs[cols.min()], dmap.ys[rows.min()]], [dmap.xs[cols.max()], dmap.ys[rows.max()]]]
+            )
     else:
         trace = {"type": "histogram2dcontour", "x": points[:, 0].tolist(), "y": points[:, 1].tolist(),
                  "ncontours": 12, "name": "density of the codes"}  # fmt: skip
