@@ -242,8 +242,10 @@ def add_path(fig: go.Figure, points, name: str, colour: str = "black") -> None:
         }
     )
     include_points(fig, list(zip(xs, ys)))
+    named = {a.text for a in fig.layout.annotations}  # paths share their ends: one label each
     for (x, y), end in (((xs[0], ys[0]), "A"), ((xs[-1], ys[-1]), "B")):
-        add_label(fig, x, y, end, colour)
+        if end not in named:
+            add_label(fig, x, y, end, "black")
 
 
 def prior_vs_posterior(dmap, axis_titles: tuple[str, str] = ("z1", "z2"), height: int = 560) -> go.Figure:
