@@ -34,8 +34,9 @@ with left:
         "evidence lower bound (ELBO) on $\\log p_\\theta(x)$:"
     )
     st.latex(
-        r"\mathcal L(x) = \mathbb E_{q_\phi(z|x)}\left[\log p_\theta(x\mid z)\right]"
-        r" - D_{KL}\left(q_\phi(z\mid x)\,\|\,p(z)\right) \le \log p_\theta(x)"
+        # two lines: one would run off a phone's screen
+        r"\begin{aligned}\mathcal L(x) &= \mathbb E_{q_\phi(z|x)}\left[\log p_\theta(x\mid z)\right] \\"
+        r" &{}- D_{KL}\left(q_\phi(z\mid x)\,\|\,p(z)\right) \le \log p_\theta(x)\end{aligned}"
     )
     st.markdown(
         "The expectation is estimated with samples made differentiable by the "

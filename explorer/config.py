@@ -118,7 +118,7 @@ class ModelConfig:
                          "2008: the input corrupted, the clean image reconstructed)", choices=MODELS,
                          labels=(("vae", "VAE"), ("ae", "Autoencoder (AE)"),
                                  ("dae", "Denoising autoencoder (DAE)")),
-                         form="Model")  # fmt: skip
+                         form="Model kind")  # fmt: skip
     latent_dim: int = setting(2, "size of z, at least 2 (the explorer's maps are planes); 2 shows the "
                               "latent space as it is", low=2, high=1024, form="Latent size")  # fmt: skip
     arch: str = setting("mlp", "the network: mlp (the paper's fully connected layers) or conv "

@@ -41,19 +41,22 @@ companion = companion_picker(choice, config)
 st.title("Latent space")
 
 projection = latent_map(*key, dataset)[1]
-if projection.kind == "pca" and st.session_state.get(MAP_KEY, "pca") != "pca":
+asked = st.session_state.get(MAP_KEY, "pca")
+nonlinear = model.config.latent_dim > 2 and asked != "pca"
+if model.config.latent_dim == 2 and asked != "pca":
     st.info(
-        f"This model has {model.config.latent_dim} latent dimensions; the map is a "
-        f"{NAMES[st.session_state[MAP_KEY]]} of its codes: neighbourhoods hold, distances and "
-        "directions do not, and no ellipses are drawn."
+        f"{choice} has a 2-D latent space: the map shows z itself, not a {NAMES[asked]} (a map for "
+        "models of more latent dimensions)."
     )
-elif projection.kind == "pca":
+elif model.config.latent_dim > 2:
     ev = projection.explained
-    st.info(
-        f"This model has {model.config.latent_dim} latent dimensions; the pictures show the first two "
-        f"principal components of the encoded means, which explain {ev[0]:.0%} and {ev[1]:.0%} "
-        "of their variance."
+    pca_note = (
+        f"This model has {model.config.latent_dim} latent dimensions; the "
+        f"{'map of the prior shows' if nonlinear else 'pictures show'} the first two principal "
+        f"components of the encoded means, which explain {ev[0]:.0%} and {ev[1]:.0%} of their variance."
     )
+    if not nonlinear:
+        st.info(pca_note)
 # Only the open tab runs: the prior map takes seconds the first time a model is shown, the
 # scatter well under one (bench/idle.py).
 names = ["Test set", "Prior vs aggregate posterior"]
@@ -66,10 +69,18 @@ if companion is not None and tabs[0].open:
 first = len(names) - 2
 if tabs[first].open:
     with tabs[first]:
+        if nonlinear:  # this tab's map only: the prior's tab stays in the PCA plane
+            st.info(
+                f"This model has {model.config.latent_dim} latent dimensions; the map is a "
+                f"{NAMES[asked]} of its codes: neighbourhoods hold, distances and directions do not, "
+                "and no ellipses are drawn."
+            )
         test_set_scatter(model, config, choice, key, dataset, count, density)
 if tabs[first + 1].open:
     with tabs[first + 1]:
         if model.config.variational:
+            if nonlinear:
+                st.info(pca_note)
             show_prior_map(key, dataset, projection)
         else:
             st.info(

@@ -8,7 +8,7 @@ from explorer.errors import ImageError
 from explorer.evaluate import score_name
 from explorer.images import make_grid, png_bytes
 from explorer.latent import PICK_MODES, pick_images, reconstruct
-from explorer.plots import PALETTE
+from explorer.latent_plots import upload_colour
 from explorer.preprocess import preprocess_image
 from explorer.reading import MAX_UPLOADS, UPLOAD_TYPES
 from explorer.ui.image_report import image_report, reconstruction_gallery
@@ -99,7 +99,7 @@ if placed:
     st.subheader("Where your images lie")
     fig, projection = base_scatter(*key, dataset, names)
     for i, (name, mu, sigma) in enumerate(placed):
-        draw_posterior(fig, projection, mu, sigma, name, PALETTE[(i + 3) % len(PALETTE)] if i else "black")
+        draw_posterior(fig, projection, mu, sigma, name, upload_colour(i))
     st.plotly_chart(fig, key="uploads-map")
     st.caption(
         f"{star_caption(model, projection, 'of one of your images')}, among {MAP_POINTS:,} encoded "

@@ -92,7 +92,7 @@ def test_the_train_form_offers_architectures_likelihoods_and_added_folders(
     at = page(TRAIN).run()
     assert setting(at, "arch").options == ["MLP (the paper's)", "Convolutional"]
     assert "Discretised logistic" in setting(at, "likelihood").options
-    assert setting(at, "likelihood").value is None  # a new model takes the chosen dataset's
+    assert setting(at, "likelihood").value == "the dataset's"  # a new model takes the chosen dataset's
     assert {"shapes", "cifar10"} <= set(setting(at, "dataset").options)
     at.get_by_key("dataset-path").set_value(str(folder))
     at.get_by_key("dataset-name").set_value("mine")

@@ -15,7 +15,14 @@ from explorer.images import make_grid, png_bytes
 from explorer.model import VAE
 from explorer.plots import posterior_bars as bars
 from explorer.posterior import deterministic, posterior, posterior_samples
-from explorer.strangers import SOURCE, STRANGER_QUANTILE, Reference, stranger_message
+from explorer.strangers import (
+    STRANGER_QUANTILE,
+    Reference,
+    source,
+    stranger_message,
+    unmeasured_note,
+    verdict_measured,
+)
 from explorer.ui.explore import neighbours_panel
 from explorer.ui.models import stranger_detector, test_reconstructions
 
@@ -93,12 +100,19 @@ def verdict_line(model: VAE, x: torch.Tensor, key: tuple[str, int], dataset: str
         st.error(f"The model's {score} for this image is not finite: its weights have diverged.")
         return
     verdict = judged.verdict
+    if not verdict_measured(dataset):
+        st.markdown(
+            f"{score} {judged.elbo:.1f} nats (higher than {judged.elbo_percentile:.0f}% of the test "
+            "images); no stranger verdict",
+            help=unmeasured_note(dataset),
+        )
+        return
     st.markdown(
         f"{score} {judged.elbo:.1f} nats (higher than {judged.elbo_percentile:.0f}% of the test images); "
         f"stranger than {verdict.percentile:.0f}% of them: "
         + ("**a stranger**" if verdict.stranger else "typical enough"),
         help=f"Strangeness says whether the image is like the training data, which the {score} alone "
-        f"cannot. It is {SOURCE}.",
+        f"cannot. It is {source(score)}.",
     )
     warning = stranger_message(verdict, spec(dataset).a_item)
     if warning:
@@ -127,6 +141,13 @@ def image_report(model: VAE, x: torch.Tensor, key: tuple[str, int], dataset: str
         )
         return mu, sigma
     verdict = judged.verdict
+    if not verdict_measured(dataset):
+        st.markdown(
+            f"{score} **{judged.elbo:.2f}** nats: higher than **{judged.elbo_percentile:.1f}%** of the "
+            "test images."
+        )
+        st.caption(unmeasured_note(dataset))
+        return _rest_of_report(model, key, dataset, x, mu, sigma, name)
     st.markdown(
         f"{score} **{judged.elbo:.2f}** nats: higher than **{judged.elbo_percentile:.1f}%** of the test "
         "images.  \n"
@@ -136,11 +157,17 @@ def image_report(model: VAE, x: torch.Tensor, key: tuple[str, int], dataset: str
     )
     st.caption(
         f"Strangeness says whether the image is like the training data, which the {score} alone cannot: "
-        f"a model can give images of another kind a higher {score} than its own. It measures {SOURCE}."
+        f"a model can give images of another kind a higher {score} than its own. It measures "
+        f"{source(score)}."
     )
     warning = stranger_message(verdict, spec(dataset).a_item)
     if warning:
         st.warning(warning, icon=":material/help:")
+    return _rest_of_report(model, key, dataset, x, mu, sigma, name)
+
+
+def _rest_of_report(model: VAE, key: tuple[str, int], dataset: str, x, mu, sigma, name: str):
+    """Below the verdict: the posterior's bars and the nearest test images; returns (mu, sigma)."""
     posterior_bars(mu, sigma, name)
     with st.expander(f"Nearest test images to {name}"):
         neighbours_panel(model, key, dataset, x, mu, names=list(spec(dataset).label_names) or None)

@@ -10,7 +10,7 @@ import streamlit as st
 import torch
 
 from explorer.latent import Projection
-from explorer.latent_plots import latent_scatter
+from explorer.latent_plots import include_points, latent_scatter
 from explorer.model import VAE
 from explorer.posterior import posterior
 from explorer.ui.explore import neighbours_panel, selected_indices, selection_panel, test_set_downloads
@@ -18,6 +18,7 @@ from explorer.ui.image_report import posterior_bars, samples_picture
 from explorer.ui.models import chosen_map, encoded_test_set, label_names, test_images
 from explorer.ui.scatter import axis_titles, draw_posterior
 
+DECADES = 3.0  # density contours: from the peak of log10 q(z) down this far
 PICKED = "picked"  # session state: (model choice, test index) of the clicked dot
 SELECTED = "selected"  # session state: (model choice, [test indices]) of a box or lasso selection
 
@@ -48,16 +49,25 @@ def add_density(
         reach = float(points.abs().max()) if len(points) else 4.0
         from explorer.ui.prior_map import aggregate_density
 
-        dmap = aggregate_density(*key, dataset, float(max(4, math.ceil(reach))))  # the whole map
+        # The grid reaches past the farthest code (so no contour is cut flat at its edge), and the
+        # lines span DECADES below the peak: further down they piled into a black band.
+        dmap = aggregate_density(*key, dataset, float(max(4, math.ceil(reach) + 2)))
+        log_q = np.log10(np.maximum(dmap.aggregate, 1e-12))
+        top = float(log_q.max())
         trace = {"type": "contour", "x": dmap.xs.tolist(), "y": dmap.ys.tolist(),
-                 "z": np.log10(np.maximum(dmap.aggregate, 1e-12)).tolist(), "ncontours": 12,
-                 "name": "q(z), log10"}  # fmt: skip
+                 "z": log_q.round(3).tolist(), "autocontour": False, "name": "q(z), log10",
+                 "contours": {"start": top - DECADES, "end": top - 0.25, "size": 0.5}}  # fmt: skip
+        rows, cols = np.nonzero(log_q >= top - DECADES)  # the outermost line: on the map, not cut
+        if len(rows):
+            include_points(
+                fig, [[dmap.xs[cols.min()], dmap.ys[rows.min()]], [dmap.xs[cols.max()], dmap.ys[rows.max()]]]
+            )
     else:
         trace = {"type": "histogram2dcontour", "x": points[:, 0].tolist(), "y": points[:, 1].tolist(),
                  "ncontours": 12, "name": "density of the codes"}  # fmt: skip
     grey = [[0, "#444444"], [1, "#444444"]]  # one dark grey: lines that show over any dots
-    trace.update(contours={"coloring": "lines"}, colorscale=grey, showscale=False, hoverinfo="skip",
-                 line={"width": 1.2}, showlegend=True)  # fmt: skip
+    trace.update(colorscale=grey, showscale=False, hoverinfo="skip", line={"width": 1.2}, showlegend=False)
+    trace["contours"] = {**trace.get("contours", {}), "coloring": "lines"}
     fig.add_trace(trace)
 
 
@@ -90,6 +100,8 @@ def test_set_scatter(
         st.warning(
             f"There is no test image #{picked[1]}: the test images run from #0 to #{len(labels) - 1:,}."
         )
+        del st.session_state[PICKED]  # and out of the address, which must not share it on
+        st.query_params.pop("point", None)
     if not picked or picked[0] != choice or picked[1] >= len(labels):
         picked = None  # (an image past the dots shown is still shown: a link may name any)
     points = projection(means[:count])

@@ -109,6 +109,12 @@ def navigation() -> None:
     for path, label, icon, _ in PAGES:
         st.sidebar.page_link(path, label=label, icon=icon)
     st.sidebar.divider()
+    # A page link's label wraps instead of being cut with an ellipsis (on a phone, the Home
+    # page's longer offers ran off the screen).
+    st.sidebar.html(
+        "<style>[data-testid=stPageLink] span, [data-testid=stPageLink] p, [data-testid=stPageLink] "
+        "[data-testid=stMarkdownContainer] { white-space: normal; overflow: visible; }</style>"
+    )
 
 
 def model_picker() -> str | None:
@@ -127,6 +133,9 @@ def model_picker() -> str | None:
             f"There is no model {current!r} here (a link from another machine, or a removed run); "
             f"showing {default} instead."
         )
+        picked = st.session_state.get("picked")  # a clicked test image in the link: kept (ui/share.py)
+        if picked and picked[0] == current:
+            st.session_state["picked"] = (default, picked[1])
     index = options.index(current) if current in options else options.index(default)
     choice = st.sidebar.selectbox(
         "Model", options, index=index, key="model_picker", help="Shipped models, then your runs in runs/"
@@ -215,9 +224,10 @@ def chosen_map(path: str, mtime_ns: int, dataset: str):
 def scatter_picture(path: str, mtime_ns: int, dataset: str) -> ScatterPicture:
     """The Manifold page's small map: MAP_POINTS encoded test images, drawn once per model."""
     means, projection, labels = latent_map(path, mtime_ns, dataset)
-    return ScatterPicture(
-        projection(means[:MAP_POINTS]), labels[:MAP_POINTS], list(PALETTE), lim=map_reach(means)
-    )
+    points = projection(means[:MAP_POINTS])
+    # every dot drawn: an autoencoder's far clusters (mnist-ae-z2's 1s, beyond +-50) included
+    lim = max(map_reach(means), float(math.ceil(points.abs().max()))) if len(points) else map_reach(means)
+    return ScatterPicture(points, labels[:MAP_POINTS], list(PALETTE), lim=lim)
 
 
 def map_reach(means: torch.Tensor) -> float:

@@ -54,6 +54,7 @@ def show_prior_map(key: tuple[str, int], dataset: str, projection: Projection) -
             help="Probability that z ~ N(0, I) lands in a red region of the map",
         )
         active = sum(v > ACTIVE_UNIT_THRESHOLD for v in variance)
+        inactive = [f"z{j + 1}" for j, v in enumerate(variance) if v <= ACTIVE_UNIT_THRESHOLD]
         st.metric(
             "Active units",
             f"{active} of {len(kl)}",
@@ -62,8 +63,13 @@ def show_prior_map(key: tuple[str, int], dataset: str, projection: Projection) -
         st.plotly_chart(kl_bars(kl, variance, ACTIVE_UNIT_THRESHOLD), key="kl-bars")
         st.caption(
             f"KL(q(z_j|x) || N(0, 1)) per latent dimension, averaged over the test set, "
-            f"{sum(kl):.2f} nats in all. Grey bars are inactive units: the encoder ignores them and "
-            "the decoder gets no information through them."
+            f"{sum(kl):.2f} nats in all."
+            + (
+                f" Inactive units: {', '.join(inactive)} (their bars, grey, have almost no height): "
+                "the encoder ignores them and the decoder gets no information through them."
+                if active < len(kl)
+                else " Every unit is active."
+            )
         )
         if projection.kind == "pca":
             st.caption(
