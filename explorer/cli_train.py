@@ -113,9 +113,9 @@ def cmd_train(args) -> int | None:
         raise ExplorerError(
             f"--init-from takes the architecture of {args.init_from}; {shaped} cannot be given with it."
         )
-    if args.nproc != 1:
-        _launch_processes(args)
     out, progress = _run_folder(args), False if args.no_progress else None
+    if args.nproc != 1:
+        _launch_processes(args, out)
     if args.resume:
         folder = resume_run(out, progress=progress, command=args.command_line, **train_values)
     else:
@@ -171,9 +171,13 @@ def _run_folder(args) -> str:
     return out
 
 
-def _launch_processes(args) -> None:
+def _launch_processes(args, out: str) -> None:
     """Replace this process by torchrun starting ``args.nproc`` copies of this command (same PID,
-    so a stop signal reaches torchrun, which passes it on to every process)."""
+    so a stop signal reaches torchrun, which passes it on to every process). The run folder
+    ``out`` is claimed first and its lock kept across the exec: torchrun holds it for the run's
+    life, and its workers, told so through the environment, do not claim it again."""
+    from explorer.runfolder import CLAIMED_ENV, RunFolder
+
     if args.nproc < 1:
         raise ExplorerError("--nproc must be at least 1")
     import importlib.util
@@ -191,6 +195,8 @@ def _launch_processes(args) -> None:
         elif not a.startswith("--nproc="):
             rest.append(a)
     os.environ[COMMAND_ENV] = args.command_line
+    RunFolder(out).claim(inheritable=True)  # held by this PID, torchrun after the exec
+    os.environ[CLAIMED_ENV] = str(Path(out).resolve())
     sys.stdout.flush()
     launcher = ["-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={args.nproc}"]
     os.execv(sys.executable, [sys.executable, *launcher, "-m", "explorer.cli", *rest])

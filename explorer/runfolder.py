@@ -4,7 +4,8 @@ A run folder holds the checkpoint (``model.safetensors``, ``train_state.safetens
 ``config.json``: see ``explorer.checkpoints``), ``metrics.jsonl`` (one JSON line per logging step
 and per epoch), ``status.json`` (what the training process is doing), ``commands.txt`` (how the
 run was made, for its model card), ``latents/`` (where test images sit in latent space after each
-epoch) and, for runs the app started, ``train.log``. The trainer writes them; the app, the cards
+epoch), ``run.lock`` (held by the one process that trains the run: ``RunFolder.claim``) and, for
+runs the app started, ``train.log``. The trainer writes them; the app, the cards
 and the benches read them, all through this class.
 """
 
@@ -25,6 +26,8 @@ STATUS_FILE = "status.json"
 COMMANDS_FILE = "commands.txt"  # each command line that trained this run, one per line
 LOG_FILE = "train.log"  # what a run started by the app printed
 LATENTS_DIR = "latents"
+LOCK_FILE = "run.lock"  # locked (flock) by the process training the run; holds its pid
+CLAIMED_ENV = "VAE_EXPLORER_CLAIMED_RUN"  # the run folder `train --nproc`'s launcher holds for its workers
 SNAPSHOT_SIZE = 2000  # test images whose latent means are saved every epoch
 RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
@@ -59,6 +62,16 @@ def list_runs(root: Path | None = None) -> list[str]:
     return [p.name for p in sorted(runs, key=lambda p: p.stat().st_mtime, reverse=True)]
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def finite_row(row: dict) -> dict:
     """``row`` as standard JSON allows it: a float that is NaN or infinite becomes null and its
     key is listed under "nonfinite" (strict JSON readers reject bare NaN and Infinity)."""
@@ -66,6 +79,34 @@ def finite_row(row: dict) -> dict:
     if not bad:
         return row
     return {**{k: (None if k in bad else v) for k, v in row.items()}, "nonfinite": bad}
+
+
+class RunClaim:
+    """A run folder's lock, held by the process that trains the run (``RunFolder.claim``): the
+    operating system releases it when the process ends, however it ends (kill -9 included)."""
+
+    def __init__(self, run: RunFolder, fd: int | None = None, made: bool = False) -> None:
+        self.run, self.fd, self.made = run, fd, made
+
+    def __enter__(self) -> RunClaim:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+    def release(self) -> None:
+        """Give the folder up; a folder that ``claim`` made and nothing else wrote into goes too."""
+        if self.fd is None:
+            return
+        try:
+            if self.made and [p.name for p in self.run.path.iterdir()] == [LOCK_FILE]:
+                (self.run.path / LOCK_FILE).unlink()  # while still held: no one locks a removed file
+                self.run.path.rmdir()
+        except OSError:
+            pass
+        finally:
+            os.close(self.fd)  # closing the descriptor releases the lock
+            self.fd = None
 
 
 class RunFolder:
@@ -88,6 +129,71 @@ class RunFolder:
     def holds_run(self) -> bool:
         """Whether a run has written here (metrics, a checkpoint or a status)."""
         return self.metrics.exists() or (self.path / MODEL_FILE).exists() or self.status_file.exists()
+
+    # -- run.lock: one process per run folder ---------------------------------------------------------
+
+    def claim(self, inheritable: bool = False) -> RunClaim:
+        """Lock the run folder (made if needed) for this process, for as long as it trains it: a
+        second process that claims it is refused until the first ends; the lock of a process that
+        died (kill -9 included) is gone with it. The lock is the operating system's (flock, through
+        the filelock package) on ``run.lock``, which holds the owner's pid for the refusal to name.
+        ``inheritable``: the lock survives an exec (``train --nproc`` becomes torchrun).
+
+        Raises:
+            ExplorerError: another process holds the folder (its pid said), or it cannot be made.
+        """
+        from filelock import lock_descriptor
+
+        if os.environ.get(CLAIMED_ENV) == str(self.path.resolve()):
+            return RunClaim(self)  # the launcher of `train --nproc` holds it for its workers
+        made = not self.path.exists()
+        self.create()
+        lock = self.path / LOCK_FILE
+        for _ in range(3):  # the file may be replaced between open and lock (a claim giving up)
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                held = lock_descriptor(fd, blocking=False)
+                same = held and os.path.samestat(os.fstat(fd), os.stat(lock))
+            except OSError as exc:
+                os.close(fd)
+                if isinstance(exc, FileNotFoundError):
+                    continue
+                raise ExplorerError(
+                    f"cannot lock the run folder {self.path}: {exc.strerror or exc}"
+                ) from None
+            if not held:
+                os.close(fd)
+                owner = self.owner()
+                raise ExplorerError(
+                    f"{self.path} is in use by another training process (pid {owner or 'unknown'}): "
+                    "wait for it to end or stop it, or train into another folder"
+                )
+            if same:
+                break
+            os.close(fd)
+        else:
+            raise ExplorerError(f"cannot lock the run folder {self.path}: its {LOCK_FILE} keeps changing")
+        try:  # in place, in the file's own block: a full disk cannot refuse it
+            os.pwrite(fd, f"{os.getpid():<15}\n".encode(), 0)
+        except OSError:
+            pass
+        os.set_inheritable(fd, inheritable)
+        return RunClaim(self, fd, made)
+
+    def owner(self, wait: float = 1.0) -> int | None:
+        """The pid written in run.lock by the process holding it (waiting up to ``wait`` seconds
+        for a process that has just taken the lock to write it); None when there is none."""
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                pid = int((self.path / LOCK_FILE).read_text().split()[0])
+                if _alive(pid):
+                    return pid
+            except (OSError, ValueError, IndexError):
+                pass
+            if time.monotonic() > deadline:
+                return None
+            time.sleep(0.05)
 
     # -- metrics.jsonl -----------------------------------------------------------------------------
 

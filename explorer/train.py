@@ -36,6 +36,26 @@ def start_run(
     progress: bool | None = None,
     command: str | None = None,
 ) -> Path:
+    """Train a new VAE into the run folder ``out``, which this process holds meanwhile
+    (``RunFolder.claim``: a second process is refused, naming this one's pid); return the folder.
+    See ``_start_run`` for the arguments.
+
+    Raises:
+        ExplorerError: another process holds ``out``, or as ``_start_run`` says.
+    """
+    with RunFolder(out).claim():
+        return _start_run(out, model_config, config, init_from=init_from, progress=progress, command=command)
+
+
+def _start_run(
+    out: str | os.PathLike,
+    model_config: ModelConfig | None = None,
+    config: TrainConfig | None = None,
+    *,
+    init_from: str | os.PathLike | None = None,
+    progress: bool | None = None,
+    command: str | None = None,
+) -> Path:
     """Train a new VAE into the run folder ``out``; return the folder.
 
     ``init_from`` (a checkpoint folder or shipped name) starts from that checkpoint's weights and
@@ -66,7 +86,18 @@ def start_run(
     return _train(run, model_config or ModelConfig(), cfg, lines, progress, resume=False, init=init)
 
 
-def resume_run(
+def resume_run(out: str | os.PathLike, **changes) -> Path:
+    """Continue the run in ``out``, which this process holds meanwhile (``RunFolder.claim``: a
+    second process is refused, naming this one's pid); see ``_resume_run`` for the ``changes``.
+
+    Raises:
+        ExplorerError: another process holds ``out``, or as ``_resume_run`` says.
+    """
+    with RunFolder(out).claim():
+        return _resume_run(out, **changes)
+
+
+def _resume_run(
     out: str | os.PathLike,
     *,
     epochs: int | None = None,
