@@ -162,8 +162,12 @@ class JobRegistry:
         status, rows = run.read_status() or {}, run.read_metrics()
         state, message = status.get("state", "none"), status.get("message", "")
         if state in ("starting", "running") and not _pid_alive(int(status.get("pid", 0)) or -1):
-            state = "lost"
-            message = LOST
+            said = _log_tail(run, lines=1) if _mtime(run.log) >= status.get("time", 0) else ""
+            # It died saying why, after its last status (a full disk kept status.json "running").
+            if said.startswith("vae-explorer train: error: "):
+                state, message = "failed", said.removeprefix("vae-explorer train: error: ")
+            else:
+                state, message = "lost", LOST
         if state == "failed" and not message:
             message = _log_tail(run)
         last = rows[-1] if rows else {}
@@ -196,6 +200,13 @@ def _claimed(status: dict | None, proc: subprocess.Popen, launched: float) -> bo
     """Whether ``status`` was written by the job ``proc`` started at ``launched`` (with --nproc, by
     its rank 0: hence the time), not by an earlier or another process training the run."""
     return bool(status) and (status.get("pid") == proc.pid or status.get("time", 0) >= launched)
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
 
 
 def _log_tail(run: RunFolder, lines: int = 3) -> str:

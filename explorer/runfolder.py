@@ -11,6 +11,7 @@ and the benches read them, all through this class.
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -70,6 +71,47 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def _append_whole(path: Path, text: str) -> None:
+    """Append ``text`` to ``path`` with one write, synced; on failure (a full disk) the file is
+    cut back to its old length, so that it never ends in a torn line. Raises the ``OSError``."""
+    data = text.encode()
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        size = os.fstat(fd).st_size
+        try:
+            if os.write(fd, data) != len(data):  # a short write: the disk filled up mid-line
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+            os.fsync(fd)
+        except BaseException:
+            os.ftruncate(fd, size)
+            raise
+    finally:
+        os.close(fd)
+
+
+def _replace_whole(path: Path, text: str) -> None:
+    """Replace ``path`` by a file holding ``text`` (a temporary file, then a rename): readers see
+    the old file or the new one; a failed write leaves neither a temporary file nor a torn file."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _mount_point(path: Path) -> Path:
+    """The mount point of the file system holding ``path`` (or its nearest existing parent)."""
+    path = path.resolve()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    device = path.stat().st_dev
+    while path != path.parent and path.parent.stat().st_dev == device:
+        path = path.parent
+    return path
 
 
 def finite_row(row: dict) -> dict:
@@ -198,11 +240,9 @@ class RunFolder:
     # -- metrics.jsonl -----------------------------------------------------------------------------
 
     def append_metrics(self, rows: list[dict]) -> None:
-        """Append JSON lines, standard JSON only, flushed to disk."""
-        with open(self.metrics, "a") as f:
-            f.write("".join(json.dumps(finite_row(r), allow_nan=False) + "\n" for r in rows))
-            f.flush()
-            os.fsync(f.fileno())
+        """Append JSON lines, standard JSON only, flushed to disk: whole lines or none (a failed
+        write, a full disk say, is cut back off; ``OSError`` is raised)."""
+        _append_whole(self.metrics, "".join(json.dumps(finite_row(r), allow_nan=False) + "\n" for r in rows))
 
     def read_metrics(self) -> list[dict]:
         """The complete lines of metrics.jsonl (a torn last line is skipped)."""
@@ -223,9 +263,7 @@ class RunFolder:
     def truncate_metrics(self, step: int) -> list[dict]:
         """Keep only complete lines up to ``step`` (the checkpoint's), atomically; return them."""
         rows = [r for r in self.read_metrics() if r.get("step", 0) <= step]
-        tmp = self.metrics.with_name(f".{METRICS_FILE}.tmp")
-        tmp.write_text("".join(json.dumps(finite_row(r), allow_nan=False) + "\n" for r in rows))
-        os.replace(tmp, self.metrics)
+        _replace_whole(self.metrics, "".join(json.dumps(finite_row(r), allow_nan=False) + "\n" for r in rows))
         return rows
 
     # -- status.json -------------------------------------------------------------------------------
@@ -233,10 +271,28 @@ class RunFolder:
     def write_status(self, state: str, **fields) -> None:
         """Record the run's state (atomically) for the app and other observers: starting, running,
         stopped (checkpoint saved, resumable), finished or failed (with a message)."""
-        record = {"state": state, "pid": os.getpid(), "time": time.time(), **fields}
-        tmp = self.path / f".{STATUS_FILE}.tmp-{os.getpid()}"
-        tmp.write_text(json.dumps(record) + "\n")
-        os.replace(tmp, self.status_file)
+        record = json.dumps({"state": state, "pid": os.getpid(), "time": time.time(), **fields}) + "\n"
+        try:
+            _replace_whole(self.status_file, record)
+        except OSError:
+            if not self.status_file.exists():
+                raise
+            # A full disk has no room for a new file, but the old one's block is there to reuse:
+            # written in place (a reader may catch it half-written, and reads None then).
+            with open(self.status_file, "r+b") as f:
+                f.write(record.encode())
+                f.truncate()
+
+    def write_error(self, exc: OSError, what: str) -> str:
+        """What went wrong writing ``what`` (a file's name) into this run, in words: a full disk
+        named by its mount point, else the system's reason."""
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            full = "full" if exc.errno == errno.ENOSPC else "over its quota"
+            return (
+                f"disk full: the file system at {_mount_point(self.path)} (holding {self.path}) is "
+                f"{full} ({errno.errorcode[exc.errno]}: {exc.strerror}) while writing {what}"
+            )
+        return f"could not write {what} in {self.path}: {exc.strerror or exc}"
 
     def create(self) -> None:
         """Make the run folder (and its parents).
@@ -262,8 +318,7 @@ class RunFolder:
 
     def record_commands(self, lines: list[str]) -> None:
         """Append lines to commands.txt: how the run was made, for its model card."""
-        with open(self.commands, "a") as f:
-            f.writelines(line + "\n" for line in lines)
+        _append_whole(self.commands, "".join(line + "\n" for line in lines))
 
     def read_commands(self) -> list[str]:
         try:
@@ -290,9 +345,13 @@ class RunFolder:
             items.append(("labels.npy", np.asarray(labels, dtype=np.int16)))
         for name, array in items:
             tmp = self.latents / f".{name}.tmp-{os.getpid()}"
-            with open(tmp, "wb") as f:
-                np.save(f, array)
-            os.replace(tmp, self.latents / name)
+            try:
+                with open(tmp, "wb") as f:
+                    np.save(f, array)
+                os.replace(tmp, self.latents / name)
+            except BaseException:
+                tmp.unlink(missing_ok=True)  # no empty temporary file left by a full disk
+                raise
         return self.latents / items[0][0]
 
     def read_latent_snapshots(self):

@@ -10,6 +10,7 @@ to date, and return the run folder.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 from dataclasses import replace
@@ -23,6 +24,7 @@ from explorer.data import fetch
 from explorer.devices import check_step_fits, pick_device
 from explorer.distributed import World, join
 from explorer.errors import ExplorerError
+from explorer.recorder import Recorder
 from explorer.runfolder import RunFolder
 from explorer.trainer import Trainer
 
@@ -174,23 +176,40 @@ def _train_in(run: RunFolder, model_config, cfg, lines, progress, resume, init, 
         )
     world.barrier()  # every process has checked the folder before rank 0 writes into it
     status = run.write_status if world.main else (lambda *a, **k: None)
-    if world.main:
-        run.create()
-        if lines:  # the record of how this run was made, for its model card
-            run.record_commands(lines)
-    status("starting", epochs=cfg.epochs)
     try:
+        if world.main:
+            run.create()
+            if lines:  # the record of how this run was made, for its model card
+                run.record_commands(lines)
+        status("starting", epochs=cfg.epochs)
         trainer = Trainer(run, model_config, cfg, world, progress, resume=resume, init=init)
         trainer.report("running")
         stopped = trainer.run()
+    except OSError as exc:  # a full disk under a write of the run's: one line, not a traceback
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            _failed(status, f"{type(exc).__name__}: {exc}")
+            raise
+        written = Path(exc.filename or "its files").name.lstrip(".").split(".tmp")[0]  # not the temporary
+        error = Recorder(run, cfg, world, None).write_failed(exc, written)
+        _failed(status, str(error))
+        raise error from None
     except ExplorerError as exc:
-        status("failed", message=str(exc))
+        _failed(status, str(exc))
         raise
     except BaseException as exc:
-        status("failed", message=f"{type(exc).__name__}: {exc}")
+        _failed(status, f"{type(exc).__name__}: {exc}")
         raise
     trainer.report("stopped" if stopped else "finished")
     return run.path
+
+
+def _failed(status, message: str) -> None:
+    """Record the run as failed with ``message``; a status that cannot be written (the disk that
+    failed the run) is left, and the error itself still reaches the caller."""
+    try:
+        status("failed", message=message)
+    except OSError:
+        pass
 
 
 def _device_type(name: str) -> str:
