@@ -4,7 +4,8 @@ A run folder holds the checkpoint (``model.safetensors``, ``train_state.safetens
 ``config.json``: see ``explorer.checkpoints``), ``metrics.jsonl`` (one JSON line per logging step
 and per epoch), ``status.json`` (what the training process is doing), ``commands.txt`` (how the
 run was made, for its model card), ``latents/`` (where test images sit in latent space after each
-epoch), ``run.lock`` (held by the one process that trains the run: ``RunFolder.claim``) and, for
+epoch), ``dataset.json`` (the counts and checksum of its data, checked on --resume),
+``run.lock`` (held by the one process that trains the run: ``RunFolder.claim``) and, for
 runs the app started, ``train.log``. The trainer writes them; the app, the cards
 and the benches read them, all through this class.
 """
@@ -27,6 +28,7 @@ STATUS_FILE = "status.json"
 COMMANDS_FILE = "commands.txt"  # each command line that trained this run, one per line
 LOG_FILE = "train.log"  # what a run started by the app printed
 LATENTS_DIR = "latents"
+DATA_FILE = "dataset.json"  # the counts and checksum of the data the run trains on
 LOCK_FILE = "run.lock"  # locked (flock) by the process training the run; holds its pid
 CLAIMED_ENV = "VAE_EXPLORER_CLAIMED_RUN"  # the run folder `train --nproc`'s launcher holds for its workers
 SNAPSHOT_SIZE = 2000  # test images whose latent means are saved every epoch
@@ -311,6 +313,19 @@ class RunFolder:
     def read_status(self) -> dict | None:
         try:
             return json.loads(self.status_file.read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return None
+
+    # -- dataset.json: the data the run trains on -----------------------------------------------------
+
+    def write_data_record(self, record: dict) -> None:
+        """Record the data the run trains on (``explorer.data.fingerprint``), atomically."""
+        _replace_whole(self.path / DATA_FILE, json.dumps(record, indent=2) + "\n")
+
+    def read_data_record(self) -> dict | None:
+        """The recorded data of the run; None for a run from before the record was kept."""
+        try:
+            return json.loads((self.path / DATA_FILE).read_text())
         except (FileNotFoundError, json.JSONDecodeError):
             return None
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -20,7 +21,7 @@ import torch
 
 from explorer.checkpoints import dataset_of, load_checkpoint, read_config, resolve
 from explorer.config import ModelConfig, TrainConfig, check_combination
-from explorer.data import fetch
+from explorer.data import fetch, fingerprint
 from explorer.devices import check_step_fits, pick_device
 from explorer.distributed import World, join
 from explorer.errors import ExplorerError
@@ -144,8 +145,41 @@ def _resume_run(
             f"the run in {run.path} has trained {saved['epoch']} of {cfg.epochs} epochs already; give "
             f"--epochs more than {saved['epoch']} to train on"
         )
+    same_data(run, cfg.dataset)
     model_config = ModelConfig.from_dict(saved["model"])
     return _train(run, model_config, cfg, [command] if command else [], progress, resume=True)
+
+
+def same_data(run: RunFolder, dataset: str) -> None:
+    """Refuse to resume the run in ``run`` on data other than it started with (a folder added
+    again with more or fewer images, say): its recorded counts and checksum against the data's
+    now. A run from before the record was kept is resumed with a note (once: the record is
+    written as it goes on).
+
+    Raises:
+        ExplorerError: what changed, and how to start a new run from the checkpoint.
+    """
+    was, now = run.read_data_record(), fingerprint(dataset)
+    if was is None:
+        if os.environ.get("RANK", "0") == "0":
+            print(f"note: {run.path} has no record of its data (trained before VAE Explorer kept one): "
+                  f"resuming without checking that {dataset} is unchanged", file=sys.stderr)  # fmt: skip
+        return
+    if (was.get("train"), was.get("test"), was.get("sha256")) == (now["train"], now["test"], now["sha256"]):
+        return
+    counts = (was.get("train"), was.get("test")) != (now["train"], now["test"])
+    what = (
+        f"it had {was.get('train')} training and {was.get('test')} test images, it has "
+        f"{now['train']} and {now['test']} now"
+        if counts
+        else f"the same counts, other images (sha256 {str(was.get('sha256'))[:12]}... then, "
+        f"{now['sha256'][:12]}... now)"
+    )
+    raise ExplorerError(
+        f"the dataset {dataset} has changed since the run in {run.path} started on it ({what}); a "
+        f"run resumes on its own data. Start a new run from its checkpoint instead: vae-explorer "
+        f"train --out NEW_RUN --init-from {run.path} --dataset {dataset}"
+    )
 
 
 def _train(run, model_config, cfg, lines, progress, resume, init=None) -> Path:
@@ -181,6 +215,8 @@ def _train_in(run: RunFolder, model_config, cfg, lines, progress, resume, init, 
             run.create()
             if lines:  # the record of how this run was made, for its model card
                 run.record_commands(lines)
+            if not resume or run.read_data_record() is None:  # what --resume checks
+                run.write_data_record(fingerprint(cfg.dataset))
         status("starting", epochs=cfg.epochs)
         trainer = Trainer(run, model_config, cfg, world, progress, resume=resume, init=init)
         trainer.report("running")
