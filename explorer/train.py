@@ -89,15 +89,26 @@ def _start_run(
     return _train(run, model_config or ModelConfig(), cfg, lines, progress, resume=False, init=init)
 
 
-def resume_run(out: str | os.PathLike, **changes) -> Path:
+def resume_run(
+    out: str | os.PathLike,
+    *,
+    epochs: int | None = None,
+    lr: float | None = None,
+    objective: str | None = None,
+    samples: int | None = None,
+    device: str | None = None,
+    progress: bool | None = None,
+    command: str | None = None,
+) -> Path:
     """Continue the run in ``out``, which this process holds meanwhile (``RunFolder.claim``: a
-    second process is refused, naming this one's pid); see ``_resume_run`` for the ``changes``.
+    second process is refused, naming this one's pid); see ``_resume_run`` for the arguments.
 
     Raises:
         ExplorerError: another process holds ``out``, or as ``_resume_run`` says.
     """
+    changes = dict(epochs=epochs, lr=lr, objective=objective, samples=samples, device=device)
     with RunFolder(out).claim():
-        return _resume_run(out, **changes)
+        return _resume_run(out, **changes, progress=progress, command=command)
 
 
 def _resume_run(
