@@ -16,7 +16,7 @@ from tests.runs import cli_train_command, read_metrics
 pytestmark = pytest.mark.integration
 
 
-def _wait_for_owner(out, proc, what=lambda: True, timeout=120.0) -> None:
+def _wait_for_owner(out, proc, what=lambda: True, timeout=600.0) -> None:
     """Until ``proc`` holds the run folder ``out`` (and ``what()`` holds)."""
     deadline = time.time() + timeout
     while time.time() < deadline:
