@@ -181,15 +181,16 @@ class RunFolder:
         second process that claims it is refused until the first ends; the lock of a process that
         died (kill -9 included) is gone with it. The lock is the operating system's (flock, through
         the filelock package) on ``run.lock``, which holds the owner's pid for the refusal to name.
-        ``inheritable``: the lock survives an exec (``train --nproc`` becomes torchrun).
+        ``inheritable``: the lock survives an exec (``train --nproc`` becomes torchrun). In a
+        process group (``RANK`` set), rank 0 claims the folder for every rank.
 
         Raises:
             ExplorerError: another process holds the folder (its pid said), or it cannot be made.
         """
         from filelock import lock_descriptor
 
-        if os.environ.get(CLAIMED_ENV) == str(self.path.resolve()):
-            return RunClaim(self)  # the launcher of `train --nproc` holds it for its workers
+        if os.environ.get(CLAIMED_ENV) == str(self.path.resolve()) or os.environ.get("RANK", "0") != "0":
+            return RunClaim(self)  # held for this process: by `train --nproc`'s launcher, or by rank 0
         made = not self.path.exists()
         self.create()
         lock = self.path / LOCK_FILE
