@@ -90,6 +90,27 @@ def _given(args, settings) -> dict:
 
 
 def cmd_train(args) -> int | None:
+    """``vae-explorer train``: the run folder is claimed for this process first, before PyTorch is
+    loaded, so that a second process is refused in about a second (``RunFolder.claim``), and held
+    to the end (by torchrun with --nproc); ``start_run``/``resume_run`` find it held through the
+    environment."""
+    from explorer.runfolder import CLAIMED_ENV, RunFolder
+
+    out = _run_folder(args)
+    claim = RunFolder(out).claim(inheritable=args.nproc != 1)
+    before = os.environ.get(CLAIMED_ENV)
+    os.environ[CLAIMED_ENV] = str(Path(out).resolve())
+    try:
+        return _cmd_train(args)
+    finally:
+        claim.release()
+        if before is None:
+            os.environ.pop(CLAIMED_ENV, None)
+        else:
+            os.environ[CLAIMED_ENV] = before
+
+
+def _cmd_train(args) -> int | None:
     from explorer.config import ModelConfig, TrainConfig
     from explorer.datasets import spec
     from explorer.runfolder import RunFolder
@@ -173,7 +194,9 @@ def _run_folder(args) -> str:
 
 def _launch_processes(args) -> None:
     """Replace this process by torchrun starting ``args.nproc`` copies of this command (same PID,
-    so a stop signal reaches torchrun, which passes it on to every process)."""
+    so a stop signal reaches torchrun, which passes it on to every process). The claim of the run
+    folder (``cmd_train``'s, inheritable) survives the exec: torchrun holds it for the
+    run's life, and its workers, told so through the environment, do not claim it again."""
     if args.nproc < 1:
         raise ExplorerError("--nproc must be at least 1")
     import importlib.util

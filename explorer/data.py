@@ -215,3 +215,22 @@ def binarize_fixed(images: torch.Tensor, seed: int = 0) -> torch.Tensor:
     grey = images.cpu().numpy().astype(np.float64) / 255.0
     uniform = np.random.Generator(np.random.PCG64(seed)).random(grey.shape)
     return torch.from_numpy((uniform < grey).astype(np.float32))
+
+
+def fingerprint(name: str) -> dict:
+    """What a run records of the data it trains on, to tell on --resume whether it changed: the
+    counts of training and test images and one SHA-256 over both splits' images (uint8, C-order)
+    and labels (int64). About 0.5 s for MNIST's 70,000 images.
+
+    Raises:
+        DatasetError: as ``load_dataset``.
+    """
+    import hashlib
+
+    digest, counts = hashlib.sha256(), {}
+    for split in ("train", "test"):
+        data = load_dataset(name, split)
+        counts[split] = len(data)
+        digest.update(data.images.contiguous().numpy())
+        digest.update(data.labels.contiguous().numpy())
+    return {"dataset": name, **counts, "sha256": digest.hexdigest()}

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from explorer.errors import ExplorerError
-from explorer.runfolder import LOG_FILE, RunFolder, check_run_name, runs_root
+from explorer.runfolder import LOCK_FILE, LOG_FILE, RunFolder, check_run_name, runs_root
 
 LOST = (
     "the training process ended without saying why (killed?); its last checkpoint is kept: "
@@ -119,12 +119,14 @@ class JobRegistry:
                 )
             self._procs[name] = proc
             self._wait_for_claim(run, proc, launched)
-            if proc.poll() not in (None, 0) and not run.read_status():
+            if proc.poll() not in (None, 0) and not _claimed(run.read_status(), proc, launched):
                 # Refused before it claimed the run (a device this machine lacks, a step too big
-                # for its memory): say why, and leave no empty run behind.
+                # for its memory, another process training in the folder): say why, and leave no
+                # empty run behind.
                 why = _log_tail(run, lines=1) or f"exit code {proc.returncode}"
                 del self._procs[name]
-                if not resume and all(p.name == LOG_FILE for p in run.path.iterdir()):
+                leftovers = {p.name for p in run.path.iterdir()}
+                if not resume and leftovers <= {LOG_FILE, LOCK_FILE} and not run.owner(wait=0):
                     shutil.rmtree(run.path, ignore_errors=True)
                 raise ExplorerError(
                     f"training did not start: {why.removeprefix('vae-explorer train: error: ')}"
@@ -137,8 +139,7 @@ class JobRegistry:
         --nproc the claim comes from rank 0, a child of torchrun: hence the time, not the PID)."""
         deadline = time.time() + 10
         while time.time() < deadline and proc.poll() is None:
-            status = run.read_status()
-            if status and (status.get("pid") == proc.pid or status.get("time", 0) >= launched):
+            if _claimed(run.read_status(), proc, launched):
                 return
             time.sleep(0.05)
 
@@ -161,8 +162,12 @@ class JobRegistry:
         status, rows = run.read_status() or {}, run.read_metrics()
         state, message = status.get("state", "none"), status.get("message", "")
         if state in ("starting", "running") and not _pid_alive(int(status.get("pid", 0)) or -1):
-            state = "lost"
-            message = LOST
+            said = _log_tail(run, lines=1) if _mtime(run.log) >= status.get("time", 0) else ""
+            # It died saying why, after its last status (a full disk kept status.json "running").
+            if said.startswith("vae-explorer train: error: "):
+                state, message = "failed", said.removeprefix("vae-explorer train: error: ")
+            else:
+                state, message = "lost", LOST
         if state == "failed" and not message:
             message = _log_tail(run)
         last = rows[-1] if rows else {}
@@ -189,6 +194,19 @@ class JobRegistry:
             status.get("path", ""),
             per_epoch,
         )
+
+
+def _claimed(status: dict | None, proc: subprocess.Popen, launched: float) -> bool:
+    """Whether ``status`` was written by the job ``proc`` started at ``launched`` (with --nproc, by
+    its rank 0: hence the time), not by an earlier or another process training the run."""
+    return bool(status) and (status.get("pid") == proc.pid or status.get("time", 0) >= launched)
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
 
 
 def _log_tail(run: RunFolder, lines: int = 3) -> str:

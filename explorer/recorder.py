@@ -61,14 +61,36 @@ class Recorder:
         self.run, self.cfg, self.world, self.device = run, cfg, world, device
 
     def metrics(self, row: dict) -> None:
-        """Append one line to metrics.jsonl."""
+        """Append one line to metrics.jsonl (whole, or not at all).
+
+        Raises:
+            ExplorerError: the write failed (a full disk, say): which checkpoint is kept.
+        """
         if self.world.main:
-            self.run.append_metrics([row])
+            try:
+                self.run.append_metrics([row])
+            except OSError as exc:
+                raise self.write_failed(exc, "metrics.jsonl") from None
 
     def status(self, state: str, **fields) -> None:
-        """Write status.json: ``state`` and where training stands."""
+        """Write status.json: ``state`` and where training stands.
+
+        Raises:
+            ExplorerError: the write failed (a full disk, say): which checkpoint is kept.
+        """
         if self.world.main:
-            self.run.write_status(state, **fields)
+            try:
+                self.run.write_status(state, **fields)
+            except OSError as exc:
+                raise self.write_failed(exc, "status.json") from None
+
+    def write_failed(self, exc: OSError, what: str) -> ExplorerError:
+        """The one-line error of a run that could not write ``what``: why (a full disk named by
+        its mount point), which checkpoint is kept, and how to go on."""
+        return ExplorerError(
+            f"{self.run.write_error(exc, what)}; {self.kept()}. Free some space (or fix the cause), "
+            f"then continue with: vae-explorer train --resume {self.run.path}"
+        )
 
     @torch.no_grad()
     def snapshot(self, model: VAE, images: torch.Tensor, labels: torch.Tensor, epoch: int) -> None:
@@ -112,9 +134,9 @@ class Recorder:
                 )
             except OSError as exc:  # disk full, permissions, a vanished folder
                 failed = ExplorerError(
-                    f"could not save the checkpoint of step {at.step} in {self.run.path}: "
-                    f"{exc.strerror or exc}; {self.kept('intact')}. Fix the cause, then continue "
-                    "with --resume."
+                    f"{self.run.write_error(exc, f'the checkpoint of step {at.step}')}; "
+                    f"{self.kept('intact')}. Free some space (or fix the cause), then continue "
+                    f"with: vae-explorer train --resume {self.run.path}"
                 )
         if self.world.any(failed is not None, self.device):
             raise failed or ExplorerError("rank 0 could not save the checkpoint; see its message")

@@ -10,8 +10,10 @@ to date, and return the run folder.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -19,15 +21,36 @@ import torch
 
 from explorer.checkpoints import dataset_of, load_checkpoint, read_config, resolve
 from explorer.config import ModelConfig, TrainConfig, check_combination
-from explorer.data import fetch
+from explorer.data import fetch, fingerprint
 from explorer.devices import check_step_fits, pick_device
 from explorer.distributed import World, join
 from explorer.errors import ExplorerError
+from explorer.recorder import Recorder
 from explorer.runfolder import RunFolder
 from explorer.trainer import Trainer
 
 
 def start_run(
+    out: str | os.PathLike,
+    model_config: ModelConfig | None = None,
+    config: TrainConfig | None = None,
+    *,
+    init_from: str | os.PathLike | None = None,
+    progress: bool | None = None,
+    command: str | None = None,
+) -> Path:
+    """Train a new VAE into the run folder ``out``, which this process holds meanwhile
+    (``RunFolder.claim``: a second process is refused, naming this one's pid); return the folder.
+    See ``_start_run`` for the arguments.
+
+    Raises:
+        ExplorerError: another process holds ``out``, or as ``_start_run`` says.
+    """
+    with RunFolder(out).claim():
+        return _start_run(out, model_config, config, init_from=init_from, progress=progress, command=command)
+
+
+def _start_run(
     out: str | os.PathLike,
     model_config: ModelConfig | None = None,
     config: TrainConfig | None = None,
@@ -77,6 +100,28 @@ def resume_run(
     progress: bool | None = None,
     command: str | None = None,
 ) -> Path:
+    """Continue the run in ``out``, which this process holds meanwhile (``RunFolder.claim``: a
+    second process is refused, naming this one's pid); see ``_resume_run`` for the arguments.
+
+    Raises:
+        ExplorerError: another process holds ``out``, or as ``_resume_run`` says.
+    """
+    changes = dict(epochs=epochs, lr=lr, objective=objective, samples=samples, device=device)
+    with RunFolder(out).claim():
+        return _resume_run(out, **changes, progress=progress, command=command)
+
+
+def _resume_run(
+    out: str | os.PathLike,
+    *,
+    epochs: int | None = None,
+    lr: float | None = None,
+    objective: str | None = None,
+    samples: int | None = None,
+    device: str | None = None,
+    progress: bool | None = None,
+    command: str | None = None,
+) -> Path:
     """Continue the run in ``out`` from its last checkpoint, exactly as if it had not stopped;
     return the folder. ``epochs``: train on to this many in all; ``lr``: a new learning rate from
     here on (the optimiser's moments are kept); ``objective``, ``samples``: switch the loss from
@@ -111,8 +156,41 @@ def resume_run(
             f"the run in {run.path} has trained {saved['epoch']} of {cfg.epochs} epochs already; give "
             f"--epochs more than {saved['epoch']} to train on"
         )
+    same_data(run, cfg.dataset)
     model_config = ModelConfig.from_dict(saved["model"])
     return _train(run, model_config, cfg, [command] if command else [], progress, resume=True)
+
+
+def same_data(run: RunFolder, dataset: str) -> None:
+    """Refuse to resume the run in ``run`` on data other than it started with (a folder added
+    again with more or fewer images, say): its recorded counts and checksum against the data's
+    now. A run from before the record was kept is resumed with a note (once: the record is
+    written as it goes on).
+
+    Raises:
+        ExplorerError: what changed, and how to start a new run from the checkpoint.
+    """
+    was, now = run.read_data_record(), fingerprint(dataset)
+    if was is None:
+        if os.environ.get("RANK", "0") == "0":
+            print(f"note: {run.path} has no record of its data (trained before VAE Explorer kept one): "
+                  f"resuming without checking that {dataset} is unchanged", file=sys.stderr)  # fmt: skip
+        return
+    if (was.get("train"), was.get("test"), was.get("sha256")) == (now["train"], now["test"], now["sha256"]):
+        return
+    counts = (was.get("train"), was.get("test")) != (now["train"], now["test"])
+    what = (
+        f"it had {was.get('train')} training and {was.get('test')} test images, it has "
+        f"{now['train']} and {now['test']} now"
+        if counts
+        else f"the same counts, other images (sha256 {str(was.get('sha256'))[:12]}... then, "
+        f"{now['sha256'][:12]}... now)"
+    )
+    raise ExplorerError(
+        f"the dataset {dataset} has changed since the run in {run.path} started on it ({what}); a "
+        f"run resumes on its own data. Start a new run from its checkpoint instead: vae-explorer "
+        f"train --out NEW_RUN --init-from {run.path} --dataset {dataset}"
+    )
 
 
 def _train(run, model_config, cfg, lines, progress, resume, init=None) -> Path:
@@ -143,23 +221,42 @@ def _train_in(run: RunFolder, model_config, cfg, lines, progress, resume, init, 
         )
     world.barrier()  # every process has checked the folder before rank 0 writes into it
     status = run.write_status if world.main else (lambda *a, **k: None)
-    if world.main:
-        run.create()
-        if lines:  # the record of how this run was made, for its model card
-            run.record_commands(lines)
-    status("starting", epochs=cfg.epochs)
     try:
+        if world.main:
+            run.create()
+            if lines:  # the record of how this run was made, for its model card
+                run.record_commands(lines)
+            if not resume or run.read_data_record() is None:  # what --resume checks
+                run.write_data_record(fingerprint(cfg.dataset))
+        status("starting", epochs=cfg.epochs)
         trainer = Trainer(run, model_config, cfg, world, progress, resume=resume, init=init)
         trainer.report("running")
         stopped = trainer.run()
+    except OSError as exc:  # a full disk under a write of the run's: one line, not a traceback
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            _failed(status, f"{type(exc).__name__}: {exc}")
+            raise
+        written = Path(exc.filename or "its files").name.lstrip(".").split(".tmp")[0]  # not the temporary
+        error = Recorder(run, cfg, world, None).write_failed(exc, written)
+        _failed(status, str(error))
+        raise error from None
     except ExplorerError as exc:
-        status("failed", message=str(exc))
+        _failed(status, str(exc))
         raise
     except BaseException as exc:
-        status("failed", message=f"{type(exc).__name__}: {exc}")
+        _failed(status, f"{type(exc).__name__}: {exc}")
         raise
     trainer.report("stopped" if stopped else "finished")
     return run.path
+
+
+def _failed(status, message: str) -> None:
+    """Record the run as failed with ``message``; a status that cannot be written (the disk that
+    failed the run) is left, and the error itself still reaches the caller."""
+    try:
+        status("failed", message=message)
+    except OSError:
+        pass
 
 
 def _device_type(name: str) -> str:
