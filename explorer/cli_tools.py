@@ -18,6 +18,7 @@ from explorer.cli_args import (
     pictures,
     positive,
 )
+from explorer.cli_derive import add_derive_parser, cmd_derive
 from explorer.cli_export import add_export_parser, cmd_export
 from explorer.cli_fid import (
     add_classifier_parser,
@@ -92,6 +93,7 @@ def add_tool_parsers(sub) -> None:
     )
 
     add_export_parser(sub)
+    add_derive_parser(sub)
     _add_data_parsers(sub)
     add_classifier_parser(sub)
 
@@ -413,6 +415,7 @@ TOOLS = {
     "manifold": cmd_manifold,
     "reconstruct": cmd_reconstruct,
     "export": cmd_export,
+    "derive": cmd_derive,
     "data": cmd_data,
     "classifier": cmd_classifier,
 }

@@ -18,8 +18,8 @@ from explorer.ui.models import (
     label_names,
     model_key,
     model_or_stop,
+    test_elbo,
     test_images,
-    test_reconstructions,
 )
 from explorer.ui.scatter import base_scatter, draw_posterior, star_caption
 from explorer.ui.widgets import distinct_uploads
@@ -40,16 +40,16 @@ st.caption(
 )
 
 key = model_key(choice)
-rec = test_reconstructions(*key, dataset)
-labels = test_images(dataset)[1]
+images, labels = test_images(dataset)
 seed = st.sidebar.number_input("Seed", 0, 10_000, 0) if mode == "random" else 0
 label = None
 if mode == "by label":
     label = st.sidebar.selectbox(
         "Label", sorted(set(labels.tolist())), format_func=lambda k: names[k] if names else str(k)
     )
-picked = pick_images(rec.elbo, labels, mode, count, seed, label)
-pair = torch.cat([rec.inputs[picked], rec.outputs[picked]])
+picked = pick_images(test_elbo(*key, dataset), labels, mode, count, seed, label)
+rec = reconstruct(model, images[picked])  # only the images shown: the ELBOs are stored
+pair = torch.cat([rec.inputs, rec.outputs])
 reconstruction_gallery(rec, picked, labels, names)
 st.download_button(
     "Download these pictures (PNG)",

@@ -14,7 +14,7 @@ from explorer.evaluate import score_name
 from explorer.images import make_grid, png_bytes
 from explorer.model import VAE
 from explorer.neighbours import nearest
-from explorer.ui.models import encoded_test_set, test_images, test_reconstructions
+from explorer.ui.models import encoded_test_set, test_elbo, test_images
 
 NEIGHBOURS = 8
 GALLERY_MOST = 48  # selected images drawn; the figures and downloads cover the whole selection
@@ -104,7 +104,7 @@ def selection_panel(model: VAE, key: tuple[str, int], dataset: str, indices: lis
     the first ``GALLERY_MOST`` images, and downloads of the selection's codes and indices."""
     images, labels = test_images(dataset)
     codes = encoded_test_set(*key, dataset)
-    score = test_reconstructions(*key, dataset).elbo[indices].double()
+    score = test_elbo(*key, dataset)[indices].double()
     counts = torch.bincount(labels[indices]).tolist()
     by_label = ", ".join(f"{names[k] if names else k}: {c}" for k, c in enumerate(counts) if c)
     st.subheader(f"Selection: {len(indices):,} test images")

@@ -3,8 +3,6 @@ dot shows (the image, its reconstruction, its posterior as ellipses and draws)."
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import streamlit as st
 import torch
@@ -45,10 +43,9 @@ def add_density(
     q(z|x) in a PCA or latent plane (``explorer.density``), or, for an autoencoder's codes and
     for t-SNE and UMAP maps (which carry no Gaussians), a histogram's contours of the points."""
     if variational and isinstance(projection, Projection):
-        reach = float(points.abs().max()) if len(points) else 4.0
         from explorer.ui.prior_map import aggregate_density
 
-        dmap = aggregate_density(*key, dataset, float(max(4, math.ceil(reach))))  # the whole map
+        dmap = aggregate_density(*key, dataset, whole_map=True)  # over every code, stored
         trace = {"type": "contour", "x": dmap.xs.tolist(), "y": dmap.ys.tolist(),
                  "z": np.log10(np.maximum(dmap.aggregate, 1e-12)).tolist(), "ncontours": 12,
                  "name": "q(z), log10"}  # fmt: skip
