@@ -303,8 +303,9 @@ def cmd_reconstruct(args) -> int:
     reconstructions with -o, a JSON list with --json. Exits 1 when any file was refused."""
     import torch
 
-    from explorer.checkpoints import load_checkpoint
+    from explorer.checkpoints import load_checkpoint, resolve
     from explorer.data import load_dataset
+    from explorer.derived import ensure
     from explorer.images import make_grid, save_png
     from explorer.preprocess import preprocess_image
     from explorer.strangers import Reference
@@ -325,7 +326,8 @@ def cmd_reconstruct(args) -> int:
     judged = []
     if inputs:
         x = torch.stack(inputs)
-        judged = Reference.of(model, test_x, dataset).judge(model, x)
+        figures = ensure(resolve(args.checkpoint), model, ("elbo", "detector"))  # stored beside it
+        judged = Reference(figures.elbo, figures.detector).judge(model, x)
         if args.output is not None:
             with torch.no_grad():
                 recon = model.decode(model.encode(x)[0]).mean

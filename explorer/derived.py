@@ -44,15 +44,13 @@ META = "derived.json"
 ARRAYS = "derived.safetensors"
 MODEL_FILE = "model.safetensors"  # explorer.runfolder.MODEL_FILE, without importing the trainer's room
 MAPS = ("tsne", "umap")  # the nonlinear maps a wide model may store
+PARTS = ("codes", "elbo", "units", "detector", "densities", *MAPS)
+CORE = PARTS[:5]  # what training writes and every page may need; the maps take a minute each
 
 
 class Stale(Exception):
     """The derived files are missing, damaged, of another format, or of another model: the
     message says which. Callers recompute; nobody shows it to a person as an error."""
-
-
-PARTS = ("codes", "elbo", "units", "detector", "densities", "tsne", "umap")
-CORE = PARTS[:5]  # what training writes and every page may need; the maps take a minute each
 
 
 @dataclass
@@ -64,27 +62,39 @@ class Derived:
     elbo: torch.Tensor | None = None  # (N,) per-image ELBO, nats (``latent.reconstruct``; AE: log p(x|z))
     kl: torch.Tensor | None = None  # (z,) mean KL(q(z_j|x) || N(0, 1)) in nats ("units"; AE: zeros)
     variance: torch.Tensor | None = None  # (z,) variance over the test set of each posterior mean
-    detector: StrangerDetector | None = None
     densities: dict[str, DensityMap] | None = None  # "prior": the Prior tab's; "map": over the
     # whole scatter, for its contours ({} for an autoencoder, which has no posterior)
     maps: dict[str, torch.Tensor] = field(default_factory=dict)  # "tsne"/"umap": places (N, 2)
     seconds: dict[str, float] = field(default_factory=dict)  # what each part took to compute
+    _detector: StrangerDetector | None = field(default=None, repr=False)
+    _stored_detector: tuple[dict, dict] | None = field(default=None, repr=False)  # its arrays, scalars
+
+    @property
+    def detector(self) -> StrangerDetector | None:
+        """The stranger detector; one read from the files is restored on first use (scikit-learn,
+        seconds to import, is then imported, not when the figures are read)."""
+        if self._detector is None and self._stored_detector is not None:
+            self._detector = _detector_from(*self._stored_detector)
+        return self._detector
+
+    @detector.setter
+    def detector(self, value: StrangerDetector | None) -> None:
+        self._detector, self._stored_detector = value, None
 
     def has(self, part: str) -> bool:
         """Whether ``part`` (one of ``PARTS``) is here; a 2-D model has every map (it is drawn as
         it is)."""
         if part in MAPS:
             return part in self.maps or (self.codes is not None and self.codes.shape[1] <= 2)
+        if part == "detector":
+            return self._detector is not None or self._stored_detector is not None
         return getattr(self, {"units": "kl"}.get(part, part)) is not None
 
 
 def model_checksum(folder: str | os.PathLike) -> str:
     """SHA-256 (hex) of the model's weights file in ``folder``: what the derived files name."""
-    digest = hashlib.sha256()
     with open(Path(folder) / MODEL_FILE, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 # -- computing ------------------------------------------------------------------------------------
@@ -213,6 +223,11 @@ def _detector_arrays(detector: StrangerDetector) -> dict[str, np.ndarray]:
     }
 
 
+DETECTOR_ARRAYS = tuple(f"detector.{name}" for name in (
+    "mean", "scale", "weights", "means", "covariances", "precisions_cholesky", "scaler_mean",
+    "scaler_scale", "scaler_var", "coef", "intercept", "reference"))  # fmt: skip
+
+
 def _detector_from(arrays: dict[str, np.ndarray], scalars: dict) -> StrangerDetector:
     """A ``StrangerDetector`` restored from ``_detector_arrays``: the same scikit-learn objects
     with their fitted attributes set, so that it judges exactly as the one that was fitted."""
@@ -337,7 +352,10 @@ def _derived_from(meta: dict, arrays: dict[str, np.ndarray]) -> Derived:
     tensor = lambda name: torch.from_numpy(arrays[name]) if name in arrays else None  # noqa: E731
     out = Derived(meta["dataset"], tensor("codes"), tensor("elbo"), tensor("kl"), tensor("variance"))
     if "detector" in parts:
-        out.detector = _detector_from(arrays, meta["detector"])
+        stored = {k: v for k, v in arrays.items() if k.startswith("detector.")}
+        if set(stored) != set(DETECTOR_ARRAYS):
+            raise ValueError(f"the detector's arrays are not {', '.join(DETECTOR_ARRAYS)}")
+        out._stored_detector = stored, dict(meta["detector"])
     if "densities" in parts:
         out.densities = {}
         for name, scalars in meta["densities"].items():

@@ -7,7 +7,7 @@ from explorer.datasets import spec
 from explorer.errors import ImageError
 from explorer.evaluate import score_name
 from explorer.images import make_grid, png_bytes
-from explorer.latent import PICK_MODES, pick_images, reconstruct
+from explorer.latent import PICK_MODES, Reconstruction, decode_mean, pick_images, reconstruct
 from explorer.plots import PALETTE
 from explorer.preprocess import preprocess_image
 from explorer.reading import MAX_UPLOADS, UPLOAD_TYPES
@@ -15,6 +15,7 @@ from explorer.ui.image_report import image_report, reconstruction_gallery
 from explorer.ui.models import (
     MAP_POINTS,
     dataset_of,
+    encoded_test_set,
     label_names,
     model_key,
     model_or_stop,
@@ -47,8 +48,10 @@ if mode == "by label":
     label = st.sidebar.selectbox(
         "Label", sorted(set(labels.tolist())), format_func=lambda k: names[k] if names else str(k)
     )
-picked = pick_images(test_elbo(*key, dataset), labels, mode, count, seed, label)
-rec = reconstruct(model, images[picked])  # only the images shown: the ELBOs are stored
+elbo, codes = test_elbo(*key, dataset), encoded_test_set(*key, dataset)  # stored beside the model
+picked = pick_images(elbo, labels, mode, count, seed, label)
+rec = Reconstruction(images[picked], decode_mean(model, codes[picked]), codes[picked], elbo[picked],
+                     model.config.variational)  # fmt: skip
 pair = torch.cat([rec.inputs, rec.outputs])
 reconstruction_gallery(rec, picked, labels, names)
 st.download_button(
