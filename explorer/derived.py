@@ -71,10 +71,9 @@ class Derived:
 
     @property
     def detector(self) -> StrangerDetector | None:
-        """The stranger detector; one read from the files is restored on first use (scikit-learn,
-        seconds to import, is then imported, not when the figures are read)."""
+        """The stranger detector; one read from the files is restored on its first use."""
         if self._detector is None and self._stored_detector is not None:
-            self._detector = _detector_from(*self._stored_detector)
+            self._detector = _detector_from(*self._stored_detector)  # the arrays stay, to save
         return self._detector
 
     @detector.setter
@@ -229,31 +228,44 @@ DETECTOR_ARRAYS = tuple(f"detector.{name}" for name in (
 
 
 def _detector_from(arrays: dict[str, np.ndarray], scalars: dict) -> StrangerDetector:
-    """A ``StrangerDetector`` restored from ``_detector_arrays``: the same scikit-learn objects
-    with their fitted attributes set, so that it judges exactly as the one that was fitted."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.mixture import GaussianMixture
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    a = {k.removeprefix("detector."): v for k, v in arrays.items() if k.startswith("detector.")}
+    """A ``StrangerDetector`` restored from ``_detector_arrays``, judging as the fitted one did:
+    its mixture's log density and its regression's log-odds are computed here in NumPy from the
+    stored parameters, the formulas of scikit-learn's ``GaussianMixture.score_samples`` (full
+    covariances) and ``StandardScaler`` + ``LogisticRegression.decision_function``, so reading a
+    detector does not import scikit-learn (seconds on a 2-core CPU)."""
+    a = {k.removeprefix("detector."): v for k, v in arrays.items()}
     detector = StrangerDetector(scalars["components"], scalars["quantile"])
     detector.mean, detector.scale = a["mean"], a["scale"]
-    mixture = GaussianMixture(len(a["weights"]), covariance_type="full", reg_covar=1e-4, random_state=0)
-    mixture.weights_, mixture.means_ = a["weights"], a["means"]
-    mixture.covariances_, mixture.precisions_cholesky_ = a["covariances"], a["precisions_cholesky"]
-    mixture.precisions_ = mixture.precisions_cholesky_ @ np.swapaxes(mixture.precisions_cholesky_, 1, 2)
-    mixture.converged_, mixture.n_iter_, mixture.lower_bound_ = True, 0, float("nan")
-    mixture.n_features_in_ = a["means"].shape[1]
-    scaler = StandardScaler()
-    scaler.mean_, scaler.scale_, scaler.var_ = a["scaler_mean"], a["scaler_scale"], a["scaler_var"]
-    scaler.n_features_in_, scaler.n_samples_seen_ = len(a["scaler_mean"]), scalars["fitted_on"]
-    regression = LogisticRegression(class_weight="balanced", max_iter=5000)
-    regression.coef_, regression.intercept_ = a["coef"], a["intercept"]
-    regression.classes_, regression.n_features_in_ = np.array([0.0, 1.0]), a["coef"].shape[1]
-    detector.mixture, detector.regression = mixture, make_pipeline(scaler, regression)
+    detector.mixture = _Mixture(a["weights"], a["means"], a["precisions_cholesky"])
+    detector.regression = _Regression(a["scaler_mean"], a["scaler_scale"], a["coef"], a["intercept"])
     detector.reference, detector.threshold = a["reference"], float(scalars["threshold"])
     return detector
+
+
+class _Mixture:
+    """A fitted Gaussian mixture (K components, full covariances) as its log density."""
+
+    def __init__(self, weights: np.ndarray, means: np.ndarray, precisions_cholesky: np.ndarray) -> None:
+        self.log_weights, self.means, self.chol = np.log(weights), means, precisions_cholesky
+
+    def score_samples(self, x: np.ndarray) -> np.ndarray:
+        """log p(x) (N,) of points x (N, D): log sum_k w_k N(x; m_k, S_k), with S_k^-1 = L_k L_k^T."""
+        y = np.einsum("nd,kde->nke", x, self.chol) - np.einsum("kd,kde->ke", self.means, self.chol)[None]
+        log_det = np.log(np.diagonal(self.chol, axis1=1, axis2=2)).sum(1)  # (K,)
+        log_prob = -0.5 * (x.shape[1] * np.log(2 * np.pi) + (y**2).sum(2)) + log_det + self.log_weights
+        top = log_prob.max(1, keepdims=True)
+        return (top + np.log(np.exp(log_prob - top).sum(1, keepdims=True)))[:, 0]
+
+
+class _Regression:
+    """A fitted standardisation and binary logistic regression as their log-odds."""
+
+    def __init__(self, mean: np.ndarray, scale: np.ndarray, coef: np.ndarray, intercept: np.ndarray) -> None:
+        self.mean, self.scale, self.coef, self.intercept = mean, scale, coef, intercept
+
+    def decision_function(self, x: np.ndarray) -> np.ndarray:
+        """Log-odds (N,) of features x (N, F)."""
+        return (((x - self.mean) / self.scale) @ self.coef.T + self.intercept).ravel()
 
 
 # -- the files -------------------------------------------------------------------------------------
@@ -270,7 +282,9 @@ def _arrays(derived: Derived) -> dict[str, np.ndarray]:
         value = getattr(derived, name)
         if value is not None:
             arrays[name] = value.numpy()
-    if derived.detector is not None:
+    if derived._stored_detector is not None:  # as it was read: the same arrays again
+        arrays.update(derived._stored_detector[0])
+    elif derived.detector is not None:
         arrays.update(_detector_arrays(derived.detector))
     for name, dmap in (derived.densities or {}).items():
         arrays.update({f"density.{name}.xs": dmap.xs, f"density.{name}.ys": dmap.ys,
@@ -280,6 +294,17 @@ def _arrays(derived: Derived) -> dict[str, np.ndarray]:
     for kind, points in derived.maps.items():
         arrays[f"map.{kind}"] = points.float().numpy()
     return {k: np.ascontiguousarray(v) for k, v in arrays.items()}
+
+
+def _detector_scalars(derived: Derived) -> dict | None:
+    if derived._stored_detector is not None:
+        return derived._stored_detector[1]
+    found = derived.detector
+    if found is None:
+        return None
+    fitted_on = int(found.regression[0].n_samples_seen_)  # the reference images and outliers
+    return {"components": found.components, "quantile": found.quantile, "threshold": found.threshold,
+            "fitted_on": fitted_on}  # fmt: skip
 
 
 def save(model_folder: str | os.PathLike, derived: Derived, checksum: str | None = None) -> Path:
@@ -297,7 +322,6 @@ def save(model_folder: str | os.PathLike, derived: Derived, checksum: str | None
     out = folder_of(model_folder)
     out.mkdir(exist_ok=True)
     blob = to_bytes(_arrays(derived))
-    detector = derived.detector
     meta = {
         "format": FORMAT,
         "model_sha256": checksum,
@@ -305,9 +329,7 @@ def save(model_folder: str | os.PathLike, derived: Derived, checksum: str | None
         "dataset": derived.dataset,
         "test_images": None if derived.codes is None else len(derived.codes),
         "parts": [p for p in PARTS if derived.has(p) and (p not in MAPS or p in derived.maps)],
-        "detector": None if detector is None else {
-            "components": detector.components, "quantile": detector.quantile,
-            "threshold": detector.threshold, "fitted_on": int(detector.regression[0].n_samples_seen_)},
+        "detector": _detector_scalars(derived),
         "densities": None if derived.densities is None else {
             name: {"prior_centre": list(d.prior_centre), "hole_mass": d.hole_mass}
             for name, d in derived.densities.items()},

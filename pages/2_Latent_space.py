@@ -54,8 +54,8 @@ elif projection.kind == "pca":
         f"principal components of the encoded means, which explain {ev[0]:.0%} and {ev[1]:.0%} "
         "of their variance."
     )
-# Only the open tab runs: the prior map takes seconds the first time a model is shown, the
-# scatter well under one (bench/idle.py).
+# Only the open tab runs: each draws its own figures (the prior map's densities are stored
+# beside the model, explorer.derived; bench/pages.py times both).
 names = ["Test set", "Prior vs aggregate posterior"]
 if companion is not None:
     names.insert(0, f"Beside {companion[0]}")

@@ -51,11 +51,15 @@ def test_the_figures_come_back_as_they_were_stored(stored):
         a, b = figures.densities[name], back.densities[name]
         assert np.array_equal(a.xs, b.xs) and np.array_equal(a.holes, b.holes)
         assert np.allclose(a.aggregate, b.aggregate, rtol=1e-6) and a.hole_mass == b.hole_mass
-    # the restored detector judges exactly as the fitted one, on images it never saw
+    # the restored detector (NumPy, no scikit-learn) judges as the fitted one (scikit-learn's
+    # mixture and regression), on images it never saw
     from explorer.strangers import image_statistics, noise_images
 
     seen = image_statistics(model, torch.cat([x[:50], noise_images(20, seed=5)]))
-    assert np.array_equal(figures.detector.strangeness(seen), back.detector.strangeness(seen))
+    assert np.allclose(
+        figures.detector.strangeness(seen), back.detector.strangeness(seen), rtol=1e-9, atol=1e-9
+    )
+    assert np.allclose(figures.detector.density_score(seen), back.detector.density_score(seen), rtol=1e-9)
     assert [v.stranger for v in back.detector.verdicts(seen)] == [
         v.stranger for v in figures.detector.verdicts(seen)
     ]
@@ -159,3 +163,21 @@ def test_a_finished_run_stores_its_figures_and_a_run_told_not_to_does_not(tmp_pa
     assert meta["model_sha256"] == derived.model_checksum(run) and meta["format"] == derived.FORMAT
     quiet = start_run(tmp_path / "quiet", SMALL, small_config(epochs=1), progress=False)
     assert not (quiet / "derived").exists()
+
+
+def test_reading_the_figures_and_judging_an_image_imports_no_scikit_learn(stored):
+    import subprocess
+    import sys
+
+    folder = stored[0]
+    script = (
+        "import sys, numpy as np; from explorer.derived import load; d = load(sys.argv[1]); "
+        "v = d.detector.verdicts(np.array([[-100.0, 5.0, 900.0, 3.0]])); "
+        "assert d.codes.shape[0] == 400 and len(v) == 1; "
+        "print(sorted(m for m in sys.modules if m.startswith('sklearn')))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(folder)], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
