@@ -9,8 +9,8 @@ For each model a fresh server (nothing of the model in its memory) and one brows
   2. a click on another dot of the map, then a box dragged over the map (a selection's gallery);
   3. the "Prior vs aggregate posterior" tab; for models wider than 2-D, the t-SNE and the UMAP
      map, each chosen in the sidebar (then back to PCA);
-  4. every other page's first view, by its sidebar link (Home, Manifold, Reconstruct, Draw,
-     Interpolate, Traversals, Train);
+  4. every other page's first view, by its sidebar link (the links the sidebar shows: Home,
+     Train, Manifold, Reconstruct, Draw, Interpolate, Traversals...);
   5. every page again by its sidebar link: the warm switches (the slowest is reported).
 Each figure is seconds from the action (the page's own clock, ``performance.now()``; from the
 navigation's start for the deep link) to the end of the last script run it caused, read once the
@@ -24,6 +24,7 @@ same browser and steps: the baseline. Needs streamlit, playwright and Debian's c
 from __future__ import annotations
 
 import argparse
+import ast
 import os
 import platform
 import sys
@@ -35,7 +36,6 @@ sys.path.insert(0, str(ROOT))
 from tests.browser import CHROMIUM, CHROMIUM_ARGS, streamlit_server, wait_idle  # noqa: E402
 
 MODELS = ("mnist-z2", "mnist-z20", "mnist-ae-z2", "fashion-mnist-z2", "shapes-conv-z8", "shapes-conv-bce-z8")
-PAGES = ("Home", "Manifold", "Reconstruct", "Draw", "Interpolate", "Traversals", "Train")
 FIRST, SWITCH, CLICK = 2.0, 1.0, 0.5  # targets in seconds
 
 # The time of the last moment the app's script went idle, on the page's clock, kept from the
@@ -69,6 +69,16 @@ LONE_DOT = """() => {
     if (p[2] !== 12 && pts.filter(q => Math.hypot(q[0] - p[0], q[1] - p[1]) < 8).length === 1) return p;
   return pts[1];
 }"""
+
+
+def page_labels(root: Path) -> list[str]:
+    """The sidebar labels of the app in ``root``: ``explorer.ui.models.PAGES``, read from the
+    source (the bench does not import the app it measures)."""
+    tree = ast.parse((root / "explorer" / "ui" / "models.py").read_text())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "PAGES" for t in node.targets):
+            return [entry[1] for entry in ast.literal_eval(node.value)]
+    raise RuntimeError(f"no PAGES in {root}/explorer/ui/models.py")
 
 
 def since(page, start_ms: float) -> float:
@@ -128,9 +138,10 @@ def measure(browser, model: str, root: Path, maps: bool) -> list[tuple[str, str,
                 seconds = since(page, start)
                 if name != "PCA":
                     rows.append((f"Latent space: the {name} map", "first", seconds))
-        for name in PAGES:
+        pages = [p for p in page_labels(root) if p != "Latent space"]
+        for name in pages:
             rows.append((name, "first", link(page, name)))
-        for name in ("Latent space", *PAGES):
+        for name in ("Latent space", *pages):
             rows.append((name, "switch", link(page, name)))
         page.close()
     return rows
