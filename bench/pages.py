@@ -55,7 +55,7 @@ PLOT_BOX = """() => {
   const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis, box = gd.getBoundingClientRect();
   return [box.left + xa._offset, box.top + ya._offset, xa._length, ya._length];
 }"""
-LONE_DOT = """() => {
+LONE_DOTS = """() => {
   const gd = document.querySelector('.js-plotly-plot');
   const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis, box = gd.getBoundingClientRect();
   const pts = [];
@@ -65,10 +65,28 @@ LONE_DOT = """() => {
       pts.push([box.left + xa._offset + xa.l2p(t.x[i]), box.top + ya._offset + ya.l2p(t.y[i]),
                 Array.isArray(t.customdata[i]) ? t.customdata[i][0] : t.customdata[i]]);
   }
-  for (const p of pts.slice(0, 400))
-    if (p[2] !== 12 && pts.filter(q => Math.hypot(q[0] - p[0], q[1] - p[1]) < 8).length === 1) return p;
-  return pts[1];
+  const x0 = box.left + xa._offset, y0 = box.top + ya._offset, w = xa._length, h = ya._length;
+  const inside = p => p[0] > x0 + 0.1 * w && p[0] < x0 + 0.9 * w
+    && p[1] > y0 + 0.1 * h && p[1] < y0 + 0.9 * h;
+  return pts.slice(0, 2000).filter(p => p[2] !== 12 && inside(p)
+    && pts.filter(q => Math.hypot(q[0] - p[0], q[1] - p[1]) < 8).length === 1).slice(0, 5);
 }"""
+
+
+def click_a_dot(page) -> float:
+    """Click a dot that no other dot overlaps (inside the plot, not #12); seconds to the end of the
+    run that shows its image. A click that opens nothing (a dot under another trace) is tried on
+    the next dot."""
+    for x, y, index in page.evaluate(LONE_DOTS):
+        start = now(page)
+        page.mouse.click(x, y)
+        try:
+            page.wait_for_selector(f"text=Test image #{index}", timeout=60_000)
+        except Exception:  # playwright's TimeoutError: that dot did not take the click
+            wait_idle(page, 180_000)
+            continue
+        return since(page, start)
+    raise RuntimeError("no dot on the map took a click")
 
 
 def page_labels(root: Path) -> list[str]:
@@ -111,11 +129,7 @@ def measure(browser, model: str, root: Path, maps: bool) -> list[tuple[str, str,
         rows.append(("Latent space: deep link density=1&point=12 (the server's first request)", "first",
                      since(page, 0.0)))  # fmt: skip
         page.wait_for_selector(".js-plotly-plot", timeout=60_000)
-        x, y, index = page.evaluate(LONE_DOT)
-        start = now(page)
-        page.mouse.click(x, y)
-        page.wait_for_selector(f"text=Test image #{index}", timeout=180_000)
-        rows.append(("Latent space: a click on a dot", "click", since(page, start)))
+        rows.append(("Latent space: a click on a dot", "click", click_a_dot(page)))
         left, top, width, height = page.evaluate(PLOT_BOX)
         page.mouse.move(left + width / 2, top + height / 2)
         page.locator('.modebar-btn[data-title="Box Select"]').first.click()
