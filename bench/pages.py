@@ -206,6 +206,7 @@ def main() -> None:
         for model in args.models.split(","):
             results[model] = measure(browser, model, args.root.resolve(), not args.no_maps)
             print(f"{model}: done ({time.perf_counter() - started:.0f} s)", file=sys.stderr)
+            print(table({model: results[model]}), file=sys.stderr)  # kept if a later model fails
         browser.close()
     load = os.getloadavg()
     print(table(results))

@@ -189,3 +189,13 @@ def test_reading_the_figures_and_judging_an_image_imports_no_scikit_learn(stored
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_the_derive_command_checks_stored_figures_and_says_their_size(stored, capsys, monkeypatch):
+    from explorer.cli import main
+
+    folder = stored[0]
+    monkeypatch.setattr(derived, "compute", lambda *a, **k: pytest.fail("measured again"))
+    assert main(["derive", str(folder), "--no-maps"]) == 0
+    line = capsys.readouterr().out
+    assert str(folder / "derived") in line and " MB" in line
