@@ -18,6 +18,7 @@ from explorer.cli_args import (
     pictures,
     positive,
 )
+from explorer.cli_derive import add_derive_parser, cmd_derive
 from explorer.cli_export import add_export_parser, cmd_export
 from explorer.cli_fid import (
     add_classifier_parser,
@@ -92,6 +93,7 @@ def add_tool_parsers(sub) -> None:
     )
 
     add_export_parser(sub)
+    add_derive_parser(sub)
     _add_data_parsers(sub)
     add_classifier_parser(sub)
 
@@ -301,8 +303,9 @@ def cmd_reconstruct(args) -> int:
     reconstructions with -o, a JSON list with --json. Exits 1 when any file was refused."""
     import torch
 
-    from explorer.checkpoints import load_checkpoint
+    from explorer.checkpoints import load_checkpoint, resolve
     from explorer.data import load_dataset
+    from explorer.derived import ensure
     from explorer.images import make_grid, save_png
     from explorer.preprocess import preprocess_image
     from explorer.strangers import Reference
@@ -323,7 +326,8 @@ def cmd_reconstruct(args) -> int:
     judged = []
     if inputs:
         x = torch.stack(inputs)
-        judged = Reference.of(model, test_x, dataset).judge(model, x)
+        figures = ensure(resolve(args.checkpoint), model, ("elbo", "detector"))  # stored beside it
+        judged = Reference(figures.elbo, figures.detector).judge(model, x)
         if args.output is not None:
             with torch.no_grad():
                 recon = model.decode(model.encode(x)[0]).mean
@@ -413,6 +417,7 @@ TOOLS = {
     "manifold": cmd_manifold,
     "reconstruct": cmd_reconstruct,
     "export": cmd_export,
+    "derive": cmd_derive,
     "data": cmd_data,
     "classifier": cmd_classifier,
 }

@@ -72,6 +72,12 @@ def add_train_parser(sub) -> None:
         "is split across them",
     )
     t.add_argument(
+        "--no-derive", action="store_true",
+        help="skip what a finished run otherwise stores for the app's pages (its derived/ folder: "
+        "codes, ELBO, stranger detector, density maps; seconds on a 2-core CPU): a page then "
+        "measures them on its first view",
+    )  # fmt: skip
+    t.add_argument(
         "--no-progress", action="store_true",
         help="quiet: no progress bar and no per-epoch lines (metrics.jsonl in the run folder has them)",
     )  # fmt: skip
@@ -138,7 +144,9 @@ def _cmd_train(args) -> int | None:
         _launch_processes(args)
     out, progress = _run_folder(args), False if args.no_progress else None
     if args.resume:
-        folder = resume_run(out, progress=progress, command=args.command_line, **train_values)
+        folder = resume_run(
+            out, progress=progress, command=args.command_line, derive=not args.no_derive, **train_values
+        )
     else:
         cfg = TrainConfig(**train_values)
         described = spec(cfg.dataset)
@@ -146,8 +154,9 @@ def _cmd_train(args) -> int | None:
             **{"likelihood": described.likelihood, **model_values, "image_shape": described.image_shape}
         )
         folder = start_run(
-            out, model_config, cfg, init_from=args.init_from, progress=progress, command=args.command_line
-        )
+            out, model_config, cfg, init_from=args.init_from, progress=progress, command=args.command_line,
+            derive=not args.no_derive,
+        )  # fmt: skip
     if os.environ.get("RANK", "0") != "0":  # with several processes, one says it
         return None
     state = (RunFolder(folder).read_status() or {}).get("state")

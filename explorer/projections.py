@@ -55,7 +55,12 @@ class NonlinearProjection:
         return int(same[0]) if len(same) else None
 
     def _place(self, z: torch.Tensor) -> torch.Tensor:
-        """New codes (M, z) placed into the fitted map without moving it."""
+        """New codes (M, z) placed into the fitted map without moving it. A map read back from its
+        stored places (``model`` None, ``explorer.derived``) places each at the median place of
+        its ``NEIGHBOURS`` nearest fitted codes: openTSNE's median initialisation, done here."""
+        if self.model is None:
+            nearest = torch.cdist(z, self.means).topk(min(NEIGHBOURS, len(self.means)), largest=False).indices
+            return self.points[nearest].median(dim=1).values
         data = z.double().numpy()
         if self.kind == "tsne":
             placed = self.model.prepare_partial(data, initialization="median", k=NEIGHBOURS)

@@ -38,6 +38,7 @@ def start_run(
     init_from: str | os.PathLike | None = None,
     progress: bool | None = None,
     command: str | None = None,
+    derive: bool = False,
 ) -> Path:
     """Train a new VAE into the run folder ``out``, which this process holds meanwhile
     (``RunFolder.claim``: a second process is refused, naming this one's pid); return the folder.
@@ -47,7 +48,9 @@ def start_run(
         ExplorerError: another process holds ``out``, or as ``_start_run`` says.
     """
     with RunFolder(out).claim():
-        return _start_run(out, model_config, config, init_from=init_from, progress=progress, command=command)
+        return _start_run(
+            out, model_config, config, init_from=init_from, progress=progress, command=command, derive=derive
+        )
 
 
 def _start_run(
@@ -58,13 +61,15 @@ def _start_run(
     init_from: str | os.PathLike | None = None,
     progress: bool | None = None,
     command: str | None = None,
+    derive: bool = False,
 ) -> Path:
     """Train a new VAE into the run folder ``out``; return the folder.
 
     ``init_from`` (a checkpoint folder or shipped name) starts from that checkpoint's weights and
     architecture instead of a random initialisation, with a fresh optimiser. ``command`` (the CLI's
     command line) is recorded in commands.txt for the model card. ``progress``: None shows a bar
-    on a terminal, False never.
+    on a terminal, False never. ``derive``: when training finishes, store what the pages need of
+    the test set beside the model (``explorer.derived``; the CLI's ``train`` does).
 
     Raises:
         ExplorerError: ``out`` already holds a run, ``init_from`` was trained on another dataset,
@@ -86,7 +91,9 @@ def _start_run(
             f"{run.path} already holds a run; pass --resume to continue it or choose another --out"
         )
     lines = ([*lineage(init_from), command] if init_from is not None else [command]) if command else []
-    return _train(run, model_config or ModelConfig(), cfg, lines, progress, resume=False, init=init)
+    return _train(
+        run, model_config or ModelConfig(), cfg, lines, progress, resume=False, init=init, derive=derive
+    )
 
 
 def resume_run(
@@ -99,6 +106,7 @@ def resume_run(
     device: str | None = None,
     progress: bool | None = None,
     command: str | None = None,
+    derive: bool = False,
 ) -> Path:
     """Continue the run in ``out``, which this process holds meanwhile (``RunFolder.claim``: a
     second process is refused, naming this one's pid); see ``_resume_run`` for the arguments.
@@ -108,7 +116,7 @@ def resume_run(
     """
     changes = dict(epochs=epochs, lr=lr, objective=objective, samples=samples, device=device)
     with RunFolder(out).claim():
-        return _resume_run(out, **changes, progress=progress, command=command)
+        return _resume_run(out, **changes, progress=progress, command=command, derive=derive)
 
 
 def _resume_run(
@@ -121,13 +129,14 @@ def _resume_run(
     device: str | None = None,
     progress: bool | None = None,
     command: str | None = None,
+    derive: bool = False,
 ) -> Path:
     """Continue the run in ``out`` from its last checkpoint, exactly as if it had not stopped;
     return the folder. ``epochs``: train on to this many in all; ``lr``: a new learning rate from
     here on (the optimiser's moments are kept); ``objective``, ``samples``: switch the loss from
     here on (an ELBO-trained model finished on the IWAE bound, say); ``device``: where it goes
     on. None keeps the saved setting; a change is saved with the next checkpoint, so a later
-    resume keeps it.
+    resume keeps it. ``derive``: as for ``start_run``.
 
     Raises:
         ExplorerError: no checkpoint in ``out``, a change that is not allowed, or training failed.
@@ -158,7 +167,7 @@ def _resume_run(
         )
     same_data(run, cfg.dataset)
     model_config = ModelConfig.from_dict(saved["model"])
-    return _train(run, model_config, cfg, [command] if command else [], progress, resume=True)
+    return _train(run, model_config, cfg, [command] if command else [], progress, resume=True, derive=derive)
 
 
 def same_data(run: RunFolder, dataset: str) -> None:
@@ -193,18 +202,20 @@ def same_data(run: RunFolder, dataset: str) -> None:
     )
 
 
-def _train(run, model_config, cfg, lines, progress, resume, init=None) -> Path:
+def _train(run, model_config, cfg, lines, progress, resume, init=None, derive=False) -> Path:
     world = join(_device_type(cfg.device))
     try:
         # Gradients on whatever the caller's mode (a notebook cell under no_grad, an app thread
         # that turned them off for inference): without them the first backward() would fail.
         with torch.enable_grad():
-            return _train_in(run, model_config, cfg, lines, progress, resume, init, world)
+            return _train_in(run, model_config, cfg, lines, progress, resume, init, world, derive)
     finally:
         world.close()
 
 
-def _train_in(run: RunFolder, model_config, cfg, lines, progress, resume, init, world: World) -> Path:
+def _train_in(
+    run: RunFolder, model_config, cfg, lines, progress, resume, init, world: World, derive=False
+) -> Path:
     # A device this machine lacks, a step too big for it, or a dataset that cannot be had is
     # refused before anything is written.
     try:
@@ -246,6 +257,13 @@ def _train_in(run: RunFolder, model_config, cfg, lines, progress, resume, init, 
     except BaseException as exc:
         _failed(status, f"{type(exc).__name__}: {exc}")
         raise
+    if derive and not stopped and world.main:  # before "finished": the pages then find them
+        from explorer.derived import CORE, ensure
+
+        try:
+            ensure(run.path, parts=CORE)
+        except (ExplorerError, ValueError, OSError) as exc:  # the run is fine; a page measures later
+            print(f"the run is saved; what the pages need was not stored: {exc}", file=sys.stderr)
     trainer.report("stopped" if stopped else "finished")
     return run.path
 

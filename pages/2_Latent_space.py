@@ -57,8 +57,8 @@ elif model.config.latent_dim > 2:
     )
     if not nonlinear:
         st.info(pca_note)
-# Only the open tab runs: the prior map takes seconds the first time a model is shown, the
-# scatter well under one (bench/idle.py).
+# Only the open tab runs: each draws its own figures (the prior map's densities are stored
+# beside the model, explorer.derived; bench/pages.py times both).
 names = ["Test set", "Prior vs aggregate posterior"]
 if companion is not None:
     names.insert(0, f"Beside {companion[0]}")

@@ -24,7 +24,7 @@ from explorer.strangers import (
     verdict_measured,
 )
 from explorer.ui.explore import neighbours_panel
-from explorer.ui.models import stranger_detector, test_reconstructions
+from explorer.ui.models import stranger_detector, test_elbo
 
 SAMPLES = 8  # draws from q(z|x) shown beside the mean
 
@@ -47,16 +47,17 @@ GALLERY_COLUMNS = 8  # test images per row on the Reconstruct page
 
 
 def reconstruction_gallery(rec, picked: torch.Tensor, labels: torch.Tensor, names) -> None:
-    """Test images (``picked`` of the Reconstruction ``rec``), each above its reconstruction with
-    its index, label and ELBO (an autoencoder: log p(x|z)) under it, in rows of ``GALLERY_COLUMNS``."""
+    """Test images ``picked`` (k,), reconstructed in ``rec`` (a Reconstruction of those k images,
+    in that order), each above its reconstruction with its index, label and ELBO (an
+    autoencoder: log p(x|z)) under it, in rows of ``GALLERY_COLUMNS``."""
     score = "ELBO" if rec.variational else "log p(x|z)"
     for start in range(0, len(picked), GALLERY_COLUMNS):
-        row = picked[start : start + GALLERY_COLUMNS].tolist()
-        for column, i in zip(st.columns(GALLERY_COLUMNS), row):
+        row = list(enumerate(picked.tolist()))[start : start + GALLERY_COLUMNS]
+        for column, (j, i) in zip(st.columns(GALLERY_COLUMNS), row):
             k = int(labels[i])
             column.image(
-                png_bytes(make_grid(torch.stack([rec.inputs[i], rec.outputs[i]]), 1), scale=3),
-                caption=f"#{i} · {names[k] if names else k} · {score} {float(rec.elbo[i]):.1f}",
+                png_bytes(make_grid(torch.stack([rec.inputs[j], rec.outputs[j]]), 1), scale=3),
+                caption=f"#{i} · {names[k] if names else k} · {score} {float(rec.elbo[j]):.1f}",
                 output_format="PNG",
             )
 
@@ -64,9 +65,7 @@ def reconstruction_gallery(rec, picked: torch.Tensor, labels: torch.Tensor, name
 def reference(path: str, mtime_ns: int, dataset: str) -> Reference:
     """The test set as the yardstick of an image the user gives: per-image ELBO and the stranger
     detector, both cached per model."""
-    return Reference(
-        test_reconstructions(path, mtime_ns, dataset).elbo, stranger_detector(path, mtime_ns, dataset)
-    )
+    return Reference(test_elbo(path, mtime_ns, dataset), stranger_detector(path, mtime_ns, dataset))
 
 
 POSTERIOR_AS_TEXT = 4  # latent sizes up to this are written out; wider ones drawn as bars

@@ -3,8 +3,6 @@ dot shows (the image, its reconstruction, its posterior as ellipses and draws)."
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import streamlit as st
 import torch
@@ -46,12 +44,12 @@ def add_density(
     q(z|x) in a PCA or latent plane (``explorer.density``), or, for an autoencoder's codes and
     for t-SNE and UMAP maps (which carry no Gaussians), a histogram's contours of the points."""
     if variational and isinstance(projection, Projection):
-        reach = float(points.abs().max()) if len(points) else 4.0
         from explorer.ui.prior_map import aggregate_density
 
-        # The grid reaches past the farthest code (so no contour is cut flat at its edge), and the
-        # lines span DECADES below the peak: further down they piled into a black band.
-        dmap = aggregate_density(*key, dataset, float(max(4, math.ceil(reach) + 2)))
+        # The stored grid reaches past the farthest code (explorer.derived.contour_reach: no contour
+        # is cut flat at its edge), and the lines span DECADES below the peak: further down they
+        # piled into a black band.
+        dmap = aggregate_density(*key, dataset, whole_map=True)
         log_q = np.log10(np.maximum(dmap.aggregate, 1e-12))
         top = float(log_q.max())
         trace = {"type": "contour", "x": dmap.xs.tolist(), "y": dmap.ys.tolist(),
