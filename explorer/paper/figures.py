@@ -94,3 +94,68 @@ def _samples(n: float) -> str:
 
 def _title(dataset: str) -> str:
     return {"mnist": "MNIST", "frey-face": "Frey Face"}.get(dataset, dataset)
+
+
+FIGURE3_COLOURS = {**COLOURS, "mcem": "#2ca02c"}  # Monte Carlo EM in green
+FIGURE3_NAMES = {**NAMES, "mcem": "MCEM"}
+
+
+def figure3(curves: list[dict], sizes: tuple[int, ...]) -> go.Figure:
+    """Figure 3's panels, one per training-set size: the marginal log-likelihood (the paper's
+    Appendix D estimator) of each algorithm on the training set (solid) and the test set (dashed)
+    against training samples evaluated, log scale."""
+    titles = [f"MNIST, N<sub>train</sub> = {n:,}" for n in sizes]
+    fig = make_subplots(
+        rows=1, cols=len(sizes), shared_yaxes=True, horizontal_spacing=0.03, subplot_titles=titles
+    )
+    shown = set()
+    for col, n in enumerate(sizes, start=1):
+        for c in (c for c in curves if c.get("n_train") == n):
+            mine = c.get("source") != "shipped"
+            for column, dash, split in ((1, "solid", "train"), (2, "dash", "test")):
+                name = f"{FIGURE3_NAMES.get(c['algorithm'], c['algorithm'])} {split}" + (
+                    " (yours)" if mine else ""
+                )
+                fig.add_trace(
+                    go.Scatter(
+                        x=[p[0] for p in c["points"]], y=[p[column] for p in c["points"]], name=name,
+                        legendgroup=name, showlegend=name not in shown, mode="lines+markers",
+                        line={"color": FIGURE3_COLOURS.get(c["algorithm"], "#555"), "dash": dash},
+                        marker={"size": 4},
+                        hovertemplate="%{x:.3s} samples: %{y:.1f} nats<extra>" + name + "</extra>",
+                    ),
+                    row=1, col=col,
+                )  # fmt: skip
+                shown.add(name)
+        fig.update_xaxes(type="log", dtick=1, exponentformat="power", row=1, col=col)
+    fig.update_yaxes(title_text="marginal log-likelihood (nats)", row=1, col=1)
+    fig.update_layout(height=360, margin={"l": 60, "r": 10, "t": 40, "b": 70},
+                      legend={"orientation": "h", "y": -0.25, "x": 0})  # fmt: skip
+    return fig
+
+
+def ordering_sentence(curves: list[dict], n_train: int) -> str:
+    """The algorithms of one Figure 3 panel ordered by their last test log-likelihood, with the
+    samples each reached, and whether the training figure runs ahead of the test one (over-fitting:
+    more than 2 nats)."""
+    mine = [c for c in curves if c.get("n_train") == n_train and c["points"]]
+    if not mine:
+        return f"N_train = {n_train:,}: no curves yet."
+    ranked = sorted(mine, key=lambda c: -c["points"][-1][2])
+    parts = [
+        f"{FIGURE3_NAMES.get(c['algorithm'], c['algorithm'])} {c['points'][-1][2]:.1f} "
+        f"(at {_samples(c['points'][-1][0])} samples)"
+        for c in ranked
+    ]
+    gaps = [
+        FIGURE3_NAMES.get(c["algorithm"], c["algorithm"])
+        for c in ranked
+        if c["points"][-1][1] - c["points"][-1][2] > 2
+    ]
+    tail = (
+        f" The training set's figure runs more than 2 nats above the test set's for {', '.join(gaps)}: "
+        "over-fitting, as the paper's small-training-set panel shows."
+        if gaps
+        else ""
+    )
+    return f"N_train = {n_train:,}: test log-likelihood, best first: " + "; ".join(parts) + "." + tail
