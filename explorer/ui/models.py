@@ -125,8 +125,8 @@ def model_picker() -> str | None:
     """The sidebar: page links, then a select box of shipped models and runs, remembered across
     pages."""
     navigation()
-    restore_view()
     options = choices()
+    restore_view(options)
     if not options:
         st.sidebar.error("No models found in pretrained/ or runs/. Train one on the Train page.")
         return None
