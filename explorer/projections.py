@@ -16,6 +16,7 @@ from explorer.errors import ExplorerError
 METHODS = ("pca", "tsne", "umap")
 NAMES = {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}
 SEED = 0
+MIN_CODES = 100  # fewer codes make no t-SNE (perplexity 30) or UMAP (15 neighbours) map worth a fit
 
 
 NEIGHBOURS = 25  # t-SNE: a new point goes to the median place of this many nearest fitted codes
@@ -73,8 +74,13 @@ def fit_nonlinear(kind: str, means: torch.Tensor) -> NonlinearProjection:
     """Fit a t-SNE (``tsne``) or UMAP (``umap``) map of codes ``means`` (N, z), seeded.
 
     Raises:
-        ExplorerError: an unknown kind, or its library is not installed (the message says which).
+        ExplorerError: an unknown kind, its library is not installed (the message says which), or
+            fewer than MIN_CODES codes.
     """
+    if len(means) < MIN_CODES:
+        raise ExplorerError(
+            f"a {NAMES.get(kind, kind)} map needs at least {MIN_CODES} codes, not {len(means)}: use PCA"
+        )
     data = means.double().numpy()
     start = time.perf_counter()
     if kind == "tsne":

@@ -270,6 +270,11 @@ def chosen_map(path: str, mtime_ns: int, dataset: str):
     method = st.session_state.get(MAP_KEY, "pca")
     if projection.kind == "identity" or method == "pca":
         return means, projection, labels
+    from explorer.projections import MIN_CODES, NAMES
+
+    if len(means) < MIN_CODES:  # a small folder's test set: PCA, said once where the map is drawn
+        st.info(f"{len(means)} test codes are too few for a {NAMES[method]} map (it needs {MIN_CODES}): PCA.")
+        return means, projection, labels
     return means, nonlinear_map(path, mtime_ns, dataset, method), labels
 
 
