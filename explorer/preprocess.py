@@ -378,7 +378,7 @@ def preprocess_image(source: str | os.PathLike | bytes | Image.Image, dataset: s
             raise ImageError(BLANK)
         return torch.from_numpy(picture.astype(np.float32))
     try:
-        grey = to_grey(image)
+        grey = to_grey(image, WORK_SIDE)  # decoded at reduced size: no float array of a huge picture
     except (OSError, ValueError, SyntaxError) as exc:
         raise ImageError(f"the image could not be decoded (truncated or damaged?): {exc}") from None
     grey = shrink(grey, WORK_SIDE)
