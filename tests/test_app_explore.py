@@ -138,7 +138,7 @@ def test_a_shared_address_opens_the_same_view(shipped):
     stranger = page()
     stranger.query_params["model"] = "gone"
     stranger.run()
-    assert "Ignored in the address: model='gone'" in stranger.warning[0].value
+    assert "There is no model 'gone' here" in stranger.warning[0].value
 
 
 def test_the_map_choice_and_a_far_point_survive_navigation_and_links(shipped):

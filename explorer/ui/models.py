@@ -126,11 +126,11 @@ def model_picker() -> str | None:
     pages."""
     navigation()
     options = choices()
-    restore_view(options)
     if not options:
         st.sidebar.error("No models found in pretrained/ or runs/. Train one on the Train page.")
         return None
     default = "mnist-z2" if "mnist-z2" in options else options[0]
+    restore_view(options, default)
     current = st.session_state.get("model", default)
     if current not in options:
         st.warning(

@@ -89,19 +89,28 @@ def read_address(params: Mapping[str, str | list[str]], models: Collection[str])
     return got
 
 
-def restore_view(models: Collection[str]) -> None:
+def restore_view(models: Collection[str], default: str) -> None:
     """Copy a view from the address into the session state, once per session (``read_address``
     checks each value against ``models``, the picker's choices); the refused values are named in
-    one warning."""
+    one warning. A model that is not here (a link from another machine, a removed run) is said so
+    by name, and a clicked image in the link is kept on ``default``, the model shown instead."""
     if st.session_state.get(RESTORED):
         return
     st.session_state[RESTORED] = True
     address = read_address(st.query_params, models)
-    if address.wrong:
-        keys = dict.fromkeys(w.split("=", 1)[0] for w in address.wrong)
+    missing = [w for w in address.wrong if w.startswith("model=")]
+    wrong = [w for w in address.wrong if not w.startswith("model=")]
+    if missing:
         st.warning(
-            f"Ignored in the address: {', '.join(address.wrong)} "
-            f"({'; '.join(f'{k}: {RULES[k]}' for k in keys)})."
+            f"There is no model {missing[0].split('=', 1)[1]} here (a link from another machine, or a "
+            f"removed run); showing {default} instead."
+        )
+        if address.point is not None:
+            st.session_state[PICKED] = (default, address.point)
+    if wrong:
+        keys = dict.fromkeys(w.split("=", 1)[0] for w in wrong)
+        st.warning(
+            f"Ignored in the address: {', '.join(wrong)} ({'; '.join(f'{k}: {RULES[k]}' for k in keys)})."
         )
     if address.model:
         st.session_state[CHOSEN_MODEL] = address.model
