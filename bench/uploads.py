@@ -46,14 +46,15 @@ print(json.dumps({{"seconds": seconds, "extra_mb": extra}}))
 
 def synthetic(folder: Path) -> dict[str, Path]:
     """The largest pictures the limits allow: a digit-like stroke on paper, 40 M pixels, saved
-    as a photo (JPEG), a scan (grey PNG) and a palette GIF."""
+    as a photo (JPEG, with a photo's grain), a scan (grey PNG) and a palette GIF (both clean:
+    grain would make them larger than an upload may be)."""
     w, h = 7300, 5470  # 39.9 M pixels, under reading.MAX_PIXELS
     image = Image.new("L", (w, h), 235)
     ImageDraw.Draw(image).line([(3000, 1500), (4200, 1500), (3400, 4000)], fill=20, width=260)
     noise = np.random.default_rng(0).normal(0, 4, (h, w)).astype(np.int16)
-    image = Image.fromarray(np.clip(np.asarray(image, np.int16) + noise, 0, 255).astype(np.uint8))
+    grainy = Image.fromarray(np.clip(np.asarray(image, np.int16) + noise, 0, 255).astype(np.uint8))
     out = {}
-    for name, fmt, pic in (("40mp-photo.jpg", "JPEG", image.convert("RGB")), ("40mp-scan.png", "PNG", image),
+    for name, fmt, pic in (("40mp-photo.jpg", "JPEG", grainy.convert("RGB")), ("40mp-scan.png", "PNG", image),
                            ("40mp-palette.gif", "GIF", image.convert("P"))):  # fmt: skip
         out[name] = folder / name
         pic.save(out[name], fmt, **({"quality": 90} if fmt == "JPEG" else {}))
