@@ -67,6 +67,7 @@ MAIN = {  # what each page shows when it works: (element kinds, one of which is 
     "pages/5_Draw.py": ("info",),  # the folder's pictures are not drawings: the page says so
     "pages/6_Interpolate.py": ("image",),
     "pages/7_Traversals.py": ("image", "warning", "info"),  # or "no active unit" (a one-epoch model)
+    "pages/9_Paper.py": ("plotly_chart", "info", "image"),  # the paper's curves, or how to make them
 }
 STATES = {  # further views of a page: session state set before the run
     "pages/2_Latent_space.py": [
@@ -82,6 +83,7 @@ STATES = {  # further views of a page: session state set before the run
 @pytest.mark.parametrize("model", MODELS)
 @pytest.mark.parametrize("name", PAGE_FILES)
 def test_every_page_works_on_a_dozen_pictures(small_models, name, model):
+    assert name in MAIN, f"say what {name} shows when it works (MAIN)"
     for state in [{}, *STATES.get(name, [])]:
         at = page(name)
         at.session_state["model"] = model

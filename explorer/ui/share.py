@@ -89,14 +89,21 @@ def read_address(params: Mapping[str, str | list[str]], models: Collection[str])
     return got
 
 
-def restore_view(models: Collection[str], default: str) -> None:
+def restore_view(models: Collection[str] | None = None, default: str | None = None) -> None:
     """Copy a view from the address into the session state, once per session (``read_address``
     checks each value against ``models``, the picker's choices); the refused values are named in
     one warning. A model that is not here (a link from another machine, a removed run) is said so
-    by name, and a clicked image in the link is kept on ``default``, the model shown instead."""
+    by name, and a clicked image in the link is kept on ``default``, the model shown instead.
+    Without ``models`` (a page with no model picker), the picker's choices and default."""
     if st.session_state.get(RESTORED):
         return
     st.session_state[RESTORED] = True
+    if models is None:
+        from explorer.ui.models import choices  # (models.py imports this module)
+
+        models = choices()
+    if default is None:
+        default = "mnist-z2" if "mnist-z2" in models else next(iter(models), "")
     address = read_address(st.query_params, models)
     missing = [w for w in address.wrong if w.startswith("model=")]
     wrong = [w for w in address.wrong if not w.startswith("model=")]
