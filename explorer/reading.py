@@ -67,7 +67,7 @@ def open_image(source: str | os.PathLike | bytes) -> Image.Image:
 # premultiplied (a transparent pixel's colour must not count), 16-bit as 32-bit integers.
 _REDUCE_MODE = {"P": "RGBA", "PA": "RGBA", "1": "L", "LA": "La", "RGBA": "RGBa",
                 "I;16": "I", "I;16B": "I", "I;16L": "I"}  # fmt: skip
-_STRIP_BLOCKS = 64  # rows of output pixels reduced at a time
+_STRIP_BLOCKS = 16  # rows of output pixels reduced at a time (strips of a few MB)
 _ORIENTATION = {  # EXIF Orientation -> the transpose that undoes it
     2: Image.Transpose.FLIP_LEFT_RIGHT,
     3: Image.Transpose.ROTATE_180,
