@@ -210,13 +210,21 @@ def outlier_images(
     dataset: str, marks: int = OUTLIER_MARKS, noise: int = OUTLIER_NOISE, seed: int = OUTLIER_SEED
 ) -> torch.Tensor:
     """Synthetic outliers for ``dataset`` (marks + noise, C, H, W): non-digit marks drawn at
-    140 pixels and preprocessed the way the dataset made its images, then noise. Seeded."""
+    140 pixels and preprocessed the way the dataset made its images (those that preprocessing
+    refuses, as at 4x4 pixels where a thin mark vanishes, are left out), then noise. Seeded."""
     from explorer.datasets import spec
+    from explorer.errors import ImageError
     from explorer.preprocess import preprocess_image
 
-    drawn = [preprocess_image(image, dataset) for _, image in synthetic_marks(marks, seed, size=140)]
+    shape = spec(dataset).image_shape
+    drawn = [torch.zeros((0, *shape))]
+    for _, image in synthetic_marks(marks, seed, size=140):
+        try:
+            drawn.append(preprocess_image(image, dataset)[None])
+        except ImageError:
+            continue
     prepared = noise_pictures(noise, seed, dataset)
-    return torch.cat([torch.stack(drawn), noise_images(noise, seed, spec(dataset).image_shape), prepared])
+    return torch.cat([*drawn, noise_images(noise, seed, shape), prepared])
 
 
 def noise_pictures(n: int, seed: int, dataset: str) -> torch.Tensor:

@@ -3,7 +3,7 @@ reconstruction and its posterior. Second tab: the aggregate posterior against th
 
 import streamlit as st
 
-from explorer.projections import METHODS, NAMES
+from explorer.projections import METHODS, MIN_CODES, NAMES
 from explorer.ui.beside import companion_picker, describe, scatters_side_by_side
 from explorer.ui.latent import test_set_scatter
 from explorer.ui.models import (
@@ -16,14 +16,16 @@ from explorer.ui.models import (
     test_images,
 )
 from explorer.ui.prior_map import show_prior_map
+from explorer.ui.widgets import data_slider
 
 st.set_page_config(page_title="Latent space - VAE Explorer", layout="wide")
 choice, model, config = model_or_stop()
 dataset = dataset_of(config)
 key = model_key(choice)
 test_count = len(test_images(dataset)[1])
-most = max(1000, min(10_000, test_count))
-count = st.sidebar.slider("Test images shown", min(1000, most), most, min(5000, most), step=min(1000, most))
+most = min(10_000, test_count)  # a folder may hold only a few test images
+least, step = min(1000, most), 1000 if most - min(1000, most) >= 1000 else 1
+count = data_slider(st.sidebar, "Test images shown", least, most, min(5000, most), step)
 if model.config.latent_dim > 2:
     st.sidebar.radio(
         "Map", METHODS, index=METHODS.index(st.session_state.get(MAP_KEY, "pca")), format_func=NAMES.get,
@@ -42,7 +44,7 @@ st.title("Latent space")
 
 projection = latent_map(*key, dataset)[1]
 asked = st.session_state.get(MAP_KEY, "pca")
-nonlinear = model.config.latent_dim > 2 and asked != "pca"
+nonlinear = model.config.latent_dim > 2 and asked != "pca" and test_count >= MIN_CODES  # else PCA
 if model.config.latent_dim == 2 and asked != "pca":
     st.info(
         f"{choice} has a 2-D latent space: the map shows z itself, not a {NAMES[asked]} (a map for "

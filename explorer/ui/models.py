@@ -125,12 +125,12 @@ def model_picker() -> str | None:
     """The sidebar: page links, then a select box of shipped models and runs, remembered across
     pages."""
     navigation()
-    restore_view()
     options = choices()
     if not options:
         st.sidebar.error("No models found in pretrained/ or runs/. Train one on the Train page.")
         return None
     default = "mnist-z2" if "mnist-z2" in options else options[0]
+    restore_view(options, default)
     current = st.session_state.get("model", default)
     if current not in options:
         st.warning(
@@ -269,6 +269,11 @@ def chosen_map(path: str, mtime_ns: int, dataset: str):
     means, projection, labels = latent_map(path, mtime_ns, dataset)
     method = st.session_state.get(MAP_KEY, "pca")
     if projection.kind == "identity" or method == "pca":
+        return means, projection, labels
+    from explorer.projections import MIN_CODES, NAMES
+
+    if len(means) < MIN_CODES:  # a small folder's test set: PCA, said once where the map is drawn
+        st.info(f"{len(means)} test codes are too few for a {NAMES[method]} map (it needs {MIN_CODES}): PCA.")
         return means, projection, labels
     return means, nonlinear_map(path, mtime_ns, dataset, method), labels
 

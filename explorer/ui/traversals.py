@@ -24,6 +24,7 @@ from explorer.traversals import (
     walk,
 )
 from explorer.ui.models import encoded_test_set, label_names, latent_activity, test_images
+from explorer.ui.widgets import data_number_input
 
 PICKED = "picked"  # the Latent space page's clicked test image: (model choice, index)
 STEPS = 9  # images per traversal row and per attribute walk
@@ -43,7 +44,7 @@ def base_point(model: VAE, choice: str, key: tuple[str, int], dataset: str) -> t
         return torch.zeros(model.config.latent_dim), "z = 0"
     index = clicked if where.startswith("the clicked") else None
     if index is None:
-        index = int(st.sidebar.number_input("Test image", 0, len(codes) - 1, 0, key="start-index"))
+        index = int(data_number_input(st.sidebar, "Test image", 0, len(codes) - 1, 0, key="start-index"))
     st.sidebar.image(
         png_bytes(make_grid(test_images(dataset)[0][index : index + 1], 1), scale=3),
         caption=f"test image #{index}",
@@ -135,7 +136,7 @@ def attribute_tab(
     labels = test_images(dataset)[1]
     classes = sorted(set(labels.tolist()))
     if len(classes) < 2:
-        st.info("Attribute vectors need at least two labels; this dataset has one.")
+        st.info("Attribute vectors need test images of at least two labels; this test set has one.")
         return
     show = (lambda k: names[k]) if names else str
     a, b, c = st.columns(3)
@@ -168,7 +169,9 @@ def analogy_tab(model: VAE, config: dict, key: tuple[str, int], dataset: str) ->
     picks = []
     for column, letter, default in zip(columns[:3], "abc", (0, 1, 2)):
         index = int(
-            column.number_input(f"{letter}: test image", 0, len(codes) - 1, default, key=f"analogy-{letter}")
+            data_number_input(
+                column, f"{letter}: test image", 0, len(codes) - 1, default, key=f"analogy-{letter}"
+            )
         )
         tag = names[int(labels[index])] if names else int(labels[index])
         column.image(
