@@ -72,7 +72,7 @@ def test_reconstruct_takes_a_colour_upload_and_draw_explains(colour_model):
     assert not at.exception and not at.error
     assert any(m.value.startswith("ELBO **") for m in at.markdown)
     at = page(DRAW).run()
-    assert "are not drawings" in at.info[0].value
+    assert "not of drawings" in at.info[0].value
     at = page(INTERPOLATE).run()
     assert not at.exception and any("path," in m.value for m in at.markdown)
     at = page(LATENT)
