@@ -1,0 +1,272 @@
+"""The evidence of one image under a trained VAE, three ways, and the identity that joins them:
+
+    log p(x) = ELBO(q) + KL(q(z|x) || p(z|x))        (Kingma & Welling 2013, eq. 1)
+
+- log p(x) by quadrature (2-D latents only): log p(x, z) = log p(x|z) + log p(z) summed on a
+  grid (the rectangle rule) laid out in three passes: a coarse grid over the prior's +/-5 sd (and
+  q's reach) marks where log p(x, z) comes within ``KEEP_NATS`` of its maximum; an axis-aligned
+  grid over that box gives the posterior's mean and covariance (and the picture); the final grid
+  lies in the posterior's own whitened coordinates over all of its mass and q's +/-6 sd, so that
+  a narrow, tilted posterior gets as many points across as a round one. The quadrature's own
+  error is estimated by halving that grid (every second point, twice the spacing).
+- The ELBO (2-D latents): E_q[log p(x|z)] by the rectangle rule in q's standardised
+  coordinates, minus the analytic KL(q || p(z)) (estimator B's terms, computed exactly); for
+  wider latents, estimator A's Monte Carlo mean over the importance draws (L_1), with its
+  standard error.
+- KL(q(z|x) || p(z|x)) on the same grid as log p(x), with p(z|x) = p(x, z) / p(x): so the identity
+  above is a check of two independent quadratures, not an algebraic tautology.
+- The importance-weighted bounds L_K (Burda, Grosse & Salakhutdinov 2015, eq. 8, Theorem 1:
+  ELBO = L_1 <= L_K <= L_{K+1} <= log p(x)) from ``explorer.importance`` / ``explorer.objectives``'s
+  log-weights, for each K as the mean over disjoint groups of K draws from one pool, with its
+  standard error (across groups, or by the delta method where there are fewer than
+  ``MIN_GROUPS``).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+
+from explorer.errors import ExplorerError
+from explorer.importance import fast_path, log_weights_blocked
+from explorer.model import VAE
+from explorer.objectives import kl_standard_normal, log_normal_diag, log_standard_normal, log_weights
+
+KS = (1, 10, 100, 1000, 5000)  # the bounds reported, as in Burda et al.'s evaluation (K = 5000)
+GRID = 81  # points per axis of the final grid, in the posterior's own coordinates
+COARSE = 49  # points per axis of the coarse grid over the prior
+FIRST = 61  # points per axis of the first fine grid (axis-aligned; the one drawn)
+RECON_NODES = 41  # points per axis of E_q[log p(x|z)]'s rule
+COARSE_REACH = 5.0  # the coarse grid spans at least +/- this many prior standard deviations
+Q_REACH = 6.0  # both grids reach q's mean +/- this many of its standard deviations
+KEEP_NATS = 25.0  # the grids cover where log p(x, z) comes within this of its maximum
+MIN_GROUPS = 10  # fewer disjoint groups of K draws than this: the delta method's standard error
+DECODE_BATCH = 4096  # latent points decoded at once on the grid
+
+
+@dataclass
+class Evidence:
+    """One image's evidence (nats). ``log_px``, ``kl_to_posterior``, ``quadrature_error`` and the
+    grid are None for latents wider than 2."""
+
+    log_px: float | None  # log p(x) by quadrature
+    elbo: float  # the ELBO (exact by quadrature for 2-D latents, else estimator A's mean)
+    elbo_se: float  # its standard error (0 where it is computed by quadrature)
+    recon: float | None  # E_q[log p(x|z)] by quadrature (2-D latents)
+    kl_prior: float  # KL(q(z|x) || p(z)), analytic
+    kl_to_posterior: float | None  # KL(q(z|x) || p(z|x)) on the grid
+    l_k: dict[int, tuple[float, float]]  # K -> (L_K, its standard error)
+    quadrature_error: float | None  # |log p(x) - the same sum at twice the grid spacing|
+    q_mass_on_grid: float | None  # the integral of q on the grid (1 when the grid holds q)
+    mu: np.ndarray  # (z,) q's mean
+    sigma: np.ndarray  # (z,) q's standard deviations
+    z1: np.ndarray | None = None  # (G,) the axis-aligned grid's first axis
+    z2: np.ndarray | None = None  # (G,) its second axis
+    posterior: np.ndarray | None = None  # (G, G) p(z|x) on the grid, [i, j] at (z1[i], z2[j])
+    seconds: float = 0.0  # wall time of the computation
+
+    @property
+    def identity_residual(self) -> float | None:
+        """log p(x) - (ELBO + KL(q || p(z|x))): zero up to the quadratures' errors."""
+        if self.log_px is None or self.kl_to_posterior is None:
+            return None
+        return self.log_px - (self.elbo + self.kl_to_posterior)
+
+    def to_dict(self) -> dict:
+        """The figures as plain JSON values (no grid)."""
+        out = {k: v for k, v in asdict(self).items() if k not in ("z1", "z2", "posterior", "mu", "sigma")}
+        out["l_k"] = {str(k): {"value": v, "se": se} for k, (v, se) in self.l_k.items()}
+        out["mu"], out["sigma"] = self.mu.tolist(), self.sigma.tolist()
+        out["identity_residual"] = self.identity_residual
+        return out
+
+
+@torch.no_grad()
+def log_joint(model: VAE, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """log p(x, z) = log p(x|z) + log p(z) for one image x (1, C, H, W) at points z (N, d): (N,)."""
+    out = [
+        model.log_prob(x, model.decoder_params(zb[:, None, :]))[:, 0] + log_standard_normal(zb)
+        for zb in z.split(DECODE_BATCH)
+    ]
+    return torch.cat(out)
+
+
+def _axes(lo: np.ndarray, hi: np.ndarray, points: int) -> tuple[np.ndarray, np.ndarray]:
+    return np.linspace(lo[0], hi[0], points), np.linspace(lo[1], hi[1], points)
+
+
+def _on_grid(model: VAE, x: torch.Tensor, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """log p(x, z) (len(a), len(b)) in float64 over the grid a x b."""
+    za, zb = np.meshgrid(a, b, indexing="ij")
+    z = torch.as_tensor(np.stack([za.ravel(), zb.ravel()], 1), dtype=x.dtype)
+    return log_joint(model, x, z).double().numpy().reshape(len(a), len(b))
+
+
+def _log_sum(values: np.ndarray, cell: float) -> float:
+    """log of the rectangle-rule integral of exp(values) on a grid of cells of area ``cell``."""
+    top = values.max()
+    return float(top + math.log(np.exp(values - top).sum() * cell))
+
+
+def _box(model: VAE, x: torch.Tensor, mu: np.ndarray, sigma: np.ndarray, coarse: int = COARSE):
+    """(lo (2,), hi (2,)): an axis-aligned box that holds the posterior's mass (where a coarse
+    grid's log p(x, z) comes within KEEP_NATS of its maximum, plus a cell) and q's +/- Q_REACH sd."""
+    reach = max(COARSE_REACH, float(np.abs(mu).max() + Q_REACH * sigma.max()))
+    a, b = _axes(np.array([-reach, -reach]), np.array([reach, reach]), coarse)
+    values = _on_grid(model, x, a, b)
+    rows, cols = np.nonzero(values > values.max() - KEEP_NATS)
+    step = a[1] - a[0]
+    lo = np.array([a[rows.min()], b[cols.min()]]) - step
+    hi = np.array([a[rows.max()], b[cols.max()]]) + step
+    return np.minimum(lo, mu - Q_REACH * sigma), np.maximum(hi, mu + Q_REACH * sigma)
+
+
+@dataclass(frozen=True)
+class Frame:
+    """The posterior's own coordinates, z = centre + chol @ u, and the box in u the grid spans."""
+
+    centre: np.ndarray  # (2,)
+    chol: np.ndarray  # (2, 2) lower-triangular
+    lo: np.ndarray  # (2,) in u
+    hi: np.ndarray  # (2,) in u
+
+    def points(self, grid: int) -> tuple[np.ndarray, np.ndarray, float]:
+        """z (grid, grid, 2) over the box, u's two axes (grid,) each, and the cell's area in z."""
+        ua, ub = _axes(self.lo, self.hi, grid)
+        u = np.stack(np.meshgrid(ua, ub, indexing="ij"), -1)
+        cell = (ua[1] - ua[0]) * (ub[1] - ub[0]) * abs(np.linalg.det(self.chol))
+        return self.centre + u @ self.chol.T, (ua, ub), cell
+
+
+def posterior_frame(values: np.ndarray, a: np.ndarray, b: np.ndarray, mu: np.ndarray, sigma: np.ndarray) -> Frame:
+    """The frame of the posterior on a first grid: its mean and covariance (moments of the
+    normalised exp(values)), and a box in whitened coordinates that holds every point of that
+    grid within KEEP_NATS of the maximum (plus one of its cells) and q's +/- Q_REACH sd."""
+    za, zb = np.meshgrid(a, b, indexing="ij")
+    z = np.stack([za, zb], -1).reshape(-1, 2)
+    weights = np.exp(values - values.max()).ravel()
+    weights /= weights.sum()
+    centre = weights @ z
+    cov = (weights[:, None] * (z - centre)).T @ (z - centre) + 1e-12 * np.eye(2)
+    cell = np.diag([(a[1] - a[0]) ** 2, (b[1] - b[0]) ** 2])
+    chol = np.linalg.cholesky(cov + cell / 12)  # a posterior narrower than a cell: the cell's spread
+    kept = z[(values > values.max() - KEEP_NATS).ravel()]
+    corners = np.array([[i, j] for i in (-1, 1) for j in (-1, 1)])
+    reach = np.concatenate([
+        (kept[:, None, :] + corners[None] * [a[1] - a[0], b[1] - b[0]]).reshape(-1, 2),
+        mu + Q_REACH * corners * sigma,
+    ])  # fmt: skip
+    u = np.linalg.solve(chol, (reach - centre).T).T
+    return Frame(centre, chol, u.min(0), u.max(0))
+
+
+def _pool(model: VAE, x: torch.Tensor, draws: int) -> torch.Tensor:
+    """log w = log p(x, z) - log q(z|x) for ``draws`` z ~ q(z|x): (draws,) float64."""
+    chunk = 1000 if model.config.arch == "conv" else None
+    if fast_path(model) and x.dtype == torch.float32:
+        w = log_weights_blocked(model, x, draws, chunk)
+    else:
+        w = log_weights(model, x, draws, chunk)
+    return w[:, 0].double()
+
+
+def bounds_from_pool(log_w: torch.Tensor, ks: tuple[int, ...]) -> dict[int, tuple[float, float]]:
+    """L_K (Burda et al. 2015, eq. 8) for each K from one pool of log-weights (M,), float64: the
+    mean over M // K disjoint groups of K draws, and its standard error: the groups' spread over
+    sqrt(groups), or with fewer than MIN_GROUPS groups the delta method,
+    se(log mean w) ~= sd(w) / (sqrt(K) mean(w)), pooled over the groups."""
+    out = {}
+    for k in ks:
+        groups = len(log_w) // k
+        if groups < 1:
+            raise ValueError(f"a pool of {len(log_w)} draws cannot give L_{k}")
+        block = log_w[: groups * k].view(groups, k)
+        values = torch.logsumexp(block, 1) - math.log(k)
+        if groups >= MIN_GROUPS:
+            se = values.std().item() / math.sqrt(groups)
+        else:
+            scaled = torch.exp(block - block.max(1, keepdim=True).values)  # (groups, K)
+            per_group = scaled.std(1, correction=1) / (math.sqrt(k) * scaled.mean(1)) if k > 1 else scaled[:, 0] * 0
+            se = math.sqrt((per_group**2).mean().item() / groups)
+        out[k] = (values.mean().item(), se)
+    return out
+
+
+@torch.no_grad()
+def expected_recon(model: VAE, x: torch.Tensor, mu: torch.Tensor, sigma: torch.Tensor, nodes: int = RECON_NODES) -> float:
+    """E_q[log p(x|z)] for a 2-D q = N(mu, diag(sigma^2)) (mu, sigma: (2,)), by the rectangle rule
+    on ``nodes`` x ``nodes`` points of q's standardised coordinates over +/- Q_REACH, the Gaussian
+    weights normalised to sum to one. (Gauss-Hermite converges slowly here: a ReLU decoder's
+    log p(x|z) has kinks.)"""
+    t = np.linspace(-Q_REACH, Q_REACH, nodes)
+    ta, tb = np.meshgrid(t, t, indexing="ij")
+    eps = torch.as_tensor(np.stack([ta.ravel(), tb.ravel()], 1), dtype=x.dtype, device=mu.device)
+    recon = log_joint(model, x, mu + sigma * eps) - log_standard_normal(mu + sigma * eps)
+    weights = np.exp(-0.5 * (ta**2 + tb**2)).ravel()
+    return float((weights * recon.double().cpu().numpy()).sum() / weights.sum())
+
+
+@torch.no_grad()
+def evidence(
+    model: VAE,
+    x: torch.Tensor,
+    ks: tuple[int, ...] = KS,
+    grid: int = GRID,
+    seed: int = 0,
+    double: bool = False,
+) -> Evidence:
+    """log p(x), the ELBO, KL(q(z|x) || p(z|x)) and L_K of one image x (C, H, W), given in the
+    model's data space (binarised for a model of binarised data), in nats. See the module's
+    docstring for each method. ``grid``: fine-grid points per axis (odd, so that halving keeps
+    the edges); ``seed``: the importance draws'; ``double``: compute in float64 on a copy.
+
+    Raises:
+        ExplorerError: an autoencoder (no q(z|x) and no prior it was fitted to), or an image of
+        the wrong shape.
+    """
+    start = time.perf_counter()
+    if not model.config.variational:
+        raise ExplorerError(
+            "an autoencoder has no q(z|x) and no likelihood bound: evidence needs a VAE; pick one"
+        )
+    if tuple(x.shape) != tuple(model.config.image_shape):
+        raise ExplorerError(f"the image is {tuple(x.shape)}, the model takes {tuple(model.config.image_shape)}")
+    if double:
+        model = copy.deepcopy(model).double()
+    device = next(model.parameters()).device
+    x = x[None].to(device, torch.float64 if double else torch.float32)
+    mu_t, logvar_t = model.encode(x)
+    sigma_t = torch.exp(0.5 * logvar_t)
+    kl_prior = kl_standard_normal(mu_t, logvar_t).item()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        log_w = _pool(model, x, max(ks))
+    l_k = bounds_from_pool(log_w, ks)
+    mu, sigma = mu_t[0].double().cpu().numpy(), sigma_t[0].double().cpu().numpy()
+    if model.config.latent_dim != 2:
+        first = bounds_from_pool(log_w, (1,))[1]
+        return Evidence(None, first[0], first[1], None, kl_prior, None, l_k, None, None, mu, sigma,
+                        seconds=time.perf_counter() - start)  # fmt: skip
+    recon = expected_recon(model, x, mu_t[0], sigma_t[0])
+    elbo = recon - kl_prior
+    lo, hi = _box(model, x, mu, sigma)
+    a, b = _axes(lo, hi, FIRST)
+    first = _on_grid(model, x, a, b)
+    frame = posterior_frame(first, a, b, mu, sigma)
+    z, _, cell = frame.points(grid)
+    flat = torch.as_tensor(z.reshape(-1, 2), dtype=x.dtype, device=device)
+    values = log_joint(model, x, flat).double().cpu().numpy().reshape(grid, grid)
+    log_px = _log_sum(values, cell)
+    coarser = _log_sum(values[::2, ::2], 4 * cell)
+    log_q = log_normal_diag(torch.as_tensor(z), torch.as_tensor(mu), torch.as_tensor(2 * np.log(sigma))).numpy()
+    q = np.exp(log_q)
+    kl_post = float((q * (log_q - (values - log_px))).sum() * cell)
+    return Evidence(
+        log_px, elbo, 0.0, recon, kl_prior, kl_post, l_k, abs(log_px - coarser), float(q.sum() * cell),
+        mu, sigma, a, b, np.exp(first - log_px), time.perf_counter() - start,
+    )  # fmt: skip
