@@ -143,7 +143,9 @@ class Frame:
         return self.centre + u @ self.chol.T, (ua, ub), cell
 
 
-def posterior_frame(values: np.ndarray, a: np.ndarray, b: np.ndarray, mu: np.ndarray, sigma: np.ndarray) -> Frame:
+def posterior_frame(
+    values: np.ndarray, a: np.ndarray, b: np.ndarray, mu: np.ndarray, sigma: np.ndarray
+) -> Frame:
     """The frame of the posterior on a first grid: its mean and covariance (moments of the
     normalised exp(values)), and a box in whitened coordinates that holds every point of that
     grid within KEEP_NATS of the maximum (plus one of its cells) and q's +/- Q_REACH sd."""
@@ -191,14 +193,18 @@ def bounds_from_pool(log_w: torch.Tensor, ks: tuple[int, ...]) -> dict[int, tupl
             se = values.std().item() / math.sqrt(groups)
         else:
             scaled = torch.exp(block - block.max(1, keepdim=True).values)  # (groups, K)
-            per_group = scaled.std(1, correction=1) / (math.sqrt(k) * scaled.mean(1)) if k > 1 else scaled[:, 0] * 0
+            per_group = (
+                scaled.std(1, correction=1) / (math.sqrt(k) * scaled.mean(1)) if k > 1 else scaled[:, 0] * 0
+            )
             se = math.sqrt((per_group**2).mean().item() / groups)
         out[k] = (values.mean().item(), se)
     return out
 
 
 @torch.no_grad()
-def expected_recon(model: VAE, x: torch.Tensor, mu: torch.Tensor, sigma: torch.Tensor, nodes: int = RECON_NODES) -> float:
+def expected_recon(
+    model: VAE, x: torch.Tensor, mu: torch.Tensor, sigma: torch.Tensor, nodes: int = RECON_NODES
+) -> float:
     """E_q[log p(x|z)] for a 2-D q = N(mu, diag(sigma^2)) (mu, sigma: (2,)), by the rectangle rule
     on ``nodes`` x ``nodes`` points of q's standardised coordinates over +/- Q_REACH, the Gaussian
     weights normalised to sum to one. (Gauss-Hermite converges slowly here: a ReLU decoder's
@@ -235,7 +241,9 @@ def evidence(
             "an autoencoder has no q(z|x) and no likelihood bound: evidence needs a VAE; pick one"
         )
     if tuple(x.shape) != tuple(model.config.image_shape):
-        raise ExplorerError(f"the image is {tuple(x.shape)}, the model takes {tuple(model.config.image_shape)}")
+        raise ExplorerError(
+            f"the image is {tuple(x.shape)}, the model takes {tuple(model.config.image_shape)}"
+        )
     if double:
         model = copy.deepcopy(model).double()
     device = next(model.parameters()).device
@@ -263,7 +271,9 @@ def evidence(
     values = log_joint(model, x, flat).double().cpu().numpy().reshape(grid, grid)
     log_px = _log_sum(values, cell)
     coarser = _log_sum(values[::2, ::2], 4 * cell)
-    log_q = log_normal_diag(torch.as_tensor(z), torch.as_tensor(mu), torch.as_tensor(2 * np.log(sigma))).numpy()
+    log_q = log_normal_diag(
+        torch.as_tensor(z), torch.as_tensor(mu), torch.as_tensor(2 * np.log(sigma))
+    ).numpy()
     q = np.exp(log_q)
     kl_post = float((q * (log_q - (values - log_px))).sum() * cell)
     return Evidence(

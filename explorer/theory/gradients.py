@@ -76,7 +76,9 @@ def encoder_jacobian_gram(model: VAE, x: torch.Tensor) -> torch.Tensor:
     return jac @ jac.T
 
 
-def per_draw_gradients(model: VAE, x: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, eps: torch.Tensor) -> dict:
+def per_draw_gradients(
+    model: VAE, x: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, eps: torch.Tensor
+) -> dict:
     """Each estimator's gradient with respect to (mu, logvar) for each draw: {name: (N, 2z)}, and
     the per-draw ELBO values of estimators A and B ("value_a", "value_b": (N,)). ``x`` (1, C, H,
     W); ``mu``, ``logvar`` (z,); ``eps`` (N, z)."""

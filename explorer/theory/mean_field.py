@@ -16,7 +16,9 @@ from dataclasses import dataclass
 import numpy as np
 
 
-def correlated(rho: float, sd1: float = 1.0, sd2: float = 1.0, mean=(0.0, 0.0)) -> tuple[np.ndarray, np.ndarray]:
+def correlated(
+    rho: float, sd1: float = 1.0, sd2: float = 1.0, mean=(0.0, 0.0)
+) -> tuple[np.ndarray, np.ndarray]:
     """(mu (2,), Sigma (2, 2)) of a 2-D Gaussian with correlation ``rho`` (|rho| < 1)."""
     if not -1 < rho < 1:
         raise ValueError(f"the correlation must lie strictly between -1 and 1, got {rho}")
