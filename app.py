@@ -9,6 +9,7 @@ import torch
 from explorer.datasets import spec
 from explorer.images import make_grid, png_bytes
 from explorer.ui.models import PAGES, dataset_of, model_card, model_or_stop
+from explorer.ui.theory import IDEAS
 
 AUTOENCODER_SAMPLES = (
     "These samples are not the data's: an autoencoder was never asked to put its codes where "
@@ -71,6 +72,9 @@ with left:
         if "Draw" in path and spec(dataset).convention.kind == "photo":
             offer = "Draw: for models of drawings (MNIST, Fashion-MNIST)"
         st.page_link(path, label=offer.format(a_item=spec(dataset).a_item), icon=icon)
+    st.subheader("The theory, live")
+    for tab, what in IDEAS:
+        st.page_link("pages/8_Theory.py", label=what, icon=":material/function:", query_params={"tab": tab})
 
 with right:
     card = model_card(choice, config)

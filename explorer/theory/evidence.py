@@ -32,6 +32,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
+from explorer.config import TrainConfig
 from explorer.errors import ExplorerError
 from explorer.importance import fast_path, log_weights_blocked
 from explorer.model import VAE
@@ -280,3 +281,32 @@ def evidence(
         log_px, elbo, 0.0, recon, kl_prior, kl_post, l_k, abs(log_px - coarser), float(q.sum() * cell),
         mu, sigma, a, b, np.exp(first - log_px), time.perf_counter() - start,
     )  # fmt: skip
+
+
+def data_space_binarized(config: dict) -> bool:
+    """Whether a checkpoint's images are binarised in its data space (its config.json as a dict):
+    its run's own ``--binarize`` rule, else its dataset's, as ``vae-explorer evaluate`` decides;
+    evaluation then scores the test set binarised once with a fixed seed."""
+    likelihood = (config.get("model") or {}).get("likelihood", "bernoulli")
+    train = config.get("train") or {}
+    try:
+        return TrainConfig(**train).binarized(likelihood)
+    except (TypeError, ValueError):
+        return TrainConfig(dataset=train.get("dataset", "mnist")).binarized(likelihood)
+
+
+@torch.no_grad()
+def seconds_per_decode(model: VAE, probe: int = 256) -> float:
+    """Wall seconds per latent point decoded into log p(x|z) on this machine (measured on
+    ``probe`` points after one warm-up): what sizes the page's computations to its time budget."""
+    x = torch.zeros(1, *model.config.image_shape, device=next(model.parameters()).device)
+    z = torch.zeros(probe, model.config.latent_dim, device=x.device)
+    log_joint(model, x, z[:8])
+    start = time.perf_counter()
+    log_joint(model, x, z)
+    return (time.perf_counter() - start) / probe
+
+
+def affordable_ks(per_decode: float, budget: float, ks: tuple[int, ...] = KS) -> tuple[int, ...]:
+    """The K of ``ks`` whose pool of max(K) draws decodes within ``budget`` seconds (K = 1 always)."""
+    return tuple(k for k in ks if k == 1 or k * per_decode <= budget)

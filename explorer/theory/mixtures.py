@@ -179,3 +179,28 @@ def cavi(
         states.append(state)
         elbos.append(cavi_elbo(x, state, prior_var))
     return states, elbos
+
+
+def sklearn_log_likelihood(x: np.ndarray, start: Mixture, iterations: int, reg: float = 1e-6) -> float:
+    """The log-likelihood (nats, summed over points) scikit-learn's ``GaussianMixture`` reaches
+    after ``iterations`` EM iterations from the same start (its ``weights_init``, ``means_init``,
+    ``precisions_init``; ``tol`` 0 so that it runs them all): the independent check of ``em``."""
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.mixture import GaussianMixture
+
+    gm = GaussianMixture(
+        len(start.weights),
+        covariance_type="full",
+        tol=0.0,
+        reg_covar=reg,
+        max_iter=iterations,
+        weights_init=start.weights,
+        means_init=start.means,
+        precisions_init=np.linalg.inv(start.covariances),
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        gm.fit(x)
+    return float(gm.score(x) * len(x))

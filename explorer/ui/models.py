@@ -98,6 +98,7 @@ PAGES = (  # (script, sidebar label, icon, what it offers: the Home page's list,
         ":material/swap_horiz:",
         "Traversals: one dimension at a time, attribute vectors, analogies",
     ),
+    ("pages/8_Theory.py", "Theory", ":material/function:", "Theory: from EM to AEVB, as live experiments"),
     (
         "pages/9_Paper.py",
         "Paper",
