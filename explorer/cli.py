@@ -14,12 +14,13 @@ import sys
 import threading
 
 from explorer.cli_args import EXIT_ERROR, EXIT_INTERRUPTED, Parser
+from explorer.cli_evidence import add_evidence_parser, cmd_evidence
 from explorer.cli_paper import add_paper_parser, cmd_paper
 from explorer.cli_tools import TOOLS, add_tool_parsers
 from explorer.cli_train import COMMAND_ENV, add_train_parser, cmd_train
 from explorer.errors import ExplorerError
 
-COMMANDS = {"train": cmd_train, "paper": cmd_paper, **TOOLS}
+COMMANDS = {"train": cmd_train, "paper": cmd_paper, **TOOLS, "evidence": cmd_evidence}
 
 
 def build_parser() -> Parser:
@@ -28,6 +29,7 @@ def build_parser() -> Parser:
     add_train_parser(sub)
     add_tool_parsers(sub)
     add_paper_parser(sub)
+    add_evidence_parser(sub)
     return p
 
 

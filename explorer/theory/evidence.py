@@ -3,7 +3,7 @@
     log p(x) = ELBO(q) + KL(q(z|x) || p(z|x))        (Kingma & Welling 2013, eq. 1)
 
 - log p(x) by quadrature (2-D latents only): log p(x, z) = log p(x|z) + log p(z) summed on a
-  grid (the rectangle rule) laid out in three passes: a coarse grid over the prior's +/-5 sd (and
+  grid (the rectangle rule) laid out in three passes: a coarse grid over the prior's +/-6 sd (and
   q's reach) marks where log p(x, z) comes within ``KEEP_NATS`` of its maximum; an axis-aligned
   grid over that box gives the posterior's mean and covariance (and the picture); the final grid
   lies in the posterior's own whitened coordinates over all of its mass and q's +/-6 sd, so that
@@ -40,10 +40,10 @@ from explorer.objectives import kl_standard_normal, log_normal_diag, log_standar
 
 KS = (1, 10, 100, 1000, 5000)  # the bounds reported, as in Burda et al.'s evaluation (K = 5000)
 GRID = 81  # points per axis of the final grid, in the posterior's own coordinates
-COARSE = 49  # points per axis of the coarse grid over the prior
+COARSE = 57  # points per axis of the coarse grid over the prior
 FIRST = 61  # points per axis of the first fine grid (axis-aligned; the one drawn)
 RECON_NODES = 41  # points per axis of E_q[log p(x|z)]'s rule
-COARSE_REACH = 5.0  # the coarse grid spans at least +/- this many prior standard deviations
+COARSE_REACH = 6.0  # the coarse grid spans at least +/- this many prior standard deviations
 Q_REACH = 6.0  # both grids reach q's mean +/- this many of its standard deviations
 KEEP_NATS = 25.0  # the grids cover where log p(x, z) comes within this of its maximum
 MIN_GROUPS = 10  # fewer disjoint groups of K draws than this: the delta method's standard error
@@ -247,8 +247,8 @@ def evidence(
         )
     if double:
         model = copy.deepcopy(model).double()
-    device = next(model.parameters()).device
-    x = x[None].to(device, torch.float64 if double else torch.float32)
+    weight = next(model.parameters())
+    x = x[None].to(weight.device, weight.dtype)
     mu_t, logvar_t = model.encode(x)
     sigma_t = torch.exp(0.5 * logvar_t)
     kl_prior = kl_standard_normal(mu_t, logvar_t).item()
@@ -268,7 +268,7 @@ def evidence(
     first = _on_grid(model, x, a, b)
     frame = posterior_frame(first, a, b, mu, sigma)
     z, _, cell = frame.points(grid)
-    flat = torch.as_tensor(z.reshape(-1, 2), dtype=x.dtype, device=device)
+    flat = torch.as_tensor(z.reshape(-1, 2), dtype=x.dtype, device=x.device)
     values = log_joint(model, x, flat).double().cpu().numpy().reshape(grid, grid)
     log_px = _log_sum(values, cell)
     coarser = _log_sum(values[::2, ::2], 4 * cell)

@@ -3,8 +3,11 @@
 - EM (Dempster, Laird & Rubin 1977; Bishop 2006, section 9.2.2): the E step sets the
   responsibilities r_nk = p(c_n = k | x_n); the M step refits weights, means and covariances to
   them. Each iteration never lowers the log-likelihood sum_n log sum_k pi_k N(x_n; mu_k, Sigma_k).
-  Covariances get ``reg`` added to their diagonal, as scikit-learn's ``reg_covar`` does, so that the
-  two agree step for step (tests/test_theory.py).
+  Covariances may get ``reg`` added to their diagonal, as scikit-learn's ``reg_covar`` does, so
+  that the two agree step for step (tests/test_theory.py). The default is 0, exact EM: a positive
+  ``reg`` makes the M step inexact, and the log-likelihood can then fall by about that much when a
+  component collapses onto a few points. A covariance that becomes singular raises
+  ``numpy.linalg.LinAlgError``.
 - CAVI (Blei, Kucukelbir & McAuliffe 2017, section 3, eqs. 21-26 and their Algorithm 2): the
   model mu_k ~ N(0, sigma^2 I), c_n ~ Categorical(1/K), x_n | c_n, mu ~ N(mu_{c_n}, I); the
   mean-field family q(mu_k) = N(m_k, s_k^2 I), q(c_n) = Categorical(phi_n). Each coordinate update
@@ -77,7 +80,7 @@ def e_step(x: np.ndarray, mixture: Mixture) -> tuple[np.ndarray, float]:
     return np.exp(joint - per_point[:, None]), float(per_point.sum())
 
 
-def m_step(x: np.ndarray, resp: np.ndarray, reg: float = 1e-6) -> Mixture:
+def m_step(x: np.ndarray, resp: np.ndarray, reg: float = 0.0) -> Mixture:
     """Weights, means and covariances (plus ``reg`` on the diagonal) that maximise the expected
     complete-data log-likelihood under responsibilities ``resp`` (N, K) (Bishop 2006, eqs.
     9.24-9.26)."""
@@ -104,7 +107,7 @@ class EMRun:
         return len(self.mixtures) - 1
 
 
-def em(x: np.ndarray, start: Mixture, iterations: int = 100, tol: float = 1e-8, reg: float = 1e-6) -> EMRun:
+def em(x: np.ndarray, start: Mixture, iterations: int = 100, tol: float = 1e-8, reg: float = 0.0) -> EMRun:
     """Run EM from ``start`` on points x (N, D) for at most ``iterations`` E+M steps, stopping
     early when the log-likelihood rises by less than ``tol`` nats per point. Returns every
     intermediate mixture with its log-likelihood and responsibilities."""
@@ -181,7 +184,7 @@ def cavi(
     return states, elbos
 
 
-def sklearn_log_likelihood(x: np.ndarray, start: Mixture, iterations: int, reg: float = 1e-6) -> float:
+def sklearn_log_likelihood(x: np.ndarray, start: Mixture, iterations: int, reg: float = 0.0) -> float:
     """The log-likelihood (nats, summed over points) scikit-learn's ``GaussianMixture`` reaches
     after ``iterations`` EM iterations from the same start (its ``weights_init``, ``means_init``,
     ``precisions_init``; ``tol`` 0 so that it runs them all): the independent check of ``em``."""

@@ -24,6 +24,7 @@ IDEAS = (  # (tab, what it shows): the Home page's list of links into the Theory
 )
 BUDGET = 1.0  # seconds of decoding each model-dependent computation may spend (the page: 2 s)
 EM_STEP = "em-step"
+COLLAPSED = 3  # a component with fewer points' worth of responsibility nears a singular covariance
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
@@ -62,7 +63,14 @@ def em_ui() -> None:
     seed = c[3].number_input("Data seed", 0, 10_000, 1, key="em-seed")
     fit = c[4].number_input("Components fitted", 1, 6, 3, key="em-k")
     start_seed = c[5].number_input("Start seed", 0, 10_000, 0, key="em-start")
-    x, run, sk = _em(int(true_k), float(spread), int(n), int(seed), int(fit), int(start_seed))
+    try:
+        x, run, sk = _em(int(true_k), float(spread), int(n), int(seed), int(fit), int(start_seed))
+    except (np.linalg.LinAlgError, ValueError):
+        st.warning(
+            "A component collapsed onto too few points (its covariance became singular, where the "
+            "likelihood has no maximum): fit fewer components, or use more points or another start."
+        )
+        return
     names = _step_names(run.iterations)
     if st.session_state.get(EM_STEP) not in names:
         st.session_state[EM_STEP] = names[0]
@@ -94,7 +102,8 @@ def em_ui() -> None:
         figures.curve_figure(run.log_likelihood, shown, "log-likelihood per iteration", "nats"),
         key="em-curve",
     )
-    falls = int((np.diff(run.log_likelihood) < -1e-9).sum())
+    falls = int((np.diff(run.log_likelihood) < -1e-9 * np.abs(run.log_likelihood[1:]).clip(1)).sum())
+    collapsed = min(m.weights.min() for m in run.mixtures) * len(x) < COLLAPSED
     right.markdown(
         f"log p(x) now **{run.log_likelihood[shown]:.4f}** nats "
         f"({run.log_likelihood[shown] / len(x):.4f} per point); converged after **{run.iterations}** "
@@ -102,6 +111,11 @@ def em_ui() -> None:
         f"Decreases along the way: **{falls}**.  \nscikit-learn's `GaussianMixture` from the same start, "
         f"{run.iterations} iterations: **{sk:.4f}** nats (difference {abs(sk - run.log_likelihood[-1]):.1e})."
     )
+    if collapsed:
+        right.warning(
+            "A component has shrunk onto fewer than 3 points: there the likelihood has no maximum (it "
+            "grows without bound as the covariance shrinks), and rounding, not EM, decides each step."
+        )
 
 
 def kl_ui() -> None:
