@@ -25,7 +25,9 @@ def test_home_shows_card_explains_and_links(shipped):
         "Draw",
         "Interpolate",
         "Traversals",
+        "Theory",
         "Paper",
+        *["Theory"] * 5,  # the theory's ideas, each linked to its tab
     ], links
     assert at.get("image")[0].proto.imgs[0].url.endswith(".png")
 
