@@ -41,13 +41,16 @@ from explorer.objectives import kl_standard_normal, log_normal_diag, log_standar
 KS = (1, 10, 100, 1000, 5000)  # the bounds reported, as in Burda et al.'s evaluation (K = 5000)
 GRID = 81  # points per axis of the final grid, in the posterior's own coordinates
 COARSE = 57  # points per axis of the coarse grid over the prior
-FIRST = 61  # points per axis of the first fine grid (axis-aligned; the one drawn)
+FIRST = 49  # points per axis of the first fine grid (axis-aligned): the posterior's frame
+PICTURE = 81  # points per axis of the picture of p(z|x), interpolated from the final grid
+PICTURE_NATS = 12.0  # the picture spans where log p(z|x) comes within this of its maximum
 RECON_NODES = 41  # points per axis of E_q[log p(x|z)]'s rule
 COARSE_REACH = 6.0  # the coarse grid spans at least +/- this many prior standard deviations
 Q_REACH = 6.0  # both grids reach q's mean +/- this many of its standard deviations
 KEEP_NATS = 25.0  # the grids cover where log p(x, z) comes within this of its maximum
 MIN_GROUPS = 10  # fewer disjoint groups of K draws than this: the delta method's standard error
 DECODE_BATCH = 4096  # latent points decoded at once on the grid
+POOL_BUDGET = 1.5  # seconds the page lets the pool of importance draws take (``affordable_ks``)
 
 
 @dataclass
@@ -66,9 +69,9 @@ class Evidence:
     q_mass_on_grid: float | None  # the integral of q on the grid (1 when the grid holds q)
     mu: np.ndarray  # (z,) q's mean
     sigma: np.ndarray  # (z,) q's standard deviations
-    z1: np.ndarray | None = None  # (G,) the axis-aligned grid's first axis
-    z2: np.ndarray | None = None  # (G,) its second axis
-    posterior: np.ndarray | None = None  # (G, G) p(z|x) on the grid, [i, j] at (z1[i], z2[j])
+    z1: np.ndarray | None = None  # (P,) the picture's first axis
+    z2: np.ndarray | None = None  # (P,) its second axis
+    posterior: np.ndarray | None = None  # (P, P) p(z|x) for the picture, [i, j] at (z1[i], z2[j])
     seconds: float = 0.0  # wall time of the computation
 
     @property
@@ -202,6 +205,22 @@ def bounds_from_pool(log_w: torch.Tensor, ks: tuple[int, ...]) -> dict[int, tupl
     return out
 
 
+def picture(z: np.ndarray, log_post: np.ndarray, mu: np.ndarray, sigma: np.ndarray):
+    """(z1 (P,), z2 (P,), p(z|x) (P, P)) on an axis-aligned grid over where the posterior has its
+    mass (log p(z|x) within PICTURE_NATS of its maximum) and q's +/- 3 sd, linearly interpolated
+    from the final grid's points z (G, G, 2) and values log p(z|x) (G, G): a picture, no decodes."""
+    from scipy.interpolate import griddata
+
+    kept = z[log_post > log_post.max() - PICTURE_NATS]
+    lo = np.minimum(kept.min(0), mu - 3 * sigma)
+    hi = np.maximum(kept.max(0), mu + 3 * sigma)
+    pad = 0.1 * (hi - lo)
+    z1, z2 = _axes(lo - pad, hi + pad, PICTURE)
+    g1, g2 = np.meshgrid(z1, z2, indexing="ij")
+    values = griddata(z.reshape(-1, 2), np.exp(log_post).ravel(), (g1, g2), method="linear", fill_value=0.0)
+    return z1, z2, values
+
+
 @torch.no_grad()
 def expected_recon(
     model: VAE, x: torch.Tensor, mu: torch.Tensor, sigma: torch.Tensor, nodes: int = RECON_NODES
@@ -279,7 +298,7 @@ def evidence(
     kl_post = float((q * (log_q - (values - log_px))).sum() * cell)
     return Evidence(
         log_px, elbo, 0.0, recon, kl_prior, kl_post, l_k, abs(log_px - coarser), float(q.sum() * cell),
-        mu, sigma, a, b, np.exp(first - log_px), time.perf_counter() - start,
+        mu, sigma, *picture(z, values - log_px, mu, sigma), time.perf_counter() - start,
     )  # fmt: skip
 
 
@@ -296,7 +315,7 @@ def data_space_binarized(config: dict) -> bool:
 
 
 @torch.no_grad()
-def seconds_per_decode(model: VAE, probe: int = 256) -> float:
+def seconds_per_decode(model: VAE, probe: int = 1024) -> float:
     """Wall seconds per latent point decoded into log p(x|z) on this machine (measured on
     ``probe`` points after one warm-up): what sizes the page's computations to its time budget."""
     x = torch.zeros(1, *model.config.image_shape, device=next(model.parameters()).device)
@@ -307,6 +326,8 @@ def seconds_per_decode(model: VAE, probe: int = 256) -> float:
     return (time.perf_counter() - start) / probe
 
 
-def affordable_ks(per_decode: float, budget: float, ks: tuple[int, ...] = KS) -> tuple[int, ...]:
+def affordable_ks(
+    per_decode: float, budget: float = POOL_BUDGET, ks: tuple[int, ...] = KS
+) -> tuple[int, ...]:
     """The K of ``ks`` whose pool of max(K) draws decodes within ``budget`` seconds (K = 1 always)."""
     return tuple(k for k in ks if k == 1 or k * per_decode <= budget)

@@ -234,7 +234,7 @@ def bounds_figure(ev: Evidence) -> go.Figure:
         fig.add_hline(
             y=ev.log_px, line=dict(color=P_COLOUR, dash="dash"), annotation_text="log p(x), quadrature"
         )
-    fig.update_xaxes(type="log")
+    fig.update_xaxes(type="log", tickvals=ks, ticktext=[f"{k:,}" for k in ks])
     return _layout(fig, "Importance-weighted bounds rise towards log p(x)", "K (importance samples)", "nats")
 
 
@@ -252,6 +252,6 @@ def variance_figure(gv: GradientVariance) -> go.Figure:
                 line=dict(color=COLOURS[i], dash=dashes[name]),
             )
         )
-    fig.update_xaxes(type="log")
+    fig.update_xaxes(type="log", tickvals=list(gv.samples))
     fig.update_yaxes(type="log", exponentformat="power")
     return _layout(fig, "Variance of the encoder's gradient", "L (draws per estimate)", "total variance")

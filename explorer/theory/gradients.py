@@ -40,6 +40,9 @@ NAMES = {
     "reparam_b": "reparameterised, estimator B",
 }
 SAMPLES = (1, 10, 100)  # L, the draws each gradient estimate averages
+PLANS = (((1, 10, 100), 20), ((1, 4, 16), 20), ((1, 2, 4), 10))  # (L values, groups), cheapest last
+BUDGET = 1.5  # seconds the page lets the pool of draws take (``plan``)
+BACKWARD_COST = 3.0  # one draw decoded with its backward pass, in forward decodes
 GROUPS = 20  # disjoint groups of L draws the variance of each L is measured over (at the largest L)
 
 
@@ -59,6 +62,15 @@ class GradientVariance:
     def ratio(self, over: str, under: str) -> list[float]:
         """Variance of ``over`` / variance of ``under`` (encoder parameters), per L."""
         return [a / b for a, b in zip(self.encoder_variance[over], self.encoder_variance[under])]
+
+
+def plan(per_decode: float, budget: float = BUDGET) -> tuple[tuple[int, ...], int]:
+    """The largest of ``PLANS`` (L values, groups) whose pool of draws fits in ``budget`` seconds
+    at ``per_decode`` seconds per decoded draw (``evidence.seconds_per_decode``)."""
+    for samples, groups in PLANS:
+        if groups * max(samples) * BACKWARD_COST * per_decode <= budget:
+            return samples, groups
+    return PLANS[-1]
 
 
 def encoder_jacobian_gram(model: VAE, x: torch.Tensor) -> torch.Tensor:

@@ -22,7 +22,6 @@ IDEAS = (  # (tab, what it shows): the Home page's list of links into the Theory
     ("The identity", "log p(x) = ELBO + KL(q ‖ p(z|x)), on this model"),
     ("Why reparameterise", "Why reparameterise: gradient variance against REINFORCE"),
 )
-BUDGET = 1.0  # seconds of decoding each model-dependent computation may spend (the page: 2 s)
 EM_STEP = "em-step"
 COLLAPSED = 3  # a component with fewer points' worth of responsibility nears a singular covariance
 
@@ -273,7 +272,7 @@ def _absent(model: VAE, what: str) -> bool:
 def _evidence(path: str, mtime_ns: int, dataset: str, binarized: bool, index: int) -> tuple:
     model = cached_model(path, mtime_ns)
     x = _data_space_test_set(dataset, binarized)[index]
-    ks = evidence.affordable_ks(evidence.seconds_per_decode(model), BUDGET)
+    ks = evidence.affordable_ks(evidence.seconds_per_decode(model))
     return evidence.evidence(model, x, ks=ks), ks
 
 
@@ -336,27 +335,15 @@ def identity_ui(choice: str, model: VAE, key: tuple[str, int], dataset: str, con
     )
     if max(ks) < max(evidence.KS):
         right.caption(
-            f"K up to {max(ks):,} here: larger K would take more than {BUDGET:g} s on this machine with this "
-            f"decoder. All of them: `vae-explorer evidence {choice} --index {index}`."
+            f"K up to {max(ks):,} here: larger K would take more than {evidence.POOL_BUDGET:g} s on this "
+            f"machine with this decoder. All of them: `vae-explorer evidence {choice} --index {index}`."
         )
-
-
-GRADIENT_PLANS = (((1, 10, 100), 20), ((1, 4, 16), 20), ((1, 2, 4), 10))  # (L values, groups), cheapest last
-BACKWARD_COST = 3.0  # a decode with its backward pass, in forward decodes
-
-
-def gradient_plan(per_decode: float) -> tuple[tuple[int, ...], int]:
-    """The largest plan of ``GRADIENT_PLANS`` whose pool of draws fits in BUDGET seconds."""
-    for samples, groups in GRADIENT_PLANS:
-        if groups * max(samples) * BACKWARD_COST * per_decode <= BUDGET:
-            return samples, groups
-    return GRADIENT_PLANS[-1]
 
 
 @st.cache_data(max_entries=64, show_spinner="Measuring the gradient estimators...")
 def _gradients(path: str, mtime_ns: int, dataset: str, binarized: bool, index: int):
     model = cached_model(path, mtime_ns)
-    samples, groups = gradient_plan(evidence.seconds_per_decode(model))
+    samples, groups = gradients.plan(evidence.seconds_per_decode(model))
     x = _data_space_test_set(dataset, binarized)[index]
     return gradients.gradient_variance(model, x, samples, groups)
 
