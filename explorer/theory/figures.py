@@ -190,7 +190,7 @@ def posterior_figure(ev: Evidence) -> go.Figure:
             x=ev.z1,
             y=ev.z2,
             z=ev.posterior.T,
-            colorscale="Greys",
+            colorscale=[[0, "#ffffff"], [1, "#111111"]],
             ncontours=14,
             showscale=False,
             name="p(z|x)",

@@ -404,5 +404,8 @@ def reparam_ui(model: VAE, key: tuple[str, int], dataset: str, config: dict) -> 
         }
         for name in gradients.ESTIMATORS
     ]
-    st.caption("All three are unbiased: their means over every draw agree within their standard errors.")
+    st.caption(
+        "All three are unbiased: their means over every draw differ by noise the size of their "
+        "standard errors."
+    )
     st.dataframe(means, hide_index=True)
