@@ -5,8 +5,9 @@ model's card.
     python bench/theory.py --card         # mnist-z2 on 100 test images -> pretrained/mnist-z2/card.json
 
 Each row is what one run of a Theory tab computes when nothing is cached (the page caches each
-result per model and image): three repeats, median (min-max) wall seconds, with the load average
-of the host at the start, since a busy machine stretches every row.
+result per model and image): three repeats, median (min-max) wall seconds, and the median CPU
+seconds of the process (both torch threads), with the load average of the host at the start,
+since a busy machine stretches every wall time.
 
 ``--card``: for the first ``--images`` test images of the model's data space (binarised once
 with the evaluation's fixed seed), log p(x) by quadrature, the ELBO, KL(q(z|x) || p(z|x)) and
@@ -38,13 +39,17 @@ TARGET = 2.0  # seconds per computation on the page
 REPEATS = 3
 
 
-def timed(fn) -> tuple[float, float, float]:
-    times = []
+def timed(fn) -> tuple[float, float, float, float]:
+    """(median, min, max) wall seconds over REPEATS, and the median CPU seconds of this process
+    (all threads) per run: on a host shared with other work the wall time stretches with the
+    load, the CPU time much less."""
+    times, cpu = [], []
     for _ in range(REPEATS):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         fn()
         times.append(time.perf_counter() - start)
-    return statistics.median(times), min(times), max(times)
+        cpu.append(time.process_time() - start_cpu)
+    return statistics.median(times), min(times), max(times), statistics.median(cpu)
 
 
 def page_rows() -> list[tuple[str, str, callable]]:
