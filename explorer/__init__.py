@@ -30,6 +30,7 @@ _HOMES = {
     "importance_log_likelihood": "objectives",
     "kl_standard_normal": "objectives",
     "preprocess_image": "preprocess",
+    "evidence": "theory.evidence",
     "start_run": "train",
     "resume_run": "train",
 }
@@ -46,6 +47,7 @@ __all__ = [
     "elbo_terms",
     "importance_log_likelihood",
     "kl_standard_normal",
+    "evidence",
     "ExplorerError",
     "DatasetError",
     "CheckpointError",
@@ -61,6 +63,7 @@ if TYPE_CHECKING:  # what editors and type checkers see
     from explorer.model import VAE
     from explorer.objectives import elbo_terms, importance_log_likelihood, kl_standard_normal
     from explorer.preprocess import preprocess_image
+    from explorer.theory.evidence import evidence
     from explorer.train import resume_run, start_run
 
 
