@@ -8,7 +8,8 @@
   grid over that box gives the posterior's mean and covariance (and the picture); the final grid
   lies in the posterior's own whitened coordinates over all of its mass and q's +/-6 sd, so that
   a narrow, tilted posterior gets as many points across as a round one. The quadrature's own
-  error is estimated by halving that grid (every second point, twice the spacing).
+  error is estimated by halving that grid (every second point, twice the spacing), and the grid
+  is refined where that exceeds ``TOLERANCE`` (a second mode far from the first, or narrow).
 - The ELBO (2-D latents): E_q[log p(x|z)] by the rectangle rule in q's standardised
   coordinates, minus the analytic KL(q || p(z)) (estimator B's terms, computed exactly); for
   wider latents, estimator A's Monte Carlo mean over the importance draws (L_1), with its
@@ -40,6 +41,8 @@ from explorer.objectives import kl_standard_normal, log_normal_diag, log_standar
 
 KS = (1, 10, 100, 1000, 5000)  # the bounds reported, as in Burda et al.'s evaluation (K = 5000)
 GRID = 81  # points per axis of the final grid, in the posterior's own coordinates
+TOLERANCE = 0.05  # nats: a final grid whose halving moves log p(x) by more is refined
+MAX_GRID = 321  # points per axis the refinement stops at
 COARSE = 57  # points per axis of the coarse grid over the prior
 FIRST = 49  # points per axis of the first fine grid (axis-aligned): the posterior's frame
 PICTURE = 81  # points per axis of the picture of p(z|x), interpolated from the final grid
@@ -73,6 +76,7 @@ class Evidence:
     z2: np.ndarray | None = None  # (P,) its second axis
     posterior: np.ndarray | None = None  # (P, P) p(z|x) for the picture, [i, j] at (z1[i], z2[j])
     seconds: float = 0.0  # wall time of the computation
+    grid: int | None = None  # points per axis of the final grid (after any refinement)
 
     @property
     def identity_residual(self) -> float | None:
@@ -245,11 +249,15 @@ def evidence(
     grid: int = GRID,
     seed: int = 0,
     double: bool = False,
+    tolerance: float = TOLERANCE,
+    max_grid: int = MAX_GRID,
 ) -> Evidence:
     """log p(x), the ELBO, KL(q(z|x) || p(z|x)) and L_K of one image x (C, H, W), given in the
     model's data space (binarised for a model of binarised data), in nats. See the module's
     docstring for each method. ``grid``: fine-grid points per axis (odd, so that halving keeps
-    the edges); ``seed``: the importance draws'; ``double``: compute in float64 on a copy.
+    the edges), doubled (2G - 1) while halving it moves log p(x) by more than ``tolerance`` nats,
+    up to ``max_grid`` (a narrow or far second mode); ``seed``: the importance draws';
+    ``double``: compute in float64 on a copy.
 
     Raises:
         ExplorerError: an autoencoder (no q(z|x) and no prior it was fitted to), or an image of
@@ -286,11 +294,15 @@ def evidence(
     a, b = _axes(lo, hi, FIRST)
     first = _on_grid(model, x, a, b)
     frame = posterior_frame(first, a, b, mu, sigma)
-    z, _, cell = frame.points(grid)
-    flat = torch.as_tensor(z.reshape(-1, 2), dtype=x.dtype, device=x.device)
-    values = log_joint(model, x, flat).double().cpu().numpy().reshape(grid, grid)
-    log_px = _log_sum(values, cell)
-    coarser = _log_sum(values[::2, ::2], 4 * cell)
+    while True:  # refine while halving the grid moves log p(x) by more than TOLERANCE
+        z, _, cell = frame.points(grid)
+        flat = torch.as_tensor(z.reshape(-1, 2), dtype=x.dtype, device=x.device)
+        values = log_joint(model, x, flat).double().cpu().numpy().reshape(grid, grid)
+        log_px = _log_sum(values, cell)
+        coarser = _log_sum(values[::2, ::2], 4 * cell)
+        if abs(log_px - coarser) <= tolerance or 2 * grid - 1 > max_grid:
+            break
+        grid = 2 * grid - 1
     log_q = log_normal_diag(
         torch.as_tensor(z), torch.as_tensor(mu), torch.as_tensor(2 * np.log(sigma))
     ).numpy()
@@ -298,7 +310,7 @@ def evidence(
     kl_post = float((q * (log_q - (values - log_px))).sum() * cell)
     return Evidence(
         log_px, elbo, 0.0, recon, kl_prior, kl_post, l_k, abs(log_px - coarser), float(q.sum() * cell),
-        mu, sigma, *picture(z, values - log_px, mu, sigma), time.perf_counter() - start,
+        mu, sigma, *picture(z, values - log_px, mu, sigma), time.perf_counter() - start, grid,
     )  # fmt: skip
 
 
@@ -315,15 +327,25 @@ def data_space_binarized(config: dict) -> bool:
 
 
 @torch.no_grad()
-def seconds_per_decode(model: VAE, probe: int = 1024) -> float:
-    """Wall seconds per latent point decoded into log p(x|z) on this machine (measured on
-    ``probe`` points after one warm-up): what sizes the page's computations to its time budget."""
+def seconds_per_decode(model: VAE, probe: int = 256, repeats: int = 3) -> float:
+    """Wall seconds per latent point decoded into log p(x|z) on this machine: what sizes the
+    page's computations to its time budget. The fastest of ``repeats`` timings (the least
+    disturbed by other work) on 32 points after a warm-up, then on ``probe`` points when 32
+    took under 50 ms (an MLP; a large decoder is not probed longer)."""
     x = torch.zeros(1, *model.config.image_shape, device=next(model.parameters()).device)
     z = torch.zeros(probe, model.config.latent_dim, device=x.device)
     log_joint(model, x, z[:8])
-    start = time.perf_counter()
-    log_joint(model, x, z)
-    return (time.perf_counter() - start) / probe
+    per_point = 0.0
+    for n in (32, probe):
+        fastest = math.inf
+        for _ in range(repeats):
+            start = time.perf_counter()
+            log_joint(model, x, z[:n])
+            fastest = min(fastest, time.perf_counter() - start)
+        per_point = fastest / n
+        if fastest >= 0.05:
+            break
+    return per_point
 
 
 def affordable_ks(
