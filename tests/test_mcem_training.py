@@ -55,7 +55,14 @@ def test_mcem_learns_the_decoder_alone_and_resumes_its_chains_exactly(tmp_path):
 
 @pytest.mark.slow  # minutes: the Appendix D estimate at every point (tests/test_hmc.py has the quick one)
 def test_an_mcem_run_raises_its_marginal_likelihood(tmp_path):
-    cfg = _cfg(limit=300, epochs=12, bound_points=2, bound_estimator="paper-hmc", bound_train_images=40, test_limit=40)
+    cfg = _cfg(
+        limit=300,
+        epochs=12,
+        bound_points=2,
+        bound_estimator="paper-hmc",
+        bound_train_images=40,
+        test_limit=40,
+    )
     import explorer.bounds
 
     first = explorer.bounds.FIRST_COUNT
