@@ -29,7 +29,10 @@ st.markdown(
     "For a 3-D latent space the marginal likelihood itself can be estimated (the paper's Appendix D: "
     "HMC samples of the posterior). Monte Carlo EM has no encoder: it runs a Hybrid Monte Carlo chain "
     "for every training image (10 leapfrog steps, step size tuned to 90% acceptance) and then takes 5 "
-    "decoder updates, so it costs several times an AEVB step and cannot learn online from new data."
+    "decoder updates, so it costs several times an AEVB step and cannot learn online from new data. "
+    "Its points are the hardest to estimate: with no encoder, the estimator's chains start from the "
+    "prior and have 100 transitions to find each posterior, which grows harder as the decoder "
+    "sharpens; a falling MCEM curve may be the estimate falling behind, not the model (under study)."
 )
 curves3 = figure3_curves()
 figure3_panels(curves3)
