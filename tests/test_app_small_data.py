@@ -67,6 +67,7 @@ MAIN = {  # what each page shows when it works: (element kinds, one of which is 
     "pages/5_Draw.py": ("info",),  # the folder's pictures are not drawings: the page says so
     "pages/6_Interpolate.py": ("image",),
     "pages/7_Traversals.py": ("image", "warning", "info"),  # or "no active unit" (a one-epoch model)
+    "pages/8_Theory.py": ("plotly_chart", "info"),  # a tab's experiment, or why it does not apply
     "pages/9_Paper.py": ("plotly_chart", "info", "image"),  # the paper's curves, or how to make them
 }
 STATES = {  # further views of a page: session state set before the run
@@ -77,6 +78,7 @@ STATES = {  # further views of a page: session state set before the run
     ],
     "pages/7_Traversals.py": [{"traversal-tab": "Attribute vectors"}, {"traversal-tab": "Analogies"}],
     "pages/3_Manifold.py": [{"span-{model}": "the encoded test set"}],
+    "pages/8_Theory.py": [{"theory-tab": "The identity"}, {"theory-tab": "Why reparameterise"}],
 }
 
 
