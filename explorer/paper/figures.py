@@ -26,7 +26,7 @@ def figure2(curves: list[dict], dataset: str, sizes: tuple[int, ...]) -> go.Figu
     (log scale). The axes hold the paper's ranges and every point drawn (a curve below the paper's
     y-range widens it rather than vanishing). Shipped curves are lines; a user's own runs (``source``
     other than "shipped") are drawn on top, with markers."""
-    titles = [f"{_title(dataset)}, N<sub>z</sub> = {n}" for n in sizes]
+    titles = [f"N<sub>z</sub> = {n}" for n in sizes]  # the tab names the dataset; short titles fit a phone
     cols = min(PANELS_PER_ROW, len(sizes))
     rows = math.ceil(len(sizes) / cols)
     specs = [[{} if r * cols + c < len(sizes) else None for c in range(cols)] for r in range(rows)]
@@ -51,6 +51,13 @@ def figure2(curves: list[dict], dataset: str, sizes: tuple[int, ...]) -> go.Figu
                     hovertemplate="%{x:.3s} samples: %{y:.1f} nats<extra>" + name + "</extra>",
                 ), row=row, col=col)  # fmt: skip
                 shown.add(name)
+        if not any(c["dataset"] == dataset and c["nz"] == nz for c in curves):  # an empty frame says why
+            fig.add_trace(
+                go.Scatter(x=[X_RANGE[0]], y=[None], showlegend=False, hoverinfo="skip"), row=row, col=col
+            )
+            axis = i + 1 if i else ""
+            fig.add_annotation(text="no curve yet", x=6.5, y=0.5, xref=f"x{axis}", yref=f"y{axis} domain",
+                               showarrow=False, font={"color": "#888"})  # fmt: skip
         fig.update_xaxes(type="log", range=[math.log10(X_RANGE[0]), math.log10(X_RANGE[1])],
                          tickvals=[1e5, 1e6, 1e7, 1e8], ticktext=["10^5", "10^6", "10^7", "10^8"],
                          row=row, col=col)  # fmt: skip
