@@ -105,3 +105,38 @@ def _say(line: str) -> None:
     from tqdm import tqdm
 
     tqdm.write(line)
+
+
+def paper_estimate(checkpoint: str, model, dataset: str, binarized: bool, args) -> dict:
+    """The paper's Appendix D estimate of log p(x) on the images ``evaluate`` scored: mean and
+    standard error over the images, nats. A Monte Carlo EM model (no recognition model) starts its
+    chains from the prior; a VAE from the best of its encoder's draws (``evaluate --estimator
+    paper-hmc``).
+
+    Raises:
+        ExplorerError: an autoencoder, which has no p(z).
+    """
+    import time
+
+    import torch
+
+    from explorer.checkpoints import read_config
+    from explorer.evaluate import eval_images
+    from explorer.paper.marginal import paper_log_likelihood
+
+    if not model.config.variational:
+        raise ExplorerError(
+            "an autoencoder has no p(z): the paper's estimator needs a VAE (or an MCEM decoder)"
+        )
+    algorithm = read_config(checkpoint).get("train", {}).get("algorithm", "aevb")
+    x, _ = eval_images(dataset, args.split, binarized, args.limit)
+    device = next(model.parameters()).device
+    start = time.perf_counter()
+    torch.manual_seed(0)
+    values = torch.cat([
+        paper_log_likelihood(model, xb.to(device), start="prior" if algorithm == "mcem" else "auto").cpu()
+        for xb in x.split(500)
+    ]).double()  # fmt: skip
+    se = float(values.std() / len(values) ** 0.5) if len(values) > 1 else float("nan")
+    return {"log_likelihood": float(values.mean()), "se": se, "n": len(values),
+            "seconds": time.perf_counter() - start}  # fmt: skip
