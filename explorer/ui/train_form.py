@@ -235,7 +235,7 @@ def train_form(start: tuple[str, dict] | None = None) -> tuple[str, list[str]] |
     arch = start[1]["model"] if fixed else {}
     recipe = {**(start[1].get("train") or {}), "dataset": dataset_of(start[1])} if fixed else {}
     above = _above_form(fixed, arch)
-    with st.form("train_form", border=True):
+    with st.form("train_form", border=True, enter_to_submit=False):  # Enter in a field must not start a run
         values = _values(fixed, arch, recipe, above)
         # A name is suggested once per session and after each start (see run_started).
         if st.session_state.pop("new-run-name", False) or RUN_NAME not in st.session_state:
