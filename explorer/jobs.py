@@ -15,26 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from explorer.errors import ExplorerError
-from explorer.runfolder import LOCK_FILE, LOG_FILE, RunFolder, check_run_name, runs_root
+from explorer.runfolder import LOCK_FILE, LOG_FILE, RunFolder, check_run_name, pid_alive, runs_root
 
 LOST = (
     "the training process ended without saying why (killed?); its last checkpoint is kept: "
     "resume it to continue"
 )
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie (exited, not yet reaped) is not running
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(") ", 1)[1][:1] != "Z"
-    except OSError:
-        return True
 
 
 @dataclass
@@ -147,7 +133,7 @@ class JobRegistry:
         """Ask the run's process to stop: it saves a checkpoint and exits (resumable)."""
         status = self.folder(name).read_status() or {}
         pid = status.get("pid")
-        if status.get("state") in ("starting", "running") and pid and _pid_alive(pid):
+        if status.get("state") in ("starting", "running") and pid and pid_alive(pid):
             os.kill(pid, signal.SIGTERM)
 
     def _reap(self) -> None:
@@ -161,7 +147,7 @@ class JobRegistry:
         self._reap()
         status, rows = run.read_status() or {}, run.read_metrics()
         state, message = status.get("state", "none"), status.get("message", "")
-        if state in ("starting", "running") and not _pid_alive(int(status.get("pid", 0)) or -1):
+        if state in ("starting", "running") and not pid_alive(int(status.get("pid", 0)) or -1):
             said = _log_tail(run, lines=1) if _mtime(run.log) >= status.get("time", 0) else ""
             # It died saying why, after its last status (a full disk kept status.json "running").
             if said.startswith("vae-explorer train: error: "):

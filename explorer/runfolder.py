@@ -65,14 +65,19 @@ def list_runs(root: Path | None = None) -> list[str]:
     return [p.name for p in sorted(runs, key=lambda p: p.stat().st_mtime, reverse=True)]
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` is running (a zombie, exited but not reaped, is not)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:  # a zombie (exited, not yet reaped) is not running
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ", 1)[1][:1] != "Z"
+    except OSError:
+        return True
 
 
 def _append_whole(path: Path, text: str) -> None:
@@ -232,7 +237,7 @@ class RunFolder:
         while True:
             try:
                 pid = int((self.path / LOCK_FILE).read_text().split()[0])
-                if _alive(pid):
+                if pid_alive(pid):
                     return pid
             except (OSError, ValueError, IndexError):
                 pass

@@ -111,10 +111,6 @@ def _samples(n: float) -> str:
     return f"10^{exponent}" if abs(mantissa - 1) < 1e-9 else f"{mantissa:.1f}x10^{exponent}"
 
 
-def _title(dataset: str) -> str:
-    return {"mnist": "MNIST", "frey-face": "Frey Face"}.get(dataset, dataset)
-
-
 FIGURE3_COLOURS = {**COLOURS, "mcem": "#2ca02c"}  # Monte Carlo EM in green
 FIGURE3_NAMES = {**NAMES, "mcem": "MCEM"}
 
