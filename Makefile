@@ -58,6 +58,7 @@ bench: $(STAMP) browser-deps
 	$(PY) bench/distributed.py --nproc 2
 	$(PY) bench/ood.py
 	$(PY) bench/idle.py
+	$(PY) bench/pages.py
 
 # Many users: one server, 10 concurrent real-browser sessions for 60 s (not part of `make test`).
 soak: $(STAMP) browser-deps

@@ -6,9 +6,11 @@ Run with ``make run`` (or ``streamlit run app.py``).
 import streamlit as st
 import torch
 
+from explorer.checkpoints import dataset_of
 from explorer.data.specs import spec
 from explorer.pictures.images import make_grid, png_bytes
-from explorer.ui.models import PAGES, dataset_of, model_card, model_or_stop
+from explorer.ui.models import PAGES, model_card, model_or_stop
+from explorer.ui.theory import IDEAS
 
 AUTOENCODER_SAMPLES = (
     "These samples are not the data's: an autoencoder was never asked to put its codes where "
@@ -34,8 +36,9 @@ with left:
         "evidence lower bound (ELBO) on $\\log p_\\theta(x)$:"
     )
     st.latex(
-        r"\mathcal L(x) = \mathbb E_{q_\phi(z|x)}\left[\log p_\theta(x\mid z)\right]"
-        r" - D_{KL}\left(q_\phi(z\mid x)\,\|\,p(z)\right) \le \log p_\theta(x)"
+        # two lines: one would run off a phone's screen
+        r"\begin{aligned}\mathcal L(x) &= \mathbb E_{q_\phi(z|x)}\left[\log p_\theta(x\mid z)\right] \\"
+        r" &{}- D_{KL}\left(q_\phi(z\mid x)\,\|\,p(z)\right) \le \log p_\theta(x)\end{aligned}"
     )
     st.markdown(
         "The expectation is estimated with samples made differentiable by the "
@@ -70,6 +73,9 @@ with left:
         if "Draw" in path and spec(dataset).convention.kind == "photo":
             offer = "Draw: for models of drawings (MNIST, Fashion-MNIST)"
         st.page_link(path, label=offer.format(a_item=spec(dataset).a_item), icon=icon)
+    st.subheader("The theory, live")
+    for tab, what in IDEAS:
+        st.page_link("pages/8_Theory.py", label=what, icon=":material/function:", query_params={"tab": tab})
 
 with right:
     card = model_card(choice, config)

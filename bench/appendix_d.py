@@ -1,7 +1,7 @@
 """The paper's Appendix D marginal-likelihood estimate beside the importance-weighted L_5000, on the
 same test images, per model: mean and spread of the difference in nats.
 
-Appendix D (``explorer.paper.marginal``: HMC posterior samples, a density q fitted to half of them,
+Appendix D (``explorer.likelihood.marginal``: HMC posterior samples, a density q fitted to half of them,
 the reciprocal estimator on the other half) and L_K (Burda et al. 2015, K = 5000, draws from the
 encoder: ``explorer.evaluate.importance_per_image``) estimate the same log p(x): L_K from below on
 average, Appendix D consistently for a small latent space. The issue expects agreement within
@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 from explorer.checkpoints import load_checkpoint  # noqa: E402
 from explorer.data.cache import eval_images  # noqa: E402
 from explorer.evaluate import importance_per_image  # noqa: E402
-from explorer.paper.marginal import paper_estimate  # noqa: E402
+from explorer.likelihood.marginal import paper_estimate  # noqa: E402
 
 
 def compare(model, x: torch.Tensor, args) -> dict:

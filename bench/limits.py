@@ -161,7 +161,7 @@ def training(runs: int) -> tuple[list[float], list[float]]:
 def evaluation(runs: int, images: int) -> tuple[list[float], list[float], list[float]]:
     """Seconds per image of L_5000 on mnist-z2, blocked and plain, and the ceiling per image
     measured before each run."""
-    from explorer import importance
+    from explorer.likelihood import importance
 
     model = load_checkpoint("mnist-z2").eval()
     x, _ = eval_images("mnist", limit=images)

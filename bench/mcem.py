@@ -4,7 +4,7 @@ network, in one run.
 Kingma & Welling 2013 (Figure 3, Appendix E) compare AEVB, wake-sleep and Monte Carlo EM on a
 784-100-3 tanh MLP with a Bernoulli decoder, M = 100, Adagrad. AEVB's and wake-sleep's steps go
 through the trainer's step runner (``explorer.train.steps``), as in ``bench/algorithms.py``; one MCEM
-step (``explorer.paper.mcem.mcem_step``) is an HMC transition of 10 leapfrog steps per datapoint
+step (``explorer.train.mcem.mcem_step``) is an HMC transition of 10 leapfrog steps per datapoint
 (11 gradients of log p(x, z) with respect to z through the decoder) followed by 5 Adagrad updates
 of the decoder, with the chains kept in a ``ChainStore``. Every step consumes M training
 datapoints, so samples/s is M / (seconds per step): Figure 3's x-axis per second. Printed: one run
@@ -33,10 +33,10 @@ sys.path.insert(0, str(ROOT))
 from explorer.config import ModelConfig, TrainConfig  # noqa: E402
 from explorer.data.cache import load_dataset  # noqa: E402
 from explorer.devices import flush_denormals  # noqa: E402
+from explorer.likelihood.hmc import hmc_step  # noqa: E402
+from explorer.likelihood.marginal import log_joint  # noqa: E402
 from explorer.model import VAE, init_paper  # noqa: E402
-from explorer.paper.hmc import hmc_step  # noqa: E402
-from explorer.paper.marginal import log_joint  # noqa: E402
-from explorer.paper.mcem import ChainStore, mcem_step  # noqa: E402
+from explorer.train.mcem import ChainStore, mcem_step  # noqa: E402
 from explorer.train.steps import make_optimizer, make_step_runner, step_noise  # noqa: E402
 
 M = 100  # minibatch (the paper's)

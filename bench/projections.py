@@ -5,7 +5,10 @@ drawing costs on the Latent space page), with PCA as the baseline measured in th
     python bench/projections.py [--model mnist-z20] [--points 10000] [--repeats 3]
 
 Prints a Markdown table: median and range over the repeats (each repeat fits afresh; UMAP's first
-fit in a process also compiles its numba kernels, reported as its own row).
+fit in a process also compiles its numba kernels, reported as its own row). A second table gives
+the placement error of jittered copies: ``JITTERED`` fitted codes plus Gaussian noise of each
+scale, placed into the last fitted map; the distance from each to its original's place, in units
+of the map's median nearest-neighbour distance (median, 95th percentile, largest). Target: p95 <= 2.
 """
 
 from __future__ import annotations
@@ -28,6 +31,22 @@ from explorer.evaluate import encode_means, fit_projection  # noqa: E402
 from explorer.explore.projections import fit_nonlinear  # noqa: E402
 
 NEW_POINTS = 5  # placed at once, as a handful of uploads
+JITTERED = 500  # fitted codes copied with noise for the placement error
+SCALES = (1e-4, 1e-2)  # the noise's standard deviation per latent dimension
+
+
+def placement_error(fitted, means: torch.Tensor, scale: float) -> tuple[float, float, float]:
+    """(median, p95, max) distance of jittered copies of fitted codes from their originals' places,
+    in the map's median nearest-neighbour distance."""
+    g = torch.Generator().manual_seed(1)
+    rows = torch.randperm(len(means), generator=g)[:JITTERED]
+    copies = means[rows] + scale * torch.randn(len(rows), means.shape[1], generator=g)
+    points = fitted.points.double()
+    d = torch.cdist(points, points)
+    d.fill_diagonal_(float("inf"))
+    spacing = float(d.min(1).values.median())
+    error = (fitted(copies).double() - points[rows]).norm(dim=1) / spacing
+    return float(error.median()), float(error.quantile(0.95)), float(error.max())
 
 
 def timed(fn, *args) -> tuple[float, object]:
@@ -50,6 +69,7 @@ def main() -> None:
         NEW_POINTS, means.shape[1], generator=torch.Generator().manual_seed(0)
     )
     rows: dict[str, list[float]] = {}
+    maps = {}
     first_umap = None
     for _ in range(args.repeats):
         seconds, pca = timed(fit_projection, means)
@@ -57,6 +77,7 @@ def main() -> None:
         rows.setdefault(f"PCA: place {NEW_POINTS} new points", []).append(timed(pca, new)[0])
         for kind, name in (("tsne", "t-SNE (openTSNE)"), ("umap", "UMAP (umap-learn)")):
             seconds, fitted = timed(fit_nonlinear, kind, means)
+            maps[name] = fitted
             if kind == "umap" and first_umap is None:
                 first_umap = seconds  # includes numba's compilation
                 continue
@@ -77,6 +98,14 @@ def main() -> None:
             f"| UMAP: first fit in a process (numba compiles) | {first_umap:.3f} | one run "
             f"| {first_umap / base:,.0f} |"
         )
+    print(f"\nPlacement of {JITTERED} fitted codes plus N(0, scale^2) noise, in the map's nearest-neighbour")
+    print("distance (target: p95 <= 2)\n")
+    print("| map | noise scale | median | p95 | max |")
+    print("|---|---|---|---|---|")
+    for name, fitted in maps.items():
+        for scale in SCALES:
+            med, p95, most = placement_error(fitted, means, scale)
+            print(f"| {name} | {scale:g} | {med:.2f} | {p95:.2f} | {most:.2f} |")
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ _HOMES = {
     "importance_log_likelihood": "objectives",
     "kl_standard_normal": "objectives",
     "preprocess_image": "data.uploads",
+    "evidence": "theory.evidence",
     "start_run": "train.run",
     "resume_run": "train.run",
 }
@@ -46,6 +47,7 @@ __all__ = [
     "elbo_terms",
     "importance_log_likelihood",
     "kl_standard_normal",
+    "evidence",
     "ExplorerError",
     "DatasetError",
     "CheckpointError",
@@ -61,6 +63,7 @@ if TYPE_CHECKING:  # what editors and type checkers see
     from explorer.errors import CheckpointError, DatasetError, ExplorerError, ImageError
     from explorer.model import VAE
     from explorer.objectives import elbo_terms, importance_log_likelihood, kl_standard_normal
+    from explorer.theory.evidence import evidence
     from explorer.train.run import resume_run, start_run
 
 

@@ -297,13 +297,13 @@ def evaluate_checkpoint(
     model = load_checkpoint(checkpoint, pick_device(device))
     config = read_config(checkpoint)
     dataset = dataset_of(config)
-    binarized = _run_binarizes(config, dataset, model.config.likelihood)
+    binarized = run_binarizes(config, dataset, model.config.likelihood)
     x, _ = eval_images(dataset, split, binarized, limit)
     tick = None if progress is None else (lambda done: progress(done, len(x)))
     return Scored(model, dataset, binarized, evaluate(model, x, k=k, progress=tick))
 
 
-def _run_binarizes(config: dict, dataset: str, likelihood: str) -> bool:
+def run_binarizes(config: dict, dataset: str, likelihood: str) -> bool:
     """Whether the run binarised its images (its own --binarize), so that evaluation scores the
     test set it trained against; the dataset's rule for a checkpoint without a training record."""
     try:

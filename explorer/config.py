@@ -122,7 +122,8 @@ AUTOENCODERS = ("ae", "dae")
 NETWORKS = ("mlp", "conv")  # the values of ModelConfig.arch: fully connected or convolutional
 LIKELIHOODS = ("bernoulli", "gaussian", "logistic")
 CORRUPTIONS = ("mask", "gaussian")
-ALGORITHMS = ("aevb", "wake-sleep")  # how the parameters are learnt (the paper's Figure 2 compares them)
+ALGORITHMS = ("aevb", "wake-sleep", "mcem")  # how the parameters are learnt (the paper's Figures 2, 3)
+BOUND_ESTIMATORS = ("elbo", "paper-hmc")  # what the log-spaced points of a run measure
 INITS = ("default", "paper")  # PyTorch's layer initialisation, or the paper's N(0, 0.01)
 
 
@@ -136,7 +137,7 @@ class ModelConfig:
                          "2008: the input corrupted, the clean image reconstructed)", choices=MODELS,
                          labels=(("vae", "VAE"), ("ae", "Autoencoder (AE)"),
                                  ("dae", "Denoising autoencoder (DAE)")),
-                         form="Model")  # fmt: skip
+                         form="Model kind")  # fmt: skip
     latent_dim: int = setting(2, "size of z, at least 2 (the explorer's maps are planes); 2 shows the "
                               "latent space as it is", low=2, high=1024, form="Latent size")  # fmt: skip
     arch: str = setting("mlp", "the network: mlp (the paper's fully connected layers) or conv "
@@ -224,9 +225,12 @@ class TrainConfig:
     algorithm: str = setting("aevb", "how encoder and decoder are learnt: aevb (the paper's Algorithm 1, "
                              "one gradient of the SGVB estimate for both) or wake-sleep (Hinton et al. "
                              "1995: the decoder on log p(x|z) at z ~ q(z|x), the encoder on log q(z|x) "
-                             "at dreamt (z, x) ~ p(z) p(x|z)); both report the same ELBO",
+                             "at dreamt (z, x) ~ p(z) p(x|z)); both report the same ELBO; or mcem "
+                             "(Monte Carlo EM, the paper's Figure 3: no encoder, a Hybrid Monte Carlo "
+                             "chain per training image, 5 decoder updates per minibatch)",
                              choices=ALGORITHMS,
-                             labels=(("aevb", "AEVB (SGVB gradient)"), ("wake-sleep", "Wake-sleep")),
+                             labels=(("aevb", "AEVB (SGVB gradient)"), ("wake-sleep", "Wake-sleep"),
+                                     ("mcem", "Monte Carlo EM (HMC)")),
                              form="Algorithm")  # fmt: skip
     init: str = setting("default", "a new model's weights: default (PyTorch's layer initialisation) or "
                         "paper (every weight and bias drawn from N(0, 0.01), standard deviation 0.01: "
@@ -268,6 +272,10 @@ class TrainConfig:
                                 "test set at this many log-spaced counts of training samples per "
                                 "decade (the x-axis of the paper's Figure 2); 0: only at epoch ends",
                                 unit="points per decade", low=0, high=100)  # fmt: skip
+    bound_estimator: str = setting("elbo", "what those points measure: elbo (the SGVB bound, one draw "
+                                   "per image) or paper-hmc (the marginal likelihood by the paper's "
+                                   "Appendix D estimator: HMC posterior samples; slow, for small "
+                                   "latent spaces)", choices=BOUND_ESTIMATORS)  # fmt: skip
     bound_train_images: int = setting(10_000, "size of the fixed training subset those evaluations "
                                       "use (the first N training images, binarised once)",
                                       unit="images", low=1)  # fmt: skip
@@ -286,14 +294,15 @@ class TrainConfig:
                 f"masking noise hides a fraction of the pixels: its level must be below 1, not "
                 f"{self.corruption_level:g}"
             )
-        if self.algorithm == "wake-sleep" and (self.objective != "elbo" or self.samples != 1):
+        if self.algorithm != "aevb" and (self.objective != "elbo" or self.samples != 1):
             raise ValueError(
-                "wake-sleep learns from one draw z ~ q(z|x) per image and reports the ELBO: "
-                "use --objective elbo --samples 1 with --algorithm wake-sleep"
+                f"{self.algorithm} does not train on an SGVB bound with L draws: use --objective elbo "
+                f"--samples 1 with --algorithm {self.algorithm}"
             )
-        if self.algorithm == "wake-sleep" and self.beta != 1.0:
+        if self.algorithm != "aevb" and self.beta != 1.0:
             raise ValueError(
-                f"wake-sleep has no KL weight: set beta to 1 (not {self.beta:g}) or use --algorithm aevb"
+                f"{self.algorithm} has no KL weight: set beta to 1 (not {self.beta:g})"
+                " or use --algorithm aevb"
             )
         check_device_name(self.device)
 

@@ -16,7 +16,7 @@ import torch
 
 from explorer.devices import decoder_floats
 from explorer.errors import ExplorerError
-from explorer.importance import fast_path, importance_log_likelihood_blocked
+from explorer.likelihood.importance import fast_path, importance_log_likelihood_blocked
 from explorer.model import BATCH, VAE, in_batches
 from explorer.objectives import (
     autoencoder_terms,
@@ -70,7 +70,7 @@ def importance_per_image(
     """L_K per image (N,) on the CPU. ``budget`` = decoded samples per chunk (memory bound);
     default: what fits in EVAL_MEMORY bytes for this decoder (~160,000 for a 784-512-512 MLP,
     ~5,000 for a conv decoder of 32x32x3 images). ``blocked``: for an MLP decoder with a
-    Bernoulli likelihood, decode in cache-sized blocks (``explorer.importance``): the same draws
+    Bernoulli likelihood, decode in cache-sized blocks (``explorer.likelihood.importance``): the same draws
     and figure, faster; False: the plain path of ``explorer.objectives``."""
     budget = budget or max(1, EVAL_MEMORY // (4 * decoder_floats(model.config)))
     batch = max(1, min(len(x), budget // k if k < budget else 1))

@@ -39,6 +39,31 @@ FEATURES = ("classifier", "inception")
 CLASSIFIER_FILE = "classifier.safetensors"
 FEATURE_WIDTH = 64  # the classifier's penultimate layer: the features FID is computed on
 POOLED = 4  # the classifier pools its last feature map to POOLED x POOLED, whatever the image size
+INCEPTION_WIDTH = 2048  # Inception-v3's pool features
+MIN_SAMPLES = 200  # images in every set FID compares, at the least: about 3 per classifier feature
+
+
+def min_images(features: str) -> int:
+    """The fewest images any set in an FID comparison may have, with ``features``: more than the
+    features' dimension d (a covariance from n images has rank at most n - 1, so with n <= d it
+    is singular), and at least ``MIN_SAMPLES`` (fewer estimate the 64-d covariance of the
+    classifier's features too poorly for the figure to mean much). 200 for the classifier, 2,049
+    for Inception."""
+    return max(MIN_SAMPLES, (INCEPTION_WIDTH if features == "inception" else FEATURE_WIDTH) + 1)
+
+
+def too_few(sets: dict[str, int], features: str) -> str | None:
+    """Why FID cannot compare sets of these sizes ({"test images": 7, ...}), in words; None when
+    every set has ``min_images(features)``."""
+    need = min_images(features)
+    short = [f"{n:,} {name}" for name, n in sets.items() if n < need]
+    if not short:
+        return None
+    d = INCEPTION_WIDTH if features == "inception" else FEATURE_WIDTH
+    return (
+        f"too few images for FID: {' and '.join(short)}; every set it compares needs at least "
+        f"{need:,} (the covariance of the {d:,} {features} features is estimated from each set)"
+    )
 
 
 class FeatureClassifier(nn.Module):
@@ -270,11 +295,12 @@ def frechet_distance(
     ``features`` of ``dataset``. Zero for identical sets (up to the square root's rounding).
 
     Raises:
-        ExplorerError: fewer than two images on a side, the features cannot be had (no
-            classifier shipped for the dataset; Inception weights not downloadable).
+        ExplorerError: fewer than ``min_images(features)`` images on a side, the features cannot
+            be had (no classifier shipped for the dataset; Inception weights not downloadable).
     """
-    if len(real) < 2 or len(generated) < 2:
-        raise ExplorerError("FID needs at least 2 images on each side (a covariance); use more samples")
+    short = too_few({"real images": len(real), "generated images": len(generated)}, features)
+    if short:
+        raise ExplorerError(short)
     start = time.perf_counter()
     metric, source = _metric(features, dataset)
     for images, is_real in ((real, True), (generated, False)):

@@ -3,7 +3,7 @@ reconstruction and its posterior. Second tab: the aggregate posterior against th
 
 import streamlit as st
 
-from explorer.explore.projections import METHODS, NAMES
+from explorer.explore.projections import METHODS, MIN_CODES, NAMES
 from explorer.ui.beside import companion_picker, describe, scatters_side_by_side
 from explorer.ui.latent import test_set_scatter
 from explorer.ui.models import (
@@ -16,14 +16,16 @@ from explorer.ui.models import (
     test_images,
 )
 from explorer.ui.prior_map import show_prior_map
+from explorer.ui.widgets import data_slider
 
 st.set_page_config(page_title="Latent space - VAE Explorer", layout="wide")
 choice, model, config = model_or_stop()
 dataset = dataset_of(config)
 key = model_key(choice)
 test_count = len(test_images(dataset)[1])
-most = max(1000, min(10_000, test_count))
-count = st.sidebar.slider("Test images shown", min(1000, most), most, min(5000, most), step=min(1000, most))
+most = min(10_000, test_count)  # a folder may hold only a few test images
+least, step = min(1000, most), 1000 if most - min(1000, most) >= 1000 else 1
+count = data_slider(st.sidebar, "Test images shown", least, most, min(5000, most), step)
 if model.config.latent_dim > 2:
     st.sidebar.radio(
         "Map", METHODS, index=METHODS.index(st.session_state.get(MAP_KEY, "pca")), format_func=NAMES.get,
@@ -41,21 +43,24 @@ companion = companion_picker(choice, config)
 st.title("Latent space")
 
 projection = latent_map(*key, dataset)[1]
-if projection.kind == "pca" and st.session_state.get(MAP_KEY, "pca") != "pca":
+asked = st.session_state.get(MAP_KEY, "pca")
+nonlinear = model.config.latent_dim > 2 and asked != "pca" and test_count >= MIN_CODES  # else PCA
+if model.config.latent_dim == 2 and asked != "pca":
     st.info(
-        f"This model has {model.config.latent_dim} latent dimensions; the map is a "
-        f"{NAMES[st.session_state[MAP_KEY]]} of its codes: neighbourhoods hold, distances and "
-        "directions do not, and no ellipses are drawn."
+        f"{choice} has a 2-D latent space: the map shows z itself, not a {NAMES[asked]} (a map for "
+        "models of more latent dimensions)."
     )
-elif projection.kind == "pca":
+elif model.config.latent_dim > 2:
     ev = projection.explained
-    st.info(
-        f"This model has {model.config.latent_dim} latent dimensions; the pictures show the first two "
-        f"principal components of the encoded means, which explain {ev[0]:.0%} and {ev[1]:.0%} "
-        "of their variance."
+    pca_note = (
+        f"This model has {model.config.latent_dim} latent dimensions; the "
+        f"{'map of the prior shows' if nonlinear else 'pictures show'} the first two principal "
+        f"components of the encoded means, which explain {ev[0]:.0%} and {ev[1]:.0%} of their variance."
     )
-# Only the open tab runs: the prior map takes seconds the first time a model is shown, the
-# scatter well under one (bench/idle.py).
+    if not nonlinear:
+        st.info(pca_note)
+# Only the open tab runs: each draws its own figures (the prior map's densities are stored
+# beside the model, explorer.explore.derived; bench/pages.py times both).
 names = ["Test set", "Prior vs aggregate posterior"]
 if companion is not None:
     names.insert(0, f"Beside {companion[0]}")
@@ -66,10 +71,18 @@ if companion is not None and tabs[0].open:
 first = len(names) - 2
 if tabs[first].open:
     with tabs[first]:
+        if nonlinear:  # this tab's map only: the prior's tab stays in the PCA plane
+            st.info(
+                f"This model has {model.config.latent_dim} latent dimensions; the map is a "
+                f"{NAMES[asked]} of its codes: neighbourhoods hold, distances and directions do not, "
+                "and no ellipses are drawn."
+            )
         test_set_scatter(model, config, choice, key, dataset, count, density)
 if tabs[first + 1].open:
     with tabs[first + 1]:
         if model.config.variational:
+            if nonlinear:
+                st.info(pca_note)
             show_prior_map(key, dataset, projection)
         else:
             st.info(

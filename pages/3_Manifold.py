@@ -17,6 +17,7 @@ from explorer.ui.models import (
     map_reach,
     model_key,
     model_or_stop,
+    scatter_picture,
 )
 
 st.set_page_config(page_title="Manifold - VAE Explorer", layout="wide")
@@ -103,7 +104,7 @@ with right:
             key=f"live-{choice}",
             caption=f"Drag a slider: the point is decoded in your browser as you move it. Right: where "
             f"it lies among {MAP_POINTS:,} encoded test images, coloured by label ({axes}, "
-            f"-{map_reach(latent_map(*key, dataset)[0]):g} to {map_reach(latent_map(*key, dataset)[0]):g}).",
+            f"-{scatter_picture(*key, dataset).lim:g} to {scatter_picture(*key, dataset).lim:g}).",
             grid=corners,
         )
     else:

@@ -7,19 +7,20 @@ from explorer.data.specs import spec
 from explorer.data.uploads import preprocess_image
 from explorer.errors import ImageError
 from explorer.evaluate import score_name
-from explorer.explore.latent import PICK_MODES, pick_images, reconstruct
+from explorer.explore.latent import PICK_MODES, Reconstruction, decode_mean, pick_images, reconstruct
 from explorer.pictures.images import make_grid, png_bytes
-from explorer.pictures.plots import PALETTE
+from explorer.pictures.latent_plots import upload_colour
 from explorer.pictures.reading import MAX_UPLOADS, UPLOAD_TYPES
 from explorer.ui.image_report import image_report, reconstruction_gallery
 from explorer.ui.models import (
     MAP_POINTS,
     dataset_of,
+    encoded_test_set,
     label_names,
     model_key,
     model_or_stop,
+    test_elbo,
     test_images,
-    test_reconstructions,
 )
 from explorer.ui.scatter import base_scatter, draw_posterior, star_caption
 from explorer.ui.widgets import distinct_uploads
@@ -40,16 +41,18 @@ st.caption(
 )
 
 key = model_key(choice)
-rec = test_reconstructions(*key, dataset)
-labels = test_images(dataset)[1]
+images, labels = test_images(dataset)
 seed = st.sidebar.number_input("Seed", 0, 10_000, 0) if mode == "random" else 0
 label = None
 if mode == "by label":
     label = st.sidebar.selectbox(
         "Label", sorted(set(labels.tolist())), format_func=lambda k: names[k] if names else str(k)
     )
-picked = pick_images(rec.elbo, labels, mode, count, seed, label)
-pair = torch.cat([rec.inputs[picked], rec.outputs[picked]])
+elbo, codes = test_elbo(*key, dataset), encoded_test_set(*key, dataset)  # stored beside the model
+picked = pick_images(elbo, labels, mode, count, seed, label)
+rec = Reconstruction(images[picked], decode_mean(model, codes[picked]), codes[picked], elbo[picked],
+                     model.config.variational)  # fmt: skip
+pair = torch.cat([rec.inputs, rec.outputs])
 reconstruction_gallery(rec, picked, labels, names)
 st.download_button(
     "Download these pictures (PNG)",
@@ -99,7 +102,7 @@ if placed:
     st.subheader("Where your images lie")
     fig, projection = base_scatter(*key, dataset, names)
     for i, (name, mu, sigma) in enumerate(placed):
-        draw_posterior(fig, projection, mu, sigma, name, PALETTE[(i + 3) % len(PALETTE)] if i else "black")
+        draw_posterior(fig, projection, mu, sigma, name, upload_colour(i))
     st.plotly_chart(fig, key="uploads-map")
     st.caption(
         f"{star_caption(model, projection, 'of one of your images')}, among {MAP_POINTS:,} encoded "

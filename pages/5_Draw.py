@@ -16,18 +16,18 @@ choice, model, config = model_or_stop()
 dataset = dataset_of(config)
 key = model_key(choice)
 described = spec(dataset)
+st.title("Draw")
+if described.convention.kind == "photo":
+    st.info(
+        f"{choice} is a model of {described.item}s ({dataset}), not of drawings of ink on paper, so a "
+        "sketch cannot be prepared like its images. Pick a model of MNIST or Fashion-MNIST in the "
+        "sidebar, or upload a picture on the Reconstruct page."
+    )
+    st.stop()
 # In the sidebar: above the canvas, the canvas's own toolbar covered it.
 width = st.sidebar.slider(
     "Pen width", 8, 40, 22, help="strokes of about a tenth of the drawing's height look like MNIST's"
 )
-st.title("Draw")
-if described.convention.kind == "photo":
-    st.info(
-        f"{dataset}'s images ({described.item}s) are not drawings of ink on paper, so a sketch "
-        "cannot be prepared like them. Pick a model of MNIST or Fashion-MNIST in the sidebar, or "
-        "upload a picture on the Reconstruct page."
-    )
-    st.stop()
 st.caption(
     f"Draw {described.a_item} with the mouse (or a finger). Each stroke is prepared the way "
     f"{dataset}'s images were ({described.convention.summary}), reconstructed, and placed on the "

@@ -55,7 +55,17 @@ def labelled(widgets, label: str):
 
 
 def fill(at: AppTest, run: str | None = None, **values) -> AppTest:
-    """Set Train form settings by name (``epochs=1, hidden=(16,)``) and the run name; no rerun."""
+    """Set Train form settings by name (``epochs=1, hidden=(16,)``) and the run name. The model
+    kind and architecture, above the form, go first, with a rerun (as a browser does), since they
+    enable the fields that apply to them; no rerun after the form's own fields."""
+    from explorer.ui.train_form import ABOVE_FORM
+
+    above = {k: v for k, v in values.items() if k in ABOVE_FORM}
+    for name, value in above.items():
+        setting(at, name).select(value)
+    if above:
+        at.run()
+    values = {k: v for k, v in values.items() if k not in ABOVE_FORM}
     for name, value in values.items():
         widget = setting(at, name)
         if hasattr(widget, "select"):

@@ -40,18 +40,22 @@ SERVER_ENV = {"MALLOC_ARENA_MAX": "2"}
 
 @contextlib.contextmanager
 def streamlit_server(
-    env: dict | None = None, timeout: float = 90, pid_out: list | None = None, extra_args: list | None = None
+    env: dict | None = None,
+    timeout: float = 90,
+    pid_out: list | None = None,
+    extra_args: list | None = None,
+    root: Path = ROOT,
 ):
-    """Start ``streamlit run app.py`` on 127.0.0.1 (with ``extra_args`` for streamlit); yield its
-    URL; stop it by its PID (appended to ``pid_out`` when given, for measurements of the server
-    process)."""
+    """Start ``streamlit run app.py`` on 127.0.0.1 (with ``extra_args`` for streamlit) in ``root``
+    (another checkout of the app, for a bench's baseline); yield its URL; stop it by its PID
+    (appended to ``pid_out`` when given, for measurements of the server process)."""
     port = free_port()
     cmd = [
         sys.executable,
         "-m",
         "streamlit",
         "run",
-        str(ROOT / "app.py"),
+        str(root / "app.py"),
         "--server.address",
         "127.0.0.1",
         "--server.port",
@@ -66,7 +70,7 @@ def streamlit_server(
     log = open(ARTIFACTS / f"server-{port}.log", "w")
     proc = subprocess.Popen(
         cmd,
-        cwd=ROOT,
+        cwd=root,
         env={**os.environ, **SERVER_ENV, **(env or {})},
         stdout=log,
         stderr=subprocess.STDOUT,

@@ -102,7 +102,7 @@ def test_the_train_page_trains_a_denoising_autoencoder(shipped):
     at = page(TRAIN).run()
     start(fill(at, model="ae", beta=4.0))
     assert '"Beta (KL weight)" does not apply to it' in at.error[0].value  # in the form's words
-    assert 'choose Model "VAE"' in at.error[0].value
+    assert 'choose Model kind "VAE"' in at.error[0].value
     small_run(at, "dae", model="dae", beta=1.0, corruption="gaussian", corruption_level=0.3)
     assert not at.exception and not at.error
     folder = shipped / "runs" / "dae"

@@ -72,7 +72,7 @@ def test_reconstruct_takes_a_colour_upload_and_draw_explains(colour_model):
     assert not at.exception and not at.error
     assert any(m.value.startswith("ELBO **") for m in at.markdown)
     at = page(DRAW).run()
-    assert "are not drawings" in at.info[0].value
+    assert "not of drawings" in at.info[0].value
     at = page(INTERPOLATE).run()
     assert not at.exception and any("path," in m.value for m in at.markdown)
     at = page(LATENT)
@@ -92,7 +92,7 @@ def test_the_train_form_offers_architectures_likelihoods_and_added_folders(
     at = page(TRAIN).run()
     assert setting(at, "arch").options == ["MLP (the paper's)", "Convolutional"]
     assert "Discretised logistic" in setting(at, "likelihood").options
-    assert setting(at, "likelihood").value is None  # a new model takes the chosen dataset's
+    assert setting(at, "likelihood").value == "the dataset's"  # a new model takes the chosen dataset's
     assert {"shapes", "cifar10"} <= set(setting(at, "dataset").options)
     at.get_by_key("dataset-path").set_value(str(folder))
     at.get_by_key("dataset-name").set_value("mine")
@@ -116,4 +116,5 @@ def test_every_page_works_on_the_shipped_colour_models(tmp_path, monkeypatch, mo
         at.run()
         assert not at.exception, (name, [e.value for e in at.exception])
         assert not at.error, (name, [e.value for e in at.error])
-        assert at.sidebar.selectbox[0].value == model
+        if "Paper" not in name:  # the Paper page shows no model picker
+            assert at.sidebar.selectbox[0].value == model

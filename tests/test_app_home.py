@@ -25,6 +25,9 @@ def test_home_shows_card_explains_and_links(shipped):
         "Draw",
         "Interpolate",
         "Traversals",
+        "Theory",
+        "Paper",
+        *["Theory"] * 5,  # the theory's ideas, each linked to its tab
     ], links
     assert at.get("image")[0].proto.imgs[0].url.endswith(".png")
 
@@ -66,7 +69,7 @@ def test_card_json_figures_are_shown(shipped):
 
 def test_broken_model_gives_a_message_not_a_traceback(shipped):
     (shipped / "pretrained" / "mnist-z2" / "model.safetensors").write_bytes(b"\x08" + b"\x00" * 7 + b"{")
-    for name in [p for p in PAGE_FILES if "Train" not in p]:  # Train loads no model
+    for name in [p for p in PAGE_FILES if "Train" not in p and "Paper" not in p]:  # these load no model
         at = page(name).run()
         assert not at.exception, name
         assert "truncated or corrupted" in at.error[0].value, name

@@ -130,8 +130,11 @@ def test_interpolate_between_test_images_and_a_drawing(shipped, mnist_test):
         "PNG strip (spherical)",
         "Animated GIF (spherical)",
     ]
-    paths = [t for t in spec(at.get("plotly_chart")[0])["data"] if t.get("name", "").endswith("path")]
-    assert [len(t["x"]) for t in paths] == [10, 10] and paths[0]["text"][0] == "A"
+    figure = spec(at.get("plotly_chart")[0])
+    paths = [t for t in figure["data"] if t.get("name", "").endswith("path")]
+    assert [len(t["x"]) for t in paths] == [10, 10]
+    ends = {a["text"]: (a["x"], a["y"]) for a in figure["layout"]["annotations"] if a["text"] in ("A", "B")}
+    assert ends["A"] == pytest.approx((paths[0]["x"][0], paths[0]["y"][0]), abs=1e-5)  # A labels the start
     # both paths start and end at the two images' posterior means
     assert paths[0]["x"][0] == pytest.approx(paths[1]["x"][0], abs=1e-5)
     assert paths[0]["y"][-1] == pytest.approx(paths[1]["y"][-1], abs=1e-5)

@@ -204,3 +204,11 @@ def test_the_form_is_derived_from_the_settings(shipped):
         else:
             with pytest.raises(KeyError):
                 setting(at, s.name)
+
+
+def test_enter_in_a_field_does_not_start_a_run(shipped):
+    """Pressing Enter in a number field submitted the form: one newcomer's Start became four runs
+    (each Enter one), the first with the default 50 epochs on all of MNIST. Only Start starts one."""
+    at = page(TRAIN).run()
+    forms = {f.proto.form.form_id: f.proto.form for f in at.get("form")}
+    assert forms["train_form"].enter_to_submit is False

@@ -256,7 +256,7 @@ def test_reconstruct_json_judges_each_file_and_names_refused_ones(tmp_path, caps
 
 
 def test_evaluate_scores_the_test_set_the_run_trained_against(tmp_path):
-    from explorer.cards import _run_binarizes
+    from explorer.cards import run_binarizes
     from explorer.checkpoints import read_config, save_checkpoint
     from explorer.model import VAE, ModelConfig
 
@@ -265,5 +265,5 @@ def test_evaluate_scores_the_test_set_the_run_trained_against(tmp_path):
         tmp_path / "grey", model, epoch=1, step=1, train_config={"dataset": "mnist", "binarize": "none"}
     )
     save_checkpoint(tmp_path / "binary", model, epoch=1, step=1, train_config={"dataset": "mnist"})
-    assert _run_binarizes(read_config(tmp_path / "grey"), "mnist", "bernoulli") is False
-    assert _run_binarizes(read_config(tmp_path / "binary"), "mnist", "bernoulli") is True
+    assert run_binarizes(read_config(tmp_path / "grey"), "mnist", "bernoulli") is False
+    assert run_binarizes(read_config(tmp_path / "binary"), "mnist", "bernoulli") is True

@@ -39,6 +39,17 @@ def test_nearest_matches_a_full_sort_and_leaves_the_query_out():
         nearest(torch.zeros(5), reference, 3)
 
 
+def test_nearest_agrees_with_float64_where_float32_cannot_tell_items_apart():
+    g = torch.Generator().manual_seed(4)
+    base = torch.rand(300, 1, 28, 28, generator=g)
+    reference = torch.cat([base, base[:100], base[:100] + 1e-7])  # exact and near duplicates
+    query = base[50] + 0.05 * torch.rand(1, 28, 28, generator=g)
+    found = nearest(query, reference, 5)
+    brute = (reference.double().flatten(1) - query.double().flatten()).norm(dim=1)
+    assert found.indices == torch.sort(brute, stable=True).indices[:5].tolist()  # ties: lower index
+    assert found.distances == pytest.approx(torch.sort(brute, stable=True).values[:5].tolist(), rel=1e-12)
+
+
 def test_a_traversal_moves_one_dimension_per_row():
     torch.manual_seed(0)
     model = VAE(ModelConfig(image_shape=(1, 4, 4), hidden=(8,), latent_dim=3)).eval()

@@ -11,7 +11,7 @@ from scipy import linalg
 from explorer.checkpoints import pretrained_root
 from explorer.data.cache import eval_images
 from explorer.errors import ExplorerError
-from explorer.fid import accuracy, frechet_distance, load_classifier
+from explorer.fid import MIN_SAMPLES, accuracy, frechet_distance, load_classifier, min_images
 
 pytestmark = pytest.mark.integration
 
@@ -44,9 +44,13 @@ def test_fid_is_zero_for_the_same_images_and_grows_with_a_shift():
 
 
 def test_fid_refuses_what_it_cannot_measure(tmp_path, monkeypatch):
-    x = torch.rand(4, 1, 28, 28)
-    with pytest.raises(ExplorerError, match="at least 2 images"):
-        frechet_distance(x[:1], x, "mnist")
+    x = torch.rand(MIN_SAMPLES, 1, 28, 28)
+    for real, generated in ((x[:1], x), (x, x[:-1]), (x[:7], x[:73])):
+        with pytest.raises(
+            ExplorerError, match=r"^too few images for FID: .*needs at least 200 \(the covariance"
+        ):
+            frechet_distance(real, generated, "mnist")
+    assert frechet_distance(x, x.flip(0), "mnist").value < 1e-3  # 200 on each side: measured
     monkeypatch.setenv("VAE_EXPLORER_PRETRAINED", str(tmp_path))
     with pytest.raises(ExplorerError, match="no feature classifier for mnist.*vae-explorer classifier mnist"):
         frechet_distance(x, x, "mnist")
@@ -78,3 +82,41 @@ def test_fid_flags_are_checked_before_any_work(tmp_path, monkeypatch, capsys):
     assert "has no card.json: export the run first" in capsys.readouterr().err
     assert main(["classifier", "mnist"]) != 0  # the shipped one is not overwritten by accident
     assert "pass --replace" in capsys.readouterr().err
+
+
+def test_the_minimum_holds_for_every_set_and_is_stated_once():
+    from explorer.cli import fid as cli_fid
+
+    assert cli_fid.MIN_SAMPLES == MIN_SAMPLES == min_images("classifier") == 200
+    assert min_images("inception") == 2049  # more images than Inception's 2,048 features
+
+
+def test_fid_of_a_dataset_too_small_for_it_is_refused_in_one_line(tmp_path, monkeypatch, capsys):
+    """The handed case: a model of a folder with 7 test images got an FID 'against 7 test images'."""
+    from PIL import Image
+
+    from explorer.checkpoints import save_checkpoint
+    from explorer.cli import main
+    from explorer.cli.fid import check_fid_sets
+    from explorer.data.cache import load_dataset
+    from explorer.data.folders import add_folder
+    from explorer.model import VAE, ModelConfig
+
+    monkeypatch.setenv("VAE_EXPLORER_DATA", str(tmp_path / "cache"))
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "pictures"
+    folder.mkdir()
+    for i in range(80):
+        Image.fromarray(rng.integers(0, 256, (8, 8), dtype=np.uint8)).save(folder / f"{i:03d}.png")
+    add_folder("few", folder, size=8, grey=True)
+    test, train = len(load_dataset("few", "test")), len(load_dataset("few", "train"))
+    assert 0 < test < 20 and test + train == 80
+    config = ModelConfig(image_shape=(1, 8, 8), hidden=(8,), latent_dim=2, likelihood="logistic")
+    save_checkpoint(tmp_path / "run", VAE(config), epoch=1, step=1, train_config={"dataset": "few"})
+    assert main(["evaluate", str(tmp_path / "run"), "--k", "0", "--fid"]) != 0
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("vae-explorer evaluate: error: too few images for FID: ")
+    assert f"{test} test images in few and {train} training images in few (the floor's reference)" in err
+    assert "every set it compares needs at least 200" in err
+    with pytest.raises(ExplorerError, match=r"too few images for FID: \d+ test images in few and"):
+        check_fid_sets("few", 10_000, "classifier")  # the same rule, before any work

@@ -94,7 +94,9 @@ def test_a_faithful_graph_is_kept_and_the_step_equals_the_eager_one(monkeypatch)
     graphed, stats, path = capture(step_fn, list(model.parameters()), optimizer, eager_step, x, eps)
     assert graphed is not None and path == "CUDA graph: one launch per step"
     assert torch.equal(stats, stats_e) and _same(model, expected)
-    assert torch.equal(graphed.x, x) and torch.equal(graphed.eps, eps)  # the graph's inputs hold the batch
+    assert torch.equal(graphed.x, x) and torch.equal(
+        graphed.noise[0], eps
+    )  # the graph's inputs hold the batch
     assert optimizer.state_dict()["state"][0]["step"].item() == 3  # one step, not two
 
 
@@ -127,3 +129,33 @@ def test_cpu_runs_say_they_are_not_graphed(tmp_path):
     cfg = TrainConfig(epochs=1, limit=200, test_limit=100, device="cpu", log_every=5)
     start_run(tmp_path / "r", ModelConfig(hidden=(16,), latent_dim=2), cfg, progress=False)
     assert RunFolder(tmp_path / "r").read_status()["path"] == "single process on cpu"
+
+
+def test_a_wake_sleep_step_is_captured_with_all_its_noise(monkeypatch):
+    """Wake-sleep's step takes three noise tensors (eps, the sleep phase's z and image noise): the
+    capture checks the graph against the eager step on all of them, and a replay copies each in."""
+    from explorer.config import ModelConfig, TrainConfig
+    from explorer.model import VAE
+    from explorer.train.steps import EagerStep, Loss, step_noise
+
+    def setup():
+        torch.manual_seed(0)
+        model = VAE(ModelConfig(latent_dim=2, hidden=(8,), activation="tanh", image_shape=(1, 4, 4))).double()
+        cfg = TrainConfig(algorithm="wake-sleep", optimizer="adagrad", lr=0.05)
+        optimizer = torch.optim.Adagrad(model.parameters(), lr=0.05)
+        return model, optimizer, Loss(model, cfg), EagerStep(Loss(model, cfg), optimizer), cfg
+
+    torch.manual_seed(1)
+    x = torch.bernoulli(torch.rand(6, 1, 4, 4, dtype=torch.float64))
+    model, optimizer, loss, eager, cfg = setup()
+    noise = tuple(n.double() for n in step_noise(model, cfg, 6, "cpu"))
+    expected_stats = eager(x, *noise)
+    expected = {k: v.clone() for k, v in model.state_dict().items()}
+    model, optimizer, loss, eager, cfg = setup()
+    _fake_cuda(monkeypatch)
+    graphed, stats, path = capture(loss, list(model.parameters()), optimizer, eager, x, *noise)
+    assert graphed is not None and path == "CUDA graph: one launch per step"
+    assert torch.equal(stats, expected_stats) and _same(model, expected)
+    fresh = tuple(torch.rand_like(n) for n in noise)
+    graphed(x, *fresh)
+    assert len(graphed.noise) == 3 and all(torch.equal(s, f) for s, f in zip(graphed.noise, fresh))

@@ -9,8 +9,7 @@ import pytest
 import safetensors.torch
 import torch
 
-from explorer.model import VAE, ModelConfig
-from explorer.paper.hmc import (
+from explorer.likelihood.hmc import (
     adapt_global_step_size,
     adapt_step_size,
     hmc_step,
@@ -18,8 +17,9 @@ from explorer.paper.hmc import (
     sample_chains,
     value_and_grad,
 )
-from explorer.paper.marginal import log_joint, paper_estimate, paper_log_likelihood
-from explorer.paper.mcem import ChainStore, mcem_step
+from explorer.likelihood.marginal import log_joint, paper_estimate, paper_log_likelihood
+from explorer.model import VAE, ModelConfig
+from explorer.train.mcem import ChainStore, mcem_step
 
 
 @pytest.fixture(autouse=True)

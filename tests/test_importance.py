@@ -1,10 +1,10 @@
-"""The blocked L_K (explorer.importance) against the plain one (explorer.objectives) on the same
+"""The blocked L_K (explorer.likelihood.importance) against the plain one (explorer.objectives) on the same
 seeds: the same draws, the same figure."""
 
 import pytest
 import torch
 
-from explorer.importance import fast_path, log_weights_blocked
+from explorer.likelihood.importance import fast_path, log_weights_blocked
 from explorer.model import VAE, ModelConfig
 from explorer.objectives import log_weights
 
@@ -12,7 +12,7 @@ from explorer.objectives import log_weights
 @pytest.mark.parametrize("activation", ["relu", "tanh"])
 @pytest.mark.parametrize("grey", [False, True])
 def test_blocked_log_weights_equal_the_plain_ones(activation, grey, monkeypatch):
-    import explorer.importance as importance
+    import explorer.likelihood.importance as importance
 
     monkeypatch.setattr(importance, "BLOCK_ROWS", 37)  # blocks that do not divide the draws evenly
     torch.manual_seed(0)

@@ -24,7 +24,7 @@ def test_counts_are_log_spaced_with_the_asked_points_per_decade():
         assert len(decade) == per_decade
         ratios = np.diff(np.log10(counts))
         assert np.allclose(ratios, 1 / per_decade, atol=2e-3)
-    assert log_spaced_count(next_index(0, 8), 8) == 1000  # the first point
+    assert log_spaced_count(next_index(0, 8), 8) == 10_000  # the first point
     assert log_spaced_count(next_index(10_000, 8), 8) == 13_335  # strictly above what was reached
 
 
@@ -43,6 +43,7 @@ def frey(tmp_path, monkeypatch):
     _write_frey(tmp_path / "frey_rawface.mat")
     monkeypatch.setenv("VAE_EXPLORER_FREY_MAT", str(tmp_path / "frey_rawface.mat"))
     monkeypatch.setattr(figure2, "TRIAL_SAMPLES", 1_000)  # "the first few iterations", shortened
+    monkeypatch.setattr("explorer.train.bounds.FIRST_COUNT", 1_000)  # points from 10^3 samples on
     monkeypatch.setattr(figure2, "BOUND_TRAIN_IMAGES", 300)
     monkeypatch.setattr(figure2, "HIDDEN", {**figure2.HIDDEN, "frey-face": 16})
     return tmp_path
@@ -132,3 +133,19 @@ def test_the_paper_page_draws_every_panel_with_its_sentence(tmp_path, monkeypatc
         assert f"N_z = {nz}: AEVB's test bound is above wake-sleep's: +5.0 nats at 10^6" in text
     assert "20-40 minutes per million" in " ".join(c.value for c in at.caption)
     assert "No frey-face curves yet" in " ".join(i.value for i in at.info)
+
+
+@pytest.mark.integration
+def test_evaluate_sets_the_papers_estimator_beside_l_k(capsys):
+    """`evaluate --estimator paper-hmc` reports Appendix D's log p(x) on the same images as L_K; on
+    mnist-z2 the two agree to within a few nats per image on average (bench/README.md)."""
+    assert (
+        main(["evaluate", "mnist-z2", "--k", "500", "--limit", "8", "--estimator", "paper-hmc", "--json"])
+        == 0
+    )
+    figures = json.loads(capsys.readouterr().out)
+    paper = figures["paper_hmc"]
+    assert paper["n"] == 8 and paper["se"] > 0 and paper["seconds"] > 0
+    assert abs(paper["log_likelihood"] - figures["log_likelihood"]) < 5, (paper, figures["log_likelihood"])
+    assert main(["evaluate", "mnist-ae-z2", "--k", "0", "--limit", "2", "--estimator", "paper-hmc"]) == 1
+    assert "autoencoder has no p(z)" in capsys.readouterr().err

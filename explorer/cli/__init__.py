@@ -17,7 +17,7 @@ import shlex
 import sys
 import threading
 
-from explorer.cli import data, export, fid, models, paper, train
+from explorer.cli import data, derive, evidence, export, fid, models, paper, train
 from explorer.cli.args import EXIT_ERROR, EXIT_INTERRUPTED, Parser
 from explorer.cli.train import COMMAND_ENV
 from explorer.errors import ExplorerError
@@ -26,9 +26,11 @@ COMMANDS = {
     **train.COMMANDS,
     **models.COMMANDS,
     **export.COMMANDS,
+    **derive.COMMANDS,
     **data.COMMANDS,
     **fid.COMMANDS,
     **paper.COMMANDS,
+    **evidence.COMMANDS,
 }
 
 
@@ -38,9 +40,11 @@ def build_parser() -> Parser:
     train.add_train_parser(sub)
     models.add_model_parsers(sub)
     export.add_export_parser(sub)
+    derive.add_derive_parser(sub)
     data.add_data_parser(sub)
     fid.add_classifier_parser(sub)
     paper.add_paper_parser(sub)
+    evidence.add_evidence_parser(sub)
     return p
 
 

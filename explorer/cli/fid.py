@@ -8,7 +8,7 @@ from pathlib import Path
 from explorer.cli.args import positive
 from explorer.errors import ExplorerError
 
-MIN_SAMPLES = 200  # fewer images than this estimate a 64-d covariance too poorly for a figure to mean much
+MIN_SAMPLES = 200  # explorer.fid.MIN_SAMPLES, for the help (not imported: the parser loads no torch)
 
 
 def add_fid_arguments(e) -> None:
@@ -31,8 +31,9 @@ def add_fid_arguments(e) -> None:
         "--fid-samples",
         type=positive(int),
         default=10_000,
-        help=f"samples from the model (default 10,000, at least {MIN_SAMPLES}); the real side is as many "
-        "test images as the test set has, up to that",
+        help=f"samples from the model (default 10,000, at least {MIN_SAMPLES}, 2,049 with inception "
+        "features); the real side is as many test images as the test set has, up to that, and each "
+        "side needs as many",
     )
     e.add_argument(
         "--save-card",
@@ -87,15 +88,46 @@ def check_fid_arguments(args) -> None:
     given = [name for name, value in defaults.items() if getattr(args, name) != value]
     if given and not args.fid:
         raise ExplorerError(f"--{given[0].replace('_', '-')} sets up the FID: add --fid")
-    if args.fid and args.fid_samples < MIN_SAMPLES:
+    from explorer.fid import min_images
+
+    need = min_images(args.fid_features)
+    if args.fid and args.fid_samples < need:
         raise ExplorerError(
             f"--fid-samples {args.fid_samples} is too few to estimate the features' covariance; use at "
-            f"least {MIN_SAMPLES} (the cards use 10,000)"
+            f"least {need:,} with {args.fid_features} features (the cards use 10,000)"
         )
+    if args.fid:
+        from explorer.checkpoints import dataset_of, read_config
+
+        try:
+            dataset = dataset_of(read_config(args.checkpoint))
+        except ExplorerError:
+            dataset = None  # the evaluation says what is wrong with the checkpoint
+        if dataset is not None:
+            check_fid_sets(dataset, args.fid_samples, args.fid_features)
     if args.save_card:
         from explorer.cards import Card
 
         Card.read(args.checkpoint)  # no card to write into: said before the work
+
+
+def check_fid_sets(dataset: str, n: int, features: str) -> None:
+    """Refuse FID on a dataset whose test or training split (up to ``n`` images of each, as
+    ``fid_figures`` takes them) is smaller than every set in the comparison must be.
+
+    Raises:
+        ExplorerError: how many images there are and how many are needed.
+    """
+    from explorer.data.cache import load_dataset
+    from explorer.fid import too_few
+
+    sets = {
+        f"test images in {dataset}": min(n, len(load_dataset(dataset, "test"))),
+        f"training images in {dataset} (the floor's reference)": min(n, len(load_dataset(dataset, "train"))),
+    }
+    short = too_few(sets, features)
+    if short:
+        raise ExplorerError(f"{short}. Measure FID on a dataset with more images, or leave out --fid")
 
 
 def fid_figures(model, dataset: str, args) -> dict:
@@ -106,6 +138,7 @@ def fid_figures(model, dataset: str, args) -> dict:
     from explorer.fid import frechet_distance, model_samples
 
     n = args.fid_samples
+    check_fid_sets(dataset, n, args.fid_features)  # every set: the samples, test and training images
     test, _ = eval_images(dataset, "test", binarized=False, limit=n)
     train, _ = eval_images(dataset, "train", binarized=False, limit=n)
     samples = model_samples(model, n)

@@ -38,19 +38,50 @@ def add_paper_parser(sub) -> None:
         help="copy your runs' curves into pretrained/paper/figure2.json and exit",
     )
     f.add_argument("--no-progress", action="store_true", help="no progress bars (the stage lines stay)")
+    g = psub.add_parser(
+        "figure3",
+        help="AEVB, wake-sleep and Monte Carlo EM by marginal likelihood (MNIST, N_z = 3)",
+        description="Trains AEVB, wake-sleep and Monte Carlo EM (HMC) on the paper's Figure 3 settings "
+        "(784-100-3 tanh, N_train 1,000 and 50,000), scoring the marginal likelihood with the paper's "
+        "Appendix D estimator at 4 log-spaced sample counts per decade. Resumable as figure2.",
+    )
+    g.add_argument("--n-train", type=widths, default=None, help="training-set sizes (default 1000,50000)")
+    g.add_argument("--algorithms", default="aevb,wake-sleep,mcem", help="which to run, comma-separated")
+    g.add_argument("--samples", type=number(int, 10_000, MAX_SAMPLES), default=1_000_000,
+                   help="training samples per run (the paper's: 6x10^7; default 10^6)")  # fmt: skip
+    for a in (g,):
+        a.add_argument(
+            "--runs", type=Path, default=None, help="folder of the runs (default runs/paper/figure3)"
+        )
+        a.add_argument("--device", type=device, default="auto", help=DEVICES)
+        a.add_argument(
+            "--json", action="store_true", help="print the curves known (shipped and yours) and exit"
+        )
+        a.add_argument(
+            "--ship", action="store_true", help="copy your runs' curves into pretrained/paper/ and exit"
+        )
+        a.add_argument("--no-progress", action="store_true", help="no progress bars (the stage lines stay)")
 
 
 def cmd_paper(args) -> int | None:
+    from explorer.paper import figure3
     from explorer.paper.curves import merge_curves, read_curves, shipped_path, write_curves
-    from explorer.paper.figure2 import Reproduction, panels
+    from explorer.paper.figure2 import Panel, Reproduction, panels
     from explorer.train.runfolder import runs_root
 
-    root = args.runs or runs_root() / "paper" / "figure2"
-    todo = panels(args.dataset, args.nz)
+    root = args.runs or runs_root() / "paper" / args.figure
     progress = False if args.no_progress else None
-    repro = Reproduction(root, args.samples, args.device, say=_say, progress=progress)
+    if args.figure == "figure2":
+        todo, kind, keys = panels(args.dataset, args.nz), Panel, ("dataset", "nz", "algorithm")
+    else:
+        algorithms = tuple(a.strip() for a in args.algorithms.split(",") if a.strip())
+        unknown = [a for a in algorithms if a not in figure3.ALGORITHMS]
+        if unknown:
+            raise ExplorerError(f"unknown algorithm {unknown[0]!r}: use {', '.join(figure3.ALGORITHMS)}")
+        todo, kind, keys = figure3.panels(args.n_train, algorithms), figure3.Panel, ("n_train", "algorithm")
+    repro = Reproduction(root, args.samples, args.device, say=_say, progress=progress, panel_type=kind)
     if args.json:
-        shipped = [{**c, "source": "shipped"} for c in read_curves(shipped_path("figure2"))]
+        shipped = [{**c, "source": "shipped"} for c in read_curves(shipped_path(args.figure))]
         json.dump(shipped + repro.curves(), sys.stdout)
         print()
         return 0
@@ -58,15 +89,15 @@ def cmd_paper(args) -> int | None:
         mine = [{**c, "source": "shipped"} for c in repro.curves()]
         if not mine:
             raise ExplorerError(f"no curves under {root} to ship: run 'vae-explorer paper figure2' first")
-        path = shipped_path("figure2")
-        write_curves(path, merge_curves(read_curves(path), mine, ("dataset", "nz", "algorithm")))
+        path = shipped_path(args.figure)
+        write_curves(path, merge_curves(read_curves(path), mine, keys))
         print(f"{len(mine)} curves written to {path}")
         return 0
     for panel in todo:
         if not repro.run(panel):
             print(f"stopped at {panel.name}; run the same command to continue", file=sys.stderr)
             return EXIT_INTERRUPTED
-    print(f"Figure 2 ({args.dataset}): {len(todo)} runs to {args.samples:,} samples in {root}")
+    print(f"{args.figure}: {len(todo)} runs to {args.samples:,} samples in {root}")
     return 0
 
 
@@ -74,6 +105,41 @@ def _say(line: str) -> None:
     from tqdm import tqdm
 
     tqdm.write(line)
+
+
+def paper_estimate(checkpoint: str, model, dataset: str, binarized: bool, args) -> dict:
+    """The paper's Appendix D estimate of log p(x) on the images ``evaluate`` scored: mean and
+    standard error over the images, nats. A Monte Carlo EM model (no recognition model) starts its
+    chains from the prior; a VAE from the best of its encoder's draws (``evaluate --estimator
+    paper-hmc``).
+
+    Raises:
+        ExplorerError: an autoencoder, which has no p(z).
+    """
+    import time
+
+    import torch
+
+    from explorer.checkpoints import read_config
+    from explorer.data.cache import eval_images
+    from explorer.likelihood.marginal import paper_log_likelihood
+
+    if not model.config.variational:
+        raise ExplorerError(
+            "an autoencoder has no p(z): the paper's estimator needs a VAE (or an MCEM decoder)"
+        )
+    algorithm = read_config(checkpoint).get("train", {}).get("algorithm", "aevb")
+    x, _ = eval_images(dataset, args.split, binarized, args.limit)
+    device = next(model.parameters()).device
+    start = time.perf_counter()
+    torch.manual_seed(0)
+    values = torch.cat([
+        paper_log_likelihood(model, xb.to(device), start="prior" if algorithm == "mcem" else "auto").cpu()
+        for xb in x.split(500)
+    ]).double()  # fmt: skip
+    se = float(values.std() / len(values) ** 0.5) if len(values) > 1 else float("nan")
+    return {"log_likelihood": float(values.mean()), "se": se, "n": len(values),
+            "seconds": time.perf_counter() - start}  # fmt: skip
 
 
 COMMANDS = {"paper": cmd_paper}

@@ -72,6 +72,12 @@ def add_train_parser(sub) -> None:
         "is split across them",
     )
     t.add_argument(
+        "--no-derive", action="store_true",
+        help="skip what a finished run otherwise stores for the app's pages (its derived/ folder: "
+        "codes, ELBO, stranger detector, density maps; seconds on a 2-core CPU): a page then "
+        "measures them on its first view",
+    )  # fmt: skip
+    t.add_argument(
         "--no-progress", action="store_true",
         help="quiet: no progress bar and no per-epoch lines (metrics.jsonl in the run folder has them)",
     )  # fmt: skip
@@ -82,7 +88,7 @@ def _given(args, settings) -> dict:
 
 
 def cmd_train(args) -> int | None:
-    from explorer.train.run import start_or_resume
+    from explorer.train.start import start_or_resume
 
     done = start_or_resume(
         out=args.out,
@@ -93,6 +99,7 @@ def cmd_train(args) -> int | None:
         train_values=_given(args, TRAIN_SETTINGS),
         progress=False if args.no_progress else None,
         command=args.command_line,
+        after_training=None if args.no_derive else _derive,
         before_training=(lambda: _launch_processes(args)) if args.nproc != 1 else None,
     )
     if os.environ.get("RANK", "0") != "0":  # with several processes, one says it
@@ -105,9 +112,22 @@ def cmd_train(args) -> int | None:
     return None
 
 
+def _derive(folder) -> None:
+    """What the app's pages need of the finished run's test set, stored beside its model
+    (``explorer.explore.derived``); a failure leaves the run as it is (a page measures later)."""
+    from explorer.explore.derived import CORE, ensure
+
+    try:
+        ensure(folder, parts=CORE)
+    except (ExplorerError, ValueError, OSError) as exc:
+        print(f"the run is saved; what the pages need was not stored: {exc}", file=sys.stderr)
+
+
 def _launch_processes(args) -> None:
     """Replace this process by torchrun starting ``args.nproc`` copies of this command (same PID,
-    so a stop signal reaches torchrun, which passes it on to every process)."""
+    so a stop signal reaches torchrun, which passes it on to every process). The claim of the run
+    folder (``start_or_resume``'s, inheritable) survives the exec: torchrun holds it for the
+    run's life, and its workers, told so through the environment, do not claim it again."""
     if args.nproc < 1:
         raise ExplorerError("--nproc must be at least 1")
     import importlib.util

@@ -227,3 +227,22 @@ def eval_images(
     images, labels = data.images[:limit], data.labels[:limit]
     x = binarize_fixed(images, seed) if binarized else images.float() / 255.0
     return x, labels
+
+
+def fingerprint(name: str) -> dict:
+    """What a run records of the data it trains on, to tell on --resume whether it changed: the
+    counts of training and test images and one SHA-256 over both splits' images (uint8, C-order)
+    and labels (int64). About 0.5 s for MNIST's 70,000 images.
+
+    Raises:
+        DatasetError: as ``load_dataset``.
+    """
+    import hashlib
+
+    digest, counts = hashlib.sha256(), {}
+    for split in ("train", "test"):
+        data = load_dataset(name, split)
+        counts[split] = len(data)
+        digest.update(data.images.contiguous().numpy())
+        digest.update(data.labels.contiguous().numpy())
+    return {"dataset": name, **counts, "sha256": digest.hexdigest()}

@@ -29,6 +29,7 @@ from explorer.pictures.photos import photo_array
 from explorer.pictures.reading import UPLOAD_TYPES, open_image
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+MIN_SIDE = 4  # pixels: the smallest side a folder may be added at
 MAX_SIDE = 256  # pixels: larger images would make a model this tool cannot train on a laptop
 MAX_IMAGES = 200_000
 
@@ -48,15 +49,15 @@ def parse_size(text: str) -> tuple[int, int]:
     """'32' -> (32, 32); '48x32' -> (48, 32), height by width.
 
     Raises:
-        ValueError: not a size, or a side outside 4 to MAX_SIDE pixels.
+        ValueError: not a size, or a side outside MIN_SIDE to MAX_SIDE pixels.
     """
     parts = str(text).lower().replace(" ", "").split("x")
     try:
         sides = [int(p) for p in parts]
     except ValueError:
         raise ValueError(f"size must be like 32 or 48x32 (height x width), not {text!r}") from None
-    if len(sides) not in (1, 2) or not all(4 <= s <= MAX_SIDE for s in sides):
-        raise ValueError(f"size must be one or two sides of 4 to {MAX_SIDE} pixels, not {text!r}")
+    if len(sides) not in (1, 2) or not all(MIN_SIDE <= s <= MAX_SIDE for s in sides):
+        raise ValueError(f"size must be one or two sides of {MIN_SIDE} to {MAX_SIDE} pixels, not {text!r}")
     return (sides[0], sides[-1])
 
 

@@ -15,7 +15,8 @@ from explorer.model import VAE
 # for a heart, 180 for an ellipse and 90 for a square.
 CIRCULAR = {"rotation": (360.0, 180.0, 90.0), "hue": (1.0,)}
 CATEGORICAL = {"shape"}  # factors that are class indices, not quantities
-WEAK = 0.3  # below this |r| (or eta), a dimension is said to follow no single factor
+WEAK = 0.3  # below this R, a dimension is said to follow no single factor
+DOMINANT = 2.0  # the followed factor explains at least this many times the runner-up's variance
 
 
 def informative_order(kl: list[float], code_variance: list[float]) -> list[int]:
@@ -47,31 +48,59 @@ def traversal(model: VAE, base: torch.Tensor, dims: list[int], values: list[floa
     return decode_mean(model, z)
 
 
+def _factor_features(column: torch.Tensor, name: str) -> torch.Tensor:
+    """The features (N, p) through which a dimension may follow factor ``name``: the value itself;
+    a circular factor's cosine and sine over each of its periods; a categorical factor's classes
+    as indicators (all but one)."""
+    column = column.double()
+    if name in CATEGORICAL:
+        classes = column.round().long()
+        kinds = classes.unique()
+        return (
+            torch.stack([(classes == k).double() for k in kinds[1:]], 1)
+            if len(kinds) > 1
+            else column[:, None] * 0
+        )
+    if name in CIRCULAR:
+        angles = [2 * math.pi * column / period for period in CIRCULAR[name]]
+        return torch.stack([f(a) for a in angles for f in (torch.cos, torch.sin)], 1)
+    return column[:, None]
+
+
 def factor_correlations(means: torch.Tensor, factors: torch.Tensor, names: tuple[str, ...]) -> torch.Tensor:
-    """|Pearson correlation| (z, F) between each latent dimension's posterior means (N, z) and
-    each true factor (N, F), in [0, 1]. A circular factor (rotation in degrees, hue) counts by the
-    largest of its cosine's and sine's correlations over its periods (a square's rotation repeats
-    every 90 degrees), so that its wrap-around does not hide a match;
-    a categorical one (the shape's kind) by the correlation ratio eta, the share of the
-    dimension's spread that the classes explain (square-rooted), since its index has no order."""
+    """How closely each latent dimension's posterior means (N, z) follow each true factor (N, F),
+    in [0, 1] (z, F), by one measure for every factor: the multiple correlation R of the best
+    least-squares fit of the dimension from the factor's features (``_factor_features``), its R^2
+    adjusted for the number of features (so that a factor with more features, a rotation's six,
+    gains nothing by chance), square-rooted. For a plain quantity R is Pearson's |r|; for a
+    categorical one, the correlation ratio eta; a circular one counts through its wrap-around (a
+    square's rotation repeats every 90 degrees)."""
     z = means.double()
     z = (z - z.mean(0)) / z.std(0).clamp_min(1e-12)
+    n = len(z)
     out = torch.zeros(z.shape[1], factors.shape[1], dtype=torch.float64)
     for f, name in enumerate(names):
-        column = factors[:, f].double()
-        if name in CATEGORICAL:
-            classes = column.round().long()
-            between = sum((classes == k).sum() * z[classes == k].mean(0).pow(2) for k in classes.unique())
-            out[:, f] = (between / len(z)).clamp(0, 1).sqrt()  # z is standardised: total variance 1
-            continue
-        views = [column]
-        if name in CIRCULAR:
-            angles = [2 * math.pi * column / period for period in CIRCULAR[name]]
-            views = [f(a) for a in angles for f in (torch.cos, torch.sin)]
-        for view in views:
-            v = (view - view.mean()) / view.std().clamp_min(1e-12)
-            out[:, f] = torch.maximum(out[:, f], ((z * v[:, None]).mean(0) * len(v) / (len(v) - 1)).abs())
+        x = _factor_features(factors[:, f], name)
+        x = torch.cat([torch.ones(n, 1, dtype=torch.float64), x - x.mean(0)], 1)
+        fit = torch.linalg.lstsq(x, z).solution  # (1 + p, z)
+        residual = (z - x @ fit).pow(2).sum(0) / z.pow(2).sum(0).clamp_min(1e-12)  # 1 - R^2
+        p = x.shape[1] - 1
+        adjusted = 1 - residual * (n - 1) / max(n - p - 1, 1)
+        out[:, f] = adjusted.clamp(0, 1).sqrt()
     return out
+
+
+def followed_factor(row: torch.Tensor, names: tuple[str, ...]) -> tuple[str | None, str, float, str, float]:
+    """The factor a dimension follows from its row (F,) of ``factor_correlations``: (that factor's
+    name, or None when no single factor stands out; the best factor and its R; the runner-up and
+    its R). A factor is claimed when its R is at least WEAK and it explains at least DOMINANT
+    times the variance the runner-up does (a unit that follows x and scale alike follows
+    neither alone)."""
+    order = torch.argsort(row, descending=True).tolist()
+    best, second = order[0], order[1] if len(order) > 1 else order[0]
+    r1, r2 = float(row[best]), float(row[second]) if len(order) > 1 else 0.0
+    claimed = r1 >= WEAK and r1**2 >= DOMINANT * r2**2
+    return (names[best] if claimed else None), names[best], r1, names[second], r2
 
 
 def label_mean(means: torch.Tensor, labels: torch.Tensor, label: int) -> torch.Tensor:

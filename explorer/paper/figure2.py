@@ -61,6 +61,23 @@ class Panel:
     def name(self) -> str:
         return f"{self.dataset}-nz{self.nz}-{self.algorithm}"
 
+    @classmethod
+    def from_name(cls, name: str) -> Panel:
+        """The panel of a run name ("mnist-nz3-aevb"); ValueError for any other name."""
+        dataset, rest = name.split("-nz", 1)
+        nz, algorithm = rest.split("-", 1)
+        return cls(dataset, int(nz), algorithm)
+
+    def configs(self, lr: float, samples: int, device: str = "auto") -> tuple[ModelConfig, TrainConfig]:
+        return configs(self, lr, samples, device)
+
+    def command(self, samples: int) -> str:
+        return f"vae-explorer paper figure2 --dataset {self.dataset} --nz {self.nz} --samples {samples}"
+
+    def describe(self) -> dict:
+        """The keys of its curve in ``--json``."""
+        return {"dataset": self.dataset, "nz": self.nz, "algorithm": self.algorithm}
+
 
 def configs(panel: Panel, lr: float, samples: int, device: str = "auto") -> tuple[ModelConfig, TrainConfig]:
     """The paper's model and training settings for ``panel`` (see the module's docstring), to
@@ -100,15 +117,12 @@ class Reproduction:
     trainer (None: a bar on a terminal).
     """
 
-    def __init__(self, root: Path, samples: int, device: str = "auto",
-                 say: Callable[[str], None] = print, progress: bool | None = None) -> None:  # fmt: skip
-        self.root, self.samples, self.device, self.say, self.progress = (
-            Path(root),
-            samples,
-            device,
-            say,
-            progress,
-        )
+    def __init__(self, root: Path, samples: int, device: str = "auto", say: Callable[[str], None] = print,
+                 progress: bool | None = None, panel_type: type = Panel) -> None:  # fmt: skip
+        self.root, self.samples, self.device = Path(root), samples, device
+        self.say, self.progress = say, progress
+        self.panel_type = panel_type  # Panel (Figure 2) or explorer.paper.figure3.Panel
+        self.trial_samples = getattr(panel_type, "TRIAL_SAMPLES", TRIAL_SAMPLES)
 
     def folder(self, panel: Panel, lr: float) -> Path:
         return self.root / f"{panel.name}-lr{lr:g}"
@@ -131,30 +145,30 @@ class Reproduction:
 
     def step_size(self, panel: Panel) -> float | None:
         """The paper's choice of Adagrad's step size for ``panel``: each of ``STEP_SIZES`` trained
-        for ``TRIAL_SAMPLES``, the best mean ELBO on the training subset at the last point wins
+        for ``self.trial_samples``, the best mean ELBO on the training subset at the last point wins
         (stored in the panel's JSON file). None when stopped during a trial."""
         chosen = self.choice_file(panel)
         if chosen.exists():
             return float(json.loads(chosen.read_text())["lr"])
         scores = {}
         for lr in STEP_SIZES:
-            self.say(f"{panel.name}: trying Adagrad step size {lr:g} for {TRIAL_SAMPLES:,} samples")
+            self.say(f"{panel.name}: trying Adagrad step size {lr:g} for {self.trial_samples:,} samples")
             try:
-                if not self._train(panel, lr, TRIAL_SAMPLES):
+                if not self._train(panel, lr, self.trial_samples):
                     return None
             except ExplorerError as exc:  # a step size that diverges loses the trial
                 self.say(f"{panel.name}: step size {lr:g} failed: {exc}")
                 scores[lr] = -math.inf
                 continue
             points = [p for p in read_bound_points(self.folder(panel, lr) / "metrics.jsonl")
-                      if p[0] <= TRIAL_SAMPLES]  # fmt: skip
+                      if p[0] <= self.trial_samples]  # fmt: skip
             scores[lr] = points[-1][1] if points and math.isfinite(points[-1][1]) else -math.inf
         best = max(scores, key=scores.get)
         if scores[best] == -math.inf:
             raise ExplorerError(f"{panel.name}: every Adagrad step size failed; see the runs in {self.root}")
         by_lr = {str(k): v for k, v in scores.items()}
         chosen.write_text(
-            json.dumps({"lr": best, "trial_samples": TRIAL_SAMPLES, "train_bound_by_lr": by_lr})
+            json.dumps({"lr": best, "trial_samples": self.trial_samples, "train_bound_by_lr": by_lr})
         )
         self.say(f"{panel.name}: step size {best:g} (training bounds {_scores(scores)})")
         return best
@@ -166,28 +180,25 @@ class Reproduction:
         from explorer.train.runfolder import RunFolder
 
         folder = self.folder(panel, lr)
-        model_config, cfg = configs(panel, lr, samples, self.device)
+        model_config, cfg = panel.configs(lr, samples, self.device)
         run = RunFolder(folder)
         if run.has_checkpoint():
             saved = json.loads((folder / "config.json").read_text())
             if saved.get("epoch", 0) >= cfg.epochs:
                 return True
-            resume_run(folder, epochs=cfg.epochs, progress=self.progress, command=_command(panel, samples))
+            resume_run(folder, epochs=cfg.epochs, progress=self.progress, command=panel.command(samples))
         else:
             folder.parent.mkdir(parents=True, exist_ok=True)
-            start_run(folder, model_config, cfg, progress=self.progress, command=_command(panel, samples))
+            start_run(folder, model_config, cfg, progress=self.progress, command=panel.command(samples))
         return (run.read_status() or {}).get("state") == "finished"
 
     def curves(self) -> list[dict]:
         """Every curve under ``root`` that has points: the chosen step size's run of each panel."""
         out = []
         for chosen in sorted(self.root.glob("*.json")):
-            name = chosen.stem
             try:
                 lr = float(json.loads(chosen.read_text())["lr"])
-                dataset, rest = name.split("-nz", 1)
-                nz, algorithm = rest.split("-", 1)
-                panel = Panel(dataset, int(nz), algorithm)
+                panel = self.panel_type.from_name(chosen.stem)
             except (ValueError, KeyError, OSError):
                 continue
             folder = self.folder(panel, lr)
@@ -197,10 +208,9 @@ class Reproduction:
         return out
 
 
-def curve(panel: Panel, points: list[list[float]], lr: float, source: str, seconds: float | None) -> dict:
+def curve(panel, points: list[list[float]], lr: float, source: str, seconds: float | None) -> dict:
     """One curve as ``--json`` prints it (see ``explorer.paper.curves``)."""
-    return {"dataset": panel.dataset, "nz": panel.nz, "algorithm": panel.algorithm, "points": points,
-            "lr": lr, "source": source, "seconds": seconds}  # fmt: skip
+    return {**panel.describe(), "points": points, "lr": lr, "source": source, "seconds": seconds}
 
 
 def _seconds(folder: Path) -> float | None:
@@ -214,7 +224,3 @@ def _seconds(folder: Path) -> float | None:
 
 def _scores(scores: dict[float, float]) -> str:
     return ", ".join(f"{lr:g}: {s:.1f}" for lr, s in scores.items())
-
-
-def _command(panel: Panel, samples: int) -> str:
-    return f"vae-explorer paper figure2 --dataset {panel.dataset} --nz {panel.nz} --samples {samples}"

@@ -17,38 +17,57 @@ X_RANGE = (1e5, 1e8)  # the paper's x-axis: training samples evaluated
 GAP_AT = 1_000_000  # the sample count the page quotes the gap at, beside the last point
 
 
+PANELS_PER_ROW = 3  # five panels in one row were unreadable on a phone; two rows of three are not
+
+
 def figure2(curves: list[dict], dataset: str, sizes: tuple[int, ...]) -> go.Figure:
-    """One panel per latent size of ``dataset``: each algorithm's bound on the training set (solid)
-    and the test set (dashed) against training samples evaluated (log scale), the paper's ranges.
-    Shipped curves are drawn as lines; a user's own runs (``source`` other than "shipped") on top,
-    with markers."""
-    titles = [f"{_title(dataset)}, N<sub>z</sub> = {n}" for n in sizes]
-    fig = make_subplots(
-        rows=1, cols=len(sizes), shared_yaxes=True, horizontal_spacing=0.02, subplot_titles=titles
-    )
-    shown = set()
-    for col, nz in enumerate(sizes, start=1):
+    """One panel per latent size of ``dataset`` (rows of ``PANELS_PER_ROW``): each algorithm's
+    bound on the training set (solid) and the test set (dashed) against training samples evaluated
+    (log scale). The axes hold the paper's ranges and every point drawn (a curve below the paper's
+    y-range widens it rather than vanishing). Shipped curves are lines; a user's own runs (``source``
+    other than "shipped") are drawn on top, with markers."""
+    titles = [f"N<sub>z</sub> = {n}" for n in sizes]  # the tab names the dataset; short titles fit a phone
+    cols = min(PANELS_PER_ROW, len(sizes))
+    rows = math.ceil(len(sizes) / cols)
+    specs = [[{} if r * cols + c < len(sizes) else None for c in range(cols)] for r in range(rows)]
+    fig = make_subplots(rows=rows, cols=cols, shared_yaxes=True, horizontal_spacing=0.04, specs=specs,
+                        vertical_spacing=0.16, subplot_titles=titles)  # fmt: skip
+    shown, values = set(), []
+    for i, nz in enumerate(sizes):
+        row, col = i // cols + 1, i % cols + 1
         for c in sorted((c for c in curves if c["dataset"] == dataset and c["nz"] == nz),
                         key=lambda c: c.get("source") != "shipped"):  # fmt: skip
             mine = c.get("source") != "shipped"
             xs = [p[0] for p in c["points"]]
             for column, dash, split in ((1, "solid", "train"), (2, "dash", "test")):
                 name = f"{NAMES.get(c['algorithm'], c['algorithm'])} {split}" + (" (yours)" if mine else "")
+                ys = [p[column] for p in c["points"] if p[0] >= X_RANGE[0]]
+                values += ys
                 fig.add_trace(go.Scatter(
                     x=xs, y=[p[column] for p in c["points"]], name=name, legendgroup=name,
                     showlegend=name not in shown, mode="lines+markers" if mine else "lines",
                     line={"color": COLOURS.get(c["algorithm"], "#555"), "dash": dash, "width": 2 - mine / 2},
                     marker={"size": 4}, opacity=0.75 if mine else 1.0,
                     hovertemplate="%{x:.3s} samples: %{y:.1f} nats<extra>" + name + "</extra>",
-                ), row=1, col=col)  # fmt: skip
+                ), row=row, col=col)  # fmt: skip
                 shown.add(name)
+        if not any(c["dataset"] == dataset and c["nz"] == nz for c in curves):  # an empty frame says why
+            fig.add_trace(
+                go.Scatter(x=[X_RANGE[0]], y=[None], showlegend=False, hoverinfo="skip"), row=row, col=col
+            )
+            axis = i + 1 if i else ""
+            fig.add_annotation(text="no curve yet", x=6.5, y=0.5, xref=f"x{axis}", yref=f"y{axis} domain",
+                               showarrow=False, font={"color": "#888"})  # fmt: skip
         fig.update_xaxes(type="log", range=[math.log10(X_RANGE[0]), math.log10(X_RANGE[1])],
-                         dtick=1, exponentformat="power", row=1, col=col)  # fmt: skip
-    fig.update_yaxes(range=list(Y_RANGE.get(dataset, (None, None))), row=1, col=1,
-                     title_text="lower bound per datapoint (nats)")  # fmt: skip
-    fig.update_layout(height=360, margin={"l": 60, "r": 10, "t": 40, "b": 70},
-                      legend={"orientation": "h", "y": -0.25, "x": 0},
-                      xaxis_title="training samples evaluated")  # fmt: skip
+                         tickvals=[1e5, 1e6, 1e7, 1e8], ticktext=["10^5", "10^6", "10^7", "10^8"],
+                         row=row, col=col)  # fmt: skip
+    lo, hi = Y_RANGE.get(dataset, (min(values, default=0), max(values, default=1)))
+    lo, hi = min([lo, *values]) - 2, max([hi, *values]) + 2
+    fig.update_yaxes(range=[lo, hi])
+    for row in range(1, rows + 1):
+        fig.update_yaxes(title_text="bound (nats)", row=row, col=1)
+    fig.update_layout(height=300 * rows + 60, margin={"l": 60, "r": 10, "t": 40, "b": 40},
+                      legend={"orientation": "h", "y": -0.08, "x": 0})  # fmt: skip
     return fig
 
 
@@ -92,5 +111,68 @@ def _samples(n: float) -> str:
     return f"10^{exponent}" if abs(mantissa - 1) < 1e-9 else f"{mantissa:.1f}x10^{exponent}"
 
 
-def _title(dataset: str) -> str:
-    return {"mnist": "MNIST", "frey-face": "Frey Face"}.get(dataset, dataset)
+FIGURE3_COLOURS = {**COLOURS, "mcem": "#2ca02c"}  # Monte Carlo EM in green
+FIGURE3_NAMES = {**NAMES, "mcem": "MCEM"}
+
+
+def figure3(curves: list[dict], sizes: tuple[int, ...]) -> go.Figure:
+    """Figure 3's panels, one per training-set size: the marginal log-likelihood (the paper's
+    Appendix D estimator) of each algorithm on the training set (solid) and the test set (dashed)
+    against training samples evaluated, log scale."""
+    titles = [f"MNIST, N<sub>train</sub> = {n:,}" for n in sizes]
+    fig = make_subplots(
+        rows=1, cols=len(sizes), shared_yaxes=True, horizontal_spacing=0.03, subplot_titles=titles
+    )
+    shown = set()
+    for col, n in enumerate(sizes, start=1):
+        for c in (c for c in curves if c.get("n_train") == n):
+            mine = c.get("source") != "shipped"
+            for column, dash, split in ((1, "solid", "train"), (2, "dash", "test")):
+                name = f"{FIGURE3_NAMES.get(c['algorithm'], c['algorithm'])} {split}" + (
+                    " (yours)" if mine else ""
+                )
+                fig.add_trace(
+                    go.Scatter(
+                        x=[p[0] for p in c["points"]], y=[p[column] for p in c["points"]], name=name,
+                        legendgroup=name, showlegend=name not in shown, mode="lines+markers",
+                        line={"color": FIGURE3_COLOURS.get(c["algorithm"], "#555"), "dash": dash},
+                        marker={"size": 4},
+                        hovertemplate="%{x:.3s} samples: %{y:.1f} nats<extra>" + name + "</extra>",
+                    ),
+                    row=1, col=col,
+                )  # fmt: skip
+                shown.add(name)
+        fig.update_xaxes(
+            type="log", dtick=1, exponentformat="power", title_text="training samples", row=1, col=col
+        )
+    fig.update_yaxes(title_text="log p(x) (nats)", row=1, col=1)
+    fig.update_layout(height=360, margin={"l": 60, "r": 10, "t": 40, "b": 70},
+                      legend={"orientation": "h", "y": -0.25, "x": 0})  # fmt: skip
+    return fig
+
+
+def ordering_sentence(curves: list[dict], n_train: int) -> str:
+    """The algorithms of one Figure 3 panel ordered by their last test log-likelihood, with the
+    samples each reached, and whether the training figure runs ahead of the test one (over-fitting:
+    more than 2 nats)."""
+    mine = [c for c in curves if c.get("n_train") == n_train and c["points"]]
+    if not mine:
+        return f"N_train = {n_train:,}: no curves yet."
+    ranked = sorted(mine, key=lambda c: -c["points"][-1][2])
+    parts = [
+        f"{FIGURE3_NAMES.get(c['algorithm'], c['algorithm'])} {c['points'][-1][2]:.1f} "
+        f"(at {_samples(c['points'][-1][0])} samples)"
+        for c in ranked
+    ]
+    gaps = [
+        FIGURE3_NAMES.get(c["algorithm"], c["algorithm"])
+        for c in ranked
+        if c["points"][-1][1] - c["points"][-1][2] > 2
+    ]
+    tail = (
+        f" The training set's figure runs more than 2 nats above the test set's for {', '.join(gaps)}: "
+        "over-fitting, as the paper's small-training-set panel shows."
+        if gaps
+        else ""
+    )
+    return f"N_train = {n_train:,}: test log-likelihood, best first: " + "; ".join(parts) + "." + tail

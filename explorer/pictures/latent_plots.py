@@ -13,11 +13,14 @@ import plotly.graph_objects as go
 from explorer.pictures.plots import PALETTE
 
 
-def class_traces(points, labels, label_names=None, kind: str = "scattergl", index: bool = True) -> list[dict]:
+def class_traces(
+    points, labels, label_names=None, kind: str = "scattergl", index: bool = True, decimals: int = 2
+) -> list[dict]:
     """One marker trace per class of ``labels`` (N,) for ``points`` (N, 2), coloured from PALETTE
     and named from ``label_names`` (else the class number). With ``index`` each point's
     ``customdata`` is its index in ``points`` (a plain list, so that Streamlit's selection hands
-    it back as a number) and hovering shows it; without, hovering is off (animation frames)."""
+    it back as a number) and hovering shows it; without, hovering is off (animation frames) and
+    the coordinates are rounded to ``decimals`` places (lighter frames to resend)."""
     points, labels = np.asarray(points, dtype=float), np.asarray(labels).astype(int)
     traces = []
     for k in sorted(set(labels.tolist())):
@@ -27,8 +30,8 @@ def class_traces(points, labels, label_names=None, kind: str = "scattergl", inde
             "type": kind,
             "mode": "markers",
             "name": name,
-            "x": (points[idx, 0] if index else points[idx, 0].round(2)).tolist(),
-            "y": (points[idx, 1] if index else points[idx, 1].round(2)).tolist(),
+            "x": (points[idx, 0] if index else points[idx, 0].round(decimals)).tolist(),
+            "y": (points[idx, 1] if index else points[idx, 1].round(decimals)).tolist(),
             "marker": {"size": 4, "opacity": 0.7, "color": PALETTE[k % len(PALETTE)]},
         }
         if index:
@@ -43,6 +46,19 @@ def class_traces(points, labels, label_names=None, kind: str = "scattergl", inde
             trace["hoverinfo"] = "skip"
         traces.append(trace)
     return traces
+
+
+def fitted_ranges(points, pad: float = 0.05) -> tuple[list[float], list[float]]:
+    """x and y ranges holding every point of ``points`` (N, 2), with ``pad`` of the span each
+    side (a span of at least 1e-3, so that a single point still gets an axis)."""
+    points = np.asarray(points, dtype=float).reshape(-1, 2)
+    points = points[np.isfinite(points).all(axis=1)]
+    if not len(points):
+        return [-3.0, 3.0], [-3.0, 3.0]
+    lo, hi = points.min(axis=0), points.max(axis=0)
+    margin = pad * np.maximum(hi - lo, 1e-3)
+    low, high = lo - margin, hi + margin
+    return [float(low[0]), float(high[0])], [float(low[1]), float(high[1])]
 
 
 def latent_scatter(
@@ -73,20 +89,45 @@ def latent_scatter(
                 },
             }
         )
+    xrange, yrange = fitted_ranges(points)
     layout = {
         "height": height,
         # A top margin for plotly's toolbar: at 10 pixels it covered the legend's first entry.
         "margin": {"l": 40, "r": 10, "t": 36, "b": 40},
         "showlegend": True,
-        "legend": {"itemsizing": "constant", "y": 1, "yanchor": "top"},
+        # The legend lists the classes only (overlays stay out of it, see OVERLAY), so the plot
+        # area keeps its size whatever is drawn on the map; the ranges are the data's, so the
+        # axes hold still too, and a click lands on the dot under the pointer.
+        # Below the map, across (on a phone a legend at the side squeezed the map to a strip);
+        # placed in the container, so that plotly makes room for it under the axis title.
+        "legend": {
+            "itemsizing": "constant",
+            "orientation": "h",
+            "traceorder": "normal",  # not "grouped" (an overlay's legendgroup stacked the classes)
+            "x": 0,
+            "xanchor": "left",
+            "yref": "container",
+            "y": 0,
+            "yanchor": "bottom",
+        },  # fmt: skip
         "dragmode": "pan",
         "uirevision": "scatter",
-        "xaxis": {"title": {"text": axis_titles[0]}, "constrain": "domain"},
+        # constrain "range": one scale on both axes, the map filling its area (a narrow screen
+        # shows more of z2 rather than a square under a blank band)
+        "xaxis": {
+            "title": {"text": axis_titles[0]},
+            "automargin": True,
+            "constrain": "range",
+            "range": xrange,
+            "autorange": False,
+        },
         "yaxis": {
             "title": {"text": axis_titles[1]},
-            "constrain": "domain",
+            "constrain": "range",
             "scaleanchor": "x",
             "scaleratio": 1,
+            "range": yrange,
+            "autorange": False,
         },
     }
     # Built from plain dicts without plotly's validators: ten times faster for thousands of
@@ -98,7 +139,42 @@ def latent_scatter(
 # -- overlays on the latent scatter -----------------------------------------------------------------
 # The scatter's dots are WebGL ("scattergl"), and plotly paints its WebGL layer above every SVG
 # ("scatter") trace: an SVG overlay would vanish under a dense cluster. So every overlay is WebGL
-# too, added after the dots: painted in trace order, it lies on top.
+# too, added after the dots: painted in trace order, it lies on top. Overlays stay out of the
+# legend (a legend that grows shrinks the plot area, and every dot moves); their names are
+# labels in boxes on the map, and the page's caption says what they are.
+OVERLAY = {"showlegend": False}
+# Your images' colours: none of them in the class palette (PALETTE, plotly's T10), dark and
+# saturated, so that an upload's star and ellipses cannot pass for a class's dots.
+UPLOAD_COLOURS = ("black", "#d000d0", "#0015ff", "#8a0000", "#00707a")
+
+
+def upload_colour(i: int) -> str:
+    """The colour of your ``i``-th image on a map (0: black)."""
+    return UPLOAD_COLOURS[i % len(UPLOAD_COLOURS)]
+
+
+def include_points(fig: go.Figure, points) -> None:
+    """Widen the map's fixed axis ranges, where it has them, to hold ``points`` (N, 2): an upload
+    far from the data stays on the map (a click's star, being a dot of the map, changes nothing)."""
+    xr, yr = fig.layout.xaxis.range, fig.layout.yaxis.range
+    if xr is None or yr is None:
+        return
+    points = np.asarray(points, dtype=float).reshape(-1, 2)
+    lo, hi = points.min(axis=0), points.max(axis=0)
+    margin = 0.05 * np.array([xr[1] - xr[0], yr[1] - yr[0]])  # as the data's own ranges have
+    x0, y0 = np.minimum([xr[0], yr[0]], lo - margin)
+    x1, y1 = np.maximum([xr[1], yr[1]], hi + margin)
+    fig.update_layout(xaxis_range=[float(x0), float(x1)], yaxis_range=[float(y0), float(y1)])
+
+
+def add_label(fig: go.Figure, x: float, y: float, text: str, colour: str = "black") -> None:
+    """A name on the map in a white box with a border of the marker's colour, above its point
+    (annotations are drawn over the WebGL layer, so no dot hides them)."""
+    fig.add_annotation(
+        x=x, y=y, text=text, showarrow=True, arrowhead=0, arrowwidth=1, arrowcolor=colour, ax=0, ay=-26,
+        bgcolor="rgba(255,255,255,0.92)", bordercolor=colour, borderwidth=1.5, borderpad=2,
+        font={"size": 12, "color": "black"},
+    )  # fmt: skip
 
 
 def add_outline(
@@ -115,6 +191,7 @@ def add_outline(
             "y": [round(float(p[1]), 4) for p in points],
             "line": {"color": colour, "width": 2, "dash": dash},
             "hoverinfo": "skip",
+            **OVERLAY,
         }
     )
 
@@ -122,46 +199,53 @@ def add_outline(
 def add_points(
     fig: go.Figure, points, names: Sequence[str], colour: str = "black", symbol: str = "star"
 ) -> None:
-    """Labelled markers (N, 2): an upload, a drawing, the chosen test image."""
-    fig.add_trace(
-        {
-            "type": "scattergl",
-            "mode": "markers+text",
-            "name": "your images" if len(names) > 1 else names[0],
-            "x": [float(p[0]) for p in points],
-            "y": [float(p[1]) for p in points],
-            "text": list(names),
-            "textposition": "top center",
-            "textfont": {"size": 12},
-            "marker": {
-                "symbol": symbol,
-                "size": 16,
-                "color": colour,
-                "line": {"width": 1.5, "color": "white"},
-            },
-            "hovertemplate": "%{text}<br>(%{x:.2f}, %{y:.2f})<extra></extra>",
-        }
-    )
-
-
-def add_path(fig: go.Figure, points, name: str, colour: str = "black") -> None:
-    """An interpolation path (N, 2) with its steps marked and its two ends labelled A and B."""
+    """Markers (N, 2) with a black outline, each named in a box: an upload, a drawing, the chosen
+    test image."""
     xs, ys = [float(p[0]) for p in points], [float(p[1]) for p in points]
     fig.add_trace(
         {
             "type": "scattergl",
-            "mode": "lines+markers+text",
+            "mode": "markers",
+            "name": "your images" if len(names) > 1 else names[0],
+            "x": xs,
+            "y": ys,
+            "text": list(names),
+            "marker": {
+                "symbol": symbol,
+                "size": 18,
+                "color": colour,
+                "line": {"width": 1.5, "color": "white" if colour == "black" else "black"},
+            },
+            "hovertemplate": "%{text}<br>(%{x:.2f}, %{y:.2f})<extra></extra>",
+            **OVERLAY,
+        }
+    )
+    include_points(fig, list(zip(xs, ys)))
+    for x, y, name in zip(xs, ys, names):
+        add_label(fig, x, y, name, colour)
+
+
+def add_path(fig: go.Figure, points, name: str, colour: str = "black") -> None:
+    """An interpolation path (N, 2) with its steps marked and its two ends labelled A and B in
+    boxes above the markers."""
+    xs, ys = [float(p[0]) for p in points], [float(p[1]) for p in points]
+    fig.add_trace(
+        {
+            "type": "scattergl",
+            "mode": "lines+markers",
             "name": name,
             "x": xs,
             "y": ys,
-            "text": ["A"] + [""] * (len(xs) - 2) + ["B"],
-            "textposition": "top center",
-            "textfont": {"size": 14, "color": colour},
             "line": {"color": colour, "width": 2},
             "marker": {"size": 7, "color": colour, "line": {"width": 1, "color": "white"}},
             "hovertemplate": f"{name}<br>(%{{x:.2f}}, %{{y:.2f}})<extra></extra>",
         }
     )
+    include_points(fig, list(zip(xs, ys)))
+    named = {a.text for a in fig.layout.annotations}  # paths share their ends: one label each
+    for (x, y), end in (((xs[0], ys[0]), "A"), ((xs[-1], ys[-1]), "B")):
+        if end not in named:
+            add_label(fig, x, y, end, "black")
 
 
 def prior_vs_posterior(dmap, axis_titles: tuple[str, str] = ("z1", "z2"), height: int = 560) -> go.Figure:
@@ -236,24 +320,34 @@ def latent_animation(
     coloured by ``labels`` (n,), with a play button and an epoch slider, opening on the last
     epoch; fixed axes so that the points move, not the frame."""
     frames = np.asarray(frames)
-    lo = np.percentile(frames.reshape(-1, 2), 0.5, axis=0)
-    hi = np.percentile(frames.reshape(-1, 2), 99.5, axis=0)
-    pad = 0.08 * (hi - lo) + 1e-3
+    # Axes that hold every point of every epoch shown (percentiles cut off whole clusters).
+    xrange, yrange = fitted_ranges(frames.reshape(-1, 2))
     names = [str(e) for e in epochs]
     layout = {
         "height": height,
         "margin": {"l": 40, "r": 10, "t": 40, "b": 110},
-        "xaxis": {"title": {"text": axis_titles[0]}, "range": [float(lo[0] - pad[0]), float(hi[0] + pad[0])]},
-        "yaxis": {"title": {"text": axis_titles[1]}, "range": [float(lo[1] - pad[1]), float(hi[1] + pad[1])]},
+        "xaxis": {"title": {"text": axis_titles[0]}, "range": xrange},
+        "yaxis": {"title": {"text": axis_titles[1]}, "range": yrange},
         "legend": {"itemsizing": "constant", "orientation": "h", "y": 1.02, "yanchor": "bottom"},
         **_player(names),
     }
 
     def traces(frame):
-        return class_traces(frame, labels, label_names, kind="scatter", index=False)
+        return class_traces(
+            frame, labels, label_names, kind="scatter", index=False, decimals=_decimals(frame)
+        )
 
     fig_frames = [{"name": n, "data": traces(f)} for n, f in zip(names, frames)]
     return go.Figure({"data": traces(frames[-1]), "layout": layout, "frames": fig_frames}, _validate=False)
+
+
+def _decimals(frame) -> int:
+    """Decimal places that keep a frame (n, 2) to about 1/1000 of its spread: at epoch 0 every
+    code lies within +-0.1, and two decimals drew them as a lattice."""
+    finite = np.asarray(frame, dtype=float)
+    finite = finite[np.isfinite(finite).all(axis=1)]
+    spread = float(np.ptp(finite, axis=0).max()) if len(finite) else 1.0
+    return int(np.clip(3 - np.floor(np.log10(max(spread, 1e-6))), 2, 7))
 
 
 def _player(names: list[str]) -> dict:

@@ -73,7 +73,7 @@ def photo_array(image: Image.Image, image_shape: tuple[int, int, int], fit: str 
     """
     channels, height, width = image_shape
     try:
-        levels = to_rgb(image) if channels == 3 else to_grey(image)
+        levels = to_rgb(image, WORK_SIDE) if channels == 3 else to_grey(image, WORK_SIDE)
     except (OSError, ValueError, SyntaxError) as exc:
         raise ImageError(f"the image could not be decoded (truncated or damaged?): {exc}") from None
     if levels.ndim == 2:

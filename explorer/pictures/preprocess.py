@@ -85,6 +85,20 @@ def local_ground(grey: np.ndarray) -> np.ndarray:
     return ndimage.grey_opening(grey, size=(size, size), mode="reflect")
 
 
+def typical_level(grey: np.ndarray, cells: int = 64) -> np.ndarray:
+    """The median grey level (H, W) of each pixel's neighbourhood, half of the picture
+    across: the paper's level where ink covers less than half of it. Computed on a copy shrunk
+    to ``cells`` pixels a side (area averages), median-filtered, and enlarged back (bilinear)."""
+    from scipy import ndimage
+
+    h, w = grey.shape
+    small = shrink(grey, cells)
+    size = max(3, min(small.shape) // 2)
+    typical = ndimage.median_filter(small, size=size, mode="reflect")
+    big = Image.fromarray(typical.astype(np.float32), "F").resize((w, h), Image.BILINEAR)
+    return np.asarray(big, np.float64)
+
+
 def plane_ground(grey: np.ndarray) -> np.ndarray:
     """The ground level (H, W) as a plane fitted to the picture's border: for objects that fill
     most of the frame (a local estimate would take the object for ground); it still follows a
@@ -129,15 +143,17 @@ def ink_map(grey: np.ndarray, local: bool = True) -> np.ndarray:
     noise-free picture (a rendered drawing) keeps all its ink: its faint pixels are anti-aliasing.
 
     Which way round: an object is judged by its border (its ground surrounds it). A drawing is
-    taken both ways, and the way in which something stands out most strongly from its local
-    ground wins: dark ink on paper, even where a shadow covers most of the page or a photo shows
-    the table around the sheet.
+    taken both ways, and the way in which something differs most from its local ground, in grey
+    levels, wins: dark ink on paper, even where a shadow covers most of the page or a photo shows
+    the table around the sheet. (Not the flat-field ratio: a white card on a table a few grey
+    levels darker is a faint difference, which the division by 1 - ground, near 0 at white, would
+    make as strong as ink.)
     """
     if not local:
         return _ink_against(1.0 - grey if _light_ground(grey) else grey, local=False)
-    ways = [_ink_against(1.0 - grey, local=True), _ink_against(grey, local=True)]
-    strength = [float(np.percentile(w, 99.9)) for w in ways]
-    return without_rules(without_shade(ways[int(np.argmax(strength))]))
+    ways = [_ink_against(1.0 - grey, local=True, raw=True), _ink_against(grey, local=True, raw=True)]
+    strength = [float(np.percentile(raw, 99.9)) for _, raw in ways]
+    return without_rules(without_shade(ways[int(np.argmax(strength))][0]))
 
 
 def without_rules(ink: np.ndarray) -> np.ndarray:
@@ -155,11 +171,16 @@ def without_rules(ink: np.ndarray) -> np.ndarray:
     return np.where((rows[:, None] | cols[None, :]) & faint, 0.0, ink)
 
 
-def _ink_against(grey: np.ndarray, local: bool) -> np.ndarray:
-    """Ink (H, W) of a light-on-dark picture against its ground (see ``ink_map``)."""
+def _ink_against(grey: np.ndarray, local: bool, raw: bool = False):
+    """Ink (H, W) of a light-on-dark picture against its ground (see ``ink_map``); with ``raw``,
+    (ink, difference): how far each pixel rises, in grey levels, above both its local ground and
+    the typical level of its neighbourhood (``typical_level``). A ground estimate that sinks into
+    the ink between large light areas (a card's white read as light ink on its dark digit) makes
+    no strength."""
     grey = _denoised(grey)
     ground = local_ground(grey) if local else plane_ground(grey)
     ground = np.clip(ground, 0.0, 0.95)
+    difference = grey - np.maximum(ground, typical_level(grey)) if raw else None
     ink = (grey - ground) / (1.0 - ground)
     # The ground as corrected, measured on the picture's border (ground, apart from what a
     # drawing, an object or a shadow's remains cover of it): its median is the bias left by the
@@ -176,8 +197,8 @@ def _ink_against(grey: np.ndarray, local: bool) -> np.ndarray:
     level = min(float(np.median(border)), 0.95)
     near = border[np.abs(border - level) < 0.15]
     sigma = max(0.0, float(np.percentile(near, 80)) - level) / 0.84 if len(near) else 0.0
-    ink = np.where(ink > level + 3.0 * sigma, (ink - level) / (1.0 - level), 0.0)
-    return np.clip(ink, 0.0, 1.0)
+    ink = np.clip(np.where(ink > level + 3.0 * sigma, (ink - level) / (1.0 - level), 0.0), 0.0, 1.0)
+    return (ink, difference) if raw else ink
 
 
 def without_shade(ink: np.ndarray) -> np.ndarray:
@@ -378,9 +399,11 @@ def prepare_picture(
             raise ImageError(BLANK)
         return torch.from_numpy(picture.astype(np.float32))
     try:
-        grey = to_grey(image)
+        grey = to_grey(image, WORK_SIDE)  # decoded at reduced size: no float array of a huge picture
     except (OSError, ValueError, SyntaxError) as exc:
         raise ImageError(f"the image could not be decoded (truncated or damaged?): {exc}") from None
+    if image is not source:
+        image.close()  # its full-size pixels (160 MB for 40 M RGBA) go before the work on floats
     grey = shrink(grey, WORK_SIDE)
     if smoothness(grey) < NOISE_SMOOTHNESS:
         raise ImageError(NOISE)

@@ -6,6 +6,7 @@ Decoding is Pillow's. Making the picture into model input is ``explorer.pictures
 from __future__ import annotations
 
 import io
+import math
 import os
 from pathlib import Path
 
@@ -62,16 +63,70 @@ def open_image(source: str | os.PathLike | bytes) -> Image.Image:
     return image
 
 
-def to_grey(image: Image.Image) -> np.ndarray:
-    """Grey levels (H, W) in [0, 1] of the first frame, EXIF rotation applied.
+# How each mode is box-averaged: palettes and bits as colours or grey levels, transparency
+# premultiplied (a transparent pixel's colour must not count), 16-bit as 32-bit integers.
+_REDUCE_MODE = {"P": "RGBA", "PA": "RGBA", "1": "L", "LA": "La", "RGBA": "RGBa",
+                "I;16": "I", "I;16B": "I", "I;16L": "I"}  # fmt: skip
+_STRIP_BLOCKS = 16  # rows of output pixels reduced at a time (strips of a few MB)
+_ORIENTATION = {  # EXIF Orientation -> the transpose that undoes it
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+
+
+def decoded(image: Image.Image, side: int | None = None) -> Image.Image:
+    """The first frame, EXIF rotation applied, decoded at reduced size when ``side`` is given:
+    a JPEG by its decoder's DCT scaling (``Image.draft``), any picture then box-averaged by the
+    largest whole factor (``Image.reduce``, strip by strip) that keeps its longest side at least
+    ``side``. No copy of the full-size picture is made beyond its decoding (a 6300x6300 RGBA PNG:
+    its 160 MB of pixels, then 4 MB), and no float array is made here at all."""
+    image.seek(0)
+    if side is None or max(image.size) < 2 * side:
+        return ImageOps.exif_transpose(image)
+    orientation = image.getexif().get(0x0112, 1)
+    w, h = image.size
+    if image.format == "JPEG":
+        image.draft(image.mode, (math.ceil(w * side / max(w, h)), math.ceil(h * side / max(w, h))))
+    factor = max(image.size) // side
+    if factor >= 2:
+        image = _reduce(image, factor)
+    method = _ORIENTATION.get(orientation)
+    if method:
+        image = image.transpose(method)
+        image.info.pop("exif", None)  # applied: a later exif_transpose must not turn it again
+    return image
+
+
+def _reduce(image: Image.Image, factor: int) -> Image.Image:
+    """``image`` box-averaged by ``factor`` (1x1 output pixel per factor x factor block; the last
+    blocks average what they hold), converted for averaging and reduced strip by strip."""
+    work = _REDUCE_MODE.get(image.mode, image.mode)
+    if image.mode == "P" and "transparency" not in image.info:
+        work = "RGB"
+    w, h = image.size
+    out = Image.new(work, (math.ceil(w / factor), math.ceil(h / factor)))
+    rows = factor * _STRIP_BLOCKS
+    for top in range(0, h, rows):
+        strip = image.crop((0, top, w, min(h, top + rows)))
+        out.paste((strip if strip.mode == work else strip.convert(work)).reduce(factor), (0, top // factor))
+    return out.convert({"La": "LA", "RGBa": "RGBA"}[work]) if work in ("La", "RGBa") else out
+
+
+def to_grey(image: Image.Image, side: int | None = None) -> np.ndarray:
+    """Grey levels (H, W) in [0, 1] of the first frame, EXIF rotation applied; decoded with its
+    longest side reduced towards ``side`` when given (``decoded``).
 
     Transparency: where the picture has transparent parts, its opaque parts are the drawing, so
     they are laid on a ground of the opposite brightness (light strokes on transparency, as
     dark-mode drawing apps export them, go on black; dark ones on white). A picture that is
     opaque everywhere is laid on white.
     """
-    image.seek(0)
-    image = ImageOps.exif_transpose(image)
+    image = decoded(image, side)
     if image.mode in ("I;16", "I;16B", "I;16L", "I"):
         a = np.asarray(image, dtype=np.float64)
         return a / (65535.0 if a.max() > 255 else 255.0)
@@ -87,11 +142,11 @@ def to_grey(image: Image.Image) -> np.ndarray:
     return np.asarray(image.convert("L"), dtype=np.float64) / 255.0
 
 
-def to_rgb(image: Image.Image) -> np.ndarray:
-    """Colour levels (H, W, 3) in [0, 1] of the first frame, EXIF rotation applied; transparent
-    parts laid on black (the ground of the colour datasets)."""
-    image.seek(0)
-    image = ImageOps.exif_transpose(image)
+def to_rgb(image: Image.Image, side: int | None = None) -> np.ndarray:
+    """Colour levels (H, W, 3) in [0, 1] of the first frame, EXIF rotation applied, reduced
+    towards ``side`` as ``to_grey`` is; transparent parts laid on black (the ground of the colour
+    datasets)."""
+    image = decoded(image, side)
     if image.mode in ("I;16", "I;16B", "I;16L", "I"):
         grey = to_grey(image)
         return np.repeat(grey[..., None], 3, axis=2)

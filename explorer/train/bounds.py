@@ -4,7 +4,10 @@ Kingma & Welling 2013 (Section 5, Figure 2) plot the estimated lower bound per d
 training set and on the test set, against the number of training samples evaluated, from 10^5 to
 10^8 on a log scale. ``BoundCurve`` gives a run those points: after the step whose samples reach
 the next of ``points_per_decade`` log-spaced counts, the mean ELBO (SGVB estimator B, one draw per
-image, fixed draws per point) of a fixed training subset and of the test set.
+image, fixed draws per point) of a fixed training subset and of the test set; or, for the
+paper's Figure 3, the marginal likelihood log p(x) by its Appendix D estimator
+(``explorer.likelihood.marginal``: HMC posterior samples, chains started from the encoder's best draw,
+or from the prior for a model without one).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import torch
 from explorer.evaluate import test_figures
 from explorer.model import VAE
 
-FIRST_COUNT = 1_000  # the first point's training samples; the paper's axis starts at 10^5
+FIRST_COUNT = 10_000  # the first point's training samples; the paper's axis starts at 10^5
 
 
 def log_spaced_count(index: int, points_per_decade: int) -> int:
@@ -45,8 +48,9 @@ class BoundCurve:
     """
 
     def __init__(self, train_x: torch.Tensor, test_x: torch.Tensor, points_per_decade: int, seed: int,
-                 samples: int) -> None:  # fmt: skip
+                 samples: int, estimator: str = "elbo", start: str = "auto") -> None:  # fmt: skip
         self.train_x, self.test_x, self.per_decade, self.seed = train_x, test_x, points_per_decade, seed
+        self.estimator, self.start = estimator, start
         self.index = next_index(samples, points_per_decade)
 
     def due(self, samples: int) -> bool:
@@ -58,8 +62,29 @@ class BoundCurve:
         (bounds in nats per image); moves on to the first count above ``samples``."""
         start = time.perf_counter()
         seed = self.seed * 1_000_003 + self.index  # the same draws for the same point
-        train = test_figures(model, self.train_x, "elbo", 1, seed)["test_elbo"]
-        test = test_figures(model, self.test_x, "elbo", 1, seed + 1)["test_elbo"]
+        if self.estimator == "paper-hmc":
+            train, test = (
+                self._marginal(model, x, seed + i) for i, x in enumerate((self.train_x, self.test_x))
+            )
+        else:
+            train = test_figures(model, self.train_x, "elbo", 1, seed)["test_elbo"]
+            test = test_figures(model, self.test_x, "elbo", 1, seed + 1)["test_elbo"]
         self.index = next_index(samples, self.per_decade)
         return {"samples": samples, "train_bound": train, "test_bound": test,
                 "bound_seconds": time.perf_counter() - start}  # fmt: skip
+
+    def _marginal(self, model: VAE, x: torch.Tensor, seed: int) -> float:
+        """Mean log p(x) of ``x`` by the paper's Appendix D estimator, nats per image; the caller's
+        random stream is left as it was (the chains draw from a forked, seeded one)."""
+        from explorer.likelihood.marginal import paper_log_likelihood
+
+        devices = [x.device] if x.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(seed)
+            was_training = model.training
+            model.eval()
+            try:
+                values = torch.cat([paper_log_likelihood(model, xb, start=self.start) for xb in x.split(500)])
+            finally:
+                model.train(was_training)
+        return float(values.double().mean())

@@ -15,26 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from explorer.errors import ExplorerError
-from explorer.train.runfolder import LOG_FILE, RunFolder, check_run_name, runs_root
+from explorer.train.runfolder import LOCK_FILE, LOG_FILE, RunFolder, check_run_name, pid_alive, runs_root
 
 LOST = (
     "the training process ended without saying why (killed?); its last checkpoint is kept: "
     "resume it to continue"
 )
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie (exited, not yet reaped) is not running
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(") ", 1)[1][:1] != "Z"
-    except OSError:
-        return True
 
 
 @dataclass
@@ -119,12 +105,14 @@ class JobRegistry:
                 )
             self._procs[name] = proc
             self._wait_for_claim(run, proc, launched)
-            if proc.poll() not in (None, 0) and not run.read_status():
+            if proc.poll() not in (None, 0) and not _claimed(run.read_status(), proc, launched):
                 # Refused before it claimed the run (a device this machine lacks, a step too big
-                # for its memory): say why, and leave no empty run behind.
+                # for its memory, another process training in the folder): say why, and leave no
+                # empty run behind.
                 why = _log_tail(run, lines=1) or f"exit code {proc.returncode}"
                 del self._procs[name]
-                if not resume and all(p.name == LOG_FILE for p in run.path.iterdir()):
+                leftovers = {p.name for p in run.path.iterdir()}
+                if not resume and leftovers <= {LOG_FILE, LOCK_FILE} and not run.owner(wait=0):
                     shutil.rmtree(run.path, ignore_errors=True)
                 raise ExplorerError(
                     f"training did not start: {why.removeprefix('vae-explorer train: error: ')}"
@@ -137,8 +125,7 @@ class JobRegistry:
         --nproc the claim comes from rank 0, a child of torchrun: hence the time, not the PID)."""
         deadline = time.time() + 10
         while time.time() < deadline and proc.poll() is None:
-            status = run.read_status()
-            if status and (status.get("pid") == proc.pid or status.get("time", 0) >= launched):
+            if _claimed(run.read_status(), proc, launched):
                 return
             time.sleep(0.05)
 
@@ -146,7 +133,7 @@ class JobRegistry:
         """Ask the run's process to stop: it saves a checkpoint and exits (resumable)."""
         status = self.folder(name).read_status() or {}
         pid = status.get("pid")
-        if status.get("state") in ("starting", "running") and pid and _pid_alive(pid):
+        if status.get("state") in ("starting", "running") and pid and pid_alive(pid):
             os.kill(pid, signal.SIGTERM)
 
     def _reap(self) -> None:
@@ -160,9 +147,13 @@ class JobRegistry:
         self._reap()
         status, rows = run.read_status() or {}, run.read_metrics()
         state, message = status.get("state", "none"), status.get("message", "")
-        if state in ("starting", "running") and not _pid_alive(int(status.get("pid", 0)) or -1):
-            state = "lost"
-            message = LOST
+        if state in ("starting", "running") and not pid_alive(int(status.get("pid", 0)) or -1):
+            said = _log_tail(run, lines=1) if _mtime(run.log) >= status.get("time", 0) else ""
+            # It died saying why, after its last status (a full disk kept status.json "running").
+            if said.startswith("vae-explorer train: error: "):
+                state, message = "failed", said.removeprefix("vae-explorer train: error: ")
+            else:
+                state, message = "lost", LOST
         if state == "failed" and not message:
             message = _log_tail(run)
         last = rows[-1] if rows else {}
@@ -189,6 +180,19 @@ class JobRegistry:
             status.get("path", ""),
             per_epoch,
         )
+
+
+def _claimed(status: dict | None, proc: subprocess.Popen, launched: float) -> bool:
+    """Whether ``status`` was written by the job ``proc`` started at ``launched`` (with --nproc, by
+    its rank 0: hence the time), not by an earlier or another process training the run."""
+    return bool(status) and (status.get("pid") == proc.pid or status.get("time", 0) >= launched)
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
 
 
 def _log_tail(run: RunFolder, lines: int = 3) -> str:

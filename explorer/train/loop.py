@@ -24,10 +24,12 @@ from explorer.checkpoints import load_checkpoint, load_training_state, read_conf
 from explorer.config import ModelConfig, TrainConfig
 from explorer.data.cache import binarize_fixed, eval_images, load_dataset
 from explorer.devices import flush_denormals, pick_device
+from explorer.errors import ExplorerError
 from explorer.evaluate import score_key, test_figures, why_diverged
 from explorer.model import VAE, init_paper
 from explorer.train.bounds import BoundCurve
 from explorer.train.distributed import World
+from explorer.train.mcem import ChainStore, mcem_step
 from explorer.train.recorder import Position, Recorder
 from explorer.train.runfolder import SNAPSHOT_SIZE, RunFolder
 from explorer.train.steps import graph_possible, make_optimizer, make_step_runner, step_noise
@@ -143,12 +145,13 @@ class Trainer:
         )
         self.local = self.data.batch // world.size  # each process's share of every minibatch
         self.stop_now = False
+        self.chains = self._chains() if cfg.algorithm == "mcem" else None
         self.curve = None
         if cfg.bound_points:
             samples = self.position.step * self.data.batch
-            self.curve = BoundCurve(
-                self.data.bound_train_x, self.data.test_x, cfg.bound_points, cfg.seed, samples
-            )
+            start = "prior" if cfg.algorithm == "mcem" else "auto"  # where the estimator's chains start
+            self.curve = BoundCurve(self.data.bound_train_x, self.data.test_x, cfg.bound_points, cfg.seed,
+                                    samples, cfg.bound_estimator, start)  # fmt: skip
 
     # -- the loop -------------------------------------------------------------------------------
 
@@ -206,6 +209,8 @@ class Trainer:
         if self.data.binarized:
             # Dynamic binarisation: u < x is Bernoulli(x) (rand is vectorised, bernoulli is not)
             x = (torch.rand_like(x) < x).to(x.dtype)
+        if self.chains is not None:
+            return self.mcem_step(idx, x)
         # The noise of the whole minibatch, drawn in the same order by every process (same seed):
         # each takes its slice, so N processes compute what one would, up to float rounding.
         eps, *sleep = step_noise(self.model, self.cfg, len(idx), self.device)
@@ -213,6 +218,25 @@ class Trainer:
             lo, hi = self.world.rank * self.local, (self.world.rank + 1) * self.local
             x, eps, sleep = x[lo:hi], eps[:, lo:hi], [n[lo:hi] for n in sleep]
         return self.step_runner(x, eps, *sleep)
+
+    def mcem_step(self, idx: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """Monte Carlo EM on the minibatch ``idx`` (``explorer.train.mcem``): the images' chains
+        move by one HMC transition, then the decoder takes its updates; returns (-log p(x, z),
+        log p(x|z), 0) at the chains' new states, means over the minibatch."""
+        z, _ = self.chains[idx]
+        out = mcem_step(self.model, x, z, self.chains.shared_step, self.optimizer)
+        self.chains.update(idx, out.z, out.step_size)
+        return torch.stack([-out.log_joint.mean(), out.log_px_z.mean(), torch.zeros((), device=self.device)])
+
+    def _chains(self) -> ChainStore:
+        """Monte Carlo EM's chains: a resumed run's, or new ones from the prior (seeded)."""
+        if self.world.distributed:
+            raise ExplorerError("Monte Carlo EM trains in one process: drop the launcher (--nproc)")
+        chains = ChainStore.create(len(self.data.train_x), self.model.config.latent_dim, device=self.device,
+                                   generator=torch.Generator().manual_seed(self.cfg.seed))  # fmt: skip
+        if self.position.chains:
+            chains.load_state_dict(self.position.chains)
+        return chains
 
     def bound_point(self, epoch: int, start: float) -> None:
         """A point of the bound curve (``explorer.train.bounds``): the ELBO of the fixed training subset
@@ -248,8 +272,9 @@ class Trainer:
         broken = why_diverged({"train_loss": loss, **test}, self.model.config.pixels)
         if broken:  # this epoch is not kept
             raise self.record.diverged(f"in epoch {epoch}: {broken}")
-        score = test[score_key(self.model.config.variational)]
-        self.position.best = score if self.position.best is None else max(self.position.best, score)
+        score = test.get(score_key(self.model.config.variational))
+        if score is not None:
+            self.position.best = score if self.position.best is None else max(self.position.best, score)
         # The line goes first: if the process dies before the checkpoint is saved, --resume drops
         # every line past the previous checkpoint's step and runs this epoch again.
         step = self.position.step
@@ -268,18 +293,26 @@ class Trainer:
     # -- what an epoch leaves behind, and what the run says -------------------------------------
 
     def test(self) -> dict[str, float]:
-        """This epoch's test figures (``explorer.evaluate.test_figures``), seeded by run and epoch."""
+        """This epoch's test figures (``explorer.evaluate.test_figures``), seeded by run and epoch;
+        none for Monte Carlo EM, which has no recognition model to score them with (its figures are
+        the bound curve's, ``--bound-points``)."""
+        if self.chains is not None:
+            return {}
         seed = self.cfg.seed * 100_003 + self.position.epoch
         return test_figures(
             self.model, self.data.test_x, self.cfg.objective, self.cfg.samples, seed, self.world
         )
 
     def snapshot(self) -> None:
-        """The latent snapshot of this epoch (``Recorder.snapshot``)."""
+        """The latent snapshot of this epoch (``Recorder.snapshot``); none without an encoder."""
+        if self.cfg.algorithm == "mcem":
+            return
         self.record.snapshot(self.model, self.data.test_x, self.data.snapshot_labels, self.position.epoch)
 
     def save(self) -> None:
-        """Checkpoint the model, the optimiser and the position."""
+        """Checkpoint the model, the optimiser and the position (and Monte Carlo EM's chains)."""
+        if self.chains is not None:
+            self.position.chains = self.chains.state_dict()
         self.record.save(self.model, self.optimizer, self.position)
 
     def report(self, state: str) -> None:
@@ -309,11 +342,12 @@ def _print_above_bar(line: str) -> bool:
 def _epoch_line(epoch: int, cfg: TrainConfig, loss: float, test: dict, seconds: float) -> str:
     """The console line at the end of an epoch (losses in nats per image)."""
     bound = f"  test L_{cfg.samples} {test['test_bound']:.2f}" if "test_bound" in test else ""
-    score = (
-        f"test ELBO {test['test_elbo']:.2f}"
-        if "test_elbo" in test
-        else f"test log p(x|z) {test['test_recon']:.2f}"
-    )
+    if "test_elbo" in test:
+        score = f"test ELBO {test['test_elbo']:.2f}"
+    elif "test_recon" in test:
+        score = f"test log p(x|z) {test['test_recon']:.2f}"
+    else:  # Monte Carlo EM: -log p(x, z) at its chains
+        score = "(no encoder: see the bound points)"
     return f"epoch {epoch}/{cfg.epochs}  train loss {loss:.2f}  {score} nats{bound}  ({seconds:.1f} s)"
 
 

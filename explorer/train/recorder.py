@@ -33,6 +33,7 @@ class Position:
     perm: torch.Tensor | None = None  # the current epoch's permutation
     best: float | None = None  # best test ELBO so far (nats)
     seconds: float = 0.0  # training time of earlier sessions of this run
+    chains: dict | None = None  # Monte Carlo EM's chain states ("chains.*" tensors), saved with the state
 
     def rng(self, device: torch.device) -> dict[str, torch.Tensor]:
         """The random state and the position in the epoch, as tensors for the checkpoint."""
@@ -41,7 +42,7 @@ class Position:
             rng["cuda"] = torch.cuda.get_rng_state(device)
         if self.perm is not None:
             rng["perm"] = self.perm.cpu()
-        return rng
+        return {**rng, **(self.chains or {})}
 
     def restore(self, rng: dict[str, torch.Tensor], device: torch.device) -> None:
         """Set the random state and the position in the epoch from a checkpoint's ``rng``."""
@@ -50,6 +51,7 @@ class Position:
             torch.cuda.set_rng_state(rng["cuda"], device)
         self.pos = int(rng["pos"][0])
         self.perm = rng["perm"].to(device) if "perm" in rng else None
+        self.chains = {k: v for k, v in rng.items() if k.startswith("chains.")} or None
 
 
 class Recorder:
@@ -59,14 +61,36 @@ class Recorder:
         self.run, self.cfg, self.world, self.device = run, cfg, world, device
 
     def metrics(self, row: dict) -> None:
-        """Append one line to metrics.jsonl."""
+        """Append one line to metrics.jsonl (whole, or not at all).
+
+        Raises:
+            ExplorerError: the write failed (a full disk, say): which checkpoint is kept.
+        """
         if self.world.main:
-            self.run.append_metrics([row])
+            try:
+                self.run.append_metrics([row])
+            except OSError as exc:
+                raise self.write_failed(exc, "metrics.jsonl") from None
 
     def status(self, state: str, **fields) -> None:
-        """Write status.json: ``state`` and where training stands."""
+        """Write status.json: ``state`` and where training stands.
+
+        Raises:
+            ExplorerError: the write failed (a full disk, say): which checkpoint is kept.
+        """
         if self.world.main:
-            self.run.write_status(state, **fields)
+            try:
+                self.run.write_status(state, **fields)
+            except OSError as exc:
+                raise self.write_failed(exc, "status.json") from None
+
+    def write_failed(self, exc: OSError, what: str) -> ExplorerError:
+        """The one-line error of a run that could not write ``what``: why (a full disk named by
+        its mount point), which checkpoint is kept, and how to go on."""
+        return ExplorerError(
+            f"{self.run.write_error(exc, what)}; {self.kept()}. Free some space (or fix the cause), "
+            f"then continue with: vae-explorer train --resume {self.run.path}"
+        )
 
     @torch.no_grad()
     def snapshot(self, model: VAE, images: torch.Tensor, labels: torch.Tensor, epoch: int) -> None:
@@ -110,9 +134,9 @@ class Recorder:
                 )
             except OSError as exc:  # disk full, permissions, a vanished folder
                 failed = ExplorerError(
-                    f"could not save the checkpoint of step {position.step} in {self.run.path}: "
-                    f"{exc.strerror or exc}; {self.kept('intact')}. Fix the cause, then continue "
-                    "with --resume."
+                    f"{self.run.write_error(exc, f'the checkpoint of step {position.step}')}; "
+                    f"{self.kept('intact')}. Free some space (or fix the cause), then continue "
+                    f"with: vae-explorer train --resume {self.run.path}"
                 )
         if self.world.any(failed is not None, self.device):
             raise failed or ExplorerError("rank 0 could not save the checkpoint; see its message")

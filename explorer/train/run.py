@@ -1,145 +1,36 @@
 """Start a run, or resume one: the ways into the trainer (``explorer.train.loop``).
 
-``start_or_resume`` is what ``vae-explorer train`` calls with the settings a person gave: it
-finds the run folder (``--out``, ``--name``, ``--resume RUN``), holds a resume or an
-``--init-from`` to its rules (only resumable settings change; the architecture comes from the
-checkpoint), fills in what the dataset implies, and starts or resumes. ``start_run`` trains a new
-model into a run folder (from random weights, or from a checkpoint's with ``init_from``:
-fine-tuning); ``resume_run`` continues a run from its last checkpoint, and may change only the
-settings marked resumable in ``explorer.config`` (epochs, learning rate, objective, samples).
-Both check everything they can before anything is written (the folder, the device, the memory
-one step needs), record how the run was made in its commands.txt, keep its status.json up to
-date, and return the run folder.
+``start_run`` trains a new model into a run folder (from random weights, or from a checkpoint's
+with ``init_from``: fine-tuning); ``resume_run`` continues a run from its last checkpoint, and may
+change only the settings marked resumable in ``explorer.config`` (epochs, learning rate,
+objective, samples). Both hold the run folder for their process, check everything they can
+before anything is written (the folder, the device, the memory one step needs, the data), record
+how the run was made in its commands.txt, keep its status.json up to date, and return the run
+folder. What a person asks of ``vae-explorer train`` reaches them through
+``explorer.train.start.start_or_resume``.
 """
 
 from __future__ import annotations
 
+import errno
 import os
+import sys
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 
 from explorer.cards import Card
 from explorer.checkpoints import dataset_of, load_checkpoint, read_config, resolve
-from explorer.config import (
-    ARCHITECTURE_SETTINGS,
-    RESUMABLE,
-    ModelConfig,
-    TrainConfig,
-    check_combination,
-)
-from explorer.data.cache import fetch
-from explorer.data.specs import spec
+from explorer.config import ModelConfig, TrainConfig, check_combination
+from explorer.data.cache import fetch, fingerprint
 from explorer.devices import check_step_fits, pick_device
 from explorer.errors import ExplorerError
 from explorer.train.distributed import World, join
 from explorer.train.loop import Trainer
-from explorer.train.runfolder import RunFolder, check_run_name, runs_root
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """How a training command ended."""
-
-    folder: Path  # the run folder
-    stopped: bool  # a stop signal ended it before its last epoch (checkpointed: resume it)
-
-
-def start_or_resume(
-    *,
-    out: str | os.PathLike | None = None,
-    name: str | None = None,
-    resume: str | bool | None = None,
-    init_from: str | os.PathLike | None = None,
-    model_values: dict | None = None,
-    train_values: dict | None = None,
-    progress: bool | None = None,
-    command: str | None = None,
-    before_training: Callable[[], None] | None = None,
-) -> Outcome:
-    """Train as a person asked: a new run into ``out`` (or runs/``name``), or, with ``resume``
-    (True: the run in ``out``; a string: a run folder or a run's name), go on with one.
-    ``model_values`` and ``train_values`` are the settings given (by field name; the others take
-    their defaults, the dataset's likelihood and image shape, or on resume the run's own).
-    ``before_training`` runs once everything is checked and before anything is written (the CLI
-    starts its processes there).
-
-    Raises:
-        ExplorerError: no run folder or two of them, a run name that is not allowed, a setting
-            a resume or ``init_from`` may not change, or whatever ``start_run`` and
-            ``resume_run`` refuse.
-    """
-    model_values, train_values = dict(model_values or {}), dict(train_values or {})
-    folder = run_folder(out, name, resume)
-    if resume:
-        # Settings that repeat the run's own change nothing: they are dropped, not refused.
-        saved = _saved_settings(folder)
-        model_values = {k: v for k, v in model_values.items() if saved.get(k) != v}
-        train_values = {k: v for k, v in train_values.items() if k in RESUMABLE or saved.get(k) != v}
-        fixed = (set(model_values) | set(train_values)) - set(RESUMABLE)
-        if fixed or init_from:
-            flags, allowed = _flags(fixed) or "--init-from", _flags(RESUMABLE, "and")
-            raise ExplorerError(
-                f"a resumed run keeps its settings; {flags} cannot change (only {allowed} can). "
-                "Start a new run with --out to train with other settings."
-            )
-    if init_from and set(model_values) & set(ARCHITECTURE_SETTINGS):
-        shaped = _flags(set(model_values) & set(ARCHITECTURE_SETTINGS))
-        raise ExplorerError(
-            f"--init-from takes the architecture of {init_from}; {shaped} cannot be given with it."
-        )
-    if before_training is not None:
-        before_training()
-    if resume:
-        folder = resume_run(folder, progress=progress, command=command, **train_values)
-    else:
-        cfg = TrainConfig(**train_values)
-        described = spec(cfg.dataset)
-        shaped = {"likelihood": described.likelihood, **model_values, "image_shape": described.image_shape}
-        model_config = ModelConfig(**shaped)
-        folder = start_run(folder, model_config, cfg, init_from=init_from, progress=progress, command=command)
-    return Outcome(folder, (RunFolder(folder).read_status() or {}).get("state") == "stopped")
-
-
-def run_folder(out: str | os.PathLike | None, name: str | None, resume: str | bool | None) -> Path:
-    """The run's folder: ``out``, ``resume`` when it names a run (a folder, or the name of a run
-    in the runs root) or the runs root's ``name``.
-
-    Raises:
-        ExplorerError: none given, or two; a name that is not allowed.
-    """
-    folder = resume if isinstance(resume, str) else out
-    if isinstance(resume, str) and not Path(resume).exists() and "/" not in resume:
-        if (runs_root() / resume).is_dir():  # --resume NAME, as --name NAME created it
-            folder = runs_root() / resume
-    if name is not None:
-        if folder is not None:
-            raise ExplorerError("give either --name or --out (or --resume RUN), not both")
-        folder = runs_root() / check_run_name(name)
-    if folder is None:
-        raise ExplorerError("give the run folder with --out runs/NAME, --name NAME or --resume RUN")
-    return Path(folder)
-
-
-def _saved_settings(folder: Path) -> dict:
-    """The model and training settings of the run in ``folder`` (tuples as tuples), or {} when it
-    has none (``resume_run`` then says so)."""
-    try:
-        saved = read_config(folder)
-    except ExplorerError:
-        return {}
-    flat = {**(saved.get("model") or {}), **(saved.get("train") or {})}
-    return {k: tuple(v) if isinstance(v, list) else v for k, v in flat.items()}
-
-
-def _flags(names, last: str = ",") -> str:
-    """``--a, --b and --c`` (``last="and"``) or ``--a, --b, --c``: sorted flag names, in words."""
-    flags = ["--" + name.replace("_", "-") for name in sorted(names)]
-    if last == "and" and len(flags) > 1:
-        return ", ".join(flags[:-1]) + " and " + flags[-1]
-    return ", ".join(flags)
+from explorer.train.recorder import Recorder
+from explorer.train.runfolder import RunFolder
 
 
 def start_run(
@@ -150,13 +41,40 @@ def start_run(
     init_from: str | os.PathLike | None = None,
     progress: bool | None = None,
     command: str | None = None,
+    after_training: Callable[[Path], None] | None = None,
+) -> Path:
+    """Train a new VAE into the run folder ``out``, which this process holds meanwhile
+    (``RunFolder.claim``: a second process is refused, naming this one's pid); return the folder.
+    See ``_start_run`` for the arguments.
+
+    Raises:
+        ExplorerError: another process holds ``out``, or as ``_start_run`` says.
+    """
+    with RunFolder(out).claim():
+        return _start_run(
+            out, model_config, config, init_from=init_from, progress=progress, command=command,
+            after_training=after_training,
+        )  # fmt: skip
+
+
+def _start_run(
+    out: str | os.PathLike,
+    model_config: ModelConfig | None = None,
+    config: TrainConfig | None = None,
+    *,
+    init_from: str | os.PathLike | None = None,
+    progress: bool | None = None,
+    command: str | None = None,
+    after_training: Callable[[Path], None] | None = None,
 ) -> Path:
     """Train a new VAE into the run folder ``out``; return the folder.
 
     ``init_from`` (a checkpoint folder or shipped name) starts from that checkpoint's weights and
     architecture instead of a random initialisation, with a fresh optimiser. ``command`` (the CLI's
     command line) is recorded in commands.txt for the model card. ``progress``: None shows a bar
-    on a terminal, False never.
+    on a terminal, False never. ``after_training``: called with the run folder once training
+    finished (not when a stop signal ended it), on the main process, before the status says
+    "finished" (the CLI's ``train`` stores there what the app's pages need: ``explorer.explore.derived``).
 
     Raises:
         ExplorerError: ``out`` already holds a run, ``init_from`` was trained on another dataset,
@@ -178,7 +96,10 @@ def start_run(
             f"{run.path} already holds a run; pass --resume to continue it or choose another --out"
         )
     lines = ([*lineage(init_from), command] if init_from is not None else [command]) if command else []
-    return _train(run, model_config or ModelConfig(), cfg, lines, progress, resume=False, init=init)
+    return _train(
+        run, model_config or ModelConfig(), cfg, lines, progress, resume=False, init=init,
+        after_training=after_training,
+    )  # fmt: skip
 
 
 def resume_run(
@@ -191,13 +112,37 @@ def resume_run(
     device: str | None = None,
     progress: bool | None = None,
     command: str | None = None,
+    after_training: Callable[[Path], None] | None = None,
+) -> Path:
+    """Continue the run in ``out``, which this process holds meanwhile (``RunFolder.claim``: a
+    second process is refused, naming this one's pid); see ``_resume_run`` for the arguments.
+
+    Raises:
+        ExplorerError: another process holds ``out``, or as ``_resume_run`` says.
+    """
+    changes = dict(epochs=epochs, lr=lr, objective=objective, samples=samples, device=device)
+    with RunFolder(out).claim():
+        return _resume_run(out, **changes, progress=progress, command=command, after_training=after_training)
+
+
+def _resume_run(
+    out: str | os.PathLike,
+    *,
+    epochs: int | None = None,
+    lr: float | None = None,
+    objective: str | None = None,
+    samples: int | None = None,
+    device: str | None = None,
+    progress: bool | None = None,
+    command: str | None = None,
+    after_training: Callable[[Path], None] | None = None,
 ) -> Path:
     """Continue the run in ``out`` from its last checkpoint, exactly as if it had not stopped;
     return the folder. ``epochs``: train on to this many in all; ``lr``: a new learning rate from
     here on (the optimiser's moments are kept); ``objective``, ``samples``: switch the loss from
     here on (an ELBO-trained model finished on the IWAE bound, say); ``device``: where it goes
     on. None keeps the saved setting; a change is saved with the next checkpoint, so a later
-    resume keeps it.
+    resume keeps it. ``after_training``: as for ``start_run``.
 
     Raises:
         ExplorerError: no checkpoint in ``out``, a change that is not allowed, or training failed.
@@ -226,22 +171,58 @@ def resume_run(
             f"the run in {run.path} has trained {saved['epoch']} of {cfg.epochs} epochs already; give "
             f"--epochs more than {saved['epoch']} to train on"
         )
+    same_data(run, cfg.dataset)
     model_config = ModelConfig.from_dict(saved["model"])
-    return _train(run, model_config, cfg, [command] if command else [], progress, resume=True)
+    lines = [command] if command else []
+    return _train(run, model_config, cfg, lines, progress, resume=True, after_training=after_training)
 
 
-def _train(run, model_config, cfg, lines, progress, resume, init=None) -> Path:
+def same_data(run: RunFolder, dataset: str) -> None:
+    """Refuse to resume the run in ``run`` on data other than it started with (a folder added
+    again with more or fewer images, say): its recorded counts and checksum against the data's
+    now. A run from before the record was kept is resumed with a note (once: the record is
+    written as it goes on).
+
+    Raises:
+        ExplorerError: what changed, and how to start a new run from the checkpoint.
+    """
+    was, now = run.read_data_record(), fingerprint(dataset)
+    if was is None:
+        if os.environ.get("RANK", "0") == "0":
+            print(f"note: {run.path} has no record of its data (trained before VAE Explorer kept one): "
+                  f"resuming without checking that {dataset} is unchanged", file=sys.stderr)  # fmt: skip
+        return
+    if (was.get("train"), was.get("test"), was.get("sha256")) == (now["train"], now["test"], now["sha256"]):
+        return
+    counts = (was.get("train"), was.get("test")) != (now["train"], now["test"])
+    what = (
+        f"it had {was.get('train')} training and {was.get('test')} test images, it has "
+        f"{now['train']} and {now['test']} now"
+        if counts
+        else f"the same counts, other images (sha256 {str(was.get('sha256'))[:12]}... then, "
+        f"{now['sha256'][:12]}... now)"
+    )
+    raise ExplorerError(
+        f"the dataset {dataset} has changed since the run in {run.path} started on it ({what}); a "
+        f"run resumes on its own data. Start a new run from its checkpoint instead: vae-explorer "
+        f"train --out NEW_RUN --init-from {run.path} --dataset {dataset}"
+    )
+
+
+def _train(run, model_config, cfg, lines, progress, resume, init=None, after_training=None) -> Path:
     world = join(_device_type(cfg.device))
     try:
         # Gradients on whatever the caller's mode (a notebook cell under no_grad, an app thread
         # that turned them off for inference): without them the first backward() would fail.
         with torch.enable_grad():
-            return _train_in(run, model_config, cfg, lines, progress, resume, init, world)
+            return _train_in(run, model_config, cfg, lines, progress, resume, init, world, after_training)
     finally:
         world.close()
 
 
-def _train_in(run: RunFolder, model_config, cfg, lines, progress, resume, init, world: World) -> Path:
+def _train_in(
+    run: RunFolder, model_config, cfg, lines, progress, resume, init, world: World, after_training=None
+) -> Path:
     # A device this machine lacks, a step too big for it, or a dataset that cannot be had is
     # refused before anything is written.
     try:
@@ -258,23 +239,44 @@ def _train_in(run: RunFolder, model_config, cfg, lines, progress, resume, init, 
         )
     world.barrier()  # every process has checked the folder before rank 0 writes into it
     status = run.write_status if world.main else (lambda *a, **k: None)
-    if world.main:
-        run.create()
-        if lines:  # the record of how this run was made, for its model card
-            run.record_commands(lines)
-    status("starting", epochs=cfg.epochs)
     try:
+        if world.main:
+            run.create()
+            if lines:  # the record of how this run was made, for its model card
+                run.record_commands(lines)
+            if not resume or run.read_data_record() is None:  # what --resume checks
+                run.write_data_record(fingerprint(cfg.dataset))
+        status("starting", epochs=cfg.epochs)
         trainer = Trainer(run, model_config, cfg, world, progress, resume=resume, init=init)
         trainer.report("running")
         stopped = trainer.run()
+    except OSError as exc:  # a full disk under a write of the run's: one line, not a traceback
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            _failed(status, f"{type(exc).__name__}: {exc}")
+            raise
+        written = Path(exc.filename or "its files").name.lstrip(".").split(".tmp")[0]  # not the temporary
+        error = Recorder(run, cfg, world, None).write_failed(exc, written)
+        _failed(status, str(error))
+        raise error from None
     except ExplorerError as exc:
-        status("failed", message=str(exc))
+        _failed(status, str(exc))
         raise
     except BaseException as exc:
-        status("failed", message=f"{type(exc).__name__}: {exc}")
+        _failed(status, f"{type(exc).__name__}: {exc}")
         raise
+    if after_training is not None and not stopped and world.main:
+        after_training(run.path)  # before "finished": whatever it stores, a page then finds
     trainer.report("stopped" if stopped else "finished")
     return run.path
+
+
+def _failed(status, message: str) -> None:
+    """Record the run as failed with ``message``; a status that cannot be written (the disk that
+    failed the run) is left, and the error itself still reaches the caller."""
+    try:
+        status("failed", message=message)
+    except OSError:
+        pass
 
 
 def _device_type(name: str) -> str:

@@ -4,12 +4,15 @@ A run folder holds the checkpoint (``model.safetensors``, ``train_state.safetens
 ``config.json``: see ``explorer.checkpoints``), ``metrics.jsonl`` (one JSON line per logging step
 and per epoch), ``status.json`` (what the training process is doing), ``commands.txt`` (how the
 run was made, for its model card), ``latents/`` (where test images sit in latent space after each
-epoch) and, for runs the app started, ``train.log``. The trainer writes them; the app, the cards
+epoch), ``dataset.json`` (the counts and checksum of its data, checked on --resume),
+``run.lock`` (held by the one process that trains the run: ``RunFolder.claim``) and, for
+runs the app started, ``train.log``. The trainer writes them; the app, the cards
 and the benches read them, all through this class.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -26,6 +29,9 @@ STATUS_FILE = "status.json"
 COMMANDS_FILE = "commands.txt"  # each command line that trained this run, one per line
 LOG_FILE = "train.log"  # what a run started by the app printed
 LATENTS_DIR = "latents"
+DATA_FILE = "dataset.json"  # the counts and checksum of the data the run trains on
+LOCK_FILE = "run.lock"  # locked (flock) by the process training the run; holds its pid
+CLAIMED_ENV = "VAE_EXPLORER_CLAIMED_RUN"  # the run folder `train --nproc`'s launcher holds for its workers
 SNAPSHOT_SIZE = 2000  # test images whose latent means are saved every epoch
 RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
@@ -55,6 +61,62 @@ def list_runs(root: Path | None = None) -> list[str]:
     return [p.name for p in sorted(runs, key=lambda p: p.stat().st_mtime, reverse=True)]
 
 
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` is running (a zombie, exited but not reaped, is not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie (exited, not yet reaped) is not running
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ", 1)[1][:1] != "Z"
+    except OSError:
+        return True
+
+
+def _append_whole(path: Path, text: str) -> None:
+    """Append ``text`` to ``path`` with one write, synced; on failure (a full disk) the file is
+    cut back to its old length, so that it never ends in a torn line. Raises the ``OSError``."""
+    data = text.encode()
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        size = os.fstat(fd).st_size
+        try:
+            if os.write(fd, data) != len(data):  # a short write: the disk filled up mid-line
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+            os.fsync(fd)
+        except BaseException:
+            os.ftruncate(fd, size)
+            raise
+    finally:
+        os.close(fd)
+
+
+def _replace_whole(path: Path, text: str) -> None:
+    """Replace ``path`` by a file holding ``text`` (a temporary file, then a rename): readers see
+    the old file or the new one; a failed write leaves neither a temporary file nor a torn file."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _mount_point(path: Path) -> Path:
+    """The mount point of the file system holding ``path`` (or its nearest existing parent)."""
+    path = path.resolve()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    device = path.stat().st_dev
+    while path != path.parent and path.parent.stat().st_dev == device:
+        path = path.parent
+    return path
+
+
 def finite_row(row: dict) -> dict:
     """``row`` as standard JSON allows it: a float that is NaN or infinite becomes null and its
     key is listed under "nonfinite" (strict JSON readers reject bare NaN and Infinity)."""
@@ -62,6 +124,34 @@ def finite_row(row: dict) -> dict:
     if not bad:
         return row
     return {**{k: (None if k in bad else v) for k, v in row.items()}, "nonfinite": bad}
+
+
+class RunClaim:
+    """A run folder's lock, held by the process that trains the run (``RunFolder.claim``): the
+    operating system releases it when the process ends, however it ends (kill -9 included)."""
+
+    def __init__(self, run: RunFolder, fd: int | None = None, made: bool = False) -> None:
+        self.run, self.fd, self.made = run, fd, made
+
+    def __enter__(self) -> RunClaim:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+    def release(self) -> None:
+        """Give the folder up; a folder that ``claim`` made and nothing else wrote into goes too."""
+        if self.fd is None:
+            return
+        try:
+            if self.made and [p.name for p in self.run.path.iterdir()] == [LOCK_FILE]:
+                (self.run.path / LOCK_FILE).unlink()  # while still held: no one locks a removed file
+                self.run.path.rmdir()
+        except OSError:
+            pass
+        finally:
+            os.close(self.fd)  # closing the descriptor releases the lock
+            self.fd = None
 
 
 class RunFolder:
@@ -85,14 +175,78 @@ class RunFolder:
         """Whether a run has written here (metrics, a checkpoint or a status)."""
         return self.metrics.exists() or (self.path / MODEL_FILE).exists() or self.status_file.exists()
 
+    # -- run.lock: one process per run folder ---------------------------------------------------------
+
+    def claim(self, inheritable: bool = False) -> RunClaim:
+        """Lock the run folder (made if needed) for this process, for as long as it trains it: a
+        second process that claims it is refused until the first ends; the lock of a process that
+        died (kill -9 included) is gone with it. The lock is the operating system's (flock, through
+        the filelock package) on ``run.lock``, which holds the owner's pid for the refusal to name.
+        ``inheritable``: the lock survives an exec (``train --nproc`` becomes torchrun). In a
+        process group (``RANK`` set), rank 0 claims the folder for every rank.
+
+        Raises:
+            ExplorerError: another process holds the folder (its pid said), or it cannot be made.
+        """
+        from filelock import lock_descriptor
+
+        if os.environ.get(CLAIMED_ENV) == str(self.path.resolve()) or os.environ.get("RANK", "0") != "0":
+            return RunClaim(self)  # held for this process: by `train --nproc`'s launcher, or by rank 0
+        made = not self.path.exists()
+        self.create()
+        lock = self.path / LOCK_FILE
+        for _ in range(3):  # the file may be replaced between open and lock (a claim giving up)
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                held = lock_descriptor(fd, blocking=False)
+                same = held and os.path.samestat(os.fstat(fd), os.stat(lock))
+            except OSError as exc:
+                os.close(fd)
+                if isinstance(exc, FileNotFoundError):
+                    continue
+                raise ExplorerError(
+                    f"cannot lock the run folder {self.path}: {exc.strerror or exc}"
+                ) from None
+            if not held:
+                os.close(fd)
+                owner = self.owner()
+                raise ExplorerError(
+                    f"{self.path} is in use by another training process (pid {owner or 'unknown'}): "
+                    "wait for it to end or stop it, or train into another folder"
+                )
+            if same:
+                break
+            os.close(fd)
+        else:
+            raise ExplorerError(f"cannot lock the run folder {self.path}: its {LOCK_FILE} keeps changing")
+        try:  # in place, in the file's own block: a full disk cannot refuse it
+            os.pwrite(fd, f"{os.getpid():<15}\n".encode(), 0)
+        except OSError:
+            pass
+        os.set_inheritable(fd, inheritable)
+        return RunClaim(self, fd, made)
+
+    def owner(self, wait: float = 1.0) -> int | None:
+        """The pid written in run.lock by the process holding it (waiting up to ``wait`` seconds
+        for a process that has just taken the lock to write it); None when there is none."""
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                pid = int((self.path / LOCK_FILE).read_text().split()[0])
+                if pid_alive(pid):
+                    return pid
+            except (OSError, ValueError, IndexError):
+                pass
+            if time.monotonic() > deadline:
+                return None
+            time.sleep(0.05)
+
     # -- metrics.jsonl -----------------------------------------------------------------------------
 
     def append_metrics(self, rows: list[dict]) -> None:
-        """Append JSON lines, standard JSON only, flushed to disk."""
-        with open(self.metrics, "a") as f:
-            f.write("".join(json.dumps(finite_row(r), allow_nan=False) + "\n" for r in rows))
-            f.flush()
-            os.fsync(f.fileno())
+        """Append JSON lines, standard JSON only, flushed to disk: whole lines or none (a failed
+        write, a full disk say, is cut back off; ``OSError`` is raised)."""
+        _append_whole(self.metrics, "".join(json.dumps(finite_row(r), allow_nan=False) + "\n" for r in rows))
 
     def read_metrics(self) -> list[dict]:
         """The complete lines of metrics.jsonl (a torn last line is skipped)."""
@@ -113,9 +267,7 @@ class RunFolder:
     def truncate_metrics(self, step: int) -> list[dict]:
         """Keep only complete lines up to ``step`` (the checkpoint's), atomically; return them."""
         rows = [r for r in self.read_metrics() if r.get("step", 0) <= step]
-        tmp = self.metrics.with_name(f".{METRICS_FILE}.tmp")
-        tmp.write_text("".join(json.dumps(finite_row(r), allow_nan=False) + "\n" for r in rows))
-        os.replace(tmp, self.metrics)
+        _replace_whole(self.metrics, "".join(json.dumps(finite_row(r), allow_nan=False) + "\n" for r in rows))
         return rows
 
     # -- status.json -------------------------------------------------------------------------------
@@ -123,10 +275,28 @@ class RunFolder:
     def write_status(self, state: str, **fields) -> None:
         """Record the run's state (atomically) for the app and other observers: starting, running,
         stopped (checkpoint saved, resumable), finished or failed (with a message)."""
-        record = {"state": state, "pid": os.getpid(), "time": time.time(), **fields}
-        tmp = self.path / f".{STATUS_FILE}.tmp-{os.getpid()}"
-        tmp.write_text(json.dumps(record) + "\n")
-        os.replace(tmp, self.status_file)
+        record = json.dumps({"state": state, "pid": os.getpid(), "time": time.time(), **fields}) + "\n"
+        try:
+            _replace_whole(self.status_file, record)
+        except OSError:
+            if not self.status_file.exists():
+                raise
+            # A full disk has no room for a new file, but the old one's block is there to reuse:
+            # written in place (a reader may catch it half-written, and reads None then).
+            with open(self.status_file, "r+b") as f:
+                f.write(record.encode())
+                f.truncate()
+
+    def write_error(self, exc: OSError, what: str) -> str:
+        """What went wrong writing ``what`` (a file's name) into this run, in words: a full disk
+        named by its mount point, else the system's reason."""
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            full = "full" if exc.errno == errno.ENOSPC else "over its quota"
+            return (
+                f"disk full: the file system at {_mount_point(self.path)} (holding {self.path}) is "
+                f"{full} ({errno.errorcode[exc.errno]}: {exc.strerror}) while writing {what}"
+            )
+        return f"could not write {what} in {self.path}: {exc.strerror or exc}"
 
     def create(self) -> None:
         """Make the run folder (and its parents).
@@ -148,12 +318,24 @@ class RunFolder:
         except (FileNotFoundError, json.JSONDecodeError):
             return None
 
+    # -- dataset.json: the data the run trains on -----------------------------------------------------
+
+    def write_data_record(self, record: dict) -> None:
+        """Record the data the run trains on (``explorer.data.cache.fingerprint``), atomically."""
+        _replace_whole(self.path / DATA_FILE, json.dumps(record, indent=2) + "\n")
+
+    def read_data_record(self) -> dict | None:
+        """The recorded data of the run; None for a run from before the record was kept."""
+        try:
+            return json.loads((self.path / DATA_FILE).read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return None
+
     # -- commands.txt ------------------------------------------------------------------------------
 
     def record_commands(self, lines: list[str]) -> None:
         """Append lines to commands.txt: how the run was made, for its model card."""
-        with open(self.commands, "a") as f:
-            f.writelines(line + "\n" for line in lines)
+        _append_whole(self.commands, "".join(line + "\n" for line in lines))
 
     def read_commands(self) -> list[str]:
         try:
@@ -180,9 +362,13 @@ class RunFolder:
             items.append(("labels.npy", np.asarray(labels, dtype=np.int16)))
         for name, array in items:
             tmp = self.latents / f".{name}.tmp-{os.getpid()}"
-            with open(tmp, "wb") as f:
-                np.save(f, array)
-            os.replace(tmp, self.latents / name)
+            try:
+                with open(tmp, "wb") as f:
+                    np.save(f, array)
+                os.replace(tmp, self.latents / name)
+            except BaseException:
+                tmp.unlink(missing_ok=True)  # no empty temporary file left by a full disk
+                raise
         return self.latents / items[0][0]
 
     def read_latent_snapshots(self):

@@ -43,16 +43,19 @@ def make_optimizer(model: VAE, cfg: TrainConfig, capturable: bool = False) -> to
     device so that its update can be recorded in a CUDA graph."""
     cls = OPTIMIZERS[cfg.optimizer]
     kwargs = {"lr": cfg.lr, "weight_decay": cfg.weight_decay}
+    params = list(model.parameters())
+    if cfg.algorithm == "mcem":  # Monte Carlo EM learns the decoder alone (no recognition model)
+        params = [p for n, p in model.named_parameters() if not n.startswith(("encoder", "enc_head"))]
     if capturable:
         kwargs["capturable"] = True
     if cfg.optimizer in ("adam", "adagrad", "sgd"):
         # One fused kernel for the whole update where the device has one (Adam on CPU: 23% off
         # a 784-400-20 step); the same mathematics as the per-parameter loop.
         try:
-            return cls(model.parameters(), fused=True, **kwargs)
+            return cls(params, fused=True, **kwargs)
         except (RuntimeError, ValueError, TypeError):
             pass
-    return cls(model.parameters(), **kwargs)
+    return cls(params, **kwargs)
 
 
 class Loss(nn.Module):

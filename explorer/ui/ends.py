@@ -10,6 +10,7 @@ from explorer.pictures.images import make_grid, png_bytes
 from explorer.pictures.reading import UPLOAD_TYPES
 from explorer.ui.image_report import verdict_line
 from explorer.ui.models import test_images
+from explorer.ui.widgets import data_number_input
 
 SOURCES = ["test image", "upload", "drawing"]
 
@@ -25,7 +26,8 @@ def interpolation_end(column, label: str, default_index: int, model, key, datase
         source = st.radio(f"{label} from", available, horizontal=True, key=f"src-{label}")
         chosen = None
         if source == "test image":
-            index = st.number_input(
+            index = data_number_input(
+                st,
                 "Test index",
                 0,
                 len(images) - 1,

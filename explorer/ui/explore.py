@@ -14,7 +14,7 @@ from explorer.evaluate import score_name
 from explorer.explore.neighbours import nearest
 from explorer.model import VAE
 from explorer.pictures.images import make_grid, png_bytes
-from explorer.ui.models import encoded_test_set, test_images, test_reconstructions
+from explorer.ui.models import encoded_test_set, test_elbo, test_images
 
 NEIGHBOURS = 8
 GALLERY_MOST = 48  # selected images drawn; the figures and downloads cover the whole selection
@@ -104,7 +104,7 @@ def selection_panel(model: VAE, key: tuple[str, int], dataset: str, indices: lis
     the first ``GALLERY_MOST`` images, and downloads of the selection's codes and indices."""
     images, labels = test_images(dataset)
     codes = encoded_test_set(*key, dataset)
-    score = test_reconstructions(*key, dataset).elbo[indices].double()
+    score = test_elbo(*key, dataset)[indices].double()
     counts = torch.bincount(labels[indices]).tolist()
     by_label = ", ".join(f"{names[k] if names else k}: {c}" for k, c in enumerate(counts) if c)
     st.subheader(f"Selection: {len(indices):,} test images")
@@ -135,22 +135,32 @@ def selection_panel(model: VAE, key: tuple[str, int], dataset: str, indices: lis
     )
 
 
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _test_set_files(path: str, mtime_ns: int, dataset: str, names: tuple | None) -> tuple[bytes, bytes]:
+    """(CSV, NPY) of every test image's code with its label: written once per model (a rerun of
+    the page, a click on the map, would otherwise format 10,000 rows again)."""
+    labels = test_images(dataset)[1]
+    codes = encoded_test_set(path, mtime_ns, dataset)
+    everything = range(len(labels))
+    return codes_table(codes, labels, everything, list(names) if names else None), codes_npy(
+        codes, labels, everything
+    )
+
+
 def test_set_downloads(key: tuple[str, int], dataset: str, names=None) -> None:
     """Downloads of every test image's code with its label: CSV, and NPY (a structured array)."""
-    images, labels = test_images(dataset)
-    codes = encoded_test_set(*key, dataset)
-    everything = range(len(labels))
+    csv, npy = _test_set_files(*key, dataset, tuple(names) if names else None)
     a, b = st.columns(2)
     a.download_button(
         "Codes of the test set (CSV)",
-        codes_table(codes, labels, everything, names),
+        csv,
         file_name=f"{dataset}-test-codes.csv",
         mime="text/csv",
         key="download-codes-csv",
     )
     b.download_button(
         "Codes of the test set (NPY)",
-        codes_npy(codes, labels, everything),
+        npy,
         file_name=f"{dataset}-test-codes.npy",
         mime="application/octet-stream",
         key="download-codes-npy",

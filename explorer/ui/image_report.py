@@ -12,12 +12,19 @@ import torch
 from explorer.data.specs import spec
 from explorer.evaluate import score_name
 from explorer.explore.posterior import deterministic, posterior, posterior_samples
-from explorer.explore.strangers import SOURCE, STRANGER_QUANTILE, Reference, stranger_message
+from explorer.explore.strangers import (
+    STRANGER_QUANTILE,
+    Reference,
+    source,
+    stranger_message,
+    unmeasured_note,
+    verdict_measured,
+)
 from explorer.model import VAE
 from explorer.pictures.images import make_grid, png_bytes
 from explorer.pictures.plots import posterior_bars as bars
 from explorer.ui.explore import neighbours_panel
-from explorer.ui.models import stranger_detector, test_reconstructions
+from explorer.ui.models import stranger_detector, test_elbo
 
 SAMPLES = 8  # draws from q(z|x) shown beside the mean
 
@@ -40,16 +47,17 @@ GALLERY_COLUMNS = 8  # test images per row on the Reconstruct page
 
 
 def reconstruction_gallery(rec, picked: torch.Tensor, labels: torch.Tensor, names) -> None:
-    """Test images (``picked`` of the Reconstruction ``rec``), each above its reconstruction with
-    its index, label and ELBO (an autoencoder: log p(x|z)) under it, in rows of ``GALLERY_COLUMNS``."""
+    """Test images ``picked`` (k,), reconstructed in ``rec`` (a Reconstruction of those k images,
+    in that order), each above its reconstruction with its index, label and ELBO (an
+    autoencoder: log p(x|z)) under it, in rows of ``GALLERY_COLUMNS``."""
     score = "ELBO" if rec.variational else "log p(x|z)"
     for start in range(0, len(picked), GALLERY_COLUMNS):
-        row = picked[start : start + GALLERY_COLUMNS].tolist()
-        for column, i in zip(st.columns(GALLERY_COLUMNS), row):
+        row = list(enumerate(picked.tolist()))[start : start + GALLERY_COLUMNS]
+        for column, (j, i) in zip(st.columns(GALLERY_COLUMNS), row):
             k = int(labels[i])
             column.image(
-                png_bytes(make_grid(torch.stack([rec.inputs[i], rec.outputs[i]]), 1), scale=3),
-                caption=f"#{i} · {names[k] if names else k} · {score} {float(rec.elbo[i]):.1f}",
+                png_bytes(make_grid(torch.stack([rec.inputs[j], rec.outputs[j]]), 1), scale=3),
+                caption=f"#{i} · {names[k] if names else k} · {score} {float(rec.elbo[j]):.1f}",
                 output_format="PNG",
             )
 
@@ -57,9 +65,7 @@ def reconstruction_gallery(rec, picked: torch.Tensor, labels: torch.Tensor, name
 def reference(path: str, mtime_ns: int, dataset: str) -> Reference:
     """The test set as the yardstick of an image the user gives: per-image ELBO and the stranger
     detector, both cached per model."""
-    return Reference(
-        test_reconstructions(path, mtime_ns, dataset).elbo, stranger_detector(path, mtime_ns, dataset)
-    )
+    return Reference(test_elbo(path, mtime_ns, dataset), stranger_detector(path, mtime_ns, dataset))
 
 
 POSTERIOR_AS_TEXT = 4  # latent sizes up to this are written out; wider ones drawn as bars
@@ -93,12 +99,19 @@ def verdict_line(model: VAE, x: torch.Tensor, key: tuple[str, int], dataset: str
         st.error(f"The model's {score} for this image is not finite: its weights have diverged.")
         return
     verdict = judged.verdict
+    if not verdict_measured(dataset):
+        st.markdown(
+            f"{score} {judged.elbo:.1f} nats (higher than {judged.elbo_percentile:.0f}% of the test "
+            "images); no stranger verdict",
+            help=unmeasured_note(dataset),
+        )
+        return
     st.markdown(
         f"{score} {judged.elbo:.1f} nats (higher than {judged.elbo_percentile:.0f}% of the test images); "
         f"stranger than {verdict.percentile:.0f}% of them: "
         + ("**a stranger**" if verdict.stranger else "typical enough"),
         help=f"Strangeness says whether the image is like the training data, which the {score} alone "
-        f"cannot. It is {SOURCE}.",
+        f"cannot. It is {source(score)}.",
     )
     warning = stranger_message(verdict, spec(dataset).a_item)
     if warning:
@@ -127,6 +140,13 @@ def image_report(model: VAE, x: torch.Tensor, key: tuple[str, int], dataset: str
         )
         return mu, sigma
     verdict = judged.verdict
+    if not verdict_measured(dataset):
+        st.markdown(
+            f"{score} **{judged.elbo:.2f}** nats: higher than **{judged.elbo_percentile:.1f}%** of the "
+            "test images."
+        )
+        st.caption(unmeasured_note(dataset))
+        return _rest_of_report(model, key, dataset, x, mu, sigma, name)
     st.markdown(
         f"{score} **{judged.elbo:.2f}** nats: higher than **{judged.elbo_percentile:.1f}%** of the test "
         "images.  \n"
@@ -136,11 +156,17 @@ def image_report(model: VAE, x: torch.Tensor, key: tuple[str, int], dataset: str
     )
     st.caption(
         f"Strangeness says whether the image is like the training data, which the {score} alone cannot: "
-        f"a model can give images of another kind a higher {score} than its own. It measures {SOURCE}."
+        f"a model can give images of another kind a higher {score} than its own. It measures "
+        f"{source(score)}."
     )
     warning = stranger_message(verdict, spec(dataset).a_item)
     if warning:
         st.warning(warning, icon=":material/help:")
+    return _rest_of_report(model, key, dataset, x, mu, sigma, name)
+
+
+def _rest_of_report(model: VAE, key: tuple[str, int], dataset: str, x, mu, sigma, name: str):
+    """Below the verdict: the posterior's bars and the nearest test images; returns (mu, sigma)."""
     posterior_bars(mu, sigma, name)
     with st.expander(f"Nearest test images to {name}"):
         neighbours_panel(model, key, dataset, x, mu, names=list(spec(dataset).label_names) or None)

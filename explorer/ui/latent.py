@@ -3,8 +3,6 @@ dot shows (the image, its reconstruction, its posterior as ellipses and draws)."
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import streamlit as st
 import torch
@@ -12,12 +10,13 @@ import torch
 from explorer.evaluate import Projection
 from explorer.explore.posterior import posterior
 from explorer.model import VAE
-from explorer.pictures.latent_plots import latent_scatter
+from explorer.pictures.latent_plots import include_points, latent_scatter
 from explorer.ui.explore import neighbours_panel, selected_indices, selection_panel, test_set_downloads
 from explorer.ui.image_report import posterior_bars, samples_picture
 from explorer.ui.models import chosen_map, encoded_test_set, label_names, test_images
 from explorer.ui.scatter import axis_titles, draw_posterior
 
+DECADES = 3.0  # density contours: from the peak of log10 q(z) down this far
 PICKED = "picked"  # session state: (model choice, test index) of the clicked dot
 SELECTED = "selected"  # session state: (model choice, [test indices]) of a box or lasso selection
 
@@ -45,19 +44,28 @@ def add_density(
     q(z|x) in a PCA or latent plane (``explorer.explore.density``), or, for an autoencoder's codes and
     for t-SNE and UMAP maps (which carry no Gaussians), a histogram's contours of the points."""
     if variational and isinstance(projection, Projection):
-        reach = float(points.abs().max()) if len(points) else 4.0
         from explorer.ui.prior_map import aggregate_density
 
-        dmap = aggregate_density(*key, dataset, float(max(4, math.ceil(reach))))  # the whole map
+        # The stored grid reaches past the farthest code (explorer.explore.derived.contour_reach: no contour
+        # is cut flat at its edge), and the lines span DECADES below the peak: further down they
+        # piled into a black band.
+        dmap = aggregate_density(*key, dataset, whole_map=True)
+        log_q = np.log10(np.maximum(dmap.aggregate, 1e-12))
+        top = float(log_q.max())
         trace = {"type": "contour", "x": dmap.xs.tolist(), "y": dmap.ys.tolist(),
-                 "z": np.log10(np.maximum(dmap.aggregate, 1e-12)).tolist(), "ncontours": 12,
-                 "name": "q(z), log10"}  # fmt: skip
+                 "z": log_q.round(3).tolist(), "autocontour": False, "name": "q(z), log10",
+                 "contours": {"start": top - DECADES, "end": top - 0.25, "size": 0.5}}  # fmt: skip
+        rows, cols = np.nonzero(log_q >= top - DECADES)  # the outermost line: on the map, not cut
+        if len(rows):
+            include_points(
+                fig, [[dmap.xs[cols.min()], dmap.ys[rows.min()]], [dmap.xs[cols.max()], dmap.ys[rows.max()]]]
+            )
     else:
         trace = {"type": "histogram2dcontour", "x": points[:, 0].tolist(), "y": points[:, 1].tolist(),
                  "ncontours": 12, "name": "density of the codes"}  # fmt: skip
     grey = [[0, "#444444"], [1, "#444444"]]  # one dark grey: lines that show over any dots
-    trace.update(contours={"coloring": "lines"}, colorscale=grey, showscale=False, hoverinfo="skip",
-                 line={"width": 1.2}, showlegend=True)  # fmt: skip
+    trace.update(colorscale=grey, showscale=False, hoverinfo="skip", line={"width": 1.2}, showlegend=False)
+    trace["contours"] = {**trace.get("contours", {}), "coloring": "lines"}
     fig.add_trace(trace)
 
 
@@ -90,6 +98,8 @@ def test_set_scatter(
         st.warning(
             f"There is no test image #{picked[1]}: the test images run from #0 to #{len(labels) - 1:,}."
         )
+        del st.session_state[PICKED]  # and out of the address, which must not share it on
+        st.query_params.pop("point", None)
     if not picked or picked[0] != choice or picked[1] >= len(labels):
         picked = None  # (an image past the dots shown is still shown: a link may name any)
     points = projection(means[:count])

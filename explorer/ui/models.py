@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import threading
 
 import streamlit as st
 import torch
@@ -19,9 +20,12 @@ from explorer.checkpoints import (
 from explorer.data.cache import load_dataset
 from explorer.data.specs import spec
 from explorer.errors import ExplorerError
-from explorer.evaluate import ACTIVE_UNIT_THRESHOLD, bits_per_dim, encode_means, fit_projection, latent_stats
-from explorer.explore.latent import manifold, manifold_at, reconstruct
-from explorer.explore.strangers import StrangerDetector, fit_detector
+from explorer.evaluate import ACTIVE_UNIT_THRESHOLD, bits_per_dim, fit_projection
+from explorer.explore.derived import Derived, Stale, model_checksum
+from explorer.explore.derived import ensure as ensure_derived
+from explorer.explore.derived import load as load_derived
+from explorer.explore.latent import manifold, manifold_at
+from explorer.explore.strangers import StrangerDetector
 from explorer.model import VAE
 from explorer.pictures.images import ScatterPicture, make_grid, png_bytes
 from explorer.pictures.plots import PALETTE
@@ -94,6 +98,7 @@ PAGES = (  # (script, sidebar label, icon, what it offers: the Home page's list,
         ":material/swap_horiz:",
         "Traversals: one dimension at a time, attribute vectors, analogies",
     ),
+    ("pages/8_Theory.py", "Theory", ":material/function:", "Theory: from EM to AEVB, as live experiments"),
     (
         "pages/9_Paper.py",
         "Paper",
@@ -109,24 +114,33 @@ def navigation() -> None:
     for path, label, icon, _ in PAGES:
         st.sidebar.page_link(path, label=label, icon=icon)
     st.sidebar.divider()
+    # A page link's label wraps instead of being cut with an ellipsis (on a phone, the Home
+    # page's longer offers ran off the screen).
+    st.sidebar.html(
+        "<style>[data-testid=stPageLink] span, [data-testid=stPageLink] p, [data-testid=stPageLink] "
+        "[data-testid=stMarkdownContainer] { white-space: normal; overflow: visible; }</style>"
+    )
 
 
 def model_picker() -> str | None:
     """The sidebar: page links, then a select box of shipped models and runs, remembered across
     pages."""
     navigation()
-    restore_view()
     options = choices()
     if not options:
         st.sidebar.error("No models found in pretrained/ or runs/. Train one on the Train page.")
         return None
     default = "mnist-z2" if "mnist-z2" in options else options[0]
+    restore_view(options, default)
     current = st.session_state.get("model", default)
     if current not in options:
         st.warning(
             f"There is no model {current!r} here (a link from another machine, or a removed run); "
             f"showing {default} instead."
         )
+        picked = st.session_state.get("picked")  # a clicked test image in the link: kept (ui/share.py)
+        if picked and picked[0] == current:
+            st.session_state["picked"] = (default, picked[1])
     index = options.index(current) if current in options else options.index(default)
     choice = st.sidebar.selectbox(
         "Model", options, index=index, key="model_picker", help="Shipped models, then your runs in runs/"
@@ -167,13 +181,58 @@ def test_images(dataset: str) -> tuple[torch.Tensor, torch.Tensor]:
     return data.images.float() / 255.0, data.labels
 
 
-@st.cache_data(show_spinner="Encoding the test set...", max_entries=8)
+WHILE_MEASURING = {  # the spinner while a part of explorer.explore.derived is measured (then stored)
+    "codes": "Encoding the test set",
+    "elbo": "Scoring each test image (ELBO)",
+    "units": "Measuring each latent dimension",
+    "detector": "Measuring what is typical of the test set",
+    "densities": "Mapping the aggregate posterior",
+}
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _derived_store(path: str, mtime_ns: int) -> tuple[threading.Lock, dict]:
+    """The figures stored beside the model (``explorer.explore.derived``), read once per process, and the
+    lock under which a missing part is measured (one session measures; the others wait)."""
+    try:
+        figures = load_derived(path, model_checksum(path))
+    except Stale:
+        figures = None
+    return threading.Lock(), {"figures": figures}
+
+
+def derived_figures(path: str, mtime_ns: int, part: str = "codes") -> Derived:
+    """The model's test-set figures with ``part`` (one of ``explorer.explore.derived.PARTS``) in them:
+    read from beside the model in milliseconds, or measured once, stored there and shared by
+    every session (read-only)."""
+    lock, holder = _derived_store(path, mtime_ns)
+    figures = holder["figures"]
+    if figures is not None and figures.has(part):
+        return figures
+    with lock:
+        figures = holder["figures"]
+        if figures is None or not figures.has(part):
+            if part in WHILE_MEASURING:
+                text = f"{WHILE_MEASURING[part]}: once, then it is stored beside the model..."
+            else:
+                from explorer.explore.projections import NAMES
+
+                text = (
+                    f"Fitting a {NAMES[part]} map of the test codes ({FIT_COST[part]}; once per model: "
+                    "it is stored beside the model for every page and every later start)..."
+                )
+            with st.spinner(text, show_time=True):
+                figures = ensure_derived(path, cached_model(path, mtime_ns), (part,), known=figures)
+            holder["figures"] = figures
+    return figures
+
+
 def encoded_test_set(path: str, mtime_ns: int, dataset: str) -> torch.Tensor:
-    """Posterior means (N, z) of the test set under the model at ``path``."""
-    return encode_means(cached_model(path, mtime_ns), test_images(dataset)[0])
+    """Posterior means (N, z) of the test set under the model at ``path`` (shared: read only)."""
+    return derived_figures(path, mtime_ns).codes
 
 
-@st.cache_data(show_spinner="Encoding the test set...", max_entries=8)
+@st.cache_resource(show_spinner=False, max_entries=8)
 def latent_map(path: str, mtime_ns: int, dataset: str):
     """(posterior means (N, z), their 2-D projection, test labels): what the scatters plot."""
     means = encoded_test_set(path, mtime_ns, dataset)
@@ -181,24 +240,28 @@ def latent_map(path: str, mtime_ns: int, dataset: str):
 
 
 MAP_KEY = "map"  # session state: the map of a wide latent space (explorer.explore.projections.METHODS)
-MAP_COST = "t-SNE about 40 s, UMAP about 10 s (45 s the first time) for 10,000 codes on a 2-core CPU"
-FIT_COST = {"tsne": "about 40 s", "umap": "about 10 s, or 45 s the first time the app fits one"}
+# What a fit of mnist-z20's 10,000 codes took on the 2-core bench host (bench/README.md,
+# projections: idle; the busy host's from issue 31). Shipped models store their maps.
+MAP_COST = (
+    "shipped models come with both; a run's take 32 s (t-SNE) and 9 s (UMAP; 44 s the first in a "
+    "process) for 10,000 codes on an idle 2-core CPU, up to a minute on a busy one"
+)
+FIT_COST = {
+    "tsne": "32 s on an idle 2-core CPU, up to a minute on a busy one",
+    "umap": "9 s on an idle 2-core CPU, 44 s the first in a process, up to a minute on a busy one",
+}
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
 def nonlinear_map(path: str, mtime_ns: int, dataset: str, method: str):
-    """A t-SNE or UMAP map of the model's encoded test set, fitted once per model and method and
-    shared by every session (``explorer.explore.projections.fit_nonlinear``)."""
-    from explorer.explore.projections import NAMES, fit_nonlinear
+    """A t-SNE or UMAP map of the model's encoded test set: the one stored beside the model, or
+    fitted once (``explorer.explore.projections.fit_nonlinear``), stored there, and shared by every session.
+    New points are placed at the median place of their nearest fitted codes."""
+    from explorer.explore.projections import NonlinearProjection
 
-    means = encoded_test_set(path, mtime_ns, dataset)
-    cost = FIT_COST.get(method, "")
-    text = (
-        f"Fitting a {NAMES[method]} map of the {len(means):,} test codes ({cost} on a 2-core CPU; once "
-        "per model, then every page uses it)..."
-    )
-    with st.spinner(text, show_time=True):
-        return fit_nonlinear(method, means)
+    figures = derived_figures(path, mtime_ns, method)
+    points = figures.maps[method].numpy()
+    return NonlinearProjection(method, figures.codes, None, points, figures.seconds.get(method, 0.0))
 
 
 def chosen_map(path: str, mtime_ns: int, dataset: str):
@@ -208,6 +271,11 @@ def chosen_map(path: str, mtime_ns: int, dataset: str):
     method = st.session_state.get(MAP_KEY, "pca")
     if projection.kind == "identity" or method == "pca":
         return means, projection, labels
+    from explorer.explore.projections import MIN_CODES, NAMES
+
+    if len(means) < MIN_CODES:  # a small folder's test set: PCA, said once where the map is drawn
+        st.info(f"{len(means)} test codes are too few for a {NAMES[method]} map (it needs {MIN_CODES}): PCA.")
+        return means, projection, labels
     return means, nonlinear_map(path, mtime_ns, dataset, method), labels
 
 
@@ -215,9 +283,10 @@ def chosen_map(path: str, mtime_ns: int, dataset: str):
 def scatter_picture(path: str, mtime_ns: int, dataset: str) -> ScatterPicture:
     """The Manifold page's small map: MAP_POINTS encoded test images, drawn once per model."""
     means, projection, labels = latent_map(path, mtime_ns, dataset)
-    return ScatterPicture(
-        projection(means[:MAP_POINTS]), labels[:MAP_POINTS], list(PALETTE), lim=map_reach(means)
-    )
+    points = projection(means[:MAP_POINTS])
+    # every dot drawn: an autoencoder's far clusters (mnist-ae-z2's 1s, beyond +-50) included
+    lim = max(map_reach(means), float(math.ceil(points.abs().max()))) if len(points) else map_reach(means)
+    return ScatterPicture(points, labels[:MAP_POINTS], list(PALETTE), lim=lim)
 
 
 def map_reach(means: torch.Tensor) -> float:
@@ -228,19 +297,24 @@ def map_reach(means: torch.Tensor) -> float:
     return 4.0 if spread <= 4.0 else float(math.ceil(spread))
 
 
-@st.cache_data(show_spinner="Measuring each latent dimension...", max_entries=8)
 def latent_activity(path: str, mtime_ns: int, dataset: str) -> tuple[list[float], list[float], list[bool]]:
     """Per latent dimension over the test set: mean KL(q(z_j|x) || N(0, 1)) in nats, the variance
     of the posterior means, and whether the unit is active (Burda et al.: variance above
     ``ACTIVE_UNIT_THRESHOLD``)."""
-    variance, kl = latent_stats(cached_model(path, mtime_ns), test_images(dataset)[0])
-    return kl.tolist(), variance.tolist(), [v > ACTIVE_UNIT_THRESHOLD for v in variance.tolist()]
+    figures = derived_figures(path, mtime_ns, "units")
+    variance = figures.variance.tolist()
+    return figures.kl.tolist(), variance, [v > ACTIVE_UNIT_THRESHOLD for v in variance]
 
 
-@st.cache_resource(show_spinner="Measuring what is typical of the test set...", max_entries=8)
 def stranger_detector(path: str, mtime_ns: int, dataset: str) -> StrangerDetector:
-    """The model's stranger detector, fitted on its test set's first images (shared by sessions)."""
-    return fit_detector(cached_model(path, mtime_ns), test_images(dataset)[0], dataset)
+    """The model's stranger detector, fitted on its test set's first images (stored beside it)."""
+    return derived_figures(path, mtime_ns, "detector").detector
+
+
+def test_elbo(path: str, mtime_ns: int, dataset: str) -> torch.Tensor:
+    """Per-image ELBO (N,) of the test set in nats (``explorer.explore.latent.reconstruct``; an
+    autoencoder: log p(x|z)), stored beside the model."""
+    return derived_figures(path, mtime_ns, "elbo").elbo
 
 
 GRID_PIXELS = 560  # the Manifold grid picture's side
@@ -259,13 +333,6 @@ def manifold_png_at(path: str, mtime_ns: int, xs: tuple, ys: tuple, axis_a: int,
     """The decoded grid over given z values (``explorer.explore.latent.manifold_at``) as a PNG."""
     picture = make_grid(manifold_at(cached_model(path, mtime_ns), xs, ys, (axis_a, axis_b)), len(xs), pad=0)
     return png_bytes(picture, scale=max(1, GRID_PIXELS // picture.shape[1]))
-
-
-@st.cache_resource(show_spinner="Reconstructing the test set...", max_entries=4)
-def test_reconstructions(path: str, mtime_ns: int, dataset: str):
-    """Reconstruction of the whole test set with per-image ELBO (grey-level inputs). Shared and
-    read-only: cache_data would unpickle a 63 MB copy for every rerun of every session."""
-    return reconstruct(cached_model(path, mtime_ns), test_images(dataset)[0])
 
 
 def _count(n: int | None) -> str:

@@ -9,7 +9,9 @@ import streamlit as st
 
 from explorer.paper.curves import read_curves, shipped_path
 from explorer.paper.figure2 import DATASETS, PAPER_MINUTES_PER_MILLION, Reproduction
-from explorer.paper.figures import figure2, gap_sentence
+from explorer.paper.figure3 import TRAIN_SIZES
+from explorer.paper.figure3 import Panel as Figure3Panel
+from explorer.paper.figures import figure2, figure3, gap_sentence, ordering_sentence
 from explorer.train.runfolder import runs_root
 
 
@@ -21,6 +23,28 @@ def _stamp(paths: list[Path]) -> tuple:
 def _curves(shipped: str, runs: str, _stamps: tuple) -> list[dict]:
     mine = Reproduction(Path(runs), samples=0).curves()
     return [{**c, "source": "shipped"} for c in read_curves(Path(shipped))] + mine
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _curves3(shipped: str, runs: str, _stamps: tuple) -> list[dict]:
+    mine = Reproduction(Path(runs), samples=0, panel_type=Figure3Panel).curves()
+    return [{**c, "source": "shipped"} for c in read_curves(Path(shipped))] + mine
+
+
+def figure3_curves() -> list[dict]:
+    """Shipped Figure 3 curves and the user's own (``vae-explorer paper figure3`` runs)."""
+    shipped, runs = shipped_path("figure3"), runs_root() / "paper" / "figure3"
+    files = [shipped, *sorted(runs.glob("*/metrics.jsonl"))] if runs.is_dir() else [shipped]
+    return _curves3(str(shipped), str(runs), _stamp(files))
+
+
+def figure3_panels(curves: list[dict]) -> None:
+    """Figure 3's two panels and, under them, the measured ordering of each."""
+    if not curves:
+        st.info("No Figure 3 curves yet. Run `vae-explorer paper figure3` and they appear here as they grow.")
+        return
+    st.plotly_chart(figure3(curves, TRAIN_SIZES), width="stretch", key="figure3")
+    st.markdown("\n".join(f"- {ordering_sentence(curves, n)}" for n in TRAIN_SIZES))
 
 
 def figure2_curves() -> list[dict]:
@@ -44,7 +68,7 @@ def figure2_panels(curves: list[dict], dataset: str) -> None:
             + " and they appear here as they grow."
         )
         return
-    st.plotly_chart(figure2(curves, dataset, sizes), use_container_width=True, key=f"figure2-{dataset}")
+    st.plotly_chart(figure2(curves, dataset, sizes), width="stretch", key=f"figure2-{dataset}")
     st.markdown("\n".join(f"- {gap_sentence(curves, dataset, n)}" for n in sizes))
 
 
@@ -55,10 +79,12 @@ def cost_table(curves: list[dict]) -> None:
         last = c["points"][-1][0] if c["points"] else 0
         if c.get("seconds") and last:
             minutes = c["seconds"] / 60 / (last / 1e6)
-            rows.append({"dataset": c["dataset"], "N_z": c["nz"], "algorithm": c["algorithm"],
+            figure = "Figure 3" if "n_train" in c else "Figure 2"
+            rows.append({"figure": figure, "dataset": c.get("dataset", "mnist"), "N_z": c.get("nz", 3),
+                         "N_train": c.get("n_train"), "algorithm": c["algorithm"],
                          "samples reached": f"{last:,}", "minutes per 10^6 samples": round(minutes, 1),
                          "Adagrad step size": c.get("lr"), "curve": c.get("source")})  # fmt: skip
     if rows:
         lo, hi = PAPER_MINUTES_PER_MILLION
         st.caption(f"The paper: {lo}-{hi} minutes per million training samples on a 40 GFLOPS Xeon. Ours:")
-        st.dataframe(rows, hide_index=True, use_container_width=True)
+        st.dataframe(rows, hide_index=True, width="stretch")

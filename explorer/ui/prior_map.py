@@ -5,31 +5,27 @@ from __future__ import annotations
 
 import streamlit as st
 
-from explorer.evaluate import ACTIVE_UNIT_THRESHOLD, Projection, latent_stats
-from explorer.explore.density import HOLE_RADIUS, HOLE_RATIO, density_map
-from explorer.explore.posterior import posterior
+from explorer.evaluate import ACTIVE_UNIT_THRESHOLD, Projection
+from explorer.explore.density import HOLE_RADIUS, HOLE_RATIO
+from explorer.explore.derived import DENSITY_IMAGES
 from explorer.pictures.latent_plots import prior_vs_posterior
 from explorer.pictures.plots import kl_bars
-from explorer.ui.models import cached_model, latent_map, test_images
+from explorer.ui.models import derived_figures
 from explorer.ui.scatter import axis_titles
 
-DENSITY_IMAGES = 5000  # test images whose posteriors make up the aggregate posterior map
 
-
-@st.cache_data(show_spinner="Mapping the aggregate posterior...", max_entries=8)
-def aggregate_density(path: str, mtime_ns: int, dataset: str, lim: float | None = None):
+def aggregate_density(path: str, mtime_ns: int, dataset: str, whole_map: bool = False):
     """The aggregate posterior of DENSITY_IMAGES test images and the prior in the map's plane
-    (``explorer.explore.density.density_map``), over [-lim, lim]^2 (default: the prior's 4 sigma)."""
-    x = test_images(dataset)[0][:DENSITY_IMAGES]
-    mu, sigma = posterior(cached_model(path, mtime_ns), x)
-    return density_map(latent_map(path, mtime_ns, dataset)[1], mu, sigma, lim=lim)
+    (``explorer.explore.density.density_map``), stored beside the model
+    (``explorer.explore.derived``): over the prior's 4 sigma (the Prior tab), or ``whole_map`` over
+    every code of the scatter."""
+    return derived_figures(path, mtime_ns, "densities").densities["map" if whole_map else "prior"]
 
 
-@st.cache_data(show_spinner="Mapping the aggregate posterior...", max_entries=8)
 def prior_map(path: str, mtime_ns: int, dataset: str):
     """(density map, KL per dimension, variance of the means per dimension) for the model."""
-    variance, kl = latent_stats(cached_model(path, mtime_ns), test_images(dataset)[0])
-    return aggregate_density(path, mtime_ns, dataset), kl.tolist(), variance.tolist()
+    figures = derived_figures(path, mtime_ns, "units")
+    return aggregate_density(path, mtime_ns, dataset), figures.kl.tolist(), figures.variance.tolist()
 
 
 def show_prior_map(key: tuple[str, int], dataset: str, projection: Projection) -> None:
@@ -53,6 +49,7 @@ def show_prior_map(key: tuple[str, int], dataset: str, projection: Projection) -
             help="Probability that z ~ N(0, I) lands in a red region of the map",
         )
         active = sum(v > ACTIVE_UNIT_THRESHOLD for v in variance)
+        inactive = [f"z{j + 1}" for j, v in enumerate(variance) if v <= ACTIVE_UNIT_THRESHOLD]
         st.metric(
             "Active units",
             f"{active} of {len(kl)}",
@@ -61,8 +58,13 @@ def show_prior_map(key: tuple[str, int], dataset: str, projection: Projection) -
         st.plotly_chart(kl_bars(kl, variance, ACTIVE_UNIT_THRESHOLD), key="kl-bars")
         st.caption(
             f"KL(q(z_j|x) || N(0, 1)) per latent dimension, averaged over the test set, "
-            f"{sum(kl):.2f} nats in all. Grey bars are inactive units: the encoder ignores them and "
-            "the decoder gets no information through them."
+            f"{sum(kl):.2f} nats in all."
+            + (
+                f" Inactive units: {', '.join(inactive)} (their bars, grey, have almost no height): "
+                "the encoder ignores them and the decoder gets no information through them."
+                if active < len(kl)
+                else " Every unit is active."
+            )
         )
         if projection.kind == "pca":
             st.caption(

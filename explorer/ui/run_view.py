@@ -49,6 +49,8 @@ def show_run(registry: JobRegistry, name: str) -> None:
     if view.active and st.button("Stop (saves a checkpoint)", key=f"stop-{name}"):
         registry.stop(name)
         st.toast(f"Stopping {name}: it saves a checkpoint first.")
+    if not view.active and registry.folder(name).has_checkpoint():
+        resume_control(registry, name, view.epoch, view.epochs)
     if view.rows:
         st.plotly_chart(
             training_curves({name: view.rows}, {name: view.steps_per_epoch}), key=f"curves-{name}"
@@ -61,6 +63,31 @@ def show_run(registry: JobRegistry, name: str) -> None:
         st.session_state["was_active"] = False
         st.rerun()  # the finished run now appears in the model picker
     st.session_state["was_active"] = view.active
+
+
+def resume_control(registry: JobRegistry, name: str, done: int, target: int | None) -> None:
+    """Resume a stopped, lost or finished run from its last checkpoint with its own optimiser
+    state (``vae-explorer train --resume``), on to a new number of epochs."""
+    left, right = st.columns([1, 1], vertical_alignment="bottom")
+    start = target if target and target > done else max(done * 2, done + 10)  # finished: go on
+    epochs = left.number_input(
+        "Train on to epoch",
+        min_value=done + 1,
+        max_value=1_000_000,
+        value=start,
+        step=1,
+        key=f"resume-epochs-{name}",
+        help=f"epochs in all; {done} are done. The run goes on from its last checkpoint with its "
+        "optimiser state (vae-explorer train --resume).",
+    )
+    if right.button("Resume", key=f"resume-{name}", type="primary"):
+        try:
+            registry.start(name, ["--epochs", str(int(epochs))], resume=True)
+        except ExplorerError as exc:
+            st.error(str(exc))
+            return
+        st.session_state["watch"] = name
+        st.rerun(scope="app")  # the page watches the run live again
 
 
 def latent_forming(registry: JobRegistry, name: str) -> None:

@@ -1,8 +1,15 @@
 """Shareable views: the model, the model beside it, the map, the density toggle and the clicked
 test image live in the page's address (``st.query_params``), so a link opens exactly that view.
-The address is read once, when a session starts, and rewritten on every run after that."""
+The address is read once, when a session starts, and rewritten on every run after that.
+
+Every key is checked by one validator, ``read_address``: a value the app would not have written
+itself (``point=²``, 5,000 nines, Arabic-Indic digits, an unknown model or map) is ignored and named
+in one warning, never parsed."""
 
 from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
 
 import streamlit as st
 
@@ -13,42 +20,111 @@ MAP = "map"
 DENSITY = "density"
 PICKED = "picked"
 MAPS = ("pca", "tsne", "umap")
+POINT_DIGITS = 9  # a test-image number in the address: at most 9 ASCII digits (< 10**9 images)
+SHOWN = 40  # characters of a refused value, quoted, in the warning
+RULES = {  # what each key of the address may hold, as the warning says it
+    "model": "a model listed in the sidebar",
+    "beside": "a model listed in the sidebar",
+    "map": "pca, tsne or umap",
+    "density": "0 or 1",
+    "point": "a test image's number",
+}
 
 
-def restore_view() -> None:
-    """Copy a view from the address into the session state, once per session: ``model``,
-    ``beside``, ``map`` (pca, tsne, umap), ``density`` (1) and ``point`` (a test-set index). Values
-    that do not parse are ignored; a model that does not exist is refused by the picker."""
+@dataclass
+class Address:
+    """The view an address asks for, every value checked; ``wrong`` lists the refused ones as
+    ``key='value'`` (the value cut to ``SHOWN`` characters)."""
+
+    model: str | None = None
+    beside: str | None = None
+    map: str | None = None
+    density: bool | None = None
+    point: int | None = None
+    wrong: list[str] = field(default_factory=list)
+
+
+def _point(value: str) -> int | None:
+    """A test-image number: 1 to POINT_DIGITS ASCII digits (``str.isdigit`` also accepts '²' and
+    '٣', which ``int`` refuses or reads as 3), else None."""
+    if 0 < len(value) <= POINT_DIGITS and value.isascii() and value.isdigit():
+        return int(value)
+    return None
+
+
+def _shown(value: str) -> str:
+    """``value`` quoted as Python writes it, cut to at most SHOWN characters of quoted text."""
+    cut = value[:SHOWN]
+    while len(repr(cut)) > SHOWN:
+        cut = cut[:-1]
+    return repr(cut) + ("..." if cut != value else "")
+
+
+def read_address(params: Mapping[str, str | list[str]], models: Collection[str]) -> Address:
+    """Check every key the app reads from the address against what the app itself writes:
+    ``model`` and ``beside`` among ``models`` (the picker's choices), ``map`` in MAPS, ``density``
+    0 or 1, ``point`` ASCII digits (at most POINT_DIGITS; whether the model's test set has that
+    image is the page's check). A key given twice takes its last value, as ``st.query_params``
+    does; other keys are left alone. Never raises."""
+    got = Address()
+    checks = {
+        "model": lambda v: v if v in models else None,
+        "beside": lambda v: v if v in models else None,
+        "map": lambda v: v if v in MAPS else None,
+        "density": lambda v: {"0": False, "1": True}.get(v),
+        "point": _point,
+    }
+    for key, check in checks.items():
+        if key not in params:
+            continue
+        value = params[key]
+        if isinstance(value, list | tuple):
+            value = value[-1] if value else ""
+        value = str(value)
+        parsed = check(value)
+        if parsed is None:
+            got.wrong.append(f"{key}={_shown(value)}")
+        else:
+            setattr(got, key, parsed)
+    return got
+
+
+def restore_view(models: Collection[str], default: str | None = None) -> None:
+    """Copy a view from the address into the session state, once per session (``read_address``
+    checks each value against ``models``, the picker's choices); the refused values are named in
+    one warning. A model that is not here (a link from another machine, a removed run) is said so
+    by name, and a clicked image in the link is kept on ``default``, the model shown instead
+    (default: mnist-z2 when it is among ``models``, else the first)."""
     if st.session_state.get(RESTORED):
         return
     st.session_state[RESTORED] = True
-    params = st.query_params
-    wrong = [
-        f"{name}={params[name]!r}"
-        for name, ok in (
-            ("map", lambda v: v in MAPS),
-            ("point", str.isdigit),
-            ("density", lambda v: v in ("0", "1")),
-        )
-        if name in params and not ok(params[name])
-    ]
-    if wrong:
+    if default is None:
+        default = "mnist-z2" if "mnist-z2" in models else next(iter(models), "")
+    address = read_address(st.query_params, models)
+    missing = [w for w in address.wrong if w.startswith("model=")]
+    wrong = [w for w in address.wrong if not w.startswith("model=")]
+    if missing:
         st.warning(
-            f"Ignored in the address: {', '.join(wrong)} (map: pca, tsne or umap; point: a test "
-            "image's number; density: 1)."
+            f"There is no model {missing[0].split('=', 1)[1]} here (a link from another machine, or a "
+            f"removed run); showing {default} instead."
         )
-    model = params.get("model")
-    if model:
-        st.session_state[CHOSEN_MODEL] = model
-    if params.get("beside"):
-        st.session_state[BESIDE] = params["beside"]
-    if params.get("map") in MAPS:
-        st.session_state[MAP] = params["map"]
-    if params.get("density") == "1":
+        if address.point is not None:
+            st.session_state[PICKED] = (default, address.point)
+    if wrong:
+        keys = dict.fromkeys(w.split("=", 1)[0] for w in wrong)
+        st.warning(
+            f"Ignored in the address: {', '.join(wrong)} ({'; '.join(f'{k}: {RULES[k]}' for k in keys)})."
+        )
+    if address.model:
+        st.session_state[CHOSEN_MODEL] = address.model
+    if address.beside:
+        st.session_state[BESIDE] = address.beside
+    if address.map:
+        st.session_state[MAP] = address.map
+    if address.density:
         st.session_state[DENSITY] = True
-    point = params.get("point", "")
-    if model and point.isdigit():
-        st.session_state[PICKED] = (model, int(point))
+    if address.model and address.point is not None:
+        st.session_state[PICKED] = (address.model, address.point)
 
 
 def publish_view(choice: str) -> None:

@@ -35,6 +35,10 @@ def widget_key(name: str) -> str:
 
 
 RUN_NAME = "run-name"  # the run name's widget key
+DATASETS_OWN = "the dataset's"  # the Likelihood choice that defers to the dataset's DatasetSpec
+# Chosen above the form, so that choosing them at once enables the fields that apply (the form
+# itself reruns only on Start): setting name -> the settings that apply only with this value.
+ABOVE_FORM = {"model": ("dae", ("corruption", "corruption_level")), "arch": ("conv", ("channels",))}
 
 
 def run_started() -> None:
@@ -55,8 +59,8 @@ def start_point(models: list[str]) -> tuple[str, dict] | None:
         [NEW_MODEL, *models],
         key="start-from",
         help="Fine-tune a shipped model or one of your runs: the new run starts from its weights "
-        "and takes its architecture and dataset, with a fresh optimiser. (To continue a run "
-        "with its own optimiser state, use `vae-explorer train --resume`.)",
+        "and takes its architecture and dataset, with a fresh optimiser. (To continue a stopped "
+        "or finished run with its own optimiser state, choose it under Run below and press Resume.)",
     )
     if st.session_state.get("start-choice") != choice:
         # Another start point: its architecture and recipe replace what the form showed (widgets
@@ -90,7 +94,7 @@ def _options(s: Setting) -> list | None:
     if not (s.choices or s.name in ("device", "dataset")):
         return None
     options = list(s.choices or (DEVICE_CHOICES if s.name == "device" else all_datasets()))
-    return [None, *options] if s.name == "likelihood" else options  # None: the dataset's
+    return [DATASETS_OWN, *options] if s.name == "likelihood" else options
 
 
 def _shown(s: Setting, value, options: list | None):
@@ -111,7 +115,7 @@ def _widget(column, s: Setting, value, disabled: bool):
         st.session_state[key] = _shown(s, value, options)
     common = {"key": key, "help": s.help + (f" ({s.unit})" if s.unit else ""), "disabled": disabled}
     if options is not None:
-        words = {**dict(s.labels), None: "the dataset's"}
+        words = {**dict(s.labels), DATASETS_OWN: _datasets_own()}
         return column.selectbox(s.form, options, format_func=lambda o: words.get(o, str(o)), **common)
     if s.kind is tuple:
         return column.text_input(s.form, **common)
@@ -123,19 +127,45 @@ def _widget(column, s: Setting, value, disabled: bool):
     return column.number_input(s.form, float(s.low or 0.0), high, format="%.6g", **common)
 
 
-def _values(fixed: bool, arch: dict, recipe: dict) -> dict:
-    """The form's widgets in four columns; returns {setting name: value}."""
-    shown = [s for s in (*MODEL_SETTINGS, *TRAIN_SETTINGS) if s.form]
+def _datasets_own() -> str:
+    """The Likelihood choice that defers to the dataset, naming what that is for the dataset the
+    form holds (a choice reading "Choose an option" looked like an empty required field)."""
+    default = next(s.default for s in TRAIN_SETTINGS if s.name == "dataset")
+    dataset = st.session_state.get(widget_key("dataset")) or default
+    try:
+        return f"{DATASETS_OWN} ({spec(dataset).likelihood})" if dataset else DATASETS_OWN
+    except (KeyError, ExplorerError, ValueError):
+        return DATASETS_OWN
+
+
+def _above_form(fixed: bool, arch: dict) -> dict:
+    """The settings of ABOVE_FORM (model kind, architecture), drawn above the form; returns
+    {setting name: value}."""
+    by_name = {s.name: s for s in MODEL_SETTINGS}
     columns = st.columns(COLUMNS)
-    values = {}
+    return {
+        name: _widget(columns[i], by_name[name], arch.get(name, by_name[name].default), fixed)
+        for i, name in enumerate(ABOVE_FORM)
+    }
+
+
+def _values(fixed: bool, arch: dict, recipe: dict, above: dict) -> dict:
+    """The form's widgets in four columns; returns {setting name: value} (with ``above``, the
+    values chosen above the form). A setting that does nothing with the model kind or
+    architecture chosen (conv channels for an MLP, the corruption of a plain VAE) is disabled."""
+    shown = [s for s in (*MODEL_SETTINGS, *TRAIN_SETTINGS) if s.form and s.name not in ABOVE_FORM]
+    unused = {n for k, (v, names) in ABOVE_FORM.items() if above[k] != v for n in names}
+    columns = st.columns(COLUMNS)
+    values = dict(above)
     for i, s in enumerate(shown):
         is_model = s in MODEL_SETTINGS
         start = (arch if is_model else recipe).get(s.name, s.default)
         if s.name in ("epochs", "device", "limit"):
             start = s.default  # how long and where: a new choice every run, not the parent's
         if s.name == "likelihood" and not fixed:
-            start = None  # a new model: the likelihood of whichever dataset is chosen
-        values[s.name] = _widget(columns[i % COLUMNS], s, start, fixed and (is_model or s.name == "dataset"))
+            start = DATASETS_OWN  # a new model: the likelihood of whichever dataset is chosen
+        off = (fixed and (is_model or s.name == "dataset")) or s.name in unused
+        values[s.name] = _widget(columns[i % COLUMNS], s, start, off)
     return values
 
 
@@ -148,12 +178,13 @@ def _configs(values: dict) -> tuple[ModelConfig, TrainConfig]:
     train = {s.name: values[s.name] for s in TRAIN_SETTINGS if s.form}
     train["limit"] = train.get("limit") or None
     described = spec(train["dataset"])
-    model["likelihood"] = model.get("likelihood") or described.likelihood
+    if model.get("likelihood") in (None, DATASETS_OWN):
+        model["likelihood"] = described.likelihood
     configs = ModelConfig(**model, image_shape=described.image_shape), TrainConfig(**train)
     try:  # e.g. a beta for an autoencoder: said now, not when the run fails, in the form's words
         check_combination(*configs)
     except ValueError as exc:
-        message = str(exc).replace("train --model vae", 'choose Model "VAE"')
+        message = str(exc).replace("train --model vae", 'choose Model kind "VAE"')
         for s in (*MODEL_SETTINGS, *TRAIN_SETTINGS):
             if s.form:
                 message = message.replace(f"{s.flag} ", f'"{s.form}" ').replace(f"{s.flag},", f'"{s.form}",')
@@ -180,7 +211,7 @@ def _arguments(model: ModelConfig, train: TrainConfig, values: dict, start) -> l
     )
     for s in settings:
         value = getattr(model if s in MODEL_SETTINGS else train, s.name)
-        if s.name == "likelihood" and values.get("likelihood") is None:
+        if s.name == "likelihood" and values.get("likelihood") in (None, DATASETS_OWN):
             continue  # the dataset's, as the CLI would choose
         if value is not None:
             args += [
@@ -203,8 +234,9 @@ def train_form(start: tuple[str, dict] | None = None) -> tuple[str, list[str]] |
     fixed = start is not None
     arch = start[1]["model"] if fixed else {}
     recipe = {**(start[1].get("train") or {}), "dataset": dataset_of(start[1])} if fixed else {}
-    with st.form("train_form", border=True):
-        values = _values(fixed, arch, recipe)
+    above = _above_form(fixed, arch)
+    with st.form("train_form", border=True, enter_to_submit=False):  # Enter in a field must not start a run
+        values = _values(fixed, arch, recipe, above)
         # A name is suggested once per session and after each start (see run_started).
         if st.session_state.pop("new-run-name", False) or RUN_NAME not in st.session_state:
             st.session_state[RUN_NAME] = f"run-{time.strftime('%m%d-%H%M%S')}"

@@ -11,10 +11,12 @@ import torch
 from explorer.data.cache import load_dataset
 from explorer.data.specs import spec
 from explorer.explore.traversals import (
+    DOMINANT,
     WEAK,
     analogy,
     attribute_vector,
     factor_correlations,
+    followed_factor,
     traversal,
     traversal_dims,
     walk,
@@ -22,6 +24,7 @@ from explorer.explore.traversals import (
 from explorer.model import VAE
 from explorer.pictures.images import make_grid, png_bytes
 from explorer.ui.models import encoded_test_set, label_names, latent_activity, test_images
+from explorer.ui.widgets import data_number_input
 
 PICKED = "picked"  # the Latent space page's clicked test image: (model choice, index)
 STEPS = 9  # images per traversal row and per attribute walk
@@ -41,7 +44,7 @@ def base_point(model: VAE, choice: str, key: tuple[str, int], dataset: str) -> t
         return torch.zeros(model.config.latent_dim), "z = 0"
     index = clicked if where.startswith("the clicked") else None
     if index is None:
-        index = int(st.sidebar.number_input("Test image", 0, len(codes) - 1, 0, key="start-index"))
+        index = int(data_number_input(st.sidebar, "Test image", 0, len(codes) - 1, 0, key="start-index"))
     st.sidebar.image(
         png_bytes(make_grid(test_images(dataset)[0][index : index + 1], 1), scale=3),
         caption=f"test image #{index}",
@@ -87,11 +90,11 @@ def traversal_tab(
         left, right = st.columns([1, 5], vertical_alignment="center")
         label = f"**z{j + 1}** · {measure} {activity[j]:.2f}"
         if correlations:
-            factor, r = correlations[j]
+            claimed, best, r1, second, r2 = correlations[j]
             label += (
-                f"  \nfollows **{factor}** (|r| {r:.2f})"
-                if r >= WEAK
-                else f"  \nno single factor (best: {factor}, |r| {r:.2f})"
+                f"  \nfollows **{claimed}** (R {r1:.2f}; next: {second}, {r2:.2f})"
+                if claimed
+                else f"  \nno single factor ({best} R {r1:.2f}, {second} R {r2:.2f})"
             )
         left.markdown(label)
         right.image(
@@ -99,25 +102,28 @@ def traversal_tab(
         )
 
 
-def _factor_table(key: tuple[str, int], dataset: str, dims: list[int]) -> dict[int, tuple[str, float]]:
-    """For a dataset with stored true factors: the factor each dimension follows best and its
-    |correlation|, shown with a table of all of them; {} for other datasets."""
+def _factor_table(key: tuple[str, int], dataset: str, dims: list[int]) -> dict[int, tuple]:
+    """For a dataset with stored true factors: per dimension, ``followed_factor``'s answer (the
+    factor it follows or None, the best and the runner-up with their R), shown with a table of
+    all of them; {} for other datasets."""
     names = spec(dataset).factors
     test = load_dataset(dataset, "test")
     if not names or test.factors is None:
         return {}
     table = factor_correlations(encoded_test_set(*key, dataset), test.factors, names)
-    best = {j: (names[int(table[j].argmax())], float(table[j].max())) for j in dims}
-    with st.expander("Which true factor each active dimension follows (|correlation| over the test set)"):
+    best = {j: followed_factor(table[j], names) for j in dims}
+    with st.expander("Which true factor each active dimension follows (correlation R over the test set)"):
         rows = [
             {"dimension": f"z{j + 1}", **{n: round(float(table[j, f]), 2) for f, n in enumerate(names)}}
             for j in dims
         ]
         st.dataframe(rows, hide_index=True)
         st.caption(
-            "Circular factors (rotation, hue) count by the largest of their cosine's and sine's "
-            "correlations; the shape's kind by the correlation ratio (eta). A dimension can follow a "
-            "factor without a straight-line relation: look at its row of images."
+            "Every factor by one measure: the correlation R of the best least-squares fit of the "
+            "dimension from the factor (a circular factor through the cosines and sines of its "
+            "periods, the shape's kind through its classes), adjusted for the number of terms. A "
+            f"row names a factor when its R is at least {WEAK} and it explains {DOMINANT:g} times "
+            "the variance of the next; otherwise no single factor: look at its row of images."
         )
     return best
 
@@ -130,7 +136,7 @@ def attribute_tab(
     labels = test_images(dataset)[1]
     classes = sorted(set(labels.tolist()))
     if len(classes) < 2:
-        st.info("Attribute vectors need at least two labels; this dataset has one.")
+        st.info("Attribute vectors need test images of at least two labels; this test set has one.")
         return
     show = (lambda k: names[k]) if names else str
     a, b, c = st.columns(3)
@@ -163,7 +169,9 @@ def analogy_tab(model: VAE, config: dict, key: tuple[str, int], dataset: str) ->
     picks = []
     for column, letter, default in zip(columns[:3], "abc", (0, 1, 2)):
         index = int(
-            column.number_input(f"{letter}: test image", 0, len(codes) - 1, default, key=f"analogy-{letter}")
+            data_number_input(
+                column, f"{letter}: test image", 0, len(codes) - 1, default, key=f"analogy-{letter}"
+            )
         )
         tag = names[int(labels[index])] if names else int(labels[index])
         column.image(

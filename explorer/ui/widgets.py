@@ -27,3 +27,42 @@ def distinct_uploads(uploads: list) -> tuple[list, list[tuple[str, str]]]:
             seen[digest] = upload.name
             kept.append(upload)
     return kept, repeats
+
+
+def _fit_state(key: str | None, low, high) -> None:
+    """A widget's remembered value (another model's, with a longer test set) brought within
+    [low, high] before the widget is drawn: Streamlit refuses a value outside its bounds."""
+    import streamlit as st
+
+    if key is not None and key in st.session_state:
+        value = st.session_state[key]
+        if isinstance(value, tuple | list):
+            st.session_state[key] = type(value)(min(max(v, low), high) for v in value)
+        elif isinstance(value, int | float):
+            st.session_state[key] = min(max(value, low), high)
+
+
+def data_slider(where, label: str, low, high, value, step=None, *, key: str | None = None, **kwargs):
+    """``where.slider`` (``where``: ``st``, ``st.sidebar`` or a column) for bounds that come from
+    the data (a test set's size, a code's spread): ``value`` is clamped into [low, high], and when
+    the data leave one value (``high <= low``: a folder with one test image) it is shown as text
+    and returned, where Streamlit would raise ``StreamlitInvalidMinMaxError``."""
+    if high <= low:
+        where.caption(f"{label}: {low:,}" if isinstance(low, int) else f"{label}: {low:g}")
+        return low
+    _fit_state(key, low, high)
+    value = min(max(value, low), high)
+    return where.slider(label, low, high, value, step, key=key, **kwargs)
+
+
+def data_number_input(
+    where, label: str, low: int, high: int, value: int, *, key: str | None = None, **kwargs
+):
+    """``where.number_input`` of an index from ``low`` to ``high`` that come from the data (a test
+    image's number): ``value`` clamped into range (a default of 2 in a test set of two), a single
+    possible value shown as text and returned."""
+    if high <= low:
+        where.caption(f"{label}: {low:,} (the only one)")
+        return low
+    _fit_state(key, low, high)
+    return where.number_input(label, low, high, min(max(value, low), high), key=key, **kwargs)

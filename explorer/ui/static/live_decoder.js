@@ -58,9 +58,10 @@ function build(root, data, layers) {
   star.width = data.map_size; star.height = data.map_size;
   map.append(img, star);
   const pictures = document.createElement("div");
-  pictures.style.display = "flex"; pictures.style.gap = "16px"; pictures.style.alignItems = "center";
+  pictures.className = "pictures";  // side by side, or one under the other on a phone
   pictures.append(digit, map);
   const right = document.createElement("div");
+  right.className = "pictures-and-caption";
   const caption = document.createElement("div");
   caption.className = "caption";
   caption.textContent = data.caption;

@@ -40,10 +40,10 @@ from typing import NamedTuple
 
 import torch
 
+from explorer.likelihood.hmc import adapt_global_step_size, adapt_step_size, hmc_step
+from explorer.likelihood.marginal import log_joint
 from explorer.model import VAE
 from explorer.objectives import log_standard_normal
-from explorer.paper.hmc import adapt_global_step_size, adapt_step_size, hmc_step
-from explorer.paper.marginal import log_joint
 
 N_LEAPFROG = 10  # leapfrog steps per E-step (Appendix E)
 N_UPDATES = 5  # weight updates per E-step (Appendix E)

@@ -35,9 +35,9 @@ from typing import NamedTuple
 
 import torch
 
+from explorer.likelihood.hmc import LogDensity, sample_chains
 from explorer.model import VAE
 from explorer.objectives import LOG_2PI, log_standard_normal
-from explorer.paper.hmc import LogDensity, sample_chains
 
 BANDWIDTHS = 10  # candidate KDE factors, Scott's times e^((i - 5) / 2), i = 0..9 (the paper's code)
 DENSITIES = ("kde", "gaussian")

@@ -1,0 +1,34 @@
+"""Theory: from EM to AEVB, each idea a live experiment checked by its numbers. The first three
+tabs need no model; the last two run on the model picked in the sidebar."""
+
+import streamlit as st
+
+from explorer.ui.models import dataset_of, model_key, model_or_stop
+from explorer.ui.theory import TAB_KEY, TABS, em_ui, identity_ui, kl_ui, mean_field_ui, reparam_ui
+
+st.set_page_config(page_title="Theory - VAE Explorer", layout="wide")
+linked = st.query_params.get("tab")  # a Home page link names the tab; the view in the address replaces it
+if linked in TABS:
+    st.session_state[TAB_KEY] = linked
+choice, model, config = model_or_stop()
+st.title("From EM to AEVB")
+st.caption(
+    "The ideas behind the VAE, each as an experiment you can change, with the exact numbers beside the "
+    "picture. The last two tabs run on the model chosen in the sidebar."
+)
+tabs = st.tabs(list(TABS), key=TAB_KEY, on_change="rerun")
+if tabs[0].open:
+    with tabs[0]:
+        em_ui()
+if tabs[1].open:
+    with tabs[1]:
+        kl_ui()
+if tabs[2].open:
+    with tabs[2]:
+        mean_field_ui()
+if tabs[3].open:
+    with tabs[3]:
+        identity_ui(choice, model, model_key(choice), dataset_of(config), config)
+if tabs[4].open:
+    with tabs[4]:
+        reparam_ui(model, model_key(choice), dataset_of(config), config)

@@ -1,0 +1,84 @@
+"""Every value the app reads from its address (``?model=...&point=...``) goes through one
+validator: arbitrary strings for every key are either the value the app itself would write or
+named in the "Ignored in the address" warning, never parsed by accident (``²``, ``٣``, 5,000
+nines) and never an exception."""
+
+import string
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from explorer.ui.share import MAPS, POINT_DIGITS, RULES, read_address
+from tests.apptest import LATENT, RECONSTRUCT, page
+
+MODELS = ("mnist-z2", "mnist-z5", "runs/my run")
+KEYS = tuple(RULES)
+values = st.text(max_size=60) | st.sampled_from(["²", "٣", "9" * 5000, "-1", "+3", " 3", "3 ", "0x1", ""])
+lists = st.lists(values, min_size=1, max_size=3)
+
+
+def accepted(key: str, value: str) -> bool:
+    """What the app writes itself, spelled independently of the validator."""
+    if key in ("model", "beside"):
+        return value in MODELS
+    if key == "map":
+        return value in MAPS
+    if key == "density":
+        return value in ("0", "1")
+    return 0 < len(value) <= POINT_DIGITS and all(c in string.digits for c in value)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.sampled_from(KEYS) | st.text(max_size=8), values | lists, max_size=7))
+def test_every_key_is_either_accepted_exactly_or_named_as_ignored(params):
+    got = read_address(params, MODELS)
+    for key in KEYS:
+        if key not in params:
+            assert getattr(got, key) is None
+            continue
+        raw = params[key]
+        value = raw[-1] if isinstance(raw, list) else raw  # the last of a repeated key
+        named = any(w.startswith(f"{key}=") for w in got.wrong)
+        if accepted(key, value):
+            assert not named
+            expected = {"point": lambda v: int(v), "density": lambda v: v == "1"}.get(key, lambda v: v)
+            assert getattr(got, key) == expected(value)
+        else:
+            assert named and getattr(got, key) is None
+    assert all(len(w) < 80 for w in got.wrong)  # a long value is cut, not echoed whole
+
+
+@given(st.integers(0, 10**POINT_DIGITS - 1), st.sampled_from(MODELS), st.sampled_from(MAPS))
+def test_what_the_app_writes_is_read_back(point, model, map_):
+    got = read_address({"model": model, "point": str(point), "map": map_, "density": "1"}, MODELS)
+    assert (got.model, got.point, got.map, got.density, got.wrong) == (model, point, map_, True, [])
+
+
+@pytest.mark.parametrize("hostile", ["²", "٣", "9" * 5000, "3\x00", "1e3"])
+def test_digit_lookalikes_are_refused(hostile):
+    got = read_address({"model": "mnist-z2", "point": hostile}, MODELS)
+    assert got.point is None and got.wrong and got.wrong[0].startswith("point=")
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("name", [LATENT, RECONSTRUCT, "app.py"])
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"model": "mnist-z5", "point": "²"},
+        {"model": "mnist-z5", "point": "9" * 5000, "density": "yes"},
+        {"model": "mnist-z5", "point": "٣", "map": "tsne\n", "beside": "gone"},
+        {"model": "../../etc", "point": "3"},
+    ],
+)
+def test_pages_warn_about_hostile_addresses(shipped, name, params):
+    at = page(name)
+    for key, value in params.items():
+        at.query_params[key] = value
+    at.run()
+    assert not at.exception and not at.error
+    warned = " ".join(w.value for w in at.warning)
+    refused = "Ignored in the address:" in warned and "point=" in warned
+    assert refused or "There is no model '../../" in warned
+    assert len(warned) < 600  # 5,000 nines are not echoed

@@ -1,0 +1,110 @@
+"""The Theory page on every shipped model: each tab runs, shows its numbers, and says why a part
+is absent (a latent space wider than 2, an autoencoder); the Home page links each idea; and
+``vae-explorer evidence --json``."""
+
+import json
+
+import pytest
+
+from explorer.checkpoints import load_checkpoint, pretrained_names
+from explorer.ui.theory import IDEAS, TAB_KEY, TABS
+from tests.apptest import page
+
+pytestmark = pytest.mark.integration
+THEORY = "pages/8_Theory.py"
+
+
+def theory(model: str, tab: str, **state):
+    at = page(THEORY)
+    at.session_state["model"] = model
+    at.session_state[TAB_KEY] = tab
+    for k, v in state.items():
+        at.session_state[k] = v
+    return at.run()
+
+
+def text(at) -> str:
+    return " ".join(m.value for m in [*at.markdown, *at.caption, *at.info, *at.warning])
+
+
+def test_the_model_free_tabs_show_their_checks():
+    at = theory("mnist-z2", "EM")
+    assert not at.exception and not at.error
+    assert at.get("plotly_chart") and len(at.latex) == 1
+    assert "Decreases along the way: **0**" in text(at)
+    assert "scikit-learn's `GaussianMixture`" in text(at)
+    at.button(key="em-run").click().run()  # to convergence: the last step
+    assert at.select_slider(key="em-step").value.startswith("M-step")
+    at = theory("mnist-z2", "KL's two directions", **{"kl-sep": 6.0})
+    assert not at.exception and at.dataframe
+    rows = at.dataframe[0].value
+    assert rows["variance"].iloc[0] > 9 > rows["variance"].iloc[1]  # covers both modes / seeks one
+    at = theory("mnist-z2", "Mean field and CAVI", **{"mf-rho": 0.6})
+    assert not at.exception
+    assert "**0.6400**, **0.6400**" in text(at)  # 1 - rho^2 of unit variances
+    assert "Largest fall between sweeps: **0.00e+00**" in text(at)
+
+
+@pytest.mark.parametrize("model", pretrained_names())
+def test_every_tab_works_on_every_shipped_model(model):
+    variational = load_checkpoint(model).config.variational
+    dims = load_checkpoint(model).config.latent_dim
+    for tab in TABS:
+        at = theory(model, tab)
+        assert not at.exception, (model, tab, [e.value for e in at.exception])
+        assert not at.error, (model, tab, [e.value for e in at.error])
+        if tab == "The identity":
+            if not variational:
+                assert "This model is an autoencoder" in at.info[0].value
+                assert not at.get("plotly_chart")
+            elif dims == 2:
+                assert "log p(x), quadrature" in text(at) and len(at.get("plotly_chart")) == 2
+            else:
+                assert "need a 2-D latent space" in at.info[0].value
+                assert len(at.get("plotly_chart")) == 1  # the bounds L_K alone
+        if tab == "Why reparameterise":
+            assert ("This model is an autoencoder" in text(at)) != variational
+            assert bool(at.get("plotly_chart")) == variational
+
+
+def test_the_identity_tab_shows_the_library_figures():
+    from explorer.data.cache import eval_images
+    from explorer.theory.evidence import evidence
+
+    at = theory("mnist-z2", "The identity", **{"identity-image": 3})
+    assert not at.exception and not at.error
+    x, _ = eval_images("mnist", "test", True, 4)
+    ev = evidence(load_checkpoint("mnist-z2").eval(), x[3])
+    shown = text(at)
+    assert f"log p(x), quadrature | **{ev.log_px:.4f}**" in shown
+    assert f"ELBO + KL | **{ev.elbo + ev.kl_to_posterior:.4f}**" in shown
+
+
+def test_home_links_each_idea_to_its_tab():
+    from urllib.parse import parse_qs
+
+    at = page().run()
+    links = [e.proto for e in at.main.get("page_link") if e.proto.page == "Theory" and e.proto.query_string]
+    assert [(link.label, parse_qs(link.query_string)["tab"][0]) for link in links] == [
+        (w, t) for t, w in IDEAS
+    ]
+    for tab, _ in IDEAS:
+        opened = page(THEORY)
+        opened.query_params["tab"] = tab
+        opened.run()
+        assert not opened.exception and opened.session_state[TAB_KEY] == tab
+
+
+def test_the_evidence_command_prints_json(capsys):
+    from explorer.cli import main
+
+    assert main(["evidence", "mnist-z2", "--index", "2", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["index"] == 2 and out["binarized"] is True
+    assert set(out["l_k"]) == {"1", "10", "100", "1000", "5000"}
+    assert abs(out["identity_residual"]) < 0.01
+    assert out["log_px"] == pytest.approx(out["elbo"] + out["kl_to_posterior"], abs=0.01)
+    assert main(["evidence", "mnist-ae-z2", "--json"]) == 1
+    assert "autoencoder" in capsys.readouterr().err
+    assert main(["evidence", "mnist-z2", "--index", "10000"]) == 1
+    assert "there is no test image 10000" in capsys.readouterr().err

@@ -1,0 +1,78 @@
+"""A run records the counts and checksum of its data; --resume on data that changed since (a folder
+added again with more, fewer or other images) is refused in one line saying what changed and
+how to start a new run from the checkpoint; a run from before the record resumes with a note."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from explorer.config import ModelConfig, TrainConfig
+from explorer.data.cache import fingerprint, load_dataset
+from explorer.data.folders import add_folder
+from explorer.errors import ExplorerError
+from explorer.train.run import resume_run, start_run
+from explorer.train.runfolder import DATA_FILE, RunFolder
+
+
+@pytest.fixture
+def pictures(tmp_path, monkeypatch):
+    """A dataset cache of its own, and ``write(n, seed)``: a folder of n 8x8 pictures."""
+    monkeypatch.setenv("VAE_EXPLORER_DATA", str(tmp_path / "cache"))
+
+    def write(n: int, seed: int = 0):
+        folder = tmp_path / f"pictures-{n}-{seed}"
+        folder.mkdir()
+        rng = np.random.default_rng(seed)
+        for i in range(n):
+            Image.fromarray(rng.integers(0, 256, (8, 8), dtype=np.uint8)).save(folder / f"{i:03d}.png")
+        return folder
+
+    return write
+
+
+def _train(out, epochs: int):
+    config = ModelConfig(image_shape=(1, 8, 8), hidden=(8,), latent_dim=2, likelihood="logistic")
+    settings = TrainConfig(dataset="tiny", epochs=epochs, batch_size=4, log_every=1, device="cpu", seed=0)
+    return start_run(out, config, settings, progress=False)
+
+
+@pytest.mark.parametrize("change", ["more", "fewer", "other"])
+def test_resume_on_changed_data_is_refused_saying_what_changed(tmp_path, pictures, change):
+    add_folder("tiny", pictures(30), size=8, grey=True)
+    out = _train(tmp_path / "run", epochs=1)
+    recorded = RunFolder(out).read_data_record()
+    train, test = len(load_dataset("tiny", "train")), len(load_dataset("tiny", "test"))
+    assert (recorded["train"], recorded["test"]) == (train, test) and train + test == 30
+    assert recorded == fingerprint("tiny")
+    again = {"more": pictures(45), "fewer": pictures(12), "other": pictures(30, seed=1)}[change]
+    add_folder("tiny", again, size=8, grey=True, replace=True)
+    with pytest.raises(ExplorerError) as refused:
+        resume_run(out, epochs=2, progress=False)
+    message = str(refused.value)
+    assert "\n" not in message and message.startswith(f"the dataset tiny has changed since the run in {out}")
+    now = fingerprint("tiny")
+    if change == "other":
+        assert f"same counts, other images (sha256 {recorded['sha256'][:12]}" in message
+    else:
+        assert (
+            f"it had {train} training and {test} test images, it has {now['train']} and {now['test']} now"
+            in message
+        )
+    assert message.endswith(f"vae-explorer train --out NEW_RUN --init-from {out} --dataset tiny")
+    assert RunFolder(out).read_data_record() == recorded  # the record stays the run's own
+    # What it says to do works: a new run from the checkpoint, on the data as it is now.
+    config = TrainConfig(dataset="tiny", epochs=1, batch_size=4, log_every=1, device="cpu")
+    start_run(tmp_path / "new", config=config, init_from=out, progress=False)
+    assert RunFolder(tmp_path / "new").read_data_record() == now
+
+
+def test_a_run_without_the_record_resumes_with_one_note(tmp_path, pictures, capsys):
+    add_folder("tiny", pictures(20), size=8, grey=True)
+    out = _train(tmp_path / "run", epochs=1)
+    (out / DATA_FILE).unlink()  # as a run from before the record
+    capsys.readouterr()
+    resume_run(out, epochs=2, progress=False)
+    assert capsys.readouterr().err.count("has no record of its data") == 1
+    assert RunFolder(out).read_data_record() == fingerprint("tiny")  # recorded now: noted once
+    resume_run(out, epochs=3, progress=False)
+    assert "has no record" not in capsys.readouterr().err

@@ -1,0 +1,204 @@
+"""The figures stored beside a model (explorer/explore/derived.py): their round trip, their refusal when
+they are not the model's or are damaged, a page's first view reading them instead of measuring,
+and a finished run writing them."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from explorer.checkpoints import save_checkpoint
+from explorer.explore import derived
+from explorer.model import VAE, ModelConfig
+
+N = 400  # test images for the direct round trips: the figures' size does not matter here
+
+
+def small_model(folder, z: int = 3, seed: int = 0) -> VAE:
+    torch.manual_seed(seed)
+    model = VAE(ModelConfig(hidden=(32,), latent_dim=z))
+    save_checkpoint(folder, model, epoch=1, step=10, train_config={"dataset": "mnist"})
+    return model
+
+
+@pytest.fixture(scope="module")
+def measured(tmp_path_factory, mnist_test):
+    """A small model's figures over N test images, measured once for the module."""
+    model = small_model(tmp_path_factory.mktemp("measured") / "m")
+    x = mnist_test.images[:N].float() / 255.0
+    return model, x, derived.compute(model, "mnist", derived.CORE, x=x)
+
+
+@pytest.fixture
+def stored(tmp_path, measured):
+    """The small model in a folder of its own, its figures saved beside it."""
+    model, x, figures = measured
+    small_model(tmp_path / "m")  # the same seed: the same weights
+    derived.save(tmp_path / "m", figures)
+    return tmp_path / "m", model, x, figures
+
+
+def test_the_figures_come_back_as_they_were_stored(stored):
+    folder, model, x, figures = stored
+    back = derived.load(folder)
+    for name in ("codes", "elbo", "kl", "variance"):
+        assert torch.equal(getattr(back, name), getattr(figures, name).to(getattr(back, name).dtype)), name
+    assert back.codes.shape == (N, 3) and back.elbo.shape == (N,)
+    for name in ("prior", "map"):
+        a, b = figures.densities[name], back.densities[name]
+        assert np.array_equal(a.xs, b.xs) and np.array_equal(a.holes, b.holes)
+        assert np.allclose(a.aggregate, b.aggregate, rtol=1e-6) and a.hole_mass == b.hole_mass
+    # the restored detector (NumPy, no scikit-learn) judges as the fitted one (scikit-learn's
+    # mixture and regression), on images it never saw
+    from explorer.explore.strangers import image_statistics, noise_images
+
+    seen = image_statistics(model, torch.cat([x[:50], noise_images(20, seed=5)]))
+    assert np.allclose(
+        figures.detector.strangeness(seen), back.detector.strangeness(seen), rtol=1e-9, atol=1e-9
+    )
+    assert np.allclose(figures.detector.density_score(seen), back.detector.density_score(seen), rtol=1e-9)
+    assert [v.stranger for v in back.detector.verdicts(seen)] == [
+        v.stranger for v in figures.detector.verdicts(seen)
+    ]
+    # independent references: the codes are the encoder's means, the units its KL and variance
+    with torch.no_grad():
+        mu, logvar = model.encode(x)
+    assert torch.allclose(back.codes, mu, atol=1e-6)
+    kl = -0.5 * (1 + logvar - mu.pow(2) - logvar.exp())
+    assert torch.allclose(back.kl, kl.double().mean(0), rtol=1e-5)
+    assert torch.allclose(back.variance, mu.double().var(0), rtol=1e-5)
+
+
+def test_figures_of_other_weights_are_refused_and_measured_again(stored, monkeypatch):
+    folder, _, _, figures = stored
+    small_model(folder, seed=1)  # the same architecture, retrained: other weights
+    with pytest.raises(derived.Stale, match="other weights"):
+        derived.load(folder)
+    calls = []
+    real = derived.compute
+    monkeypatch.setattr(derived, "test_images", lambda dataset: torch.rand(N, 1, 28, 28))
+    monkeypatch.setattr(derived, "compute", lambda *a, **k: calls.append(a) or real(*a, **k))
+    again = derived.ensure(folder, parts=("codes", "units"))
+    assert len(calls) == 1 and not torch.equal(again.codes, figures.codes)
+    assert again.detector is None  # only what was asked for
+    assert torch.equal(derived.load(folder).codes, again.codes)  # rewritten, now the model's
+
+
+@pytest.mark.parametrize("damage", ["truncated", "flipped", "json"])
+def test_a_damaged_file_is_refused_and_rewritten(stored, monkeypatch, damage):
+    folder, _, x, figures = stored
+    arrays, meta = folder / "derived" / derived.ARRAYS, folder / "derived" / derived.META
+    if damage == "truncated":
+        arrays.write_bytes(arrays.read_bytes()[: arrays.stat().st_size // 2])
+    elif damage == "flipped":
+        blob = bytearray(arrays.read_bytes())
+        blob[-3] ^= 0xFF
+        arrays.write_bytes(bytes(blob))
+    else:
+        meta.write_text(meta.read_text()[:40])
+    with pytest.raises(derived.Stale):
+        derived.load(folder)
+    monkeypatch.setattr(derived, "test_images", lambda dataset: x)
+    again = derived.ensure(folder, parts=("codes",))
+    assert torch.equal(again.codes, figures.codes)
+    assert json.loads(meta.read_text())["parts"] == ["codes"]
+    assert torch.equal(derived.load(folder).codes, figures.codes)
+
+
+def test_a_missing_part_is_added_and_the_others_kept(stored, monkeypatch):
+    folder, model, x, figures = stored
+    monkeypatch.setattr(derived, "test_images", lambda dataset: x)
+    with_map = derived.ensure(folder, model, parts=("tsne",))
+    back = derived.load(folder)
+    assert back.maps["tsne"].shape == (N, 2) and torch.equal(back.maps["tsne"], with_map.maps["tsne"])
+    assert torch.equal(back.elbo, figures.elbo) and back.detector is not None
+
+
+def test_a_stored_map_places_new_codes_among_their_neighbours():
+    from explorer.explore.projections import NonlinearProjection, fit_nonlinear
+
+    g = torch.Generator().manual_seed(0)
+    centres = torch.tensor([[0.0] * 5, [8.0] * 5, [-8.0, 8.0, -8.0, 8.0, -8.0]])
+    means = torch.cat([c + 0.3 * torch.randn(150, 5, generator=g) for c in centres])
+    fitted = fit_nonlinear("tsne", means)  # (UMAP's first fit in a process compiles for minutes)
+    stored = NonlinearProjection("umap", means, None, fitted.points.numpy(), 0.0)  # as read back
+    assert torch.equal(stored(means[:40]), fitted.points[:40])
+    new = stored(centres + 0.05)
+    cluster_centres = torch.stack([fitted.points[150 * k : 150 * (k + 1)].mean(0) for k in range(3)])
+    assert [int((cluster_centres - p).norm(dim=1).argmin()) for p in new] == [0, 1, 2]
+
+
+def test_a_first_view_reads_the_stored_figures_and_measures_nothing(shipped, tmp_path, monkeypatch, measured):
+    """Interpolate needs the codes, the test set's ELBO and the stranger detector: with the
+    figures stored beside the model, none is measured (the fit and the measuring fail here)."""
+    from explorer.checkpoints import load_checkpoint
+    from tests.apptest import INTERPOLATE, page
+
+    folder = tmp_path / "pretrained" / "mnist-z2"
+    figures = derived.compute(load_checkpoint(folder), "mnist", ("codes", "elbo", "units"))
+    # the detector and the maps of the small model measured once for the module: what they say
+    # does not matter here, only that the page reads them instead of measuring its own
+    figures.detector, figures.densities = measured[2].detector, measured[2].densities
+    derived.save(folder, figures)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("measured again instead of read")
+
+    import explorer.explore.strangers
+
+    monkeypatch.setattr(explorer.explore.strangers, "fit_detector", refuse)
+    monkeypatch.setattr(derived, "compute", refuse)
+    at = page(INTERPOLATE).run()
+    assert not at.exception, at.exception
+    assert "typical enough" in " ".join(m.value for m in at.markdown) or any(
+        "stranger" in m.value for m in at.markdown
+    )
+
+
+def test_a_finished_run_stores_its_figures_and_a_run_told_not_to_does_not(tmp_path, monkeypatch, mnist_test):
+    from explorer.cli.train import _derive
+    from explorer.train.run import start_run
+    from tests.runs import SMALL, small_config
+
+    # the figures of the first N test images: what matters here is that they are written
+    monkeypatch.setattr(derived, "test_images", lambda dataset: mnist_test.images[:N].float() / 255.0)
+    run = start_run(
+        tmp_path / "run", SMALL, small_config(epochs=1), progress=False, after_training=_derive
+    )  # as `train` does
+    figures = derived.load(run)
+    assert all(figures.has(p) for p in derived.CORE) and figures.codes.shape == (N, 2)
+    meta = json.loads((run / "derived" / derived.META).read_text())
+    assert meta["model_sha256"] == derived.model_checksum(run) and meta["format"] == derived.FORMAT
+    quiet = start_run(tmp_path / "quiet", SMALL, small_config(epochs=1), progress=False)
+    assert not (quiet / "derived").exists()
+
+
+def test_reading_the_figures_and_judging_an_image_imports_no_scikit_learn(stored):
+    import subprocess
+    import sys
+
+    folder = stored[0]
+    script = (
+        "import sys, numpy as np; from explorer.explore.derived import load; d = load(sys.argv[1]); "
+        "v = d.detector.verdicts(np.array([[-100.0, 5.0, 900.0, 3.0]])); "
+        "assert d.codes.shape[0] == 400 and len(v) == 1; "
+        "print(sorted(m for m in sys.modules if m.startswith('sklearn')))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(folder)], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
+def test_the_derive_command_checks_stored_figures_and_says_their_size(stored, capsys, monkeypatch):
+    from explorer.cli import main
+
+    folder = stored[0]
+    monkeypatch.setattr(derived, "compute", lambda *a, **k: pytest.fail("measured again"))
+    assert main(["derive", str(folder), "--no-maps"]) == 0
+    line = capsys.readouterr().out
+    assert str(folder / "derived") in line and " MB" in line

@@ -1,0 +1,110 @@
+"""A small file of a huge picture costs what a small picture does: it is decoded at reduced size
+(JPEG by DCT scaling, every format by box reduction) before any float array is made. Memory is
+measured with tracemalloc, which sees NumPy's arrays (not Pillow's own buffers: their cost is
+bench/uploads.py's row)."""
+
+import io
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image, ImageDraw
+
+from explorer.data.uploads import preprocess_image
+from explorer.pictures.photos import WORK_SIDE
+from explorer.pictures.reading import open_image
+
+CASES = Path(__file__).parent / "cases"
+FLOAT_BUDGET = 80 * 2**20  # bytes of NumPy arrays at the peak: a full-size float64 copy of 40 M
+# pixels would be 320 MB; the work at WORK_SIDE (1024) needs a few tens of MB
+
+
+def save(image: Image.Image, fmt: str, **kw) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, format=fmt, **kw)
+    return buf.getvalue()
+
+
+def seven(size: tuple[int, int], mode: str = "L") -> Image.Image:
+    """A thick dark "7" on light paper, drawn at ``size`` (width, height)."""
+    w, h = size
+    image = Image.new("L", size, 235)
+    s = min(w, h)
+    top, left = (h - s) // 2 + s // 5, (w - s) // 2 + s // 3
+    ImageDraw.Draw(image).line([(left, top), (left + s // 3, top), (left + s // 8, top + 3 * s // 5)],
+                               fill=20, width=max(1, s // 25))  # fmt: skip
+    return image.convert(mode)
+
+
+def peak_floats(fn, *args):
+    tracemalloc.start()
+    try:
+        out = fn(*args)
+        return out, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def correlation(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float(np.corrcoef(a.flatten().numpy(), b.flatten().numpy())[0, 1])
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
+def test_a_40_megapixel_picture_is_reduced_before_any_float_array(fmt):
+    big = seven((7300, 5470))  # 39.9 M pixels: under the pixel limit
+    data = save(big, fmt, **({"quality": 85} if fmt == "JPEG" else {}))
+    x, peak = peak_floats(preprocess_image, data)
+    assert peak < FLOAT_BUDGET, f"{peak / 2**20:.0f} MB of arrays"
+    small = preprocess_image(save(big.resize((730, 547), Image.BOX), "PNG"))  # the same, shrunk first
+    assert x.shape == (1, 28, 28) and correlation(x, small) > 0.95
+
+
+def test_the_huge_rgba_case_costs_little_and_comes_out_as_its_small_twin():
+    data = (CASES / "huge-6300px-rgba.png").read_bytes()
+    x, peak = peak_floats(preprocess_image, data)
+    assert peak < FLOAT_BUDGET, f"{peak / 2**20:.0f} MB of arrays"
+    twin = open_image(data).resize((1050, 1050), Image.BOX)  # reduced in one step by Pillow
+    assert correlation(x, preprocess_image(twin)) > 0.98
+
+
+@pytest.mark.parametrize("mode", ["L", "RGB", "RGBA", "LA", "P", "PA", "1", "I;16", "CMYK", "P-transparent"])
+def test_reduced_decoding_averages_every_mode_as_a_full_decode_would(mode):
+    """decoded(image, side) against a full decode converted to RGBA and box-resized by Pillow."""
+    from explorer.pictures.reading import to_grey
+
+    rng = np.random.default_rng(0)
+    w, h = 2 * WORK_SIDE + 37, WORK_SIDE + 11  # reduced by 2, with partial blocks at the edges
+    base = seven((w, h), "RGB")
+    if mode in ("RGBA", "LA", "PA", "P-transparent"):
+        base.putalpha(Image.fromarray((rng.random((h, w)) > 0.3).astype(np.uint8) * 255))
+    if mode == "P-transparent":
+        image = base.convert("RGB").quantize(16)
+        image.info["transparency"] = 0
+    elif mode == "I;16":
+        image = Image.fromarray(np.asarray(base.convert("L"), np.uint16) * 257)
+    else:
+        image = base.convert(mode)
+    if mode != "PA":  # (Pillow writes no PA file: that one is given as it is in memory)
+        image = Image.open(io.BytesIO(save(image, "TIFF" if mode in ("CMYK", "I;16") else "PNG")))
+    full = to_grey(image.copy())
+    reduced = to_grey(image, WORK_SIDE)
+    assert reduced.shape == ((h + 1) // 2, (w + 1) // 2)
+    expected = np.asarray(Image.fromarray(full.astype(np.float32), "F").reduce(2), np.float64)
+    assert np.abs(reduced - expected).mean() < 0.01 and np.abs(reduced - expected).max() < 0.5
+
+
+def test_a_rotated_large_photo_is_turned_after_reduction():
+    from explorer.pictures.reading import decoded, to_rgb
+
+    lying = seven((3000, 2000), "RGB").transpose(Image.Transpose.ROTATE_90)  # stored turned left
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to display"
+    data = save(lying, "JPEG", exif=exif, quality=90)
+    upright = to_rgb(open_image(data), WORK_SIDE)
+    assert upright.shape[:2] == (1000, 1500)  # width 3000 -> 1500 by DCT scaling, turned upright
+    again = decoded(Image.open(io.BytesIO(data)), WORK_SIDE)
+    assert again.size == (1500, 1000) and not again.getexif().get(0x0112)  # not turned twice
+    x = preprocess_image(data)
+    assert correlation(x, preprocess_image(save(seven((3000, 2000)), "PNG"))) > 0.95
