@@ -9,7 +9,8 @@ import torch
 from explorer.checkpoints import dataset_of
 from explorer.data.specs import spec
 from explorer.pictures.images import make_grid, png_bytes
-from explorer.ui.models import PAGES, model_card, model_or_stop
+from explorer.ui.model_card import model_card
+from explorer.ui.models import PAGES, model_or_stop
 from explorer.ui.theory import IDEAS
 
 AUTOENCODER_SAMPLES = (

@@ -44,17 +44,15 @@ sys.path.insert(0, str(ROOT))
 from explorer.checkpoints import dataset_of, load_checkpoint, read_config  # noqa: E402
 from explorer.data.cache import load_dataset  # noqa: E402
 from explorer.data.uploads import preprocess_image  # noqa: E402
-from explorer.explore.strangers import (  # noqa: E402
+from explorer.explore.outliers import (  # noqa: E402
     MARK_KINDS,
     OUTLIER_MARKS,
     OUTLIER_SEED,
-    REFERENCE_IMAGES,
-    StrangerDetector,
-    image_statistics,
     noise_images,
     outlier_images,
     synthetic_marks,
 )
+from explorer.explore.strangers import REFERENCE_IMAGES, StrangerDetector, image_statistics  # noqa: E402
 
 DATASETS = ("mnist", "fashion-mnist")
 

@@ -4,7 +4,8 @@ tabs need no model; the last two run on the model picked in the sidebar."""
 import streamlit as st
 
 from explorer.ui.models import dataset_of, model_key, model_or_stop
-from explorer.ui.theory import TAB_KEY, TABS, em_ui, identity_ui, kl_ui, mean_field_ui, reparam_ui
+from explorer.ui.theory import TAB_KEY, TABS, em_ui, kl_ui, mean_field_ui
+from explorer.ui.theory_model import identity_ui, reparam_ui
 
 st.set_page_config(page_title="Theory - VAE Explorer", layout="wide")
 linked = st.query_params.get("tab")  # a Home page link names the tab; the view in the address replaces it

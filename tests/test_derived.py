@@ -53,7 +53,8 @@ def test_the_figures_come_back_as_they_were_stored(stored):
         assert np.allclose(a.aggregate, b.aggregate, rtol=1e-6) and a.hole_mass == b.hole_mass
     # the restored detector (NumPy, no scikit-learn) judges as the fitted one (scikit-learn's
     # mixture and regression), on images it never saw
-    from explorer.explore.strangers import image_statistics, noise_images
+    from explorer.explore.outliers import noise_images
+    from explorer.explore.strangers import image_statistics
 
     seen = image_statistics(model, torch.cat([x[:50], noise_images(20, seed=5)]))
     assert np.allclose(

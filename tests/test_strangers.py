@@ -8,15 +8,13 @@ import pytest
 import torch
 
 from explorer.data.specs import spec
+from explorer.explore.outliers import MARK_KINDS, noise_images, synthetic_marks
 from explorer.explore.strangers import (
-    MARK_KINDS,
     STRANGER_QUANTILE,
     StrangerDetector,
     Verdict,
-    noise_images,
     png_bits,
     stranger_message,
-    synthetic_marks,
 )
 
 CASES = Path(__file__).parent / "cases"

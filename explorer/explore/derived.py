@@ -36,7 +36,12 @@ import numpy as np
 import torch
 
 from explorer.explore.density import DensityMap
-from explorer.explore.strangers import StrangerDetector
+from explorer.explore.strangers import (
+    DETECTOR_ARRAYS,
+    StrangerDetector,
+    detector_arrays,
+    detector_from_arrays,
+)
 
 FORMAT = 1  # bump when what is stored, or how, changes: older files are then recomputed
 FOLDER = "derived"
@@ -73,7 +78,7 @@ class Derived:
     def detector(self) -> StrangerDetector | None:
         """The stranger detector; one read from the files is restored on its first use."""
         if self._detector is None and self._stored_detector is not None:
-            self._detector = _detector_from(*self._stored_detector)  # the arrays stay, to save
+            self._detector = detector_from_arrays(*self._stored_detector)  # the arrays stay, to save
         return self._detector
 
     @detector.setter
@@ -197,77 +202,6 @@ def add_map(derived: Derived, kind: str) -> None:
     derived.seconds[kind] = round(fitted.seconds, 3)
 
 
-# -- the stranger detector as arrays ----------------------------------------------------------------
-
-
-def _detector_arrays(detector: StrangerDetector) -> dict[str, np.ndarray]:
-    """The fitted detector's parameters: its standardisation of (ELBO, complexity), the mixture's
-    weights, means, covariances and precision factors, the regression's scaler and coefficients,
-    and the reference images' sorted strangeness."""
-    mixture = detector.mixture
-    scaler, regression = detector.regression[0], detector.regression[-1]
-    return {
-        "detector.mean": detector.mean,
-        "detector.scale": detector.scale,
-        "detector.weights": mixture.weights_,
-        "detector.means": mixture.means_,
-        "detector.covariances": mixture.covariances_,
-        "detector.precisions_cholesky": mixture.precisions_cholesky_,
-        "detector.scaler_mean": scaler.mean_,
-        "detector.scaler_scale": scaler.scale_,
-        "detector.scaler_var": scaler.var_,
-        "detector.coef": regression.coef_,
-        "detector.intercept": regression.intercept_,
-        "detector.reference": detector.reference,
-    }
-
-
-DETECTOR_ARRAYS = tuple(f"detector.{name}" for name in (
-    "mean", "scale", "weights", "means", "covariances", "precisions_cholesky", "scaler_mean",
-    "scaler_scale", "scaler_var", "coef", "intercept", "reference"))  # fmt: skip
-
-
-def _detector_from(arrays: dict[str, np.ndarray], scalars: dict) -> StrangerDetector:
-    """A ``StrangerDetector`` restored from ``_detector_arrays``, judging as the fitted one did:
-    its mixture's log density and its regression's log-odds are computed here in NumPy from the
-    stored parameters, the formulas of scikit-learn's ``GaussianMixture.score_samples`` (full
-    covariances) and ``StandardScaler`` + ``LogisticRegression.decision_function``, so reading a
-    detector does not import scikit-learn (seconds on a 2-core CPU)."""
-    a = {k.removeprefix("detector."): v for k, v in arrays.items()}
-    detector = StrangerDetector(scalars["components"], scalars["quantile"])
-    detector.mean, detector.scale = a["mean"], a["scale"]
-    detector.mixture = _Mixture(a["weights"], a["means"], a["precisions_cholesky"])
-    detector.regression = _Regression(a["scaler_mean"], a["scaler_scale"], a["coef"], a["intercept"])
-    detector.reference, detector.threshold = a["reference"], float(scalars["threshold"])
-    return detector
-
-
-class _Mixture:
-    """A fitted Gaussian mixture (K components, full covariances) as its log density."""
-
-    def __init__(self, weights: np.ndarray, means: np.ndarray, precisions_cholesky: np.ndarray) -> None:
-        self.log_weights, self.means, self.chol = np.log(weights), means, precisions_cholesky
-
-    def score_samples(self, x: np.ndarray) -> np.ndarray:
-        """log p(x) (N,) of points x (N, D): log sum_k w_k N(x; m_k, S_k), with S_k^-1 = L_k L_k^T."""
-        y = np.einsum("nd,kde->nke", x, self.chol) - np.einsum("kd,kde->ke", self.means, self.chol)[None]
-        log_det = np.log(np.diagonal(self.chol, axis1=1, axis2=2)).sum(1)  # (K,)
-        log_prob = -0.5 * (x.shape[1] * np.log(2 * np.pi) + (y**2).sum(2)) + log_det + self.log_weights
-        top = log_prob.max(1, keepdims=True)
-        return (top + np.log(np.exp(log_prob - top).sum(1, keepdims=True)))[:, 0]
-
-
-class _Regression:
-    """A fitted standardisation and binary logistic regression as their log-odds."""
-
-    def __init__(self, mean: np.ndarray, scale: np.ndarray, coef: np.ndarray, intercept: np.ndarray) -> None:
-        self.mean, self.scale, self.coef, self.intercept = mean, scale, coef, intercept
-
-    def decision_function(self, x: np.ndarray) -> np.ndarray:
-        """Log-odds (N,) of features x (N, F)."""
-        return (((x - self.mean) / self.scale) @ self.coef.T + self.intercept).ravel()
-
-
 # -- the files -------------------------------------------------------------------------------------
 
 
@@ -285,7 +219,7 @@ def _arrays(derived: Derived) -> dict[str, np.ndarray]:
     if derived._stored_detector is not None:  # as it was read: the same arrays again
         arrays.update(derived._stored_detector[0])
     elif derived.detector is not None:
-        arrays.update(_detector_arrays(derived.detector))
+        arrays.update(detector_arrays(derived.detector))
     for name, dmap in (derived.densities or {}).items():
         arrays.update({f"density.{name}.xs": dmap.xs, f"density.{name}.ys": dmap.ys,
                        f"density.{name}.aggregate": dmap.aggregate.astype(np.float32),

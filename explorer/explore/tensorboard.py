@@ -114,23 +114,29 @@ def export_tensorboard(
         raise ExplorerError(f"cannot create {target}: {exc.strerror or exc}") from None
     try:
         cell = _write_projector(tmp, tag, codes, x, labels, dataset)
-        writer = SummaryWriter(str(tmp))
-        try:
-            scalars = 0
-            for row in metrics:
-                kind = "train" if row.get("type") == "step" else "epoch"
-                for key in CURVES:
-                    if isinstance(row.get(key), (int, float)):
-                        writer.add_scalar(f"{kind}/{key}", row[key], row["step"])
-                        scalars += 1
-        finally:
-            writer.close()
+        scalars = _write_curves(SummaryWriter(str(tmp)), metrics)
         os.replace(tmp, target)  # onto a missing or empty folder: the export appears whole
     except OSError as exc:
         raise ExplorerError(f"could not write the export into {target}: {exc.strerror or exc}") from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return TensorBoardExport(target, len(codes), scalars, tag, cell)
+
+
+def _write_curves(writer, metrics: list[dict]) -> int:
+    """The run's curves through ``writer`` (closed after): ``train/<key>`` per logging step,
+    ``epoch/<key>`` per epoch, against the step. Returns how many scalars were written."""
+    try:
+        scalars = 0
+        for row in metrics:
+            kind = "train" if row.get("type") == "step" else "epoch"
+            for key in CURVES:
+                if isinstance(row.get(key), (int, float)):
+                    writer.add_scalar(f"{kind}/{key}", row[key], row["step"])
+                    scalars += 1
+        return scalars
+    finally:
+        writer.close()
 
 
 def _write_projector(logdir: Path, tag: str, codes, images, labels, dataset: str) -> int:

@@ -73,24 +73,36 @@ def latent_scatter(
     toggles them); each point's ``customdata`` is its index. ``marker_point`` adds a star there."""
     traces = class_traces(points, labels, label_names)
     if marker_point is not None:
-        traces.append(
-            {
-                "type": "scattergl",  # WebGL, like the dots: drawn after them, so on top
-                "mode": "markers",
-                "name": "chosen point",
-                "hoverinfo": "skip",
-                "x": [marker_point[0]],
-                "y": [marker_point[1]],
-                "marker": {
-                    "symbol": "star",
-                    "size": 18,
-                    "color": "black",
-                    "line": {"width": 1.5, "color": "white"},
-                },
-            }
-        )
+        traces.append(_star(marker_point))
+    layout = _scatter_layout(points, axis_titles, height)
+    # Built from plain dicts without plotly's validators: ten times faster for thousands of
+    # points, which keeps a slider move on the Manifold page quick. The layout's keys are checked by
+    # the tests against plotly's own validation.
+    return go.Figure({"data": traces, "layout": layout}, _validate=False)
+
+
+def _star(point: tuple[float, float]) -> dict:
+    """The chosen point's star, a WebGL trace like the dots (drawn after them, so on top)."""
+    return {
+        "type": "scattergl",  # WebGL, like the dots: drawn after them, so on top
+        "mode": "markers",
+        "name": "chosen point",
+        "hoverinfo": "skip",
+        "x": [point[0]],
+        "y": [point[1]],
+        "marker": {
+            "symbol": "star",
+            "size": 18,
+            "color": "black",
+            "line": {"width": 1.5, "color": "white"},
+        },
+    }
+
+
+def _scatter_layout(points, axis_titles: tuple[str, str], height: int) -> dict:
+    """The scatter's layout: legend below, one scale on both axes over the data's own ranges."""
     xrange, yrange = fitted_ranges(points)
-    layout = {
+    return {
         "height": height,
         # A top margin for plotly's toolbar: at 10 pixels it covered the legend's first entry.
         "margin": {"l": 40, "r": 10, "t": 36, "b": 40},
@@ -130,10 +142,6 @@ def latent_scatter(
             "autorange": False,
         },
     }
-    # Built from plain dicts without plotly's validators: ten times faster for thousands of
-    # points, which keeps a slider move on the Manifold page quick. The keys above are checked by
-    # the tests against plotly's own validation.
-    return go.Figure({"data": traces, "layout": layout}, _validate=False)
 
 
 # -- overlays on the latent scatter -----------------------------------------------------------------

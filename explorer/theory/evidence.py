@@ -291,19 +291,7 @@ def evidence(
                         seconds=time.perf_counter() - start)  # fmt: skip
     recon = expected_recon(model, x, mu_t[0], sigma_t[0])
     elbo = recon - kl_prior
-    lo, hi = _box(model, x, mu, sigma)
-    a, b = _axes(lo, hi, FIRST)
-    first = _on_grid(model, x, a, b)
-    frame = posterior_frame(first, a, b, mu, sigma)
-    while True:  # refine while halving the grid moves log p(x) by more than TOLERANCE
-        z, _, cell = frame.points(grid)
-        flat = torch.as_tensor(z.reshape(-1, 2), dtype=x.dtype, device=x.device)
-        values = log_joint(model, x, flat).double().cpu().numpy().reshape(grid, grid)
-        log_px = _log_sum(values, cell)
-        coarser = _log_sum(values[::2, ::2], 4 * cell)
-        if abs(log_px - coarser) <= tolerance or 2 * grid - 1 > max_grid:
-            break
-        grid = 2 * grid - 1
+    z, values, cell, log_px, coarser, grid = _refined_grid(model, x, mu, sigma, grid, tolerance, max_grid)
     log_q = log_normal_diag(
         torch.as_tensor(z), torch.as_tensor(mu), torch.as_tensor(2 * np.log(sigma))
     ).numpy()
@@ -313,6 +301,24 @@ def evidence(
         log_px, elbo, 0.0, recon, kl_prior, kl_post, l_k, abs(log_px - coarser), float(q.sum() * cell),
         mu, sigma, *picture(z, values - log_px, mu, sigma), time.perf_counter() - start, grid,
     )  # fmt: skip
+
+
+def _refined_grid(model: VAE, x: torch.Tensor, mu, sigma, grid: int, tolerance: float, max_grid: int):
+    """log p(x, z) on a grid over the posterior's frame, doubled (2G - 1 points per axis) while
+    halving it moves log p(x) by more than ``tolerance`` nats, up to ``max_grid``. Returns
+    (points (G, G, 2), log p(x, z) (G, G), cell area, log p(x), log p(x) on the halved grid, G)."""
+    lo, hi = _box(model, x, mu, sigma)
+    a, b = _axes(lo, hi, FIRST)
+    frame = posterior_frame(_on_grid(model, x, a, b), a, b, mu, sigma)
+    while True:
+        z, _, cell = frame.points(grid)
+        flat = torch.as_tensor(z.reshape(-1, 2), dtype=x.dtype, device=x.device)
+        values = log_joint(model, x, flat).double().cpu().numpy().reshape(grid, grid)
+        log_px = _log_sum(values, cell)
+        coarser = _log_sum(values[::2, ::2], 4 * cell)
+        if abs(log_px - coarser) <= tolerance or 2 * grid - 1 > max_grid:
+            return z, values, cell, log_px, coarser, grid
+        grid = 2 * grid - 1
 
 
 def data_space_binarized(config: dict) -> bool:

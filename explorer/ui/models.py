@@ -8,7 +8,6 @@ import threading
 import streamlit as st
 import torch
 
-from explorer.cards import Card, Measured
 from explorer.checkpoints import (
     MODEL_FILE,
     dataset_of,
@@ -20,7 +19,7 @@ from explorer.checkpoints import (
 from explorer.data.cache import load_dataset
 from explorer.data.specs import spec
 from explorer.errors import ExplorerError
-from explorer.evaluate import ACTIVE_UNIT_THRESHOLD, bits_per_dim, fit_projection
+from explorer.evaluate import ACTIVE_UNIT_THRESHOLD, fit_projection
 from explorer.explore.derived import Derived, Stale, model_checksum
 from explorer.explore.derived import ensure as ensure_derived
 from explorer.explore.derived import load as load_derived
@@ -333,89 +332,3 @@ def manifold_png_at(path: str, mtime_ns: int, xs: tuple, ys: tuple, axis_a: int,
     """The decoded grid over given z values (``explorer.explore.latent.manifold_at``) as a PNG."""
     picture = make_grid(manifold_at(cached_model(path, mtime_ns), xs, ys, (axis_a, axis_b)), len(xs), pad=0)
     return png_bytes(picture, scale=max(1, GRID_PIXELS // picture.shape[1]))
-
-
-def _count(n: int | None) -> str:
-    """A card's count as people write it (10,000), or "?" where the card has none."""
-    return f"{n:,}" if n is not None else "?"
-
-
-def _fid(card: Card) -> tuple[float, str, str] | None:
-    """(FID, its label naming the features, a note) from a card's sample quality, or None."""
-    fid = card.sample_quality
-    if fid is None:
-        return None
-    note = f"FID of {fid.generated} against {fid.real}, in the features of the {fid.feature_source}"
-    if fid.floor is not None:
-        note += f"; the test set against the training set scores {fid.floor:.2f}"
-    if fid.features == "classifier":
-        note += ". Not comparable with the Inception FID of papers."
-    return fid.value, f"FID ({fid.features} features)", note
-
-
-def _measured(card: Card, ev: Measured) -> dict:
-    """The headline figures of a card's evaluation, with the note that says how they were had."""
-    trained = (
-        f"Trained for {card.epochs if card.epochs is not None else '?'} epochs on {card.machine or '?'}."
-    )
-    if ev.elbo is None and ev.recon is not None:  # an autoencoder's card
-        note = f"Measured on {_count(ev.n)} test images. {trained}"
-        return {"elbo": None, "nll": None, "recon": ev.recon, "nll_label": "", "note": note}
-    note = (
-        f"Measured on {_count(ev.n)} test images; NLL with K = {_count(ev.k)} importance samples. {trained}"
-    )
-    if card.target_nll is not None and ev.nll is not None:
-        gap = ev.nll - card.target_nll
-        verdict = "met" if gap <= 0 else f"not met, {gap:.1f} nats short"
-        note += f" Target: NLL <= {card.target_nll:g} nats ({verdict})."
-    if ev.binarized is False and ev.likelihood == "bernoulli":
-        note += (
-            " A Bernoulli decoder of grey or colour levels (cross-entropy): its NLL is a score "
-            "to compare models by, not a normalised likelihood of the images."
-        )
-    return {"elbo": ev.elbo, "nll": ev.nll, "nll_label": f"Test NLL, K={ev.k} (nats)", "note": note}
-
-
-def _from_training(config: dict) -> dict:
-    """A run's headline figures without a card: its best test figure during training."""
-    epochs = config.get("epoch", "?")
-    variational = (config.get("model") or {}).get("model", "vae") == "vae"
-    if not variational:  # the run's best_test_elbo holds an autoencoder's reconstruction term
-        note = (
-            f"Best test log p(x|z) (the reconstruction term) during training, after {epochs} epochs; "
-            "an autoencoder has no ELBO or NLL."
-        )
-        return {"elbo": None, "nll": None, "recon": config.get("best_test_elbo"), "note": note}
-    note = (
-        f"Best test ELBO during training, after {epochs} epochs. Run `vae-explorer evaluate` for the "
-        "importance-sampled NLL."
-    )
-    return {"elbo": config.get("best_test_elbo"), "nll": None, "nll_label": "Test NLL (nats)", "note": note}
-
-
-def model_card(choice: str, config: dict) -> dict:
-    """Headline figures for the Home page, formatted from the model's ``Card`` (shipped models,
-    measured by ``vae-explorer evaluate``) or from the run's own record (test ELBO during
-    training)."""
-    card = Card.find(folder_of(choice))
-    evaluation = card.evaluation if card is not None else None
-    out = {"fid": None, "recon": None, "nll_label": "Test NLL (nats)"}
-    if evaluation is not None:
-        out.update(_measured(card, evaluation), fid=_fid(card))
-    else:
-        out.update(_from_training(config))
-    model = config.get("model") or {}
-    if model.get("model", "vae") != "vae":  # an autoencoder: no ELBO, no NLL, no bits/dim
-        return {
-            **out,
-            "elbo": None,
-            "nll": None,
-            "recon": out["recon"] if out["recon"] is not None else out["elbo"],
-        }
-    likelihood = model.get("likelihood", "bernoulli")
-    if likelihood != "bernoulli" and out["elbo"] is not None:  # colour and grey-level data: bits/dim
-        dims = math.prod(model.get("image_shape") or (1, 28, 28))
-        nats = out["nll"] if out["nll"] is not None else -out["elbo"]
-        out["bits_per_dim"] = bits_per_dim(nats, dims, likelihood, False)
-        out["bits_label"] = "Test NLL (bits/dim)" if out["nll"] is not None else "Test -ELBO (bits/dim)"
-    return out

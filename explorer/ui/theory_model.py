@@ -1,0 +1,204 @@
+"""The Theory page's two tabs that run on the user's own model: the identity
+log p(x) = ELBO + KL(q(z|x) || p(z|x)) on one test image (``explorer.theory.evidence``), and why
+AEVB reparameterises, the variance of the two gradient estimators (``explorer.theory.gradients``)."""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+import torch
+
+from explorer.data.cache import eval_images
+from explorer.model import VAE
+from explorer.pictures.images import make_grid, png_bytes
+from explorer.theory import evidence, figures, gradients
+from explorer.ui.models import cached_model
+
+# -- the model-dependent tabs -------------------------------------------------------------------
+
+
+@st.cache_resource(max_entries=4, show_spinner="Binarising the test set...")
+def _data_space_test_set(dataset: str, binarized: bool) -> torch.Tensor:
+    return eval_images(dataset, "test", binarized)[0]
+
+
+def _image(dataset: str, config: dict, key: str) -> tuple[int, torch.Tensor, bool]:
+    """A test image picked by number, in the model's data space (binarised once with a fixed seed
+    for a model of binarised data, as evaluation scores it), shown small."""
+    binarized = evidence.data_space_binarized(config)
+    test = _data_space_test_set(dataset, binarized)
+    left, right = st.columns([1, 4], vertical_alignment="center")
+    index = int(left.number_input("Test image", 0, len(test) - 1, 0, key=key))
+    right.image(
+        png_bytes(make_grid(test[index : index + 1], 1), scale=3),
+        output_format="PNG",
+        caption=f"test image #{index}" + (" (binarised, fixed seed)" if binarized else ""),
+    )
+    return index, test[index], binarized
+
+
+def _absent(model: VAE, what: str) -> bool:
+    """Say why the tab's experiment is absent for an autoencoder; True when it is."""
+    if model.config.variational:
+        return False
+    st.info(
+        f"This model is an autoencoder: its encoder gives one code, with no q(z|x) and no prior it was "
+        f"fitted to, so there is no ELBO, no posterior to compare with and {what}. Pick a VAE in the "
+        "sidebar."
+    )
+    return True
+
+
+@st.cache_data(max_entries=64, show_spinner="Integrating over the latent space...")
+def _evidence(path: str, mtime_ns: int, dataset: str, binarized: bool, index: int) -> tuple:
+    model = cached_model(path, mtime_ns)
+    x = _data_space_test_set(dataset, binarized)[index]
+    ks = evidence.affordable_ks(evidence.seconds_per_decode(model))
+    return evidence.evidence(model, x, ks=ks), ks
+
+
+def identity_ui(choice: str, model: VAE, key: tuple[str, int], dataset: str, config: dict) -> None:
+    """log p(x) = ELBO + KL(q(z|x) || p(z|x)) on the chosen model and image, and L_K against K."""
+    st.latex(
+        r"\log p_\theta(x) = \underbrace{\mathbb E_{q_\phi(z|x)}\left[\log p_\theta(x, z) - \log q_\phi(z|x)"
+        r"\right]}_{\text{ELBO}} + \mathrm{KL}\left(q_\phi(z|x)\,\|\,p_\theta(z|x)\right)"
+    )
+    st.latex(
+        r"\mathcal L_K = \mathbb E\left[\log \tfrac1K \textstyle\sum_{k=1}^K \frac{p_\theta(x, z_k)}"
+        r"{q_\phi(z_k|x)}\right],\quad \mathrm{ELBO} = \mathcal L_1 \le \mathcal L_K \le \mathcal L_{K+1}"
+        r" \le \log p_\theta(x)"
+    )
+    st.markdown(
+        "The ELBO falls short of the evidence by exactly how far the encoder's $q(z|x)$ is from the true "
+        "posterior. With a 2-D latent space both sides can be computed on a grid, so the identity can be "
+        "checked on your own model; the importance-weighted bounds $\\mathcal L_K$ (Burda et al. 2015) "
+        "close the gap as $K$ grows."
+    )
+    if _absent(model, "no bound on log p(x) to tighten"):
+        return
+    index, _, binarized = _image(dataset, config, "identity-image")
+    ev, ks = _evidence(*key, dataset, binarized, index)
+    _identity_table(ev, ks, model.config.latent_dim)
+    left, right = st.columns([3, 2])
+    left.plotly_chart(figures.bounds_figure(ev), key="identity-bounds")
+    rows = [{"K": k, "L_K (nats)": v, "standard error": se} for k, (v, se) in sorted(ev.l_k.items())]
+    right.dataframe(
+        rows,
+        hide_index=True,
+        column_config={
+            c: st.column_config.NumberColumn(format="%.4f") for c in ("L_K (nats)", "standard error")
+        },
+    )
+    right.caption(
+        "Each L_K is the mean over disjoint groups of K draws from one pool of q(z|x) draws (standard error "
+        "across groups; the delta method where fewer than 10 groups)."
+    )
+    if max(ks) < max(evidence.KS):
+        right.caption(
+            f"K up to {max(ks):,} here: larger K would take more than {evidence.POOL_BUDGET:g} s on this "
+            f"machine with this decoder. All of them: `vae-explorer evidence {choice} --index {index}`."
+        )
+
+
+def _identity_table(ev, ks, latent_dim: int) -> None:
+    """The identity's terms beside the true posterior (a 2-D latent space, by quadrature), or why
+    only the bounds L_K can be shown."""
+    if ev.log_px is not None:
+        left, right = st.columns([3, 2])
+        left.plotly_chart(figures.posterior_figure(ev), key="identity-posterior")
+        total = ev.elbo + ev.kl_to_posterior
+        right.markdown(
+            f"| | nats |\n|---|---:|\n| log p(x), quadrature | **{ev.log_px:.4f}** |\n"
+            f"| ELBO | {ev.elbo:.4f} |\n| KL(q(z\\|x) ‖ p(z\\|x)), on the grid | {ev.kl_to_posterior:.4f} |\n"
+            f"| ELBO + KL | **{total:.4f}** |\n| difference | {ev.identity_residual:.1e} |\n"
+            f"| the grid's own error (halved) | {ev.quadrature_error:.1e} |\n"
+            f"| L_{max(ks)} | {ev.l_k[max(ks)][0]:.4f} ± {ev.l_k[max(ks)][1]:.4f} |"
+        )
+        right.caption(
+            f"ELBO = E_q[log p(x|z)] {ev.recon:.4f} − KL(q ‖ p(z)) {ev.kl_prior:.4f}. q's mean "
+            f"({ev.mu[0]:.3f}, {ev.mu[1]:.3f}), sd ({ev.sigma[0]:.4f}, {ev.sigma[1]:.4f}). Computed in "
+            f"{ev.seconds:.2f} s."
+        )
+    else:
+        st.info(
+            f"log p(x) by quadrature, the true posterior and KL(q ‖ p(z|x)) need a 2-D latent space: a grid "
+            f"of 81 points per axis over this model's {latent_dim} dimensions would be "
+            f"81^{latent_dim} decodes. Here: the bounds L_K, which approach log p(x) from below."
+        )
+
+
+@st.cache_data(max_entries=64, show_spinner="Measuring the gradient estimators...")
+def _gradients(path: str, mtime_ns: int, dataset: str, binarized: bool, index: int):
+    model = cached_model(path, mtime_ns)
+    samples, groups = gradients.plan(evidence.seconds_per_decode(model))
+    x = _data_space_test_set(dataset, binarized)[index]
+    return gradients.gradient_variance(model, x, samples, groups)
+
+
+def reparam_ui(model: VAE, key: tuple[str, int], dataset: str, config: dict) -> None:
+    """Gradient variance: score function against the reparameterised estimators A and B."""
+    st.latex(
+        r"\nabla_\phi \mathbb E_{q_\phi}[f(z)] = \underbrace{\mathbb E_{q_\phi}\left[f(z)\,\nabla_\phi \log "
+        r"q_\phi(z|x)\right]}_{\text{score function (REINFORCE)}} = \underbrace{\mathbb E_{\varepsilon"
+        r"\sim\mathcal N(0,I)}\left[\nabla_\phi f(\mu_\phi + \sigma_\phi\odot\varepsilon)\right]}"
+        r"_{\text{reparameterised}}"
+    )
+    st.markdown(
+        "Both are unbiased gradients of the ELBO with respect to the encoder's parameters φ. The score "
+        "function uses only the *value* of f(z) = log p(x, z) − log q(z|x); the reparameterised one "
+        "follows z through the decoder and uses f's *gradient*. Kingma & Welling (section 2.2) call the "
+        'first "the usual (naïve) Monte Carlo gradient estimator", with "very high variance": here is how '
+        "high, on your model, at equal numbers of draws L. Estimator B (section 2.3) takes the KL term "
+        "analytically."
+    )
+    if _absent(model, "no expectation over q(z|x) to differentiate"):
+        return
+    index, _, binarized = _image(dataset, config, "reparam-image")
+    gv = _gradients(*key, dataset, binarized, index)
+    left, right = st.columns([3, 2])
+    left.plotly_chart(figures.variance_figure(gv), key="reparam-figure")
+    score_over_a, a_over_b = gv.ratio("score", "reparam_a"), gv.ratio("reparam_a", "reparam_b")
+    rows = [
+        {"L": s, "score / A": r1, "A / B": r2, "score": v, "A": a}
+        for s, r1, r2, v, a in zip(
+            gv.samples, score_over_a, a_over_b, gv.encoder_variance["score"], gv.encoder_variance["reparam_a"]
+        )
+    ]
+    formats = {"score / A": "%.1f", "A / B": "%.3f", "score": "%.3e", "A": "%.3e"}
+    right.dataframe(
+        rows,
+        hide_index=True,
+        column_config={k: st.column_config.NumberColumn(format=f) for k, f in formats.items()},
+    )
+    ratio = float(np.median(score_over_a))
+    right.markdown(
+        f"The score function's gradient is **{ratio:,.0f}×** as variable as the reparameterised one: it "
+        f"needs about {ratio:,.0f} times the draws for the same precision."
+    )
+    right.caption(
+        f"Total variance of the gradient over every encoder parameter (tr JᵀCJ, J = d(μ, log σ²)/dφ), "
+        f"measured over {gv.draws:,} draws in disjoint groups of L. Per-draw variance of the ELBO's value: "
+        f"estimator A {gv.value_variance['A']:.3g}, B {gv.value_variance['B']:.3g} nats². {gv.seconds:.2f} s."
+    )
+    _mean_gradients(gv, model.config.latent_dim)
+
+
+def _mean_gradients(gv, latent_dim: int) -> None:
+    """Each estimator's mean gradient with respect to the first two posterior means, with its
+    standard error: the three agree (all are unbiased)."""
+    dims = min(2, latent_dim)
+    means = [
+        {
+            "estimator": gradients.NAMES[name],
+            **{
+                f"dELBO/dμ{j + 1}": f"{gv.mean_gradient[name][j]:.3f} ± {gv.mean_gradient_se[name][j]:.3f}"
+                for j in range(dims)
+            },
+        }
+        for name in gradients.ESTIMATORS
+    ]
+    st.caption(
+        "All three are unbiased: their means over every draw differ by noise the size of their "
+        "standard errors."
+    )
+    st.dataframe(means, hide_index=True)
