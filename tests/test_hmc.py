@@ -209,6 +209,48 @@ def test_the_estimator_starts_from_the_encoder_or_given_states():
         paper_log_likelihood(model, x, start=torch.zeros(3, 2))
 
 
+def test_a_decoder_alone_starts_from_its_best_prior_draw():
+    """Monte Carlo EM's model has no encoder: "auto" starts each chain at the best of
+    PRIOR_DRAWS prior draws, in the heaviest part of p(x, z) a search of p(z) finds (a chain at
+    90% acceptance does not cross between separated modes)."""
+    from explorer.likelihood.marginal import PRIOR_DRAWS, start_states
+
+    model, x = tiny_decoder(sharpen=4.0), binary_images(16)
+    model.config.model = "ae"  # no recognition model: "auto" cannot use an encoder
+    assert not model.config.variational
+    torch.manual_seed(0)
+    best = start_states(model, x, "auto")
+    one = start_states(model, x, "prior")
+    fn = log_joint(model, x)
+    assert best.shape == one.shape == (16, 2)
+    assert (fn(best) >= fn(one)).float().mean() > 0.9  # a single draw rarely beats the best of many
+    # the best draw is no worse than every draw of a fresh search of the same size
+    torch.manual_seed(1)
+    search = torch.randn(PRIOR_DRAWS, 16, 2, dtype=torch.float64)
+    assert (fn(best) >= fn(search).max(0).values - 3.0).all()
+
+
+def test_the_bound_curve_starts_training_chains_where_it_is_told(monkeypatch):
+    """The bound curve hands Monte Carlo EM's chain states to the estimator for its training
+    images, and its own start for the test images."""
+    import explorer.likelihood.marginal as marginal
+    from explorer.train.bounds import BoundCurve
+
+    seen = []
+
+    def record(model, x, start="auto", **kw):
+        seen.append(start)
+        return torch.zeros(len(x))
+
+    monkeypatch.setattr(marginal, "paper_log_likelihood", record)
+    model, x = tiny_decoder(), binary_images(6)
+    curve = BoundCurve(x, x[:3], 4, seed=0, samples=0, estimator="paper-hmc")
+    states = torch.ones(6, 2, dtype=torch.float64)
+    point = curve.evaluate(model, 10_000, train_start=states)
+    assert point["train_bound"] == point["test_bound"] == 0.0
+    assert torch.equal(seen[0], states) and seen[1] == "auto"
+
+
 @pytest.mark.parametrize("shared", [True, False], ids=["shared-step", "step-per-chain"])
 def test_monte_carlo_em_raises_the_marginal_likelihood(shared):
     """40 MCEM iterations (10 leapfrog steps, 5 Adagrad updates each) on 32 images drawn from a

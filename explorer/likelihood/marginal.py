@@ -142,14 +142,17 @@ class PaperEstimate(NamedTuple):
 
 
 START_DRAWS = 100  # draws of q(z|x) among which "encoder-best" picks a chain's start
+PRIOR_DRAWS = 1000  # draws of p(z) among which "prior-best" picks a chain's start
 
 
 def start_states(model: VAE, x: torch.Tensor, start: torch.Tensor | str) -> torch.Tensor:
     """Where the chains start (B, Nz): given states; "encoder": the mean of q(z|x);
     "encoder-best": of that mean and ``START_DRAWS`` draws of q(z|x), the one with the highest
     log p(x, z) (a chain cannot cross between separated modes at the step sizes of 90%
-    acceptance, so it should start in the heaviest one it can find); "prior": z ~ p(z); "auto":
-    "encoder-best" where the model is a VAE, else the prior.
+    acceptance, so it should start in the heaviest one it can find); "prior": z ~ p(z);
+    "prior-best": of ``PRIOR_DRAWS`` draws of p(z), the one with the highest log p(x, z) (a model
+    without an encoder: Monte Carlo EM's decoder); "auto": "encoder-best" where the model is a
+    VAE, else "prior-best".
 
     Raises:
         ValueError: an unknown start, or states of the wrong shape.
@@ -161,7 +164,7 @@ def start_states(model: VAE, x: torch.Tensor, start: torch.Tensor | str) -> torc
             raise ValueError(f"start states must be ({b}, {nz}), got {tuple(start.shape)}")
         return start.to(device=device, dtype=x.dtype)
     if start == "auto":
-        start = "encoder-best" if model.config.variational else "prior"
+        start = "encoder-best" if model.config.variational else "prior-best"
     if start in ("encoder", "encoder-best"):
         with torch.no_grad():
             mu, logvar = model.encode(x)
@@ -172,7 +175,30 @@ def start_states(model: VAE, x: torch.Tensor, start: torch.Tensor | str) -> torc
             return draws[best, torch.arange(b, device=draws.device)]
     if start == "prior":
         return torch.randn(b, nz, dtype=x.dtype, device=device)
-    raise ValueError(f"start must be states, 'auto', 'encoder', 'encoder-best' or 'prior', got {start!r}")
+    if start == "prior-best":
+        return _best_prior_draw(model, x, PRIOR_DRAWS)
+    raise ValueError(
+        f"start must be states, 'auto', 'encoder', 'encoder-best', 'prior' or 'prior-best', got {start!r}"
+    )
+
+
+def _best_prior_draw(model: VAE, x: torch.Tensor, draws: int, chunk: int = 50) -> torch.Tensor:
+    """Per image of x (B, C, H, W), the draw of p(z) with the highest log p(x, z) among ``draws``
+    (B, Nz); drawn and scored ``chunk`` at a time, so memory stays at chunk x B decodes."""
+    b, nz = x.shape[0], model.config.latent_dim
+    device = next(model.parameters()).device
+    fn = log_joint(model, x)
+    best_z = torch.zeros(b, nz, dtype=x.dtype, device=device)
+    best = torch.full((b,), -torch.inf, dtype=x.dtype, device=device)
+    with torch.no_grad():
+        for done in range(0, draws, chunk):
+            z = torch.randn(min(chunk, draws - done), b, nz, dtype=x.dtype, device=device)
+            values = fn(z)  # (chunk, B)
+            top, at = values.max(0)
+            better = top > best
+            best = torch.where(better, top, best)
+            best_z[better] = z[at, torch.arange(b, device=device)][better]
+    return best_z
 
 
 def paper_estimate(

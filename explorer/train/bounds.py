@@ -6,8 +6,9 @@ training set and on the test set, against the number of training samples evaluat
 the next of ``points_per_decade`` log-spaced counts, the mean ELBO (SGVB estimator B, one draw per
 image, fixed draws per point) of a fixed training subset and of the test set; or, for the
 paper's Figure 3, the marginal likelihood log p(x) by its Appendix D estimator
-(``explorer.likelihood.marginal``: HMC posterior samples, chains started from the encoder's best draw,
-or from the prior for a model without one).
+(``explorer.likelihood.marginal``: HMC posterior samples, chains started from the encoder's best draw;
+for Monte Carlo EM, which has no encoder, the training images' chains start at MCEM's own chain
+states and the test images' at the best of many prior draws).
 """
 
 from __future__ import annotations
@@ -57,15 +58,16 @@ class BoundCurve:
         """Whether ``samples`` (training samples evaluated so far) has reached the next count."""
         return samples >= log_spaced_count(self.index, self.per_decade)
 
-    def evaluate(self, model: VAE, samples: int) -> dict[str, float]:
+    def evaluate(self, model: VAE, samples: int, train_start: torch.Tensor | None = None) -> dict[str, float]:
         """The point for ``samples``: {"samples", "train_bound", "test_bound", "bound_seconds"}
-        (bounds in nats per image); moves on to the first count above ``samples``."""
+        (bounds in nats per image); moves on to the first count above ``samples``.
+        ``train_start`` (N, Nz): where the estimator's chains on the training subset start (Monte
+        Carlo EM's own chains for those images), instead of ``start``."""
         start = time.perf_counter()
         seed = self.seed * 1_000_003 + self.index  # the same draws for the same point
         if self.estimator == "paper-hmc":
-            train, test = (
-                self._marginal(model, x, seed + i) for i, x in enumerate((self.train_x, self.test_x))
-            )
+            train = self._marginal(model, self.train_x, seed, train_start)
+            test = self._marginal(model, self.test_x, seed + 1)
         else:
             train = test_figures(model, self.train_x, "elbo", 1, seed)["test_elbo"]
             test = test_figures(model, self.test_x, "elbo", 1, seed + 1)["test_elbo"]
@@ -73,7 +75,7 @@ class BoundCurve:
         return {"samples": samples, "train_bound": train, "test_bound": test,
                 "bound_seconds": time.perf_counter() - start}  # fmt: skip
 
-    def _marginal(self, model: VAE, x: torch.Tensor, seed: int) -> float:
+    def _marginal(self, model: VAE, x: torch.Tensor, seed: int, states: torch.Tensor | None = None) -> float:
         """Mean log p(x) of ``x`` by the paper's Appendix D estimator, nats per image; the caller's
         random stream is left as it was (the chains draw from a forked, seeded one)."""
         from explorer.likelihood.marginal import paper_log_likelihood
@@ -84,7 +86,10 @@ class BoundCurve:
             was_training = model.training
             model.eval()
             try:
-                values = torch.cat([paper_log_likelihood(model, xb, start=self.start) for xb in x.split(500)])
+                starts = states.split(500) if states is not None else [self.start] * len(x.split(500))
+                values = torch.cat(
+                    [paper_log_likelihood(model, xb, start=s) for xb, s in zip(x.split(500), starts)]
+                )
             finally:
                 model.train(was_training)
         return float(values.double().mean())

@@ -149,9 +149,8 @@ class Trainer:
         self.curve = None
         if cfg.bound_points:
             samples = self.position.step * self.data.batch
-            start = "prior" if cfg.algorithm == "mcem" else "auto"  # where the estimator's chains start
             self.curve = BoundCurve(self.data.bound_train_x, self.data.test_x, cfg.bound_points, cfg.seed,
-                                    samples, cfg.bound_estimator, start)  # fmt: skip
+                                    samples, cfg.bound_estimator)  # fmt: skip
 
     # -- the loop -------------------------------------------------------------------------------
 
@@ -241,7 +240,11 @@ class Trainer:
     def bound_point(self, epoch: int, start: float) -> None:
         """A point of the bound curve (``explorer.train.bounds``): the ELBO of the fixed training subset
         and of the test set at this many training samples, as a "bound" metrics line."""
-        point = self.curve.evaluate(self.model, self.position.step * self.data.batch)
+        # Monte Carlo EM's estimates on its training images start where its own chains are (the
+        # bound's training subset is the first images of the training set); the test images'
+        # from the best of many prior draws ("auto" for a model without an encoder).
+        states = self.chains.z[: len(self.data.bound_train_x)] if self.chains is not None else None
+        point = self.curve.evaluate(self.model, self.position.step * self.data.batch, states)
         elapsed = self.position.seconds + time.perf_counter() - start
         step = self.position.step
         self.record.metrics(dict(type="bound", epoch=epoch, step=step, **point, seconds=elapsed))
