@@ -120,7 +120,7 @@ def cmd_evaluate(args) -> None:
     if args.estimator == "paper-hmc":
         from explorer.cli.paper import paper_estimate
 
-        figures["paper_hmc"] = paper_estimate(args.checkpoint, model, dataset, binarized, args)
+        figures["paper_hmc"] = paper_estimate(model, dataset, binarized, args)
     if args.fid:
         figures["fid"] = fid_figures(model, dataset, args)
         if args.save_card:

@@ -107,11 +107,11 @@ def _say(line: str) -> None:
     tqdm.write(line)
 
 
-def paper_estimate(checkpoint: str, model, dataset: str, binarized: bool, args) -> dict:
+def paper_estimate(model, dataset: str, binarized: bool, args) -> dict:
     """The paper's Appendix D estimate of log p(x) on the images ``evaluate`` scored: mean and
     standard error over the images, nats. A Monte Carlo EM model (no recognition model) starts its
-    chains from the prior; a VAE from the best of its encoder's draws (``evaluate --estimator
-    paper-hmc``).
+    chains at the best of 1,000 prior draws; a VAE at the best of its encoder's draws (``evaluate
+    --estimator paper-hmc``).
 
     Raises:
         ExplorerError: an autoencoder, which has no p(z).
@@ -120,7 +120,6 @@ def paper_estimate(checkpoint: str, model, dataset: str, binarized: bool, args) 
 
     import torch
 
-    from explorer.checkpoints import read_config
     from explorer.data.cache import eval_images
     from explorer.likelihood.marginal import paper_log_likelihood
 
@@ -128,13 +127,12 @@ def paper_estimate(checkpoint: str, model, dataset: str, binarized: bool, args) 
         raise ExplorerError(
             "an autoencoder has no p(z): the paper's estimator needs a VAE (or an MCEM decoder)"
         )
-    algorithm = read_config(checkpoint).get("train", {}).get("algorithm", "aevb")
     x, _ = eval_images(dataset, args.split, binarized, args.limit)
     device = next(model.parameters()).device
     start = time.perf_counter()
     torch.manual_seed(0)
     values = torch.cat([
-        paper_log_likelihood(model, xb.to(device), start="prior" if algorithm == "mcem" else "auto").cpu()
+        paper_log_likelihood(model, xb.to(device), start="auto").cpu()
         for xb in x.split(500)
     ]).double()  # fmt: skip
     se = float(values.std() / len(values) ** 0.5) if len(values) > 1 else float("nan")
