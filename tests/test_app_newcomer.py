@@ -199,26 +199,41 @@ def test_no_verdict_where_the_detector_is_unmeasured_and_no_elbo_for_an_autoenco
 # -- the smaller things ----------------------------------------------------------------------------
 
 
-def _latent(**params):
+def _latent(page_name: str | None = None, **params):
     from tests.apptest import LATENT
 
-    at = page(LATENT)
+    at = page(page_name or LATENT)
     for name, value in params.items():
         at.query_params[name] = value
     return at.run()
 
 
-def test_the_address_keeps_what_it_can_and_says_what_it_cannot():
-    """point=99999 warns and leaves the address; model=nope&point=3 keeps the point on the model
-    shown instead; map=umap on a 2-D model says why it is not used."""
-    at = _latent(model="mnist-z2", point="99999")
-    assert "There is no test image #99999" in at.warning[0].value
-    assert "point" not in at.query_params
-    at = _latent(model="nope", point="3")
+@pytest.mark.parametrize("where", ["pages/2_Latent_space.py", "pages/4_Reconstruct.py", "app.py"])
+def test_the_address_keeps_what_it_can_and_says_once_what_it_cannot(where):
+    """point=99999 (past the test set) and map=umap on a 2-D model: each refused value is said
+    once, in the words of what is shown instead, and leaves the address, on every page (they
+    stayed in it: point=99999 silently on Reconstruct, map=umap everywhere). model=nope&point=3
+    keeps the point on the model shown instead."""
+    at = _latent(where, model="mnist-z2", point="99999", map="umap")
+    assert not at.exception
+    said = [w.value for w in at.warning if w.value.startswith("Not used from the address")]
+    assert len(said) == 1, [w.value for w in at.warning]
+    assert "point=99999: mnist-z2's test images run from #0 to #9,999" in said[0]
+    assert "map=umap: mnist-z2 has a 2-D latent space, so its map shows z itself" in said[0]
+    assert dict(at.query_params) == {"model": "mnist-z2"}
+    assert not any("2-D latent space" in i.value for i in at.info)  # not said twice
+    at.run()  # once: the next run is quiet
+    assert not [w for w in at.warning if "address" in w.value] and "point" not in at.query_params
+    if where == "app.py":
+        return
+    at = _latent(where, model="nope", point="3")
     assert "There is no model 'nope' here" in at.warning[0].value
-    assert any(h.value == "Test image #3" for h in at.subheader)
-    at = _latent(model="mnist-z2", map="umap")
-    assert any("2-D latent space: the map shows z itself, not a UMAP" in i.value for i in at.info)
+    assert dict(at.query_params) == {"model": "mnist-z2", "point": "3"}
+    if "Latent" in where:
+        assert any(h.value == "Test image #3" for h in at.subheader)
+        at = _latent(where, model="mnist-z20", point="3", map="umap")  # a wide model keeps them
+        assert not [w for w in at.warning if "address" in w.value]
+        assert dict(at.query_params) == {"model": "mnist-z20", "point": "3", "map": "umap"}
 
 
 def test_the_prior_tab_names_its_inactive_units():

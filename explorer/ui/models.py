@@ -29,7 +29,7 @@ from explorer.model import VAE
 from explorer.pictures.images import ScatterPicture, make_grid, png_bytes
 from explorer.pictures.plots import PALETTE
 from explorer.train.runfolder import list_runs, runs_root
-from explorer.ui.share import publish_view, restore_view
+from explorer.ui.share import publish_view, restore_view, settle_view
 
 RUN_PREFIX = "runs/"
 MAP_POINTS = 2000  # encoded test images on the small maps beside uploads, drawings, sliders
@@ -159,7 +159,8 @@ def model_or_stop() -> tuple[str, VAE, dict]:
     except ExplorerError as exc:
         st.error(f"Cannot load model {choice!r}: {exc}")
         st.stop()
-    publish_view(choice)
+    settle_view(choice, model.config.latent_dim, lambda: len(test_images(dataset_of(config))[1]))
+    publish_view(choice, wide=model.config.latent_dim > 2)
     st.sidebar.caption("The address bar holds this view (model, map, clicked image): copy it to share.")
     return choice, model, config
 

@@ -4,16 +4,19 @@ The address is read once, when a session starts, and rewritten on every run afte
 
 Every key is checked by one validator, ``read_address``: a value the app would not have written
 itself (``point=²``, 5,000 nines, Arabic-Indic digits, an unknown model or map) is ignored and named
-in one warning, never parsed."""
+in one warning, never parsed. What only the model can refuse (a test image beyond its test set, a
+t-SNE or UMAP map of a 2-D latent space) is checked by ``settle_view`` once the model is loaded:
+said once, and left out of the address from then on."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 
 import streamlit as st
 
 RESTORED = "_view_restored"  # session state: the address has been read
+UNSETTLED = "_view_unsettled"  # session state: the address's values still to check against the model
 CHOSEN_MODEL = "model"
 BESIDE = "beside"
 MAP = "map"
@@ -98,6 +101,7 @@ def restore_view(models: Collection[str], default: str | None = None) -> None:
     if st.session_state.get(RESTORED):
         return
     st.session_state[RESTORED] = True
+    st.session_state[UNSETTLED] = True  # settle_view: what only the model can refuse
     if default is None:
         default = "mnist-z2" if "mnist-z2" in models else next(iter(models), "")
     address = read_address(st.query_params, models)
@@ -127,13 +131,43 @@ def restore_view(models: Collection[str], default: str | None = None) -> None:
         st.session_state[PICKED] = (address.model, address.point)
 
 
-def publish_view(choice: str) -> None:
-    """Write the current view into the address (only what differs from the defaults)."""
+def settle_view(choice: str, latent_dim: int, test_count: Callable[[], int]) -> None:
+    """Once per session, after ``restore_view``: refuse what the address asked that the model
+    ``choice`` cannot show (a clicked test image #n past its ``test_count()`` test images; a t-SNE
+    or UMAP map of a ``latent_dim``-2 latent space, which is drawn as z itself), in one warning
+    that says what is shown instead; the refused values leave the session state, and so the
+    address (``publish_view``). ``test_count`` is called only when the address named an image."""
+    if not st.session_state.pop(UNSETTLED, False):
+        return
+    refused = []
+    picked = st.session_state.get(PICKED)
+    if picked and picked[0] == choice:
+        count = test_count()
+        if picked[1] >= count:
+            del st.session_state[PICKED]
+            refused.append(
+                f"point={picked[1]}: {choice}'s test images run from #0 to #{count - 1:,}, so no "
+                "image is opened"
+            )
+    asked = st.session_state.get(MAP, "pca")
+    if latent_dim <= 2 and asked != "pca":
+        del st.session_state[MAP]
+        refused.append(
+            f"map={asked}: {choice} has a 2-D latent space, so its map shows z itself (t-SNE and "
+            "UMAP are for models of more latent dimensions)"
+        )
+    if refused:
+        st.warning(f"Not used from the address: {'; '.join(refused)}.")
+
+
+def publish_view(choice: str, wide: bool = True) -> None:
+    """Write the current view into the address (only what differs from the defaults; the map
+    only for a ``wide`` model, one of more than two latent dimensions, which draws it)."""
     view = {"model": choice}
     beside = st.session_state.get(BESIDE)
     if beside and beside != "(none)":
         view["beside"] = beside
-    if st.session_state.get(MAP, "pca") != "pca":
+    if wide and st.session_state.get(MAP, "pca") != "pca":
         view["map"] = st.session_state[MAP]
     if st.session_state.get(DENSITY):
         view["density"] = "1"
