@@ -159,13 +159,27 @@ def test_a_first_view_reads_the_stored_figures_and_measures_nothing(shipped, tmp
     )
 
 
-def test_a_finished_run_stores_its_figures_and_a_run_told_not_to_does_not(tmp_path, monkeypatch, mnist_test):
-    from explorer.cli.train import _derive
+def test_a_finished_run_stores_its_figures_and_a_run_told_not_to_does_not(
+    tmp_path, monkeypatch, mnist_test, capsys
+):
+    """A finished run stores the pages' figures, and says so while it does: after its last
+    epoch it measured them for about 90 s with its status still at the last step; each part now
+    goes into its status (the Train page shows it) and its log as it starts, with the training
+    figures kept, and "finished" follows."""
+    from explorer.cli.train import _derive, derive_stage
     from explorer.train.run import start_run
+    from explorer.train.runfolder import RunFolder
     from tests.runs import SMALL, small_config
 
     # the figures of the first N test images: what matters here is that they are written
     monkeypatch.setattr(derived, "test_images", lambda dataset: mnist_test.images[:N].float() / 255.0)
+    written, real = [], RunFolder.write_status
+
+    def record(self, state, **fields):
+        written.append((state, fields))
+        real(self, state, **fields)
+
+    monkeypatch.setattr(RunFolder, "write_status", record)
     run = start_run(
         tmp_path / "run", SMALL, small_config(epochs=1), progress=False, after_training=_derive
     )  # as `train` does
@@ -173,6 +187,13 @@ def test_a_finished_run_stores_its_figures_and_a_run_told_not_to_does_not(tmp_pa
     assert all(figures.has(p) for p in derived.CORE) and figures.codes.shape == (N, 2)
     meta = json.loads((run / "derived" / derived.META).read_text())
     assert meta["model_sha256"] == derived.model_checksum(run) and meta["format"] == derived.FORMAT
+    staged = [(state, fields) for state, fields in written if "stage" in fields]
+    assert [f["stage"] for _, f in staged] == [derive_stage(p) for p in derived.CORE]
+    assert staged[0][1]["stage"].startswith("storing what the pages need of the test set (codes")
+    assert all(state == "running" and f["epochs"] == 1 and f["steps_per_epoch"] for state, f in staged)
+    assert written[-1][0] == "finished" and "stage" not in written[-1][1]
+    log = capsys.readouterr().out  # what the run's log gets
+    assert all(derive_stage(p) in log for p in derived.CORE)
     quiet = start_run(tmp_path / "quiet", SMALL, small_config(epochs=1), progress=False)
     assert not (quiet / "derived").exists()
 

@@ -114,13 +114,38 @@ def cmd_train(args) -> int | None:
 
 def _derive(folder) -> None:
     """What the app's pages need of the finished run's test set, stored beside its model
-    (``explorer.explore.derived``); a failure leaves the run as it is (a page measures later)."""
+    (``explorer.explore.derived``), each part said as it starts (``derive_stage``) in the run's
+    status, which the Train page shows, and in its log; a failure leaves the run as it is (a page
+    measures later)."""
     from explorer.explore.derived import CORE, ensure
+    from explorer.train.runfolder import RunFolder
+
+    run = RunFolder(folder)
+    kept = {k: v for k, v in (run.read_status() or {}).items() if k not in ("state", "pid", "time")}
+
+    def report(part: str) -> None:
+        stage = derive_stage(part)
+        print(stage, flush=True)
+        try:
+            run.write_status("running", **{**kept, "stage": stage})
+        except OSError:
+            pass  # a full disk: the run itself is saved, and "finished" is written (or not) after
 
     try:
-        ensure(folder, parts=CORE)
+        ensure(folder, parts=CORE, report=report)
     except (ExplorerError, ValueError, OSError) as exc:
         print(f"the run is saved; what the pages need was not stored: {exc}", file=sys.stderr)
+
+
+def derive_stage(part: str) -> str:
+    """What a finished run is doing while it stores ``part`` of its derived figures, in words:
+    the whole list, then the part now measured."""
+    from explorer.explore.derived import CORE, WHAT
+
+    return (
+        f"storing what the pages need of the test set ({', '.join(WHAT[p] for p in CORE)}): "
+        f"now the {WHAT[part]}"
+    )
 
 
 def _launch_processes(args) -> None:

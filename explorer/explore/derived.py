@@ -29,6 +29,7 @@ import json
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -51,6 +52,15 @@ MODEL_FILE = "model.safetensors"  # explorer.train.runfolder.MODEL_FILE, without
 MAPS = ("tsne", "umap")  # the nonlinear maps a wide model may store
 PARTS = ("codes", "elbo", "units", "detector", "densities", *MAPS)
 CORE = PARTS[:5]  # what training writes and every page may need; the maps take a minute each
+WHAT = {  # each part in words, for whoever waits while it is measured (the Train page, the log)
+    "codes": "codes (posterior means)",
+    "elbo": "ELBO of each image",
+    "units": "KL and variance of each latent unit",
+    "detector": "stranger detector",
+    "densities": "aggregate posterior's density maps",
+    "tsne": "t-SNE map",
+    "umap": "UMAP map",
+}
 
 
 class Stale(Exception):
@@ -118,7 +128,10 @@ def contour_reach(projection, codes: torch.Tensor) -> float:
     return float(max(4, math.ceil(reach) + 2))  # past the farthest code: no contour cut at the edge
 
 
-def _timed(seconds: dict, name: str, work):
+def _timed(seconds: dict, name: str, work, report: Callable[[str], None] | None = None):
+    """``work()``, its seconds kept in ``seconds[name]``; ``report(name)`` first, when given."""
+    if report is not None:
+        report(name)
     start = time.perf_counter()
     out = work()
     seconds[name] = round(time.perf_counter() - start, 3)
@@ -130,11 +143,17 @@ DENSITY_IMAGES = 5000  # test images whose posteriors make up the aggregate post
 
 @torch.no_grad()
 def compute(
-    model, dataset: str, parts=CORE, x: torch.Tensor | None = None, into: Derived | None = None
+    model,
+    dataset: str,
+    parts=CORE,
+    x: torch.Tensor | None = None,
+    into: Derived | None = None,
+    report: Callable[[str], None] | None = None,
 ) -> Derived:
     """The ``parts`` (of ``PARTS``) of ``model``'s figures over ``dataset``'s test images x (N, C,
     H, W) in [0, 1] (default: loaded), added to ``into`` (default: new); parts already there are
     kept. The maps take a minute each for 10,000 codes on a 2-core CPU (only for z > 2).
+    ``report(part)`` is called as each part starts (to say what is being measured).
 
     Raises:
         ValueError: an unknown part.
@@ -152,24 +171,26 @@ def compute(
     if todo and x is None:
         x = test_images(dataset)
     if out.codes is None and ({"codes", "densities"} & set(todo) or set(MAPS) & set(todo)):
-        out.codes = _timed(out.seconds, "codes", lambda: encode_means(model, x))
+        out.codes = _timed(out.seconds, "codes", lambda: encode_means(model, x), report)
     if "elbo" in todo:
-        out.elbo = _timed(out.seconds, "elbo", lambda: reconstruct(model, x).elbo.float())
+        out.elbo = _timed(out.seconds, "elbo", lambda: reconstruct(model, x).elbo.float(), report)
     if "units" in todo:
         out.variance, out.kl = (
-            v.double() for v in _timed(out.seconds, "units", lambda: latent_stats(model, x))
+            v.double() for v in _timed(out.seconds, "units", lambda: latent_stats(model, x), report)
         )
     if "detector" in todo:
-        out.detector = _timed(out.seconds, "detector", lambda: fit_detector(model, x, dataset))
+        out.detector = _timed(out.seconds, "detector", lambda: fit_detector(model, x, dataset), report)
     if "densities" in todo:
         projection = fit_projection(out.codes)
         out.densities = (
-            _timed(out.seconds, "densities", lambda: densities(model, x, projection, out.codes))
+            _timed(out.seconds, "densities", lambda: densities(model, x, projection, out.codes), report)
             if model.config.variational
             else {}
         )
     for kind in MAPS:
         if kind in todo:
+            if report is not None:
+                report(kind)
             add_map(out, kind)
     return out
 
@@ -328,11 +349,18 @@ def _derived_from(meta: dict, arrays: dict[str, np.ndarray]) -> Derived:
     return out
 
 
-def ensure(model_folder: str | os.PathLike, model=None, parts=CORE, known: Derived | None = None) -> Derived:
+def ensure(
+    model_folder: str | os.PathLike,
+    model=None,
+    parts=CORE,
+    known: Derived | None = None,
+    report: Callable[[str], None] | None = None,
+) -> Derived:
     """The model's derived figures with at least ``parts``: read from beside the model (or
     ``known``, figures of this model already read), the missing parts computed and the whole
     written back; a folder that cannot be written keeps nothing, and the figures are returned
-    all the same. ``model``: the loaded model, if the caller has it."""
+    all the same. ``model``: the loaded model, if the caller has it; ``report``: as ``compute``
+    takes it."""
     from explorer.checkpoints import dataset_of, load_checkpoint, read_config
 
     checksum = model_checksum(model_folder)
@@ -345,7 +373,7 @@ def ensure(model_folder: str | os.PathLike, model=None, parts=CORE, known: Deriv
     if all(derived.has(p) for p in parts):
         return derived
     model = model if model is not None else load_checkpoint(model_folder)
-    derived = compute(model, derived.dataset, parts, into=derived)
+    derived = compute(model, derived.dataset, parts, into=derived, report=report)
     try:
         save(model_folder, derived, checksum)
     except OSError:

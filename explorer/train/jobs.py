@@ -39,6 +39,7 @@ class JobView:
     rows: list[dict]
     path: str = ""  # how it trains: processes, device, CUDA graph or eager step
     steps_per_epoch: int | None = None  # places the step rows at fractional epochs on the curves
+    stage: str = ""  # after the last epoch: what the run is storing for the pages, in words
 
     @property
     def active(self) -> bool:
@@ -179,6 +180,7 @@ class JobRegistry:
             rows,
             status.get("path", ""),
             per_epoch,
+            status.get("stage", "") if state in ("starting", "running") else "",
         )
 
 

@@ -23,12 +23,7 @@ MAX_FRAMES = 40  # epochs shown in the animation: enough to see it form, light e
 def show_run(registry: JobRegistry, name: str) -> None:
     """A run's progress, figures, state and curves; a Stop button while it trains."""
     view = registry.view(name)
-    st.progress(
-        view.fraction,
-        text=f"{view.state}: step {view.step:,} of {view.total_steps or '?':,}"
-        if view.total_steps
-        else view.state,
-    )
+    _progress(view)
     if view.path:
         st.caption(f"Training on: {view.path}")
     a, b, c, d = st.columns(4)
@@ -46,7 +41,7 @@ def show_run(registry: JobRegistry, name: str) -> None:
         st.warning(f"The {what} of epoch {last['epoch']} is not finite: the run has diverged.")
     if view.state in ("failed", "lost"):
         st.error(f"Run {name!r} {view.state}: {view.message}")
-    if view.active and st.button("Stop (saves a checkpoint)", key=f"stop-{name}"):
+    if view.active and not view.stage and st.button("Stop (saves a checkpoint)", key=f"stop-{name}"):
         registry.stop(name)
         st.toast(f"Stopping {name}: it saves a checkpoint first.")
     if not view.active and registry.folder(name).has_checkpoint():
@@ -63,6 +58,23 @@ def show_run(registry: JobRegistry, name: str) -> None:
         st.session_state["was_active"] = False
         st.rerun()  # the finished run now appears in the model picker
     st.session_state["was_active"] = view.active
+
+
+def _progress(view) -> None:
+    """The run's progress bar: steps while it trains; after its last epoch, what it stores for
+    the pages (``explorer.explore.derived``, a minute or more on a CPU, said so as not to look
+    stuck)."""
+    if view.stage:
+        st.progress(1.0, text=f"{view.state}: training done, {view.stage.split(' (')[0]}")
+        st.info(
+            f"Training has ended. The run is {view.stage}. Measured once and stored beside the "
+            "model, they let every page open it at once (a page opened before this is done "
+            "measures what it needs itself).",
+            icon=":material/hourglass_top:",
+        )
+        return
+    steps = f"{view.state}: step {view.step:,} of {view.total_steps:,}" if view.total_steps else view.state
+    st.progress(view.fraction, text=steps)
 
 
 def resume_control(registry: JobRegistry, name: str, done: int, target: int | None) -> None:
