@@ -296,13 +296,13 @@ class TrainConfig:
             )
         if self.algorithm != "aevb" and (self.objective != "elbo" or self.samples != 1):
             raise ValueError(
-                f"{self.algorithm} does not train on an SGVB bound with L draws: use --objective elbo "
-                f"--samples 1 with --algorithm {self.algorithm}"
+                f"--algorithm {self.algorithm} does not train on an SGVB bound with L draws: use "
+                "--objective elbo --samples 1 with it"
             )
         if self.algorithm != "aevb" and self.beta != 1.0:
             raise ValueError(
-                f"{self.algorithm} has no KL weight: set beta to 1 (not {self.beta:g})"
-                " or use --algorithm aevb"
+                f"--algorithm {self.algorithm} has no KL weight: set --beta 1 (not {self.beta:g}), "
+                "or use --algorithm aevb"
             )
         check_device_name(self.device)
 

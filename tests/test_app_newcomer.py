@@ -91,6 +91,32 @@ def test_the_train_form_says_what_each_field_does_for_the_model_chosen(shipped):
     assert saved["model"]["likelihood"] == "bernoulli" and saved["train"]["dataset"] == "fashion-mnist"
 
 
+@pytest.mark.parametrize(
+    "values, said",
+    [
+        ({"samples": 5}, 'Algorithm "Monte Carlo EM (HMC)" does not train on an SGVB bound with L draws: '
+         'use Objective "ELBO (VAE)" and Samples L "1" with it'),
+        ({"objective": "iwae"}, 'use Objective "ELBO (VAE)" and Samples L "1"'),
+        ({"beta": 0.5}, 'Algorithm "Monte Carlo EM (HMC)" has no KL weight: set Beta (KL weight) "1" '
+         '(not 0.5), or use Algorithm "AEVB (SGVB gradient)"'),
+        ({"model": "ae"}, 'use it with Model kind "VAE", not Model kind "Autoencoder (AE)"'),
+    ],
+)  # fmt: skip
+def test_monte_carlo_em_refusals_name_the_forms_own_fields(shipped, values, said):
+    """Monte Carlo EM on the Train form with a setting it refuses said so in command-line flags
+    ("use --objective elbo --samples 1 with --algorithm mcem"): the form names its own fields and
+    their choices as its widgets show them, as its other refusals do."""
+    from tests.apptest import fill
+
+    at = page(TRAIN).run()
+    fill(at, run="mcem", algorithm="mcem", epochs=1, **values)
+    at.get_by_key("start-training").click().run()
+    assert not at.exception and len(at.error) == 1
+    refusal = at.error[0].value
+    assert said in refusal and "--" not in refusal and "mcem" not in refusal, refusal
+    assert not (shipped / "runs" / "mcem").exists()
+
+
 def test_the_latent_space_forming_keeps_its_points_and_shows_them_all(shipped):
     """The Train page's animation: at epoch 0 every code lies within +-0.1, and two decimals drew
     them as a lattice; percentile axes cut off a far cluster. The points keep about 1/1000 of
@@ -126,6 +152,30 @@ def test_the_latent_space_forming_keeps_its_points_and_shows_them_all(shipped):
         and y0 < shown[:, 1].min()
         and y1 > shown[:, 1].max()
     )
+
+
+def test_the_train_page_says_what_a_finished_run_is_storing(shipped):
+    """After the last epoch the run stores what the pages need of the test set (about 90 s on
+    this CPU), and the page sat silent at the last step: it now says what is being stored, from
+    the run's status, and offers no Stop (there is no training left to stop)."""
+    from explorer.cli.train import derive_stage
+    from explorer.train.runfolder import RunFolder
+
+    run = RunFolder(shipped / "runs" / "storing")
+    run.create()
+    run.append_metrics([{"type": "epoch", "epoch": 1, "step": 10, "test_elbo": -200.0, "seconds": 1.0}])
+    # this process stands in for the run's (alive): status.json as the run writes it while storing
+    run.write_status("running", epochs=1, steps_per_epoch=10, step=10, stage=derive_stage("detector"))
+    at = page(TRAIN).run()
+    assert not at.exception
+    said = " ".join(i.value for i in at.info)
+    assert "Training has ended. The run is storing what the pages need of the test set (codes" in said
+    assert "now the stranger detector" in said, said
+    assert not [b for b in at.button if b.label.startswith("Stop")]
+    run.write_status("running", epochs=1, steps_per_epoch=10, step=5)  # while it trains: no word of it
+    at.run()
+    assert "Training has ended" not in " ".join(i.value for i in at.info)
+    assert [b for b in at.button if b.label.startswith("Stop")]
 
 
 def test_a_traversal_row_claims_only_the_factor_it_follows_best():

@@ -180,16 +180,68 @@ def _configs(values: dict) -> tuple[ModelConfig, TrainConfig]:
     described = spec(train["dataset"])
     if model.get("likelihood") in (None, DATASETS_OWN):
         model["likelihood"] = described.likelihood
-    configs = ModelConfig(**model, image_shape=described.image_shape), TrainConfig(**train)
-    try:  # e.g. a beta for an autoencoder: said now, not when the run fails, in the form's words
+    # The configs' own checks and the rules between them (a beta for an autoencoder, Monte Carlo
+    # EM with L draws): said now, not when the run fails, and in the form's words.
+    try:
+        configs = ModelConfig(**model, image_shape=described.image_shape), TrainConfig(**train)
         check_combination(*configs)
     except ValueError as exc:
-        message = str(exc).replace("train --model vae", 'choose Model kind "VAE"')
-        for s in (*MODEL_SETTINGS, *TRAIN_SETTINGS):
-            if s.form:
-                message = message.replace(f"{s.flag} ", f'"{s.form}" ').replace(f"{s.flag},", f'"{s.form}",')
-        raise ValueError(message) from None
+        raise ValueError(in_form_words(str(exc))) from None
     return configs
+
+
+VALUE_END = ",.;:)"  # punctuation that may follow a flag or its value in a message
+
+
+def in_form_words(message: str) -> str:
+    """A refusal written for the command line in the Train form's words: each flag of a setting
+    on the form becomes its label, a value after it the words its widget shows (``--objective
+    elbo --samples 1`` -> ``Objective "ELBO (VAE)" and Samples L "1"``; a bare flag, ``--beta``,
+    its label in quotes), ``or`` another choice of the same setting its words too. Flags of
+    settings not on the form are left as they are."""
+    by_flag = {s.flag: s for s in (*MODEL_SETTINGS, *TRAIN_SETTINGS) if s.form}
+    words = message.replace("train --model vae", "choose --model vae").split(" ")
+    out: list[str] = []
+    joined = False  # the last word was a flag with nothing after it: a flag next to it is joined
+    i = 0
+    while i < len(words):
+        core = words[i].rstrip(VALUE_END)
+        s = by_flag.get(core)
+        if s is None:
+            out.append(words[i])
+            joined, i = False, i + 1
+            continue
+        tail, said = words[i][len(core) :], f'"{s.form}"'
+        if not tail and i + 1 < len(words) and _value_words(s, words[i + 1].rstrip(VALUE_END)):
+            i += 1
+            value = words[i].rstrip(VALUE_END)
+            tail, said = words[i][len(value) :], f'{s.form} "{_value_words(s, value)}"'
+            while not tail and words[i + 1 : i + 2] == ["or"] and _value_words(s, _word(words, i + 2)):
+                i += 2
+                other = words[i].rstrip(VALUE_END)
+                said += f' or "{_value_words(s, other)}"'
+                tail = words[i][len(other) :]
+        out += ["and", said + tail] if joined else [said + tail]
+        joined, i = not tail, i + 1
+    return " ".join(out)
+
+
+def _word(words: list[str], i: int) -> str:
+    return words[i].rstrip(VALUE_END) if i < len(words) else ""
+
+
+def _value_words(s: Setting, value: str) -> str | None:
+    """How the form shows ``value`` of setting ``s``: a choice's words, a number as it is; None
+    when ``value`` is not one (the next word of the sentence)."""
+    if s.choices:
+        return dict(s.labels).get(value, value) if value in s.choices else None
+    if s.kind in (int, float):
+        try:
+            float(value)
+        except ValueError:
+            return None
+        return value
+    return None
 
 
 def _widths(s: Setting, text: str) -> tuple[int, ...]:
