@@ -255,6 +255,29 @@ def test_reconstruct_json_judges_each_file_and_names_refused_ones(tmp_path, caps
     assert "is a folder" in folder["error"] and "does not exist" in gone["error"]
 
 
+@pytest.mark.integration
+def test_reconstruct_gives_no_verdict_where_the_detector_is_unmeasured(tmp_path, capsys):
+    """A red disc on shapes-conv-z8 was "a STRANGER" from `reconstruct`, as on the page before
+    its verdict was withdrawn: bench/ood.py measures only the MNIST and Fashion-MNIST models, so
+    a shapes model's line gives its percentile and no verdict, and its JSON a null one."""
+    from pathlib import Path
+
+    from PIL import ImageDraw
+
+    disc = Image.new("RGB", (128, 128), "black")
+    ImageDraw.Draw(disc).ellipse((30, 30, 98, 98), fill=(220, 30, 30))
+    disc.save(tmp_path / "red-disc.png")
+    assert main(["reconstruct", "shapes-conv-z8", str(tmp_path / "red-disc.png"), "--json"]) == 0
+    (entry,) = json.loads(capsys.readouterr().out)
+    assert entry["stranger"] is None and 0 <= entry["percentile"] <= 100
+    assert main(["reconstruct", "shapes-conv-z8", str(tmp_path / "red-disc.png")]) == 0
+    line = capsys.readouterr().out
+    assert "no stranger verdict" in line and "STRANGER" not in line and "strangeness" not in line, line
+    letter = Path(__file__).parent / "cases" / "letter-A.png"
+    assert main(["reconstruct", "mnist-z2", str(letter)]) == 0  # a measured model's
+    assert "(a STRANGER)" in capsys.readouterr().out
+
+
 def test_evaluate_scores_the_test_set_the_run_trained_against(tmp_path):
     from explorer.cards import run_binarizes
     from explorer.checkpoints import read_config, save_checkpoint

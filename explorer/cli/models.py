@@ -75,7 +75,8 @@ def add_model_parsers(sub) -> None:
         "--json",
         action="store_true",
         help="print a JSON list, one object per image: file, elbo (nats), percentile (of the test "
-        "set's ELBO), score (strangeness), score_percentile, stranger; or file and error",
+        "set's ELBO), score (strangeness), score_percentile, stranger (null for a model whose "
+        "detector bench/ood.py has not measured: the shapes, photographs, folders); or file and error",
     )
 
 
@@ -216,7 +217,7 @@ def cmd_reconstruct(args) -> int:
     from explorer.data.cache import load_dataset
     from explorer.data.uploads import preprocess_image
     from explorer.explore.derived import ensure
-    from explorer.explore.strangers import Reference
+    from explorer.explore.strangers import Reference, verdict_measured
     from explorer.pictures.images import make_grid, save_png
 
     model = load_checkpoint(args.checkpoint)
@@ -238,8 +239,9 @@ def cmd_reconstruct(args) -> int:
         x = torch.stack(inputs)
         usable = [e for e in entries if "error" not in e]
         figures = ensure(resolve(args.checkpoint), model, ("elbo", "detector"))  # stored beside it
+        measured = verdict_measured(dataset)  # else no verdict, as on the pages: null in the JSON
         for entry, judged in zip(usable, Reference(figures.elbo, figures.detector).judge(model, x)):
-            entry.update(judged.to_dict(key))
+            entry.update(judged.to_dict(key), **({} if measured else {"stranger": None}))
         if args.output is not None:
             with torch.no_grad():
                 recon = model.decode(model.encode(x)[0]).mean
@@ -256,16 +258,19 @@ def cmd_reconstruct(args) -> int:
 
 
 def _print_judged(entry: dict, key: str, score: str) -> None:
-    """One line of ``reconstruct`` for a person: the figure, its percentile, the verdict."""
+    """One line of ``reconstruct`` for a person: the figure, its percentile, the verdict (none,
+    and no strangeness, for a model whose detector is unmeasured: ``stranger`` None)."""
     if "error" in entry:
         print(f"{entry['file']}: refused: {entry['error']}", file=sys.stderr)
         return
+    line = f"{entry['file']}: {score} {entry[key]:.2f} nats, higher than {entry['percentile']:.1f}%"
+    line += " of the test images"
+    if entry["stranger"] is None:
+        print(f"{line}; no stranger verdict (this model's detector is unmeasured: bench/ood.py)")
+        return
     verdict = "a STRANGER" if entry["stranger"] else "typical enough"
-    print(
-        f"{entry['file']}: {score} {entry[key]:.2f} nats, higher than {entry['percentile']:.1f}% of the "
-        f"test images; strangeness {entry['score']:.1f}, stranger than {entry['score_percentile']:.1f}% "
-        f"({verdict})"
-    )
+    strangeness = f"strangeness {entry['score']:.1f}, stranger than {entry['score_percentile']:.1f}%"
+    print(f"{line}; {strangeness} ({verdict})")
 
 
 COMMANDS = {
