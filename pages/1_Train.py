@@ -35,11 +35,13 @@ runs = list_runs(registry.root)
 if not runs:
     st.info("No runs yet: choose settings above and press **Start training**.")
     st.stop()
-active = [r for r in runs if registry.view(r).active]
+views = {r: registry.view(r) for r in runs}
+active = [r for r in runs if views[r].active]
 watch = st.session_state.get("watch")
 default = watch if watch in runs else (active[0] if active else runs[0])
+doing = {r: "storing what the pages need" if views[r].stage else "training" for r in active}
 name = st.selectbox(
-    "Run", runs, index=runs.index(default), format_func=lambda r: f"{r} (training)" if r in active else r
+    "Run", runs, index=runs.index(default), format_func=lambda r: f"{r} ({doing[r]})" if r in doing else r
 )
 st.session_state["watch"] = name
 

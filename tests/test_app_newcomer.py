@@ -172,10 +172,12 @@ def test_the_train_page_says_what_a_finished_run_is_storing(shipped):
     assert "Training has ended. The run is storing what the pages need of the test set (codes" in said
     assert "now the stranger detector" in said, said
     assert not [b for b in at.button if b.label.startswith("Stop")]
+    assert labelled(at.selectbox, "Run").options == ["storing (storing what the pages need)"]
     run.write_status("running", epochs=1, steps_per_epoch=10, step=5)  # while it trains: no word of it
     at.run()
     assert "Training has ended" not in " ".join(i.value for i in at.info)
     assert [b for b in at.button if b.label.startswith("Stop")]
+    assert labelled(at.selectbox, "Run").options == ["storing (training)"]
 
 
 def test_a_traversal_row_claims_only_the_factor_it_follows_best():

@@ -189,11 +189,12 @@ def test_a_finished_run_stores_its_figures_and_a_run_told_not_to_does_not(
     assert meta["model_sha256"] == derived.model_checksum(run) and meta["format"] == derived.FORMAT
     staged = [(state, fields) for state, fields in written if "stage" in fields]
     assert [f["stage"] for _, f in staged] == [derive_stage(p) for p in derived.CORE]
-    assert staged[0][1]["stage"].startswith("storing what the pages need of the test set (codes")
+    assert staged[0][1]["stage"].startswith("storing what the pages need of the test set (codes,")
     assert all(state == "running" and f["epochs"] == 1 and f["steps_per_epoch"] for state, f in staged)
     assert written[-1][0] == "finished" and "stage" not in written[-1][1]
-    log = capsys.readouterr().out  # what the run's log gets
-    assert all(derive_stage(p) in log for p in derived.CORE)
+    log = capsys.readouterr().out  # what the run's log gets: the list once, then each part
+    assert derive_stage("codes") in log
+    assert all(f"the test set: now the {derived.WHAT[p]}\n" in log for p in derived.CORE[1:])
     quiet = start_run(tmp_path / "quiet", SMALL, small_config(epochs=1), progress=False)
     assert not (quiet / "derived").exists()
 

@@ -117,7 +117,7 @@ def _derive(folder) -> None:
     (``explorer.explore.derived``), each part said as it starts (``derive_stage``) in the run's
     status, which the Train page shows, and in its log; a failure leaves the run as it is (a page
     measures later)."""
-    from explorer.explore.derived import CORE, ensure
+    from explorer.explore.derived import CORE, WHAT, ensure
     from explorer.train.runfolder import RunFolder
 
     run = RunFolder(folder)
@@ -125,7 +125,7 @@ def _derive(folder) -> None:
 
     def report(part: str) -> None:
         stage = derive_stage(part)
-        print(stage, flush=True)
+        print(stage if part == CORE[0] else f"{stage.split(' (')[0]}: now the {WHAT[part]}", flush=True)
         try:
             run.write_status("running", **{**kept, "stage": stage})
         except OSError:

@@ -53,11 +53,11 @@ MAPS = ("tsne", "umap")  # the nonlinear maps a wide model may store
 PARTS = ("codes", "elbo", "units", "detector", "densities", *MAPS)
 CORE = PARTS[:5]  # what training writes and every page may need; the maps take a minute each
 WHAT = {  # each part in words, for whoever waits while it is measured (the Train page, the log)
-    "codes": "codes (posterior means)",
+    "codes": "codes",
     "elbo": "ELBO of each image",
-    "units": "KL and variance of each latent unit",
+    "units": "KL of each latent unit",
     "detector": "stranger detector",
-    "densities": "aggregate posterior's density maps",
+    "densities": "density maps",
     "tsne": "t-SNE map",
     "umap": "UMAP map",
 }
