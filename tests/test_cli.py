@@ -256,10 +256,10 @@ def test_reconstruct_json_judges_each_file_and_names_refused_ones(tmp_path, caps
 
 
 @pytest.mark.integration
-def test_reconstruct_gives_no_verdict_where_the_detector_is_unmeasured(tmp_path, capsys):
+def test_reconstruct_gives_no_verdict_where_the_detector_misses_its_targets(tmp_path, capsys):
     """A red disc on shapes-conv-z8 was "a STRANGER" from `reconstruct`, as on the page before
-    its verdict was withdrawn: bench/ood.py measures only the MNIST and Fashion-MNIST models, so
-    a shapes model's line gives its percentile and no verdict, and its JSON a null one."""
+    its verdict was withdrawn: the shapes' detectors miss bench/ood.py's targets, so a shapes
+    model's line gives its percentile and no verdict, and its JSON a null one."""
     from pathlib import Path
 
     from PIL import ImageDraw

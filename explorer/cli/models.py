@@ -76,7 +76,8 @@ def add_model_parsers(sub) -> None:
         action="store_true",
         help="print a JSON list, one object per image: file, elbo (nats), percentile (of the test "
         "set's ELBO), score (strangeness), score_percentile, stranger (null for a model whose "
-        "detector bench/ood.py has not measured: the shapes, photographs, folders); or file and error",
+        "detector bench/ood.py found short of its targets or has not measured: the shapes, "
+        "photographs, folders); or file and error",
     )
 
 
@@ -266,7 +267,7 @@ def _print_judged(entry: dict, key: str, score: str) -> None:
     line = f"{entry['file']}: {score} {entry[key]:.2f} nats, higher than {entry['percentile']:.1f}%"
     line += " of the test images"
     if entry["stranger"] is None:
-        print(f"{line}; no stranger verdict (this model's detector is unmeasured: bench/ood.py)")
+        print(f"{line}; no stranger verdict (its detector misses its targets or is unmeasured: bench/ood.py)")
         return
     verdict = "a STRANGER" if entry["stranger"] else "typical enough"
     strangeness = f"strangeness {entry['score']:.1f}, stranger than {entry['score_percentile']:.1f}%"
