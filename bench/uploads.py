@@ -29,7 +29,7 @@ TARGET_MB, TARGET_S = 200, 2.0
 CHILD = """
 import io, json, resource, sys, time
 sys.path.insert(0, {root!r})
-from explorer.pictures.preprocess import preprocess_image
+from explorer.data.uploads import preprocess_image
 small = io.BytesIO()
 from PIL import Image
 im = Image.new("L", (64, 64), 255); im.paste(0, (28, 10, 36, 54)); im.save(small, "PNG")

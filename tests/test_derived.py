@@ -225,3 +225,20 @@ def test_the_derive_command_checks_stored_figures_and_says_their_size(stored, ca
     assert main(["derive", str(folder), "--no-maps"]) == 0
     line = capsys.readouterr().out
     assert str(folder / "derived") in line and " MB" in line
+
+
+def test_the_train_command_stores_the_figures_unless_told_not_to(tmp_path, monkeypatch, mnist_test):
+    """`vae-explorer train` stores derived/ when it finishes; --no-derive and VAE_EXPLORER_DERIVE=0
+    (which the suite sets for every other run) skip it."""
+    from explorer.cli import main
+
+    monkeypatch.setattr(derived, "test_images", lambda dataset: mnist_test.images[:N].float() / 255.0)
+    flags = ["--limit", "300", "--test-limit", "100", "--hidden", "16", "--latent-dim", "2", "--epochs", "1",
+             "--device", "cpu", "--no-progress"]  # fmt: skip
+    monkeypatch.setenv("VAE_EXPLORER_DERIVE", "1")
+    assert main(["train", "--out", str(tmp_path / "a"), *flags]) == 0
+    assert derived.load(tmp_path / "a").codes.shape == (N, 2)
+    assert main(["train", "--out", str(tmp_path / "b"), "--no-derive", *flags]) == 0
+    monkeypatch.setenv("VAE_EXPLORER_DERIVE", "0")
+    assert main(["train", "--out", str(tmp_path / "c"), *flags]) == 0
+    assert not (tmp_path / "b" / "derived").exists() and not (tmp_path / "c" / "derived").exists()

@@ -14,6 +14,7 @@ from explorer.config import MODEL_SETTINGS, TRAIN_SETTINGS, Setting
 from explorer.errors import ExplorerError
 
 COMMAND_ENV = "VAE_EXPLORER_COMMAND_LINE"  # set for the processes `train --nproc` starts
+DERIVE_ENV = "VAE_EXPLORER_DERIVE"  # "0": no derived/ figures after training, as --no-derive
 
 
 def _type(s: Setting):
@@ -74,7 +75,8 @@ def add_train_parser(sub) -> None:
     t.add_argument(
         "--no-derive", action="store_true",
         help="skip what a finished run otherwise stores for the app's pages (its derived/ folder: "
-        "codes, ELBO, stranger detector, density maps; seconds on a 2-core CPU): a page then "
+        "codes, ELBO, stranger detector, density maps; up to a minute on a 2-core CPU; VAE_EXPLORER_DERIVE=0 "
+        "skips it too): a page then "
         "measures them on its first view",
     )  # fmt: skip
     t.add_argument(
@@ -99,7 +101,7 @@ def cmd_train(args) -> int | None:
         train_values=_given(args, TRAIN_SETTINGS),
         progress=False if args.no_progress else None,
         command=args.command_line,
-        after_training=None if args.no_derive else _derive,
+        after_training=None if args.no_derive or os.environ.get(DERIVE_ENV) == "0" else _derive,
         before_training=(lambda: _launch_processes(args)) if args.nproc != 1 else None,
     )
     if os.environ.get("RANK", "0") != "0":  # with several processes, one says it

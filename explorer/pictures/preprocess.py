@@ -28,7 +28,7 @@ from explorer.errors import ImageError
 from explorer.pictures.convention import Convention
 from explorer.pictures.framing import fit_box, place
 from explorer.pictures.photos import WORK_SIDE, photo_array, shrink
-from explorer.pictures.reading import open_image, to_grey
+from explorer.pictures.reading import decoded, open_image, to_grey
 
 MIN_CONTRAST = 0.1  # ink weaker than this against its ground (0..1) is not a drawing
 # A drawing is sized by the box of its ink above BOX_LEVEL of full strength: on MNIST's own digits
@@ -320,17 +320,21 @@ def prepare_picture(
     """
     _, height, width = image_shape
     image = source if isinstance(source, Image.Image) else open_image(source)
+    try:
+        work = decoded(image, WORK_SIDE)  # at reduced size: no float array of a huge picture
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise ImageError(f"the image could not be decoded (truncated or damaged?): {exc}") from None
+    if image is not source and work is not image:
+        image.close()  # its full-size pixels (160 MB for 40 M RGBA) go before any array of floats
     if convention.kind == "photo":
-        picture = photo_array(image, image_shape, convention.fit)
+        picture = photo_array(work, image_shape, convention.fit)
         if np.ptp(picture, axis=(1, 2)).max() < MIN_CONTRAST:  # one colour all over
             raise ImageError(BLANK)
         return torch.from_numpy(picture.astype(np.float32))
     try:
-        grey = to_grey(image, WORK_SIDE)  # decoded at reduced size: no float array of a huge picture
+        grey = to_grey(work)
     except (OSError, ValueError, SyntaxError) as exc:
         raise ImageError(f"the image could not be decoded (truncated or damaged?): {exc}") from None
-    if image is not source:
-        image.close()  # its full-size pixels (160 MB for 40 M RGBA) go before the work on floats
     grey = shrink(grey, WORK_SIDE)
     if smoothness(grey) < NOISE_SMOOTHNESS:
         raise ImageError(NOISE)
