@@ -4,11 +4,12 @@ is absent (a latent space wider than 2, an autoencoder); the Home page links eac
 
 import json
 
+import numpy as np
 import pytest
 
 from explorer.checkpoints import load_checkpoint, pretrained_names
-from explorer.ui.theory import IDEAS, TAB_KEY, TABS
-from tests.apptest import page
+from explorer.ui.theory import CLICKED, EM_FIGURE, IDEAS, TAB_KEY, TABS
+from tests.apptest import page, select_points, spec
 
 pytestmark = pytest.mark.integration
 THEORY = "pages/8_Theory.py"
@@ -108,3 +109,41 @@ def test_the_evidence_command_prints_json(capsys):
     assert "autoencoder" in capsys.readouterr().err
     assert main(["evidence", "mnist-z2", "--index", "10000"]) == 1
     assert "there is no test image 10000" in capsys.readouterr().err
+
+
+def figure(at, key: str) -> dict:
+    return spec(next(c for c in at.get("plotly_chart") if c.proto.id.endswith(f"-{key}")))
+
+
+def test_points_clicked_on_the_em_figure_join_the_data():
+    """A click anywhere on the plane (an invisible grid of points under the data, curve 0) or on a
+    data point (curve 1) adds a point there; EM then fits the clicked points with the generated
+    ones; "Clear clicked points" takes them away."""
+    at = theory("mnist-z2", "EM", **{"em-n": 0, "em-k": 1})
+    assert not at.exception
+    assert "at least 3 points" in at.info[0].value and "there are 0" in at.info[0].value
+    plane = figure(at, EM_FIGURE)["data"][0]
+    assert plane["type"] == "scattergl" and plane["hoverinfo"] == "none" and len(plane["x"]) > 5000
+    assert at.button(key="em-clear").disabled
+    clicked = []
+    for i in (0, 4000, 7777):  # the plane reaches past the data: read it before each click
+        plane = figure(at, EM_FIGURE)["data"][0]
+        clicked.append([plane["x"][i], plane["y"][i]])
+        at = select_points(at, EM_FIGURE, [(0, i)])
+        assert not at.exception
+    clicked = np.array(clicked)
+    assert np.array(at.session_state[CLICKED]).tolist() == clicked.tolist()
+    assert "0 generated and 3 clicked points" in text(at)
+    at.button(key="em-run").click().run()
+    shown = figure(at, EM_FIGURE)["data"]
+    means = [t for t in shown if t.get("name", "").startswith("component 1")]
+    assert [means[0]["x"][0], means[0]["y"][0]] == pytest.approx(
+        clicked.mean(0).tolist()
+    )  # one Gaussian: the mean
+    at = select_points(at, EM_FIGURE, [(1, 0)])  # a click on a data point: another point there
+    assert at.session_state[CLICKED][-1] == clicked[0].tolist()
+    at.number_input(key="em-n").set_value(300).run()  # generated points and clicked ones together
+    assert "300 generated and 4 clicked points" in text(at) and "Decreases along the way: **0**" in text(at)
+    at.button(key="em-clear").click().run()
+    assert not at.exception and CLICKED not in at.session_state
+    assert "300 generated and 0 clicked points" in text(at)
