@@ -31,7 +31,8 @@ import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from explorer.checkpoints import load_checkpoint, read_config, resolve  # noqa: E402
+from explorer.cards import save_evidence  # noqa: E402
+from explorer.checkpoints import load_checkpoint, read_config  # noqa: E402
 from explorer.data.cache import eval_images  # noqa: E402
 from explorer.theory import divergences, evidence, gradients, mean_field, mixtures  # noqa: E402
 
@@ -142,12 +143,8 @@ def card(name: str, images: int, gradient_images: int) -> None:
         "gradient_images": gradient_images,
         "median_score_over_reparam_variance": float(np.median(ratios)),
         "binarized": evidence.data_space_binarized(config),
-        "command": f"python bench/theory.py --card --model {name} --images {images}",
     }
-    path = resolve(name) / "card.json"
-    document = json.loads(path.read_text())
-    document["evidence"] = figures
-    path.write_text(json.dumps(document, indent=2) + "\n")
+    path = save_evidence(name, figures, f"python bench/theory.py --card --model {name} --images {images}")
     print(json.dumps(figures, indent=2))
     print(f"wrote {path}")
 

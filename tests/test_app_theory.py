@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 
+from explorer.cards import Card, save_evidence
 from explorer.checkpoints import load_checkpoint, pretrained_names
 from explorer.ui.theory import CLICKED, EM_FIGURE, IDEAS, TAB_KEY, TABS
 from tests.apptest import page, select_points, spec
@@ -147,3 +148,31 @@ def test_points_clicked_on_the_em_figure_join_the_data():
     at.button(key="em-clear").click().run()
     assert not at.exception and CLICKED not in at.session_state
     assert "300 generated and 0 clicked points" in text(at)
+
+
+def test_the_home_card_gives_the_identity_figures(shipped):
+    card = {"epochs": 3, "evaluation": {"elbo": -130.5, "nll": 126.75, "k": 5000, "n": 10000}}
+    folder = shipped / "pretrained" / "mnist-z2"
+    (folder / "card.json").write_text(json.dumps(card))
+    at = page().run()
+    assert not any("L_5000" in c.value for c in at.caption)
+    figures = {
+        "n": 100,
+        "mean_abs_log_px_minus_l5000": 1.5603,
+        "median_abs_log_px_minus_l5000": 0.0363,
+        "mean_kl_to_posterior": 12.8206,
+        "mean_abs_identity_residual": 0.0075,
+    }
+    save_evidence(folder, figures, "python bench/theory.py --card")
+    assert Card.read(folder).fields["evaluation"] == card["evaluation"]  # the rest of the card is kept
+    at = page().run()
+    line = next(c.value for c in at.caption if "L_5000" in c.value)
+    assert "first 100 test images" in line and "1.56 nats apart on average (median 0.036)" in line
+    assert "KL(q(z|x) ‖ p(z|x)), the ELBO's gap to log p(x): 12.82 nats" in line and "within 0.007" in line
+
+
+def test_the_shipped_mnist_z2_card_carries_the_identity_figures():
+    figures = Card.read("mnist-z2").evidence
+    assert figures is not None and figures.n == 100
+    assert 0 < figures.median_gap < figures.mean_gap and figures.mean_kl > 1
+    assert figures.residual < 0.01  # ELBO + KL(q || p(z|x)) meets log p(x), two quadratures
