@@ -6,11 +6,12 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from explorer.cards import Card, save_evidence
 from explorer.checkpoints import load_checkpoint, pretrained_names
 from explorer.ui.theory import CLICKED, EM_FIGURE, IDEAS, TAB_KEY, TABS
-from tests.apptest import page, select_points, spec
+from tests.apptest import captions, page, png, select_points, spec
 
 pytestmark = pytest.mark.integration
 THEORY = "pages/8_Theory.py"
@@ -148,6 +149,45 @@ def test_points_clicked_on_the_em_figure_join_the_data():
     at.button(key="em-clear").click().run()
     assert not at.exception and CLICKED not in at.session_state
     assert "300 generated and 0 clicked points" in text(at)
+
+
+def test_the_identity_takes_an_upload_or_the_drawing(mnist_test):
+    """The identity's image: a test image, an upload (prepared as on the other pages; one that
+    cannot be prepared gets their one-line message) or the Draw page's drawing, binarised once
+    with the evaluation's fixed seed for a model of binarised data."""
+    from PIL import Image
+
+    from explorer.data.cache import binarize_picture
+    from explorer.data.uploads import preprocess_image
+    from explorer.theory.evidence import evidence
+
+    model = load_checkpoint("mnist-z2").eval()
+    at = theory("mnist-z2", "The identity")
+    source = at.radio(key="identity-image-source")
+    assert source.options == ["test image", "upload"]  # no drawing yet
+    source.set_value("upload").run()
+    assert not at.exception and "Upload an image" in at.info[0].value and not at.get("plotly_chart")
+    at.file_uploader(key="identity-image-upload").set_value(("junk.png", b"not an image", "image/png")).run()
+    assert not at.exception and len(at.error) == 1
+    assert at.error[0].value.startswith("junk.png: ") and "\n" not in at.error[0].value
+    digit = png(Image.fromarray(mnist_test.images[3, 0].numpy()))
+    at.file_uploader(key="identity-image-upload").set_value(("three.png", digit, "image/png")).run()
+    assert not at.exception and not at.error
+    assert "three.png (binarised, fixed seed)" in captions(at)
+    ev = evidence(model, binarize_picture(preprocess_image(digit, "mnist")))
+    assert f"log p(x), quadrature | **{ev.log_px:.4f}**" in text(at)
+    drawing = torch.zeros(1, 28, 28)
+    drawing[0, 4:24, 12:16] = 1.0
+    at.session_state["drawing"] = drawing
+    at.run()
+    assert at.radio(key="identity-image-source").options == ["test image", "upload", "drawing"]
+    at.radio(key="identity-image-source").set_value("drawing").run()
+    assert not at.exception and "your drawing (binarised, fixed seed)" in captions(at)
+    ev = evidence(model, binarize_picture(drawing))
+    assert f"ELBO + KL | **{ev.elbo + ev.kl_to_posterior:.4f}**" in text(at)
+    at.sidebar.selectbox[0].select("shapes-conv-z8").run()  # a drawing of 28 x 28 does not fit its images
+    assert not at.exception
+    assert at.radio(key="identity-image-source").options == ["test image", "upload"]
 
 
 def test_the_home_card_gives_the_identity_figures(shipped):
