@@ -98,6 +98,8 @@ with right:
             card["fid"][1], f"{card['fid'][0]:.2f}", help=card["fid"][2]
         )
     st.caption(card["note"])
+    if card["evidence"] is not None:
+        st.caption(card["evidence"])
     seed = st.number_input("Sample seed", min_value=0, value=0, step=1)
     samples = model.sample(36, torch.Generator().manual_seed(int(seed))).cpu()
     st.image(

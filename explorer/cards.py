@@ -40,6 +40,7 @@ from explorer.version import __version__
 
 CARD_FILE = "card.json"
 SAMPLE_QUALITY = "sample_quality"  # where a card keeps its FID figures (``evaluate --fid --save-card``)
+EVIDENCE = "evidence"  # where a card keeps the identity's figures (``bench/theory.py --card``)
 
 
 def _number(value) -> float | None:
@@ -99,6 +100,34 @@ class SampleQuality:
             real=str(measured.get("real", "the test set")),
             floor=_number(floor.get("value")),
         )
+
+
+@dataclass(frozen=True)
+class EvidenceFigures:
+    """A card's ``evidence``: on the first ``n`` test images (of a 2-D latent model), how far
+    L_5000 falls below log p(x) by quadrature, and KL(q(z|x) || p(z|x)), the ELBO's gap (nats,
+    means over the images; ``explorer.theory.evidence``)."""
+
+    n: int
+    mean_gap: float  # mean |log p(x) - L_5000|
+    median_gap: float | None
+    mean_kl: float  # mean KL(q(z|x) || p(z|x))
+    residual: float | None  # mean |log p(x) - (ELBO + KL)|: the two quadratures' agreement
+
+    @classmethod
+    def of(cls, fields: dict) -> EvidenceFigures | None:
+        n = _number(fields.get("n"))
+        gap, kl = (
+            _number(fields.get("mean_abs_log_px_minus_l5000")),
+            _number(fields.get("mean_kl_to_posterior")),
+        )
+        if n is None or gap is None or kl is None:
+            return None
+        median, residual = (
+            fields.get("median_abs_log_px_minus_l5000"),
+            fields.get("mean_abs_identity_residual"),
+        )
+        return cls(int(n), gap, _number(median), kl, _number(residual))
 
 
 @dataclass(frozen=True)
@@ -177,6 +206,11 @@ class Card:
         fields = self.fields.get(SAMPLE_QUALITY)
         return SampleQuality.of(fields) if isinstance(fields, dict) else None
 
+    @property
+    def evidence(self) -> EvidenceFigures | None:
+        fields = self.fields.get(EVIDENCE)
+        return EvidenceFigures.of(fields) if isinstance(fields, dict) else None
+
 
 def save_sample_quality(checkpoint: str | os.PathLike, figures: dict, command: str) -> Path:
     """Write FID ``figures`` (``model`` and ``test_vs_train``) and the command that measured them
@@ -187,6 +221,17 @@ def save_sample_quality(checkpoint: str | os.PathLike, figures: dict, command: s
     """
     card = Card.read(checkpoint)
     return card.updated(**{SAMPLE_QUALITY: {**figures, "command": command}}).write(resolve(checkpoint))
+
+
+def save_evidence(checkpoint: str | os.PathLike, figures: dict, command: str) -> Path:
+    """Write the identity's ``figures`` over test images (``EvidenceFigures``' fields and more)
+    and the command that measured them under ``evidence`` in the checkpoint's card; its path.
+
+    Raises:
+        CheckpointError: the checkpoint has no card.json (export the run first).
+    """
+    card = Card.read(checkpoint)
+    return card.updated(**{EVIDENCE: {**figures, "command": command}}).write(resolve(checkpoint))
 
 
 def hardware() -> str:

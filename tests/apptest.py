@@ -3,11 +3,13 @@ start a run and wait for its state (failing, with the run's last status, when it
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import time
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
@@ -128,6 +130,38 @@ def wait_for_file(path: Path, seconds: float = 120) -> None:
 def spec(chart) -> dict:
     """A plotly chart element's figure, as the browser receives it."""
     return json.loads(chart.proto.spec)
+
+
+def _values(array) -> list:
+    """A trace's coordinates from a figure spec: a list, or plotly's base64 typed array."""
+    if isinstance(array, dict):
+        return np.frombuffer(base64.b64decode(array["bdata"]), dtype=array["dtype"]).tolist()
+    return list(array)
+
+
+def select_points(at: AppTest, key: str, points: list[tuple[int, int]]) -> AppTest:
+    """Rerun the page as a browser does after a click on the plotly chart keyed ``key`` (made
+    with ``on_select`` and ``selection_mode="points"``): its selection state holds ``points``,
+    each (curve number, point index) with that point's x and y from the chart's figure, sent with
+    every other widget's value. AppTest has no method for a chart's selection (the chart is not
+    a widget it can set), so this builds the widget state the browser would send."""
+    chart = next(c for c in at.get("plotly_chart") if c.proto.id.endswith(f"-{key}"))
+    data = spec(chart)["data"]
+    chosen = [
+        {"curve_number": c, "point_number": i, "point_index": i,
+         "x": _values(data[c]["x"])[i], "y": _values(data[c]["y"])[i]}
+        for c, i in points
+    ]  # fmt: skip
+    selection = {
+        "points": chosen,
+        "point_indices": [p["point_index"] for p in chosen],
+        "box": [],
+        "lasso": [],
+    }
+    states = at._tree.get_widget_states()
+    state = states.widgets.add()
+    state.id, state.string_value = chart.proto.id, json.dumps({"selection": selection})
+    return at._run(states)
 
 
 def png(image: Image.Image) -> bytes:

@@ -4,11 +4,14 @@ is absent (a latent space wider than 2, an autoencoder); the Home page links eac
 
 import json
 
+import numpy as np
 import pytest
+import torch
 
+from explorer.cards import Card, save_evidence
 from explorer.checkpoints import load_checkpoint, pretrained_names
-from explorer.ui.theory import IDEAS, TAB_KEY, TABS
-from tests.apptest import page
+from explorer.ui.theory import CLICKED, EM_FIGURE, IDEAS, TAB_KEY, TABS
+from tests.apptest import captions, page, png, select_points, spec
 
 pytestmark = pytest.mark.integration
 THEORY = "pages/8_Theory.py"
@@ -108,3 +111,108 @@ def test_the_evidence_command_prints_json(capsys):
     assert "autoencoder" in capsys.readouterr().err
     assert main(["evidence", "mnist-z2", "--index", "10000"]) == 1
     assert "there is no test image 10000" in capsys.readouterr().err
+
+
+def figure(at, key: str) -> dict:
+    return spec(next(c for c in at.get("plotly_chart") if c.proto.id.endswith(f"-{key}")))
+
+
+def test_points_clicked_on_the_em_figure_join_the_data():
+    """A click anywhere on the plane (an invisible grid of points under the data, curve 0) or on a
+    data point (curve 1) adds a point there; EM then fits the clicked points with the generated
+    ones; "Clear clicked points" takes them away."""
+    at = theory("mnist-z2", "EM", **{"em-n": 0, "em-k": 1})
+    assert not at.exception
+    assert "at least 3 points" in at.info[0].value and "there are 0" in at.info[0].value
+    plane = figure(at, EM_FIGURE)["data"][0]
+    assert plane["type"] == "scattergl" and plane["hoverinfo"] == "none" and len(plane["x"]) > 5000
+    assert at.button(key="em-clear").disabled
+    clicked = []
+    for i in (0, 4000, 7777):  # the plane reaches past the data: read it before each click
+        plane = figure(at, EM_FIGURE)["data"][0]
+        clicked.append([plane["x"][i], plane["y"][i]])
+        at = select_points(at, EM_FIGURE, [(0, i)])
+        assert not at.exception
+    clicked = np.array(clicked)
+    assert np.array(at.session_state[CLICKED]).tolist() == clicked.tolist()
+    assert "0 generated and 3 clicked points" in text(at)
+    at.button(key="em-run").click().run()
+    shown = figure(at, EM_FIGURE)["data"]
+    means = [t for t in shown if t.get("name", "").startswith("component 1")]
+    assert [means[0]["x"][0], means[0]["y"][0]] == pytest.approx(
+        clicked.mean(0).tolist()
+    )  # one Gaussian: the mean
+    at = select_points(at, EM_FIGURE, [(1, 0)])  # a click on a data point: another point there
+    assert at.session_state[CLICKED][-1] == clicked[0].tolist()
+    at.number_input(key="em-n").set_value(300).run()  # generated points and clicked ones together
+    assert "300 generated and 4 clicked points" in text(at) and "Decreases along the way: **0**" in text(at)
+    at.button(key="em-clear").click().run()
+    assert not at.exception and CLICKED not in at.session_state
+    assert "300 generated and 0 clicked points" in text(at)
+
+
+def test_the_identity_takes_an_upload_or_the_drawing(mnist_test):
+    """The identity's image: a test image, an upload (prepared as on the other pages; one that
+    cannot be prepared gets their one-line message) or the Draw page's drawing, binarised once
+    with the evaluation's fixed seed for a model of binarised data."""
+    from PIL import Image
+
+    from explorer.data.cache import binarize_picture
+    from explorer.data.uploads import preprocess_image
+    from explorer.theory.evidence import evidence
+
+    model = load_checkpoint("mnist-z2").eval()
+    at = theory("mnist-z2", "The identity")
+    source = at.radio(key="identity-image-source")
+    assert source.options == ["test image", "upload"]  # no drawing yet
+    source.set_value("upload").run()
+    assert not at.exception and "Upload an image" in at.info[0].value and not at.get("plotly_chart")
+    at.file_uploader(key="identity-image-upload").set_value(("junk.png", b"not an image", "image/png")).run()
+    assert not at.exception and len(at.error) == 1
+    assert at.error[0].value.startswith("junk.png: ") and "\n" not in at.error[0].value
+    digit = png(Image.fromarray(mnist_test.images[3, 0].numpy()))
+    at.file_uploader(key="identity-image-upload").set_value(("three.png", digit, "image/png")).run()
+    assert not at.exception and not at.error
+    assert "three.png (binarised, fixed seed)" in captions(at)
+    ev = evidence(model, binarize_picture(preprocess_image(digit, "mnist")))
+    assert f"log p(x), quadrature | **{ev.log_px:.4f}**" in text(at)
+    drawing = torch.zeros(1, 28, 28)
+    drawing[0, 4:24, 12:16] = 1.0
+    at.session_state["drawing"] = drawing
+    at.run()
+    assert at.radio(key="identity-image-source").options == ["test image", "upload", "drawing"]
+    at.radio(key="identity-image-source").set_value("drawing").run()
+    assert not at.exception and "your drawing (binarised, fixed seed)" in captions(at)
+    ev = evidence(model, binarize_picture(drawing))
+    assert f"ELBO + KL | **{ev.elbo + ev.kl_to_posterior:.4f}**" in text(at)
+    at.sidebar.selectbox[0].select("shapes-conv-z8").run()  # a drawing of 28 x 28 does not fit its images
+    assert not at.exception
+    assert at.radio(key="identity-image-source").options == ["test image", "upload"]
+
+
+def test_the_home_card_gives_the_identity_figures(shipped):
+    card = {"epochs": 3, "evaluation": {"elbo": -130.5, "nll": 126.75, "k": 5000, "n": 10000}}
+    folder = shipped / "pretrained" / "mnist-z2"
+    (folder / "card.json").write_text(json.dumps(card))
+    at = page().run()
+    assert not any("L_5000" in c.value for c in at.caption)
+    figures = {
+        "n": 100,
+        "mean_abs_log_px_minus_l5000": 1.5603,
+        "median_abs_log_px_minus_l5000": 0.0363,
+        "mean_kl_to_posterior": 12.8206,
+        "mean_abs_identity_residual": 0.0075,
+    }
+    save_evidence(folder, figures, "python bench/theory.py --card")
+    assert Card.read(folder).fields["evaluation"] == card["evaluation"]  # the rest of the card is kept
+    at = page().run()
+    line = next(c.value for c in at.caption if "L_5000" in c.value)
+    assert "first 100 test images" in line and "1.56 nats apart on average (median 0.036)" in line
+    assert "KL(q(z|x) ‖ p(z|x)), the ELBO's gap to log p(x): 12.82 nats" in line and "within 0.007" in line
+
+
+def test_the_shipped_mnist_z2_card_carries_the_identity_figures():
+    figures = Card.read("mnist-z2").evidence
+    assert figures is not None and figures.n == 100
+    assert 0 < figures.median_gap < figures.mean_gap and figures.mean_kl > 1
+    assert figures.residual < 0.01  # ELBO + KL(q || p(z|x)) meets log p(x), two quadratures

@@ -3,6 +3,7 @@ scikit-learn's GaussianMixture, closed-form Gaussian KLs, torch.distributions, M
 brute-force grids and float64."""
 
 import math
+import time
 
 import numpy as np
 import pytest
@@ -16,6 +17,7 @@ from explorer.errors import ExplorerError
 from explorer.model import VAE, ModelConfig
 from explorer.objectives import kl_standard_normal, log_normal_diag, log_standard_normal
 from explorer.theory import divergences, evidence, gradients, mean_field, mixtures
+from explorer.theory.budget import in_stages
 
 # -- EM -------------------------------------------------------------------------------------------
 
@@ -252,6 +254,91 @@ def test_bounds_from_a_pool_are_group_means():
     assert 0 < out[1000][1] < 0.2
 
 
+def test_a_budget_stops_the_pool_early_without_changing_its_draws(tiny_vae, tiny_batch):
+    """The pool of importance draws grows K by K within the page's budget: a spent budget stops it
+    after its first stage (every K up to 100), whose draws are the first of the whole pool's (the
+    draws are made before any stage), and an ample one reaches every K with the values of the
+    pool drawn without a budget."""
+    x = tiny_batch[0]
+    ks = (1, 10, 100, 1000)
+    whole = evidence.evidence(tiny_vae, x, ks=ks, seed=4)
+    spent = evidence.evidence(tiny_vae, x, ks=ks, seed=4, budget=0.0)
+    ample = evidence.evidence(tiny_vae, x, ks=ks, seed=4, budget=600.0)
+    assert ample.l_k == whole.l_k
+    assert sorted(spent.l_k) == [1, 10, 100] and spent.log_px == whole.log_px  # the quadratures are whole
+    torch.manual_seed(4)
+    eps = torch.randn(1000, 1, 2, dtype=torch.float64)[:100, 0]  # the first 100 of the pool's draws
+    with torch.no_grad():
+        mu, logvar = (t[0] for t in tiny_vae.encode(x[None]))
+        z = mu + torch.exp(0.5 * logvar) * eps
+        log_px_z = tiny_vae.decode(z).log_prob(x[None].expand(100, -1, -1, -1))
+        log_w = log_px_z + log_standard_normal(z) - log_normal_diag(z, mu, logvar)
+    assert spent.l_k[1][0] == pytest.approx(log_w.mean().item(), abs=1e-10)
+    assert spent.l_k[100][0] == pytest.approx((torch.logsumexp(log_w, 0) - math.log(100)).item(), abs=1e-10)
+
+
+def test_stages_within_a_budget_stop_at_the_first_that_would_not_fit():
+    done = []
+
+    def compute(a: int, b: int) -> int:
+        time.sleep(0.005 * (b - a))
+        done.append(b)
+        return b
+
+    parts, reached = in_stages(compute, (1, 10, 100), 0.3, time.perf_counter())  # 100 would take 0.45 s
+    assert parts == done == [1, 10] and reached == 10
+    assert in_stages(lambda a, b: b, (1, 10, 100), None, time.perf_counter()) == ([1, 10, 100], 100)
+    assert in_stages(lambda a, b: b, (1, 10, 100), 0.0, time.perf_counter()) == ([1], 1)
+
+
+def test_a_refined_grid_decodes_only_near_the_mass_and_equals_that_grid_in_full(
+    tiny_vae, tiny_batch, monkeypatch
+):
+    """Doubling the grid keeps its old points and decodes only the new ones near where log p(x, z)
+    or q(z|x) has mass: the figures are those of the finer grid computed in full, from fewer
+    decodes."""
+    decoded = []
+    log_joint = evidence.log_joint
+
+    def counted(model, x, z):
+        decoded.append(len(z))
+        return log_joint(model, x, z)
+
+    x = tiny_batch[1]
+    direct = evidence.evidence(tiny_vae, x, ks=(1,), grid=81, tolerance=math.inf)
+    monkeypatch.setattr(evidence, "log_joint", counted)
+    refined = evidence.evidence(tiny_vae, x, ks=(1,), grid=11, tolerance=0.0, max_grid=81)
+    assert refined.grid == direct.grid == 81
+    assert sum(decoded[-3:]) < 81**2 - 11**2  # the grids 21, 41, 81: fewer than their new points
+    assert refined.log_px == pytest.approx(direct.log_px, abs=1e-9)
+    assert refined.kl_to_posterior == pytest.approx(direct.kl_to_posterior, abs=1e-9)
+    assert refined.quadrature_error == pytest.approx(direct.quadrature_error, abs=1e-9)
+
+
+def test_the_picture_interpolates_the_final_grid_in_its_own_coordinates():
+    """A tilted Gaussian's log density given on a regular grid in whitened coordinates u
+    (z = centre + chol u), pictured on an axis-aligned grid in z: the closed form's density."""
+    cov = np.array([[1.0, 0.8], [0.8, 1.0]]) * 0.04
+    centre = np.array([0.5, -1.0])
+    frame = evidence.Frame(centre, np.linalg.cholesky(cov), np.array([-7.0, -7.0]), np.array([7.0, 7.0]))
+    z, axes, _ = frame.points(201)
+    truth = MultivariateNormal(torch.as_tensor(centre), torch.as_tensor(cov))
+    log_post = truth.log_prob(torch.as_tensor(z)).numpy()
+    z1, z2, shown = evidence.picture(frame, axes, z, log_post, centre, np.sqrt(np.diag(cov)))
+    g = torch.as_tensor(np.stack(np.meshgrid(z1, z2, indexing="ij"), -1))
+    exact = truth.log_prob(g).exp().numpy()
+    assert np.abs(shown - exact).max() < 0.01 * exact.max()
+    assert shown.sum() * (z1[1] - z1[0]) * (z2[1] - z2[0]) == pytest.approx(1.0, abs=1e-3)
+
+
+def test_a_picture_binarised_once_is_the_test_sets_binarisation():
+    from explorer.data.cache import binarize_fixed, binarize_picture
+
+    levels = torch.randint(0, 256, (1, 28, 28), generator=torch.Generator().manual_seed(2), dtype=torch.uint8)
+    assert torch.equal(binarize_picture(levels.float() / 255.0), binarize_fixed(levels[None])[0])
+    assert torch.equal(binarize_picture(levels.float() / 255.0, seed=3), binarize_fixed(levels[None], 3)[0])
+
+
 # -- gradients -------------------------------------------------------------------------------------
 
 
@@ -299,6 +386,33 @@ def test_encoder_variance_is_the_variance_of_full_backward_gradients(tiny_vae, t
     for j, s in enumerate((1, 3)):
         means = per_draw[: (len(per_draw) // s) * s].view(-1, s, per_draw.shape[1]).mean(1)
         assert gv.encoder_variance["reparam_a"][j] == pytest.approx(means.var(0).sum().item(), rel=1e-6)
+
+
+def test_the_encoder_gram_is_that_of_each_output_s_own_backward_pass():
+    """J J^T from one batched backward pass against one backward pass per output of (mu, logvar),
+    on a convolutional encoder (the batched pass runs through convolutions too)."""
+    torch.manual_seed(0)
+    conv = VAE(ModelConfig(image_shape=(1, 8, 8), arch="conv", channels=(4, 8), hidden=(16,), latent_dim=3))
+    conv = conv.double()
+    x = torch.rand(1, 1, 8, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    params = [p for n, p in conv.named_parameters() if n.startswith(("encoder", "enc_head"))]
+    mu, logvar = conv.encode(x)
+    outputs = torch.cat([mu[0], logvar[0]])
+    rows = [
+        torch.cat([g.flatten() for g in torch.autograd.grad(o, params, retain_graph=True)]) for o in outputs
+    ]
+    jac = torch.stack(rows)
+    torch.testing.assert_close(gradients.encoder_jacobian_gram(conv, x), jac @ jac.T)
+
+
+def test_a_budget_picks_the_largest_plan_that_fits(tiny_vae, tiny_batch):
+    x = tiny_batch[0]
+    spent = gradients.gradient_variance(tiny_vae, x, budget=0.0)
+    assert (spent.samples, spent.draws) == (gradients.PLANS[-1][0], 10 * 4)
+    ample = gradients.gradient_variance(tiny_vae, x, budget=600.0)
+    whole = gradients.gradient_variance(tiny_vae, x)  # the largest plan, (1, 10, 100) x 20: its draws
+    assert (ample.samples, ample.draws) == (gradients.SAMPLES, 2000)
+    assert ample.encoder_variance == whole.encoder_variance
 
 
 def test_the_estimators_agree_in_mean_and_the_score_function_is_noisier(tiny_vae, tiny_batch):

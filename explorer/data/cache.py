@@ -215,6 +215,15 @@ def binarize_fixed(images: torch.Tensor, seed: int = 0) -> torch.Tensor:
     return torch.from_numpy((uniform < grey).astype(np.float32))
 
 
+def binarize_picture(x: torch.Tensor, seed: int = 0) -> torch.Tensor:
+    """One picture (C, H, W) of grey levels in [0, 1] (an upload, a drawing) binarised once as the
+    evaluation's test set is (``binarize_fixed``): pixel ~ Bernoulli(grey level), from NumPy's PCG64
+    stream of ``seed``, the same on every machine. Returns float32 in {0, 1}."""
+    grey = x.detach().cpu().numpy().astype(np.float64).clip(0.0, 1.0)
+    uniform = np.random.Generator(np.random.PCG64(seed)).random(grey.shape)
+    return torch.from_numpy((uniform < grey).astype(np.float32))
+
+
 def eval_images(
     dataset: str,
     split: str = "test",

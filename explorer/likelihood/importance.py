@@ -59,10 +59,13 @@ class _Buffers:
 
 
 @torch.no_grad()
-def log_weights_blocked(model: VAE, x: torch.Tensor, k: int, chunk: int | None = None) -> torch.Tensor:
+def log_weights_blocked(
+    model: VAE, x: torch.Tensor, k: int, chunk: int | None = None, eps: torch.Tensor | None = None
+) -> torch.Tensor:
     """log w_k = log p(x, z_k) - log q(z_k|x), shape (K, B), for images x (B, C, H, W): the same
     draws and values as ``explorer.objectives.log_weights(model, x, k, chunk)`` (``chunk``: how
-    the draws are made, as there), computed block by block (see the module's docstring).
+    the draws are made, as there), computed block by block (see the module's docstring). ``eps``
+    (K, B, z): standard normal draws made by the caller (z_k = mu + sigma * eps_k), instead.
 
     Raises:
         ValueError: a model outside ``fast_path``.
@@ -70,13 +73,15 @@ def log_weights_blocked(model: VAE, x: torch.Tensor, k: int, chunk: int | None =
     if not fast_path(model):
         raise ValueError("the blocked L_K is for MLP decoders with a Bernoulli likelihood")
     mu, logvar = model.encode(x)  # (B, z)
-    chunk = chunk or k
-    eps = torch.cat(
-        [
-            torch.randn(min(chunk, k - s), *mu.shape, dtype=mu.dtype, device=mu.device)
-            for s in range(0, k, chunk)
-        ]
-    )
+    if eps is None:
+        chunk = chunk or k
+        eps = torch.cat(
+            [
+                torch.randn(min(chunk, k - s), *mu.shape, dtype=mu.dtype, device=mu.device)
+                for s in range(0, k, chunk)
+            ]
+        )
+    k = len(eps)
     std = torch.exp(0.5 * logvar)
     z = mu + std * eps  # (K, B, z)
     prior_minus_q = 0.5 * (logvar + eps.pow(2) - z.pow(2)).sum(-1)  # log p(z) - log q(z|x), (K, B)

@@ -9,7 +9,7 @@ One module per idea, in the order the teaching deck walks them:
 - ``mean_field``: the factorised q of a correlated 2-D Gaussian and its shrunken variances
   (Bishop 2006, section 10.1.2, Figure 10.2);
 - ``evidence``: log p(x) = ELBO + KL(q(z|x) || p(z|x)) on a trained VAE, and the importance-weighted
-  bounds L_K (Burda et al. 2015);
+  bounds L_K (Burda et al. 2015) from ``bounds``; ``budget``: work sized to the page's time;
 - ``gradients``: why reparameterise: gradient variance of the pathwise and score-function
   estimators, and SGVB estimator A against B (Kingma & Welling 2013, sections 2.2-2.3);
 - ``figures``: their plotly figures.

@@ -9,7 +9,8 @@
   lies in the posterior's own whitened coordinates over all of its mass and q's +/-6 sd, so that
   a narrow, tilted posterior gets as many points across as a round one. The quadrature's own
   error is estimated by halving that grid (every second point, twice the spacing), and the grid
-  is refined where that exceeds ``TOLERANCE`` (a second mode far from the first, or narrow).
+  is refined where that exceeds ``TOLERANCE`` (a second mode far from the first, or narrow): a
+  doubled grid decodes only its new points near where the integrals have mass.
 - The ELBO (2-D latents): E_q[log p(x|z)] by the rectangle rule in q's standardised
   coordinates, minus the analytic KL(q || p(z)) (estimator B's terms, computed exactly); for
   wider latents, estimator A's Monte Carlo mean over the importance draws (L_1), with its
@@ -17,11 +18,10 @@
 - KL(q(z|x) || p(z|x)) on the same grid as log p(x), with p(z|x) = p(x, z) / p(x): so the identity
   above is a check of two independent quadratures, not an algebraic tautology.
 - The importance-weighted bounds L_K (Burda, Grosse & Salakhutdinov 2015, eq. 8, Theorem 1:
-  ELBO = L_1 <= L_K <= L_{K+1} <= log p(x)) from ``explorer.likelihood.importance`` and
-  ``explorer.objectives``'s
-  log-weights, for each K as the mean over disjoint groups of K draws from one pool, with its
-  standard error (across groups, or by the delta method where there are fewer than
-  ``MIN_GROUPS``).
+  ELBO = L_1 <= L_K <= L_{K+1} <= log p(x)) from one pool of draws (``explorer.theory.bounds``).
+
+With a time budget (the page's), the quadratures come first and the pool of draws grows K by K
+while it fits.
 """
 
 from __future__ import annotations
@@ -36,9 +36,9 @@ import torch
 
 from explorer.config import TrainConfig
 from explorer.errors import ExplorerError
-from explorer.likelihood.importance import fast_path, log_weights_blocked
 from explorer.model import VAE
-from explorer.objectives import kl_standard_normal, log_normal_diag, log_standard_normal, log_weights
+from explorer.objectives import kl_standard_normal, log_normal_diag, log_standard_normal
+from explorer.theory.bounds import bounds_from_pool, pool
 
 KS = (1, 10, 100, 1000, 5000)  # the bounds reported, as in Burda et al.'s evaluation (K = 5000)
 GRID = 81  # points per axis of the final grid, in the posterior's own coordinates
@@ -52,9 +52,8 @@ RECON_NODES = 41  # points per axis of E_q[log p(x|z)]'s rule
 COARSE_REACH = 6.0  # the coarse grid spans at least +/- this many prior standard deviations
 Q_REACH = 6.0  # both grids reach q's mean +/- this many of its standard deviations
 KEEP_NATS = 25.0  # the grids cover where log p(x, z) comes within this of its maximum
-MIN_GROUPS = 10  # fewer disjoint groups of K draws than this: the delta method's standard error
 DECODE_BATCH = 4096  # latent points decoded at once on the grid
-POOL_BUDGET = 1.5  # seconds the page lets the pool of importance draws take (``affordable_ks``)
+BUDGET = 1.8  # seconds the page lets one image's evidence take (``evidence(budget=...)``), of its 2
 
 
 @dataclass
@@ -176,54 +175,23 @@ def posterior_frame(
     return Frame(centre, chol, u.min(0), u.max(0))
 
 
-def _pool(model: VAE, x: torch.Tensor, draws: int) -> torch.Tensor:
-    """log w = log p(x, z) - log q(z|x) for ``draws`` z ~ q(z|x): (draws,) float64."""
-    chunk = 1000 if model.config.arch == "conv" else None
-    if fast_path(model) and x.dtype == torch.float32:
-        w = log_weights_blocked(model, x, draws, chunk)
-    else:
-        w = log_weights(model, x, draws, chunk)
-    return w[:, 0].double()
-
-
-def bounds_from_pool(log_w: torch.Tensor, ks: tuple[int, ...]) -> dict[int, tuple[float, float]]:
-    """L_K (Burda et al. 2015, eq. 8) for each K from one pool of log-weights (M,), float64: the
-    mean over M // K disjoint groups of K draws, and its standard error: the groups' spread over
-    sqrt(groups), or with fewer than MIN_GROUPS groups the delta method,
-    se(log mean w) ~= sd(w) / (sqrt(K) mean(w)), pooled over the groups."""
-    out = {}
-    for k in ks:
-        groups = len(log_w) // k
-        if groups < 1:
-            raise ValueError(f"a pool of {len(log_w)} draws cannot give L_{k}")
-        block = log_w[: groups * k].view(groups, k)
-        values = torch.logsumexp(block, 1) - math.log(k)
-        if groups >= MIN_GROUPS:
-            se = values.std().item() / math.sqrt(groups)
-        else:
-            scaled = torch.exp(block - block.max(1, keepdim=True).values)  # (groups, K)
-            per_group = (
-                scaled.std(1, correction=1) / (math.sqrt(k) * scaled.mean(1)) if k > 1 else scaled[:, 0] * 0
-            )
-            se = math.sqrt((per_group**2).mean().item() / groups)
-        out[k] = (values.mean().item(), se)
-    return out
-
-
-def picture(z: np.ndarray, log_post: np.ndarray, mu: np.ndarray, sigma: np.ndarray):
+def picture(frame: Frame, axes, z: np.ndarray, log_post: np.ndarray, mu: np.ndarray, sigma: np.ndarray):
     """(z1 (P,), z2 (P,), p(z|x) (P, P)) on an axis-aligned grid over where the posterior has its
     mass (log p(z|x) within PICTURE_NATS of its maximum) and q's +/- 3 sd, linearly interpolated
-    from the final grid's points z (G, G, 2) and values log p(z|x) (G, G): a picture, no decodes."""
-    from scipy.interpolate import griddata
+    from the final grid: its points z (G, G, 2), values log p(z|x) (G, G), laid out on ``axes``
+    (u's two axes, (G,) each) in ``frame``'s coordinates, where they are a regular grid. A picture,
+    no decodes."""
+    from scipy.interpolate import RegularGridInterpolator
 
     kept = z[log_post > log_post.max() - PICTURE_NATS]
     lo = np.minimum(kept.min(0), mu - 3 * sigma)
     hi = np.maximum(kept.max(0), mu + 3 * sigma)
     pad = 0.1 * (hi - lo)
     z1, z2 = _axes(lo - pad, hi + pad, PICTURE)
-    g1, g2 = np.meshgrid(z1, z2, indexing="ij")
-    values = griddata(z.reshape(-1, 2), np.exp(log_post).ravel(), (g1, g2), method="linear", fill_value=0.0)
-    return z1, z2, values
+    g = np.stack(np.meshgrid(z1, z2, indexing="ij"), -1).reshape(-1, 2)
+    u = np.linalg.solve(frame.chol, (g - frame.centre).T).T  # (P * P, 2)
+    inside = RegularGridInterpolator(axes, np.exp(log_post), bounds_error=False, fill_value=0.0)
+    return z1, z2, inside(u).reshape(PICTURE, PICTURE)
 
 
 @torch.no_grad()
@@ -252,13 +220,16 @@ def evidence(
     double: bool = False,
     tolerance: float = TOLERANCE,
     max_grid: int = MAX_GRID,
+    budget: float | None = None,
 ) -> Evidence:
     """log p(x), the ELBO, KL(q(z|x) || p(z|x)) and L_K of one image x (C, H, W), given in the
     model's data space (binarised for a model of binarised data), in nats. See the module's
     docstring for each method. ``grid``: fine-grid points per axis (odd, so that halving keeps
     the edges), doubled (2G - 1) while halving it moves log p(x) by more than ``tolerance`` nats,
     up to ``max_grid`` (a narrow or far second mode); ``seed``: the importance draws';
-    ``double``: compute in float64 on a copy.
+    ``double``: compute in float64 on a copy; ``budget``: seconds the whole computation may take
+    (the page's): the quadratures first, then the pool of importance draws grown K by K while it
+    fits (``l_k`` holds the K reached, each from the first max(K reached) draws of the whole pool).
 
     Raises:
         ExplorerError: an autoencoder (no q(z|x) and no prior it was fitted to), or an image of
@@ -278,47 +249,85 @@ def evidence(
     weight = next(model.parameters())
     x = x[None].to(weight.device, weight.dtype)
     mu_t, logvar_t = model.encode(x)
-    sigma_t = torch.exp(0.5 * logvar_t)
     kl_prior = kl_standard_normal(mu_t, logvar_t).item()
+    mu, sigma = mu_t[0].double().cpu().numpy(), torch.exp(0.5 * logvar_t[0]).double().cpu().numpy()
+    quadrature = _quadrature(model, x, mu_t, logvar_t, grid, tolerance, max_grid) if len(mu) == 2 else None
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        log_w = _pool(model, x, max(ks))
-    l_k = bounds_from_pool(log_w, ks)
-    mu, sigma = mu_t[0].double().cpu().numpy(), sigma_t[0].double().cpu().numpy()
-    if model.config.latent_dim != 2:
+        rate = quadrature[-1] if quadrature is not None else None  # the grid's decodes: like the pool's
+        log_w, reached = pool(model, x, mu_t, logvar_t, ks, budget, start, rate)
+    l_k = bounds_from_pool(log_w, reached)
+    if quadrature is None:
         first = bounds_from_pool(log_w, (1,))[1]
         return Evidence(None, first[0], first[1], None, kl_prior, None, l_k, None, None, mu, sigma,
                         seconds=time.perf_counter() - start)  # fmt: skip
+    recon, log_px, kl_post, error, q_mass, shown, final, _ = quadrature
+    return Evidence(log_px, recon - kl_prior, 0.0, recon, kl_prior, kl_post, l_k, error, q_mass, mu, sigma,
+                    *shown, time.perf_counter() - start, final)  # fmt: skip
+
+
+def _quadrature(model: VAE, x: torch.Tensor, mu_t, logvar_t, grid: int, tolerance: float, max_grid: int):
+    """The 2-D latent's quadratures: (E_q[log p(x|z)], log p(x), KL(q || p(z|x)), the halved
+    grid's difference, q's mass on the grid, the picture (z1, z2, p(z|x)), the final grid's G,
+    and the seconds per decoded point that E_q[log p(x|z)]'s rule took)."""
+    sigma_t = torch.exp(0.5 * logvar_t)
+    mu, sigma = mu_t[0].double().cpu().numpy(), sigma_t[0].double().cpu().numpy()
+    began = time.perf_counter()
     recon = expected_recon(model, x, mu_t[0], sigma_t[0])
-    elbo = recon - kl_prior
-    z, values, cell, log_px, coarser, grid = _refined_grid(model, x, mu, sigma, grid, tolerance, max_grid)
+    rate = (time.perf_counter() - began) / RECON_NODES**2
+    frame, axes, z, values, cell, log_px, coarser, grid = _refined_grid(
+        model, x, mu, sigma, grid, tolerance, max_grid
+    )
     log_q = log_normal_diag(
         torch.as_tensor(z), torch.as_tensor(mu), torch.as_tensor(2 * np.log(sigma))
     ).numpy()
     q = np.exp(log_q)
     kl_post = float((q * (log_q - (values - log_px))).sum() * cell)
-    return Evidence(
-        log_px, elbo, 0.0, recon, kl_prior, kl_post, l_k, abs(log_px - coarser), float(q.sum() * cell),
-        mu, sigma, *picture(z, values - log_px, mu, sigma), time.perf_counter() - start, grid,
-    )  # fmt: skip
+    shown = picture(frame, axes, z, values - log_px, mu, sigma)
+    return recon, log_px, kl_post, abs(log_px - coarser), float(q.sum() * cell), shown, grid, rate
 
 
 def _refined_grid(model: VAE, x: torch.Tensor, mu, sigma, grid: int, tolerance: float, max_grid: int):
     """log p(x, z) on a grid over the posterior's frame, doubled (2G - 1 points per axis) while
-    halving it moves log p(x) by more than ``tolerance`` nats, up to ``max_grid``. Returns
-    (points (G, G, 2), log p(x, z) (G, G), cell area, log p(x), log p(x) on the halved grid, G)."""
+    halving it moves log p(x) by more than ``tolerance`` nats, up to ``max_grid``. A doubled grid
+    decodes only its new points near where the integrals have mass (``_to_decode``). Returns (the
+    frame, u's axes ((G,), (G,)), points (G, G, 2), log p(x, z) (G, G), cell area, log p(x),
+    log p(x) on the halved grid, G)."""
     lo, hi = _box(model, x, mu, sigma)
     a, b = _axes(lo, hi, FIRST)
     frame = posterior_frame(_on_grid(model, x, a, b), a, b, mu, sigma)
+    known = None  # the grid before: (values, points)
     while True:
-        z, _, cell = frame.points(grid)
-        flat = torch.as_tensor(z.reshape(-1, 2), dtype=x.dtype, device=x.device)
-        values = log_joint(model, x, flat).double().cpu().numpy().reshape(grid, grid)
+        z, axes, cell = frame.points(grid)
+        values, decode = np.empty((grid, grid)), np.ones((grid, grid), dtype=bool)
+        if known is not None:
+            values, decode = _to_decode(*known, mu, sigma)
+        flat = torch.as_tensor(z[decode], dtype=x.dtype, device=x.device)
+        values[decode] = log_joint(model, x, flat).double().cpu().numpy()
         log_px = _log_sum(values, cell)
         coarser = _log_sum(values[::2, ::2], 4 * cell)
         if abs(log_px - coarser) <= tolerance or 2 * grid - 1 > max_grid:
-            return z, values, cell, log_px, coarser, grid
-        grid = 2 * grid - 1
+            return frame, axes, z, values, cell, log_px, coarser, grid
+        grid, known = 2 * grid - 1, (values, z)
+
+
+def _to_decode(known: np.ndarray, z: np.ndarray, mu: np.ndarray, sigma: np.ndarray):
+    """For a grid doubled from one whose values ``known`` (G, G) at points ``z`` (G, G, 2) were
+    computed: its values (2G - 1, 2G - 1), the known ones at every second point and elsewhere the
+    nearest known one, and which of its points to decode: the new points within one old cell of
+    an old point where the integrals have mass (log p(x, z) within KEEP_NATS of its maximum, or
+    q(z|x) within Q_REACH of its mean). Elsewhere log p(x, z) is more than KEEP_NATS below its
+    maximum all around, and q negligible: what it adds to log p(x) or to KL(q || p(z|x)) is below
+    e^-KEEP_NATS of them, while a narrow mode far from the mass is refined in full."""
+    from scipy.ndimage import binary_dilation
+
+    size = 2 * len(known) - 1
+    mass = (known > known.max() - KEEP_NATS) | ((((z - mu) / sigma) ** 2).sum(-1) < Q_REACH**2)
+    near = binary_dilation(mass, np.ones((3, 3), dtype=bool))
+    values = np.repeat(np.repeat(known, 2, 0), 2, 1)[:size, :size]
+    decode = np.repeat(np.repeat(near, 2, 0), 2, 1)[:size, :size]
+    decode[::2, ::2] = False
+    return values, decode
 
 
 def data_space_binarized(config: dict) -> bool:
@@ -331,32 +340,3 @@ def data_space_binarized(config: dict) -> bool:
         return TrainConfig(**train).binarized(likelihood)
     except (TypeError, ValueError):
         return TrainConfig(dataset=train.get("dataset", "mnist")).binarized(likelihood)
-
-
-@torch.no_grad()
-def seconds_per_decode(model: VAE, probe: int = 256, repeats: int = 3) -> float:
-    """Wall seconds per latent point decoded into log p(x|z) on this machine: what sizes the
-    page's computations to its time budget. The fastest of ``repeats`` timings (the least
-    disturbed by other work) on 32 points after a warm-up, then on ``probe`` points when 32
-    took under 50 ms (an MLP; a large decoder is not probed longer)."""
-    x = torch.zeros(1, *model.config.image_shape, device=next(model.parameters()).device)
-    z = torch.zeros(probe, model.config.latent_dim, device=x.device)
-    log_joint(model, x, z[:8])
-    per_point = 0.0
-    for n in (32, probe):
-        fastest = math.inf
-        for _ in range(repeats):
-            start = time.perf_counter()
-            log_joint(model, x, z[:n])
-            fastest = min(fastest, time.perf_counter() - start)
-        per_point = fastest / n
-        if fastest >= 0.05:
-            break
-    return per_point
-
-
-def affordable_ks(
-    per_decode: float, budget: float = POOL_BUDGET, ks: tuple[int, ...] = KS
-) -> tuple[int, ...]:
-    """The K of ``ks`` whose pool of max(K) draws decodes within ``budget`` seconds (K = 1 always)."""
-    return tuple(k for k in ks if k == 1 or k * per_decode <= budget)

@@ -51,18 +51,61 @@ def blend(resp: np.ndarray) -> list[str]:
     return [f"rgb({r:.0f},{g:.0f},{b:.0f})" for r, g, b in mixed]
 
 
-def em_figure(x: np.ndarray, mixture: Mixture, resp: np.ndarray, title: str) -> go.Figure:
-    """The points coloured by their responsibilities, each component's mean and 1-, 2-sd ellipses."""
-    fig = go.Figure(
+PLANE_REACH = 6.0  # the clickable plane spans at least [-this, this]^2
+PLANE_MARGIN = 1.5  # and reaches this far past the data
+PLANE_STEP = 0.1  # its finest spacing; at most PLANE_POINTS points per axis
+PLANE_POINTS = 101
+
+
+def click_plane(x: np.ndarray) -> np.ndarray:
+    """Points (P, 2) of a regular grid over the EM figure's plane: the data's (N, 2) extent plus
+    ``PLANE_MARGIN``, at least [-PLANE_REACH, PLANE_REACH]^2, at most ``PLANE_POINTS`` per axis.
+    Drawn invisibly under the data, they make a click anywhere on the plane select a point."""
+    lo = np.minimum(x.min(0) - PLANE_MARGIN, -PLANE_REACH) if len(x) else np.full(2, -PLANE_REACH)
+    hi = np.maximum(x.max(0) + PLANE_MARGIN, PLANE_REACH) if len(x) else np.full(2, PLANE_REACH)
+    count = np.minimum(np.ceil((hi - lo) / PLANE_STEP).astype(int) + 1, PLANE_POINTS)
+    a, b = (np.round(np.linspace(lo[i], hi[i], count[i]), 3) for i in (0, 1))
+    return np.stack(np.meshgrid(a, b, indexing="ij"), -1).reshape(-1, 2)
+
+
+def em_figure(
+    x: np.ndarray,
+    mixture: Mixture | None,
+    resp: np.ndarray | None,
+    title: str,
+    plane: np.ndarray | None = None,
+) -> go.Figure:
+    """The points coloured by their responsibilities, each component's mean and 1-, 2-sd ellipses
+    (without a mixture: the points alone, in grey). ``plane`` (P, 2): clickable points drawn
+    invisibly as the first trace (curve 0), under everything else, with no hover label."""
+    fig = go.Figure()
+    if plane is not None:
+        fig.add_trace(
+            go.Scattergl(
+                x=plane[:, 0].tolist(),
+                y=plane[:, 1].tolist(),
+                mode="markers",
+                name="the plane (click to add a point)",
+                marker=dict(color="rgba(0,0,0,0)", size=8),
+                hoverinfo="none",
+                showlegend=False,
+                selected=dict(marker=dict(color="rgba(0,0,0,0)")),
+                unselected=dict(marker=dict(color="rgba(0,0,0,0)", opacity=0)),
+            )
+        )
+    colours = blend(resp) if resp is not None else "#777777"
+    fig.add_trace(
         go.Scatter(
             x=x[:, 0],
             y=x[:, 1],
             mode="markers",
-            name="data (colour: responsibilities)",
-            marker=dict(color=blend(resp), size=6, opacity=0.8),
+            name="data (colour: responsibilities)" if resp is not None else "data",
+            marker=dict(color=colours, size=6, opacity=0.8),
+            unselected=dict(marker=dict(opacity=0.8)),
         )
     )
-    for k, (w, mu, cov) in enumerate(zip(mixture.weights, mixture.means, mixture.covariances)):
+    components = [] if mixture is None else zip(mixture.weights, mixture.means, mixture.covariances)
+    for k, (w, mu, cov) in enumerate(components):
         colour = COLOURS[k % len(COLOURS)]
         for radius in (1.0, 2.0):
             e = ellipse(mu, cov, radius)
@@ -85,7 +128,12 @@ def em_figure(x: np.ndarray, mixture: Mixture, resp: np.ndarray, title: str) -> 
                 marker=dict(color=colour, size=13, symbol="x", line=dict(width=1)),
             )
         )
-    return _layout(fig, title, "x1", "x2", square=True)
+    _layout(fig, title, "x1", "x2", square=True)
+    if plane is not None:  # the axes show the plane and no more (the plot shrinks to keep x and y alike)
+        lo, hi = plane.min(0), plane.max(0)
+        fig.update_xaxes(range=[lo[0], hi[0]], constrain="domain")
+        fig.update_yaxes(range=[lo[1], hi[1]], constrain="domain")
+    return fig
 
 
 def curve_figure(values: list[float], current: int, title: str, y: str) -> go.Figure:

@@ -32,6 +32,7 @@ import torch
 from explorer.errors import ExplorerError
 from explorer.model import VAE
 from explorer.objectives import log_standard_normal
+from explorer.theory.budget import in_stages
 
 ESTIMATORS = ("score", "reparam_a", "reparam_b")
 NAMES = {
@@ -41,8 +42,7 @@ NAMES = {
 }
 SAMPLES = (1, 10, 100)  # L, the draws each gradient estimate averages
 PLANS = (((1, 10, 100), 20), ((1, 4, 16), 20), ((1, 2, 4), 10))  # (L values, groups), cheapest last
-BUDGET = 1.5  # seconds the page lets the pool of draws take (``plan``)
-BACKWARD_COST = 3.0  # one draw decoded with its backward pass, in forward decodes
+BUDGET = 1.8  # seconds the page lets the measurement take (``gradient_variance(budget=...)``)
 GROUPS = 20  # disjoint groups of L draws the variance of each L is measured over (at the largest L)
 
 
@@ -64,28 +64,22 @@ class GradientVariance:
         return [a / b for a, b in zip(self.encoder_variance[over], self.encoder_variance[under])]
 
 
-def plan(per_decode: float, budget: float = BUDGET) -> tuple[tuple[int, ...], int]:
-    """The largest of ``PLANS`` (L values, groups) whose pool of draws fits in ``budget`` seconds
-    at ``per_decode`` seconds per decoded draw (``evidence.seconds_per_decode``)."""
-    for samples, groups in PLANS:
-        if groups * max(samples) * BACKWARD_COST * per_decode <= budget:
-            return samples, groups
-    return PLANS[-1]
-
-
 def encoder_jacobian_gram(model: VAE, x: torch.Tensor) -> torch.Tensor:
-    """J J^T (2z, 2z) for J = d (mu, logvar) / d phi over every encoder parameter, for one image
-    x (1, C, H, W): one backward pass per output."""
+    """J J^T (2z, 2z) float64 for J = d (mu, logvar) / d phi over every encoder parameter, for one
+    image x (1, C, H, W): the 2z rows of J in one batched backward pass (``is_grads_batched``), the
+    product summed parameter tensor by parameter tensor (no (2z, |phi|) copy of J is made)."""
     params = [p for name, p in model.named_parameters() if name.startswith(("encoder", "enc_head"))]
     with torch.enable_grad():
         mu, logvar = model.encode(x)
         outputs = torch.cat([mu[0], logvar[0]])
-        rows = []
-        for i in range(len(outputs)):
-            grads = torch.autograd.grad(outputs[i], params, retain_graph=True, allow_unused=True)
-            rows.append(torch.cat([g.flatten() for g in grads if g is not None]))
-    jac = torch.stack(rows).double()
-    return jac @ jac.T
+        rows = torch.eye(len(outputs), dtype=outputs.dtype, device=outputs.device)
+        grads = torch.autograd.grad(outputs, params, rows, is_grads_batched=True, allow_unused=True)
+    gram = torch.zeros(len(outputs), len(outputs), dtype=torch.float64, device=outputs.device)
+    for g in grads:
+        if g is not None:
+            g = g.flatten(1)  # (2z, the tensor's size)
+            gram += (g @ g.T).double()
+    return gram
 
 
 def per_draw_gradients(
@@ -123,11 +117,19 @@ def grouped_covariance(per_draw: torch.Tensor, samples: int) -> torch.Tensor:
 
 @torch.no_grad()
 def gradient_variance(
-    model: VAE, x: torch.Tensor, samples: tuple[int, ...] = SAMPLES, groups: int = GROUPS, seed: int = 0
+    model: VAE,
+    x: torch.Tensor,
+    samples: tuple[int, ...] = SAMPLES,
+    groups: int = GROUPS,
+    seed: int = 0,
+    budget: float | None = None,
 ) -> GradientVariance:
     """The variance of each estimator of d ELBO / d phi (the encoder's parameters) for one image
     x (C, H, W), averaging L = each of ``samples`` draws, measured over one pool of
     ``groups`` x max(samples) draws (seeded), in float64 from the float32 model's gradients.
+    With a ``budget`` (seconds, the page's) the pool grows through ``PLANS``, cheapest first,
+    while it fits (``budget.in_stages``), and the largest plan reached is measured on the first of
+    the largest plan's draws (so the largest, reached, gives the figures of the default call).
 
     Raises:
         ExplorerError: an autoencoder (no q(z|x) to sample: nothing to estimate).
@@ -138,10 +140,15 @@ def gradient_variance(
     x = x[None].to(next(model.parameters()).device)
     gram = encoder_jacobian_gram(model, x)
     mu, logvar = (t[0] for t in model.encode(x))
+    plans = [(samples, groups)] if budget is None else list(reversed(PLANS))
+    sizes = [g * max(s) for s, g in plans]
+    eps = torch.randn(max(sizes), len(mu), generator=torch.Generator().manual_seed(seed)).to(mu)
+    parts, done = in_stages(
+        lambda a, b: per_draw_gradients(model, x, mu, logvar, eps[a:b]), sizes, budget, start
+    )
+    samples, groups = next(p for p, size in zip(plans[::-1], sizes[::-1]) if size <= done)
     draws = groups * max(samples)
-    gen = torch.Generator().manual_seed(seed)
-    eps = torch.randn(draws, len(mu), generator=gen).to(mu)
-    per_draw = {k: v.double() for k, v in per_draw_gradients(model, x, mu, logvar, eps).items()}
+    per_draw = {k: torch.cat([part[k] for part in parts])[:draws].double() for k in parts[0]}
     out = GradientVariance(samples, {}, {}, {}, {}, draws=draws)
     for name in ESTIMATORS:
         grads = per_draw[name]

@@ -16,13 +16,28 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.special import logsumexp
+from threadpoolctl import threadpool_limits
 
 LOG_2PI = math.log(2 * math.pi)
+
+
+def one_blas_thread(fn):
+    """Run ``fn`` with the BLAS libraries on one thread: on matrices of 2 columns, a second thread
+    only waits, and on a busy 2-core host its waiting took EM with scikit-learn's check from 0.05 s
+    to 1.2-2.6 s (bench/README.md, the Theory page)."""
+
+    @functools.wraps(fn)
+    def wrapped(*args, **kwargs):
+        with threadpool_limits(limits=1, user_api="blas"):
+            return fn(*args, **kwargs)
+
+    return wrapped
 
 
 @dataclass(frozen=True)
@@ -107,6 +122,7 @@ class EMRun:
         return len(self.mixtures) - 1
 
 
+@one_blas_thread
 def em(x: np.ndarray, start: Mixture, iterations: int = 100, tol: float = 1e-8, reg: float = 0.0) -> EMRun:
     """Run EM from ``start`` on points x (N, D) for at most ``iterations`` E+M steps, stopping
     early when the log-likelihood rises by less than ``tol`` nats per point. Returns every
@@ -166,6 +182,7 @@ def cavi_step(x: np.ndarray, state: CaviState, prior_var: float) -> CaviState:
     return CaviState(m, s2, phi)
 
 
+@one_blas_thread
 def cavi(
     x: np.ndarray, components: int, prior_var: float, iterations: int = 50, seed: int = 0
 ) -> tuple[list[CaviState], list[float]]:
@@ -184,6 +201,7 @@ def cavi(
     return states, elbos
 
 
+@one_blas_thread
 def sklearn_log_likelihood(x: np.ndarray, start: Mixture, iterations: int, reg: float = 0.0) -> float:
     """The log-likelihood (nats, summed over points) scikit-learn's ``GaussianMixture`` reaches
     after ``iterations`` EM iterations from the same start (its ``weights_init``, ``means_init``,

@@ -29,6 +29,20 @@ def _fid(card: Card) -> tuple[float, str, str] | None:
     return fid.value, f"FID ({fid.features} features)", note
 
 
+def _evidence(card: Card) -> str | None:
+    """The identity's figures on the card (a 2-D latent model's), as one line, or None."""
+    ev = card.evidence
+    if ev is None:
+        return None
+    median = f" (median {ev.median_gap:.3f})" if ev.median_gap is not None else ""
+    residual = f"; ELBO + KL meets log p(x) within {ev.residual:.3f} nats" if ev.residual is not None else ""
+    return (
+        f"On its first {ev.n:,} test images, log p(x) by quadrature against L_5000: "
+        f"{ev.mean_gap:.2f} nats apart on average{median}; KL(q(z|x) ‖ p(z|x)), the ELBO's gap to "
+        f"log p(x): {ev.mean_kl:.2f} nats on average{residual}. See the Theory page's identity."
+    )
+
+
 def _measured(card: Card, ev: Measured) -> dict:
     """The headline figures of a card's evaluation, with the note that says how they were had."""
     trained = (
@@ -75,9 +89,9 @@ def model_card(choice: str, config: dict) -> dict:
     training)."""
     card = Card.find(folder_of(choice))
     evaluation = card.evaluation if card is not None else None
-    out = {"fid": None, "recon": None, "nll_label": "Test NLL (nats)"}
+    out = {"fid": None, "evidence": None, "recon": None, "nll_label": "Test NLL (nats)"}
     if evaluation is not None:
-        out.update(_measured(card, evaluation), fid=_fid(card))
+        out.update(_measured(card, evaluation), fid=_fid(card), evidence=_evidence(card))
     else:
         out.update(_from_training(config))
     model = config.get("model") or {}

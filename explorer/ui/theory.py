@@ -18,15 +18,51 @@ IDEAS = (  # (tab, what it shows): the Home page's list of links into the Theory
     ("Why reparameterise", "Why reparameterise: gradient variance against REINFORCE"),
 )
 EM_STEP = "em-step"
+EM_FIGURE = "em-figure"  # the EM figure's key: its selection is the point clicked
+CLICKED = "em-clicked"  # session state: the points clicked onto the EM figure, [[x1, x2], ...]
 COLLAPSED = 3  # a component with fewer points' worth of responsibility nears a singular covariance
+PER_COMPONENT = 3  # points EM needs per fitted component (a 2-D covariance from fewer is singular)
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
-def _em(components: int, spread: float, n: int, seed: int, fit: int, start_seed: int):
+def _em(components: int, spread: float, n: int, seed: int, fit: int, start_seed: int, clicked: tuple):
+    """The data (n generated points, then the clicked ones) and EM's run on it with scikit-learn's
+    figure from the same start; the run and figure None when there are too few points to fit."""
     x, _ = mixtures.sample_mixture(components, spread, n, seed)
+    x = np.concatenate([x, np.array(clicked, dtype=float).reshape(-1, 2)])
+    if len(x) < PER_COMPONENT * fit:
+        return x, None, None
     start = mixtures.initial_mixture(x, fit, start_seed)
     run = mixtures.em(x, start, iterations=200)
     return x, run, mixtures.sklearn_log_likelihood(x, start, run.iterations)
+
+
+def _add_clicked() -> None:
+    """The EM figure's selection callback: each point clicked, on the plane (curve 0) or on a data
+    point (curve 1), becomes a data point. Copied into session state: the figure that changes
+    with it clears the selection."""
+    points = st.session_state[EM_FIGURE].selection.get("points", [])
+    new = [[float(p["x"]), float(p["y"])] for p in points if p.get("curve_number") in (0, 1)]
+    if new:
+        st.session_state[CLICKED] = [*st.session_state.get(CLICKED, []), *new]
+
+
+def _em_chart(column, figure) -> None:
+    column.plotly_chart(figure, key=EM_FIGURE, on_select=_add_clicked, selection_mode="points")
+
+
+def _clicked_ui(generated: int) -> tuple:
+    """How many points were generated and clicked, and the button that clears the clicked ones;
+    returns the clicked points ((x1, x2), ...)."""
+    clicked = tuple(tuple(p) for p in st.session_state.get(CLICKED, []))
+    b = st.columns([1, 3], vertical_alignment="center")
+    b[0].button("Clear clicked points", key="em-clear", on_click=st.session_state.pop, args=(CLICKED, None),
+                disabled=not clicked)  # fmt: skip
+    b[1].caption(
+        f"{generated} generated and {len(clicked)} clicked points. Click anywhere on the plane to add a "
+        "point there."
+    )
+    return clicked
 
 
 def _step_names(iterations: int) -> list[str]:
@@ -37,7 +73,8 @@ def _step_names(iterations: int) -> list[str]:
 
 
 def em_ui() -> None:
-    """EM on a 2-D Gaussian mixture, a step at a time; its log-likelihood never falls."""
+    """EM on a 2-D Gaussian mixture, a step at a time; its log-likelihood never falls. The data:
+    points generated from a random mixture, and points clicked onto the figure."""
     st.latex(
         r"\underbrace{r_{nk} = \frac{\pi_k \mathcal N(x_n;\mu_k,\Sigma_k)}{\sum_j \pi_j \mathcal N(x_n;\mu_j,"
         r"\Sigma_j)}}_{\text{E step}}\qquad \underbrace{\pi_k, \mu_k, \Sigma_k \leftarrow \text{weighted "
@@ -53,23 +90,33 @@ def em_ui() -> None:
     c = st.columns(6)
     true_k = c[0].number_input("Components in the data", 1, 6, 3, key="em-true-k")
     spread = c[1].slider("Spread", 0.2, 2.0, 0.8, 0.1, key="em-spread")
-    n = c[2].number_input("Points", 20, 1000, 300, 10, key="em-n")
+    n = c[2].number_input("Points", 0, 1000, 300, 10, key="em-n", help="generated; add more by clicking")
     seed = c[3].number_input("Data seed", 0, 10_000, 1, key="em-seed")
     fit = c[4].number_input("Components fitted", 1, 6, 3, key="em-k")
     start_seed = c[5].number_input("Start seed", 0, 10_000, 0, key="em-start")
+    clicked = _clicked_ui(int(n))
     try:
-        x, run, sk = _em(int(true_k), float(spread), int(n), int(seed), int(fit), int(start_seed))
+        x, run, sk = _em(int(true_k), float(spread), int(n), int(seed), int(fit), int(start_seed), clicked)
     except (np.linalg.LinAlgError, ValueError):
         st.warning(
             "A component collapsed onto too few points (its covariance became singular, where the "
             "likelihood has no maximum): fit fewer components, or use more points or another start."
         )
         return
+    if run is None:
+        st.info(
+            f"EM fits {int(fit)} components to at least {PER_COMPONENT * int(fit)} points ({PER_COMPONENT} "
+            f"for each 2-D covariance); there are {len(x)}. Click on the plane to add points, or generate "
+            "some."
+        )
+        _em_chart(
+            st, figures.em_figure(x, None, None, "the data: click to add points", figures.click_plane(x))
+        )
+        return
     step, (mixture, resp, shown) = _em_step(run, len(x), int(fit))
     left, right = st.columns([3, 2])
-    left.plotly_chart(
-        figures.em_figure(x, mixture, resp, f"{step}: responsibilities and components"), key="em-figure"
-    )
+    title = f"{step}: responsibilities and components"
+    _em_chart(left, figures.em_figure(x, mixture, resp, title, figures.click_plane(x)))
     right.plotly_chart(
         figures.curve_figure(run.log_likelihood, shown, "log-likelihood per iteration", "nats"),
         key="em-curve",

@@ -8,11 +8,16 @@ import numpy as np
 import streamlit as st
 import torch
 
-from explorer.data.cache import eval_images
+from explorer.data.cache import binarize_picture, eval_images
+from explorer.data.uploads import preprocess_image
+from explorer.errors import ImageError
 from explorer.model import VAE
 from explorer.pictures.images import make_grid, png_bytes
+from explorer.pictures.reading import UPLOAD_TYPES
 from explorer.theory import evidence, figures, gradients
 from explorer.ui.models import cached_model
+
+SOURCES = ("test image", "upload", "drawing")  # the drawing: the Draw page's, once there is one
 
 # -- the model-dependent tabs -------------------------------------------------------------------
 
@@ -22,19 +27,38 @@ def _data_space_test_set(dataset: str, binarized: bool) -> torch.Tensor:
     return eval_images(dataset, "test", binarized)[0]
 
 
-def _image(dataset: str, config: dict, key: str) -> tuple[int, torch.Tensor, bool]:
-    """A test image picked by number, in the model's data space (binarised once with a fixed seed
-    for a model of binarised data, as evaluation scores it), shown small."""
+def _image(model: VAE, dataset: str, config: dict, key: str) -> tuple[np.ndarray, int | None] | None:
+    """The image the tab runs on, chosen as a test image by number, an upload or the Draw page's
+    drawing (where it fits the model), in the model's data space (binarised once with the
+    evaluation's fixed seed for a model of binarised data), shown small. Returns (the image
+    (C, H, W), its test index or None), or None with a message shown (no upload yet, or one that
+    cannot be prepared)."""
     binarized = evidence.data_space_binarized(config)
-    test = _data_space_test_set(dataset, binarized)
-    left, right = st.columns([1, 4], vertical_alignment="center")
-    index = int(left.number_input("Test image", 0, len(test) - 1, 0, key=key))
-    right.image(
-        png_bytes(make_grid(test[index : index + 1], 1), scale=3),
-        output_format="PNG",
-        caption=f"test image #{index}" + (" (binarised, fixed seed)" if binarized else ""),
-    )
-    return index, test[index], binarized
+    drawing = st.session_state.get("drawing")
+    fits = isinstance(drawing, torch.Tensor) and tuple(drawing.shape) == tuple(model.config.image_shape)
+    left, right = st.columns([2, 3], vertical_alignment="center")
+    source = left.radio("Image", SOURCES if fits else SOURCES[:2], horizontal=True, key=f"{key}-source")
+    index, fixed = None, " (binarised, fixed seed)" if binarized else ""
+    if source == "test image":
+        test = _data_space_test_set(dataset, binarized)
+        index = int(left.number_input("Test image", 0, len(test) - 1, 0, key=key))
+        x, caption = test[index], f"test image #{index}{fixed}"
+    else:
+        if source == "drawing":
+            x, name = drawing, "your drawing"
+        else:
+            upload = left.file_uploader("An image", type=UPLOAD_TYPES, key=f"{key}-upload")
+            if upload is None:
+                st.info("Upload an image: it is prepared the way the dataset's own images were.")
+                return None
+            try:
+                x, name = preprocess_image(upload.getvalue(), dataset), upload.name
+            except ImageError as exc:
+                st.error(f"{upload.name}: {exc}")
+                return None
+        x, caption = (binarize_picture(x) if binarized else x), f"{name}{fixed}"
+    right.image(png_bytes(make_grid(x[None], 1), scale=3), output_format="PNG", caption=caption)
+    return x.numpy(), index
 
 
 def _absent(model: VAE, what: str) -> bool:
@@ -50,11 +74,11 @@ def _absent(model: VAE, what: str) -> bool:
 
 
 @st.cache_data(max_entries=64, show_spinner="Integrating over the latent space...")
-def _evidence(path: str, mtime_ns: int, dataset: str, binarized: bool, index: int) -> tuple:
+def _evidence(path: str, mtime_ns: int, image: np.ndarray) -> evidence.Evidence:
+    """The identity's figures for one image (C, H, W) in the model's data space, within the page's
+    time budget (the K of L_K reached in it)."""
     model = cached_model(path, mtime_ns)
-    x = _data_space_test_set(dataset, binarized)[index]
-    ks = evidence.affordable_ks(evidence.seconds_per_decode(model))
-    return evidence.evidence(model, x, ks=ks), ks
+    return evidence.evidence(model, torch.from_numpy(image), budget=evidence.BUDGET)
 
 
 def identity_ui(choice: str, model: VAE, key: tuple[str, int], dataset: str, config: dict) -> None:
@@ -76,8 +100,12 @@ def identity_ui(choice: str, model: VAE, key: tuple[str, int], dataset: str, con
     )
     if _absent(model, "no bound on log p(x) to tighten"):
         return
-    index, _, binarized = _image(dataset, config, "identity-image")
-    ev, ks = _evidence(*key, dataset, binarized, index)
+    chosen = _image(model, dataset, config, "identity-image")
+    if chosen is None:
+        return
+    image, index = chosen
+    ev = _evidence(*key, image)
+    ks = tuple(sorted(ev.l_k))
     _identity_table(ev, ks, model.config.latent_dim)
     left, right = st.columns([3, 2])
     left.plotly_chart(figures.bounds_figure(ev), key="identity-bounds")
@@ -94,9 +122,12 @@ def identity_ui(choice: str, model: VAE, key: tuple[str, int], dataset: str, con
         "across groups; the delta method where fewer than 10 groups)."
     )
     if max(ks) < max(evidence.KS):
+        every = (
+            f" All of them: `vae-explorer evidence {choice} --index {index}`." if index is not None else ""
+        )
         right.caption(
-            f"K up to {max(ks):,} here: larger K would take more than {evidence.POOL_BUDGET:g} s on this "
-            f"machine with this decoder. All of them: `vae-explorer evidence {choice} --index {index}`."
+            f"K up to {max(ks):,} here: larger K would take the page past {evidence.BUDGET:g} s on this "
+            f"machine with this decoder.{every}"
         )
 
 
@@ -128,11 +159,11 @@ def _identity_table(ev, ks, latent_dim: int) -> None:
 
 
 @st.cache_data(max_entries=64, show_spinner="Measuring the gradient estimators...")
-def _gradients(path: str, mtime_ns: int, dataset: str, binarized: bool, index: int):
+def _gradients(path: str, mtime_ns: int, image: np.ndarray) -> gradients.GradientVariance:
+    """The estimators' variances for one image (C, H, W) in the model's data space, measured over
+    the largest pool of draws that fits the page's time budget."""
     model = cached_model(path, mtime_ns)
-    samples, groups = gradients.plan(evidence.seconds_per_decode(model))
-    x = _data_space_test_set(dataset, binarized)[index]
-    return gradients.gradient_variance(model, x, samples, groups)
+    return gradients.gradient_variance(model, torch.from_numpy(image), budget=gradients.BUDGET)
 
 
 def reparam_ui(model: VAE, key: tuple[str, int], dataset: str, config: dict) -> None:
@@ -153,8 +184,10 @@ def reparam_ui(model: VAE, key: tuple[str, int], dataset: str, config: dict) -> 
     )
     if _absent(model, "no expectation over q(z|x) to differentiate"):
         return
-    index, _, binarized = _image(dataset, config, "reparam-image")
-    gv = _gradients(*key, dataset, binarized, index)
+    chosen = _image(model, dataset, config, "reparam-image")
+    if chosen is None:
+        return
+    gv = _gradients(*key, chosen[0])
     left, right = st.columns([3, 2])
     left.plotly_chart(figures.variance_figure(gv), key="reparam-figure")
     score_over_a, a_over_b = gv.ratio("score", "reparam_a"), gv.ratio("reparam_a", "reparam_b")
