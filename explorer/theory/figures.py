@@ -104,8 +104,19 @@ def em_figure(
             unselected=dict(marker=dict(opacity=0.8)),
         )
     )
-    components = [] if mixture is None else zip(mixture.weights, mixture.means, mixture.covariances)
-    for k, (w, mu, cov) in enumerate(components):
+    if mixture is not None:
+        _add_components(fig, mixture)
+    _layout(fig, title, "x1", "x2", square=True)
+    if plane is not None:  # the axes show the plane and no more (the plot shrinks to keep x and y alike)
+        lo, hi = plane.min(0), plane.max(0)
+        fig.update_xaxes(range=[lo[0], hi[0]], constrain="domain")
+        fig.update_yaxes(range=[lo[1], hi[1]], constrain="domain")
+    return fig
+
+
+def _add_components(fig: go.Figure, mixture: Mixture) -> None:
+    """Each component's mean (a cross, its weight in the legend) and its 1- and 2-sd ellipses."""
+    for k, (w, mu, cov) in enumerate(zip(mixture.weights, mixture.means, mixture.covariances)):
         colour = COLOURS[k % len(COLOURS)]
         for radius in (1.0, 2.0):
             e = ellipse(mu, cov, radius)
@@ -128,12 +139,6 @@ def em_figure(
                 marker=dict(color=colour, size=13, symbol="x", line=dict(width=1)),
             )
         )
-    _layout(fig, title, "x1", "x2", square=True)
-    if plane is not None:  # the axes show the plane and no more (the plot shrinks to keep x and y alike)
-        lo, hi = plane.min(0), plane.max(0)
-        fig.update_xaxes(range=[lo[0], hi[0]], constrain="domain")
-        fig.update_yaxes(range=[lo[1], hi[1]], constrain="domain")
-    return fig
 
 
 def curve_figure(values: list[float], current: int, title: str, y: str) -> go.Figure:
