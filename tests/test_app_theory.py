@@ -151,6 +151,23 @@ def test_points_clicked_on_the_em_figure_join_the_data():
     assert "300 generated and 0 clicked points" in text(at)
 
 
+
+def test_a_collapsed_component_keeps_the_plane_to_click_on():
+    """Two points clicked far from the data, fitted by one more component than the data has: a
+    component collapses onto them (a singular covariance). The warning says so, and the plane is
+    still there to click more points on (it was the only way back but for Clear)."""
+    at = theory("mnist-z2", "EM")  # the defaults: 300 points of 3 components, 3 fitted
+    plane = figure(at, EM_FIGURE)["data"][0]
+    far = [int(np.argmax(np.array(plane["x"]) + np.array(plane["y"]))),
+           int(np.argmax(np.array(plane["x"]) - np.array(plane["y"])))]  # fmt: skip
+    for i in far:
+        at = select_points(at, EM_FIGURE, [(0, i)])
+    assert not at.exception
+    assert "collapsed" in at.warning[0].value
+    assert figure(at, EM_FIGURE)["data"][0]["type"] == "scattergl"  # the clickable plane
+    at = select_points(at, EM_FIGURE, [(0, far[0])])  # and a further click is taken
+    assert not at.exception and len(at.session_state[CLICKED]) == 3
+
 def test_the_identity_takes_an_upload_or_the_drawing(mnist_test):
     """The identity's image: a test image, an upload (prepared as on the other pages; one that
     cannot be prepared gets their one-line message) or the Draw page's drawing, binarised once

@@ -100,8 +100,17 @@ def em_ui() -> None:
     except (np.linalg.LinAlgError, ValueError):
         st.warning(
             "A component collapsed onto too few points (its covariance became singular, where the "
-            "likelihood has no maximum): fit fewer components, or use more points or another start."
+            "likelihood has no maximum): fit fewer components, click more points near those alone, "
+            "clear the clicked points, or try another start."
         )
+        _data_alone(
+            np.concatenate(
+                [
+                    mixtures.sample_mixture(int(true_k), float(spread), int(n), int(seed))[0],
+                    np.array(clicked, dtype=float).reshape(-1, 2),
+                ]
+            )
+        )  # fmt: skip: the plane stays, so that more points can be clicked
         return
     if run is None:
         st.info(
@@ -109,9 +118,7 @@ def em_ui() -> None:
             f"for each 2-D covariance); there are {len(x)}. Click on the plane to add points, or generate "
             "some."
         )
-        _em_chart(
-            st, figures.em_figure(x, None, None, "the data: click to add points", figures.click_plane(x))
-        )
+        _data_alone(x)
         return
     step, (mixture, resp, shown) = _em_step(run, len(x), int(fit))
     left, right = st.columns([3, 2])
@@ -122,6 +129,11 @@ def em_ui() -> None:
         key="em-curve",
     )
     _em_readout(right, run, len(x), sk, shown)
+
+
+def _data_alone(x: np.ndarray) -> None:
+    """The points (N, 2) on their clickable plane, without a mixture."""
+    _em_chart(st, figures.em_figure(x, None, None, "the data: click to add points", figures.click_plane(x)))
 
 
 def _em_step(run, n: int, fit: int):
