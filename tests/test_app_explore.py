@@ -153,7 +153,9 @@ def test_the_map_choice_and_a_far_point_survive_navigation_and_links(shipped):
     far.query_params["model"] = "mnist-z5"
     far.query_params["point"] = "999999"
     far.run()
-    assert "There is no test image #999999" in " ".join(w.value for w in far.warning)
+    said = " ".join(w.value for w in far.warning)
+    assert "point=999999: mnist-z5's test images run from #0 to #9,999, so no image is opened" in said
+    assert "point" not in far.query_params  # refused, so it leaves the address
 
 
 @pytest.mark.slow  # fits a UMAP map of the 10,000 test codes

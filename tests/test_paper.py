@@ -149,3 +149,22 @@ def test_evaluate_sets_the_papers_estimator_beside_l_k(capsys):
     assert abs(paper["log_likelihood"] - figures["log_likelihood"]) < 5, (paper, figures["log_likelihood"])
     assert main(["evaluate", "mnist-ae-z2", "--k", "0", "--limit", "2", "--estimator", "paper-hmc"]) == 1
     assert "autoencoder has no p(z)" in capsys.readouterr().err
+
+
+def test_figure3_ranks_its_curves_where_all_of_them_reached():
+    """A curve that ran ten times longer is not ranked by its later value: the panel's order is
+    at the last count every curve reached, and the longer curves' ends follow it."""
+    from explorer.paper.figures import ordering_sentence
+
+    def curve(algorithm, points):
+        return {"n_train": 50_000, "algorithm": algorithm, "points": points}
+
+    curves = [
+        curve("aevb", [[10_000, -180, -180], [1_000_000, -140, -141], [10_000_000, -128, -129]]),
+        curve("mcem", [[10_000, -170, -170], [1_000_000, -138, -139]]),  # ahead at 10^6
+    ]
+    said = ordering_sentence(curves, 50_000)
+    assert "at 10^6 samples" in said
+    first, rest = said.split("Further on:")
+    assert first.index("MCEM") < first.index("AEVB") and "-139.0" in first and "-141.0" in first
+    assert "AEVB -129.0 at 10^7" in rest

@@ -19,15 +19,24 @@ class Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def widths(text: str) -> tuple[int, ...]:
-    """Layer widths such as 512,512."""
-    try:
-        sizes = tuple(int(s) for s in text.split(","))  # an empty width ("32,,32") is refused too
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected widths like 512,512, got {text!r}") from None
-    if not sizes or min(sizes) < 1:
-        raise argparse.ArgumentTypeError(f"expected positive widths like 512,512, got {text!r}")
-    return sizes
+def counts(example: str, noun: str = "numbers"):
+    """An argparse type for a comma-separated list of positive whole numbers, refused with
+    ``example`` and ``noun`` (``"512,512"``, widths: layer widths; ``"3,5"``: latent sizes;
+    ``"1000,50000"``: training-set sizes)."""
+
+    def parse(text: str) -> tuple[int, ...]:
+        try:
+            sizes = tuple(int(s) for s in text.split(","))  # an empty one ("32,,32") is refused too
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {noun} like {example}, got {text!r}") from None
+        if not sizes or min(sizes) < 1:
+            raise argparse.ArgumentTypeError(f"expected positive {noun} like {example}, got {text!r}")
+        return sizes
+
+    return parse
+
+
+widths = counts("512,512", "widths")  # layer widths such as 512,512
 
 
 def number(kind: type, low: float | None = None, high: float | None = None, why: str = ""):

@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from explorer.cli.args import EXIT_INTERRUPTED, Parser, device, number, widths
+from explorer.cli.args import EXIT_INTERRUPTED, Parser, counts, device, number
 from explorer.config import DEVICES
 from explorer.errors import ExplorerError
 
@@ -26,7 +26,9 @@ def add_paper_parser(sub) -> None:
         "Stopped (Ctrl-C), the same command continues where it stopped.",
     )
     f.add_argument("--dataset", default="mnist", choices=("mnist", "frey-face"))
-    f.add_argument("--nz", type=widths, default=None, help="latent sizes, e.g. 3,5 (default: the paper's)")
+    f.add_argument(
+        "--nz", type=counts("3,5"), default=None, help="latent sizes, e.g. 3,5 (default: the paper's)"
+    )
     f.add_argument("--samples", type=number(int, 100_000, MAX_SAMPLES), default=10_000_000,
                    help="training samples per run (the paper's axis ends at 10^8; default 10^7)")  # fmt: skip
     f.add_argument("--runs", type=Path, default=None, help="folder of the runs (default runs/paper/figure2)")
@@ -45,7 +47,9 @@ def add_paper_parser(sub) -> None:
         "(784-100-3 tanh, N_train 1,000 and 50,000), scoring the marginal likelihood with the paper's "
         "Appendix D estimator at 4 log-spaced sample counts per decade. Resumable as figure2.",
     )
-    g.add_argument("--n-train", type=widths, default=None, help="training-set sizes (default 1000,50000)")
+    g.add_argument(
+        "--n-train", type=counts("1000,50000"), default=None, help="training-set sizes (default 1000,50000)"
+    )
     g.add_argument("--algorithms", default="aevb,wake-sleep,mcem", help="which to run, comma-separated")
     g.add_argument("--samples", type=number(int, 10_000, MAX_SAMPLES), default=1_000_000,
                    help="training samples per run (the paper's: 6x10^7; default 10^6)")  # fmt: skip

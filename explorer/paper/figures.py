@@ -152,27 +152,32 @@ def figure3(curves: list[dict], sizes: tuple[int, ...]) -> go.Figure:
 
 
 def ordering_sentence(curves: list[dict], n_train: int) -> str:
-    """The algorithms of one Figure 3 panel ordered by their last test log-likelihood, with the
-    samples each reached, and whether the training figure runs ahead of the test one (over-fitting:
-    more than 2 nats)."""
+    """The algorithms of one Figure 3 panel ordered by their test log-likelihood at the last
+    sample count every curve of the panel reached (as Figure 2's gaps are compared), then where
+    the longer curves went on to, and whether the training figure runs ahead of the test one at
+    the end (over-fitting: more than 2 nats)."""
     mine = [c for c in curves if c.get("n_train") == n_train and c["points"]]
     if not mine:
         return f"N_train = {n_train:,}: no curves yet."
-    ranked = sorted(mine, key=lambda c: -c["points"][-1][2])
-    parts = [
-        f"{FIGURE3_NAMES.get(c['algorithm'], c['algorithm'])} {c['points'][-1][2]:.1f} "
-        f"(at {_samples(c['points'][-1][0])} samples)"
+    common = min(c["points"][-1][0] for c in mine)
+    at = {id(c): value_at(c["points"], common, 2) for c in mine}
+    ranked = sorted((c for c in mine if at[id(c)] is not None), key=lambda c: -at[id(c)])
+    name = lambda c: FIGURE3_NAMES.get(c["algorithm"], c["algorithm"])  # noqa: E731
+    parts = [f"{name(c)} {at[id(c)]:.1f}" for c in ranked]
+    longer = [
+        f"{name(c)} {c['points'][-1][2]:.1f} at {_samples(c['points'][-1][0])}"
         for c in ranked
+        if c["points"][-1][0] > common
     ]
-    gaps = [
-        FIGURE3_NAMES.get(c["algorithm"], c["algorithm"])
-        for c in ranked
-        if c["points"][-1][1] - c["points"][-1][2] > 2
-    ]
+    on = f" Further on: {'; '.join(longer)}." if longer else ""
+    gaps = [name(c) for c in ranked if c["points"][-1][1] - c["points"][-1][2] > 2]
     tail = (
         f" The training set's figure runs more than 2 nats above the test set's for {', '.join(gaps)}: "
         "over-fitting, as the paper's small-training-set panel shows."
         if gaps
         else ""
     )
-    return f"N_train = {n_train:,}: test log-likelihood, best first: " + "; ".join(parts) + "." + tail
+    return (
+        f"N_train = {n_train:,}: test log-likelihood at {_samples(common)} samples (the last all "
+        f"reached), best first: " + "; ".join(parts) + "." + on + tail
+    )
