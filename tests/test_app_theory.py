@@ -151,7 +151,6 @@ def test_points_clicked_on_the_em_figure_join_the_data():
     assert "300 generated and 0 clicked points" in text(at)
 
 
-
 def test_a_collapsed_component_keeps_the_plane_to_click_on():
     """Two points clicked far from the data, fitted by one more component than the data has: a
     component collapses onto them (a singular covariance). The warning says so, and the plane is
@@ -167,6 +166,7 @@ def test_a_collapsed_component_keeps_the_plane_to_click_on():
     assert figure(at, EM_FIGURE)["data"][0]["type"] == "scattergl"  # the clickable plane
     at = select_points(at, EM_FIGURE, [(0, far[0])])  # and a further click is taken
     assert not at.exception and len(at.session_state[CLICKED]) == 3
+
 
 def test_the_identity_takes_an_upload_or_the_drawing(mnist_test):
     """The identity's image: a test image, an upload (prepared as on the other pages; one that
