@@ -25,7 +25,8 @@ def _layout(fig: go.Figure, title: str, x: str, y: str, square: bool = False) ->
         margin=dict(l=50, r=20, t=50, b=45),
         xaxis_title=x,
         yaxis_title=y,
-        legend=dict(orientation="h", yanchor="bottom", y=-0.32, x=0),
+        # below the axis title, in the figure's own space: plotly makes room for it there
+        legend=dict(orientation="h", yref="container", yanchor="bottom", y=0, x=0),
         template="plotly_white",
     )
     if square:

@@ -96,7 +96,9 @@ def identity_ui(choice: str, model: VAE, key: tuple[str, int], dataset: str, con
         "The ELBO falls short of the evidence by exactly how far the encoder's $q(z|x)$ is from the true "
         "posterior. With a 2-D latent space both sides can be computed on a grid, so the identity can be "
         "checked on your own model; the importance-weighted bounds $\\mathcal L_K$ (Burda et al. 2015) "
-        "close the gap as $K$ grows."
+        "close the gap as $K$ grows, as long as the draws of $q(z|x)$ reach all of the posterior's mass: "
+        "where $q$ misses one of its modes, $\\mathcal L_K$ stays below $\\log p(x)$ at every $K$ shown, and "
+        "its standard error cannot tell (no draw has seen the missing mass)."
     )
     if _absent(model, "no bound on log p(x) to tighten"):
         return
