@@ -9,7 +9,7 @@ from tests import browser as browser_helpers
 
 # Tests never reach the network: torchvision's downloader is skipped, the offline mirrors are used.
 os.environ.setdefault("VAE_EXPLORER_OFFLINE", "1")
-# Every `train` a test starts skips storing the pages' figures (up to a minute a run); the tests of
+# Every `train` a test starts skips storing the pages' figures (a minute or two a run); the tests of
 # that step turn it back on (tests/test_derived.py).
 os.environ.setdefault("VAE_EXPLORER_DERIVE", "0")
 

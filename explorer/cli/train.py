@@ -75,9 +75,8 @@ def add_train_parser(sub) -> None:
     t.add_argument(
         "--no-derive", action="store_true",
         help="skip what a finished run otherwise stores for the app's pages (its derived/ folder: "
-        "codes, ELBO, stranger detector, density maps; up to a minute on a 2-core CPU; VAE_EXPLORER_DERIVE=0 "
-        "skips it too): a page then "
-        "measures them on its first view",
+        "codes, ELBO, stranger detector, density maps; a minute or two on a 2-core CPU; "
+        "VAE_EXPLORER_DERIVE=0 skips it too): a page then measures them on its first view",
     )  # fmt: skip
     t.add_argument(
         "--no-progress", action="store_true",
