@@ -151,6 +151,16 @@ def test_points_clicked_on_the_em_figure_join_the_data():
     assert "300 generated and 0 clicked points" in text(at)
 
 
+def test_clicked_points_are_drawn_apart_from_the_generated_ones():
+    """The user's clicks are diamonds among the generated circles, with or without a fit."""
+    at = theory("mnist-z2", "EM", **{"em-n": 20, "em-k": 1})
+    plane = figure(at, EM_FIGURE)["data"][0]
+    at = select_points(at, EM_FIGURE, [(0, len(plane["x"]) // 2)])
+    data = figure(at, EM_FIGURE)["data"][1]
+    assert data["marker"]["symbol"] == ["circle"] * 20 + ["diamond"]
+    assert data["marker"]["size"][-1] > data["marker"]["size"][0]
+
+
 def test_a_collapsed_component_keeps_the_plane_to_click_on():
     """Two points clicked far from the data, fitted by one more component than the data has: a
     component collapses onto them (a singular covariance). The warning says so, and the plane is

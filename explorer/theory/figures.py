@@ -75,10 +75,12 @@ def em_figure(
     resp: np.ndarray | None,
     title: str,
     plane: np.ndarray | None = None,
+    clicked: int = 0,
 ) -> go.Figure:
     """The points coloured by their responsibilities, each component's mean and 1-, 2-sd ellipses
     (without a mixture: the points alone, in grey). ``plane`` (P, 2): clickable points drawn
-    invisibly as the first trace (curve 0), under everything else, with no hover label."""
+    invisibly as the first trace (curve 0), under everything else, with no hover label. The last
+    ``clicked`` points are the user's clicks, drawn as diamonds."""
     fig = go.Figure()
     if plane is not None:
         fig.add_trace(
@@ -101,7 +103,12 @@ def em_figure(
             y=x[:, 1],
             mode="markers",
             name="data (colour: responsibilities)" if resp is not None else "data",
-            marker=dict(color=colours, size=6, opacity=0.8),
+            marker=dict(
+                color=colours,
+                size=[6] * (len(x) - clicked) + [11] * clicked,
+                symbol=["circle"] * (len(x) - clicked) + ["diamond"] * clicked,
+                opacity=0.8,
+            ),
             unselected=dict(marker=dict(opacity=0.8)),
         )
     )

@@ -123,7 +123,8 @@ def em_ui() -> None:
     step, (mixture, resp, shown) = _em_step(run, len(x), int(fit))
     left, right = st.columns([3, 2])
     title = f"{step}: responsibilities and components"
-    _em_chart(left, figures.em_figure(x, mixture, resp, title, figures.click_plane(x)))
+    clicked = len(st.session_state.get(CLICKED, []))
+    _em_chart(left, figures.em_figure(x, mixture, resp, title, figures.click_plane(x), clicked))
     right.plotly_chart(
         figures.curve_figure(run.log_likelihood, shown, "log-likelihood per iteration", "nats"),
         key="em-curve",
@@ -133,7 +134,9 @@ def em_ui() -> None:
 
 def _data_alone(x: np.ndarray) -> None:
     """The points (N, 2) on their clickable plane, without a mixture."""
-    _em_chart(st, figures.em_figure(x, None, None, "the data: click to add points", figures.click_plane(x)))
+    clicked = len(st.session_state.get(CLICKED, []))
+    title = "the data: click to add points"
+    _em_chart(st, figures.em_figure(x, None, None, title, figures.click_plane(x), clicked))
 
 
 def _em_step(run, n: int, fit: int):
