@@ -1,6 +1,7 @@
 """VAE Explorer, home page: what a VAE is, the chosen model's card, samples, and the way in.
 
-Run with ``make run`` (or ``streamlit run app.py``).
+Run with ``make run`` (``python -m explorer.ui.serve``, which warms the pages' imports while the
+server starts; ``streamlit run app.py`` works too).
 """
 
 import streamlit as st

@@ -45,17 +45,27 @@ def streamlit_server(
     pid_out: list | None = None,
     extra_args: list | None = None,
     root: Path = ROOT,
+    warm: bool = True,
 ):
-    """Start ``streamlit run app.py`` on 127.0.0.1 (with ``extra_args`` for streamlit) in ``root``
-    (another checkout of the app, for a bench's baseline); yield its URL; stop it by its PID
-    (appended to ``pid_out`` when given, for measurements of the server process)."""
+    """Start the app on 127.0.0.1 (with ``extra_args`` for streamlit) in ``root`` (another
+    checkout of the app, for a bench's baseline) as ``make run`` does (``python -m
+    explorer.ui.serve``: the pages' imports warmed while the server starts), or, with ``warm``
+    False or in a checkout without that launcher, as ``streamlit run app.py``; yield its URL; stop
+    it by its PID (appended to ``pid_out`` when given, for measurements of the server process)."""
     port = free_port()
+    launcher = (
+        ["explorer.ui.serve"]
+        if warm and (root / "explorer" / "ui" / "serve.py").is_file()
+        else [
+            "streamlit",
+            "run",
+            str(root / "app.py"),
+        ]
+    )
     cmd = [
         sys.executable,
         "-m",
-        "streamlit",
-        "run",
-        str(root / "app.py"),
+        *launcher,
         "--server.address",
         "127.0.0.1",
         "--server.port",

@@ -1,0 +1,72 @@
+"""Start the explorer's Streamlit server with the pages' imports already warm.
+
+``python -m explorer.ui.serve [streamlit options]`` is ``streamlit run app.py [options]`` plus one
+thing: while the server starts, a background thread imports every module the app's pages import
+(PyTorch alone takes about 1.5 s on a 2-core host), so the first visitor's page does not wait for
+them. Streamlit runs each session's script in the server's own process, where ``sys.modules`` is
+shared: a page that arrives while the warm-up is still importing waits only for what is left
+(Python's import lock), never twice. ``make run`` and the browser tests start the app this way;
+``streamlit run app.py`` still works, with a slower first view (bench/pages.py measures both).
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+ENTRY = ROOT / "app.py"
+
+
+def page_files(root: Path = ROOT) -> list[Path]:
+    """The app's scripts: ``app.py`` and every ``pages/*.py`` under ``root``."""
+    return [root / "app.py", *sorted((root / "pages").glob("*.py"))]
+
+
+def imported_modules(paths: list[Path]) -> list[str]:
+    """Every module the scripts ``paths`` import at their top level (``import a.b`` and ``from a.b
+    import c``), in the order first met, read from their source without running them."""
+    names: list[str] = []
+    for path in paths:
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:
+            if isinstance(node, ast.Import):
+                found = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                found = [node.module]
+            else:
+                continue
+            names += [name for name in found if name not in names]
+    return names
+
+
+def warm(modules: list[str]) -> dict[str, float]:
+    """Import ``modules`` one after another; seconds each took (a module that fails to import is
+    left for the page, which reports it the way it always does)."""
+    took = {}
+    for name in modules:
+        start = time.perf_counter()
+        try:
+            importlib.import_module(name)
+        except Exception:  # the page's own import raises it again, where the user sees it
+            continue
+        took[name] = time.perf_counter() - start
+    return took
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run Streamlit's ``run`` command on ``app.py`` with ``argv`` (Streamlit's own options), the
+    pages' modules imported by a daemon thread meanwhile."""
+    from streamlit.web import cli
+
+    modules = imported_modules(page_files())
+    threading.Thread(target=warm, args=(modules,), name="warm-imports", daemon=True).start()
+    sys.argv = ["streamlit", "run", str(ENTRY), *(sys.argv[1:] if argv is None else argv)]
+    cli.main()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,34 @@
+"""The launcher that warms the pages' imports while the server starts (explorer/ui/serve.py)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from explorer.ui.serve import ROOT, imported_modules, page_files, warm
+
+
+def test_the_modules_warmed_are_those_the_pages_import(tmp_path):
+    page = tmp_path / "page.py"
+    page.write_text("import json, streamlit as st\nfrom explorer.ui.models import model_or_stop\n"
+                    "from . import sibling\nif True:\n    import csv\n")  # fmt: skip
+    assert imported_modules([page]) == ["json", "streamlit", "explorer.ui.models"]  # top level only
+
+
+def test_every_page_is_read_and_torch_and_the_model_picker_are_among_them():
+    files = page_files()
+    assert files[0] == ROOT / "app.py" and len(files) == 1 + len(list((ROOT / "pages").glob("*.py")))
+    names = imported_modules(files)
+    assert {"torch", "streamlit", "explorer.ui.models"} <= set(names)
+
+
+def test_a_module_that_fails_to_import_is_left_for_the_page():
+    took = warm(["json", "explorer.no_such_module"])
+    assert list(took) == ["json"] and took["json"] >= 0
+
+
+def test_the_launcher_passes_streamlit_options_through():
+    out = subprocess.run(
+        [sys.executable, "-m", "explorer.ui.serve", "--help"], capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0 and "--server.port" in out.stdout, out.stderr[-2000:]
