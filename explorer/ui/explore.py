@@ -11,7 +11,7 @@ import streamlit as st
 import torch
 
 from explorer.evaluate import score_name
-from explorer.explore.neighbours import nearest
+from explorer.explore.neighbours import Neighbours, nearest
 from explorer.model import VAE
 from explorer.pictures.images import make_grid, png_bytes
 from explorer.ui.models import encoded_test_set, test_elbo, test_images
@@ -30,11 +30,16 @@ def neighbours_panel(
     names=None,
 ) -> None:
     """The ``NEIGHBOURS`` test images nearest to one image: by code (posterior means, Euclidean in
-    z) and by pixels (Euclidean over the image's values in [0, 1]), each with its distance."""
+    z) and by pixels (Euclidean over the image's values in [0, 1]), each with its distance. A test
+    image's own (``exclude``: its index) are kept per model and index, since a click reruns the
+    page twice (the figure's change clears the selection) and the pixel search reads the whole
+    test set."""
     images, labels = test_images(dataset)
-    codes = encoded_test_set(*key, dataset)
-    by_code = nearest(code, codes, NEIGHBOURS, exclude)
-    by_pixels = nearest(x, images, NEIGHBOURS, exclude)
+    if exclude is not None:
+        by_code, by_pixels = _test_image_neighbours(*key, dataset, exclude)
+    else:
+        by_code = nearest(code, encoded_test_set(*key, dataset), NEIGHBOURS)
+        by_pixels = nearest(x, images, NEIGHBOURS)
     shared = len(set(by_code.indices) & set(by_pixels.indices))
     what = "posterior means" if model.config.variational else "codes"
     st.markdown(f"**Nearest test images** ({shared} of {NEIGHBOURS} in both rows)")
@@ -53,6 +58,19 @@ def neighbours_panel(
     st.caption(
         "What the encoder calls similar (top) against what looks similar pixel by pixel (bottom): "
         "where the rows differ, the model groups by something other than ink on the same pixels."
+    )
+
+
+@st.cache_data(show_spinner=False, max_entries=512)
+def _test_image_neighbours(
+    path: str, mtime_ns: int, dataset: str, index: int
+) -> tuple[Neighbours, Neighbours]:
+    """(by code, by pixels): the nearest test images to test image ``index`` (itself left out)."""
+    images = test_images(dataset)[0]
+    codes = encoded_test_set(path, mtime_ns, dataset)
+    return (
+        nearest(codes[index], codes, NEIGHBOURS, index),
+        nearest(images[index], images, NEIGHBOURS, index),
     )
 
 
