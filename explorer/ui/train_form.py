@@ -38,7 +38,15 @@ RUN_NAME = "run-name"  # the run name's widget key
 DATASETS_OWN = "the dataset's"  # the Likelihood choice that defers to the dataset's DatasetSpec
 # Chosen above the form, so that choosing them at once enables the fields that apply (the form
 # itself reruns only on Start): setting name -> the settings that apply only with this value.
-ABOVE_FORM = {"model": ("dae", ("corruption", "corruption_level")), "arch": ("conv", ("channels",))}
+# The choices drawn above the form (a form's widgets cannot react to each other before Start), each
+# with the value that uses the settings listed: any other value disables them, and the run gets
+# their defaults (wake-sleep and Monte Carlo EM train on no SGVB bound: no objective, L, estimator
+# or KL weight).
+ABOVE_FORM = {
+    "model": ("dae", ("corruption", "corruption_level")),
+    "arch": ("conv", ("channels",)),
+    "algorithm": ("aevb", ("objective", "samples", "estimator", "beta")),
+}
 
 
 def run_started() -> None:
@@ -138,15 +146,19 @@ def _datasets_own() -> str:
         return DATASETS_OWN
 
 
-def _above_form(fixed: bool, arch: dict) -> dict:
-    """The settings of ABOVE_FORM (model kind, architecture), drawn above the form; returns
-    {setting name: value}."""
-    by_name = {s.name: s for s in MODEL_SETTINGS}
+def _above_form(fixed: bool, arch: dict, recipe: dict) -> dict:
+    """The settings of ABOVE_FORM (model kind, architecture, algorithm), drawn above the form;
+    returns {setting name: value}. Starting from a model fixes its kind and architecture, not how
+    it goes on being trained."""
+    by_name = {s.name: s for s in (*MODEL_SETTINGS, *TRAIN_SETTINGS)}
     columns = st.columns(COLUMNS)
-    return {
-        name: _widget(columns[i], by_name[name], arch.get(name, by_name[name].default), fixed)
-        for i, name in enumerate(ABOVE_FORM)
-    }
+    values = {}
+    for i, name in enumerate(ABOVE_FORM):
+        s = by_name[name]
+        is_model = s in MODEL_SETTINGS
+        start = (arch if is_model else recipe).get(name, s.default)
+        values[name] = _widget(columns[i], s, start, fixed and is_model)
+    return values
 
 
 def _values(fixed: bool, arch: dict, recipe: dict, above: dict) -> dict:
@@ -164,6 +176,8 @@ def _values(fixed: bool, arch: dict, recipe: dict, above: dict) -> dict:
             start = s.default  # how long and where: a new choice every run, not the parent's
         if s.name == "likelihood" and not fixed:
             start = DATASETS_OWN  # a new model: the likelihood of whichever dataset is chosen
+        if s.name in unused:  # shown at its default, which the run gets (see ABOVE_FORM)
+            st.session_state[widget_key(s.name)] = _shown(s, s.default, _options(s))
         off = (fixed and (is_model or s.name == "dataset")) or s.name in unused
         values[s.name] = _widget(columns[i % COLUMNS], s, start, off)
     return values
@@ -286,7 +300,7 @@ def train_form(start: tuple[str, dict] | None = None) -> tuple[str, list[str]] |
     fixed = start is not None
     arch = start[1]["model"] if fixed else {}
     recipe = {**(start[1].get("train") or {}), "dataset": dataset_of(start[1])} if fixed else {}
-    above = _above_form(fixed, arch)
+    above = _above_form(fixed, arch, recipe)
     with st.form("train_form", border=True, enter_to_submit=False):  # Enter in a field must not start a run
         values = _values(fixed, arch, recipe, above)
         # A name is suggested once per session and after each start (see run_started).
