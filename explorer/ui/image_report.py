@@ -11,6 +11,7 @@ import torch
 
 from explorer.data.specs import spec
 from explorer.evaluate import score_name
+from explorer.explore.latent import COLOUR_LOST, colour_kept
 from explorer.explore.posterior import deterministic, posterior, posterior_samples
 from explorer.explore.strangers import (
     STRANGER_QUANTILE,
@@ -51,6 +52,15 @@ def reconstruction_gallery(rec, picked: torch.Tensor, labels: torch.Tensor, name
     in that order), each above its reconstruction with its index, label and ELBO (an
     autoencoder: log p(x|z)) under it, in rows of ``GALLERY_COLUMNS``."""
     score = "ELBO" if rec.variational else "log p(x|z)"
+    kept = colour_kept(rec.inputs, rec.outputs)
+    if kept is not None and kept < COLOUR_LOST:
+        st.info(
+            f"This model decodes colour as grey: its reconstructions keep {kept:.0%} of these "
+            "images' colour. Its decoder has a scale of its own, so what the code does not carry can "
+            "be called noise, and the hue was cheaper to call noise than to encode in z (the KL term "
+            "charges for every unit used). A decoder without a learned scale (Bernoulli, as "
+            "shapes-conv-bce-z8) keeps the colour."
+        )
     for start in range(0, len(picked), GALLERY_COLUMNS):
         row = list(enumerate(picked.tolist()))[start : start + GALLERY_COLUMNS]
         for column, (j, i) in zip(st.columns(GALLERY_COLUMNS), row):
