@@ -75,10 +75,10 @@ def _step_names(iterations: int) -> list[str]:
 def em_ui() -> None:
     """EM on a 2-D Gaussian mixture, a step at a time; its log-likelihood never falls. The data:
     points generated from a random mixture, and points clicked onto the figure."""
-    st.latex(
-        r"\underbrace{r_{nk} = \frac{\pi_k \mathcal N(x_n;\mu_k,\Sigma_k)}{\sum_j \pi_j \mathcal N(x_n;\mu_j,"
-        r"\Sigma_j)}}_{\text{E step}}\qquad \underbrace{\pi_k, \mu_k, \Sigma_k \leftarrow \text{weighted "
-        r"averages under } r_{\cdot k}}_{\text{M step}}"
+    st.latex(  # one step a line: side by side they ran off a phone's screen
+        r"\begin{aligned}&\underbrace{r_{nk} = \frac{\pi_k \mathcal N(x_n;\mu_k,\Sigma_k)}{\sum_j \pi_j "
+        r"\mathcal N(x_n;\mu_j,\Sigma_j)}}_{\text{E step}} \\ &\underbrace{\pi_k, \mu_k, \Sigma_k "
+        r"\leftarrow \text{weighted averages under } r_{\cdot k}}_{\text{M step}}\end{aligned}"
     )
     st.markdown(
         "EM alternates two exact steps: the **E step** computes each point's responsibilities, the "
@@ -188,8 +188,8 @@ def _em_readout(column, run, n: int, sk: float, shown: int) -> None:
 def kl_ui() -> None:
     """A Gaussian fitted to a bimodal target by KL(q||p) and by KL(p||q)."""
     st.latex(
-        r"\mathrm{KL}(q\,\|\,p) = \int q(z)\log\frac{q(z)}{p(z)}\,dz \qquad\text{vs}\qquad "
-        r"\mathrm{KL}(p\,\|\,q) = \int p(z)\log\frac{p(z)}{q(z)}\,dz"
+        r"\begin{aligned}\mathrm{KL}(q\,\|\,p) &= \int q(z)\log\frac{q(z)}{p(z)}\,dz \\ "
+        r"\text{vs}\quad \mathrm{KL}(p\,\|\,q) &= \int p(z)\log\frac{p(z)}{q(z)}\,dz\end{aligned}"
     )
     st.markdown(
         "KL is not symmetric. $\\mathrm{KL}(q\\|p)$, the direction variational inference minimises, "
@@ -242,8 +242,8 @@ def _kl(sep: float, sd: float, weight: float) -> divergences.KLFits:
 def mean_field_ui() -> None:
     """Mean field on a correlated Gaussian, then CAVI for the Bayesian mixture of Gaussians."""
     st.latex(
-        r"q(z) = q_1(z_1)\,q_2(z_2),\qquad \log q_j^*(z_j) = \mathbb E_{q_{-j}}\left[\log p(z, x)\right] "
-        r"+ \text{const}"
+        r"\begin{aligned}q(z) &= q_1(z_1)\,q_2(z_2), \\ \log q_j^*(z_j) &= \mathbb E_{q_{-j}}"
+        r"\left[\log p(z, x)\right] + \text{const}\end{aligned}"
     )
     st.markdown(
         "Mean field restricts $q$ to a product of independent factors, and coordinate ascent (CAVI) "

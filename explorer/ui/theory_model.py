@@ -83,14 +83,15 @@ def _evidence(path: str, mtime_ns: int, image: np.ndarray) -> evidence.Evidence:
 
 def identity_ui(choice: str, model: VAE, key: tuple[str, int], dataset: str, config: dict) -> None:
     """log p(x) = ELBO + KL(q(z|x) || p(z|x)) on the chosen model and image, and L_K against K."""
-    st.latex(
-        r"\log p_\theta(x) = \underbrace{\mathbb E_{q_\phi(z|x)}\left[\log p_\theta(x, z) - \log q_\phi(z|x)"
-        r"\right]}_{\text{ELBO}} + \mathrm{KL}\left(q_\phi(z|x)\,\|\,p_\theta(z|x)\right)"
+    st.latex(  # a term a line: on one line they ran off a phone's screen
+        r"\begin{gathered}\log p_\theta(x) = \mathrm{ELBO} + \mathrm{KL}\big(q_\phi(z|x)\,\|\,"
+        r"p_\theta(z|x)\big), \\ \mathrm{ELBO} = \mathbb E_{q_\phi}\big[\log p_\theta(x, z)"
+        r" - \log q_\phi(z|x)\big]\end{gathered}"
     )
     st.latex(
-        r"\mathcal L_K = \mathbb E\left[\log \tfrac1K \textstyle\sum_{k=1}^K \frac{p_\theta(x, z_k)}"
-        r"{q_\phi(z_k|x)}\right],\quad \mathrm{ELBO} = \mathcal L_1 \le \mathcal L_K \le \mathcal L_{K+1}"
-        r" \le \log p_\theta(x)"
+        r"\begin{gathered}\mathcal L_K = \mathbb E\left[\log \tfrac1K \textstyle\sum_{k=1}^K "
+        r"\frac{p_\theta(x, z_k)}{q_\phi(z_k|x)}\right], \\ \mathrm{ELBO} = \mathcal L_1 \le "
+        r"\mathcal L_K \le \mathcal L_{K+1} \le \log p_\theta(x)\end{gathered}"
     )
     st.markdown(
         "The ELBO falls short of the evidence by exactly how far the encoder's $q(z|x)$ is from the true "
@@ -171,10 +172,10 @@ def _gradients(path: str, mtime_ns: int, image: np.ndarray) -> gradients.Gradien
 def reparam_ui(model: VAE, key: tuple[str, int], dataset: str, config: dict) -> None:
     """Gradient variance: score function against the reparameterised estimators A and B."""
     st.latex(
-        r"\nabla_\phi \mathbb E_{q_\phi}[f(z)] = \underbrace{\mathbb E_{q_\phi}\left[f(z)\,\nabla_\phi \log "
-        r"q_\phi(z|x)\right]}_{\text{score function (REINFORCE)}} = \underbrace{\mathbb E_{\varepsilon"
-        r"\sim\mathcal N(0,I)}\left[\nabla_\phi f(\mu_\phi + \sigma_\phi\odot\varepsilon)\right]}"
-        r"_{\text{reparameterised}}"
+        r"\begin{aligned}\nabla_\phi \mathbb E_{q_\phi}[f(z)] &= \underbrace{\mathbb E_{q_\phi}\left[f(z)\,"
+        r"\nabla_\phi \log q_\phi(z|x)\right]}_{\text{score function (REINFORCE)}} \\ &= "
+        r"\underbrace{\mathbb E_{\varepsilon\sim\mathcal N(0,I)}\left[\nabla_\phi f(\mu_\phi + "
+        r"\sigma_\phi\odot\varepsilon)\right]}_{\text{reparameterised}}\end{aligned}"
     )
     st.markdown(
         "Both are unbiased gradients of the ELBO with respect to the encoder's parameters φ. The score "
