@@ -69,7 +69,7 @@ def add_paper_parser(sub) -> None:
 
 def cmd_paper(args) -> int | None:
     from explorer.paper import figure3
-    from explorer.paper.curves import merge_curves, read_curves, shipped_path, write_curves
+    from explorer.paper.curves import POINT_COLUMNS, merge_curves, read_curves, shipped_path, write_curves
     from explorer.paper.figure2 import Panel, Reproduction, panels
     from explorer.train.runfolder import runs_root
 
@@ -86,7 +86,7 @@ def cmd_paper(args) -> int | None:
     repro = Reproduction(root, args.samples, args.device, say=_say, progress=progress, panel_type=kind)
     if args.json:
         shipped = [{**c, "source": "shipped"} for c in read_curves(shipped_path(args.figure))]
-        json.dump(shipped + repro.curves(), sys.stdout)
+        json.dump([{**c, "columns": list(POINT_COLUMNS)} for c in shipped + repro.curves()], sys.stdout)
         print()
         return 0
     if args.ship:

@@ -4,6 +4,7 @@ prints, what the repository ships and what the Paper page draws.
 A curve is ``{"dataset", "nz", "algorithm", "points": [[samples, train_bound, test_bound], ...]}``
 (bounds in nats per datapoint), plus where it came from (``"source"``: "shipped" or the run
 folder) and its run's settings (``"lr"``, ``"seconds"``: training time to its last point).
+``--json`` adds ``"columns"`` (POINT_COLUMNS) to each, so that the output names its own triples.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 
 from explorer.errors import ExplorerError
 
+POINT_COLUMNS = ("samples", "train_bound_nats", "test_bound_nats")  # what each point holds, in order
 SHIPPED_DIR = "paper"  # under the pretrained folder: the shipped curves, one JSON file per figure
 
 
