@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from explorer.data.uploads import preprocess_image
-from explorer.errors import ImageError
 from explorer.pictures.images import make_grid, png_bytes
-from explorer.pictures.reading import UPLOAD_TYPES
 from explorer.ui.image_report import verdict_line
 from explorer.ui.models import test_images
-from explorer.ui.widgets import data_number_input
+from explorer.ui.widgets import data_number_input, uploaded_image
 
 SOURCES = ["test image", "upload", "drawing"]
 
@@ -40,14 +37,8 @@ def interpolation_end(column, label: str, default_index: int, model, key, datase
         elif source == "drawing":
             chosen = st.session_state["drawing"], "your drawing"
         else:
-            upload = st.file_uploader("An image", type=UPLOAD_TYPES, key=f"up-{label}")
-            if upload is None:
-                st.info("Upload an image for this end.")
-                return None
-            try:
-                chosen = preprocess_image(upload.getvalue(), dataset), upload.name
-            except ImageError as exc:
-                st.error(f"{upload.name}: {exc}")
+            chosen = uploaded_image(st, dataset, f"up-{label}", "Upload an image for this end.")
+            if chosen is None:
                 return None
         st.image(png_bytes(make_grid(chosen[0][None], 1), scale=3), caption=chosen[1], output_format="PNG")
         verdict_line(model, chosen[0], key, dataset)

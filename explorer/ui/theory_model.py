@@ -9,13 +9,11 @@ import streamlit as st
 import torch
 
 from explorer.data.cache import binarize_picture, eval_images
-from explorer.data.uploads import preprocess_image
-from explorer.errors import ImageError
 from explorer.model import VAE
 from explorer.pictures.images import make_grid, png_bytes
-from explorer.pictures.reading import UPLOAD_TYPES
 from explorer.theory import evidence, figures, gradients
 from explorer.ui.models import cached_model
+from explorer.ui.widgets import uploaded_image
 
 SOURCES = ("test image", "upload", "drawing")  # the drawing: the Draw page's, once there is one
 
@@ -47,15 +45,11 @@ def _image(model: VAE, dataset: str, config: dict, key: str) -> tuple[np.ndarray
         if source == "drawing":
             x, name = drawing, "your drawing"
         else:
-            upload = left.file_uploader("An image", type=UPLOAD_TYPES, key=f"{key}-upload")
-            if upload is None:
-                st.info("Upload an image: it is prepared the way the dataset's own images were.")
+            hint = "Upload an image: it is prepared the way the dataset's own images were."
+            uploaded = uploaded_image(left, dataset, f"{key}-upload", hint)
+            if uploaded is None:
                 return None
-            try:
-                x, name = preprocess_image(upload.getvalue(), dataset), upload.name
-            except ImageError as exc:
-                st.error(f"{upload.name}: {exc}")
-                return None
+            x, name = uploaded
         x, caption = (binarize_picture(x) if binarized else x), f"{name}{fixed}"
     right.image(png_bytes(make_grid(x[None], 1), scale=3), output_format="PNG", caption=caption)
     return x.numpy(), index

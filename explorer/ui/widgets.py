@@ -66,3 +66,24 @@ def data_number_input(
         return low
     _fit_state(key, low, high)
     return where.number_input(label, low, high, min(max(value, low), high), key=key, **kwargs)
+
+
+def uploaded_image(where, dataset: str, key: str, hint: str):
+    """One picture uploaded in ``where`` (a column, or ``st``) and prepared the way ``dataset``'s
+    own images were (``preprocess_image``): (image (C, H, W) in [0, 1], file name), or None with
+    ``hint`` shown while nothing is uploaded, or the one-line reason a file cannot be used."""
+    import streamlit as st
+
+    from explorer.data.uploads import preprocess_image
+    from explorer.errors import ImageError
+    from explorer.pictures.reading import UPLOAD_TYPES
+
+    upload = where.file_uploader("An image", type=UPLOAD_TYPES, key=key)
+    if upload is None:
+        st.info(hint)
+        return None
+    try:
+        return preprocess_image(upload.getvalue(), dataset), upload.name
+    except ImageError as exc:
+        st.error(f"{upload.name}: {exc}")
+        return None
