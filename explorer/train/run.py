@@ -45,29 +45,6 @@ def start_run(
 ) -> Path:
     """Train a new VAE into the run folder ``out``, which this process holds meanwhile
     (``RunFolder.claim``: a second process is refused, naming this one's pid); return the folder.
-    See ``_start_run`` for the arguments.
-
-    Raises:
-        ExplorerError: another process holds ``out``, or as ``_start_run`` says.
-    """
-    with RunFolder(out).claim():
-        return _start_run(
-            out, model_config, config, init_from=init_from, progress=progress, command=command,
-            after_training=after_training,
-        )  # fmt: skip
-
-
-def _start_run(
-    out: str | os.PathLike,
-    model_config: ModelConfig | None = None,
-    config: TrainConfig | None = None,
-    *,
-    init_from: str | os.PathLike | None = None,
-    progress: bool | None = None,
-    command: str | None = None,
-    after_training: Callable[[Path], None] | None = None,
-) -> Path:
-    """Train a new VAE into the run folder ``out``; return the folder.
 
     ``init_from`` (a checkpoint folder or shipped name) starts from that checkpoint's weights and
     architecture instead of a random initialisation, with a fresh optimiser. ``command`` (the CLI's
@@ -77,29 +54,31 @@ def _start_run(
     "finished" (the CLI's ``train`` stores there what the app's pages need: ``explorer.explore.derived``).
 
     Raises:
-        ExplorerError: ``out`` already holds a run, ``init_from`` was trained on another dataset,
-            the device is missing or a step does not fit its memory, or training failed.
+        ExplorerError: another process holds ``out``, ``out`` already holds a run, ``init_from``
+            was trained on another dataset, the device is missing or a step does not fit its
+            memory, or training failed.
     """
     run, cfg = RunFolder(out), config or TrainConfig()
-    init = None
-    if init_from is not None:
-        init = load_checkpoint(init_from)
-        trained_on = dataset_of(read_config(init_from))
-        if trained_on != cfg.dataset:
+    with run.claim():
+        init = None
+        if init_from is not None:
+            init = load_checkpoint(init_from)
+            trained_on = dataset_of(read_config(init_from))
+            if trained_on != cfg.dataset:
+                raise ExplorerError(
+                    f"{init_from} was trained on {trained_on}, not {cfg.dataset}: fine-tune it with "
+                    f"--dataset {trained_on}"
+                )
+            model_config = init.config
+        if run.has_checkpoint() or run.metrics.exists():
             raise ExplorerError(
-                f"{init_from} was trained on {trained_on}, not {cfg.dataset}: fine-tune it with "
-                f"--dataset {trained_on}"
+                f"{run.path} already holds a run; pass --resume to continue it or choose another --out"
             )
-        model_config = init.config
-    if run.has_checkpoint() or run.metrics.exists():
-        raise ExplorerError(
-            f"{run.path} already holds a run; pass --resume to continue it or choose another --out"
-        )
-    lines = ([*lineage(init_from), command] if init_from is not None else [command]) if command else []
-    return _train(
-        run, model_config or ModelConfig(), cfg, lines, progress, resume=False, init=init,
-        after_training=after_training,
-    )  # fmt: skip
+        lines = ([*lineage(init_from), command] if init_from is not None else [command]) if command else []
+        return _train(
+            run, model_config or ModelConfig(), cfg, lines, progress, resume=False, init=init,
+            after_training=after_training,
+        )  # fmt: skip
 
 
 def resume_run(
@@ -114,67 +93,38 @@ def resume_run(
     command: str | None = None,
     after_training: Callable[[Path], None] | None = None,
 ) -> Path:
-    """Continue the run in ``out``, which this process holds meanwhile (``RunFolder.claim``: a
-    second process is refused, naming this one's pid); see ``_resume_run`` for the arguments.
+    """Continue the run in ``out`` from its last checkpoint, exactly as if it had not stopped,
+    holding the folder meanwhile (``RunFolder.claim``: a second process is refused, naming this
+    one's pid); return the folder. ``epochs``: train on to this many in all; ``lr``: a new
+    learning rate from here on (the optimiser's moments are kept); ``objective``, ``samples``:
+    switch the loss from here on (an ELBO-trained model finished on the IWAE bound, say);
+    ``device``: where it goes on. None keeps the saved setting; a change is saved with the next
+    checkpoint, so a later resume keeps it. ``after_training``: as for ``start_run``.
 
     Raises:
-        ExplorerError: another process holds ``out``, or as ``_resume_run`` says.
-    """
-    changes = dict(epochs=epochs, lr=lr, objective=objective, samples=samples, device=device)
-    with RunFolder(out).claim():
-        return _resume_run(out, **changes, progress=progress, command=command, after_training=after_training)
-
-
-def _resume_run(
-    out: str | os.PathLike,
-    *,
-    epochs: int | None = None,
-    lr: float | None = None,
-    objective: str | None = None,
-    samples: int | None = None,
-    device: str | None = None,
-    progress: bool | None = None,
-    command: str | None = None,
-    after_training: Callable[[Path], None] | None = None,
-) -> Path:
-    """Continue the run in ``out`` from its last checkpoint, exactly as if it had not stopped;
-    return the folder. ``epochs``: train on to this many in all; ``lr``: a new learning rate from
-    here on (the optimiser's moments are kept); ``objective``, ``samples``: switch the loss from
-    here on (an ELBO-trained model finished on the IWAE bound, say); ``device``: where it goes
-    on. None keeps the saved setting; a change is saved with the next checkpoint, so a later
-    resume keeps it. ``after_training``: as for ``start_run``.
-
-    Raises:
-        ExplorerError: no checkpoint in ``out``, a change that is not allowed, or training failed.
+        ExplorerError: another process holds ``out``, no checkpoint in ``out``, a change that is
+            not allowed, or training failed.
     """
     run = RunFolder(out)
-    if not run.has_checkpoint():
-        raise ExplorerError(f"cannot resume: {run.path} holds no checkpoint; train without --resume")
-    saved = read_config(run.path)
-    changes = {
-        k: v
-        for k, v in {
-            "epochs": epochs,
-            "lr": lr,
-            "objective": objective,
-            "samples": samples,
-            "device": device,
-        }.items()  # fmt: skip
-        if v is not None
-    }
-    try:  # checked as a whole: the iwae objective wants beta 1
-        cfg = replace(TrainConfig(**saved["train"]), **changes)
-    except (ValueError, TypeError) as exc:
-        raise ExplorerError(f"cannot change the run in {run.path} that way: {exc}") from None
-    if saved.get("epoch", 0) >= cfg.epochs:  # "epoch" counts completed epochs
-        raise ExplorerError(
-            f"the run in {run.path} has trained {saved['epoch']} of {cfg.epochs} epochs already; give "
-            f"--epochs more than {saved['epoch']} to train on"
-        )
-    same_data(run, cfg.dataset)
-    model_config = ModelConfig.from_dict(saved["model"])
-    lines = [command] if command else []
-    return _train(run, model_config, cfg, lines, progress, resume=True, after_training=after_training)
+    changes = dict(epochs=epochs, lr=lr, objective=objective, samples=samples, device=device)
+    changes = {k: v for k, v in changes.items() if v is not None}
+    with run.claim():
+        if not run.has_checkpoint():
+            raise ExplorerError(f"cannot resume: {run.path} holds no checkpoint; train without --resume")
+        saved = read_config(run.path)
+        try:  # checked as a whole: the iwae objective wants beta 1
+            cfg = replace(TrainConfig(**saved["train"]), **changes)
+        except (ValueError, TypeError) as exc:
+            raise ExplorerError(f"cannot change the run in {run.path} that way: {exc}") from None
+        if saved.get("epoch", 0) >= cfg.epochs:  # "epoch" counts completed epochs
+            raise ExplorerError(
+                f"the run in {run.path} has trained {saved['epoch']} of {cfg.epochs} epochs already; "
+                f"give --epochs more than {saved['epoch']} to train on"
+            )
+        same_data(run, cfg.dataset)
+        model_config = ModelConfig.from_dict(saved["model"])
+        lines = [command] if command else []
+        return _train(run, model_config, cfg, lines, progress, resume=True, after_training=after_training)
 
 
 def same_data(run: RunFolder, dataset: str) -> None:
