@@ -31,11 +31,26 @@ def _curves3(shipped: str, runs: str, _stamps: tuple) -> list[dict]:
     return [{**c, "source": "shipped"} for c in read_curves(Path(shipped))] + mine
 
 
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _figure(which: str, shipped: str, runs: str, stamps: tuple, dataset: str | None):
+    """A figure's panels, built once per set of curve files (read only: st.plotly_chart copies
+    it), so that a warm visit does not rebuild a hundred traces."""
+    if which == "figure3":
+        return figure3(_curves3(shipped, runs, stamps), TRAIN_SIZES)
+    return figure2(_curves(shipped, runs, stamps), dataset, DATASETS[dataset])
+
+
+def _files(figure: str) -> tuple[Path, Path, tuple]:
+    """(shipped curves, the user's runs folder, the stamps of every file the curves come from)."""
+    shipped, runs = shipped_path(figure), runs_root() / "paper" / figure
+    files = [shipped, *sorted(runs.glob("*/metrics.jsonl"))] if runs.is_dir() else [shipped]
+    return shipped, runs, _stamp(files)
+
+
 def figure3_curves() -> list[dict]:
     """Shipped Figure 3 curves and the user's own (``vae-explorer paper figure3`` runs)."""
-    shipped, runs = shipped_path("figure3"), runs_root() / "paper" / "figure3"
-    files = [shipped, *sorted(runs.glob("*/metrics.jsonl"))] if runs.is_dir() else [shipped]
-    return _curves3(str(shipped), str(runs), _stamp(files))
+    shipped, runs, stamps = _files("figure3")
+    return _curves3(str(shipped), str(runs), stamps)
 
 
 def figure3_panels(curves: list[dict]) -> None:
@@ -43,15 +58,16 @@ def figure3_panels(curves: list[dict]) -> None:
     if not curves:
         st.info("No Figure 3 curves yet. Run `vae-explorer paper figure3` and they appear here as they grow.")
         return
-    st.plotly_chart(figure3(curves, TRAIN_SIZES), width="stretch", key="figure3")
+    shipped, runs, stamps = _files("figure3")
+    fig = _figure("figure3", str(shipped), str(runs), stamps, None)
+    st.plotly_chart(fig, width="stretch", key="figure3")
     st.markdown("\n".join(f"- {ordering_sentence(curves, n)}" for n in TRAIN_SIZES))
 
 
 def figure2_curves() -> list[dict]:
     """Shipped Figure 2 curves and the user's own (``vae-explorer paper figure2`` runs)."""
-    shipped, runs = shipped_path("figure2"), runs_root() / "paper" / "figure2"
-    files = [shipped, *sorted(runs.glob("*/metrics.jsonl"))] if runs.is_dir() else [shipped]
-    return _curves(str(shipped), str(runs), _stamp(files))
+    shipped, runs, stamps = _files("figure2")
+    return _curves(str(shipped), str(runs), stamps)
 
 
 def figure2_panels(curves: list[dict], dataset: str) -> None:
@@ -68,7 +84,9 @@ def figure2_panels(curves: list[dict], dataset: str) -> None:
             + " and they appear here as they grow."
         )
         return
-    st.plotly_chart(figure2(curves, dataset, sizes), width="stretch", key=f"figure2-{dataset}")
+    shipped, runs, stamps = _files("figure2")
+    fig = _figure("figure2", str(shipped), str(runs), stamps, dataset)
+    st.plotly_chart(fig, width="stretch", key=f"figure2-{dataset}")
     st.markdown("\n".join(f"- {gap_sentence(curves, dataset, n)}" for n in sizes))
 
 
