@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from explorer.ui.serve import ROOT, imported_modules, page_files, warm
+from explorer.ui.serve import LAZY, ROOT, imported_modules, modules_to_warm, page_files, warm
 
 
 def test_the_modules_warmed_are_those_the_pages_import(tmp_path):
@@ -32,3 +32,10 @@ def test_the_launcher_passes_streamlit_options_through():
         [sys.executable, "-m", "explorer.ui.serve", "--help"], capture_output=True, text=True, timeout=120
     )
     assert out.returncode == 0 and "--server.port" in out.stdout, out.stderr[-2000:]
+
+
+def test_the_libraries_the_pages_import_on_first_use_are_warmed_too():
+    names = modules_to_warm()
+    assert names[: len(imported_modules(page_files()))] == imported_modules(page_files())
+    assert set(LAZY) <= set(names) and len(names) == len(set(names))
+    assert "umap" not in names and "openTSNE" not in names  # only wide models' maps want them

@@ -1,9 +1,10 @@
 """Start the explorer's Streamlit server with the pages' imports already warm.
 
 ``python -m explorer.ui.serve [streamlit options]`` is ``streamlit run app.py [options]`` plus one
-thing: while the server starts, a background thread imports every module the app's pages import
-(PyTorch alone takes about 1.5 s on a 2-core host), so the first visitor's page does not wait for
-them. Streamlit runs each session's script in the server's own process, where ``sys.modules`` is
+thing: while the server starts, a background thread imports every module the app's pages import,
+and the libraries their code imports on first use (PyTorch alone takes about 1.5 s on a 2-core
+host, scikit-learn with SciPy 2.7 s), so the first visitor's page does not wait for them.
+Streamlit runs each session's script in the server's own process, where ``sys.modules`` is
 shared: a page that arrives while the warm-up is still importing waits only for what is left
 (Python's import lock), never twice. ``make run`` and the browser tests start the app this way;
 ``streamlit run app.py`` still works, with a slower first view (bench/pages.py measures both).
@@ -20,6 +21,20 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 ENTRY = ROOT / "app.py"
+# Libraries the pages' code imports on first use rather than at the top (measured on a 2-core host:
+# scikit-learn with SciPy about 2.7 s, for the stranger detector of every model page and the
+# Theory page's EM; SciPy's ndimage for every upload). The t-SNE and UMAP libraries stay lazy:
+# only maps of wide models ask for them, and numba's start is seconds of CPU and memory.
+LAZY = (
+    "sklearn.mixture",
+    "sklearn.linear_model",
+    "sklearn.pipeline",
+    "sklearn.preprocessing",
+    "scipy.ndimage",
+    "scipy.special",
+    "scipy.optimize",
+    "scipy.interpolate",
+)
 
 
 def page_files(root: Path = ROOT) -> list[Path]:
@@ -43,6 +58,12 @@ def imported_modules(paths: list[Path]) -> list[str]:
     return names
 
 
+def modules_to_warm(root: Path = ROOT) -> list[str]:
+    """What the warm-up imports: the pages' own imports, then LAZY."""
+    names = imported_modules(page_files(root))
+    return names + [name for name in LAZY if name not in names]
+
+
 def warm(modules: list[str]) -> dict[str, float]:
     """Import ``modules`` one after another; seconds each took (a module that fails to import is
     left for the page, which reports it the way it always does)."""
@@ -62,8 +83,7 @@ def main(argv: list[str] | None = None) -> None:
     pages' modules imported by a daemon thread meanwhile."""
     from streamlit.web import cli
 
-    modules = imported_modules(page_files())
-    threading.Thread(target=warm, args=(modules,), name="warm-imports", daemon=True).start()
+    threading.Thread(target=warm, args=(modules_to_warm(),), name="warm-imports", daemon=True).start()
     sys.argv = ["streamlit", "run", str(ENTRY), *(sys.argv[1:] if argv is None else argv)]
     cli.main()
 
