@@ -1,7 +1,7 @@
 """Every page's first view, a warm page switch, a click and a box selection on the latent map, for
 every shipped model, in a real browser, against the targets of a 2-core host:
 
-    python bench/pages.py [--models mnist-z2,...] [--root DIR] [--no-maps]
+    python bench/pages.py [--models mnist-z2,...] [--root DIR] [--no-maps] [--plain]
 
 For each model a fresh server (nothing of the model in its memory) and one browser tab:
   1. the deep link ``/Latent_space?model=M&density=1&point=12`` as the server's first request
@@ -17,8 +17,16 @@ navigation's start for the deep link) to the end of the last script run it cause
 page has settled (bench/idle.py's approach). Targets: a first view <= 2 s, a warm switch <= 1 s,
 a click or a selection <= 0.5 s.
 
-``--root DIR`` runs the app of another checkout (e.g. ``git archive`` of an older commit) with the
-same browser and steps: the baseline. Needs streamlit, playwright and Debian's chromium.
+The server starts as ``make run`` starts it (``python -m explorer.ui.serve``: the pages' imports
+warmed while it starts); ``--plain`` starts it as ``streamlit run app.py`` instead, the baseline
+of that warm-up. ``--root DIR`` runs the app of another checkout (e.g. ``git archive`` of an older
+commit) with the same browser and steps: the baseline of older work.
+
+Before the models, the same run measures the floor this host and browser put under any page: a
+bare Streamlit page holding one Plotly WebGL scatter of 5,000 points (the size of the latent
+map), opened in a new tab of a warm server, and a click on one of its dots that adds a star to
+the figure and a line beside it (the least a click on the map can do). No page of the app can be
+quicker than these. Needs streamlit, playwright and Debian's chromium.
 """
 
 from __future__ import annotations
@@ -117,11 +125,11 @@ def link(page, name: str) -> float:
     return since(page, start)
 
 
-def measure(browser, model: str, root: Path, maps: bool) -> list[tuple[str, str, float]]:
+def measure(browser, model: str, root: Path, maps: bool, warm: bool = True) -> list[tuple[str, str, float]]:
     """(what, kind, seconds) for one model on a fresh server; kind: first, switch or click."""
     rows = []
     env = {"PYTHONPATH": str(root)}
-    with streamlit_server(env=env, timeout=120, root=root) as url:
+    with streamlit_server(env=env, timeout=120, root=root, warm=warm) as url:
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.add_init_script(WATCH_IDLE)
         page.goto(f"{url}/Latent_space?model={model}&density=1&point=12")
@@ -161,6 +169,75 @@ def measure(browser, model: str, root: Path, maps: bool) -> list[tuple[str, str,
     return rows
 
 
+FLOOR_APP = """
+import numpy as np, plotly.graph_objects as go, streamlit as st
+st.set_page_config(layout="wide")
+st.title("Floor")
+xy = np.random.default_rng(0).normal(size=(5000, 2))
+traces = [{"type": "scattergl", "mode": "markers", "x": xy[k::10, 0].tolist(), "y": xy[k::10, 1].tolist(),
+           "customdata": list(range(k, 5000, 10)), "marker": {"size": 4}} for k in range(10)]
+picked = st.session_state.get("picked")
+if picked is not None:
+    traces.append({"type": "scattergl", "mode": "markers", "x": [xy[picked, 0]], "y": [xy[picked, 1]],
+                   "marker": {"symbol": "star", "size": 18}})
+fig = go.Figure({"data": traces, "layout": {"height": 560, "dragmode": "pan"}}, _validate=False)
+def remember():
+    points = st.session_state["map"].selection.get("points", [])
+    if points:
+        c = points[0]["customdata"]
+        st.session_state["picked"] = int(c[0] if isinstance(c, list) else c)
+left, right = st.columns([3, 2])
+with left:
+    st.plotly_chart(fig, on_select=remember, selection_mode=("points", "box", "lasso"), key="map")
+if picked is not None:
+    right.write(f"Test image #{picked}")
+"""
+
+
+def floor(browser) -> list[tuple[str, str, float]]:
+    """The bare page's new-tab view (on a warm server: its second visit) and a click on a dot."""
+    import subprocess
+    import tempfile
+    import urllib.request
+
+    from tests.browser import free_port
+
+    with tempfile.TemporaryDirectory() as folder:
+        script = Path(folder) / "floor.py"
+        script.write_text(FLOOR_APP)
+        port = free_port()
+        server = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", str(script), "--server.port", str(port),
+             "--server.address", "127.0.0.1", "--server.headless", "true",
+             "--browser.gatherUsageStats", "false"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            for _ in range(200):
+                try:
+                    urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2)
+                    break
+                except OSError:
+                    time.sleep(0.3)
+            rows = []
+            for visit in range(2):
+                page = browser.new_page(viewport={"width": 1400, "height": 1000})
+                page.add_init_script(WATCH_IDLE)
+                page.goto(f"http://127.0.0.1:{port}")
+                page.wait_for_selector(".js-plotly-plot", timeout=120_000)
+                seconds = since(page, 0.0)
+                if visit == 1:
+                    rows.append(
+                        ("floor: a bare page with one 5,000-point Plotly map, new tab", "first", seconds)
+                    )
+                    rows.append(("floor: a click on its map (a star added)", "click", click_a_dot(page)))
+                page.close()
+            return rows
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+
+
 def table(results: dict[str, list[tuple[str, str, float]]]) -> str:
     """Markdown: one row per measurement and model (the warm switches as their slowest), a
     figure in bold where it misses its target."""
@@ -193,18 +270,25 @@ def main() -> None:
     p.add_argument("--models", default=",".join(MODELS))
     p.add_argument("--root", type=Path, default=ROOT, help="the checkout whose app is measured")
     p.add_argument("--no-maps", action="store_true", help="leave out the t-SNE and UMAP maps")
+    p.add_argument("--plain", action="store_true", help="start the server as `streamlit run app.py`")
+    p.add_argument("--no-floor", action="store_true", help="leave out the bare page's floor")
     args = p.parse_args()
     from playwright.sync_api import sync_playwright
 
     load = os.getloadavg()
-    print(f"# Page timings: {args.root}, host {platform.node()} ({os.cpu_count()} CPUs), load "
+    how = "streamlit run app.py" if args.plain else "python -m explorer.ui.serve"
+    print(f"# Page timings: {args.root} ({how}), host {platform.node()} ({os.cpu_count()} CPUs), load "
           f"{load[0]:.1f} {load[1]:.1f} {load[2]:.1f} at the start")  # fmt: skip
     results = {}
     started = time.perf_counter()
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        if not args.no_floor:
+            rows = floor(browser)
+            print("\n".join(f"{what}: {seconds:.2f} s" for what, _, seconds in rows), file=sys.stderr)
+            results["floor"] = rows
         for model in args.models.split(","):
-            results[model] = measure(browser, model, args.root.resolve(), not args.no_maps)
+            results[model] = measure(browser, model, args.root.resolve(), not args.no_maps, not args.plain)
             print(f"{model}: done ({time.perf_counter() - started:.0f} s)", file=sys.stderr)
             print(table({model: results[model]}), file=sys.stderr)  # kept if a later model fails
         browser.close()
