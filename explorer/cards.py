@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -253,19 +254,23 @@ def hardware() -> str:
 def export(
     run: str | os.PathLike,
     dest: str | os.PathLike,
-    evaluation: Evaluation,
+    measure: Callable[[Path], Evaluation],
     eval_command: str,
     commands: list[str],
     epochs: list[dict],
+    half: bool = False,
 ) -> Path:
     """Copy the run's model into ``dest`` with config.json and a card; return ``dest``.
 
-    ``commands``: how the run was made (its commands.txt); ``epochs``: its epoch lines of
-    metrics.jsonl (the last gives the training time and the final test figure)."""
+    ``measure``: measures the card's figures on the checkpoint folder as written (so that a
+    ``half`` copy, its weights stored as float16, is measured as shipped); ``commands``: how the
+    run was made (its commands.txt); ``epochs``: its epoch lines of metrics.jsonl (the last gives
+    the training time and the final test figure)."""
     run, dest = Path(run), Path(dest)
     model = load_checkpoint(run)
     config = read_config(run)
     train_cfg = config.get("train") or {}
+    fresh = not dest.exists()
     save_checkpoint(
         dest,
         model,
@@ -273,7 +278,14 @@ def export(
         step=config["step"],
         train_config=train_cfg,
         best_test_elbo=config.get("best_test_elbo"),
+        half=half,
     )
+    try:
+        evaluation = measure(dest)
+    except BaseException:  # stopped or failed: no model without its card is left behind
+        if fresh:
+            shutil.rmtree(dest, ignore_errors=True)
+        raise
     dataset = dataset_of(config)
     card = {
         "name": dest.name,
@@ -288,6 +300,7 @@ def export(
         "train_seconds": round(epochs[-1]["seconds"], 1) if epochs else None,
         **_final_test_figure(epochs),
         "evaluation": {**evaluation.to_dict(), "command": eval_command},
+        **({"weights": "float16"} if half else {}),
         "library_version": __version__,
         "exported": time.strftime("%Y-%m-%d"),
     }

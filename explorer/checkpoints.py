@@ -149,8 +149,11 @@ def save_checkpoint(
     best_test_elbo: float | None = None,
     optimizer: torch.optim.Optimizer | None = None,
     rng: dict[str, torch.Tensor] | None = None,
+    half: bool = False,
 ) -> Path:
-    """Write a checkpoint into ``folder`` (created if needed) and return it."""
+    """Write a checkpoint into ``folder`` (created if needed) and return it. ``half``: store the
+    floating-point weights as float16, half the file (a shipped model under a size limit); they
+    load back into the float32 network, rounded to float16's 11 significant bits."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     progress = {"epoch": int(epoch), "step": int(step)}
@@ -162,7 +165,10 @@ def save_checkpoint(
     }
     if train_config and train_config.get("dataset"):
         meta["dataset"] = str(train_config["dataset"])
-    model_blob = _serialise(model.state_dict(), meta)
+    weights = model.state_dict()
+    if half:
+        weights = {k: v.half() if v.is_floating_point() else v for k, v in weights.items()}
+    model_blob = _serialise(weights, meta)
     if optimizer is not None:
         tensors, plain = _optimizer_tensors(optimizer)
         for name, value in (rng or {}).items():

@@ -28,6 +28,12 @@ def add_export_parser(sub) -> None:
         "--limit", type=positive(int), help="the first N test images only (evaluation, TensorBoard)"
     )
     x.add_argument("--device", type=device, default="auto", help=DEVICES)
+    x.add_argument(
+        "--half",
+        action="store_true",
+        help="store the weights as float16 (half the file, for a size limit); the card is measured "
+        "on them as stored",
+    )
 
 
 def cmd_export(args) -> None:
@@ -56,12 +62,18 @@ def cmd_export(args) -> None:
             return
     elif not args.dest:
         raise ExplorerError("give a destination folder (export RUN DEST) or --tensorboard DIR")
-    result = scored(args.run, args.k, args.limit, "test", args.device, False).evaluation
     command = f"vae-explorer evaluate {args.dest} --k {args.k}" + (
         f" --limit {args.limit}" if args.limit else ""
     )
     epochs = [r for r in metrics if r.get("type") == "epoch"]
-    dest = export(args.run, args.dest, result, command, run.read_commands(), epochs)
+    measured = []
+
+    def evaluate(folder: Path):
+        measured.append(scored(str(folder), args.k, args.limit, "test", args.device, False).evaluation)
+        return measured[-1]
+
+    dest = export(args.run, args.dest, evaluate, command, run.read_commands(), epochs, args.half)
+    result = measured[-1]
     if result.elbo is None:
         print(f"exported {args.run} to {dest}: test reconstruction term {result.recon:.2f} nats")
         return
