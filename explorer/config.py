@@ -123,6 +123,21 @@ NETWORKS = ("mlp", "conv")  # the values of ModelConfig.arch: fully connected or
 LIKELIHOODS = ("bernoulli", "gaussian", "logistic")
 CORRUPTIONS = ("mask", "gaussian")
 ALGORITHMS = ("aevb", "wake-sleep", "mcem")  # how the parameters are learnt (the paper's Figures 2, 3)
+NO_ENCODER = (  # what a Monte Carlo EM model's encoder figures mean, said wherever they are shown
+    "This model was trained by Monte Carlo EM (the paper's Figure 3): only its decoder p(x|z) was "
+    "learnt, from Hybrid Monte Carlo draws of z per training image; its encoder q(z|x) was never "
+    "trained. Every figure that goes through the encoder (codes on a map, reconstructions, ELBO, KL, "
+    "active units, L_K) describes that untrained network. What the model learnt shows in decoded "
+    "draws z ~ p(z); its log-likelihood: vae-explorer evaluate NAME --estimator paper-hmc."
+)
+
+
+def encoder_trained(config: dict) -> bool:
+    """Whether the checkpoint's config.json (``config``) describes a model whose encoder was
+    trained: not one of Monte Carlo EM (``--algorithm mcem``), which learns the decoder alone."""
+    return (config.get("train") or {}).get("algorithm", "aevb") != "mcem"
+
+
 BOUND_ESTIMATORS = ("elbo", "paper-hmc")  # what the log-spaced points of a run measure
 INITS = ("default", "paper")  # PyTorch's layer initialisation, or the paper's N(0, 0.01)
 

@@ -118,6 +118,7 @@ def cmd_evaluate(args) -> None:
         "dataset": dataset,
         "split": args.split,
         **result.to_dict(),
+        "encoder_trained": _encoder_trained(args.checkpoint),
     }
     if args.estimator == "paper-hmc":
         from explorer.cli.paper import paper_estimate
@@ -131,6 +132,10 @@ def cmd_evaluate(args) -> None:
         print(json.dumps(figures, indent=2))
         return
     _print_evaluation(model, dataset, binarized, result, args.split)
+    if not figures["encoder_trained"]:
+        from explorer.config import NO_ENCODER
+
+        print("note: " + NO_ENCODER.replace("NAME", str(args.checkpoint)))
     if "paper_hmc" in figures:
         paper = figures["paper_hmc"]
         n = paper["n"]
@@ -139,6 +144,19 @@ def cmd_evaluate(args) -> None:
               f"nats, mean of {n:,} image{'s' if n != 1 else ''} ({paper['seconds']:.0f} s)")  # fmt: skip
     if args.fid:
         print_fid(figures["fid"])
+
+
+def _encoder_trained(checkpoint: str) -> bool:
+    """False for a Monte Carlo EM model (its encoder never trained); True otherwise, and for a
+    bare checkpoint without config.json (nothing says otherwise)."""
+    from explorer.checkpoints import read_config
+    from explorer.config import encoder_trained
+    from explorer.errors import CheckpointError
+
+    try:
+        return encoder_trained(read_config(checkpoint))
+    except CheckpointError:
+        return True
 
 
 def _print_evaluation(model, dataset: str, binarized: bool, result, split: str) -> None:

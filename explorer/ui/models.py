@@ -16,6 +16,7 @@ from explorer.checkpoints import (
     read_config,
     resolve,
 )
+from explorer.config import NO_ENCODER, encoder_trained
 from explorer.data.cache import load_dataset
 from explorer.data.specs import spec
 from explorer.errors import ExplorerError
@@ -159,6 +160,8 @@ def model_or_stop() -> tuple[str, VAE, dict]:
     except ExplorerError as exc:
         st.error(f"Cannot load model {choice!r}: {exc}")
         st.stop()
+    if not encoder_trained(config):
+        st.warning(NO_ENCODER.replace("NAME", choice))
     settle_view(choice, model.config.latent_dim, lambda: len(test_images(dataset_of(config))[1]))
     publish_view(choice, wide=model.config.latent_dim > 2)
     st.sidebar.caption("The address bar holds this view (model, map, clicked image): copy it to share.")

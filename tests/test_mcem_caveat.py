@@ -1,0 +1,56 @@
+"""A Monte Carlo EM model has a decoder only: every page and `evaluate` say that its encoder's
+figures describe an untrained network (they were shown as any VAE's)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from explorer.checkpoints import save_checkpoint
+from explorer.cli import main
+from explorer.config import encoder_trained
+from explorer.model import VAE, ModelConfig
+from tests.apptest import page
+
+
+@pytest.fixture
+def models(tmp_path, monkeypatch):
+    """Two tiny shipped models of MNIST, one trained (as its config says) by Monte Carlo EM."""
+    for name, algorithm in (("by-aevb", "aevb"), ("by-mcem", "mcem")):
+        torch.manual_seed(0)
+        model, train = VAE(ModelConfig(hidden=(32,), latent_dim=3)), {"dataset": "mnist", "algorithm": algorithm}
+        save_checkpoint(tmp_path / "pretrained" / name, model, epoch=1, step=10, train_config=train)
+    monkeypatch.setenv("VAE_EXPLORER_PRETRAINED", str(tmp_path / "pretrained"))
+    monkeypatch.setenv("VAE_EXPLORER_RUNS", str(tmp_path / "runs"))
+    return tmp_path / "pretrained"
+
+
+def test_the_rule_reads_the_algorithm_from_the_config():
+    assert not encoder_trained({"train": {"algorithm": "mcem"}})
+    assert encoder_trained({"train": {"algorithm": "wake-sleep"}}) and encoder_trained({"train": {}})
+    assert encoder_trained({})  # a bare record: nothing says otherwise
+
+
+@pytest.mark.parametrize("name, warned", [("by-mcem", True), ("by-aevb", False)])
+def test_every_page_says_an_mcem_model_has_no_trained_encoder(models, name, warned):
+    at = page()
+    at.query_params["model"] = name
+    at.run()
+    assert not at.exception
+    said = [w.value for w in at.warning if "Monte Carlo EM" in w.value]
+    assert bool(said) == warned, [w.value for w in at.warning]
+    if warned:
+        assert "encoder q(z|x) was never trained" in said[0]
+        assert f"evaluate {name} --estimator paper-hmc" in said[0]
+
+
+def test_evaluate_says_so_too(models, capsys):
+    assert main(["evaluate", "by-mcem", "--k", "0", "--limit", "20"]) == 0
+    out = capsys.readouterr().out
+    assert "note: This model was trained by Monte Carlo EM" in out and "--estimator paper-hmc" in out
+    assert main(["evaluate", "by-mcem", "--k", "0", "--limit", "20", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["encoder_trained"] is False
+    assert main(["evaluate", "by-aevb", "--k", "0", "--limit", "20"]) == 0
+    assert "note:" not in capsys.readouterr().out
