@@ -20,7 +20,8 @@ def models(tmp_path, monkeypatch):
     """Two tiny shipped models of MNIST, one trained (as its config says) by Monte Carlo EM."""
     for name, algorithm in (("by-aevb", "aevb"), ("by-mcem", "mcem")):
         torch.manual_seed(0)
-        model, train = VAE(ModelConfig(hidden=(32,), latent_dim=3)), {"dataset": "mnist", "algorithm": algorithm}
+        model = VAE(ModelConfig(hidden=(32,), latent_dim=3))
+        train = {"dataset": "mnist", "algorithm": algorithm}
         save_checkpoint(tmp_path / "pretrained" / name, model, epoch=1, step=10, train_config=train)
     monkeypatch.setenv("VAE_EXPLORER_PRETRAINED", str(tmp_path / "pretrained"))
     monkeypatch.setenv("VAE_EXPLORER_RUNS", str(tmp_path / "runs"))
