@@ -21,7 +21,7 @@ lists = st.lists(values, min_size=1, max_size=3)
 def accepted(key: str, value: str) -> bool:
     """What the app writes itself, spelled independently of the validator."""
     if key in ("model", "beside"):
-        return value in MODELS
+        return value in MODELS or f"runs/{value}" in MODELS  # a run also by its bare name
     if key == "map":
         return value in MAPS
     if key == "density":
@@ -42,7 +42,9 @@ def test_every_key_is_either_accepted_exactly_or_named_as_ignored(params):
         named = any(w.startswith(f"{key}=") for w in got.wrong)
         if accepted(key, value):
             assert not named
-            expected = {"point": lambda v: int(v), "density": lambda v: v == "1"}.get(key, lambda v: v)
+            as_chosen = lambda v: v if v in MODELS else f"runs/{v}"  # noqa: E731
+            reading = {"point": int, "density": lambda v: v == "1", "model": as_chosen, "beside": as_chosen}
+            expected = reading.get(key, lambda v: v)
             assert getattr(got, key) == expected(value)
         else:
             assert named and getattr(got, key) is None
@@ -82,3 +84,11 @@ def test_pages_warn_about_hostile_addresses(shipped, name, params):
     refused = "Ignored in the address:" in warned and "point=" in warned
     assert refused or "There is no model '../../" in warned
     assert len(warned) < 600  # 5,000 nines are not echoed
+
+
+def test_a_run_is_found_by_the_name_the_command_line_gives_it():
+    """``?model=my run`` opens runs/my run (the CLI names runs so); a shipped model of the same
+    name would win, since the picker lists both."""
+    assert read_address({"model": "my run", "beside": "my run"}, MODELS).model == "runs/my run"
+    assert read_address({"model": "mnist-z2"}, (*MODELS, "runs/mnist-z2")).model == "mnist-z2"
+    assert read_address({"model": "nope"}, MODELS).wrong

@@ -30,9 +30,8 @@ from explorer.model import VAE
 from explorer.pictures.images import ScatterPicture, make_grid, png_bytes
 from explorer.pictures.plots import PALETTE
 from explorer.train.runfolder import list_runs, runs_root
-from explorer.ui.share import publish_view, restore_view, settle_view
+from explorer.ui.share import RUN_PREFIX, publish_view, restore_view, settle_view
 
-RUN_PREFIX = "runs/"
 MAP_POINTS = 2000  # encoded test images on the small maps beside uploads, drawings, sliders
 
 

@@ -33,6 +33,8 @@ RULES = {  # what each key of the address may hold, as the warning says it
     "point": "a test image's number",
 }
 
+RUN_PREFIX = "runs/"  # the picker names a run of runs/NAME so: "runs/NAME"
+
 
 @dataclass
 class Address:
@@ -63,16 +65,25 @@ def _shown(value: str) -> str:
     return repr(cut) + ("..." if cut != value else "")
 
 
+def _model(value: str, models: Collection[str]) -> str | None:
+    """``value`` as the picker's choice: itself, or a run named as the command line names it
+    (``tiny`` for ``runs/tiny``) when no shipped model has that name."""
+    if value in models:
+        return value
+    return f"{RUN_PREFIX}{value}" if f"{RUN_PREFIX}{value}" in models else None
+
+
 def read_address(params: Mapping[str, str | list[str]], models: Collection[str]) -> Address:
     """Check every key the app reads from the address against what the app itself writes:
-    ``model`` and ``beside`` among ``models`` (the picker's choices), ``map`` in MAPS, ``density``
+    ``model`` and ``beside`` among ``models`` (the picker's choices; a run also by its bare name,
+    as the command line takes it), ``map`` in MAPS, ``density``
     0 or 1, ``point`` ASCII digits (at most POINT_DIGITS; whether the model's test set has that
     image is the page's check). A key given twice takes its last value, as ``st.query_params``
     does; other keys are left alone. Never raises."""
     got = Address()
     checks = {
-        "model": lambda v: v if v in models else None,
-        "beside": lambda v: v if v in models else None,
+        "model": lambda v: _model(v, models),
+        "beside": lambda v: _model(v, models),
         "map": lambda v: v if v in MAPS else None,
         "density": lambda v: {"0": False, "1": True}.get(v),
         "point": _point,
