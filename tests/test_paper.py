@@ -87,6 +87,8 @@ def test_a_frey_face_panel_runs_resumes_and_prints_its_curves(frey, capsys):
         assert {"dataset", "nz", "algorithm", "points"} <= set(c)
         assert all(len(p) == 3 and isinstance(p[0], int) for p in c["points"])
         assert c["columns"] == ["samples", "train_bound_nats", "test_bound_nats"]  # named in the output
+    panels = [(c["dataset"], c["nz"], c["algorithm"]) for c in curves]
+    assert panels == sorted(panels), panels  # by panel (N_z as a number: 3 before 10), then algorithm
 
 
 def test_the_shipped_curves_follow_the_schema():

@@ -86,7 +86,12 @@ def cmd_paper(args) -> int | None:
     repro = Reproduction(root, args.samples, args.device, say=_say, progress=progress, panel_type=kind)
     if args.json:
         shipped = [{**c, "source": "shipped"} for c in read_curves(shipped_path(args.figure))]
-        json.dump([{**c, "columns": list(POINT_COLUMNS)} for c in shipped + repro.curves()], sys.stdout)
+        known = sorted(  # by panel, then algorithm; the shipped curve before the user's
+            shipped + repro.curves(),
+            key=lambda c: (c.get("dataset", ""), c.get("nz", 0), c.get("n_train", 0), c["algorithm"],
+                           c.get("source") != "shipped"),
+        )  # fmt: skip
+        json.dump([{**c, "columns": list(POINT_COLUMNS)} for c in known], sys.stdout)
         print()
         return 0
     if args.ship:

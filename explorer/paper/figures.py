@@ -61,7 +61,8 @@ def figure2(curves: list[dict], dataset: str, sizes: tuple[int, ...]) -> go.Figu
         fig.update_xaxes(type="log", range=[math.log10(X_RANGE[0]), math.log10(X_RANGE[1])],
                          # 10^8 ends the axis unlabelled: on a phone its label ran into the next panel's 10^5
                          tickvals=[1e5, 1e6, 1e7], ticktext=["10⁵", "10⁶", "10⁷"],
-                         row=row, col=col)  # fmt: skip
+                         title_text="training samples" if row == rows else None,  # the bottom row's
+                         title_standoff=4, row=row, col=col)  # fmt: skip
     lo, hi = Y_RANGE.get(dataset, (min(values, default=0), max(values, default=1)))
     lo, hi = min([lo, *values]) - 2, max([hi, *values]) + 2
     fig.update_yaxes(range=[lo, hi])

@@ -99,10 +99,13 @@ def cost_table(curves: list[dict]) -> None:
             minutes = c["seconds"] / 60 / (last / 1e6)
             figure = "Figure 3" if "n_train" in c else "Figure 2"
             rows.append({"figure": figure, "dataset": c.get("dataset", "mnist"), "N_z": c.get("nz", 3),
-                         "N_train": c.get("n_train"), "algorithm": c["algorithm"],
+                         "N_train": f"{c['n_train']:,}" if "n_train" in c else "all (60,000)",
+                         "algorithm": c["algorithm"],
                          "samples reached": f"{last:,}", "minutes per 10^6 samples": round(minutes, 1),
                          "Adagrad step size": c.get("lr"), "curve": c.get("source")})  # fmt: skip
-    rows.sort(key=lambda r: (r["figure"], r["dataset"], r["N_z"], r["N_train"] or 0, r["algorithm"]))
+    rows.sort(
+        key=lambda r: (r["figure"], r["dataset"], r["N_z"], len(r["N_train"]), r["N_train"], r["algorithm"])
+    )
     if rows:
         lo, hi = PAPER_MINUTES_PER_MILLION
         st.caption(
