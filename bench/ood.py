@@ -7,12 +7,13 @@
 For every model, the detector (``explorer.explore.strangers``, as the app and the CLI fit it) is fitted
 on the first 5,000 images of its dataset's test set and on synthetic outliers (marks drawn at 140
 pixels, seed 11, noise, and for the MNIST models photographed objects); the other 5,000 test
-images are the in-distribution images it is judged on. Against them: the other shipped dataset's test images (never shown to the detector),
-as they are and as a user would upload them (1,000 of them saved as 28x28 PNGs and prepared the
-way the model's dataset made its images: a clothing item shrunk into MNIST's 20x20 box; those
-the preparation refuses as blank are left out, and n says how many were judged),
-new non-digit marks (drawn at 280 pixels from another seed, preprocessed the way the model's
-dataset made its images, as an upload would be) and new noise. Printed per pair:
+images are the in-distribution images it is judged on. Against them: the other shipped
+dataset's test images (never shown to the detector), as they are and as a user would upload
+them (1,000 of them saved as 28x28 PNGs and prepared the way the model's dataset made its
+images: a clothing item shrunk into MNIST's 20x20 box; those the preparation refuses as blank
+are left out, and n says how many were judged), new non-digit marks (drawn at 280 pixels from
+another seed, preprocessed the way the model's dataset made its images, as an upload would be)
+and new noise. Printed per pair:
 
 - AUROC of the detector's strangeness, and of the candidates it was chosen over: -ELBO alone (as
   the old percentile warning used it), Serrà et al.'s complexity-corrected likelihood, and the
