@@ -60,7 +60,12 @@ from explorer.data.cache import load_dataset  # noqa: E402
 from explorer.data.uploads import preprocess_image  # noqa: E402
 from explorer.errors import ImageError  # noqa: E402
 from explorer.explore.outliers import MARK_KINDS, noise_images, outlier_set, synthetic_marks  # noqa: E402
-from explorer.explore.strangers import REFERENCE_IMAGES, StrangerDetector, image_statistics  # noqa: E402
+from explorer.explore.strangers import (  # noqa: E402
+    REFERENCE_IMAGES,
+    StrangerDetector,
+    image_statistics,
+    reads_ink,
+)
 
 DATASETS = ("mnist", "fashion-mnist")  # the other data every model is judged against
 OTHER_UPLOADS = 1000  # other datasets' test images uploaded as PNGs, per dataset
@@ -176,7 +181,7 @@ def judge_model(name: str, test: dict, marks: list, args) -> dict[str, float]:
     ref_stats, own_stats = image_statistics(model, reference), image_statistics(model, own)
     outliers, outlier_kinds = outlier_set(dataset)
     outlier_stats = image_statistics(model, outliers)
-    detector = StrangerDetector().fit(ref_stats, outlier_stats)
+    detector = StrangerDetector(ink=reads_ink(dataset)).fit(ref_stats, outlier_stats)
     scores = candidates(detector)
     old_threshold = np.percentile(ref_stats[:, 0] - ref_stats[:, 1], 1.0)
     others, mark_kinds = other_images(test, dataset, marks, args.noise, args.uploads)
@@ -203,10 +208,13 @@ def judge_model(name: str, test: dict, marks: list, args) -> dict[str, float]:
         )
     mark_stats = image_statistics(model, others["non-digit marks"])
     print(f"<!-- {name}: {time.perf_counter() - start:.1f} s -->")
-    return unseen_kind_aurocs(ref_stats, own_stats, (outlier_stats, outlier_kinds), mark_stats, mark_kinds)
+    blind = unseen_kind_aurocs(
+        ref_stats, own_stats, (outlier_stats, outlier_kinds), mark_stats, mark_kinds, dataset
+    )
+    return blind
 
 
-def unseen_kind_aurocs(ref_stats, own_stats, outliers, mark_stats, mark_kinds) -> dict[str, float]:
+def unseen_kind_aurocs(ref_stats, own_stats, outliers, mark_stats, mark_kinds, dataset) -> dict[str, float]:
     """AUROC of each kind of mark (``mark_kinds``, one per row of ``mark_stats``) against the
     model's own test images, for a detector fitted without that kind among its ``outliers``
     (statistics, kinds)."""
@@ -214,7 +222,7 @@ def unseen_kind_aurocs(ref_stats, own_stats, outliers, mark_stats, mark_kinds) -
     mark_kinds = np.array(mark_kinds)
     out = {}
     for kind in MARK_KINDS:
-        blind = StrangerDetector().fit(ref_stats, outlier_stats[kinds_seen != kind])
+        blind = StrangerDetector(ink=reads_ink(dataset)).fit(ref_stats, outlier_stats[kinds_seen != kind])
         out[kind] = auroc(blind.strangeness(own_stats), blind.strangeness(mark_stats[mark_kinds == kind]))
     return out
 

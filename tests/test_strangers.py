@@ -70,6 +70,19 @@ def test_typical_images_pass_and_atypical_ones_are_strangers():
     assert not detector.verdicts(centre)[0].stranger
 
 
+def test_only_a_detector_for_drawings_reads_the_ink():
+    """MNIST's detector reads the ink statistics; Fashion-MNIST's and the photographs' do not
+    (measured: they cost Fashion-MNIST's verdict on uploaded digits), whatever the ink."""
+    from explorer.explore.strangers import reads_ink
+
+    assert reads_ink("mnist") and not reads_ink("fashion-mnist") and not reads_ink("shapes")
+    blind = StrangerDetector(ink=False).fit(_reference(), _outliers())
+    photo = np.array([[-120.0 + 10, 10.0, 1500.0, 20.0, 0.1, 8.0]])
+    centre = np.array([[-120.0 + 10, 10.0, 1500.0, 20.0, 0.5, 4.3]])
+    assert blind.strangeness(photo) == pytest.approx(blind.strangeness(centre))
+    assert blind.features(photo).shape == (1, 5) and not blind.verdicts(photo)[0].stranger
+
+
 def test_an_elbo_too_high_for_the_images_complexity_is_caught_by_the_density():
     """What the likelihood alone gets wrong (Nalisnick et al.): a simpler image with a higher ELBO
     than any in-distribution image is atypical in the (ELBO, complexity) density."""

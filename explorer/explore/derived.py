@@ -263,7 +263,7 @@ def _detector_scalars(derived: Derived) -> dict | None:
         return None
     fitted_on = int(found.regression[0].n_samples_seen_)  # the reference images and outliers
     return {"components": found.components, "quantile": found.quantile, "threshold": found.threshold,
-            "fitted_on": fitted_on, "statistics": list(STATISTICS)}  # fmt: skip
+            "fitted_on": fitted_on, "statistics": list(STATISTICS), "ink": found.ink}  # fmt: skip
 
 
 def save(model_folder: str | os.PathLike, derived: Derived, checksum: str | None = None) -> Path:

@@ -148,8 +148,11 @@ class StrangerDetector:
     synthetic outliers (``image_statistics``); ``strangeness`` and ``verdicts`` judge new ones.
     """
 
-    def __init__(self, components: int = COMPONENTS, quantile: float = STRANGER_QUANTILE) -> None:
+    def __init__(
+        self, components: int = COMPONENTS, quantile: float = STRANGER_QUANTILE, ink: bool = True
+    ) -> None:
         self.components, self.quantile = components, quantile
+        self.ink = ink  # whether the regression reads the ink statistics (``reads_ink``)
 
     @staticmethod
     def _pair(stats: np.ndarray) -> np.ndarray:
@@ -204,11 +207,10 @@ class StrangerDetector:
 
     def features(self, stats: np.ndarray) -> np.ndarray:
         """What the regression sees (N, 7): ELBO, rate, complexity, added ink, the density score
-        of (ELBO, complexity), the full ink share and the ink width."""
+        of (ELBO, complexity), and where it reads ink, the full ink share and the ink width."""
         stats = np.atleast_2d(np.asarray(stats, dtype=np.float64))
-        return np.column_stack(
-            [stats[:, 0] - stats[:, 1], stats[:, 1:4], self.density_score(stats), stats[:, 4:]]
-        )
+        ink = stats[:, 4:] if self.ink else stats[:, :0]
+        return np.column_stack([stats[:, 0] - stats[:, 1], stats[:, 1:4], self.density_score(stats), ink])
 
     def strangeness(self, stats: np.ndarray) -> np.ndarray:
         """The regression's log-odds (N,) that each image is an outlier; +inf for statistics that
@@ -238,9 +240,19 @@ def fit_detector(model: VAE, x: torch.Tensor, dataset: str) -> StrangerDetector:
 
         train = load_dataset(dataset, "train").images[: MIN_REFERENCE - len(reference)]
         reference = torch.cat([reference, train.float() / 255.0])
-    return StrangerDetector().fit(
+    return StrangerDetector(ink=reads_ink(dataset)).fit(
         image_statistics(model, reference), image_statistics(model, outlier_images(dataset))
     )
+
+
+def reads_ink(dataset: str) -> bool:
+    """Whether a detector for ``dataset`` reads the ink statistics: for a dataset of drawings (the
+    "ink" convention, MNIST) they tell strokes from photographed objects; for Fashion-MNIST,
+    measured, they cost the verdict on uploaded digits (AUROC 0.93 against 0.97 without them),
+    and photographs are not drawings."""
+    from explorer.data.specs import spec
+
+    return spec(dataset).convention.kind == "ink"
 
 
 def stranger_message(verdict: Verdict, a_item: str = "a digit") -> str | None:
@@ -346,7 +358,7 @@ def detector_from_arrays(arrays: dict[str, np.ndarray], scalars: dict) -> Strang
     covariances) and ``StandardScaler`` + ``LogisticRegression.decision_function``, so reading a
     detector does not import scikit-learn (seconds on a 2-core CPU)."""
     a = {k.removeprefix("detector."): v for k, v in arrays.items()}
-    detector = StrangerDetector(scalars["components"], scalars["quantile"])
+    detector = StrangerDetector(scalars["components"], scalars["quantile"], scalars.get("ink", True))
     detector.mean, detector.scale = a["mean"], a["scale"]
     detector.mixture = _Mixture(a["weights"], a["means"], a["precisions_cholesky"])
     detector.regression = _Regression(a["scaler_mean"], a["scaler_scale"], a["coef"], a["intercept"])
