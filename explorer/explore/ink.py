@@ -5,7 +5,8 @@ a shoe) about as well as its worst digits, so its ELBO, rate and PNG size say to
 ink itself differs: a digit is drawn in strokes of full ink, a few pixels wide, with anti-aliased
 edges, while a photo prepared the same way keeps its spread of tones (shading, folds, print), so
 little of it is at full strength, and it is inked over a wider area. Two numbers say so, and
-enter the stranger detector (``explorer.explore.strangers``) beside the model's statistics:
+enter the stranger detector of a dataset of drawings (``explorer.explore.strangers``,
+``reads_ink``) beside the model's statistics:
 
 - the **full ink share**: the share of the inked pixels (above ``INKED`` of full strength) that
   are at ``FULL`` of it or more (MNIST's test digits: median 0.50, 1st percentile 0.22;
@@ -19,7 +20,8 @@ enter the stranger detector (``explorer.explore.strangers``) beside the model's 
 
 Both were chosen by measurement among sixteen candidates (ink mass, coverage, mean level,
 stroke width at half strength, texture, entropy, ...; ``bench/README.md``, Strangers): more
-of them served the MNIST models no better and the Fashion-MNIST model worse.
+of them served the MNIST models little better and the Fashion-MNIST model worse; and even these
+two cost Fashion-MNIST's verdict on uploaded digits, so its detector does not read them.
 """
 
 from __future__ import annotations
