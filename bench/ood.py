@@ -6,13 +6,14 @@
 
 For every model, the detector (``explorer.explore.strangers``, as the app and the CLI fit it) is fitted
 on the first 5,000 images of its dataset's test set and on synthetic outliers (marks drawn at 140
-pixels, seed 11, and noise); the other 5,000 test images are the in-distribution images it is
-judged on. Against them: the other shipped dataset's test images (never shown to the detector),
-as they are and as a user would upload them (1,000 of them saved as 28x28 PNGs and prepared the
-way the model's dataset made its images: a clothing item shrunk into MNIST's 20x20 box; those
-the preparation refuses as blank are left out, and n says how many were judged),
-new non-digit marks (drawn at 280 pixels from another seed, preprocessed the way the model's
-dataset made its images, as an upload would be) and new noise. Printed per pair:
+pixels, seed 11, noise, and for the MNIST models photographed objects); the other 5,000 test
+images are the in-distribution images it is judged on. Against them: the other shipped
+dataset's test images (never shown to the detector), as they are and as a user would upload
+them (1,000 of them saved as 28x28 PNGs and prepared the way the model's dataset made its
+images: a clothing item shrunk into MNIST's 20x20 box; those the preparation refuses as blank
+are left out, and n says how many were judged), new non-digit marks (drawn at 280 pixels from
+another seed, preprocessed the way the model's dataset made its images, as an upload would be)
+and new noise. Printed per pair:
 
 - AUROC of the detector's strangeness, and of the candidates it was chosen over: -ELBO alone (as
   the old percentile warning used it), Serrà et al.'s complexity-corrected likelihood, and the
@@ -23,7 +24,8 @@ dataset made its images, as an upload would be) and new noise. Printed per pair:
 - the old warning's detection rate (ELBO below the 1st percentile of the test set's).
 
 Then, for each kind of mark, the AUROC of a detector fitted *without* that kind among its
-outliers: how it does on marks of a kind it has never seen.
+outliers: how it does on marks of a kind it has never seen. Marks and clothing items that the
+preparation refuses (as blank) are left out of both, and n says how many were judged.
 
 A model of the generated shapes (``--models shapes-conv-z8``) has 2,000 test images, all of
 them the detector's fit (as in the app); its own unseen images are 2,000 fresh shapes from the
@@ -57,15 +59,13 @@ from explorer.checkpoints import dataset_of, load_checkpoint, read_config  # noq
 from explorer.data.cache import load_dataset  # noqa: E402
 from explorer.data.uploads import preprocess_image  # noqa: E402
 from explorer.errors import ImageError  # noqa: E402
-from explorer.explore.outliers import (  # noqa: E402
-    MARK_KINDS,
-    OUTLIER_MARKS,
-    OUTLIER_SEED,
-    noise_images,
-    outlier_images,
-    synthetic_marks,
+from explorer.explore.outliers import MARK_KINDS, noise_images, outlier_set, synthetic_marks  # noqa: E402
+from explorer.explore.strangers import (  # noqa: E402
+    REFERENCE_IMAGES,
+    StrangerDetector,
+    image_statistics,
+    reads_ink,
 )
-from explorer.explore.strangers import REFERENCE_IMAGES, StrangerDetector, image_statistics  # noqa: E402
 
 DATASETS = ("mnist", "fashion-mnist")  # the other data every model is judged against
 OTHER_UPLOADS = 1000  # other datasets' test images uploaded as PNGs, per dataset
@@ -93,33 +93,36 @@ def candidates(detector: StrangerDetector) -> dict:
     }
 
 
-def other_images(test: dict, dataset: str, marks: list, noise: int, uploads: int) -> dict[str, torch.Tensor]:
+def other_images(
+    test: dict, dataset: str, marks: list, noise: int, uploads: int
+) -> tuple[dict[str, torch.Tensor], list[str]]:
     """The images a model of ``dataset`` should call strangers, by name: the other datasets' test
     images as they are (where they have the model's shape) and ``uploads`` of them uploaded as
-    PNGs (prepared as the model's data), the drawn ``marks`` and ``noise`` noise images."""
+    PNGs (prepared as the model's data), the drawn ``marks`` and ``noise`` noise images; and the
+    kind of each mark judged (those the preparation refuses, as blank, are left out)."""
     shape = tuple(test[dataset].shape[1:])
     others = {d: test[d][:5000] for d in DATASETS if d != dataset and tuple(test[d].shape[1:]) == shape}
     for d in DATASETS:
         if d != dataset:
             pictures = [Image.fromarray(a[0].mul(255).byte().numpy()) for a in test[d][5000 : 5000 + uploads]]
             others[f"{d}, uploaded"] = prepared(pictures, dataset)
-    # every mark, in order (unseen_kind_aurocs pairs them with their kinds)
-    others["non-digit marks"] = torch.stack([preprocess_image(im, dataset) for _, im in marks])
+    others["non-digit marks"], kept = prepared([im for _, im in marks], dataset, kept=True)
     others["noise"] = noise_images(noise, seed=2, shape=shape)
-    return others
+    return others, [marks[i][0] for i in kept]
 
 
-def prepared(pictures: list[Image.Image], dataset: str) -> torch.Tensor:
+def prepared(pictures: list[Image.Image], dataset: str, kept: bool = False):
     """``pictures`` prepared as uploads to a model of ``dataset`` (N, C, H, W); those it refuses
     (a nearly empty one, "blank", as the app refuses it) are left out, so n says how many were
-    judged."""
-    out = []
-    for picture in pictures:
+    judged. With ``kept``, also the indices of the pictures prepared."""
+    out, index = [], []
+    for i, picture in enumerate(pictures):
         try:
             out.append(preprocess_image(picture, dataset))
         except ImageError:
             continue
-    return torch.stack(out)
+        index.append(i)
+    return (torch.stack(out), index) if kept else torch.stack(out)
 
 
 def drawn_discs(n: int, seed: int = 5) -> list[Image.Image]:
@@ -176,11 +179,12 @@ def judge_model(name: str, test: dict, marks: list, args) -> dict[str, float]:
     dataset = dataset_of(read_config(name))
     reference, own = own_images(test, dataset)
     ref_stats, own_stats = image_statistics(model, reference), image_statistics(model, own)
-    outlier_stats = image_statistics(model, outlier_images(dataset))
-    detector = StrangerDetector().fit(ref_stats, outlier_stats)
+    outliers, outlier_kinds = outlier_set(dataset)
+    outlier_stats = image_statistics(model, outliers)
+    detector = StrangerDetector(ink=reads_ink(dataset)).fit(ref_stats, outlier_stats)
     scores = candidates(detector)
     old_threshold = np.percentile(ref_stats[:, 0] - ref_stats[:, 1], 1.0)
-    others = other_images(test, dataset, marks, args.noise, args.uploads)
+    others, mark_kinds = other_images(test, dataset, marks, args.noise, args.uploads)
     own_flagged = float((detector.strangeness(own_stats) > detector.threshold).mean())
     if dataset == "shapes":  # what its verdict should let through (own_flagged's target: <= 5%)
         through = {
@@ -204,18 +208,21 @@ def judge_model(name: str, test: dict, marks: list, args) -> dict[str, float]:
         )
     mark_stats = image_statistics(model, others["non-digit marks"])
     print(f"<!-- {name}: {time.perf_counter() - start:.1f} s -->")
-    return unseen_kind_aurocs(ref_stats, own_stats, outlier_stats, mark_stats, marks)
+    blind = unseen_kind_aurocs(
+        ref_stats, own_stats, (outlier_stats, outlier_kinds), mark_stats, mark_kinds, dataset
+    )
+    return blind
 
 
-def unseen_kind_aurocs(ref_stats, own_stats, outlier_stats, mark_stats, marks) -> dict[str, float]:
-    """AUROC of each kind of mark against the model's own test images, for a detector fitted
-    without that kind among its outliers."""
-    kinds_seen = np.array([k for k, _ in synthetic_marks(OUTLIER_MARKS, OUTLIER_SEED, size=140)])
-    mark_kinds = np.array([k for k, _ in marks])
+def unseen_kind_aurocs(ref_stats, own_stats, outliers, mark_stats, mark_kinds, dataset) -> dict[str, float]:
+    """AUROC of each kind of mark (``mark_kinds``, one per row of ``mark_stats``) against the
+    model's own test images, for a detector fitted without that kind among its ``outliers``
+    (statistics, kinds)."""
+    outlier_stats, kinds_seen = outliers[0], np.array(outliers[1])
+    mark_kinds = np.array(mark_kinds)
     out = {}
     for kind in MARK_KINDS:
-        keep = np.r_[kinds_seen != kind, np.ones(len(outlier_stats) - len(kinds_seen), bool)]
-        blind = StrangerDetector().fit(ref_stats, outlier_stats[keep])
+        blind = StrangerDetector(ink=reads_ink(dataset)).fit(ref_stats, outlier_stats[kinds_seen != kind])
         out[kind] = auroc(blind.strangeness(own_stats), blind.strangeness(mark_stats[mark_kinds == kind]))
     return out
 

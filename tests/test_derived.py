@@ -5,6 +5,7 @@ and a finished run writing them."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -118,6 +119,42 @@ def test_a_missing_part_is_added_and_the_others_kept(stored, monkeypatch):
     assert torch.equal(back.elbo, figures.elbo) and back.detector is not None
 
 
+def test_a_detector_of_other_statistics_is_left_out_and_fitted_again_alone(stored, monkeypatch):
+    """A detector stored before the statistics changed (here: before the ink statistics) would
+    misread today's: it is left out when read, and only it is measured again."""
+    from explorer.explore.strangers import STATISTICS
+
+    folder, model, x, figures = stored
+    meta_file = folder / "derived" / derived.META
+    meta = json.loads(meta_file.read_text())
+    assert meta["detector"]["statistics"] == list(STATISTICS)
+    meta["detector"]["statistics"] = list(STATISTICS[:4])
+    meta_file.write_text(json.dumps(meta))
+    back = derived.load(folder)
+    assert not back.has("detector") and torch.equal(back.codes, figures.codes)
+    import explorer.explore.strangers
+
+    fitted = []  # the fit itself (a minute) is the measured one: what matters is that it is asked for
+    monkeypatch.setattr(
+        explorer.explore.strangers, "fit_detector", lambda *a: fitted.append(a[2]) or figures.detector
+    )
+    monkeypatch.setattr(derived, "test_images", lambda dataset: x)
+    again = derived.ensure(folder, model)
+    assert fitted == ["mnist"] and again.has("detector") and torch.equal(again.elbo, figures.elbo)
+    assert derived.load(folder).detector.threshold == pytest.approx(figures.detector.threshold)
+
+
+SHIPPED = sorted(p.parent for p in (Path(__file__).parent.parent / "pretrained").glob("*/derived"))
+
+
+@pytest.mark.parametrize("folder", SHIPPED, ids=[f.name for f in SHIPPED])
+def test_the_shipped_figures_are_the_models_and_of_todays_statistics(folder):
+    """Every shipped model's derived files are its own and hold a detector of the statistics
+    ``image_statistics`` gives today, so the app reads it instead of fitting it (a minute)."""
+    figures = derived.load(folder)
+    assert all(figures.has(p) for p in derived.CORE), folder
+
+
 def test_a_stored_map_places_new_codes_among_their_neighbours():
     from explorer.explore.projections import NonlinearProjection, fit_nonlinear
 
@@ -206,7 +243,7 @@ def test_reading_the_figures_and_judging_an_image_imports_no_scikit_learn(stored
     folder = stored[0]
     script = (
         "import sys, numpy as np; from explorer.explore.derived import load; d = load(sys.argv[1]); "
-        "v = d.detector.verdicts(np.array([[-100.0, 5.0, 900.0, 3.0]])); "
+        "v = d.detector.verdicts(np.array([[-100.0, 5.0, 900.0, 3.0, 0.5, 4.0]])); "
         "assert d.codes.shape[0] == 400 and len(v) == 1; "
         "print(sorted(m for m in sys.modules if m.startswith('sklearn')))"
     )

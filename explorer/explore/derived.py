@@ -17,6 +17,9 @@ The files, this module's format and no other's:
 - ``derived/derived.safetensors``: the arrays (codes (N, z) float32, ELBO (N,), per-unit KL and
   variance (z,), the detector's fitted parameters, density maps (G, G), map places (N, 2)).
 
+A detector fitted on other statistics than ``strangers.STATISTICS`` (derived.json names them) is
+left out when the files are read, and ``ensure`` fits it again alone.
+
 Both are written atomically (the arrays first, the JSON that names their checksum last), so a
 reader sees the old pair, the new pair, or a pair whose checksums disagree, which is refused and
 recomputed. Pure PyTorch/NumPy/scikit-learn; no Streamlit.
@@ -39,6 +42,7 @@ import torch
 from explorer.explore.density import DensityMap
 from explorer.explore.strangers import (
     DETECTOR_ARRAYS,
+    STATISTICS,
     StrangerDetector,
     detector_arrays,
     detector_from_arrays,
@@ -259,7 +263,7 @@ def _detector_scalars(derived: Derived) -> dict | None:
         return None
     fitted_on = int(found.regression[0].n_samples_seen_)  # the reference images and outliers
     return {"components": found.components, "quantile": found.quantile, "threshold": found.threshold,
-            "fitted_on": fitted_on}  # fmt: skip
+            "fitted_on": fitted_on, "statistics": list(STATISTICS), "ink": found.ink}  # fmt: skip
 
 
 def save(model_folder: str | os.PathLike, derived: Derived, checksum: str | None = None) -> Path:
@@ -328,6 +332,8 @@ def _derived_from(meta: dict, arrays: dict[str, np.ndarray]) -> Derived:
     parts = set(meta["parts"])
     tensor = lambda name: torch.from_numpy(arrays[name]) if name in arrays else None  # noqa: E731
     out = Derived(meta["dataset"], tensor("codes"), tensor("elbo"), tensor("kl"), tensor("variance"))
+    if "detector" in parts and meta["detector"].get("statistics") != list(STATISTICS):
+        parts.discard("detector")  # fitted on other statistics than image_statistics gives: refit
     if "detector" in parts:
         stored = {k: v for k, v in arrays.items() if k.startswith("detector.")}
         if set(stored) != set(DETECTOR_ARRAYS):

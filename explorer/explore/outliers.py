@@ -1,8 +1,12 @@
 """Synthetic outliers, the "outlier exposure" half of the stranger score (Hendrycks et al. 2019,
 "Deep Anomaly Detection with Outlier Exposure"; ``explorer.explore.strangers``): non-digit marks
 drawn as a person would draw them (letters, signs, shapes, scribbles, silhouettes) and noise,
-uploaded-size or image-size, prepared the way the dataset made its images. No image of another
-dataset is used. ``bench/ood.py`` and the tests use the same probes to measure the detector."""
+uploaded-size or image-size, prepared the way the dataset made its images; for a dataset of
+drawings (MNIST's "ink" convention), also photographed objects: filled, textured outlines of
+garments, bags, shoes, ellipses and polygons on a plain ground, from thumbnail to photo size,
+which the preparation shrinks into a digit's box as it would a photo of a thing. No image of
+another dataset is used. ``bench/ood.py`` and the tests use the same probes to measure the
+detector."""
 
 from __future__ import annotations
 
@@ -13,27 +17,59 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 
 OUTLIER_MARKS, OUTLIER_NOISE, OUTLIER_SEED = 300, 100, 11  # the synthetic outliers it is shown
+OUTLIER_OBJECTS = 300  # photographed objects among them, for a dataset of drawings only
 
 
 def outlier_images(
-    dataset: str, marks: int = OUTLIER_MARKS, noise: int = OUTLIER_NOISE, seed: int = OUTLIER_SEED
+    dataset: str,
+    marks: int = OUTLIER_MARKS,
+    noise: int = OUTLIER_NOISE,
+    seed: int = OUTLIER_SEED,
+    objects: int = OUTLIER_OBJECTS,
 ) -> torch.Tensor:
-    """Synthetic outliers for ``dataset`` (marks + noise, C, H, W): non-digit marks drawn at
-    140 pixels and preprocessed the way the dataset made its images (those that preprocessing
-    refuses, as at 4x4 pixels where a thin mark vanishes, are left out), then noise. Seeded."""
+    """Synthetic outliers for ``dataset`` (N, C, H, W): ``outlier_set``'s images."""
+    return outlier_set(dataset, marks, noise, seed, objects)[0]
+
+
+def outlier_set(
+    dataset: str,
+    marks: int = OUTLIER_MARKS,
+    noise: int = OUTLIER_NOISE,
+    seed: int = OUTLIER_SEED,
+    objects: int = OUTLIER_OBJECTS,
+) -> tuple[torch.Tensor, list[str]]:
+    """Synthetic outliers for ``dataset`` (N, C, H, W) and the kind of each (a mark's kind,
+    "object" or "noise"): non-digit marks drawn at 140 pixels, and for a dataset of drawings
+    (the "ink" convention) ``objects`` photographed objects, each prepared the way the dataset
+    made its images (those that preparation refuses, as at 4x4 pixels where a thin mark
+    vanishes, are left out); then noise. Seeded."""
+    from explorer.data.specs import spec
+
+    described = spec(dataset)
+    drawn = synthetic_marks(marks, seed, size=140)
+    if described.convention.kind == "ink" and objects:
+        drawn += [("object", image) for _, image in synthetic_objects(objects, seed)]
+    images, kinds = _prepared(drawn, dataset)
+    pictures = noise_pictures(noise, seed, dataset)
+    out = torch.cat([images, noise_images(noise, seed, described.image_shape), pictures])
+    return out, kinds + ["noise"] * (noise + len(pictures))
+
+
+def _prepared(drawn: list[tuple[str, Image.Image]], dataset: str) -> tuple[torch.Tensor, list[str]]:
+    """The pictures of (kind, picture) pairs prepared as ``dataset``'s images (N, C, H, W), and
+    their kinds; pictures the preparation refuses are left out."""
     from explorer.data.specs import spec
     from explorer.data.uploads import preprocess_image
     from explorer.errors import ImageError
 
-    shape = spec(dataset).image_shape
-    drawn = [torch.zeros((0, *shape))]
-    for _, image in synthetic_marks(marks, seed, size=140):
+    images, kinds = [torch.zeros((0, *spec(dataset).image_shape))], []
+    for kind, image in drawn:
         try:
-            drawn.append(preprocess_image(image, dataset)[None])
+            images.append(preprocess_image(image, dataset)[None])
         except ImageError:
             continue
-    prepared = noise_pictures(noise, seed, dataset)
-    return torch.cat([*drawn, noise_images(noise, seed, shape), prepared])
+        kinds.append(kind)
+    return torch.cat(images), kinds
 
 
 def noise_pictures(n: int, seed: int, dataset: str) -> torch.Tensor:
@@ -164,3 +200,89 @@ def noise_images(n: int, seed: int = 0, shape: tuple[int, int, int] = (1, 28, 28
             a = (a - a.min()) / max(a.max() - a.min(), 1e-9)
         out[i] = a
     return torch.from_numpy(out.astype(np.float32))
+
+
+# -- photographed objects: what a photo of a thing becomes when prepared as a drawing ------------
+
+OBJECT_KINDS = ("top", "trousers", "dress", "bag", "shoe", "ellipse", "polygon")
+_OUTLINES = {  # (b, s, d) -> corners in a unit square (x right, y down), for b, s, d drawn per object
+    "top": lambda b, s, d: [(0.38, 0.08), (0.62, 0.08), (0.5 + b, 0.14), (0.5 + b + s, 0.14 + 1.2 * s),
+                            (0.4 + b + s, 0.2 + 1.2 * s), (0.5 + b, 0.4), (0.5 + b, 0.95), (0.5 - b, 0.95),
+                            (0.5 - b, 0.4), (0.6 - b - s, 0.2 + 1.2 * s), (0.5 - b - s, 0.14 + 1.2 * s),
+                            (0.5 - b, 0.14)],
+    "trousers": lambda b, s, d: [(0.5 - b, 0.04), (0.5 + b, 0.04), (0.5 + b + s / 3, 0.96), (0.54, 0.96),
+                                 (0.5, 0.3 + d / 2), (0.46, 0.96), (0.5 - b - s / 3, 0.96)],
+    "dress": lambda b, s, d: [(0.42, 0.04), (0.58, 0.04), (0.5 + b / 2, 0.35), (0.5 + b + s / 2, 0.96),
+                              (0.5 - b - s / 2, 0.96), (0.5 - b / 2, 0.35)],
+    "bag": lambda b, s, d: [(0.4 - b, 0.35), (0.6 + b, 0.35), (0.65 + b, 0.92), (0.35 - b, 0.92)],
+    "shoe": lambda b, s, d: [(0.05, 0.55 - d / 2), (0.45, 0.45 - d / 2), (0.6, 0.4 - 0.3 * d),
+                             (0.85, 0.4 - 0.3 * d), (0.95, 0.8), (0.05, 0.8)],
+}  # fmt: skip
+
+
+def synthetic_objects(n: int, seed: int = 0, sizes=(28, 56, 140)) -> list[tuple[str, Image.Image]]:
+    """``n`` pictures of photographed objects (kind in ``OBJECT_KINDS``, a greyscale PIL image
+    of one of ``sizes`` pixels a side): a filled outline of a garment, a bag or a shoe (corners
+    jittered, stretched, tilted), an ellipse or a polygon, textured (a tone, a gradient of light,
+    shading and folds, grain, sometimes stripes or darker seams), light on a dark ground or dark
+    on a light one. What a model of strokes should call a stranger once it is shrunk into the
+    dataset's box: a photo's tones are spread, where a digit's strokes are mostly full ink.
+    Seeded."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        kind = OBJECT_KINDS[i % len(OBJECT_KINDS)]
+        size, light = int(rng.choice(sizes)), bool(rng.random() < 0.5)
+        out.append((kind, _object_picture(kind, size, light, rng)))
+    return out
+
+
+def _object_mask(kind: str, side: int, rng: np.random.Generator) -> np.ndarray:
+    """Where an object of ``kind`` lies in a ``side``-pixel square: (side, side) in [0, 1]."""
+    mask = Image.new("L", (side, side), 0)
+    draw = ImageDraw.Draw(mask)
+    if kind == "ellipse":
+        w, h = rng.uniform(0.35, 0.95, 2) * side
+        draw.ellipse([(side - w) / 2, (side - h) / 2, (side + w) / 2, (side + h) / 2], fill=255)
+    elif kind == "polygon":
+        angles = np.sort(rng.uniform(0, 2 * math.pi, int(rng.integers(3, 9))))
+        radii = 0.42 * side * rng.uniform(0.6, 1.0, len(angles))
+        c = side / 2
+        draw.polygon([(c + q * math.cos(a), c + q * math.sin(a)) for q, a in zip(radii, angles)], fill=255)
+    else:
+        b, s, d = rng.uniform(0.15, 0.3), rng.uniform(0.05, 0.35), rng.uniform(0, 1)
+        sx, sy = rng.uniform(0.75, 1.0, 2)
+        corners = np.array(_OUTLINES[kind](b, s, d))  # (K, 2)
+        corners = ((corners - 0.5) * (sx, sy) + 0.5 + rng.normal(0, 0.015, corners.shape)) * side
+        draw.polygon([tuple(c) for c in corners], fill=255)
+        if kind == "bag" and rng.random() < 0.6:  # a handle
+            q, top = rng.uniform(0.15, 0.3) * side, 0.35 * side
+            box = [side / 2 - q, top - q, side / 2 + q, top + q]
+            draw.arc(box, 180, 360, fill=255, width=max(2, side // 30))
+    return np.asarray(mask.rotate(rng.uniform(-15, 15), resample=Image.BILINEAR), np.float64) / 255
+
+
+def _object_picture(kind: str, size: int, light: bool, rng: np.random.Generator) -> Image.Image:
+    """One textured object of ``kind`` on a plain ground, drawn at 4x and shrunk to ``size``
+    pixels (anti-aliased, as a photo is); ``light``: a light object on a dark ground."""
+    from scipy import ndimage
+
+    side = 4 * size
+    mask = _object_mask(kind, side, rng)
+    ys, xs = np.mgrid[0:side, 0:side] / side
+    angle = rng.uniform(0, 2 * math.pi)
+    tone = rng.uniform(0.35, 1.0) * (1 - rng.uniform(0, 0.5) * (math.cos(angle) * xs + math.sin(angle) * ys))
+    if rng.random() < 0.3:  # stripes
+        across = ys if rng.random() < 0.5 else xs
+        tone = tone * (1 - rng.uniform(0.2, 0.6) * (np.sin(2 * math.pi * rng.uniform(4, 12) * across) > 0))
+    folds = ndimage.gaussian_filter(rng.normal(0, 1, (side, side)), side / rng.uniform(6, 20))
+    folds = (folds - folds.min()) / max(float(np.ptp(folds)), 1e-9)  # shading and folds, in [0, 1]
+    tone = tone * (1 - rng.uniform(0.2, 0.7) * folds)
+    tone = np.clip(tone + rng.normal(0, rng.uniform(0.0, 0.1), tone.shape), 0.05, 1)
+    ground = rng.uniform(0.0, 0.15)
+    levels = ground + (1 - ground) * tone * mask
+    if rng.random() < 0.3:  # seams: the outline in a darker shade
+        edge = mask - ndimage.minimum_filter(mask, size=max(3, side // 25))
+        levels = np.where(edge > 0.5, levels * 0.5, levels)
+    grey = levels if light else 1 - levels
+    return Image.fromarray((grey * 255).round().astype(np.uint8)).resize((size, size), Image.LANCZOS)
