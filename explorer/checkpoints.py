@@ -1,16 +1,15 @@
 """Checkpoints: the one place that saves and loads models (trainer, CLI and every page use it).
 
-A checkpoint is a folder:
-- ``model.safetensors``: the weights, with the model config, epoch and step in its metadata and
-  the sha256 of its tensor data, so the file is self-describing and self-verifying;
-- ``train_state.safetensors``: optimiser and random states for ``--resume`` (not shipped);
-- ``config.json``: a readable copy of model + training config, epoch, step, best test ELBO,
-  library version and each file's sha256.
+A checkpoint is a folder: ``model.safetensors`` (the weights, with the model config, epoch, step
+and the sha256 of its tensor data in its metadata: self-describing and self-verifying),
+``train_state.safetensors`` (optimiser and random states for ``--resume``; not shipped) and
+``config.json`` (a readable copy of model and training config, epoch, step, best test ELBO,
+library version and each file's sha256).
 
 Nothing is ever unpickled: safetensors holds only tensors and strings. Every file is written to a
-temporary name, flushed to disk and renamed over the old one, so a crash mid-write leaves the
-previous checkpoint intact. The previous training state is kept as ``train_state.prev.safetensors``
-so that a crash between two renames still leaves a consistent (model, training state) pair.
+temporary name, flushed and renamed over the old one, so a crash mid-write leaves the previous
+checkpoint intact; the previous training state stays as ``train_state.prev.safetensors``, so a
+crash between two renames still leaves a consistent (model, training state) pair.
 """
 
 from __future__ import annotations
@@ -49,10 +48,9 @@ def runs_root() -> Path:
 
 
 def pretrained_names() -> list[str]:
+    """The shipped models' names: the folders of ``pretrained_root()`` holding weights, sorted."""
     root = pretrained_root()
-    if not root.is_dir():
-        return []
-    return sorted(p.name for p in root.iterdir() if (p / MODEL_FILE).is_file())
+    return sorted(p.name for p in root.iterdir() if (p / MODEL_FILE).is_file()) if root.is_dir() else []
 
 
 def resolve(path_or_name: str | os.PathLike) -> Path:
@@ -80,7 +78,6 @@ def resolve(path_or_name: str | os.PathLike) -> Path:
     )
 
 
-# ----------------------------------------------------------------------------------------------
 # Writing
 
 
@@ -151,9 +148,8 @@ def save_checkpoint(
     rng: dict[str, torch.Tensor] | None = None,
     half: bool = False,
 ) -> Path:
-    """Write a checkpoint into ``folder`` (created if needed) and return it. ``half``: store the
-    floating-point weights as float16, half the file (a shipped model under a size limit); they
-    load back into the float32 network, rounded to float16's 11 significant bits."""
+    """Write a checkpoint into ``folder`` (created if needed) and return it. ``half``: the weights
+    as float16, half the file (they load into the float32 network, rounded to 11 bits)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     progress = {"epoch": int(epoch), "step": int(step)}
@@ -165,9 +161,7 @@ def save_checkpoint(
     }
     if train_config and train_config.get("dataset"):
         meta["dataset"] = str(train_config["dataset"])
-    weights = model.state_dict()
-    if half:
-        weights = {k: v.half() if v.is_floating_point() else v for k, v in weights.items()}
+    weights = {k: v.half() if half and v.is_floating_point() else v for k, v in model.state_dict().items()}
     model_blob = _serialise(weights, meta)
     if optimizer is not None:
         tensors, plain = _optimizer_tensors(optimizer)
@@ -197,7 +191,6 @@ def save_checkpoint(
     return folder
 
 
-# ----------------------------------------------------------------------------------------------
 # Reading
 
 
