@@ -91,21 +91,6 @@ def test_the_train_form_says_what_each_field_does_for_the_model_chosen(shipped):
     assert saved["model"]["likelihood"] == "bernoulli" and saved["train"]["dataset"] == "fashion-mnist"
 
 
-def test_monte_carlo_em_refused_for_an_autoencoder_in_the_forms_own_words(shipped):
-    """Monte Carlo EM on the Train form for an autoencoder said so in command-line flags: the form
-    names its own fields and their choices as its widgets show them, as its other refusals do."""
-    from tests.apptest import fill
-
-    at = page(TRAIN).run()
-    fill(at, run="mcem", algorithm="mcem", model="ae", epochs=1)
-    at.get_by_key("start-training").click().run()
-    assert not at.exception and len(at.error) == 1
-    refusal = at.error[0].value
-    said = 'use it with Model kind "VAE", not Model kind "Autoencoder (AE)"'
-    assert said in refusal and "--" not in refusal and "mcem" not in refusal, refusal
-    assert not (shipped / "runs" / "mcem").exists()
-
-
 @pytest.mark.parametrize("algorithm", ["mcem", "wake-sleep"])
 def test_an_algorithm_without_an_sgvb_bound_disables_its_settings(shipped, algorithm):
     """Wake-sleep and Monte Carlo EM train on no SGVB bound: the form's Objective, Samples L,
@@ -363,3 +348,27 @@ def test_the_small_map_of_an_autoencoder_holds_every_code():
     with torch.no_grad():
         codes = load_checkpoint("mnist-ae-z2").encode(test.images[:MAP_POINTS].float() / 255)[0]
     assert header["lim"] >= float(codes.abs().max())
+
+
+def test_an_autoencoder_disables_what_only_a_vae_has(shipped):
+    """An autoencoder has no KL term and is trained by its loss alone: Objective, Samples L,
+    Estimator, Beta and the Algorithm are off at their defaults (Beta and the autoencoder were
+    refused only at Start, and wake-sleep for an autoencoder too)."""
+    from tests.apptest import fill
+
+    at = page(TRAIN).run()
+    fill(at, algorithm="wake-sleep")
+    fill(at, model="ae")
+    for name, default in (("objective", "elbo"), ("samples", 1), ("estimator", "analytic"), ("beta", 1.0),
+                          ("algorithm", "aevb")):  # fmt: skip
+        widget = setting(at, name)
+        assert widget.disabled and widget.value == default, (name, widget.value)
+    assert not setting(at, "epochs").disabled and setting(at, "corruption").disabled  # a plain AE
+
+
+def test_starting_from_a_model_leaves_its_weights_no_initialisation_to_choose(shipped):
+    at = page(TRAIN).run()
+    at.selectbox(key="start-from").select("mnist-z2").run()
+    init = setting(at, "init")
+    assert init.disabled and init.value == "default"
+    assert not setting(at, "epochs").disabled

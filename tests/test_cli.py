@@ -116,6 +116,8 @@ def test_fine_tune_a_checkpoint_on_the_iwae_bound(run_dir, tmp_path, capsys):
     base = ["train", "--out", str(out), "--init-from", str(run_dir), "--limit", "300", "--test-limit", "100"]
     assert main([*base, "--latent-dim", "3"]) == 1
     assert "takes the architecture of" in capsys.readouterr().err and not out.exists()
+    assert main([*base, "--init", "paper"]) == 1  # the weights come from the checkpoint
+    assert "--init paper would do nothing" in capsys.readouterr().err and not out.exists()
     assert main([*base, "--objective", "iwae", "--samples", "3", "--epochs", "1", "--no-progress"]) == 0
     saved = json.loads((out / "config.json").read_text())
     assert saved["model"] == json.loads((run_dir / "config.json").read_text())["model"]

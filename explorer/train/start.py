@@ -97,6 +97,11 @@ def _start_or_resume(
         raise ExplorerError(
             f"--init-from takes the architecture of {init_from}; {shaped} cannot be given with it."
         )
+    if init_from and train_values.get("init", "default") != "default":
+        raise ExplorerError(
+            f"--init-from starts from the weights of {init_from}, so --init {train_values['init']} "
+            "would do nothing: leave out one of the two."
+        )
     if before_training is not None:
         before_training()
     if resume:

@@ -38,15 +38,26 @@ RUN_NAME = "run-name"  # the run name's widget key
 DATASETS_OWN = "the dataset's"  # the Likelihood choice that defers to the dataset's DatasetSpec
 # Chosen above the form, so that choosing them at once enables the fields that apply (the form
 # itself reruns only on Start): setting name -> the settings that apply only with this value.
-# The choices drawn above the form (a form's widgets cannot react to each other before Start), each
-# with the value that uses the settings listed: any other value disables them, and the run gets
-# their defaults (wake-sleep and Monte Carlo EM train on no SGVB bound: no objective, L, estimator
-# or KL weight).
-ABOVE_FORM = {
-    "model": ("dae", ("corruption", "corruption_level")),
-    "arch": ("conv", ("channels",)),
-    "algorithm": ("aevb", ("objective", "samples", "estimator", "beta")),
-}
+# The choices drawn above the form (a form's widgets cannot react to each other before Start), in
+# this order, and the settings each value uses (USES: a setting listed there is disabled unless its
+# choice has one of the values, and the run gets its default): wake-sleep and Monte Carlo EM train
+# on no SGVB bound, and an autoencoder has no KL term (no objective, L, estimator or KL weight),
+# nor an algorithm other than gradient descent on its loss.
+ABOVE_FORM = ("model", "arch", "algorithm")
+SGVB = ("objective", "samples", "estimator", "beta")
+USES = (
+    ("model", ("dae",), ("corruption", "corruption_level")),
+    ("model", ("vae",), (*SGVB, "algorithm")),
+    ("arch", ("conv",), ("channels",)),
+    ("algorithm", ("aevb",), SGVB),
+)
+
+
+def unused(chosen: dict) -> set[str]:
+    """The settings that do nothing with the ``chosen`` values of ABOVE_FORM (see USES)."""
+    return {
+        name for key, values, names in USES if key in chosen and chosen[key] not in values for name in names
+    }
 
 
 def run_started() -> None:
@@ -149,15 +160,18 @@ def _datasets_own() -> str:
 def _above_form(fixed: bool, arch: dict, recipe: dict) -> dict:
     """The settings of ABOVE_FORM (model kind, architecture, algorithm), drawn above the form;
     returns {setting name: value}. Starting from a model fixes its kind and architecture, not how
-    it goes on being trained."""
+    it goes on being trained; an autoencoder's algorithm is fixed (see USES)."""
     by_name = {s.name: s for s in (*MODEL_SETTINGS, *TRAIN_SETTINGS)}
     columns = st.columns(COLUMNS)
-    values = {}
+    values: dict = {}
     for i, name in enumerate(ABOVE_FORM):
         s = by_name[name]
         is_model = s in MODEL_SETTINGS
+        off = name in unused(values)
+        if off:  # shown at its default, which the run gets
+            st.session_state[widget_key(name)] = _shown(s, s.default, _options(s))
         start = (arch if is_model else recipe).get(name, s.default)
-        values[name] = _widget(columns[i], s, start, fixed and is_model)
+        values[name] = _widget(columns[i], s, start, (fixed and is_model) or off)
     return values
 
 
@@ -166,7 +180,8 @@ def _values(fixed: bool, arch: dict, recipe: dict, above: dict) -> dict:
     values chosen above the form). A setting that does nothing with the model kind or
     architecture chosen (conv channels for an MLP, the corruption of a plain VAE) is disabled."""
     shown = [s for s in (*MODEL_SETTINGS, *TRAIN_SETTINGS) if s.form and s.name not in ABOVE_FORM]
-    unused = {n for k, (v, names) in ABOVE_FORM.items() if above[k] != v for n in names}
+    # Starting from a model, its weights replace any initialisation: that field is off as well.
+    off_here = unused(above) | ({"init"} if fixed else set())
     columns = st.columns(COLUMNS)
     values = dict(above)
     for i, s in enumerate(shown):
@@ -176,9 +191,9 @@ def _values(fixed: bool, arch: dict, recipe: dict, above: dict) -> dict:
             start = s.default  # how long and where: a new choice every run, not the parent's
         if s.name == "likelihood" and not fixed:
             start = DATASETS_OWN  # a new model: the likelihood of whichever dataset is chosen
-        if s.name in unused:  # shown at its default, which the run gets (see ABOVE_FORM)
+        if s.name in off_here:  # shown at its default, which the run gets (see USES)
             st.session_state[widget_key(s.name)] = _shown(s, s.default, _options(s))
-        off = (fixed and (is_model or s.name == "dataset")) or s.name in unused
+        off = (fixed and (is_model or s.name == "dataset")) or s.name in off_here
         values[s.name] = _widget(columns[i % COLUMNS], s, start, off)
     return values
 
