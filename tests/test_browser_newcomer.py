@@ -73,7 +73,7 @@ OVERFLOW = """() => {
                + `${Math.round(r.left)}..${Math.round(r.right)}`);
   }
   for (const el of main.querySelectorAll('.katex-display, [data-testid=stMarkdownContainer], .live'))
-    if (el.getBoundingClientRect().width > 0 && el.scrollWidth > el.clientWidth + 4)
+    if (el.getBoundingClientRect().width > 0 && el.scrollWidth > el.clientWidth + 2)
       cut.push(`${el.className || el.dataset.testid} scrolls: ${el.scrollWidth} in ${el.clientWidth}`);
   return {scroll: document.documentElement.scrollWidth, main: main.scrollWidth, width, cut: cut.slice(0, 8)};
 }"""

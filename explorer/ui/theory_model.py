@@ -78,8 +78,8 @@ def _evidence(path: str, mtime_ns: int, image: np.ndarray) -> evidence.Evidence:
 def identity_ui(choice: str, model: VAE, key: tuple[str, int], dataset: str, config: dict) -> None:
     """log p(x) = ELBO + KL(q(z|x) || p(z|x)) on the chosen model and image, and L_K against K."""
     st.latex(  # a term a line: on one line they ran off a phone's screen
-        r"\begin{gathered}\log p_\theta(x) = \mathrm{ELBO} + \mathrm{KL}\big(q_\phi(z|x)\,\|\,"
-        r"p_\theta(z|x)\big), \\ \mathrm{ELBO} = \mathbb E_{q_\phi}\big[\log p_\theta(x, z)"
+        r"\begin{gathered}\log p_\theta(x) = \mathrm{ELBO} + \mathrm{KL}\big(q_\phi(z|x)\|"
+        r"p_\theta(z|x)\big) \\ \mathrm{ELBO} = \mathbb E_{q_\phi}\big[\log p_\theta(x, z)"
         r" - \log q_\phi(z|x)\big]\end{gathered}"
     )
     st.latex(
@@ -168,8 +168,9 @@ def reparam_ui(model: VAE, key: tuple[str, int], dataset: str, config: dict) -> 
     st.latex(
         r"\begin{aligned}\nabla_\phi \mathbb E_{q_\phi}[f(z)] &= \underbrace{\mathbb E_{q_\phi}\left[f(z)\,"
         r"\nabla_\phi \log q_\phi(z|x)\right]}_{\text{score function (REINFORCE)}} \\ &= "
-        r"\underbrace{\mathbb E_{\varepsilon\sim\mathcal N(0,I)}\left[\nabla_\phi f(\mu_\phi + "
-        r"\sigma_\phi\odot\varepsilon)\right]}_{\text{reparameterised}}\end{aligned}"
+        r"\underbrace{\mathbb E_{\varepsilon}\left[\nabla_\phi f(\mu_\phi + "
+        r"\sigma_\phi\odot\varepsilon)\right]}_{\text{reparameterised, } \varepsilon\sim\mathcal N(0,I)}"
+        r"\end{aligned}"
     )
     st.markdown(
         "Both are unbiased gradients of the ELBO with respect to the encoder's parameters φ. The score "
