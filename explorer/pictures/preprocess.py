@@ -105,7 +105,9 @@ def ink_map(grey: np.ndarray, local: bool = True) -> np.ndarray:
     for inverted in (True, False):
         ink, level, base = _ink_against(1.0 - grey if inverted else grey, local=True, raw=True)
         ways.append(ink)
-        strength.append(_contrast(level, base, inverted))
+        # A way round whose ink is nothing (the black around a filled garment, taken as ink on
+        # its light paper) cannot be the drawing, however strong its contrast.
+        strength.append(_contrast(level, base, inverted) if ink.max() >= MIN_CONTRAST else -1.0)
         del level, base  # 16 MB at the working size: a huge upload's peak is counted
     return without_rules(without_shade(ways[int(np.argmax(strength))], photo=noisy(grey)))
 
