@@ -61,6 +61,25 @@ def _round_shift(shift: float) -> int:
     return int(np.floor(shift + 0.5))
 
 
+FAINT = 0.3  # a margin row or column no stronger than this holds no stroke (fit_box's level: 0.25)
+
+
+def _trim_outside(small: np.ndarray, top: int, left: int, shape: tuple[int, int]):
+    """``small`` placed at (``top``, ``left``) in a field of ``shape``, without its outer rows
+    and columns that fall outside the field and hold only faint ink (at most ``FAINT``).
+    Returns (small, top, left)."""
+    height, width = shape
+    while small.shape[0] > 1 and top < 0 and small[0].max() <= FAINT:
+        small, top = small[1:], top + 1
+    while small.shape[0] > 1 and top + small.shape[0] > height and small[-1].max() <= FAINT:
+        small = small[:-1]
+    while small.shape[1] > 1 and left < 0 and small[:, 0].max() <= FAINT:
+        small, left = small[:, 1:], left + 1
+    while small.shape[1] > 1 and left + small.shape[1] > width and small[:, -1].max() <= FAINT:
+        small = small[:, :-1]
+    return small, top, left
+
+
 def place(small: np.ndarray, shape: tuple[int, int], convention: Convention) -> np.ndarray:
     """Put ``small`` into a black field of ``shape``: by its centre of mass (whole pixels, as
     MNIST) or by its box's centre."""
@@ -76,6 +95,11 @@ def place(small: np.ndarray, shape: tuple[int, int], convention: Convention) -> 
         cy, cx = (ys * small).sum() / total, (xs * small).sum() / total
         top = _round_shift(convention.centre_at[0] - cy)
         left = _round_shift(convention.centre_at[1] - cx)
+        # Faint rows and columns of the margin that land outside the field are cut off; only the
+        # drawing's own ink is moved back in (a photo's faint margin, which a clean picture of
+        # the same drawing lacks, must not move its strokes by a pixel).
+        small, top, left = _trim_outside(small, top, left, shape)
+        h, w = small.shape
         top, left = int(np.clip(top, 0, height - h)), int(np.clip(left, 0, width - w))
     else:
         top, left = (height - h + 1) // 2, (width - w + 1) // 2  # an odd margin: the extra pixel above

@@ -27,6 +27,7 @@ from PIL import Image
 from explorer.errors import ImageError
 from explorer.pictures.convention import Convention
 from explorer.pictures.framing import fit_box, place
+from explorer.pictures.ground import local_ground, plane_ground, stroke_split, stroke_width, typical_level
 from explorer.pictures.photos import WORK_SIDE, photo_array, shrink
 from explorer.pictures.reading import decoded, open_image, to_grey
 
@@ -60,76 +61,24 @@ def _light_ground(grey: np.ndarray) -> bool:
     return float(np.median(border)) > 0.5
 
 
-def stroke_width(ink: np.ndarray) -> float:
-    """The width in pixels of the strongest strokes of a light-on-dark picture: twice the 95th
-    percentile of the distance from a stroke pixel to the nearest ground pixel."""
-    from scipy import ndimage
-
-    strokes = ink > 0.5 * np.percentile(ink, 99.5)
-    if not strokes.any() or strokes.all():
-        return 1.0
-    return 2.0 * float(np.percentile(ndimage.distance_transform_edt(strokes)[strokes], 95))
-
-
-def local_ground(grey: np.ndarray) -> np.ndarray:
-    """The ground level under every pixel (H, W) of a light-ink-on-dark picture, so that a shadow
-    or uneven light across the paper counts as ground, not as ink.
-
-    A grey-level opening (a minimum then a maximum filter, the "rolling ball" of background
-    subtraction) with a square three times as wide as the strokes: it removes every stroke, and
-    keeps the ground's steps and gradients (the edge of a shadow stays where it is).
-    """
-    from scipy import ndimage
-
-    rough = np.clip(grey - float(np.median(grey)), 0.0, None)
-    size = int(np.clip(3 * stroke_width(rough) + 3, 5, max(5, min(grey.shape) // 2)))
-    return ndimage.grey_opening(grey, size=(size, size), mode="reflect")
-
-
-def typical_level(grey: np.ndarray, cells: int = 64) -> np.ndarray:
-    """The median grey level (H, W) of each pixel's neighbourhood, half of the picture
-    across: the paper's level where ink covers less than half of it. Computed on a copy shrunk
-    to ``cells`` pixels a side (area averages), median-filtered, and enlarged back (bilinear)."""
-    from scipy import ndimage
-
-    h, w = grey.shape
-    small = shrink(grey, cells)
-    size = max(3, min(small.shape) // 2)
-    typical = ndimage.median_filter(small, size=size, mode="reflect")
-    big = Image.fromarray(typical.astype(np.float32), "F").resize((w, h), Image.BILINEAR)
-    return np.asarray(big, np.float64)
-
-
-def plane_ground(grey: np.ndarray) -> np.ndarray:
-    """The ground level (H, W) as a plane fitted to the picture's border: for objects that fill
-    most of the frame (a local estimate would take the object for ground); it still follows a
-    gradient of light across the picture."""
-    h, w = grey.shape
-    ys, xs = np.indices((h, w))
-    edge = np.zeros((h, w), dtype=bool)
-    edge[[0, -1], :] = edge[:, [0, -1]] = True
-    a = np.stack([np.ones(edge.sum()), ys[edge] / max(h - 1, 1), xs[edge] / max(w - 1, 1)], 1)
-    values = grey[edge]
-    coef = np.linalg.lstsq(a, values, rcond=None)[0]
-    # Robust to an object touching the border: refit on the half of the border nearest the plane.
-    resid = np.abs(a @ coef - values)
-    keep = resid <= np.median(resid)
-    if keep.sum() >= 3:
-        coef = np.linalg.lstsq(a[keep], values[keep], rcond=None)[0]
-    return coef[0] + coef[1] * ys / max(h - 1, 1) + coef[2] * xs / max(w - 1, 1)
-
-
-def _denoised(grey: np.ndarray) -> np.ndarray:
-    """A 3x3 median filter for a picture whose border shows noise (a photo's grain, a scan's
-    speckle): it keeps edges, and steadies the strokes' profiles and so their centre of mass.
-    A noise-free picture (a rendered drawing) is returned as it is."""
-    from scipy import ndimage
-
+def noisy(grey: np.ndarray) -> bool:
+    """Whether a picture's border shows noise (a photo's grain, a scan's speckle, JPEG's
+    artefacts): its grey levels there vary at all about their median. A rendered drawing's do
+    not."""
     edge = max(1, min(grey.shape) // 50)
     border = np.concatenate(
         [grey[:edge].ravel(), grey[-edge:].ravel(), grey[:, :edge].ravel(), grey[:, -edge:].ravel()]
     )
-    if np.median(np.abs(border - np.median(border))) == 0:
+    return bool(np.median(np.abs(border - np.median(border))) > 0)
+
+
+def _denoised(grey: np.ndarray) -> np.ndarray:
+    """A 3x3 median filter for a picture whose border shows noise (``noisy``): it keeps edges,
+    and steadies the strokes' profiles and so their centre of mass. A noise-free picture (a
+    rendered drawing) is returned as it is."""
+    from scipy import ndimage
+
+    if not noisy(grey):
         return grey
     return ndimage.median_filter(grey, size=3, mode="reflect")
 
@@ -152,9 +101,15 @@ def ink_map(grey: np.ndarray, local: bool = True) -> np.ndarray:
     """
     if not local:
         return _ink_against(1.0 - grey if _light_ground(grey) else grey, local=False)
-    ways = [_ink_against(1.0 - grey, local=True, raw=True), _ink_against(grey, local=True, raw=True)]
-    strength = [float(np.percentile(raw, 99.9)) for _, raw in ways]
-    return without_rules(without_shade(ways[int(np.argmax(strength))][0]))
+    ways, strength = [], []
+    for inverted in (True, False):
+        ink, level, base = _ink_against(1.0 - grey if inverted else grey, local=True, raw=True)
+        ways.append(ink)
+        # A way round whose ink is nothing (the black around a filled garment, taken as ink on
+        # its light paper) cannot be the drawing, however strong its contrast.
+        strength.append(_contrast(level, base, inverted) if ink.max() >= MIN_CONTRAST else -1.0)
+        del level, base  # 16 MB at the working size: a huge upload's peak is counted
+    return without_rules(without_shade(ways[int(np.argmax(strength))], photo=noisy(grey)))
 
 
 def without_rules(ink: np.ndarray) -> np.ndarray:
@@ -181,7 +136,7 @@ def _ink_against(grey: np.ndarray, local: bool, raw: bool = False):
     grey = _denoised(grey)
     ground = local_ground(grey) if local else plane_ground(grey)
     ground = np.clip(ground, 0.0, 0.95)
-    difference = grey - np.maximum(ground, typical_level(grey)) if raw else None
+    base = np.maximum(ground, typical_level(grey)) if raw else None
     ink = (grey - ground) / (1.0 - ground)
     # The ground as corrected, measured on the picture's border (ground, apart from what a
     # drawing, an object or a shadow's remains cover of it): its median is the bias left by the
@@ -199,10 +154,32 @@ def _ink_against(grey: np.ndarray, local: bool, raw: bool = False):
     near = border[np.abs(border - level) < 0.15]
     sigma = max(0.0, float(np.percentile(near, 80)) - level) / 0.84 if len(near) else 0.0
     ink = np.clip(np.where(ink > level + 3.0 * sigma, (ink - level) / (1.0 - level), 0.0), 0.0, 1.0)
-    return (ink, difference) if raw else ink
+    return (ink, grey, base) if raw else ink
 
 
-def without_shade(ink: np.ndarray) -> np.ndarray:
+def _contrast(level: np.ndarray, base: np.ndarray, inverted: bool) -> float:
+    """How strongly a picture's ink stands out: the 99.9th percentile over its pixels of the log
+    ratio of the lighter to the darker of (the pixel, its ground ``base``), in the picture's own
+    grey levels (``inverted``: ``level`` and ``base`` are 1 - those), where the pixel is ink.
+    A ratio, as the eye and the light see it: a shadow or a patch of light changes the paper's
+    level by a factor of at most about three, ink by ten or more; a few grey levels' difference
+    between a white card and a table is nothing. (Levels are offset by 0.05 so that noise in
+    black is no contrast.)"""
+    above = level > base
+    top = 0.001 * level.size  # how many pixels lie above the 99.9th percentile
+    if above.sum() <= top:
+        return 0.0
+    level, base = level[above], base[above]  # copies, worked on in place
+    light, dark = (
+        (np.subtract(1.0, base, out=base), np.subtract(1.0, level, out=level)) if inverted else (level, base)
+    )
+    light += 0.05
+    dark += 0.05
+    ratio = np.log(np.divide(light, dark, out=light), out=light)  # > 0; every other pixel's is 0
+    return float(np.percentile(ratio, 100.0 * (1.0 - top / len(ratio))))
+
+
+def without_shade(ink: np.ndarray, photo: bool = True) -> np.ndarray:
     """``ink`` (H, W) with wide areas of moderate darkness removed: a shadow narrower than the
     ground estimate's window (a pole's shadow across the page) is left in the ink, but it is
     much weaker than the strokes (a shadow darkens paper by half, ink by nine tenths) and wider
@@ -213,9 +190,15 @@ def without_shade(ink: np.ndarray) -> np.ndarray:
 
     if not (ink > 0).any():
         return ink
-    strength = float(np.percentile(ink[ink > 0.5 * ink.max()], 90))
-    shade = (ink > 0.05 * strength) & (ink < 0.6 * strength)
-    size = int(np.ceil(1.5 * stroke_width(ink))) + 1
+    width = stroke_width(ink, cores=photo)
+    if photo:
+        strength = float(np.median(ink[ink > stroke_split(ink)]))
+        shade = (ink > 0.05 * strength) & (ink < 0.8 * strength)
+        size = int(np.ceil(0.5 * width)) + 2
+    else:
+        strength = float(np.percentile(ink[ink > 0.5 * ink.max()], 90))
+        shade = (ink > 0.05 * strength) & (ink < 0.6 * strength)
+        size = int(np.ceil(1.5 * width)) + 1
     # A binary opening by a square, as a minimum then a maximum filter (separable: fast).
     wide = ndimage.maximum_filter(ndimage.minimum_filter(shade, size=size), size=size)
     return np.where(wide, 0.0, ink)
@@ -300,7 +283,7 @@ def main_drawing(ink: np.ndarray, whole_object: bool = False) -> np.ndarray:
     # within a stroke's width of one (a stroke's soft edge, not the faint rule of lined paper).
     faint, _ = ndimage.label(ink > 0, structure=np.ones((3, 3)))
     touching = np.unique(faint[keep & strong])
-    width = max(1, int(np.ceil(stroke_width(ink))))
+    width = max(1, int(np.ceil(stroke_width(ink, cores=False))))
     close = ndimage.maximum_filter(keep & strong, size=2 * width + 1)
     return ink * (np.isin(faint, touching[touching > 0]) & close)
 
