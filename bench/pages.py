@@ -43,7 +43,16 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from tests.browser import CHROMIUM, CHROMIUM_ARGS, streamlit_server, wait_idle  # noqa: E402
 
-MODELS = ("mnist-z2", "mnist-z20", "mnist-ae-z2", "fashion-mnist-z2", "shapes-conv-z8", "shapes-conv-bce-z8")
+MODELS = (
+    "mnist-z2",
+    "mnist-z20",
+    "mnist-ae-z2",
+    "fashion-mnist-z2",
+    "shapes-conv-z8",
+    "shapes-conv-bce-z8",
+    "paper-aevb-z20",
+    "paper-wake-sleep-z20",
+)
 FIRST, SWITCH, CLICK = 2.0, 1.0, 0.5  # targets in seconds
 
 # The time of the last moment the app's script went idle, on the page's clock, kept from the
