@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml | $(PY)
 # MALLOC_ARENA_MAX=2: Streamlit runs each session's script on its own thread, and glibc gives
 # threads their own memory arenas, which it does not hand back: with ten sessions the server grew
 # from 0.8 to 1.6 GB and stayed there; with two arenas it stays flat (bench/README.md, soak).
-# explorer.ui.serve is `streamlit run app.py` with the pages' imports warmed while the server starts.
+# explorer.ui.serve is `streamlit run app.py` with the pages' imports done before the server starts.
 run: $(STAMP)
 	MALLOC_ARENA_MAX=2 $(VENV)/bin/python -m explorer.ui.serve --server.address $(HOST) --server.port $(PORT)
 

@@ -1,6 +1,6 @@
 """VAE Explorer, home page: what a VAE is, the chosen model's card, samples, and the way in.
 
-Run with ``make run`` (``python -m explorer.ui.serve``, which warms the pages' imports while the
+Run with ``make run`` (``python -m explorer.ui.serve``, which imports what the pages need before the
 server starts; ``streamlit run app.py`` works too).
 """
 

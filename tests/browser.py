@@ -49,7 +49,7 @@ def streamlit_server(
 ):
     """Start the app on 127.0.0.1 (with ``extra_args`` for streamlit) in ``root`` (another
     checkout of the app, for a bench's baseline) as ``make run`` does (``python -m
-    explorer.ui.serve``: the pages' imports warmed while the server starts), or, with ``warm``
+    explorer.ui.serve``: the pages' imports done before the server starts), or, with ``warm``
     False or in a checkout without that launcher, as ``streamlit run app.py``; yield its URL; stop
     it by its PID (appended to ``pid_out`` when given, for measurements of the server process)."""
     port = free_port()

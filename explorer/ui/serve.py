@@ -1,13 +1,17 @@
-"""Start the explorer's Streamlit server with the pages' imports already warm.
+"""Start the explorer's Streamlit server with the pages' imports already done.
 
 ``python -m explorer.ui.serve [streamlit options]`` is ``streamlit run app.py [options]`` plus one
-thing: while the server starts, a background thread imports every module the app's pages import,
-and the libraries their code imports on first use (PyTorch alone takes about 1.5 s on a 2-core
-host, scikit-learn with SciPy 2.7 s), so the first visitor's page does not wait for them.
-Streamlit runs each session's script in the server's own process, where ``sys.modules`` is
-shared: a page that arrives while the warm-up is still importing waits only for what is left
-(Python's import lock), never twice. ``make run`` and the browser tests start the app this way;
-``streamlit run app.py`` still works, with a slower first view (bench/pages.py measures both).
+thing: before the server starts, it imports every module the app's pages import, and the
+libraries their code imports on first use (PyTorch alone takes about 1.5 s on a 2-core host,
+scikit-learn with SciPy 2.7 s), so the first visitor's page does not wait for them: Streamlit runs
+each session's script in the server's own process, where ``sys.modules`` is shared.
+
+The imports come first, in the main thread, not beside the starting server in a thread of their
+own: a page importing a module (plotly reaching for pandas) while that thread was importing it
+met Python's import deadlock detection, which hands back the module half initialised
+("partially initialized module 'pandas' has no attribute 'Series'"). The server answers a few
+seconds later instead. ``make run`` and the browser tests start the app this way; ``streamlit run
+app.py`` still works, with a slower first view (bench/pages.py measures both).
 """
 
 from __future__ import annotations
@@ -15,7 +19,6 @@ from __future__ import annotations
 import ast
 import importlib
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -79,11 +82,11 @@ def warm(modules: list[str]) -> dict[str, float]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Run Streamlit's ``run`` command on ``app.py`` with ``argv`` (Streamlit's own options), the
-    pages' modules imported by a daemon thread meanwhile."""
+    """Import the pages' modules, then run Streamlit's ``run`` command on ``app.py`` with
+    ``argv`` (Streamlit's own options)."""
     from streamlit.web import cli
 
-    threading.Thread(target=warm, args=(modules_to_warm(),), name="warm-imports", daemon=True).start()
+    warm(modules_to_warm())
     sys.argv = ["streamlit", "run", str(ENTRY), *(sys.argv[1:] if argv is None else argv)]
     cli.main()
 
