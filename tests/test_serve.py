@@ -39,3 +39,26 @@ def test_the_libraries_the_pages_import_on_first_use_are_warmed_too():
     assert names[: len(imported_modules(page_files()))] == imported_modules(page_files())
     assert set(LAZY) <= set(names) and len(names) == len(set(names))
     assert "umap" not in names and "openTSNE" not in names  # only wide models' maps want them
+
+
+def test_the_imports_are_done_before_the_server_starts(monkeypatch):
+    """In the main thread and before Streamlit's ``run``: a thread importing beside the starting
+    server raced the first page's own imports (a half-initialised pandas)."""
+    import threading
+
+    from streamlit.web import cli
+
+    import explorer.ui.serve as serve
+
+    seen = {}
+
+    def run():
+        seen["warm"] = all(name in sys.modules for name in ("torch", "sklearn.mixture", "explorer.ui.models"))
+        seen["threads"] = [t.name for t in threading.enumerate() if t.name == "warm-imports"]
+        seen["argv"] = list(sys.argv)
+
+    monkeypatch.setattr(cli, "main", run)
+    monkeypatch.setattr(sys, "argv", ["serve"])
+    serve.main(["--server.port", "1"])
+    assert seen["warm"] and not seen["threads"]
+    assert seen["argv"][1:] == ["run", str(serve.ENTRY), "--server.port", "1"]
