@@ -97,13 +97,12 @@ def test_an_autoencoders_clicked_point_has_no_ellipses(baselines):
 
 
 def test_the_train_page_trains_a_denoising_autoencoder(shipped):
-    from tests.apptest import TRAIN, fill, small_run, start, wait_for
+    from tests.apptest import TRAIN, fill, setting, small_run, wait_for
 
     at = page(TRAIN).run()
-    start(fill(at, model="ae", beta=4.0))
-    assert '"Beta (KL weight)" does not apply to it' in at.error[0].value  # in the form's words
-    assert 'choose Model kind "VAE"' in at.error[0].value
-    small_run(at, "dae", model="dae", beta=1.0, corruption="gaussian", corruption_level=0.3)
+    fill(at, model="ae")  # an autoencoder has no KL weight: Beta is off, at 1 (it was refused at Start)
+    assert setting(at, "beta").disabled and setting(at, "beta").value == 1.0
+    small_run(at, "dae", model="dae", corruption="gaussian", corruption_level=0.3)
     assert not at.exception and not at.error
     folder = shipped / "runs" / "dae"
     wait_for(folder, "finished")
