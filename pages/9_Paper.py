@@ -24,7 +24,7 @@ for tab, dataset in zip(tabs, DATASETS):
     with tab:
         figure2_panels(curves, dataset)
 
-st.subheader("Figure 3: AEVB, wake-sleep and Monte Carlo EM by marginal likelihood")
+st.subheader("Figure 3: AEVB, wake-sleep and Monte Carlo EM by marginal likelihood, MNIST")
 st.markdown(
     "For a 3-D latent space the marginal likelihood itself can be estimated (the paper's Appendix D: "
     "HMC samples of the posterior). Monte Carlo EM has no encoder: it runs a Hybrid Monte Carlo chain "

@@ -121,7 +121,7 @@ def figure3(curves: list[dict], sizes: tuple[int, ...]) -> go.Figure:
     """Figure 3's panels, one per training-set size: the marginal log-likelihood (the paper's
     Appendix D estimator) of each algorithm on the training set (solid) and the test set (dashed)
     against training samples evaluated, log scale."""
-    titles = [f"MNIST, N<sub>train</sub> = {n:,}" for n in sizes]
+    titles = [f"N<sub>train</sub> = {n:,}" for n in sizes]  # MNIST, as the page says; short: a phone
     fig = make_subplots(
         rows=1, cols=len(sizes), shared_yaxes=True, horizontal_spacing=0.03, subplot_titles=titles
     )
