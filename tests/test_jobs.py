@@ -85,14 +85,14 @@ def test_make_run_listens_on_loopback_only():
         text=True,
         check=True,
     )
-    command = shlex.split(dry.stdout.strip().splitlines()[-1])  # the recipe's streamlit line
+    command = shlex.split(dry.stdout.strip().splitlines()[-1])  # the recipe's server line
     settings = {}
     while "=" in command[0]:  # the environment the recipe sets first: NAME=value ...
         name, _, value = command.pop(0).partition("=")
         settings[name] = value
     assert settings.get("MALLOC_ARENA_MAX") == "2", settings  # the server's memory stays flat
-    assert Path(command[0]).name == "streamlit", command
-    command[0] = str(Path(sys.executable).with_name("streamlit"))  # this environment's
+    assert Path(command[0]).name == "python" and command[1:3] == ["-m", "explorer.ui.serve"], command
+    command[0] = sys.executable  # this environment's
     env = {**os.environ, **settings}
     proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
