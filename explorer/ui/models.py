@@ -160,7 +160,7 @@ def model_or_stop() -> tuple[str, VAE, dict]:
         st.error(f"Cannot load model {choice!r}: {exc}")
         st.stop()
     if not encoder_trained(config):
-        st.warning(NO_ENCODER.replace("NAME", choice))
+        st.warning(NO_ENCODER.replace("NAME", choice.removeprefix(RUN_PREFIX)))  # as the CLI names it
     settle_view(choice, model.config.latent_dim, lambda: len(test_images(dataset_of(config))[1]))
     publish_view(choice, wide=model.config.latent_dim > 2)
     st.sidebar.caption("The address bar holds this view (model, map, clicked image): copy it to share.")
