@@ -55,3 +55,27 @@ def test_evaluate_says_so_too(models, capsys):
     assert json.loads(capsys.readouterr().out)["encoder_trained"] is False
     assert main(["evaluate", "by-aevb", "--k", "0", "--limit", "20"]) == 0
     assert "note:" not in capsys.readouterr().out
+
+
+def test_the_train_page_says_why_an_mcem_run_has_no_latent_space_forming(tmp_path, monkeypatch):
+    """The Train page said "the run ended before its first snapshot" of a Monte Carlo EM run,
+    which never has one: no encoder, no codes."""
+    from streamlit.testing.v1 import AppTest
+
+    for name, algorithm in (("by-mcem", "mcem"), ("by-aevb", "aevb")):
+        model = VAE(ModelConfig(hidden=(16,), latent_dim=2))
+        save_checkpoint(tmp_path / name, model, train_config={"dataset": "mnist", "algorithm": algorithm})
+
+    def script(root: str, name: str) -> None:
+        from pathlib import Path
+
+        from explorer.train.jobs import JobRegistry
+        from explorer.ui.run_view import latent_forming
+
+        latent_forming(JobRegistry(Path(root)), name)
+
+    for name, said in (("by-mcem", True), ("by-aevb", False)):
+        at = AppTest.from_function(script, kwargs={"root": str(tmp_path), "name": name}).run()
+        assert not at.exception
+        text = " ".join(c.value for c in at.caption)
+        assert ("Monte Carlo EM trains no encoder" in text) == said, text

@@ -8,6 +8,7 @@ import math
 import streamlit as st
 
 from explorer.checkpoints import read_config
+from explorer.config import encoder_trained
 from explorer.errors import ExplorerError
 from explorer.explore.latent import align_frames, pick_frames
 from explorer.pictures.latent_plots import latent_animation
@@ -105,6 +106,17 @@ def resume_control(registry: JobRegistry, name: str, done: int, target: int | No
 def latent_forming(registry: JobRegistry, name: str) -> None:
     """The latent space as it forms: the run's per-epoch snapshots of SNAPSHOT_SIZE test images."""
     st.markdown("**The latent space forming**")
+    try:
+        mcem = not encoder_trained(read_config(registry.root / name))
+    except ExplorerError:
+        mcem = False
+    if mcem:
+        st.caption(
+            "Monte Carlo EM trains no encoder: there are no codes to watch form, and no ELBO per "
+            "epoch. Its curve is the decoder's loss at the chains' states; the bound points, when "
+            "the run was asked for them (--bound-points), are its estimates."
+        )
+        return
     snapshots = RunFolder(registry.root / name).read_latent_snapshots()
     if snapshots is None:
         if registry.view(name).active:
