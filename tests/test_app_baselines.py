@@ -92,8 +92,8 @@ def test_an_autoencoders_clicked_point_has_no_ellipses(baselines):
     assert not at.exception and not at.error
     assert "input | reconstruction" in [img.caption for i in at.get("image") for img in i.proto.imgs]
     assert any(m.value.startswith("code z = f(x): (") for m in at.markdown)
-    chart = next(c for c in at.get("plotly_chart") if "scatter" in c.proto.id)
-    assert "#3" in chart.proto.spec and "1 sigma" not in chart.proto.spec  # the marker, no ellipse
+    chart = next(c for c in at.get("plotly_chart") if "close-up" in c.proto.id)
+    assert '"#3"' in chart.proto.spec and "1 sigma" not in chart.proto.spec  # the marker, no ellipse
 
 
 def test_the_train_page_trains_a_denoising_autoencoder(shipped):

@@ -29,15 +29,46 @@ def test_latent_space_projects_higher_dimensions(shipped):
     assert "first two principal components" in at.info[0].value and "%" in at.info[0].value
 
 
+def chart(at, key):
+    return next(c for c in at.get("plotly_chart") if c.proto.id.endswith(f"-{key}") or key in c.proto.id)
+
+
 def test_latent_space_shows_the_posterior_of_the_clicked_point(shipped):
+    """A link's image: marked on the map as a click would mark it (its dot selected), its ellipses
+    and star on a close-up of the map around it."""
     at = page(LATENT)
     at.session_state["picked"] = ("mnist-z2", 3)
     at.run()
     assert not at.exception
-    names = [t.get("name") for t in spec(at.get("plotly_chart")[0])["data"]]
+    mapped = spec(chart(at, "scatter"))["data"]
+    marked = [[t["customdata"][k] for k in t["selectedpoints"]] for t in mapped if "selectedpoints" in t]
+    assert len(marked) == 10 and sum(marked, []) == [3]  # in every class's trace: one dot selected
+    names = [t.get("name") for t in spec(chart(at, "close-up"))["data"]]
     assert "#3: 1 sigma" in names and "#3: 2 sigma" in names and "#3" in names
     assert "input | reconstruction | 8 draws z ~ q(z|x), decoded" in captions(at)
+    assert any("1-sigma (solid) and 2-sigma (dashed) ellipses" in c.value for c in at.caption)
     assert any(m.value.startswith("q(z|x): mean (") and "standard deviation" in m.value for m in at.markdown)
+
+
+@pytest.mark.parametrize("model", ["mnist-z2", "mnist-z5"])
+def test_a_click_leaves_the_map_as_it_was(shipped, model):
+    """A click changes what is beside the map, never the map's figure: a changed figure is a new
+    chart in Streamlit, which forgets the user's zoom and selection and runs the page twice."""
+    at = page(LATENT)
+    at.session_state["model"] = model
+    at.run()
+    before = chart(at, "scatter")
+    for index in (3, 7):
+        at.session_state["picked"] = (model, index)  # what a click on that dot stores
+        at.run()
+        assert not at.exception
+        assert at.subheader[0].value == f"Test image #{index}"
+        after = chart(at, "scatter")
+        assert after.proto.id == before.proto.id and after.proto.spec == before.proto.spec
+    at.switch_page("pages/3_Manifold.py").run()  # a return to the page draws the map afresh,
+    at.switch_page("pages/2_Latent_space.py").run()  # marking the image chosen last
+    mapped = spec(chart(at, "scatter"))["data"]
+    assert [t["customdata"][k] for t in mapped for k in t.get("selectedpoints", [])] == [7]
 
 
 @pytest.mark.parametrize("model", ["mnist-z2", "mnist-z5"])

@@ -85,18 +85,25 @@ DENSEST_POINT = (
 }"""
 )
 
-STAR_PIXEL = """(name) => {
+STAR_PIXEL = """([selector, name]) => {
   // Where the star of the clicked image's posterior mean is painted, in page pixels.
-  const gd = document.querySelector('.js-plotly-plot');
+  const gd = document.querySelector(selector);
   const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis, box = gd.getBoundingClientRect();
   const t = gd._fullData.find(t => t.name === name && t.mode.includes('markers'));
   return [box.left + xa._offset + xa.l2p(t.x[0]), box.top + ya._offset + ya.l2p(t.y[0])];
 }"""
 
+DOT_COLOUR = """(index) => {
+  // The class colour of test image ``index``'s dot on the first map.
+  const gd = document.querySelector('.js-plotly-plot');
+  return gd._fullData.find(t => t.customdata && t.customdata.includes(index)).marker.color;
+}"""
 
-def test_the_clicked_point_is_drawn_over_a_dense_cluster(browser, server, tmp_path):
-    """The star of a clicked test image in the thickest part of the map is painted over the dots
-    (it was hidden under them: SVG overlays sit below plotly's WebGL layer)."""
+
+def test_the_clicked_point_stands_out_over_a_dense_cluster(browser, server, tmp_path):
+    """A test image clicked in the thickest part of the map stands out there (its dot selected:
+    enlarged, at full colour, the rest faded), and its star on the close-up beside the map is
+    painted over the dots (SVG overlays sat below plotly's WebGL layer)."""
     import numpy as np
 
     url, _ = server
@@ -108,11 +115,17 @@ def test_the_clicked_point_is_drawn_over_a_dense_cluster(browser, server, tmp_pa
     page.mouse.click(x, y)
     page.wait_for_selector("text=Test image #", timeout=30_000)
     wait_idle(page)
-    time.sleep(1)
-    index = page.inner_text("[data-testid=stMain]").split("Test image #")[1].split()[0]
-    sx, sy = page.evaluate(STAR_PIXEL, f"#{index}")
-    page.screenshot(path=str(tmp_path / "star.png"))
-    pixels = np.asarray(Image.open(tmp_path / "star.png").convert("RGB"), dtype=float)
+    page.wait_for_selector(".st-key-close-up .js-plotly-plot canvas", timeout=30_000)
+    page.mouse.move(5, 5)  # no hover label over the dot
+    time.sleep(1.5)
+    index = int(page.inner_text("[data-testid=stMain]").split("Test image #")[1].split()[0])
+    page.screenshot(path=str(tmp_path / "map.png"))
+    pixels = np.asarray(Image.open(tmp_path / "map.png").convert("RGB"), dtype=float)
+    colour = page.evaluate(DOT_COLOUR, index).lstrip("#")
+    rgb = np.array([int(colour[i : i + 2], 16) for i in (0, 2, 4)], dtype=float)
+    dot = pixels[int(round(y)) - 1 : int(round(y)) + 2, int(round(x)) - 1 : int(round(x)) + 2]
+    assert np.abs(dot.mean(axis=(0, 1)) - rgb).max() < 45, (dot.mean(axis=(0, 1)), rgb)
+    sx, sy = page.evaluate(STAR_PIXEL, [".st-key-close-up .js-plotly-plot", f"#{index}"])
     centre = pixels[int(round(sy)) - 1 : int(round(sy)) + 2, int(round(sx)) - 1 : int(round(sx)) + 2]
     assert centre.mean() < 60, centre.mean(axis=(0, 1))  # the black star, not a coloured dot
     page.close()

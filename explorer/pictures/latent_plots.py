@@ -37,8 +37,9 @@ def class_traces(
         if index:
             trace |= {
                 "customdata": idx.tolist(),
-                "selected": {"marker": {"size": 9, "opacity": 1.0}},
-                "unselected": {"marker": {"opacity": 0.5}},
+                # a clicked or linked dot stands out; the rest fade (a box's dots stand out so)
+                "selected": {"marker": {"size": 11, "opacity": 1.0}},
+                "unselected": {"marker": {"opacity": 0.2}},
                 "hovertemplate": f"{name}<br>index %{{customdata}}<br>"
                 "(%{x:.2f}, %{y:.2f})<extra></extra>",
             }
@@ -46,6 +47,16 @@ def class_traces(
             trace["hoverinfo"] = "skip"
         traces.append(trace)
     return traces
+
+
+def select_points(fig: go.Figure, indices: Sequence[int]) -> None:
+    """Mark the dots whose ``customdata`` (test index) is in ``indices`` as the map's selection,
+    as a click or a box marks them (enlarged; the rest faded): how a map shows a linked image
+    without a star, so that a later click leaves its figure as it was."""
+    wanted = set(int(i) for i in indices)
+    for trace in fig.data:
+        if trace.customdata is not None and trace.mode == "markers":
+            trace.selectedpoints = [k for k, i in enumerate(trace.customdata) if int(i) in wanted]
 
 
 def fitted_ranges(points, pad: float = 0.05) -> tuple[list[float], list[float]]:

@@ -1,5 +1,7 @@
 """The Latent space page's first tab: the encoded test set as a scatter, and what a click on a
-dot shows (the image, its reconstruction, its posterior as ellipses and draws)."""
+dot shows (the image, its reconstruction, its posterior as ellipses on a close-up of the map, and
+draws). The map's figure does not change when a dot is clicked: a changed figure is a new chart in
+Streamlit, which forgets the user's zoom and selection and runs the page a second time."""
 
 from __future__ import annotations
 
@@ -10,20 +12,31 @@ import torch
 from explorer.evaluate import Projection
 from explorer.explore.posterior import posterior
 from explorer.model import VAE
-from explorer.pictures.latent_plots import include_points, latent_scatter
+from explorer.pictures.latent_plots import include_points, latent_scatter, select_points
 from explorer.ui.explore import neighbours_panel, selected_indices, selection_panel, test_set_downloads
 from explorer.ui.image_report import posterior_bars, samples_picture
 from explorer.ui.models import chosen_map, encoded_test_set, label_names, test_images
-from explorer.ui.scatter import axis_titles, draw_posterior
+from explorer.ui.scatter import axis_titles, close_up
 
 DECADES = 3.0  # density contours: from the peak of log10 q(z) down this far
 PICKED = "picked"  # session state: (model choice, test index) of the clicked dot
 SELECTED = "selected"  # session state: (model choice, [test indices]) of a box or lasso selection
+DRAWN = "map-drawn"  # session state: (the map as drawn, the test index its figure marks)
+
+
+def _marked(drawn: tuple, picked: int | None) -> int | None:
+    """The test image the map's own figure marks: the chosen one when the map is drawn afresh (a
+    link, another model or map, a return to the page), then kept while the chart lives, so that a
+    click, which the chart marks itself, leaves the figure as it was."""
+    last = st.session_state.get(DRAWN)
+    if last is None or last[0] != drawn or "scatter" not in st.session_state:
+        last = st.session_state[DRAWN] = (drawn, picked)
+    return last[1]
 
 
 def _remember_click(choice: str) -> None:
-    """The scatter's selection callback: keep the clicked dot, or the box or lasso selection (a
-    changed figure clears the selection, so it is copied into session state)."""
+    """The scatter's selection callback: keep the clicked dot, or the box or lasso selection (in
+    session state: the pages below the map read them, and a new map starts without a selection)."""
     selection = st.session_state["scatter"].selection
     many = selected_indices(selection)
     if many is not None:
@@ -83,7 +96,6 @@ def test_set_scatter(
     (below: the selection's gallery, figures and downloads); ``density``: the aggregate
     posterior's contours over it."""
     means, projection, labels = chosen_map(*key, dataset)
-    images = test_images(dataset)[0]
     names = label_names(config)
     variational = model.config.variational
     st.caption(
@@ -106,11 +118,9 @@ def test_set_scatter(
     fig = latent_scatter(points.tolist(), labels[:count].tolist(), names, axis_titles(projection))
     if density:
         add_density(fig, key, dataset, projection, points, variational)
-    if picked:
-        index = picked[1]
-        sigma = posterior(model, images[index : index + 1])[1][0]
-        mu = means[index]  # the very code the map placed (a t-SNE map keeps its place for it)
-        draw_posterior(fig, projection, mu, sigma, f"#{index}", "black")
+    marked = _marked((choice, projection.kind, density, count), picked[1] if picked else None)
+    if marked is not None and marked < count:
+        select_points(fig, [marked])
     left, right = st.columns([3, 2], gap="medium")
     with left:
         st.plotly_chart(
@@ -122,13 +132,27 @@ def test_set_scatter(
         st.caption("Click a dot, or pick the box or lasso in the chart's toolbar to select a region.")
     _below_map(model, choice, key, dataset, names)
     with right:
-        if not picked:
-            st.info(
-                "Click a point in the scatter to see that test image, its reconstruction, its "
-                f"{'posterior' if variational else 'code'} and its nearest neighbours."
-            )
-            return
-        _clicked(model, key, dataset, index, (mu, sigma), names)
+        _beside_map(model, key, dataset, picked[1] if picked else None, (points, labels[:count], names))
+
+
+def _beside_map(model: VAE, key: tuple[str, int], dataset: str, index: int | None, dots) -> None:
+    """Beside the map: the clicked test image, its reconstruction and draws, the map around it with
+    its posterior's ellipses, its posterior and its nearest neighbours (or how to click one)."""
+    if index is None:
+        st.info(
+            "Click a point in the scatter to see that test image, its reconstruction, its "
+            f"{'posterior' if model.config.variational else 'code'} and its nearest neighbours."
+        )
+        return
+    means, projection, _ = chosen_map(*key, dataset)
+    images = test_images(dataset)[0]
+    sigma = posterior(model, images[index : index + 1])[1][0]
+    mu = means[index]  # the very code the map placed (a t-SNE map keeps its place for it)
+    _clicked(model, dataset, index, (mu, sigma), dots[2])
+    _close_up(model, dots, projection, (mu, sigma), index)
+    posterior_bars(mu, sigma, f"test-{index}")
+    code = encoded_test_set(*key, dataset)[index]
+    neighbours_panel(model, key, dataset, images[index], code, index, dots[2])
 
 
 def _below_map(model: VAE, choice: str, key: tuple[str, int], dataset: str, names) -> None:
@@ -142,9 +166,8 @@ def _below_map(model: VAE, choice: str, key: tuple[str, int], dataset: str, name
         test_set_downloads(key, dataset, names)
 
 
-def _clicked(model: VAE, key: tuple[str, int], dataset: str, index: int, posterior_of, names) -> None:
-    """The clicked test image: its label, reconstruction and draws, its posterior, and its nearest
-    neighbours in latent and pixel space."""
+def _clicked(model: VAE, dataset: str, index: int, posterior_of, names) -> None:
+    """The clicked test image: its label, its reconstruction and draws from its posterior."""
     images, labels = test_images(dataset)
     mu, sigma = posterior_of
     variational = model.config.variational
@@ -158,11 +181,26 @@ def _clicked(model: VAE, key: tuple[str, int], dataset: str, index: int, posteri
         else "input | reconstruction",
         output_format="PNG",
     )
-    posterior_bars(mu, sigma, f"test-{index}")
-    neighbours_panel(model, key, dataset, images[index], encoded_test_set(*key, dataset)[index], index, names)
-    if variational:
-        st.caption(
-            "On the scatter: the 1-sigma (solid) and 2-sigma (dashed) ellipses of q(z|x). Where the "
-            "draws differ, the encoder is unsure; a wide ellipse over several classes means the "
-            "image could pass for any of them."
-        )
+
+
+def _close_up(model: VAE, dots, projection, posterior_of, index: int) -> None:
+    """The map around the clicked image, with its posterior's ellipses."""
+    points, labels, names = dots
+    mu, sigma = posterior_of
+    titles = axis_titles(projection)
+    fig = close_up(np.asarray(points), labels.tolist(), names, projection, mu, sigma, index, titles)
+    st.plotly_chart(fig, key="close-up", config={"displayModeBar": False})
+    st.caption(_close_up_caption(model, projection, index))
+
+
+def _close_up_caption(model: VAE, projection, index: int) -> str:
+    """What the close-up shows: the ellipses of q(z|x) on a linear map; the code alone else."""
+    where = f"The map around #{index} (the star; its dot is marked on the map too)"
+    if not model.config.variational:
+        return f"{where}: an autoencoder's code, a point with no spread."
+    if not isinstance(projection, Projection):
+        return f"{where}: a t-SNE or UMAP map carries no ellipses (switch the map to PCA to see them)."
+    return (
+        f"{where}: the 1-sigma (solid) and 2-sigma (dashed) ellipses of q(z|x). A wide ellipse over "
+        "several classes means the image could pass for any of them."
+    )

@@ -1,14 +1,16 @@
 """The encoded test set as a scatter to draw on, shared by the Latent space, Reconstruct, Draw and
-Interpolate pages, and a posterior q(z|x) drawn on it as 1- and 2-sigma ellipses."""
+Interpolate pages, a posterior q(z|x) drawn on it as 1- and 2-sigma ellipses, and the close-up of
+the map around one test image."""
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from explorer.evaluate import Projection
 from explorer.explore.posterior import deterministic, posterior_ellipses
 from explorer.explore.projections import NAMES
-from explorer.pictures.latent_plots import add_outline, add_points, latent_scatter
+from explorer.pictures.latent_plots import add_outline, add_points, fitted_ranges, latent_scatter
 from explorer.ui.models import MAP_POINTS, chosen_map
 
 
@@ -62,3 +64,34 @@ def draw_posterior(
     add_outline(fig, outlines[1.0], f"{name}: 1 sigma", colour, "solid", group=name)
     add_outline(fig, outlines[2.0], f"{name}: 2 sigma", colour, "dash", group=name)
     add_points(fig, projection(mu[None]).tolist(), [name], colour)
+
+
+CLOSE_UP = 0.03  # the close-up's half-width at least, as a share of the map's width
+
+
+def close_up(
+    points: np.ndarray, labels, names, projection, mu: torch.Tensor, sigma: torch.Tensor, index: int,
+    titles: tuple[str, str],
+):  # fmt: skip
+    """The map around test image ``index``: the dots of ``points`` (N, 2, the map's plane; labels
+    (N,)) near the mean of its q(z|x) (mu, sigma: (z,)), and its 1- and 2-sigma ellipses where the
+    plane carries them. A figure of its own beside the map, so that the map's figure stays the same
+    whatever is clicked (a changed figure is a new chart: the user's zoom gone, a second run)."""
+    points = np.asarray(points, dtype=float)
+    centre = np.asarray(projection(mu[None]), dtype=float)[0]
+    xr, yr = fitted_ranges(points)
+    half = CLOSE_UP * max(xr[1] - xr[0], yr[1] - yr[0])
+    if not deterministic(sigma) and isinstance(projection, Projection):
+        outer = posterior_ellipses(projection, mu, sigma, radii=(2.0,))[2.0]
+        half = max(half, 2.5 * float(np.abs(outer - centre).max()))  # the ellipse, and its neighbourhood
+    near = np.flatnonzero((np.abs(points - centre) <= 1.5 * half).all(axis=1))
+    fig = latent_scatter(points[near].tolist(), np.asarray(labels)[near].tolist(), names, titles, height=300)
+    for trace in fig.data:  # hover names the test image, not its place among the near dots
+        trace.customdata = [int(near[k]) for k in trace.customdata]
+    fig.update_layout(
+        showlegend=False, dragmode=False, margin={"l": 40, "r": 10, "t": 10, "b": 40},
+        xaxis_range=[float(centre[0] - half), float(centre[0] + half)],
+        yaxis_range=[float(centre[1] - half), float(centre[1] + half)],
+    )  # fmt: skip
+    draw_posterior(fig, projection, mu, sigma, f"#{index}", "black")
+    return fig
