@@ -62,3 +62,25 @@ def test_the_imports_are_done_before_the_server_starts(monkeypatch):
     serve.main(["--server.port", "1"])
     assert seen["warm"] and not seen["threads"]
     assert seen["argv"][1:] == ["run", str(serve.ENTRY), "--server.port", "1"]
+
+
+def test_the_server_leaves_a_core_to_the_browser(monkeypatch):
+    """One intra-op thread fewer than the cores (at least one); OMP_NUM_THREADS, when set, wins."""
+    import torch
+    from streamlit.web import cli
+
+    import explorer.ui.serve as serve
+
+    assert [serve.server_threads(n, {}) for n in (None, 1, 2, 16)] == [1, 1, 1, 15]
+    assert serve.server_threads(16, {"OMP_NUM_THREADS": "4"}) is None
+    before = torch.get_num_threads()
+    seen = {}
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(serve.os, "cpu_count", lambda: 3)
+    monkeypatch.setattr(cli, "main", lambda: seen.update(threads=torch.get_num_threads()))
+    monkeypatch.setattr(sys, "argv", ["serve"])
+    try:
+        serve.main([])
+    finally:
+        torch.set_num_threads(before)
+    assert seen["threads"] == 2

@@ -34,15 +34,20 @@ def nearest(query: torch.Tensor, reference: torch.Tensor, k: int, exclude: int |
     flat_r = reference.reshape(len(reference), -1)
     if flat_r.shape[1] != flat_q.shape[1]:
         raise ValueError(f"the query has {flat_q.shape[1]} values, the reference items {flat_r.shape[1]}")
-    # In the reference's own precision first (float32 images: a fraction of the time float64
-    # takes), then the CANDIDATES nearest of those again in float64, which decides.
-    kind = flat_r.dtype if flat_r.is_floating_point() else torch.float32
-    rough = torch.cat(
-        [
-            torch.cdist(flat_q.to(kind), flat_r[i : i + BLOCK].to(kind))[0]
-            for i in range(0, len(flat_r), BLOCK)
-        ]
-    )
+    # A rough ranking first, then the CANDIDATES nearest of it again in float64, which decides. A
+    # floating-point reference is ranked by |r|^2 - 2 r.q (one matrix-vector product and one norm:
+    # a tenth of the time pairwise distances took, which every click on a test image pays); the
+    # rounding of that expansion, ~1e-7 of |r|^2, is far inside the CANDIDATES margin.
+    if flat_r.is_floating_point():
+        q = flat_q[0].to(flat_r.dtype)
+        rough = torch.linalg.vector_norm(flat_r, dim=1).square() - 2 * (flat_r @ q)
+    else:
+        rough = torch.cat(
+            [
+                torch.cdist(flat_q.float(), flat_r[i : i + BLOCK].float())[0]
+                for i in range(0, len(flat_r), BLOCK)
+            ]
+        )
     if exclude is not None:
         rough[exclude] = float("inf")
     k = min(k, len(rough) - (exclude is not None))

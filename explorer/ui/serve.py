@@ -12,12 +12,19 @@ met Python's import deadlock detection, which hands back the module half initial
 ("partially initialized module 'pandas' has no attribute 'Series'"). The server answers a few
 seconds later instead. ``make run`` and the browser tests start the app this way; ``streamlit run
 app.py`` still works, with a slower first view (bench/pages.py measures both).
+
+It also leaves one core to the browser and to Streamlit's own thread: PyTorch's intra-op threads
+are one fewer than the cores (``OMP_NUM_THREADS``, when set, decides instead). A page's tensor work
+is small (a click encodes one image, searches 10,000 for its neighbours); spread over every core
+of a 2-core host beside a busy browser, each operation waited for its second thread (a click's
+script run: median 0.27 s with two threads, 0.11 s with one, on that host under load).
 """
 
 from __future__ import annotations
 
 import ast
 import importlib
+import os
 import sys
 import time
 from pathlib import Path
@@ -81,12 +88,25 @@ def warm(modules: list[str]) -> dict[str, float]:
     return took
 
 
+def server_threads(cores: int | None, environ=os.environ) -> int | None:
+    """PyTorch's intra-op threads for the server on ``cores`` cores: one fewer (at least one), or
+    None where ``OMP_NUM_THREADS`` is set (PyTorch then follows it)."""
+    if "OMP_NUM_THREADS" in environ:
+        return None
+    return max(1, (cores or 1) - 1)
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Import the pages' modules, then run Streamlit's ``run`` command on ``app.py`` with
-    ``argv`` (Streamlit's own options)."""
+    """Import the pages' modules, set PyTorch's threads (``server_threads``), then run
+    Streamlit's ``run`` command on ``app.py`` with ``argv`` (Streamlit's own options)."""
     from streamlit.web import cli
 
     warm(modules_to_warm())
+    threads = server_threads(os.cpu_count())
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
     sys.argv = ["streamlit", "run", str(ENTRY), *(sys.argv[1:] if argv is None else argv)]
     cli.main()
 
