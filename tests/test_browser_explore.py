@@ -42,6 +42,14 @@ def test_a_box_dragged_on_the_scatter_selects_a_gallery(browser, server):
     assert page.get_by_role("button", name="Codes of the selection (CSV)").count() == 1
     page.locator("text=Selection:").scroll_into_view_if_needed()
     shot(page, "selection")
+    # The whole test set's codes are written when their button is pressed (not on every view).
+    page.get_by_text("Download the codes of the whole test set").click()
+    with page.expect_download(timeout=60_000) as download:
+        page.get_by_role("button", name="Codes of the test set (CSV)").click()
+    rows = open(download.value.path(), encoding="utf-8").read().splitlines()
+    assert download.value.suggested_filename == "mnist-test-codes.csv"
+    assert rows[0] == "index,label,z1,z2" and len(rows) == 10_001 and rows[8].startswith("7,")
+    no_exception(page)
     page.close()
 
 
