@@ -9,7 +9,6 @@ from explorer.errors import ImageError
 from explorer.evaluate import score_name
 from explorer.explore.latent import PICK_MODES, Reconstruction, decode_mean, pick_images, reconstruct
 from explorer.pictures.images import make_grid, png_bytes
-from explorer.pictures.latent_plots import upload_colour
 from explorer.pictures.reading import MAX_UPLOADS, UPLOAD_TYPES
 from explorer.ui.image_report import image_report, reconstruction_gallery
 from explorer.ui.models import (
@@ -22,7 +21,7 @@ from explorer.ui.models import (
     test_elbo,
     test_images,
 )
-from explorer.ui.scatter import base_scatter, draw_posterior, star_caption
+from explorer.ui.scatter import base_scatter, draw_uploads, star_caption
 from explorer.ui.widgets import distinct_uploads
 
 st.set_page_config(page_title="Reconstruct - VAE Explorer", layout="wide")
@@ -87,7 +86,7 @@ for upload in uploads[:MAX_UPLOADS]:
         continue
     a, b = st.columns([3, 2])
     with a:
-        mu, sigma = image_report(model, x, key, dataset, upload.name)
+        mu, sigma = image_report(model, x, key, dataset, f"{len(placed) + 1} · {upload.name}")
     result = reconstruct(model, x[None])
     picture = png_bytes(make_grid(torch.cat([result.inputs, result.outputs]), 2), scale=5)
     b.download_button(
@@ -101,10 +100,9 @@ for upload in uploads[:MAX_UPLOADS]:
 if placed:
     st.subheader("Where your images lie")
     fig, projection = base_scatter(*key, dataset, names)
-    for i, (name, mu, sigma) in enumerate(placed):
-        draw_posterior(fig, projection, mu, sigma, name, upload_colour(i))
+    numbers = draw_uploads(fig, projection, placed)
     st.plotly_chart(fig, key="uploads-map")
     st.caption(
         f"{star_caption(model, projection, 'of one of your images')}, among {MAP_POINTS:,} encoded "
-        "test images."
+        f"test images; its number says which: {numbers}."
     )

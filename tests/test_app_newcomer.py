@@ -35,8 +35,9 @@ def test_a_finished_run_resumes_from_the_train_page(shipped):
 
 def test_two_uploads_on_the_map_cannot_pass_for_the_data(mnist_test, monkeypatch, tmp_path):
     """Reconstruct's shared map with two uploads: each upload's star and ellipses take a colour
-    outside the class palette, stars have an outline, names sit in boxes on the map, and the
-    legend lists the classes alone (it grew a scrollbar that hid the second upload)."""
+    outside the class palette, stars have an outline, numbers sit in boxes on the map with the key
+    to them under it, and the legend lists the classes alone (it grew a scrollbar that hid the
+    second upload)."""
     from PIL import Image
 
     from explorer.pictures.plots import PALETTE
@@ -60,10 +61,13 @@ def test_two_uploads_on_the_map_cannot_pass_for_the_data(mnist_test, monkeypatch
     assert [t["text"] for t in stars] == [["upload-0.png"], ["upload-1.png"]]
     assert all(t["marker"]["line"]["width"] > 0 for t in stars)
     boxes = {a["text"]: a for a in figure["layout"]["annotations"]}
-    assert set(boxes) == {"upload-0.png", "upload-1.png"}
+    assert set(boxes) == {"1", "2"}  # numbers on the map, named in the key under it
     assert all(
         a["bgcolor"].startswith("rgba(255,255,255") and a["font"]["color"] == "black" for a in boxes.values()
     )
+    assert [boxes[n]["bordercolor"] for n in ("1", "2")] == [t["marker"]["color"] for t in stars]
+    key = next(c.value for c in at.caption if "its number says which" in c.value)
+    assert "**1** upload-0.png (black)" in key and "**2** upload-1.png (magenta)" in key
 
 
 def test_the_train_form_says_what_each_field_does_for_the_model_chosen(shipped):
