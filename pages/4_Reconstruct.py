@@ -22,7 +22,7 @@ from explorer.ui.models import (
     test_images,
 )
 from explorer.ui.scatter import base_scatter, draw_uploads, star_caption
-from explorer.ui.widgets import distinct_uploads
+from explorer.ui.widgets import chart, distinct_uploads
 
 st.set_page_config(page_title="Reconstruct - VAE Explorer", layout="wide")
 choice, model, config = model_or_stop()
@@ -101,7 +101,7 @@ if placed:
     st.subheader("Where your images lie")
     fig, projection = base_scatter(*key, dataset, names)
     numbers = draw_uploads(fig, projection, placed)
-    st.plotly_chart(fig, key="uploads-map")
+    chart(st, fig, key="uploads-map")
     st.caption(
         f"{star_caption(model, projection, 'of one of your images')}, among {MAP_POINTS:,} encoded "
         f"test images; its number says which: {numbers}."

@@ -75,6 +75,21 @@ OVERFLOW = """() => {
   for (const el of main.querySelectorAll('.katex-display, [data-testid=stMarkdownContainer], .live'))
     if (el.getBoundingClientRect().width > 0 && el.scrollWidth > el.clientWidth + 2)
       cut.push(`${el.className || el.dataset.testid} scrolls: ${el.scrollWidth} in ${el.clientWidth}`);
+  // Plotly's toolbar (shown while a finger or the pointer is on the chart) over a title
+  for (const bar of main.querySelectorAll('.js-plotly-plot .modebar')) {
+    const b = bar.getBoundingClientRect(), gd = bar.closest('.js-plotly-plot');
+    for (const t of gd.querySelectorAll('.gtitle, .annotation-text-g text, .legendtext')) {
+      const r = t.getBoundingClientRect();
+      if (r.width && r.left < b.right && b.left < r.right && r.top < b.bottom && b.top < r.bottom)
+        cut.push(`toolbar covers "${t.textContent}"`);
+    }
+    const frame = gd.getBoundingClientRect();
+    for (const t of gd.querySelectorAll('.gtitle')) {  // a title wider than its figure is cut
+      const r = t.getBoundingClientRect();
+      if (r.width && (r.left < frame.left - 1 || r.right > frame.right + 1))
+        cut.push(`title cut: "${t.textContent}"`);
+    }
+  }
   return {scroll: document.documentElement.scrollWidth, main: main.scrollWidth, width, cut: cut.slice(0, 8)};
 }"""
 
@@ -92,8 +107,9 @@ def long_shot(page, name):
 
 @pytest.mark.parametrize("model", ["mnist-z2", "shapes-conv-z8"])
 def test_every_page_fits_a_phone(browser, server, model):
-    """At 390 x 844 (a phone held upright) no page is wider than the screen and nothing a person
-    reads (maps, the live decoder, formulas, images) runs off its right edge."""
+    """At 390 x 844 (a phone held upright) no page is wider than the screen, nothing a person
+    reads (maps, the live decoder, formulas, images) runs off its right edge, and plotly's
+    toolbar covers no figure's title."""
     url, _ = server
     page = browser.new_page(viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True)
     problems = {}
@@ -114,7 +130,8 @@ def test_every_page_fits_a_phone(browser, server, model):
 def test_every_tab_of_the_theory_and_paper_pages_fits_a_phone(browser, server, name):
     """The Theory and Paper pages at 390 x 844, every tab opened: their equations (KaTeX blocks),
     figures and text stay within the screen (the Theory page's equations ran off to the right in
-    a sideways scroll nobody was told of)."""
+    a sideways scroll nobody was told of), and plotly's toolbar covers no figure's title (it hid
+    several)."""
     url, _ = server
     page = browser.new_page(viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True)
     page.goto(f"{url}/{name}?model=mnist-z2")

@@ -176,3 +176,44 @@ def posterior_bars(mu: Sequence[float], sigma: Sequence[float], height: int = 22
         "showlegend": False,
     }
     return go.Figure({"data": data, "layout": layout}, _validate=False)
+
+
+TOOLBAR_BAND = 32  # px at the top of a figure that plotly's toolbar covers while it shows
+SUBPLOT_TITLE = 22  # px: the height of a row of subplot titles (16 px text)
+TITLE_CHARS = 44  # a figure title's characters on one line of a phone's 390 px screen (17 px bold)
+
+
+def readable_titles(fig: go.Figure) -> go.Figure:
+    """Keep ``fig``'s titles readable at any width: out of the band at its top that plotly's
+    toolbar (modebar) covers while it shows (on a phone, the figure's whole width: it hid the
+    Theory and Paper pages' titles), and a long title on two lines (a phone cut it at its edge).
+    The figure's title sits just above the plot area, above the top row of subplot titles, and
+    the top margin holds the band and them. A figure without titles is left as it is.
+    Idempotent (the pages' cached figures pass through it at every view); returns ``fig``."""
+    layout = fig.layout
+    top_row = [
+        a for a in layout.annotations if a.yref == "paper" and a.yanchor == "bottom" and (a.y or 0) >= 0.999
+    ]
+    subplots = SUBPLOT_TITLE * max((a.text or "").count("<br>") + 1 for a in top_row) if top_row else 0
+    title = 0
+    if layout.title.text:
+        text = _two_lines(layout.title.text)
+        size = layout.title.font.size or 17
+        title = round(1.3 * size * (text.count("<br>") + 1)) + 6
+        fig.update_layout(
+            title={"text": text, "y": 1, "yref": "paper", "yanchor": "bottom", "pad": {"b": subplots + 4}}
+        )
+    need = TOOLBAR_BAND + title + subplots
+    if (title or subplots) and (layout.margin.t is None or layout.margin.t < need):
+        fig.update_layout(margin_t=need)
+    return fig
+
+
+def _two_lines(text: str) -> str:
+    """``text`` broken at the space nearest its middle when longer than ``TITLE_CHARS`` (and not
+    broken already)."""
+    if len(text) <= TITLE_CHARS or "<br>" in text or " " not in text:
+        return text
+    spaces = [i for i, c in enumerate(text) if c == " "]
+    cut = min(spaces, key=lambda i: abs(i - len(text) / 2))
+    return text[:cut] + "<br>" + text[cut + 1 :]

@@ -15,6 +15,7 @@ from explorer.ui.explore import neighbours_panel, selected_indices, selection_pa
 from explorer.ui.image_report import posterior_bars, samples_picture
 from explorer.ui.models import chosen_map, encoded_test_set, label_names, test_images
 from explorer.ui.scatter import axis_titles, draw_posterior
+from explorer.ui.widgets import chart
 
 DECADES = 3.0  # density contours: from the peak of log10 q(z) down this far
 PICKED = "picked"  # session state: (model choice, test index) of the clicked dot
@@ -113,7 +114,8 @@ def test_set_scatter(
         draw_posterior(fig, projection, mu, sigma, f"#{index}", "black")
     left, right = st.columns([3, 2], gap="medium")
     with left:
-        st.plotly_chart(
+        chart(
+            st,
             fig,
             on_select=lambda: _remember_click(choice),
             selection_mode=("points", "box", "lasso"),

@@ -16,7 +16,7 @@ from explorer.pictures.plots import training_curves
 from explorer.train.jobs import JobRegistry
 from explorer.train.runfolder import RunFolder
 from explorer.ui.models import label_names
-from explorer.ui.widgets import duration
+from explorer.ui.widgets import chart, duration
 
 MAX_FRAMES = 40  # epochs shown in the animation: enough to see it form, light enough to resend
 
@@ -48,9 +48,7 @@ def show_run(registry: JobRegistry, name: str) -> None:
     if not view.active and registry.folder(name).has_checkpoint():
         resume_control(registry, name, view.epoch, view.epochs)
     if view.rows:
-        st.plotly_chart(
-            training_curves({name: view.rows}, {name: view.steps_per_epoch}), key=f"curves-{name}"
-        )
+        chart(st, training_curves({name: view.rows}, {name: view.steps_per_epoch}), key=f"curves-{name}")
     elif view.active:
         st.info("Waiting for the first metrics (loading data, first steps)...")
     else:
@@ -137,7 +135,8 @@ def latent_forming(registry: JobRegistry, name: str) -> None:
     if dims > 2:
         frames = align_frames(frames)  # principal components of each epoch, turned to match the last
     axes = ("z1", "z2") if dims <= 2 else ("PC1", "PC2")
-    st.plotly_chart(
+    chart(
+        st,
         latent_animation(epochs, frames, labels, names, axes),
         key=f"forming-{name}",
         config={"displayModeBar": False},
