@@ -83,6 +83,15 @@ OVERFLOW = """() => {
       if (r.width && r.left < b.right && b.left < r.right && r.top < b.bottom && b.top < r.bottom)
         cut.push(`toolbar covers "${t.textContent}"`);
     }
+    const notes = gd.layout.annotations || [], titles = [];  // subplot titles running together
+    gd.querySelectorAll('.annotation').forEach(a => {
+      const n = notes[+a.dataset.index];
+      if (n && n.xref === 'paper' && n.yref === 'paper') titles.push(a.getBoundingClientRect());
+    });
+    titles.forEach((r, i) => titles.slice(0, i).forEach(q => {
+      if (r.left < q.right && q.left < r.right && r.top < q.bottom && q.top < r.bottom)
+        cut.push(`subplot titles overlap at ${Math.round(r.left)},${Math.round(r.top)}`);
+    }));
     const frame = gd.getBoundingClientRect();
     for (const t of gd.querySelectorAll('.gtitle')) {  // a title wider than its figure is cut
       const r = t.getBoundingClientRect();

@@ -147,3 +147,13 @@ def test_titles_stay_out_of_the_toolbars_band_and_fit_a_phone():
     assert readable_titles(panels).to_dict()["layout"] == before
     plain = go.Figure(layout={"margin": {"t": 10}})
     assert readable_titles(plain).layout.margin.t == 10
+
+
+def test_the_training_curves_titles_fit_half_a_phone():
+    """The Train page's four panels, two side by side: each title fits half of a 390 px screen
+    (22 characters; "Reconstruction -log p(x|z) (nats)" ran into the KL panel's title)."""
+    from explorer.pictures.plots import CURVES
+
+    fig = training_curves({"a": [{"type": "step", "epoch": 1, "step": 1, "train_loss": 1.0}]})
+    titles = [a.text for a in fig.layout.annotations]
+    assert titles == [c[0] for c in CURVES] and all(len(t) <= 22 for t in titles), titles

@@ -13,11 +13,13 @@ from plotly.subplots import make_subplots
 TEST_FALLBACK = "test_recon"  # an autoencoder's test figure, drawn where a VAE's -ELBO goes
 FEW_POINTS = 20  # a step series this short is drawn with markers too
 PALETTE = qualitative.T10  # ten distinguishable colours: one per class
-CURVES = (  # (title, row type, key, sign): plotted value = sign * row[key]
+# (title, row type, key, sign): plotted value = sign * row[key]. Titles of at most 22 characters:
+# two fit side by side on a phone (the longer "Reconstruction -log p(x|z) (nats)" ran into the next)
+CURVES = (
     ("Train loss (nats)", "step", "train_loss", 1),
     ("Test -ELBO (nats)", "epoch", "test_elbo", -1),  # an autoencoder's: test_recon (TEST_FALLBACK)
-    ("Reconstruction -log p(x|z) (nats)", "step", "recon", -1),
-    ("KL(q(z|x) || p(z)) (nats)", "step", "kl", 1),
+    ("-log p(x|z) (nats)", "step", "recon", -1),
+    ("KL(q(z|x) || p(z))", "step", "kl", 1),  # nats, as the other three
 )
 
 
