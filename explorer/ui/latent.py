@@ -114,13 +114,8 @@ def test_set_scatter(
         draw_posterior(fig, projection, mu, sigma, f"#{index}", "black")
     left, right = st.columns([3, 2], gap="medium")
     with left:
-        chart(
-            st,
-            fig,
-            on_select=lambda: _remember_click(choice),
-            selection_mode=("points", "box", "lasso"),
-            key="scatter",
-        )
+        select = ("points", "box", "lasso")
+        chart(st, fig, on_select=lambda: _remember_click(choice), selection_mode=select, key="scatter")
         st.caption("Click a dot, or pick the box or lasso in the chart's toolbar to select a region.")
     _below_map(model, choice, key, dataset, names)
     with right:
