@@ -183,6 +183,7 @@ def posterior_bars(mu: Sequence[float], sigma: Sequence[float], height: int = 22
 TOOLBAR_BAND = 32  # px at the top of a figure that plotly's toolbar covers while it shows
 SUBPLOT_TITLE = 22  # px: the height of a row of subplot titles (16 px text)
 TITLE_CHARS = 44  # a figure title's characters on one line of a phone's 390 px screen (17 px bold)
+TITLE_GAP = 10  # px between a title and what it names (a line along the plot's top edge touched it)
 
 
 def readable_titles(fig: go.Figure) -> go.Figure:
@@ -201,10 +202,9 @@ def readable_titles(fig: go.Figure) -> go.Figure:
     if layout.title.text:
         text = _two_lines(layout.title.text)
         size = layout.title.font.size or 17
-        title = round(1.3 * size * (text.count("<br>") + 1)) + 6
-        fig.update_layout(
-            title={"text": text, "y": 1, "yref": "paper", "yanchor": "bottom", "pad": {"b": subplots + 4}}
-        )
+        title = round(1.3 * size * (text.count("<br>") + 1)) + TITLE_GAP
+        place = {"y": 1, "yref": "paper", "yanchor": "bottom", "pad": {"b": subplots + TITLE_GAP}}
+        fig.update_layout(title={"text": text, **place})
     need = TOOLBAR_BAND + title + subplots
     if (title or subplots) and (layout.margin.t is None or layout.margin.t < need):
         fig.update_layout(margin_t=need)
