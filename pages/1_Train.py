@@ -10,6 +10,7 @@ from explorer.ui.jobs import job_registry
 from explorer.ui.models import choices, model_picker
 from explorer.ui.run_view import latent_forming, show_run
 from explorer.ui.train_form import run_started, start_point, train_form
+from explorer.ui.widgets import chart
 
 st.set_page_config(page_title="Train - VAE Explorer", layout="wide")
 model_picker()
@@ -56,7 +57,8 @@ with st.expander("Compare runs"):
     chosen = st.multiselect("Runs to overlay", runs, default=runs[: min(2, len(runs))])
     if chosen:
         views = {r: registry.view(r) for r in chosen}
-        st.plotly_chart(
+        chart(
+            st,
             training_curves(
                 {r: v.rows for r, v in views.items()}, {r: v.steps_per_epoch for r, v in views.items()}
             ),

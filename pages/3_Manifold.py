@@ -19,6 +19,7 @@ from explorer.ui.models import (
     model_or_stop,
     scatter_picture,
 )
+from explorer.ui.widgets import chart
 
 st.set_page_config(page_title="Manifold - VAE Explorer", layout="wide")
 choice, model, config = model_or_stop()
@@ -90,7 +91,7 @@ with left:
             if span == spans[0]
             else manifold_png_at(*key, tuple(xs), tuple(ys), axis_a, axis_b)
         )
-        st.plotly_chart(manifold_figure(png, xs, ys, titles), key="grid")
+        chart(st, manifold_figure(png, xs, ys, titles), key="grid")
         st.caption(f"{n} x {n} grid, z{axis_a + 1} across, z{axis_b + 1} up; the axes give z at the tiles")
 
 projection = latent_map(*key, dataset)[1]

@@ -9,7 +9,6 @@ from explorer.errors import ImageError
 from explorer.evaluate import score_name
 from explorer.explore.latent import PICK_MODES, Reconstruction, decode_mean, pick_images, reconstruct
 from explorer.pictures.images import make_grid, png_bytes
-from explorer.pictures.latent_plots import upload_colour
 from explorer.pictures.reading import MAX_UPLOADS, UPLOAD_TYPES
 from explorer.ui.image_report import image_report, reconstruction_gallery
 from explorer.ui.models import (
@@ -22,8 +21,8 @@ from explorer.ui.models import (
     test_elbo,
     test_images,
 )
-from explorer.ui.scatter import base_scatter, draw_posterior, star_caption
-from explorer.ui.widgets import distinct_uploads
+from explorer.ui.scatter import base_scatter, draw_uploads, star_caption
+from explorer.ui.widgets import chart, distinct_uploads
 
 st.set_page_config(page_title="Reconstruct - VAE Explorer", layout="wide")
 choice, model, config = model_or_stop()
@@ -101,10 +100,9 @@ for upload in uploads[:MAX_UPLOADS]:
 if placed:
     st.subheader("Where your images lie")
     fig, projection = base_scatter(*key, dataset, names)
-    for i, (name, mu, sigma) in enumerate(placed):
-        draw_posterior(fig, projection, mu, sigma, name, upload_colour(i))
-    st.plotly_chart(fig, key="uploads-map")
+    numbers = draw_uploads(fig, projection, placed)
+    chart(st, fig, key="uploads-map")
     st.caption(
         f"{star_caption(model, projection, 'of one of your images')}, among {MAP_POINTS:,} encoded "
-        "test images."
+        f"test images; its number says which: {numbers}."
     )

@@ -10,6 +10,7 @@ from explorer.pictures.reading import canvas_image
 from explorer.ui.image_report import image_report
 from explorer.ui.models import MAP_POINTS, dataset_of, label_names, model_key, model_or_stop
 from explorer.ui.scatter import base_scatter, draw_posterior, star_caption
+from explorer.ui.widgets import chart
 
 st.set_page_config(page_title="Draw - VAE Explorer", layout="wide")
 choice, model, config = model_or_stop()
@@ -70,7 +71,7 @@ if x is None:
     with right:
         st.info("Draw on the black square: what the model makes of it appears here, stroke by stroke.")
         fig, _ = base_scatter(*key, dataset, label_names(config))
-        st.plotly_chart(fig, key="draw-map")
+        chart(st, fig, key="draw-map")
     st.stop()
 
 st.session_state["drawing"] = x  # for the Interpolate page
@@ -78,7 +79,7 @@ with right:
     mu, sigma = image_report(model, x, key, dataset, "your drawing")
     fig, projection = base_scatter(*key, dataset, label_names(config))
     draw_posterior(fig, projection, mu, sigma, "your drawing", "black")
-    st.plotly_chart(fig, key="draw-map")
+    chart(st, fig, key="draw-map")
     st.caption(
         f"{star_caption(model, projection, 'of your drawing')}, among {MAP_POINTS:,} encoded test images. "
         "Open Interpolate to morph your drawing into another image."

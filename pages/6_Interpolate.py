@@ -11,6 +11,7 @@ from explorer.pictures.latent_plots import add_path
 from explorer.ui.ends import interpolation_end
 from explorer.ui.models import MAP_POINTS, dataset_of, label_names, model_key, model_or_stop
 from explorer.ui.scatter import base_scatter
+from explorer.ui.widgets import chart
 
 st.set_page_config(page_title="Interpolate - VAE Explorer", layout="wide")
 choice, model, config = model_or_stop()
@@ -55,7 +56,7 @@ for method in methods:
     frames = [upscale(make_grid(img[None], 1, pad=0), 4) for img in decoded]
     d2.download_button(f"Animated GIF ({method})", gif_bytes(frames), f"{stem}.gif", "image/gif")
     add_path(fig, projection(path).tolist(), f"{method} path", colours[method])
-st.plotly_chart(fig, key="interp-map")
+chart(st, fig, key="interp-map")
 st.caption(
     f"The paths on the map, from A to B over {MAP_POINTS:,} encoded test images. For models with more "
     "than two latent dimensions the map shows the paths projected onto its principal components."

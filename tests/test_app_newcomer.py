@@ -35,8 +35,9 @@ def test_a_finished_run_resumes_from_the_train_page(shipped):
 
 def test_two_uploads_on_the_map_cannot_pass_for_the_data(mnist_test, monkeypatch, tmp_path):
     """Reconstruct's shared map with two uploads: each upload's star and ellipses take a colour
-    outside the class palette, stars have an outline, names sit in boxes on the map, and the
-    legend lists the classes alone (it grew a scrollbar that hid the second upload)."""
+    outside the class palette, stars have an outline, numbers sit in boxes on the map with the key
+    to them under it, and the legend lists the classes alone (it grew a scrollbar that hid the
+    second upload)."""
     from PIL import Image
 
     from explorer.pictures.plots import PALETTE
@@ -60,10 +61,13 @@ def test_two_uploads_on_the_map_cannot_pass_for_the_data(mnist_test, monkeypatch
     assert [t["text"] for t in stars] == [["upload-0.png"], ["upload-1.png"]]
     assert all(t["marker"]["line"]["width"] > 0 for t in stars)
     boxes = {a["text"]: a for a in figure["layout"]["annotations"]}
-    assert set(boxes) == {"upload-0.png", "upload-1.png"}
+    assert set(boxes) == {"1", "2"}  # numbers on the map, named in the key under it
     assert all(
         a["bgcolor"].startswith("rgba(255,255,255") and a["font"]["color"] == "black" for a in boxes.values()
     )
+    assert [boxes[n]["bordercolor"] for n in ("1", "2")] == [t["marker"]["color"] for t in stars]
+    key = next(c.value for c in at.caption if "its number says which" in c.value)
+    assert "**1** upload-0.png (black)" in key and "**2** upload-1.png (magenta)" in key
 
 
 def test_the_train_form_says_what_each_field_does_for_the_model_chosen(shipped):
@@ -147,32 +151,6 @@ def test_the_latent_space_forming_keeps_its_points_and_shows_them_all(shipped):
         and y0 < shown[:, 1].min()
         and y1 > shown[:, 1].max()
     )
-
-
-def test_the_train_page_says_what_a_finished_run_is_storing(shipped):
-    """After the last epoch the run stores what the pages need of the test set (about 90 s on
-    this CPU), and the page sat silent at the last step: it now says what is being stored, from
-    the run's status, and offers no Stop (there is no training left to stop)."""
-    from explorer.cli.train import derive_stage
-    from explorer.train.runfolder import RunFolder
-
-    run = RunFolder(shipped / "runs" / "storing")
-    run.create()
-    run.append_metrics([{"type": "epoch", "epoch": 1, "step": 10, "test_elbo": -200.0, "seconds": 1.0}])
-    # this process stands in for the run's (alive): status.json as the run writes it while storing
-    run.write_status("running", epochs=1, steps_per_epoch=10, step=10, stage=derive_stage("detector"))
-    at = page(TRAIN).run()
-    assert not at.exception
-    said = " ".join(i.value for i in at.info)
-    assert "Training has ended. The run is storing what the pages need of the test set (codes" in said
-    assert "now the stranger detector" in said, said
-    assert not [b for b in at.button if b.label.startswith("Stop")]
-    assert labelled(at.selectbox, "Run").options == ["storing (storing what the pages need)"]
-    run.write_status("running", epochs=1, steps_per_epoch=10, step=5)  # while it trains: no word of it
-    at.run()
-    assert "Training has ended" not in " ".join(i.value for i in at.info)
-    assert [b for b in at.button if b.label.startswith("Stop")]
-    assert labelled(at.selectbox, "Run").options == ["storing (training)"]
 
 
 def test_a_traversal_row_claims_only_the_factor_it_follows_best():

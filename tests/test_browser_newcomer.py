@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from tests.browser import CHROMIUM, no_exception, open_page, shot, wait_idle
+from tests.browser import ARTIFACTS, CHROMIUM, no_exception, open_page, shot, wait_idle
 from tests.test_browser import SCATTER_POINTS
 
 pytestmark = [
@@ -99,6 +99,30 @@ OVERFLOW = """() => {
   for (const el of main.querySelectorAll('.katex-display, [data-testid=stMarkdownContainer], .live'))
     if (el.getBoundingClientRect().width > 0 && el.scrollWidth > el.clientWidth + 2)
       cut.push(`${el.className || el.dataset.testid} scrolls: ${el.scrollWidth} in ${el.clientWidth}`);
+  // Plotly's toolbar (shown while a finger or the pointer is on the chart) over a title
+  for (const bar of main.querySelectorAll('.js-plotly-plot .modebar')) {
+    const b = bar.getBoundingClientRect(), gd = bar.closest('.js-plotly-plot');
+    for (const t of gd.querySelectorAll('.gtitle, .annotation-text-g text, .legendtext')) {
+      const r = t.getBoundingClientRect();
+      if (r.width && r.left < b.right && b.left < r.right && r.top < b.bottom && b.top < r.bottom)
+        cut.push(`toolbar covers "${t.textContent}"`);
+    }
+    const notes = gd.layout.annotations || [], titles = [];  // subplot titles running together
+    gd.querySelectorAll('.annotation').forEach(a => {
+      const n = notes[+a.dataset.index];
+      if (n && n.xref === 'paper' && n.yref === 'paper') titles.push(a.getBoundingClientRect());
+    });
+    titles.forEach((r, i) => titles.slice(0, i).forEach(q => {
+      if (r.left < q.right && q.left < r.right && r.top < q.bottom && q.top < r.bottom)
+        cut.push(`subplot titles overlap at ${Math.round(r.left)},${Math.round(r.top)}`);
+    }));
+    const frame = gd.getBoundingClientRect();
+    for (const t of gd.querySelectorAll('.gtitle')) {  // a title wider than its figure is cut
+      const r = t.getBoundingClientRect();
+      if (r.width && (r.left < frame.left - 1 || r.right > frame.right + 1))
+        cut.push(`title cut: "${t.textContent}"`);
+    }
+  }
   return {scroll: document.documentElement.scrollWidth, main: main.scrollWidth, width, cut: cut.slice(0, 8)};
 }"""
 
@@ -116,8 +140,9 @@ def long_shot(page, name):
 
 @pytest.mark.parametrize("model", ["mnist-z2", "shapes-conv-z8"])
 def test_every_page_fits_a_phone(browser, server, model):
-    """At 390 x 844 (a phone held upright) no page is wider than the screen and nothing a person
-    reads (maps, the live decoder, formulas, images) runs off its right edge."""
+    """At 390 x 844 (a phone held upright) no page is wider than the screen, nothing a person
+    reads (maps, the live decoder, formulas, images) runs off its right edge, and plotly's
+    toolbar covers no figure's title."""
     url, _ = server
     page = browser.new_page(viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True)
     problems = {}
@@ -138,7 +163,8 @@ def test_every_page_fits_a_phone(browser, server, model):
 def test_every_tab_of_the_theory_and_paper_pages_fits_a_phone(browser, server, name):
     """The Theory and Paper pages at 390 x 844, every tab opened: their equations (KaTeX blocks),
     figures and text stay within the screen (the Theory page's equations ran off to the right in
-    a sideways scroll nobody was told of)."""
+    a sideways scroll nobody was told of), and plotly's toolbar covers no figure's title (it hid
+    several)."""
     url, _ = server
     page = browser.new_page(viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True)
     page.goto(f"{url}/{name}?model=mnist-z2")
@@ -159,3 +185,84 @@ def test_every_tab_of_the_theory_and_paper_pages_fits_a_phone(browser, server, n
             problems[label] = seen["cut"] or seen
     page.close()
     assert not problems, "\n".join(f"{k}: {v}" for k, v in problems.items())
+
+
+UPLOADS_SEEN = """(chart) => {
+  // Page pixels of every upload star (centre, radius) and every number's box on the map.
+  const gd = document.querySelector(chart), box = gd.getBoundingClientRect();
+  const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis, stars = [];
+  for (const t of gd._fullData)
+    if (t.marker && t.marker.symbol === 'star')
+      for (let i = 0; i < t.x.length; i++)
+        stars.push({x: box.left + xa._offset + xa.l2p(t.x[i]), y: box.top + ya._offset + ya.l2p(t.y[i]),
+                    r: t.marker.size / 2});
+  const boxes = Array.from(gd.querySelectorAll('.annotation')).map(a => {
+    const r = a.querySelector('rect.bg').getBoundingClientRect();
+    return {text: a.textContent, x0: r.left, y0: r.top, x1: r.right, y1: r.bottom};
+  });
+  const plot = {x0: box.left + xa._offset, y0: box.top + ya._offset,
+                x1: box.left + xa._offset + xa._length, y1: box.top + ya._offset + ya._length};
+  return {stars, boxes, plot};
+}"""
+
+
+def _overlaps(box, star, slack=1.0):
+    dx = max(box["x0"] - star["x"], 0, star["x"] - box["x1"])
+    dy = max(box["y0"] - star["y"], 0, star["y"] - box["y1"])
+    return (dx * dx + dy * dy) ** 0.5 < star["r"] - slack
+
+
+@pytest.mark.parametrize(
+    ("model", "count", "viewport"),
+    [("mnist-z2", 6, PHONE), ("mnist-z2", 4, {"width": 1400, "height": 1000}), ("mnist-z20", 6, PHONE)],
+)
+def test_every_upload_keeps_its_star_and_number_on_the_map(
+    browser, server, tmp_path, mnist_test, model, count, viewport
+):
+    """Reconstruct's shared map with several uploads, most of them "1"s that land close together:
+    no number's box covers a star or another box, every box lies inside the plot, and a star drawn
+    over an earlier one leaves its tips showing (four uploads' names hid two of their stars)."""
+    from PIL import Image
+
+    files = []
+    for i in (3, 2, 5, 14, 29, 31)[:count]:  # a "0", then "1"s
+        Image.fromarray(mnist_test.images[i, 0].numpy()).save(tmp_path / f"my-upload-{i}.png")
+        files.append(str(tmp_path / f"my-upload-{i}.png"))
+    url, _ = server
+    page = browser.new_page(viewport=viewport)
+    page.goto(f"{url}/Reconstruct?model={model}")
+    wait_idle(page, timeout_ms=240_000)
+    page.set_input_files("[data-testid=stFileUploaderDropzoneInput]", files)
+    page.wait_for_selector("text=Where your images lie", timeout=240_000)
+    wait_idle(page, timeout_ms=240_000)
+    chart = ".st-key-uploads-map .js-plotly-plot"
+    page.locator(chart).scroll_into_view_if_needed()
+    page.wait_for_function(
+        f"document.querySelectorAll('{chart} .annotation').length === {count}", timeout=30_000
+    )
+    page.wait_for_timeout(1000)
+    no_exception(page)
+    seen = page.evaluate(UPLOADS_SEEN, chart)
+    page.locator(chart).screenshot(
+        path=str(ARTIFACTS / f"newcomer-uploads-{model}-{count}-{viewport['width']}.png")
+    )
+    page.close()
+    stars, boxes, plot = seen["stars"], seen["boxes"], seen["plot"]
+    assert len(stars) == count and len(boxes) == count
+    for i, b in enumerate(boxes):
+        assert not [s for s in stars if _overlaps(b, s)], (b, stars)
+        assert plot["x0"] - 1 <= b["x0"] and b["x1"] <= plot["x1"] + 1, (b, plot)
+        assert plot["y0"] - 1 <= b["y0"] and b["y1"] <= plot["y1"] + 1, (b, plot)
+        for other in boxes[:i]:
+            assert (
+                b["x1"] <= other["x0"]
+                or other["x1"] <= b["x0"]
+                or b["y1"] <= other["y0"]
+                or other["y1"] <= b["y0"]
+            )
+    for i, s in enumerate(stars):  # drawn in order: a later star on top of this one leaves its tips
+        for t in stars[i + 1 :]:
+            assert ((s["x"] - t["x"]) ** 2 + (s["y"] - t["y"]) ** 2) ** 0.5 + s["r"] > t["r"] + 1, (s, t)
+    assert sorted(b["text"] for b in boxes) == [
+        str(i + 1) for i in range(count)
+    ]  # the key under the map names them

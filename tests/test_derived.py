@@ -229,11 +229,49 @@ def test_a_finished_run_stores_its_figures_and_a_run_told_not_to_does_not(
     assert staged[0][1]["stage"].startswith("storing what the pages need of the test set (codes,")
     assert all(state == "running" and f["epochs"] == 1 and f["steps_per_epoch"] for state, f in staged)
     assert written[-1][0] == "finished" and "stage" not in written[-1][1]
+    assert written[-1][1]["derived"] == "stored"
     log = capsys.readouterr().out  # what the run's log gets: the list once, then each part
     assert derive_stage("codes") in log
     assert all(f"the test set: now the {derived.WHAT[p]}\n" in log for p in derived.CORE[1:])
     quiet = start_run(tmp_path / "quiet", SMALL, small_config(epochs=1), progress=False)
     assert not (quiet / "derived").exists()
+
+
+def test_a_stop_while_a_finished_run_stores_its_figures_skips_them_and_keeps_the_run(
+    tmp_path, monkeypatch, mnist_test, capsys
+):
+    """A stop signal (the Train page's Skip, Ctrl-C) after the last epoch, while the run stores
+    what the pages need: the storing ends at once, nothing half-stored is left, the trained model
+    is kept, and the run finishes with its status saying the figures were skipped (it was killed
+    before: "lost", or it could not be stopped at all). Each part's status carries its number."""
+    import signal
+
+    from explorer.checkpoints import load_checkpoint
+    from explorer.cli.train import _derive
+    from explorer.train.run import start_run
+    from explorer.train.runfolder import RunFolder
+    from tests.runs import SMALL, read_status, small_config
+
+    monkeypatch.setattr(derived, "test_images", lambda dataset: mnist_test.images[:N].float() / 255.0)
+    written, real = [], RunFolder.write_status
+
+    def record(self, state, **fields):
+        written.append((state, fields))
+        real(self, state, **fields)
+        if fields.get("stage_part") == derived.CORE.index("detector"):  # the Skip, mid-way
+            signal.raise_signal(signal.SIGTERM)
+
+    monkeypatch.setattr(RunFolder, "write_status", record)
+    run = start_run(tmp_path / "run", SMALL, small_config(epochs=1), progress=False, after_training=_derive)
+    staged = [f for _, f in written if "stage" in f]
+    assert [f["stage_part"] for f in staged] == list(range(derived.CORE.index("detector") + 1))
+    assert all(f["stage_parts"] == len(derived.CORE) and f["stage_started"] > 0 for f in staged)
+    final = read_status(run)
+    assert final["state"] == "finished" and final["derived"] == "skipped"
+    assert not (run / "derived" / derived.META).exists()  # the pages measure it on first visit
+    assert load_checkpoint(run) is not None
+    assert "skipped storing what the pages need" in capsys.readouterr().out
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handler is the process's again
 
 
 def test_reading_the_figures_and_judging_an_image_imports_no_scikit_learn(stored):

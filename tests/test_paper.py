@@ -171,3 +171,43 @@ def test_figure3_ranks_its_curves_where_all_of_them_reached():
     first, rest = said.split("Further on:")
     assert first.index("MCEM") < first.index("AEVB") and "-139.0" in first and "-141.0" in first
     assert "AEVB -129.0 at 10^7" in rest
+
+
+def test_figure2_shows_every_point_and_marks_the_papers_axes():
+    """Figure 2 on the shipped curves (N_z = 200's wake-sleep curve starts at -660 nats, far below
+    the paper's -150): the x-axis holds every sample count, the y-axis every point from the
+    paper's 10^5 samples on, each earlier point under it is a triangle at the axis' foot at its
+    own sample count, every panel shades the paper's axes, and the caption says so."""
+    import math
+
+    from explorer.paper.curves import read_curves, shipped_path
+    from explorer.paper.figures import X_RANGE, Y_RANGE, axes_sentence
+    from explorer.paper.figures import figure2 as draw
+
+    curves = [c for c in read_curves(shipped_path("figure2")) if c["dataset"] == "mnist"]
+    sizes = figure2.DATASETS["mnist"]
+    fig = draw(curves, "mnist", sizes).to_dict()
+    layout = fig["layout"]
+    x0, x1 = layout["xaxis"]["range"]
+    y0, y1 = layout["yaxis"]["range"]
+    points = [(p[0], v) for c in curves for p in c["points"] for v in (p[1], p[2])]
+    assert all(x0 <= math.log10(x) <= x1 for x, _ in points)
+    assert all(y0 <= v <= y1 for x, v in points if x >= X_RANGE[0])
+    assert y0 <= Y_RANGE["mnist"][0] and y1 >= Y_RANGE["mnist"][1]
+    lines = [t for t in fig["data"] if t.get("mode") != "markers"]
+    feet = [t for t in fig["data"] if t.get("mode") == "markers"]
+    for line in lines:  # each point under the axis has its triangle, in the same panel
+        under = sorted(x for x, y in zip(line["x"], line["y"]) if y is not None and y < y0)
+        drawn = [
+            t
+            for t in feet
+            if t["xaxis"] == line.get("xaxis", "x") and t["legendgroup"] == line["legendgroup"]
+        ]
+        assert under == sorted(x for t in drawn for x in t["x"])
+        assert all(y == y0 for t in drawn for y in t["y"])
+    assert any(feet) and all(t["marker"]["symbol"] == "triangle-down" for t in feet)
+    boxes = [s for s in layout["shapes"] if s["type"] == "rect"]
+    assert len(boxes) == len(sizes) and {(b["y0"], b["y1"]) for b in boxes} == {Y_RANGE["mnist"]}
+    lowest = min(v for _, v in points)
+    text = axes_sentence(curves, "mnist", sizes)
+    assert "shaded box" in text and f"{lowest:.1f} nats (N_z = 200, Wake-Sleep" in text

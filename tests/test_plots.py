@@ -119,3 +119,41 @@ def test_a_short_runs_curves_show_their_points():
     modes = {(t.name, t.yaxis): t.mode for t in fig.data}
     assert all("markers" in m for (name, _), m in modes.items() if name == "short"), modes
     assert modes[("long", "y")] == "lines"
+
+
+def test_titles_stay_out_of_the_toolbars_band_and_fit_a_phone():
+    """Every figure title and top-row subplot title lies below the band plotly's toolbar covers
+    (the top margin holds the band, then the titles), a long title is broken in two, a figure
+    without titles keeps its margin, and a second pass changes nothing (cached figures)."""
+    from explorer.paper.figures import figure2
+    from explorer.pictures.plots import SUBPLOT_TITLE, TITLE_CHARS, TOOLBAR_BAND, readable_titles
+    from explorer.theory import figures
+
+    long = figures.curve_figure(
+        [1.0, 2.0], 1, "True posterior p(z|x) (grey) and the encoder's q(z|x)", "nats"
+    )
+    readable_titles(long)
+    lines = long.layout.title.text.split("<br>")
+    assert len(lines) == 2 and all(len(line) <= TITLE_CHARS for line in lines)
+    assert (
+        long.layout.title.yref == "paper"
+        and long.layout.title.y == 1
+        and long.layout.title.yanchor == "bottom"
+    )
+    assert long.layout.margin.t >= TOOLBAR_BAND + 2 * 17 * 1.3
+    panels = readable_titles(figure2([], "mnist", (3, 5, 10, 20, 200)))
+    assert panels.layout.margin.t >= TOOLBAR_BAND + SUBPLOT_TITLE
+    before = panels.to_dict()["layout"]
+    assert readable_titles(panels).to_dict()["layout"] == before
+    plain = go.Figure(layout={"margin": {"t": 10}})
+    assert readable_titles(plain).layout.margin.t == 10
+
+
+def test_the_training_curves_titles_fit_half_a_phone():
+    """The Train page's four panels, two side by side: each title fits half of a 390 px screen
+    (22 characters; "Reconstruction -log p(x|z) (nats)" ran into the KL panel's title)."""
+    from explorer.pictures.plots import CURVES
+
+    fig = training_curves({"a": [{"type": "step", "epoch": 1, "step": 1, "train_loss": 1.0}]})
+    titles = [a.text for a in fig.layout.annotations]
+    assert titles == [c[0] for c in CURVES] and all(len(t) <= 22 for t in titles), titles

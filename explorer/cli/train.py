@@ -7,7 +7,9 @@ checkpoint) and the checks; ``--nproc`` restarts the command under torchrun once
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import time
 
 from explorer.cli.args import EXIT_INTERRUPTED, device, number, widths
 from explorer.config import MODEL_SETTINGS, TRAIN_SETTINGS, Setting
@@ -113,29 +115,53 @@ def cmd_train(args) -> int | None:
     return None
 
 
-def _derive(folder) -> None:
+class Skipped(BaseException):
+    """A stop signal while a finished run stores what the pages need: that is left to the pages.
+    (A BaseException, as KeyboardInterrupt: no ``except Exception`` of the work swallows it.)"""
+
+
+def _skip(signum, frame) -> None:
+    raise Skipped
+
+
+def _derive(folder) -> dict:
     """What the app's pages need of the finished run's test set, stored beside its model
-    (``explorer.explore.derived``), each part said as it starts (``derive_stage``) in the run's
-    status, which the Train page shows, and in its log; a failure leaves the run as it is (a page
-    measures later)."""
+    (``explorer.explore.derived``), each part said as it starts (``derive_stage``, with its number
+    and the seconds since the first) in the run's status, which the Train page shows with a
+    progress bar, and in its log. A stop signal (the Train page's Skip, Ctrl-C) skips it: the
+    trained model is saved already, and each page measures what it needs on its first visit; a
+    failure leaves the run as it is too. Returns the fields the run's final status adds:
+    ``derived`` ("stored", "skipped" or "failed")."""
     from explorer.explore.derived import CORE, WHAT, ensure
     from explorer.train.runfolder import RunFolder
 
     run = RunFolder(folder)
     kept = {k: v for k, v in (run.read_status() or {}).items() if k not in ("state", "pid", "time")}
+    started = time.time()
 
     def report(part: str) -> None:
         stage = derive_stage(part)
         print(stage if part == CORE[0] else f"{stage.split(' (')[0]}: now the {WHAT[part]}", flush=True)
+        progress = {"stage": stage, "stage_part": CORE.index(part), "stage_parts": len(CORE)}
         try:
-            run.write_status("running", **{**kept, "stage": stage})
+            run.write_status("running", **{**kept, **progress, "stage_started": started})
         except OSError:
             pass  # a full disk: the run itself is saved, and "finished" is written (or not) after
 
+    old = {sig: signal.signal(sig, _skip) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         ensure(folder, parts=CORE, report=report)
+    except Skipped:
+        print(f"skipped storing what the pages need (stopped): the run is saved, and each page measures "
+              f"what it needs on its first visit (or: vae-explorer derive {folder})", flush=True)  # fmt: skip
+        return {"derived": "skipped"}
     except (ExplorerError, ValueError, OSError) as exc:
         print(f"the run is saved; what the pages need was not stored: {exc}", file=sys.stderr)
+        return {"derived": "failed"}
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+    return {"derived": "stored"}
 
 
 def derive_stage(part: str) -> str:

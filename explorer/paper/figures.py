@@ -18,39 +18,46 @@ GAP_AT = 1_000_000  # the sample count the page quotes the gap at, beside the la
 
 
 PANELS_PER_ROW = 3  # five panels in one row were unreadable on a phone; two rows of three are not
+PAPER_BOX = "rgba(0, 0, 0, 0.05)"  # the paper's axes, shaded in every panel
+BELOW = "triangle-down"  # a point under the y-axis, drawn at its foot
+
+
+def figure2_axes(curves: list[dict], dataset: str) -> tuple[list[float], list[float]]:
+    """Figure 2's x-range (log10 of training samples) and y-range (nats): every sample count of
+    every curve of ``dataset``, and the paper's y-range widened to hold every point from the
+    paper's first sample count (10^5) on. Points before it lie far below (-660 nats at 10^3): an
+    axis holding them would squeeze the paper's range to a tenth of the panel, so they are drawn
+    at the axis' foot (``figure2``) and counted under the panels (``axes_sentence``)."""
+    mine = [c for c in curves if c["dataset"] == dataset and c["points"]]
+    first = min((p[0] for c in mine for p in c["points"]), default=X_RANGE[0])
+    values = [p[k] for c in mine for p in c["points"] if p[0] >= X_RANGE[0] for k in (1, 2)]
+    every = [p[k] for c in mine for p in c["points"] for k in (1, 2)]
+    lo, hi = Y_RANGE.get(dataset, (min(every, default=0), max(every, default=1)))
+    return [math.log10(min(first, X_RANGE[0])) - 0.05, math.log10(X_RANGE[1])], [
+        min([lo, *values]) - 2,
+        max([hi, *every]) + 2,
+    ]
 
 
 def figure2(curves: list[dict], dataset: str, sizes: tuple[int, ...]) -> go.Figure:
     """One panel per latent size of ``dataset`` (rows of ``PANELS_PER_ROW``): each algorithm's
     bound on the training set (solid) and the test set (dashed) against training samples evaluated
-    (log scale). The axes hold the paper's ranges and every point drawn (a curve below the paper's
-    y-range widens it rather than vanishing). Shipped curves are lines; a user's own runs (``source``
-    other than "shipped") are drawn on top, with markers."""
+    (log scale), on the axes of ``figure2_axes``, the paper's own axes shaded. A point under the
+    y-axis is drawn as a triangle at its foot, its value on hover. Shipped curves are lines; a
+    user's own runs (``source`` other than "shipped") are drawn on top, with markers."""
     titles = [f"N<sub>z</sub> = {n}" for n in sizes]  # the tab names the dataset; short titles fit a phone
     cols = min(PANELS_PER_ROW, len(sizes))
     rows = math.ceil(len(sizes) / cols)
     specs = [[{} if r * cols + c < len(sizes) else None for c in range(cols)] for r in range(rows)]
     fig = make_subplots(rows=rows, cols=cols, shared_yaxes=True, horizontal_spacing=0.04, specs=specs,
                         vertical_spacing=0.16, subplot_titles=titles)  # fmt: skip
-    shown, values = set(), []
+    xrange, yrange = figure2_axes(curves, dataset)
+    shown = set()
     for i, nz in enumerate(sizes):
         row, col = i // cols + 1, i % cols + 1
         for c in sorted((c for c in curves if c["dataset"] == dataset and c["nz"] == nz),
                         key=lambda c: c.get("source") != "shipped"):  # fmt: skip
-            mine = c.get("source") != "shipped"
-            xs = [p[0] for p in c["points"]]
-            for column, dash, split in ((1, "solid", "train"), (2, "dash", "test")):
-                name = f"{NAMES.get(c['algorithm'], c['algorithm'])} {split}" + (" (yours)" if mine else "")
-                ys = [p[column] for p in c["points"] if p[0] >= X_RANGE[0]]
-                values += ys
-                fig.add_trace(go.Scatter(
-                    x=xs, y=[p[column] for p in c["points"]], name=name, legendgroup=name,
-                    showlegend=name not in shown, mode="lines+markers" if mine else "lines",
-                    line={"color": COLOURS.get(c["algorithm"], "#555"), "dash": dash, "width": 2 - mine / 2},
-                    marker={"size": 4}, opacity=0.75 if mine else 1.0,
-                    hovertemplate="%{x:.3s} samples: %{y:.1f} nats<extra>" + name + "</extra>",
-                ), row=row, col=col)  # fmt: skip
-                shown.add(name)
+            _curve_traces(fig, c, yrange[0], shown, row, col)
         if not any(c["dataset"] == dataset and c["nz"] == nz for c in curves):  # an empty frame says why
             fig.add_trace(
                 go.Scatter(x=[X_RANGE[0]], y=[None], showlegend=False, hoverinfo="skip"), row=row, col=col
@@ -58,19 +65,84 @@ def figure2(curves: list[dict], dataset: str, sizes: tuple[int, ...]) -> go.Figu
             axis = i + 1 if i else ""
             fig.add_annotation(text="no curve yet", x=6.5, y=0.5, xref=f"x{axis}", yref=f"y{axis} domain",
                                showarrow=False, font={"color": "#888"})  # fmt: skip
-        fig.update_xaxes(type="log", range=[math.log10(X_RANGE[0]), math.log10(X_RANGE[1])],
-                         # 10^8 ends the axis unlabelled: on a phone its label ran into the next panel's 10^5
-                         tickvals=[1e5, 1e6, 1e7], ticktext=["10⁵", "10⁶", "10⁷"],
-                         title_text="training samples" if row == rows else None,  # the bottom row's
+        lo, hi = Y_RANGE.get(dataset, yrange)
+        fig.add_shape(type="rect", x0=X_RANGE[0], x1=X_RANGE[1], y0=lo, y1=hi, fillcolor=PAPER_BOX,
+                      line={"width": 0}, layer="below", row=row, col=col)  # fmt: skip
+        decades = range(math.ceil(xrange[0]), 8, 2 if xrange[1] - xrange[0] > 4.5 else 1)  # a phone: 3 fit
+        fig.update_xaxes(type="log", range=xrange, tickvals=[10**k for k in decades],
+                         # 10^8 ends the axis unlabelled: on a phone its label ran into the next panel's
+                         ticktext=[f"10{str(k).translate(SUPERSCRIPT)}" for k in decades],
+                         # one axis title, under the bottom row's first panel: two ran together on a phone
+                         title_text="training samples" if row == rows and col == 1 else None,
                          title_standoff=4, row=row, col=col)  # fmt: skip
-    lo, hi = Y_RANGE.get(dataset, (min(values, default=0), max(values, default=1)))
-    lo, hi = min([lo, *values]) - 2, max([hi, *values]) + 2
-    fig.update_yaxes(range=[lo, hi])
+    fig.update_yaxes(range=yrange)
     for row in range(1, rows + 1):
         fig.update_yaxes(title_text="bound (nats)", row=row, col=1)
     fig.update_layout(height=300 * rows + 60, margin={"l": 60, "r": 10, "t": 40, "b": 40},
                       legend={"orientation": "h", "y": -0.08, "x": 0})  # fmt: skip
     return fig
+
+
+SUPERSCRIPT = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+def _curve_traces(fig: go.Figure, c: dict, floor: float, shown: set, row: int, col: int) -> None:
+    """One curve's training (solid) and test (dashed) lines in one panel, and a triangle at the
+    y-axis' foot (``floor``) for each point below it."""
+    mine = c.get("source") != "shipped"
+    xs = [p[0] for p in c["points"]]
+    colour = COLOURS.get(c["algorithm"], "#555")
+    for column, dash, split in ((1, "solid", "train"), (2, "dash", "test")):
+        name = f"{NAMES.get(c['algorithm'], c['algorithm'])} {split}" + (" (yours)" if mine else "")
+        ys = [p[column] for p in c["points"]]
+        fig.add_trace(go.Scatter(
+            x=xs, y=ys, name=name, legendgroup=name, showlegend=name not in shown,
+            mode="lines+markers" if mine else "lines", marker={"size": 4}, opacity=0.75 if mine else 1.0,
+            line={"color": colour, "dash": dash, "width": 2 - mine / 2},
+            hovertemplate="%{x:.3s} samples: %{y:.1f} nats<extra>" + name + "</extra>",
+        ), row=row, col=col)  # fmt: skip
+        under = [(x, y) for x, y in zip(xs, ys) if y < floor]
+        if under:
+            fig.add_trace(go.Scatter(
+                x=[x for x, _ in under], y=[floor] * len(under), customdata=[y for _, y in under],
+                mode="markers", legendgroup=name, showlegend=False, cliponaxis=False,
+                marker={"symbol": BELOW, "size": 7, "color": colour, "opacity": 0.6},
+                hovertemplate="%{x:.3s} samples: %{customdata:.1f} nats (below the axis)<extra>"
+                + name + "</extra>",
+            ), row=row, col=col)  # fmt: skip
+        shown.add(name)
+
+
+def axes_sentence(curves: list[dict], dataset: str, sizes: tuple[int, ...]) -> str:
+    """What Figure 2's axes show against the paper's: the shaded box, how far ours reach beyond
+    it to show every point, and the early points drawn at the y-axis' foot (how many, of how many
+    curves, up to which sample count, the lowest with its panel)."""
+    xrange, (floor, top) = figure2_axes(curves, dataset)
+    lo, hi = Y_RANGE.get(dataset, (floor, top))
+    text = (
+        f"The shaded box in each panel is the paper's axes ({_samples(X_RANGE[0])} to "
+        f"{_samples(X_RANGE[1])} samples, {lo:g} to {hi:g} nats). Ours reach back to "
+        f"{_samples(10 ** math.ceil(xrange[0]))} samples, to show every sample count"
+        + (
+            f", and down to {floor:.0f} nats, to hold every point from {_samples(X_RANGE[0])} on"
+            if floor < lo
+            else ""
+        )
+    )
+    under = []  # (samples, nats, N_z, algorithm) of each point under the axis
+    for c in (c for c in curves if c["dataset"] == dataset and c["nz"] in sizes):
+        name = NAMES.get(c["algorithm"], c["algorithm"]) + (
+            " (yours)" if c.get("source") != "shipped" else ""
+        )
+        under += [(p[0], min(p[1], p[2]), c["nz"], name) for p in c["points"] if min(p[1], p[2]) < floor]
+    if not under:
+        return text + "."
+    low, curves_below = min(under, key=lambda u: u[1]), len({u[2:] for u in under})
+    return text + (
+        f"; the {len(under)} earlier points that lie lower (of {curves_below} curves, all before "
+        f"{_samples(max(u[0] for u in under))} samples) are drawn as ▼ at the axis' foot, their values on "
+        f"hover: the lowest is {low[1]:.1f} nats (N_z = {low[2]}, {low[3]}, at {_samples(low[0])} samples)."
+    )
 
 
 def gap_sentence(curves: list[dict], dataset: str, nz: int) -> str:

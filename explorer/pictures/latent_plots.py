@@ -10,6 +10,7 @@ from collections.abc import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
+from explorer.pictures.labels import add_label, label_points
 from explorer.pictures.plots import PALETTE
 
 
@@ -164,12 +165,14 @@ def _scatter_layout(points, axis_titles: tuple[str, str], height: int) -> dict:
 OVERLAY = {"showlegend": False}
 # Your images' colours: none of them in the class palette (PALETTE, plotly's T10), dark and
 # saturated, so that an upload's star and ellipses cannot pass for a class's dots.
-UPLOAD_COLOURS = ("black", "#d000d0", "#0015ff", "#8a0000", "#00707a")
+# Each is named in words too, for the key under a map of several (the numbers on the map say which).
+UPLOAD_COLOURS = {"black": "black", "#d000d0": "magenta", "#0015ff": "blue", "#8a0000": "dark red",
+                  "#00707a": "teal", "#5c4b00": "olive"}  # fmt: skip
 
 
 def upload_colour(i: int) -> str:
-    """The colour of your ``i``-th image on a map (0: black)."""
-    return UPLOAD_COLOURS[i % len(UPLOAD_COLOURS)]
+    """The colour of your ``i``-th image on a map (0: black), cycling after six."""
+    return list(UPLOAD_COLOURS)[i % len(UPLOAD_COLOURS)]
 
 
 def include_points(fig: go.Figure, points) -> None:
@@ -184,16 +187,6 @@ def include_points(fig: go.Figure, points) -> None:
     x0, y0 = np.minimum([xr[0], yr[0]], lo - margin)
     x1, y1 = np.maximum([xr[1], yr[1]], hi + margin)
     fig.update_layout(xaxis_range=[float(x0), float(x1)], yaxis_range=[float(y0), float(y1)])
-
-
-def add_label(fig: go.Figure, x: float, y: float, text: str, colour: str = "black") -> None:
-    """A name on the map in a white box with a border of the marker's colour, above its point
-    (annotations are drawn over the WebGL layer, so no dot hides them)."""
-    fig.add_annotation(
-        x=x, y=y, text=text, showarrow=True, arrowhead=0, arrowwidth=1, arrowcolor=colour, ax=0, ay=-26,
-        bgcolor="rgba(255,255,255,0.92)", bordercolor=colour, borderwidth=1.5, borderpad=2,
-        font={"size": 12, "color": "black"},
-    )  # fmt: skip
 
 
 def add_outline(
@@ -216,10 +209,17 @@ def add_outline(
 
 
 def add_points(
-    fig: go.Figure, points, names: Sequence[str], colour: str = "black", symbol: str = "star"
+    fig: go.Figure,
+    points,
+    names: Sequence[str],
+    colour: str = "black",
+    symbol: str = "star",
+    label: bool = True,
+    size: int = 18,
 ) -> None:
-    """Markers (N, 2) with a black outline, each named in a box: an upload, a drawing, the chosen
-    test image."""
+    """Markers (N, 2) with a black outline, each named in a box unless ``label`` is False (the
+    caller places the names of several together: ``label_points``): an upload, a drawing, the
+    chosen test image."""
     xs, ys = [float(p[0]) for p in points], [float(p[1]) for p in points]
     fig.add_trace(
         {
@@ -231,7 +231,7 @@ def add_points(
             "text": list(names),
             "marker": {
                 "symbol": symbol,
-                "size": 18,
+                "size": size,
                 "color": colour,
                 "line": {"width": 1.5, "color": "white" if colour == "black" else "black"},
             },
@@ -240,8 +240,8 @@ def add_points(
         }
     )
     include_points(fig, list(zip(xs, ys)))
-    for x, y, name in zip(xs, ys, names):
-        add_label(fig, x, y, name, colour)
+    if label:
+        label_points(fig, list(zip(xs, ys)), names, [colour] * len(names))
 
 
 def add_path(fig: go.Figure, points, name: str, colour: str = "black") -> None:

@@ -13,11 +13,13 @@ from plotly.subplots import make_subplots
 TEST_FALLBACK = "test_recon"  # an autoencoder's test figure, drawn where a VAE's -ELBO goes
 FEW_POINTS = 20  # a step series this short is drawn with markers too
 PALETTE = qualitative.T10  # ten distinguishable colours: one per class
-CURVES = (  # (title, row type, key, sign): plotted value = sign * row[key]
+# (title, row type, key, sign): plotted value = sign * row[key]. Titles of at most 22 characters:
+# two fit side by side on a phone (the longer "Reconstruction -log p(x|z) (nats)" ran into the next)
+CURVES = (
     ("Train loss (nats)", "step", "train_loss", 1),
     ("Test -ELBO (nats)", "epoch", "test_elbo", -1),  # an autoencoder's: test_recon (TEST_FALLBACK)
-    ("Reconstruction -log p(x|z) (nats)", "step", "recon", -1),
-    ("KL(q(z|x) || p(z)) (nats)", "step", "kl", 1),
+    ("-log p(x|z) (nats)", "step", "recon", -1),
+    ("KL(q(z|x) || p(z))", "step", "kl", 1),  # nats, as the other three
 )
 
 
@@ -176,3 +178,44 @@ def posterior_bars(mu: Sequence[float], sigma: Sequence[float], height: int = 22
         "showlegend": False,
     }
     return go.Figure({"data": data, "layout": layout}, _validate=False)
+
+
+TOOLBAR_BAND = 32  # px at the top of a figure that plotly's toolbar covers while it shows
+SUBPLOT_TITLE = 22  # px: the height of a row of subplot titles (16 px text)
+TITLE_CHARS = 44  # a figure title's characters on one line of a phone's 390 px screen (17 px bold)
+TITLE_GAP = 10  # px between a title and what it names (a line along the plot's top edge touched it)
+
+
+def readable_titles(fig: go.Figure) -> go.Figure:
+    """Keep ``fig``'s titles readable at any width: out of the band at its top that plotly's
+    toolbar (modebar) covers while it shows (on a phone, the figure's whole width: it hid the
+    Theory and Paper pages' titles), and a long title on two lines (a phone cut it at its edge).
+    The figure's title sits just above the plot area, above the top row of subplot titles, and
+    the top margin holds the band and them. A figure without titles is left as it is.
+    Idempotent (the pages' cached figures pass through it at every view); returns ``fig``."""
+    layout = fig.layout
+    top_row = [
+        a for a in layout.annotations if a.yref == "paper" and a.yanchor == "bottom" and (a.y or 0) >= 0.999
+    ]
+    subplots = SUBPLOT_TITLE * max((a.text or "").count("<br>") + 1 for a in top_row) if top_row else 0
+    title = 0
+    if layout.title.text:
+        text = _two_lines(layout.title.text)
+        size = layout.title.font.size or 17
+        title = round(1.3 * size * (text.count("<br>") + 1)) + TITLE_GAP
+        place = {"y": 1, "yref": "paper", "yanchor": "bottom", "pad": {"b": subplots + TITLE_GAP}}
+        fig.update_layout(title={"text": text, **place})
+    need = TOOLBAR_BAND + title + subplots
+    if (title or subplots) and (layout.margin.t is None or layout.margin.t < need):
+        fig.update_layout(margin_t=need)
+    return fig
+
+
+def _two_lines(text: str) -> str:
+    """``text`` broken at the space nearest its middle when longer than ``TITLE_CHARS`` (and not
+    broken already)."""
+    if len(text) <= TITLE_CHARS or "<br>" in text or " " not in text:
+        return text
+    spaces = [i for i, c in enumerate(text) if c == " "]
+    cut = min(spaces, key=lambda i: abs(i - len(text) / 2))
+    return text[:cut] + "<br>" + text[cut + 1 :]

@@ -40,6 +40,9 @@ class JobView:
     path: str = ""  # how it trains: processes, device, CUDA graph or eager step
     steps_per_epoch: int | None = None  # places the step rows at fractional epochs on the curves
     stage: str = ""  # after the last epoch: what the run is storing for the pages, in words
+    stage_fraction: float = 0.0  # how far that storing has gone: parts done of all
+    stage_seconds: float = 0.0  # since it began
+    derived: str = ""  # a finished run's figures for the pages: stored, skipped (stopped) or failed
 
     @property
     def active(self) -> bool:
@@ -131,7 +134,9 @@ class JobRegistry:
             time.sleep(0.05)
 
     def stop(self, name: str) -> None:
-        """Ask the run's process to stop: it saves a checkpoint and exits (resumable)."""
+        """Ask the run's process to stop: it saves a checkpoint and exits (resumable); after its
+        last epoch, while it stores what the pages need, it skips that and finishes (the pages
+        then measure it on their first visit)."""
         status = self.folder(name).read_status() or {}
         pid = status.get("pid")
         if status.get("state") in ("starting", "running") and pid and pid_alive(pid):
@@ -180,8 +185,19 @@ class JobRegistry:
             rows,
             status.get("path", ""),
             per_epoch,
-            status.get("stage", "") if state in ("starting", "running") else "",
+            *_stage(status, state in ("starting", "running")),
+            status.get("derived", "") if state == "finished" else "",
         )
+
+
+def _stage(status: dict, active: bool) -> tuple[str, float, float]:
+    """(what an active run stores for the pages after its last epoch, the fraction done, the
+    seconds since it began) from its status; empty while it trains, or once it has ended."""
+    if not active or not status.get("stage"):
+        return "", 0.0, 0.0
+    parts = status.get("stage_parts") or 1
+    since = time.time() - status["stage_started"] if "stage_started" in status else 0.0
+    return status["stage"], min(1.0, status.get("stage_part", 0) / parts), max(0.0, since)
 
 
 def _claimed(status: dict | None, proc: subprocess.Popen, launched: float) -> bool:

@@ -318,14 +318,16 @@ class Trainer:
             self.position.chains = self.chains.state_dict()
         self.record.save(self.model, self.optimizer, self.position)
 
-    def report(self, state: str) -> None:
+    def report(self, state: str, **extra) -> None:
         """Write status.json: the state, where training stands, and how it trains (processes, and
-        on CUDA whether the step is a graph)."""
+        on CUDA whether the step is a graph), with the fields of ``extra``."""
         where = self.world.describe() if self.world.distributed else f"single process on {self.device}"
         path = f"{where}, {self.step_runner.path}" if self.device.type == "cuda" else where
         steps = self.data.steps_per_epoch
         step = self.position.step
-        self.record.status(state, epochs=self.cfg.epochs, steps_per_epoch=steps, step=step, path=path)
+        self.record.status(
+            state, epochs=self.cfg.epochs, steps_per_epoch=steps, step=step, path=path, **extra
+        )
 
     def _path_settled(self, path: str) -> None:
         if self.progress is not False and self.world.main:

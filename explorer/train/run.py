@@ -41,7 +41,7 @@ def start_run(
     init_from: str | os.PathLike | None = None,
     progress: bool | None = None,
     command: str | None = None,
-    after_training: Callable[[Path], None] | None = None,
+    after_training: Callable[[Path], dict | None] | None = None,
 ) -> Path:
     """Train a new VAE into the run folder ``out``, which this process holds meanwhile
     (``RunFolder.claim``: a second process is refused, naming this one's pid); return the folder.
@@ -51,7 +51,8 @@ def start_run(
     command line) is recorded in commands.txt for the model card. ``progress``: None shows a bar
     on a terminal, False never. ``after_training``: called with the run folder once training
     finished (not when a stop signal ended it), on the main process, before the status says
-    "finished" (the CLI's ``train`` stores there what the app's pages need: ``explorer.explore.derived``).
+    "finished" (the CLI's ``train`` stores there what the app's pages need: ``explorer.explore.derived``);
+    the fields of the dict it returns, if any, are added to that status.
 
     Raises:
         ExplorerError: another process holds ``out``, ``out`` already holds a run, ``init_from``
@@ -91,7 +92,7 @@ def resume_run(
     device: str | None = None,
     progress: bool | None = None,
     command: str | None = None,
-    after_training: Callable[[Path], None] | None = None,
+    after_training: Callable[[Path], dict | None] | None = None,
 ) -> Path:
     """Continue the run in ``out`` from its last checkpoint, exactly as if it had not stopped,
     holding the folder meanwhile (``RunFolder.claim``: a second process is refused, naming this
@@ -214,9 +215,10 @@ def _train_in(
     except BaseException as exc:
         _failed(status, f"{type(exc).__name__}: {exc}")
         raise
+    noted = {}  # what the hook adds to the final status (the CLI's: whether it stored the figures)
     if after_training is not None and not stopped and world.main:
-        after_training(run.path)  # before "finished": whatever it stores, a page then finds
-    trainer.report("stopped" if stopped else "finished")
+        noted = after_training(run.path) or {}  # before "finished": whatever it stores, a page then finds
+    trainer.report("stopped" if stopped else "finished", **noted)
     return run.path
 
 

@@ -36,7 +36,7 @@ def start_or_resume(
     train_values: dict | None = None,
     progress: bool | None = None,
     command: str | None = None,
-    after_training: Callable[[Path], None] | None = None,
+    after_training: Callable[[Path], dict | None] | None = None,
     before_training: Callable[[], None] | None = None,
 ) -> Outcome:
     """Train as a person asked: a new run into ``out`` (or runs/``name``), or, with ``resume``

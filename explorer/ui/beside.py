@@ -25,6 +25,7 @@ from explorer.ui.models import (
     model_key,
 )
 from explorer.ui.scatter import axis_titles
+from explorer.ui.widgets import chart
 
 BESIDE = "beside"  # session state: the companion model's choice, remembered across pages
 NONE = "(none)"
@@ -110,7 +111,7 @@ def scatters_side_by_side(models: list[tuple[str, VAE, dict]], dataset: str, cou
         _prior_circles(fig, projection)
         with column:
             st.markdown(f"**{choice}**: {describe(model, config)}")
-            st.plotly_chart(fig, key=f"beside-scatter-{i}")
+            chart(st, fig, key=f"beside-scatter-{i}")
     samples_side_by_side(models)
 
 
@@ -159,6 +160,4 @@ def grids_side_by_side(models, dataset: str, axes: list[tuple[int, int]], n: int
         png = manifold_png_at(*model_key(choice), tuple(xs), tuple(ys), a, b)
         with column:
             st.markdown(f"**{choice}**: {describe(model, config)}")
-            st.plotly_chart(
-                manifold_figure(png, xs, ys, (f"z{a + 1}", f"z{b + 1}")), key=f"beside-grid-{choice}"
-            )
+            chart(st, manifold_figure(png, xs, ys, (f"z{a + 1}", f"z{b + 1}")), key=f"beside-grid-{choice}")

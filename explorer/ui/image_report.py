@@ -26,6 +26,7 @@ from explorer.pictures.images import make_grid, png_bytes
 from explorer.pictures.plots import posterior_bars as bars
 from explorer.ui.explore import neighbours_panel
 from explorer.ui.models import stranger_detector, test_elbo
+from explorer.ui.widgets import chart
 
 SAMPLES = 8  # draws from q(z|x) shown beside the mean
 
@@ -89,7 +90,7 @@ def posterior_bars(mu: torch.Tensor, sigma: torch.Tensor, key: str) -> None:
             st.markdown(f"code z = f(x): ({', '.join(f'{v:.2f}' for v in mu.tolist())})")
             return
         st.caption(f"The code z = f(x) over its {len(mu)} dimensions (an autoencoder's: no spread)")
-        st.plotly_chart(bars(mu.tolist(), sigma.tolist()), key=f"posterior-{key}")
+        chart(st, bars(mu.tolist(), sigma.tolist()), key=f"posterior-{key}")
         return
     if len(mu) <= POSTERIOR_AS_TEXT:
         z = ", ".join(f"{v:.2f}" for v in mu.tolist())
@@ -97,7 +98,7 @@ def posterior_bars(mu: torch.Tensor, sigma: torch.Tensor, key: str) -> None:
         st.markdown(f"q(z|x): mean ({z}), standard deviation ({spread})")
         return
     st.caption(f"q(z|x) over its {len(mu)} dimensions: mean, with one standard deviation either side")
-    st.plotly_chart(bars(mu.tolist(), sigma.tolist()), key=f"posterior-{key}")
+    chart(st, bars(mu.tolist(), sigma.tolist()), key=f"posterior-{key}")
 
 
 def verdict_line(model: VAE, x: torch.Tensor, key: tuple[str, int], dataset: str) -> None:

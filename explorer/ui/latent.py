@@ -17,6 +17,7 @@ from explorer.ui.explore import neighbours_panel, selected_indices, selection_pa
 from explorer.ui.image_report import posterior_bars, samples_picture
 from explorer.ui.models import chosen_map, encoded_test_set, label_names, test_images
 from explorer.ui.scatter import axis_titles, close_up
+from explorer.ui.widgets import chart
 
 DECADES = 3.0  # density contours: from the peak of log10 q(z) down this far
 PICKED = "picked"  # session state: (model choice, test index) of the clicked dot
@@ -123,12 +124,8 @@ def test_set_scatter(
         select_points(fig, [marked])
     left, right = st.columns([3, 2], gap="medium")
     with left:
-        st.plotly_chart(
-            fig,
-            on_select=lambda: _remember_click(choice),
-            selection_mode=("points", "box", "lasso"),
-            key="scatter",
-        )
+        select = ("points", "box", "lasso")
+        chart(st, fig, on_select=lambda: _remember_click(choice), selection_mode=select, key="scatter")
         st.caption("Click a dot, or pick the box or lasso in the chart's toolbar to select a region.")
     _below_map(model, choice, key, dataset, names)
     with right:
@@ -189,7 +186,7 @@ def _close_up(model: VAE, dots, projection, posterior_of, index: int) -> None:
     mu, sigma = posterior_of
     titles = axis_titles(projection)
     fig = close_up(np.asarray(points), labels.tolist(), names, projection, mu, sigma, index, titles)
-    st.plotly_chart(fig, key="close-up", config={"displayModeBar": False})
+    chart(st, fig, key="close-up", config={"displayModeBar": False})
     st.caption(_close_up_caption(model, projection, index))
 
 

@@ -11,8 +11,9 @@ from explorer.paper.curves import read_curves, shipped_path
 from explorer.paper.figure2 import DATASETS, PAPER_MINUTES_PER_MILLION, Reproduction
 from explorer.paper.figure3 import TRAIN_SIZES
 from explorer.paper.figure3 import Panel as Figure3Panel
-from explorer.paper.figures import figure2, figure3, gap_sentence, ordering_sentence
+from explorer.paper.figures import axes_sentence, figure2, figure3, gap_sentence, ordering_sentence
 from explorer.train.runfolder import runs_root
+from explorer.ui.widgets import chart
 
 
 def _stamp(paths: list[Path]) -> tuple:
@@ -34,7 +35,8 @@ def _curves3(shipped: str, runs: str, _stamps: tuple) -> list[dict]:
 @st.cache_resource(show_spinner=False, max_entries=8)
 def _figure(which: str, shipped: str, runs: str, stamps: tuple, dataset: str | None):
     """A figure's panels, built once per set of curve files (read only: st.plotly_chart copies
-    it), so that a warm visit does not rebuild a hundred traces."""
+    it, and ``chart``'s change to its titles gives the same figure again), so that a warm visit
+    does not rebuild a hundred traces."""
     if which == "figure3":
         return figure3(_curves3(shipped, runs, stamps), TRAIN_SIZES)
     return figure2(_curves(shipped, runs, stamps), dataset, DATASETS[dataset])
@@ -60,7 +62,7 @@ def figure3_panels(curves: list[dict]) -> None:
         return
     shipped, runs, stamps = _files("figure3")
     fig = _figure("figure3", str(shipped), str(runs), stamps, None)
-    st.plotly_chart(fig, width="stretch", key="figure3")
+    chart(st, fig, width="stretch", key="figure3")
     st.markdown("\n".join(f"- {ordering_sentence(curves, n)}" for n in TRAIN_SIZES))
 
 
@@ -86,7 +88,8 @@ def figure2_panels(curves: list[dict], dataset: str) -> None:
         return
     shipped, runs, stamps = _files("figure2")
     fig = _figure("figure2", str(shipped), str(runs), stamps, dataset)
-    st.plotly_chart(fig, width="stretch", key=f"figure2-{dataset}")
+    chart(st, fig, width="stretch", key=f"figure2-{dataset}")
+    st.caption(axes_sentence(curves, dataset, sizes))
     st.markdown("\n".join(f"- {gap_sentence(curves, dataset, n)}" for n in sizes))
 
 

@@ -12,6 +12,7 @@ from explorer.pictures.latent_plots import prior_vs_posterior
 from explorer.pictures.plots import kl_bars
 from explorer.ui.models import derived_figures
 from explorer.ui.scatter import axis_titles
+from explorer.ui.widgets import chart
 
 
 def aggregate_density(path: str, mtime_ns: int, dataset: str, whole_map: bool = False):
@@ -41,7 +42,7 @@ def show_prior_map(key: tuple[str, int], dataset: str, projection: Projection) -
     )
     left, right = st.columns([3, 2], gap="medium")
     with left:
-        st.plotly_chart(prior_vs_posterior(dmap, axis_titles(projection)), key="prior-map")
+        chart(st, prior_vs_posterior(dmap, axis_titles(projection)), key="prior-map")
     with right:
         st.metric(
             "Prior mass in holes",
@@ -55,7 +56,7 @@ def show_prior_map(key: tuple[str, int], dataset: str, projection: Projection) -
             f"{active} of {len(kl)}",
             help=f"Var over x of E[z_j] above {ACTIVE_UNIT_THRESHOLD} (Burda et al.)",
         )
-        st.plotly_chart(kl_bars(kl, variance, ACTIVE_UNIT_THRESHOLD), key="kl-bars")
+        chart(st, kl_bars(kl, variance, ACTIVE_UNIT_THRESHOLD), key="kl-bars")
         st.caption(
             f"KL(q(z_j|x) || N(0, 1)) per latent dimension, averaged over the test set, "
             f"{sum(kl):.2f} nats in all."

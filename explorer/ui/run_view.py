@@ -16,7 +16,7 @@ from explorer.pictures.plots import training_curves
 from explorer.train.jobs import JobRegistry
 from explorer.train.runfolder import RunFolder
 from explorer.ui.models import label_names
-from explorer.ui.widgets import duration
+from explorer.ui.widgets import chart, duration
 
 MAX_FRAMES = 40  # epochs shown in the animation: enough to see it form, light enough to resend
 
@@ -42,15 +42,16 @@ def show_run(registry: JobRegistry, name: str) -> None:
         st.warning(f"The {what} of epoch {last['epoch']} is not finite: the run has diverged.")
     if view.state in ("failed", "lost"):
         st.error(f"Run {name!r} {view.state}: {view.message}")
-    if view.active and not view.stage and st.button("Stop (saves a checkpoint)", key=f"stop-{name}"):
-        registry.stop(name)
-        st.toast(f"Stopping {name}: it saves a checkpoint first.")
+    _stop_or_skip(registry, view)
+    if view.derived == "skipped":
+        st.info(
+            "Finished; storing what the pages need was skipped: each page measures what it needs "
+            f"on its first visit (or store it now: `vae-explorer derive {registry.folder(name).path}`)."
+        )
     if not view.active and registry.folder(name).has_checkpoint():
         resume_control(registry, name, view.epoch, view.epochs)
     if view.rows:
-        st.plotly_chart(
-            training_curves({name: view.rows}, {name: view.steps_per_epoch}), key=f"curves-{name}"
-        )
+        chart(st, training_curves({name: view.rows}, {name: view.steps_per_epoch}), key=f"curves-{name}")
     elif view.active:
         st.info("Waiting for the first metrics (loading data, first steps)...")
     else:
@@ -61,16 +62,33 @@ def show_run(registry: JobRegistry, name: str) -> None:
     st.session_state["was_active"] = view.active
 
 
-def _progress(view) -> None:
-    """The run's progress bar: steps while it trains; after its last epoch, what it stores for
-    the pages (``explorer.explore.derived``, a minute or more on a CPU, said so as not to look
-    stuck)."""
+def _stop_or_skip(registry: JobRegistry, view) -> None:
+    """Stop while the run trains (it saves a checkpoint); Skip while, after its last epoch, it
+    stores what the pages need (the trained model is saved; the pages measure it themselves)."""
+    if not view.active:
+        return
     if view.stage:
-        st.progress(1.0, text=f"{view.state}: training done, {view.stage.split(' (')[0]}")
+        if st.button("Skip this (the trained model is saved)", key=f"skip-{view.name}"):
+            registry.stop(view.name)
+            st.toast(
+                f"Skipping: {view.name} finishes now; each page measures what it needs on its first visit."
+            )
+    elif st.button("Stop (saves a checkpoint)", key=f"stop-{view.name}"):
+        registry.stop(view.name)
+        st.toast(f"Stopping {view.name}: it saves a checkpoint first.")
+
+
+def _progress(view) -> None:
+    """The run's progress bar: steps while it trains; after its last epoch, the parts it has
+    stored for the pages (``explorer.explore.derived``, a minute or more on a CPU, said so as not
+    to look stuck) and the seconds it has spent."""
+    if view.stage:
+        what, now = view.stage.split(" (")[0], view.stage.rsplit(": ", 1)[-1]
+        st.progress(view.stage_fraction, text=f"training done; {what}: {now} ({view.stage_seconds:.0f} s)")
         st.info(
-            f"Training has ended. The run is {view.stage}. Measured once and stored beside the "
-            "model, they let every page open it at once (a page opened before this is done "
-            "measures what it needs itself).",
+            f"Training has ended and the model is saved. The run is {view.stage}. Measured once and "
+            "stored beside the model, they let every page open it at once. Skip it and each page "
+            "measures what it needs on its first visit.",
             icon=":material/hourglass_top:",
         )
         return
@@ -137,7 +155,8 @@ def latent_forming(registry: JobRegistry, name: str) -> None:
     if dims > 2:
         frames = align_frames(frames)  # principal components of each epoch, turned to match the last
     axes = ("z1", "z2") if dims <= 2 else ("PC1", "PC2")
-    st.plotly_chart(
+    chart(
+        st,
         latent_animation(epochs, frames, labels, names, axes),
         key=f"forming-{name}",
         config={"displayModeBar": False},

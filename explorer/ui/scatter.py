@@ -10,7 +10,16 @@ import torch
 from explorer.evaluate import Projection
 from explorer.explore.posterior import deterministic, posterior_ellipses
 from explorer.explore.projections import NAMES
-from explorer.pictures.latent_plots import add_outline, add_points, fitted_ranges, latent_scatter
+from explorer.pictures.labels import label_points, star_sizes
+from explorer.pictures.latent_plots import (
+    UPLOAD_COLOURS,
+    add_outline,
+    add_points,
+    fitted_ranges,
+    include_points,
+    latent_scatter,
+    upload_colour,
+)
 from explorer.ui.models import MAP_POINTS, chosen_map
 
 
@@ -52,18 +61,41 @@ def star_caption(model, projection, whose: str) -> str:
 
 
 def draw_posterior(
-    fig, projection: Projection, mu: torch.Tensor, sigma: torch.Tensor, name: str, colour: str
+    fig,
+    projection: Projection,
+    mu: torch.Tensor,
+    sigma: torch.Tensor,
+    name: str,
+    colour: str,
+    label: bool = True,
+    size: int = 18,
 ) -> None:
     """The 1- and 2-sigma ellipses of q(z|x) and a marker at its mean, on a latent scatter (an
     autoencoder's code, or a t-SNE or UMAP map, which does not carry a Gaussian: the marker
-    alone)."""
-    if deterministic(sigma) or not isinstance(projection, Projection):
-        add_points(fig, projection(mu[None]).tolist(), [name], colour)
-        return
-    outlines = posterior_ellipses(projection, mu, sigma)
-    add_outline(fig, outlines[1.0], f"{name}: 1 sigma", colour, "solid", group=name)
-    add_outline(fig, outlines[2.0], f"{name}: 2 sigma", colour, "dash", group=name)
-    add_points(fig, projection(mu[None]).tolist(), [name], colour)
+    alone), named in a box on the map unless ``label`` is False; ``size``: the marker's."""
+    if not deterministic(sigma) and isinstance(projection, Projection):
+        outlines = posterior_ellipses(projection, mu, sigma)
+        add_outline(fig, outlines[1.0], f"{name}: 1 sigma", colour, "solid", group=name)
+        add_outline(fig, outlines[2.0], f"{name}: 2 sigma", colour, "dash", group=name)
+    add_points(fig, projection(mu[None]).tolist(), [name], colour, label=label, size=size)
+
+
+def draw_uploads(fig, projection, placed: list[tuple[str, torch.Tensor, torch.Tensor]]) -> str:
+    """Your images ``placed`` ((name, mu, sigma) each) on one map: each its own colour (none of the
+    classes'), its posterior's ellipses and star, and its number (1, 2, ...) in a box placed clear
+    of every star and every other box, however close the images lie. Returns the key to the
+    numbers, one line to show under the map."""
+    means = [projection(mu[None]).tolist()[0] for _, mu, _ in placed]
+    include_points(fig, means)  # the ranges the stars' sizes and boxes are placed in
+    layout = fig.layout
+    sizes = star_sizes(means, layout.xaxis.range, layout.yaxis.range, layout.height or 460)
+    for i, ((name, mu, sigma), size) in enumerate(zip(placed, sizes)):
+        draw_posterior(fig, projection, mu, sigma, name, upload_colour(i), label=False, size=size)
+    numbers = [str(i + 1) for i in range(len(placed))]
+    label_points(fig, means, numbers, [upload_colour(i) for i in range(len(placed))])
+    words = [UPLOAD_COLOURS[upload_colour(i)] for i in range(len(placed))]
+    plain = [name.replace("\\", "\\\\").replace("_", "\\_").replace("*", "\\*") for name, _, _ in placed]
+    return " · ".join(f"**{n}** {name} ({word})" for n, name, word in zip(numbers, plain, words))
 
 
 CLOSE_UP = 0.03  # the close-up's half-width at least, as a share of the map's width

@@ -7,6 +7,7 @@ import numpy as np
 import streamlit as st
 
 from explorer.theory import divergences, figures, mean_field, mixtures
+from explorer.ui.widgets import chart
 
 TABS = ("EM", "KL's two directions", "Mean field and CAVI", "The identity", "Why reparameterise")
 TAB_KEY = "theory-tab"
@@ -48,7 +49,7 @@ def _add_clicked() -> None:
 
 
 def _em_chart(column, figure) -> None:
-    column.plotly_chart(figure, key=EM_FIGURE, on_select=_add_clicked, selection_mode="points")
+    chart(column, figure, key=EM_FIGURE, on_select=_add_clicked, selection_mode="points")
 
 
 def _clicked_ui(generated: int) -> tuple:
@@ -125,7 +126,8 @@ def em_ui() -> None:
     title = f"{step}: responsibilities and components"
     clicked = len(st.session_state.get(CLICKED, []))
     _em_chart(left, figures.em_figure(x, mixture, resp, title, figures.click_plane(x), clicked))
-    right.plotly_chart(
+    chart(
+        right,
         figures.curve_figure(run.log_likelihood, shown, "log-likelihood per iteration", "nats"),
         key="em-curve",
     )
@@ -203,7 +205,7 @@ def kl_ui() -> None:
     weight = c[2].slider("Weight of the left mode", 0.05, 0.95, 0.5, 0.05, key="kl-weight")
     fits = _kl(float(sep), float(sd), float(weight))
     left, right = st.columns([3, 2])
-    left.plotly_chart(figures.kl_figure(fits), key="kl-figure")
+    chart(left, figures.kl_figure(fits), key="kl-figure")
     rows = [
         {
             "q": "minimises KL(p‖q)",
@@ -254,7 +256,7 @@ def mean_field_ui() -> None:
     rho = st.slider("Correlation ρ", -0.95, 0.95, 0.8, 0.05, key="mf-rho")
     mf = mean_field.cavi_gaussian(*mean_field.correlated(float(rho)))
     left, right = st.columns([3, 2])
-    left.plotly_chart(figures.mean_field_figure(mf), key="mf-figure")
+    chart(left, figures.mean_field_figure(mf), key="mf-figure")
     right.markdown(
         f"True marginal variances Σ₁₁, Σ₂₂: **{mf.marginal_variances[0]:.4f}**, "
         f"**{mf.marginal_variances[1]:.4f}**  \nMean-field variances 1/Λ₁₁, 1/Λ₂₂: "
@@ -293,8 +295,8 @@ def _cavi_ui() -> None:
     x, states, elbos = _cavi(k, n, prior_var, seed, 30)
     sweep = st.slider("Sweep", 0, len(states) - 1, len(states) - 1, key="cavi-sweep")
     left, right = st.columns([3, 2])
-    left.plotly_chart(figures.cavi_figure(x, states[sweep]), key="cavi-figure")
-    right.plotly_chart(figures.curve_figure(elbos, sweep, "ELBO per sweep", "nats"), key="cavi-curve")
+    chart(left, figures.cavi_figure(x, states[sweep]), key="cavi-figure")
+    chart(right, figures.curve_figure(elbos, sweep, "ELBO per sweep", "nats"), key="cavi-curve")
     right.markdown(
         f"ELBO at sweep {sweep}: **{elbos[sweep]:.4f}** nats; after {len(elbos) - 1} sweeps "
         f"**{elbos[-1]:.4f}**. Largest fall between sweeps: **{max(0.0, -np.diff(elbos).min()):.2e}** nats."

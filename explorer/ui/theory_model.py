@@ -13,7 +13,7 @@ from explorer.model import VAE
 from explorer.pictures.images import make_grid, png_bytes
 from explorer.theory import evidence, figures, gradients
 from explorer.ui.models import cached_model
-from explorer.ui.widgets import uploaded_image
+from explorer.ui.widgets import chart, uploaded_image
 
 SOURCES = ("test image", "upload", "drawing")  # the drawing: the Draw page's, once there is one
 
@@ -105,7 +105,7 @@ def identity_ui(choice: str, model: VAE, key: tuple[str, int], dataset: str, con
     ks = tuple(sorted(ev.l_k))
     _identity_table(ev, ks, model.config.latent_dim)
     left, right = st.columns([3, 2])
-    left.plotly_chart(figures.bounds_figure(ev), key="identity-bounds")
+    chart(left, figures.bounds_figure(ev), key="identity-bounds")
     rows = [{"K": k, "L_K (nats)": v, "standard error": se} for k, (v, se) in sorted(ev.l_k.items())]
     right.dataframe(
         rows,
@@ -133,7 +133,7 @@ def _identity_table(ev, ks, latent_dim: int) -> None:
     only the bounds L_K can be shown."""
     if ev.log_px is not None:
         left, right = st.columns([3, 2])
-        left.plotly_chart(figures.posterior_figure(ev), key="identity-posterior")
+        chart(left, figures.posterior_figure(ev), key="identity-posterior")
         total = ev.elbo + ev.kl_to_posterior
         right.markdown(
             f"| | nats |\n|---|---:|\n| log p(x), quadrature | **{ev.log_px:.4f}** |\n"
@@ -187,7 +187,7 @@ def reparam_ui(model: VAE, key: tuple[str, int], dataset: str, config: dict) -> 
         return
     gv = _gradients(*key, chosen[0])
     left, right = st.columns([3, 2])
-    left.plotly_chart(figures.variance_figure(gv), key="reparam-figure")
+    chart(left, figures.variance_figure(gv), key="reparam-figure")
     score_over_a, a_over_b = gv.ratio("score", "reparam_a"), gv.ratio("reparam_a", "reparam_b")
     rows = [
         {"L": s, "score / A": r1, "A / B": r2, "score": v, "A": a}

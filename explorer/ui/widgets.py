@@ -87,3 +87,12 @@ def uploaded_image(where, dataset: str, key: str, hint: str):
     except ImageError as exc:
         st.error(f"{upload.name}: {exc}")
         return None
+
+
+def chart(where, fig, **kwargs):
+    """``where.plotly_chart(fig, **kwargs)`` (``where``: ``st``, a column, the sidebar), with the
+    figure's titles readable at any width (``plots.readable_titles``: clear of plotly's toolbar,
+    long ones on two lines). Every chart of the app is shown through here."""
+    from explorer.pictures.plots import readable_titles
+
+    return where.plotly_chart(readable_titles(fig), **kwargs)
