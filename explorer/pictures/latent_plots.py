@@ -39,7 +39,7 @@ def class_traces(
             trace |= {
                 "customdata": idx.tolist(),
                 # a clicked or linked dot stands out; the rest fade (a box's dots stand out so)
-                "selected": {"marker": {"size": 11, "opacity": 1.0}},
+                "selected": {"marker": {"size": 7, "opacity": 1.0}},
                 "unselected": {"marker": {"opacity": 0.2}},
                 "hovertemplate": f"{name}<br>index %{{customdata}}<br>"
                 "(%{x:.2f}, %{y:.2f})<extra></extra>",

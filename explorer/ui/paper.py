@@ -8,7 +8,7 @@ from pathlib import Path
 import streamlit as st
 
 from explorer.paper.curves import read_curves, shipped_path
-from explorer.paper.figure2 import DATASETS, PAPER_MINUTES_PER_MILLION, Reproduction
+from explorer.paper.figure2 import DATASETS, PAPER_MINUTES_PER_MILLION, TRAIN_SIZE, Reproduction
 from explorer.paper.figure3 import TRAIN_SIZES
 from explorer.paper.figure3 import Panel as Figure3Panel
 from explorer.paper.figures import axes_sentence, figure2, figure3, gap_sentence, ordering_sentence
@@ -102,12 +102,12 @@ def cost_table(curves: list[dict]) -> None:
             minutes = c["seconds"] / 60 / (last / 1e6)
             figure = "Figure 3" if "n_train" in c else "Figure 2"
             rows.append({"figure": figure, "dataset": c.get("dataset", "mnist"), "N_z": c.get("nz", 3),
-                         "N_train": f"{c['n_train']:,}" if "n_train" in c else "all (60,000)",
+                         "N_train": f"{c.get('n_train') or TRAIN_SIZE.get(c.get('dataset', 'mnist'), 0):,}",
                          "algorithm": c["algorithm"],
                          "samples reached": f"{last:,}", "minutes per 10^6 samples": round(minutes, 1),
                          "Adagrad step size": c.get("lr"), "curve": c.get("source")})  # fmt: skip
     rows.sort(
-        key=lambda r: (r["figure"], r["dataset"], r["N_z"], len(r["N_train"]), r["N_train"], r["algorithm"])
+        key=lambda r: (r["figure"], r["dataset"], r["N_z"], int(r["N_train"].replace(",", "")), r["algorithm"])
     )
     if rows:
         lo, hi = PAPER_MINUTES_PER_MILLION
