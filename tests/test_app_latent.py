@@ -103,3 +103,17 @@ def test_prior_against_aggregate_posterior(shipped, mnist_test, model):
     assert bars["x"] == [f"z{j + 1}" for j in range(dims)]
     assert bars["y"] == pytest.approx(kl.tolist(), abs=1e-4)
     assert any("principal-component plane" in c.value for c in at.caption) == (dims > 2)
+
+
+@pytest.mark.parametrize("where", [LATENT, "pages/3_Manifold.py"])
+def test_the_model_beside_reaches_the_address_at_once(shipped, where):
+    """Choosing "Beside it" writes it into the address in the same run (it came one interaction
+    late: the address is written near the page's top, the picker below)."""
+    at = page(where)
+    at.session_state["model"] = "mnist-z2"
+    at.run()
+    at.selectbox(key="beside_picker").set_value("mnist-z5").run()
+    assert not at.exception
+    assert dict(at.query_params)["beside"] == "mnist-z5"
+    at.selectbox(key="beside_picker").set_value("(none)").run()
+    assert "beside" not in at.query_params

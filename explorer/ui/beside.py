@@ -66,6 +66,8 @@ def companion_picker(choice: str, config: dict) -> tuple[str, VAE, dict] | None:
         "Beside it", options, index=options.index(current) if current in options else 0, key="beside_picker",
         help="Another model of the same dataset, shown next to this one: an autoencoder beside a VAE, "
         "beta = 1 beside beta = 4.",
+        # kept before the page reruns, so that the address (written near the page's top) has it
+        on_change=lambda: st.session_state.update({BESIDE: st.session_state["beside_picker"]}),
     )  # fmt: skip
     st.session_state[BESIDE] = picked
     if picked == NONE:

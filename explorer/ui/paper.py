@@ -107,7 +107,13 @@ def cost_table(curves: list[dict]) -> None:
                          "samples reached": f"{last:,}", "minutes per 10^6 samples": round(minutes, 1),
                          "Adagrad step size": c.get("lr"), "curve": c.get("source")})  # fmt: skip
     rows.sort(
-        key=lambda r: (r["figure"], r["dataset"], r["N_z"], int(r["N_train"].replace(",", "")), r["algorithm"])
+        key=lambda r: (
+            r["figure"],
+            r["dataset"],
+            r["N_z"],
+            int(r["N_train"].replace(",", "")),
+            r["algorithm"],
+        )
     )
     if rows:
         lo, hi = PAPER_MINUTES_PER_MILLION
