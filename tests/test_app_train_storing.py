@@ -74,3 +74,25 @@ def test_skip_on_the_train_page_ends_the_storing_and_keeps_the_trained_run(shipp
     at.run()
     assert not at.exception
     assert "storing what the pages need was skipped" in " ".join(i.value for i in at.info)
+
+
+def test_a_run_that_ended_before_its_first_checkpoint_offers_delete(shipped):
+    """Stopped while starting: the page says nothing was saved (not "resume it"), offers no Resume
+    and deletes the run on request, so that its name can be used again."""
+    import json
+    import subprocess
+    import sys
+
+    from explorer.train.jobs import NOTHING_SAVED
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    folder = shipped / "runs" / "early"
+    folder.mkdir(parents=True)
+    (folder / "status.json").write_text(json.dumps({"state": "starting", "pid": gone.pid, "time": 0}))
+    at = page(TRAIN).run()
+    labelled(at.selectbox, "Run").set_value("early").run()
+    assert any(NOTHING_SAVED in e.value for e in at.error)
+    assert not [b for b in at.button if b.key == "resume-early"]
+    at.get_by_key("delete-early").click().run()
+    assert not at.exception and not folder.exists()

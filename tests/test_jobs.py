@@ -117,3 +117,28 @@ def test_jobs_leave_a_core_to_the_app_unless_told(monkeypatch):
     assert job_environment()["OMP_NUM_THREADS"] == "1"
     monkeypatch.setenv("OMP_NUM_THREADS", "3")
     assert job_environment()["OMP_NUM_THREADS"] == "3"
+
+
+def test_a_run_stopped_while_starting_says_nothing_was_saved_and_can_be_deleted(tmp_path):
+    """Stop pressed before the first step ended the process with status.json at "starting" and
+    no checkpoint: the page said "its last checkpoint is kept: resume it" and offered nothing."""
+    import json
+
+    from explorer.train.jobs import LOST, NOTHING_SAVED
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # a pid no process has any more
+    registry = JobRegistry(tmp_path)
+    for name in ("early", "later"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "status.json").write_text(
+            json.dumps({"state": "starting", "pid": gone.pid, "time": 0})
+        )
+    (tmp_path / "later" / "model.safetensors").write_bytes(b"weights")
+    view = registry.view("early")
+    assert (view.state, view.message) == ("lost", NOTHING_SAVED)
+    assert registry.view("later").message == LOST  # a checkpoint to resume: the old words hold
+    with pytest.raises(ExplorerError, match="holds a checkpoint"):
+        registry.delete("later")
+    registry.delete("early")
+    assert not (tmp_path / "early").exists() and (tmp_path / "later" / "model.safetensors").exists()

@@ -21,6 +21,10 @@ LOST = (
     "the training process ended without saying why (killed?); its last checkpoint is kept: "
     "resume it to continue"
 )
+NOTHING_SAVED = (
+    "the training process ended before its first checkpoint (stopped while starting, or "
+    "killed): nothing was saved to resume; delete the run and start it again"
+)
 
 
 @dataclass
@@ -142,6 +146,20 @@ class JobRegistry:
         if status.get("state") in ("starting", "running") and pid and pid_alive(pid):
             os.kill(pid, signal.SIGTERM)
 
+    def delete(self, name: str) -> None:
+        """Delete the run's folder: only a run that no process trains and that holds no
+        checkpoint (one that ended before its first), which nothing could resume.
+
+        Raises:
+            ExplorerError: the run is training, or it holds a checkpoint.
+        """
+        run, view = self.folder(name), self.view(name)
+        if view.active or run.owner(wait=0):
+            raise ExplorerError(f"run {name!r} is training: stop it first")
+        if run.has_checkpoint():
+            raise ExplorerError(f"run {name!r} holds a checkpoint: delete its folder by hand if you mean it")
+        shutil.rmtree(run.path)
+
     def _reap(self) -> None:
         for name, proc in list(self._procs.items()):
             if proc.poll() is not None:
@@ -159,7 +177,7 @@ class JobRegistry:
             if said.startswith("vae-explorer train: error: "):
                 state, message = "failed", said.removeprefix("vae-explorer train: error: ")
             else:
-                state, message = "lost", LOST
+                state, message = "lost", LOST if run.has_checkpoint() else NOTHING_SAVED
         if state == "failed" and not message:
             message = _log_tail(run)
         last = rows[-1] if rows else {}

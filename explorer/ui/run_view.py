@@ -50,6 +50,8 @@ def show_run(registry: JobRegistry, name: str) -> None:
         )
     if not view.active and registry.folder(name).has_checkpoint():
         resume_control(registry, name, view.epoch, view.epochs)
+    elif not view.active and view.state in ("failed", "lost"):
+        delete_control(registry, name)
     if view.rows:
         chart(st, training_curves({name: view.rows}, {name: view.steps_per_epoch}), key=f"curves-{name}")
     elif view.active:
@@ -94,6 +96,20 @@ def _progress(view) -> None:
         return
     steps = f"{view.state}: step {view.step:,} of {view.total_steps:,}" if view.total_steps else view.state
     st.progress(view.fraction, text=steps)
+
+
+def delete_control(registry: JobRegistry, name: str) -> None:
+    """Delete a run that ended before its first checkpoint: nothing to resume, and its name taken."""
+    if st.button(
+        "Delete this run", key=f"delete-{name}", help="Nothing was saved; the form starts it again."
+    ):
+        try:
+            registry.delete(name)
+        except ExplorerError as exc:
+            st.error(str(exc))
+            return
+        st.session_state.pop("watch", None)
+        st.rerun(scope="app")
 
 
 def resume_control(registry: JobRegistry, name: str, done: int, target: int | None) -> None:
