@@ -45,7 +45,7 @@ def test_latent_space_shows_the_posterior_of_the_clicked_point(shipped):
     assert len(marked) == 10 and sum(marked, []) == [3]  # in every class's trace: one dot selected
     names = [t.get("name") for t in spec(chart(at, "close-up"))["data"]]
     assert "#3: 1 sigma" in names and "#3: 2 sigma" in names and "#3" in names
-    assert "input | reconstruction | 8 draws z ~ q(z|x), decoded" in captions(at)
+    assert "input | reconstruction | 8 draws z ~ q(z|x), decoded (in two rows)" in captions(at)
     assert any("1-sigma (solid) and 2-sigma (dashed) ellipses" in c.value for c in at.caption)
     assert any(m.value.startswith("q(z|x): mean (") and "standard deviation" in m.value for m in at.markdown)
 

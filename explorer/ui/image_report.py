@@ -34,15 +34,16 @@ SAMPLES = 8  # draws from q(z|x) shown beside the mean
 def samples_picture(
     model: VAE, x: torch.Tensor, mu: torch.Tensor, sigma: torch.Tensor, scale: int = 3
 ) -> bytes:
-    """One PNG row: the input, the decoded posterior mean, then SAMPLES decoded draws of q(z|x)
-    (an autoencoder: the input and its reconstruction only)."""
+    """One PNG: the input, the decoded posterior mean, then SAMPLES decoded draws of q(z|x), in
+    rows of (2 + SAMPLES) / 2 (one row of ten drew each image a third of a column wide: too small
+    to see); an autoencoder: the input and its reconstruction only."""
     mean_image = model.decode(mu[None].to(next(model.parameters()).device)).mean.cpu()
     if deterministic(sigma):
         row = torch.cat([x.reshape(1, *mean_image.shape[1:]), mean_image])
         return png_bytes(make_grid(row, len(row)), scale=scale)
     _, draws = posterior_samples(model, mu, sigma, SAMPLES)
     row = torch.cat([x.reshape(1, *draws.shape[1:]), mean_image, draws])
-    return png_bytes(make_grid(row, len(row)), scale=scale)
+    return png_bytes(make_grid(row, (len(row) + 1) // 2), scale=scale)
 
 
 GALLERY_COLUMNS = 8  # test images per row on the Reconstruct page
@@ -137,7 +138,11 @@ def image_report(model: VAE, x: torch.Tensor, key: tuple[str, int], dataset: str
     mu, sigma = (v[0] for v in posterior(model, x[None]))
     judged = reference(*key, dataset).judge(model, x[None])[0]
     score = score_name(model.config.variational)
-    draws = f" | {SAMPLES} draws z ~ q(z|x)" if model.config.variational else " (an autoencoder: no draws)"
+    draws = (
+        f" | {SAMPLES} draws z ~ q(z|x) (in two rows)"
+        if model.config.variational
+        else " (an autoencoder: no draws)"
+    )
     st.image(
         samples_picture(model, x, mu, sigma),
         caption=f"{name}: input | reconstruction ({'posterior mean' if model.config.variational else 'code'})"

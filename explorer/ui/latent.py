@@ -173,7 +173,7 @@ def _clicked(model: VAE, dataset: str, index: int, posterior_of, names) -> None:
     st.write(f"Label: **{names[label] if names else label}**")
     st.image(
         samples_picture(model, images[index], mu, sigma, scale=3),
-        caption="input | reconstruction | 8 draws z ~ q(z|x), decoded"
+        caption="input | reconstruction | 8 draws z ~ q(z|x), decoded (in two rows)"
         if variational
         else "input | reconstruction",
         output_format="PNG",
