@@ -162,3 +162,25 @@ def test_interpolate_between_test_images_and_a_drawing(shipped, mnist_test):
     assert not at.exception and not at.error
     assert "three.png" in captions(at)
     assert strips(at) == ["**Spherical** path, 5 steps"]
+
+
+def test_an_interpolation_end_switched_back_to_a_test_image_keeps_its_number_quietly(shipped):
+    """End B to an upload and back: its test index comes back without Streamlit's warning about
+    a widget given a default and a value set through Session State (the server log had it)."""
+    import logging
+
+    said = []
+    handler = logging.Handler()
+    handler.emit = lambda record: said.append(record.getMessage())
+    policies = logging.getLogger("streamlit.elements.lib.policies")
+    policies.addHandler(handler)
+    try:
+        at = page(INTERPOLATE).run()
+        at.number_input(key="idx-B").set_value(7).run()
+        at.radio(key="src-B").set_value("upload").run()
+        at.radio(key="src-B").set_value("test image").run()
+        at.number_input(key="idx-B").set_value(5).run()
+    finally:
+        policies.removeHandler(handler)
+    assert not at.exception and at.number_input(key="idx-B").value == 5
+    assert not [m for m in said if "Session State" in m], said

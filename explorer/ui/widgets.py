@@ -37,9 +37,13 @@ def _fit_state(key: str | None, low, high) -> None:
     if key is not None and key in st.session_state:
         value = st.session_state[key]
         if isinstance(value, tuple | list):
-            st.session_state[key] = type(value)(min(max(v, low), high) for v in value)
+            fitted = type(value)(min(max(v, low), high) for v in value)
         elif isinstance(value, int | float):
-            st.session_state[key] = min(max(value, low), high)
+            fitted = min(max(value, low), high)
+        else:
+            return
+        if fitted != value:  # written only when it must change (a write makes the default a conflict)
+            st.session_state[key] = fitted
 
 
 def data_slider(where, label: str, low, high, value, step=None, *, key: str | None = None, **kwargs):
@@ -61,10 +65,14 @@ def data_number_input(
     """``where.number_input`` of an index from ``low`` to ``high`` that come from the data (a test
     image's number): ``value`` clamped into range (a default of 2 in a test set of two), a single
     possible value shown as text and returned."""
+    import streamlit as st
+
     if high <= low:
         where.caption(f"{label}: {low:,} (the only one)")
         return low
     _fit_state(key, low, high)
+    if key is not None and key in st.session_state:  # its own value: no default beside it, which
+        return where.number_input(label, low, high, key=key, **kwargs)  # Streamlit warns about
     return where.number_input(label, low, high, min(max(value, low), high), key=key, **kwargs)
 
 
