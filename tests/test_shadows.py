@@ -62,3 +62,18 @@ def test_the_box_edges_are_where_a_step_is_even_when_blurred():
         top, bottom = box_edges(p, rows.min(), rows.max())
         assert abs(top - 40.0) < 0.1 and abs(bottom - 160.3) < 0.1, (blur, top, bottom)
 
+
+def test_a_shadow_narrower_than_the_ground_window_is_ground():
+    """A band of shadow (paper at half its light) narrower than the wide window but wider than
+    the narrow one is ground, not ink; a stroke of ink (a tenth of the light) stays ink."""
+    from explorer.pictures.ground import local_ground
+
+    paper = np.full((300, 300), 0.9)
+    paper[:, 100:125] *= 0.5  # the band, 25 px wide (the wide window: 3 strokes + 3 = 33 px)
+    paper[150:160, 20:280] = 0.08  # a stroke, 10 px wide, across the band
+    grey = 1.0 - paper  # light ink on dark, as the ground estimate sees it
+    ground = local_ground(grey)
+    ink = (grey - ground) / (1.0 - ground)
+    assert np.abs(ink[:140, 100:125]).max() < 0.01  # the band's paper: no ink
+    assert ink[152:158, 30:270].min() > 0.8  # the stroke, in the band and out of it
+
