@@ -46,23 +46,6 @@ def test_the_family_is_seeded_and_varied():
     assert min(widths) < 25 and max(widths) > 35
 
 
-def test_the_box_edges_are_where_a_step_is_even_when_blurred():
-    """A step edge at a known place (pixel edges 40.0 and 160.3, coverage-sampled), sharp or
-    blurred (sigma 1.2 px, a photo's), is found to within a tenth of a pixel: the whole-pixel
-    box moved by one pixel between a photo and its clean twin."""
-    from scipy import ndimage
-
-    from explorer.pictures.framing import box_edges
-
-    x = np.arange(200)
-    profile = np.clip(np.minimum(x + 1 - 40.0, 160.3 - x), 0.0, 1.0)  # each pixel's coverage
-    for blur in (0.0, 1.2):
-        p = ndimage.gaussian_filter1d(profile, blur) if blur else profile
-        rows = np.nonzero(p > 0.25)[0]
-        top, bottom = box_edges(p, rows.min(), rows.max())
-        assert abs(top - 40.0) < 0.1 and abs(bottom - 160.3) < 0.1, (blur, top, bottom)
-
-
 def test_a_shadow_narrower_than_the_ground_window_is_ground():
     """A band of shadow (paper at half its light) narrower than the wide window but wider than
     the narrow one is ground, not ink; a stroke of ink (a tenth of the light) stays ink."""

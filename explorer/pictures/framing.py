@@ -12,42 +12,6 @@ from explorer.pictures.convention import Convention
 
 # -- fitting into the frame -----------------------------------------------------------------------
 
-# A picture whose ink box spans at least this many times the dataset's box has its box's edges
-# placed to a fraction of a pixel; a smaller one (a dataset's own image uploaded as it is, whose
-# grey edge pixels are part of the drawing) keeps the whole-pixel box.
-SUBPIXEL = 4
-
-
-def _edge(profile: np.ndarray, first: int, step: int) -> float:
-    """Where ``profile`` (the strongest ink of each row, or column) rises to half the level it
-    reaches within six pixels of ``first`` (the outermost row or column of the box), coming
-    from outside (``step`` +1 from the top or left, -1 from the bottom or right): the half-level
-    crossing, interpolated between pixel centres, in pixel-edge coordinates (pixel i spans
-    [i, i + 1]). A step edge (square pixels drawn large) gives the pixel boundary itself; a
-    blurred edge (a photo) the same place as the sharp one, since a symmetric blur leaves the
-    half level where it was; an edge sampled by coverage, within a tenth of a pixel. (Local on
-    purpose: an estimate from the ink's area beyond the edge, exact for both, took in what lies
-    near the box and did worse on bench/shadows.py, 95.0% against 97.0%.)"""
-    n = len(profile)
-    near = profile[first : first + 6] if step > 0 else profile[max(0, first - 5) : first + 1]
-    half = 0.5 * float(near.max())
-    i = first
-    while 0 <= i + step < n and profile[i] < half:
-        i += step  # the first pixel at half the level or more
-    j = i - step  # the one outside it
-    if not 0 <= j < n:
-        return float(i if step > 0 else i + 1)
-    a, b = float(profile[j]), float(profile[i])
-    t = min(1.0, max(0.0, (half - a) / (b - a))) if b > a else 0.5
-    return j + 0.5 + step * t
-
-
-def box_edges(profile: np.ndarray, first: int, last: int) -> tuple[float, float]:
-    """The two edges (pixel-edge coordinates: pixel i spans [i, i + 1]) of a box whose outermost
-    rows (or columns) are ``first`` and ``last`` of ``profile`` (the strongest ink of each), each
-    at the half-level crossing of ``_edge``."""
-    return _edge(profile, first, 1), _edge(profile, last, -1)
-
 
 def fit_box(ink: np.ndarray, box: int, level: float, margin: int) -> np.ndarray:
     """The ink resampled so that the bounding box of its pixels above ``level`` has its longest
@@ -56,20 +20,13 @@ def fit_box(ink: np.ndarray, box: int, level: float, margin: int) -> np.ndarray:
 
     The output grid is anchored at the strong ink's box, not at the faintest pixel: two pictures
     of one drawing that differ only in faint pixels (a noise-free render and a photo of it) come
-    out on the same grid, at the same scale. In a picture at least ``SUBPIXEL`` times the box, the
-    box's edges are placed to a fraction of a pixel (``box_edges``): a whole pixel there moves the
-    grid by a twentieth of an output pixel, enough to tip the centre of mass across a rounding
-    edge. Area averaging when shrinking, Lanczos when enlarging.
+    out on the same grid, at the same scale. Area averaging when shrinking, Lanczos when enlarging.
     """
     rows, cols = np.nonzero(ink > level)
     if len(rows) == 0:
         rows, cols = np.nonzero(ink > 0)
     r0, c0 = rows.min(), cols.min()
     h, w = rows.max() - r0 + 1, cols.max() - c0 + 1
-    if max(h, w) >= SUBPIXEL * box:  # a large picture: its box's edges to a fraction of a pixel
-        top, bottom = box_edges(ink.max(axis=1), r0, rows.max())
-        left, right = box_edges(ink.max(axis=0), c0, cols.max())
-        r0, c0, h, w = top, left, bottom - top, right - left
     scale = box / max(h, w)
     out_h, out_w = max(1, round(h * scale)) + 2 * margin, max(1, round(w * scale)) + 2 * margin
     # Zeros around the picture, enough for the margin and for rounding the output size up.
