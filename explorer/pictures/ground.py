@@ -49,6 +49,8 @@ SHADE_FLOOR = 0.3
 # if no darker than SHADE_FLOOR; 2.0 kept more of MNIST's grey strokes on a card, and lost 3% of
 # bench/shadows.py's draws, whose fingers and bands it no longer fitted.)
 NARROW = 1.5
+SEEN = 0.02  # the narrow window sees paper this much darker (a share of its light) or more
+SHADOWED = 0.8  # paper darker than this share of the picture's lightest: a shadow
 
 
 def local_ground(grey: np.ndarray) -> np.ndarray:
@@ -92,7 +94,18 @@ def narrow_shadows(grey: np.ndarray, ground: np.ndarray, width: float, size: int
     # Light left on the paper (the levels are 1 - paper's), narrow over wide, in place.
     share = np.subtract(1.0, narrow)
     share /= np.maximum(1.0 - ground, 1e-6)
-    return np.where(share >= SHADE_FLOOR, narrow, ground)
+    darker = (share >= SHADE_FLOOR) & (share < 1.0 - SEEN)
+    del share
+    # A shadow comes from outside the drawing: it reaches the picture's edge (a band across the
+    # sheet) or the shade the wide window sees (a hand's fingers, from its palm). What the narrow
+    # window takes for darker paper inside a drawing is a grey stroke of it.
+    paper = 1.0 - ground
+    shade = ndimage.binary_dilation(paper < SHADOWED * np.percentile(paper, 99), iterations=2)
+    del paper
+    parts, _ = ndimage.label(darker, structure=np.ones((3, 3)))
+    edge = np.concatenate([parts[0], parts[-1], parts[:, 0], parts[:, -1], parts[shade]])
+    cast = np.isin(parts, np.unique(edge[edge > 0]))
+    return np.where(cast, narrow, ground)
 
 
 def typical_level(grey: np.ndarray, cells: int = 64) -> np.ndarray:
