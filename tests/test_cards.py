@@ -1,6 +1,11 @@
 """A digit on a white card lying on a table a few grey levels darker: the ink is what differs most
 from its local paper, not the card's faint edge against the table (which used to be taken as the
-drawing, with the digit a dark hole in a white square)."""
+drawing, with the digit a dark hole in a white square).
+
+Every case comes back as the MNIST original (correlation >= 0.98). Evenly lit, the card is not
+under a shadow: the grey strokes of MNIST's digits drawn large (whole segments at 10-70% of the
+strokes' strength) are ink, not a shadow's remains; when the preparation took them for shade,
+seven of these 32 came out a pixel off (0.82-0.85) and one lost an arm of its 4."""
 
 import io
 
@@ -48,13 +53,4 @@ def test_a_digit_on_a_card_on_a_darker_table_comes_back_as_the_digit(
         digit = mnist_test.images[i, 0].numpy()
         x = preprocess_image(card_on_table(digit, table, card, table_margin, card_margin, fmt, seed=i))
         r = float(np.corrcoef(x.flatten().numpy(), digit.ravel().astype(float))[0, 1])
-        assert r >= SHIFTED.get((table, i), 0.9), (i, r)
-
-
-# A known regression, kept in sight: since the preparation tells shadows from strokes by the
-# strokes' cores (tests/test_shadows.py: 65% -> 92.5% of shadowed photos within 0.95), these test
-# digits on a card come out one pixel off their clean twin (their centre of mass moved by ink the
-# card's ground estimate leaves or takes, across a rounding edge): correlation 0.82-0.85 where
-# the others give 0.93-1.00. Each floor fails if its case gets any worse, and the others keep 0.9.
-SHIFTED = {(0.88, 4): 0.84, (0.92, 4): 0.84, (0.92, 6): 0.81, (0.85, 4): 0.84, (0.85, 2): 0.85,
-           (0.85, 6): 0.81, (0.55, 4): 0.84}  # fmt: skip
+        assert r >= 0.98, (i, r)

@@ -103,13 +103,15 @@ def ink_map(grey: np.ndarray, local: bool = True) -> np.ndarray:
         return _ink_against(1.0 - grey if _light_ground(grey) else grey, local=False)
     ways, strength = [], []
     for inverted in (True, False):
-        ink, level, base = _ink_against(1.0 - grey if inverted else grey, local=True, raw=True)
-        ways.append(ink)
+        ink, level, base, ground = _ink_against(1.0 - grey if inverted else grey, local=True, raw=True)
+        ways.append((ink, ground))
         # A way round whose ink is nothing (the black around a filled garment, taken as ink on
         # its light paper) cannot be the drawing, however strong its contrast.
         strength.append(_contrast(level, base, inverted) if ink.max() >= MIN_CONTRAST else -1.0)
-        del level, base  # 16 MB at the working size: a huge upload's peak is counted
-    return without_rules(without_shade(ways[int(np.argmax(strength))], photo=noisy(grey)))
+        del level, base, ground  # 16 MB at the working size: a huge upload's peak is counted
+    ink, ground = ways[int(np.argmax(strength))]
+    del ways
+    return without_rules(without_shade(ink, photo=noisy(grey), paper=1.0 - ground))
 
 
 def without_rules(ink: np.ndarray) -> np.ndarray:
@@ -129,10 +131,10 @@ def without_rules(ink: np.ndarray) -> np.ndarray:
 
 def _ink_against(grey: np.ndarray, local: bool, raw: bool = False):
     """Ink (H, W) of a light-on-dark picture against its ground (see ``ink_map``); with ``raw``,
-    (ink, difference): how far each pixel rises, in grey levels, above both its local ground and
-    the typical level of its neighbourhood (``typical_level``). A ground estimate that sinks into
-    the ink between large light areas (a card's white read as light ink on its dark digit) makes
-    no strength."""
+    (ink, level, base, ground): the denoised levels, the higher of the local ground and the
+    typical level of each pixel's neighbourhood (``typical_level``; a ground estimate that sinks
+    into the ink between large light areas, a card's white read as light ink on its dark digit,
+    makes no strength), and the ground itself (H, W) in [0, 0.95]."""
     grey = _denoised(grey)
     ground = local_ground(grey) if local else plane_ground(grey)
     ground = np.clip(ground, 0.0, 0.95)
@@ -154,7 +156,7 @@ def _ink_against(grey: np.ndarray, local: bool, raw: bool = False):
     near = border[np.abs(border - level) < 0.15]
     sigma = max(0.0, float(np.percentile(near, 80)) - level) / 0.84 if len(near) else 0.0
     ink = np.clip(np.where(ink > level + 3.0 * sigma, (ink - level) / (1.0 - level), 0.0), 0.0, 1.0)
-    return (ink, grey, base) if raw else ink
+    return (ink, grey, base, ground) if raw else ink
 
 
 def _contrast(level: np.ndarray, base: np.ndarray, inverted: bool) -> float:
@@ -179,19 +181,36 @@ def _contrast(level: np.ndarray, base: np.ndarray, inverted: bool) -> float:
     return float(np.percentile(ratio, 100.0 * (1.0 - top / len(ratio))))
 
 
-def without_shade(ink: np.ndarray, photo: bool = True) -> np.ndarray:
-    """``ink`` (H, W) with wide areas of moderate darkness removed: a shadow narrower than the
-    ground estimate's window (a pole's shadow across the page) is left in the ink, but it is
-    much weaker than the strokes (a shadow darkens paper by half, ink by nine tenths) and wider
-    than they are. Areas between 5% and 60% of the strokes' strength that are at least one and a
-    half stroke widths across in every direction are set to 0; the strokes' own faint edges are
-    narrower and stay."""
-    from scipy import ndimage
+def without_shade(ink: np.ndarray, photo: bool = True, paper: np.ndarray | None = None) -> np.ndarray:
+    """``ink`` (H, W) with wide areas of moderate darkness removed: a shadow narrower than both
+    of the ground estimate's windows (a pole's thin shadow across the page) is left in the ink,
+    but it is much weaker than the strokes (a shadow darkens paper by half, ink by nine tenths)
+    and wider than their soft edges.
 
+    In a photo (``photo``: its border shows noise) under a shadow (``shadowed``, judged on
+    ``paper``, the light (H, W) left on the paper by the ground estimate, when given), areas
+    between 5% and 80% of the strokes' cores that are half a stroke wide or more are shade. Else
+    (a render, or a photo of evenly lit paper, whose drawing may have whole strokes of grey:
+    MNIST's digits drawn large on a card) only areas under 60% of the strokes, one and a half
+    stroke widths across, are.
+    """
     if not (ink > 0).any():
         return ink
-    width = stroke_width(ink, cores=photo)
     if photo:
+        wide = _shade(ink, cores=True)
+        if paper is None or shadowed(ink, paper, wide):
+            return np.where(wide, 0.0, ink)
+    return np.where(_shade(ink, cores=False), 0.0, ink)
+
+
+def _shade(ink: np.ndarray, cores: bool) -> np.ndarray:
+    """The mask (H, W) of ``without_shade``'s areas: with ``cores`` (a shadowed photo) those
+    between 5% and 80% of the strokes' cores (``stroke_split``), at least half a stroke wide in
+    every direction; else those between 5% and 60% of the strokes, one and a half wide."""
+    from scipy import ndimage
+
+    width = stroke_width(ink, cores=cores)
+    if cores:
         strength = float(np.median(ink[ink > stroke_split(ink)]))
         shade = (ink > 0.05 * strength) & (ink < 0.8 * strength)
         size = int(np.ceil(0.5 * width)) + 2
@@ -200,8 +219,24 @@ def without_shade(ink: np.ndarray, photo: bool = True) -> np.ndarray:
         shade = (ink > 0.05 * strength) & (ink < 0.6 * strength)
         size = int(np.ceil(1.5 * width)) + 1
     # A binary opening by a square, as a minimum then a maximum filter (separable: fast).
-    wide = ndimage.maximum_filter(ndimage.minimum_filter(shade, size=size), size=size)
-    return np.where(wide, 0.0, ink)
+    return ndimage.maximum_filter(ndimage.minimum_filter(shade, size=size), size=size)
+
+
+SHADOWED = 0.8  # paper under the drawing darker than this share of its lightest: a shadow
+
+
+def shadowed(ink: np.ndarray, paper: np.ndarray, shade: np.ndarray) -> bool:
+    """Whether a shadow falls on the drawing of ``ink`` (H, W): the light left on the ``paper``
+    (H, W, in [0, 1]) within the box of the strokes' cores drops below ``SHADOWED`` of its 99th
+    percentile there (a shadow the ground estimate followed), or an area of ``shade`` (H, W bool)
+    reaches the picture's edge (a shadow too narrow for it, cast from outside the sheet)."""
+    if shade[0].any() or shade[-1].any() or shade[:, 0].any() or shade[:, -1].any():
+        return True
+    rows, cols = np.nonzero(ink > stroke_split(ink))
+    if not len(rows):
+        return True
+    inside = paper[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
+    return bool(inside.min() < SHADOWED * np.percentile(inside, 99))
 
 
 def smoothness(grey: np.ndarray) -> float:
