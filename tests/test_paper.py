@@ -198,16 +198,20 @@ def test_figure2_shows_every_point_and_marks_the_papers_axes():
     assert y0 <= Y_RANGE["mnist"][0] and y1 >= Y_RANGE["mnist"][1]
     lines = [t for t in fig["data"] if t.get("mode") != "markers"]
     feet = [t for t in fig["data"] if t.get("mode") == "markers"]
-    for line in lines:  # each point under the axis has its triangle, in the same panel
+    for line in lines:  # each point under the axis has its triangle, in the same panel, named
         under = sorted(x for x, y in zip(line["x"], line["y"]) if y is not None and y < y0)
         drawn = [
-            t
+            (x, y, value, colour)
             for t in feet
-            if t["xaxis"] == line.get("xaxis", "x") and t["legendgroup"] == line["legendgroup"]
+            if t.get("xaxis", "x") == line.get("xaxis", "x")
+            for x, y, (value, name), colour in zip(t["x"], t["y"], t["customdata"], t["marker"]["color"])
+            if name == line["name"]
         ]
-        assert under == sorted(x for t in drawn for x in t["x"])
-        assert all(y == y0 for t in drawn for y in t["y"])
+        assert under == sorted(x for x, _, _, _ in drawn)
+        assert all(y == y0 and colour == line["line"]["color"] for _, y, _, colour in drawn)
+        assert sorted(v for _, _, v, _ in drawn) == sorted(y for y in line["y"] if y is not None and y < y0)
     assert any(feet) and all(t["marker"]["symbol"] == "triangle-down" for t in feet)
+    assert len({t.get("xaxis", "x") for t in feet}) == len(feet)  # one trace of triangles a panel
     boxes = [s for s in layout["shapes"] if s["type"] == "rect"]
     assert len(boxes) == len(sizes) and {(b["y0"], b["y1"]) for b in boxes} == {Y_RANGE["mnist"]}
     lowest = min(v for _, v in points)

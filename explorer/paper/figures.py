@@ -55,9 +55,11 @@ def figure2(curves: list[dict], dataset: str, sizes: tuple[int, ...]) -> go.Figu
     shown = set()
     for i, nz in enumerate(sizes):
         row, col = i // cols + 1, i % cols + 1
+        under: list[tuple] = []  # this panel's points under the y-axis, drawn as one trace
         for c in sorted((c for c in curves if c["dataset"] == dataset and c["nz"] == nz),
                         key=lambda c: c.get("source") != "shipped"):  # fmt: skip
-            _curve_traces(fig, c, yrange[0], shown, row, col)
+            under += _curve_traces(fig, c, yrange[0], shown, row, col)
+        _below_axis(fig, under, yrange[0], row, col)
         if not any(c["dataset"] == dataset and c["nz"] == nz for c in curves):  # an empty frame says why
             fig.add_trace(
                 go.Scatter(x=[X_RANGE[0]], y=[None], showlegend=False, hoverinfo="skip"), row=row, col=col
@@ -86,12 +88,13 @@ def figure2(curves: list[dict], dataset: str, sizes: tuple[int, ...]) -> go.Figu
 SUPERSCRIPT = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")
 
 
-def _curve_traces(fig: go.Figure, c: dict, floor: float, shown: set, row: int, col: int) -> None:
-    """One curve's training (solid) and test (dashed) lines in one panel, and a triangle at the
-    y-axis' foot (``floor``) for each point below it."""
+def _curve_traces(fig: go.Figure, c: dict, floor: float, shown: set, row: int, col: int) -> list[tuple]:
+    """One curve's training (solid) and test (dashed) lines in one panel; returns its points
+    below the y-axis' foot (``floor``): (samples, nats, colour, name) each."""
     mine = c.get("source") != "shipped"
     xs = [p[0] for p in c["points"]]
     colour = COLOURS.get(c["algorithm"], "#555")
+    under = []
     for column, dash, split in ((1, "solid", "train"), (2, "dash", "test")):
         name = f"{NAMES.get(c['algorithm'], c['algorithm'])} {split}" + (" (yours)" if mine else "")
         ys = [p[column] for p in c["points"]]
@@ -101,16 +104,24 @@ def _curve_traces(fig: go.Figure, c: dict, floor: float, shown: set, row: int, c
             line={"color": colour, "dash": dash, "width": 2 - mine / 2},
             hovertemplate="%{x:.3s} samples: %{y:.1f} nats<extra>" + name + "</extra>",
         ), row=row, col=col)  # fmt: skip
-        under = [(x, y) for x, y in zip(xs, ys) if y < floor]
-        if under:
-            fig.add_trace(go.Scatter(
-                x=[x for x, _ in under], y=[floor] * len(under), customdata=[y for _, y in under],
-                mode="markers", legendgroup=name, showlegend=False, cliponaxis=False,
-                marker={"symbol": BELOW, "size": 7, "color": colour, "opacity": 0.6},
-                hovertemplate="%{x:.3s} samples: %{customdata:.1f} nats (below the axis)<extra>"
-                + name + "</extra>",
-            ), row=row, col=col)  # fmt: skip
+        under += [(x, y, colour, name) for x, y in zip(xs, ys) if y < floor]
         shown.add(name)
+    return under
+
+
+def _below_axis(fig: go.Figure, under: list[tuple], floor: float, row: int, col: int) -> None:
+    """A panel's points under its y-axis (samples, nats, colour, name) as triangles at the axis'
+    foot, their values on hover: one trace for the panel (a trace per curve doubled the figure's
+    traces, and plotly's drawing time with them)."""
+    if not under:
+        return
+    fig.add_trace(go.Scatter(
+        x=[u[0] for u in under], y=[floor] * len(under), customdata=[[u[1], u[3]] for u in under],
+        mode="markers", showlegend=False, cliponaxis=False,
+        marker={"symbol": BELOW, "size": 7, "color": [u[2] for u in under], "opacity": 0.6},
+        hovertemplate="%{x:.3s} samples: %{customdata[0]:.1f} nats (below the axis)"
+        "<extra>%{customdata[1]}</extra>",
+    ), row=row, col=col)  # fmt: skip
 
 
 def axes_sentence(curves: list[dict], dataset: str, sizes: tuple[int, ...]) -> str:
