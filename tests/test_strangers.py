@@ -117,6 +117,8 @@ def test_the_warning_names_the_kind_of_image():
         "99.4%" in message and "a clothing item" in message and f"{100 * STRANGER_QUANTILE:.0f}%" in message
     )
     assert spec("shapes").a_item == "a shape" and spec("cifar10").a_item == "a photo"
+    # a flat T-shirt silhouette, flagged on fashion-mnist-z2, is told why beside "not a clothing item"
+    assert "made unlike the training images (a flat silhouette where they are photographs" in message
 
 
 def test_png_bits_measure_complexity():

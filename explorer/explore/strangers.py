@@ -265,8 +265,9 @@ def stranger_message(verdict: Verdict, a_item: str = "a digit") -> str | None:
     return (
         f"This does not look like the training data: it is stranger than {verdict.percentile:.1f}% "
         f"of the test images (the warning starts at {100 * STRANGER_QUANTILE:.0f}%). It may not be "
-        f"{a_item}; whatever its ELBO, the reconstruction and its place in latent space say little "
-        "about it."
+        f"{a_item}, or be one made unlike the training images (a flat silhouette where they are "
+        "photographs, a photo where they are pen strokes); whatever its ELBO, the reconstruction and "
+        "its place in latent space say little about it."
     )
 
 
