@@ -86,7 +86,7 @@ for upload in uploads[:MAX_UPLOADS]:
         continue
     a, b = st.columns([3, 2])
     with a:
-        mu, sigma = image_report(model, x, key, dataset, upload.name)
+        mu, sigma = image_report(model, x, key, dataset, upload.name, explain=not placed)
     result = reconstruct(model, x[None])
     picture = png_bytes(make_grid(torch.cat([result.inputs, result.outputs]), 2), scale=5)
     b.download_button(

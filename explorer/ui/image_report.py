@@ -130,11 +130,14 @@ def verdict_line(model: VAE, x: torch.Tensor, key: tuple[str, int], dataset: str
         st.warning(warning, icon=":material/help:")
 
 
-def image_report(model: VAE, x: torch.Tensor, key: tuple[str, int], dataset: str, name: str):
+def image_report(
+    model: VAE, x: torch.Tensor, key: tuple[str, int], dataset: str, name: str, explain: bool = True
+):
     """Show one image the user gave (upload or drawing): input, reconstruction and draws from its
     posterior, its ELBO as a percentile of the test set's, and whether it is a stranger to the
-    model (with the reason, and a warning when it is). Returns (mu, sigma) of q(z|x) for the
-    caller's scatter."""
+    model (with the reason, and a warning when it is); ``explain``: with the words on what
+    strangeness measures (the first of several images only). Returns (mu, sigma) of q(z|x) for
+    the caller's scatter."""
     mu, sigma = (v[0] for v in posterior(model, x[None]))
     judged = reference(*key, dataset).judge(model, x[None])[0]
     score = score_name(model.config.variational)
@@ -170,11 +173,12 @@ def image_report(model: VAE, x: torch.Tensor, key: tuple[str, int], dataset: str
         f"{'**a stranger**' if verdict.stranger else 'typical enough'} "
         f"(the warning starts at {100 * STRANGER_QUANTILE:.0f}%)"
     )
-    st.caption(
-        f"Strangeness says whether the image is like the training data, which the {score} alone cannot: "
-        f"a model can give images of another kind a higher {score} than its own. It measures "
-        f"{source(score)}."
-    )
+    if explain:  # under the first of several images only: the same words under each read as noise
+        st.caption(
+            f"Strangeness says whether the image is like the training data, which the {score} alone "
+            f"cannot: a model can give images of another kind a higher {score} than its own. It "
+            f"measures {source(score)}."
+        )
     warning = stranger_message(verdict, spec(dataset).a_item)
     if warning:
         st.warning(warning, icon=":material/help:")
