@@ -47,6 +47,15 @@ with left:
         "**reparameterisation trick**, so ordinary stochastic gradients train both networks:"
     )
     st.latex(r"z = \mu_\phi(x) + \sigma_\phi(x) \odot \varepsilon, \qquad \varepsilon \sim \mathcal N(0, I)")
+    if (config.get("train") or {}).get("algorithm") == "wake-sleep":
+        st.info(
+            "**This model was trained by the wake-sleep algorithm** (Hinton, Dayan, Frey & Neal "
+            "1995), not by the ELBO's gradients: its decoder by wake-phase steps on log p(x|z) + "
+            "log p(z) with z ~ q(z|x) from data, its encoder (the recognition model) by sleep-phase "
+            "steps on log q(z|x) for pairs (z, x) dreamt from the model; no reparameterisation. Its "
+            "ELBO above is still the measure, as the paper's Figure 2 plots it (the Paper page).",
+            icon=":material/compare:",
+        )
     if not model.config.variational:
         kind = "a denoising autoencoder" if model.config.model == "dae" else "a plain autoencoder"
         st.info(

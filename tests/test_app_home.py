@@ -93,3 +93,18 @@ def test_a_grey_level_bernoulli_card_says_its_nll_is_not_a_likelihood(shipped):
     (shipped / "pretrained" / "mnist-z2" / "card.json").write_text(json.dumps(card))
     at = page().run()
     assert not any("not a normalised likelihood" in c.value for c in at.caption)
+
+
+def test_a_wake_sleep_model_is_not_said_to_be_trained_by_the_elbo(monkeypatch):
+    """The shipped paper-wake-sleep-z20: Home says how it was trained (the text above it says the
+    ELBO's gradients train a VAE); its AEVB twin gets no such note."""
+    at = page()
+    at.session_state["model"] = "paper-wake-sleep-z20"
+    at.run()
+    assert not at.exception
+    said = [i.value for i in at.info if "wake-sleep algorithm" in i.value]
+    assert len(said) == 1 and "sleep-phase" in said[0] and "no reparameterisation" in said[0]
+    at = page()
+    at.session_state["model"] = "paper-aevb-z20"
+    at.run()
+    assert not at.exception and not [i for i in at.info if "wake-sleep algorithm" in i.value]
