@@ -117,3 +117,15 @@ def test_the_model_beside_reaches_the_address_at_once(shipped, where):
     assert dict(at.query_params)["beside"] == "mnist-z5"
     at.selectbox(key="beside_picker").set_value("(none)").run()
     assert "beside" not in at.query_params
+
+
+def test_a_linked_image_past_the_dots_shown_is_not_said_to_be_marked(shipped):
+    """A link may name an image beyond the dots the map shows: the close-up says so, and the map
+    marks no dot for it."""
+    at = page(LATENT)
+    at.session_state["picked"] = ("mnist-z2", 7000)  # the map shows the first 5,000
+    at.run()
+    assert not at.exception and at.subheader[0].value == "Test image #7000"
+    assert any("past the images the map shows" in c.value for c in at.caption)
+    mapped = spec(chart(at, "scatter"))["data"]
+    assert not [k for t in mapped for k in t.get("selectedpoints", [])]

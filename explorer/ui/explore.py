@@ -31,9 +31,8 @@ def neighbours_panel(
 ) -> None:
     """The ``NEIGHBOURS`` test images nearest to one image: by code (posterior means, Euclidean in
     z) and by pixels (Euclidean over the image's values in [0, 1]), each with its distance. A test
-    image's own (``exclude``: its index) are kept per model and index, since a click reruns the
-    page twice (the figure's change clears the selection) and the pixel search reads the whole
-    test set."""
+    image's own (``exclude``: its index) are kept per model and index: every rerun of the page
+    shows them again (a slider, a download), and the pixel search reads the whole test set."""
     images, labels = test_images(dataset)
     if exclude is not None:
         by_code, by_pixels = _test_image_neighbours(*key, dataset, exclude)

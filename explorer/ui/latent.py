@@ -187,12 +187,14 @@ def _close_up(model: VAE, dots, projection, posterior_of, index: int) -> None:
     titles = axis_titles(projection)
     fig = close_up(np.asarray(points), labels.tolist(), names, projection, mu, sigma, index, titles)
     chart(st, fig, key="close-up", config={"displayModeBar": False})
-    st.caption(_close_up_caption(model, projection, index))
+    st.caption(_close_up_caption(model, projection, index, shown=index < len(points)))
 
 
-def _close_up_caption(model: VAE, projection, index: int) -> str:
-    """What the close-up shows: the ellipses of q(z|x) on a linear map; the code alone else."""
-    where = f"The map around #{index} (the star; its dot is marked on the map too)"
+def _close_up_caption(model: VAE, projection, index: int, shown: bool) -> str:
+    """What the close-up shows: the ellipses of q(z|x) on a linear map; the code alone else;
+    ``shown``: whether the image is among the map's dots (a link may name one past them)."""
+    dot = "its dot is marked on the map too" if shown else "past the images the map shows"
+    where = f"The map around #{index} (the star; {dot})"
     if not model.config.variational:
         return f"{where}: an autoencoder's code, a point with no spread."
     if not isinstance(projection, Projection):
