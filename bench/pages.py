@@ -3,7 +3,8 @@ every shipped model, in a real browser, against the targets of a 2-core host:
 
     python bench/pages.py [--models mnist-z2,...] [--root DIR] [--no-maps] [--plain]
 
-For each model a fresh server (nothing of the model in its memory) and one browser tab:
+For each model a fresh server (nothing of the model in its memory, and, as on a fresh clone, no
+runs of the user's own: ``VAE_EXPLORER_RUNS`` is an empty folder) and one browser tab:
   1. the deep link ``/Latent_space?model=M&density=1&point=12`` as the server's first request
      (imports, the model, the map, its density contours and the clicked image's panel);
   2. a click on another dot of the map, then a box dragged over the map (a selection's gallery);
@@ -136,8 +137,11 @@ def link(page, name: str) -> float:
 
 def measure(browser, model: str, root: Path, maps: bool, warm: bool = True) -> list[tuple[str, str, float]]:
     """(what, kind, seconds) for one model on a fresh server; kind: first, switch or click."""
+    import tempfile
+
     rows = []
-    env = {"PYTHONPATH": str(root)}
+    runs = tempfile.mkdtemp(prefix="pages-bench-runs-")  # a fresh clone's: no runs of one's own
+    env = {"PYTHONPATH": str(root), "VAE_EXPLORER_RUNS": runs}
     with streamlit_server(env=env, timeout=120, root=root, warm=warm) as url:
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.add_init_script(WATCH_IDLE)

@@ -43,8 +43,11 @@ def test_latent_space_shows_the_posterior_of_the_clicked_point(shipped):
     mapped = spec(chart(at, "scatter"))["data"]
     marked = [[t["customdata"][k] for k in t["selectedpoints"]] for t in mapped if "selectedpoints" in t]
     assert len(marked) == 10 and sum(marked, []) == [3]  # in every class's trace: one dot selected
-    names = [t.get("name") for t in spec(chart(at, "close-up"))["data"]]
+    close = spec(chart(at, "close-up"))["data"]
+    names = [t.get("name") for t in close]
     assert "#3: 1 sigma" in names and "#3: 2 sigma" in names and "#3" in names
+    # SVG: a chart made anew at every click; in WebGL each cost the browser a new context
+    assert {t["type"] for t in close} == {"scatter"}
     assert "input | reconstruction | 8 draws z ~ q(z|x), decoded (in two rows)" in captions(at)
     assert any("1-sigma (solid) and 2-sigma (dashed) ellipses" in c.value for c in at.caption)
     assert any(m.value.startswith("q(z|x): mean (") and "standard deviation" in m.value for m in at.markdown)

@@ -136,7 +136,8 @@ def test_the_paper_page_draws_every_panel_with_its_sentence(tmp_path, monkeypatc
         assert f"N_z = {nz}: AEVB's test bound is above wake-sleep's: +5.0 nats at 10^6" in text
     assert "20-40 minutes per million" in " ".join(c.value for c in at.caption)
     assert "No frey-face curves yet" in " ".join(i.value for i in at.info)
-    costs = at.dataframe[0].value  # MNIST's Figure 2 trains on its classic 50,000 images
+    costs = at.table[0].value  # a static table (a data grid: 0.1-0.2 s of every visit)
+    # MNIST's Figure 2 trains on its classic 50,000 images
     assert set(costs["N_train"]) == {"50,000"} and len(costs) == 10
 
 

@@ -124,4 +124,4 @@ def cost_table(curves: list[dict]) -> None:
             "bench/README.md has the same steps timed side by side on a quiet host: there Monte Carlo "
             "EM's step costs 5.8 AEVB steps, wake-sleep's 1.1-1.7)."
         )
-        st.dataframe(rows, hide_index=True, width="stretch")
+        st.table(rows, hide_index=True)

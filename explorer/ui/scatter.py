@@ -5,6 +5,7 @@ the map around one test image."""
 from __future__ import annotations
 
 import numpy as np
+import plotly.graph_objects as go
 import torch
 
 from explorer.evaluate import Projection
@@ -126,4 +127,7 @@ def close_up(
         yaxis_range=[float(centre[1] - half), float(centre[1] + half)],
     )  # fmt: skip
     draw_posterior(fig, projection, mu, sigma, f"#{index}", "black")
-    return fig
+    # SVG, not WebGL: a few dozen dots, and a WebGL chart made anew on every click cost the
+    # browser a new WebGL context each time (bench/pages.py: the click).
+    data = [{**trace.to_plotly_json(), "type": "scatter"} for trace in fig.data]
+    return go.Figure({"data": data, "layout": fig.layout}, _validate=False)
