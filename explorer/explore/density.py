@@ -38,16 +38,21 @@ class DensityMap:
 def _gaussian_pdf_grid(
     grid: torch.Tensor, means: torch.Tensor, covs: torch.Tensor, chunk: int = 512
 ) -> torch.Tensor:
-    """Mean over components of N(means[i], covs[i]) evaluated at grid points (P, 2): (P,)."""
+    """Mean over components of N(means[i], covs[i]) (C, 2), (C, 2, 2) evaluated at grid points
+    (P, 2): (P,) float64. Each component's density in float32, summed in float64: within 1e-4 of
+    float64 wherever the mixture is above 1e-12 of its peak, all that its maps draw
+    (tests/test_latent_maths.py), in 40% of the time (5,000 components on a 121 x 121 grid, as a
+    run's figures hold: 11.4 s -> 4.5 s on a 2-core host under load)."""
+    points = grid.float()
     total = torch.zeros(len(grid), dtype=torch.float64)
     for i in range(0, len(means), chunk):
-        m, c = means[i : i + chunk].double(), covs[i : i + chunk].double()
+        m, c = means[i : i + chunk].float(), covs[i : i + chunk].float()
         a, b, d = c[:, 0, 0], c[:, 0, 1], c[:, 1, 1]
         det = (a * d - b * b).clamp_min(1e-12)
-        dx = grid[None, :, 0] - m[:, None, 0]  # (C, P)
-        dy = grid[None, :, 1] - m[:, None, 1]
+        dx = points[None, :, 0] - m[:, None, 0]  # (C, P)
+        dy = points[None, :, 1] - m[:, None, 1]
         quad = (d[:, None] * dx * dx - 2 * b[:, None] * dx * dy + a[:, None] * dy * dy) / det[:, None]
-        total += (torch.exp(-0.5 * quad) / (2 * math.pi * det.sqrt()[:, None])).sum(0)
+        total += (torch.exp(-0.5 * quad) / (2 * math.pi * det.sqrt()[:, None])).sum(0).double()
     return total / len(means)
 
 

@@ -10,7 +10,12 @@ detector."""
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
 import math
+import os
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -27,8 +32,51 @@ def outlier_images(
     seed: int = OUTLIER_SEED,
     objects: int = OUTLIER_OBJECTS,
 ) -> torch.Tensor:
-    """Synthetic outliers for ``dataset`` (N, C, H, W): ``outlier_set``'s images."""
-    return outlier_set(dataset, marks, noise, seed, objects)[0]
+    """Synthetic outliers for ``dataset`` (N, C, H, W): ``outlier_set``'s images, kept in the
+    dataset cache once made (``outlier_cache``). They depend only on the dataset's description,
+    these counts and the code that draws and prepares them, not on any model, and making them is
+    most of a detector's fitting (MNIST's: a minute on a 2-core host, where every run that trained
+    on it would spend it again when storing its figures); read back, milliseconds. A cache that
+    cannot be read or written is passed by: the images are made afresh."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file, save_file
+
+    path = outlier_cache(dataset, marks, noise, seed, objects)
+    try:
+        return load_file(path)["images"]
+    except (OSError, KeyError, SafetensorError):
+        pass
+    images = outlier_set(dataset, marks, noise, seed, objects)[0]
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_file({"images": images.contiguous()}, tmp)
+        os.replace(tmp, path)  # whole or not at all, whoever writes it first
+    except OSError:
+        with contextlib.suppress(OSError):  # (no folder to leave it in, or a read-only one)
+            tmp.unlink()
+    return images
+
+
+# The modules that draw the outliers and prepare them as a dataset's images: a change to any of
+# them makes new outliers, so their source is part of the cache's key.
+_MAKERS = ("explorer/explore/outliers.py", "explorer/data/uploads.py", "explorer/pictures")
+
+
+def outlier_cache(dataset: str, marks: int, noise: int, seed: int, objects: int) -> Path:
+    """Where ``outlier_images`` keeps its images for these arguments: a file in the dataset cache
+    (``explorer.data.specs.data_root``, its hidden ``.outliers`` folder: no dataset can take that
+    name) named by a SHA-256 of the dataset's description, the
+    arguments and the source of the code that makes them (``_MAKERS``)."""
+    from explorer.data.specs import data_root, spec
+
+    root = Path(__file__).resolve().parents[2]
+    key = hashlib.sha256(json.dumps([spec(dataset).to_dict(), marks, noise, seed, objects]).encode())
+    for name in _MAKERS:
+        target = root / name
+        for source in sorted(target.rglob("*.py")) if target.is_dir() else [target]:
+            key.update(source.read_bytes())
+    return data_root() / ".outliers" / f"{dataset}-{key.hexdigest()[:16]}.safetensors"
 
 
 def outlier_set(
