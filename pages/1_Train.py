@@ -8,7 +8,7 @@ from explorer.train.runfolder import list_runs
 from explorer.ui.dataset_form import dataset_form
 from explorer.ui.jobs import job_registry
 from explorer.ui.models import choices, model_picker
-from explorer.ui.run_view import latent_forming, show_run
+from explorer.ui.run_view import STARTING, latent_forming, show_run
 from explorer.ui.train_form import run_started, start_point, train_form
 from explorer.ui.widgets import chart
 
@@ -26,7 +26,8 @@ request = train_form(start_point(choices()))
 if request is not None:
     name, args = request
     try:
-        registry.start(name, args)
+        with st.spinner(STARTING.format(name=name), show_time=True):
+            registry.start(name, args)
         st.session_state["watch"] = name
         run_started()
     except ExplorerError as exc:

@@ -18,6 +18,9 @@ from explorer.train.runfolder import RunFolder
 from explorer.ui.models import label_names
 from explorer.ui.widgets import chart, duration
 
+# While a run's process starts (PyTorch and the data loaded, the run folder claimed: a few seconds),
+# the page below still shows what it showed before, faded: the spinner says what is happening.
+STARTING = "Starting {name!r}: its process is loading PyTorch and the data; shown here once it has begun"
 MAX_FRAMES = 40  # epochs shown in the animation: enough to see it form, light enough to resend
 
 
@@ -130,7 +133,8 @@ def resume_control(registry: JobRegistry, name: str, done: int, target: int | No
     )
     if right.button("Resume", key=f"resume-{name}", type="primary"):
         try:
-            registry.start(name, ["--epochs", str(int(epochs))], resume=True)
+            with st.spinner(STARTING.format(name=name), show_time=True):
+                registry.start(name, ["--epochs", str(int(epochs))], resume=True)
         except ExplorerError as exc:
             st.error(str(exc))
             return
