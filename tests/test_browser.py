@@ -198,6 +198,8 @@ def test_train_live_curve(browser, server):
     field("Run name").fill("browser-run")
     field("Batch size M").fill("20")
     page.get_by_role("button", name="Start training").click()
+    # while its process starts (PyTorch and the data loaded: seconds), the page says so
+    page.wait_for_selector("text=Starting 'browser-run': its process is loading", timeout=30_000)
     curves = ".st-key-curves-browser-run .js-plotly-plot"
     # null-safe: a fragment rerun may swap the chart's element while we look
     count = f"(document.querySelector('{curves}')?.data?.[0]?.x?.length || 0)"
