@@ -253,8 +253,10 @@ def test_reconstruct_json_judges_each_file_and_names_refused_ones(tmp_path, caps
     sign, three, folder, gone = out
     assert sign["stranger"] is True and three["stranger"] is False
     for entry in (sign, three):
-        assert set(entry) == {"file", "elbo", "percentile", "score", "score_percentile", "stranger"}
+        fields = {"file", "elbo", "percentile", "score", "score_percentile", "stranger", "reasons"}
+        assert set(entry) == fields
         assert entry["elbo"] < 0 and 0 <= entry["percentile"] <= 100
+    assert sign["reasons"] and three["reasons"] == []  # what made the sign strange, in words
     assert "is a folder" in folder["error"] and "does not exist" in gone["error"]
 
 

@@ -121,6 +121,55 @@ def test_the_warning_names_the_kind_of_image():
     assert "made unlike the training images (a flat silhouette where they are photographs" in message
 
 
+def test_a_stranger_is_told_what_made_it_strange():
+    """The regression's largest terms, in words: an image far plainer than the data (a small PNG
+    and an ELBO too high for it) and a poorly explained one are told that their ELBO and PNG size
+    together are unlike the test images' (the density term, the largest here), a photographed
+    object that its ink is grey or wide; a typical image has no reasons, and a detector restored
+    from its arrays gives the same."""
+    from explorer.explore.detector_store import detector_arrays, detector_from_arrays
+    from explorer.explore.reasons import REASONS
+
+    detector = StrangerDetector().fit(_reference(), _outliers())
+    plain = np.array([[-10.0 + 10.0, 10.0, 450.0, 20.0, 0.5, 4.3]])  # ELBO -10: too high for its size
+    poor = np.array([[-260.0 + 6.0, 6.0, 1500.0, 45.0, 0.5, 4.3]])
+    photo = np.array([[-120.0 + 10.0, 10.0, 1500.0, 20.0, 0.12, 7.5]])
+    typical = _reference(1, seed=3)
+    verdicts = detector.verdicts(np.vstack([plain, poor, photo, typical]))
+    assert [v.stranger for v in verdicts] == [True, True, True, False]
+    together = "its ELBO and its PNG size together are unlike any test image's"
+    assert together in verdicts[0].reasons[0] and together in verdicts[1].reasons[0]
+    assert set(verdicts[2].reasons) == {REASONS["full ink"][0], REASONS["ink width"][1]}
+    assert verdicts[3].reasons == () and 1 <= len(verdicts[0].reasons) <= 2
+    message = stranger_message(verdicts[0], "a digit")
+    assert message.endswith(f"What made it strange, most: {'; and '.join(verdicts[0].reasons)}.")
+    arrays = detector_arrays(detector)
+    scalars = {"components": detector.components, "quantile": detector.quantile,
+               "threshold": detector.threshold, "ink": detector.ink}  # fmt: skip
+    restored = detector_from_arrays(arrays, scalars)
+    again = restored.verdicts(np.vstack([plain, poor, photo, typical]))
+    assert [v.reasons for v in again] == [v.reasons for v in verdicts]
+
+
+def test_the_words_are_the_largest_terms_that_add_to_the_log_odds():
+    """``strongest``: terms coef * z, positive only, at least a quarter of the largest, most
+    first; the side of the mean picks the words; mismatched or unknown names are refused."""
+    from explorer.explore.reasons import REASONS, strongest
+
+    names = ["ELBO", "rate", "complexity", "added ink"]
+    coef = np.array([-2.0, 0.5, -1.0, 1.0])
+    z = np.array([-3.0, 4.0, -1.0, -2.0])  # terms 6, 2, 1, -2
+    assert strongest(names, coef, z) == (REASONS["ELBO"][0], REASONS["rate"][1])
+    assert strongest(names, coef, z, top=3) == (REASONS["ELBO"][0], REASONS["rate"][1])  # 1 < 6 / 4
+    assert strongest(names, coef, -z) == (REASONS["added ink"][1],)  # the only term that adds
+    assert strongest(names, coef, np.zeros(4)) == ()
+    assert strongest(["density"], [1.0], [-2.0]) == ()  # below the mean: "" says nothing
+    with pytest.raises(ValueError, match="names for"):
+        strongest(names, coef[:3], z)
+    with pytest.raises(ValueError, match="no words"):
+        strongest(["sharpness"], [1.0], [1.0])
+
+
 def test_png_bits_measure_complexity():
     blank = torch.zeros(1, 1, 28, 28)
     stroke = blank.clone()
@@ -312,3 +361,27 @@ def test_photographed_objects_are_inked_otherwise_than_digits():
     objects = ink_statistics(_prepared(synthetic_objects(35, seed=3), "mnist")[0])
     assert np.median(objects[:, 0]) < np.percentile(ink[:, 0], 5) < np.median(bold[:, 0])
     assert np.median(objects[:, 1]) > np.percentile(ink[:, 1], 95) > np.median(bold[:, 1])
+
+
+@pytest.mark.integration
+def test_a_flat_t_shirt_silhouette_is_told_it_is_plainer_than_the_photos():
+    """The walk's case: a plain T-shirt silhouette on fashion-mnist-z2, reconstructed as a T-shirt,
+    is a stranger (no photo of the training set is that flat); the warning says that is why."""
+    from PIL import Image, ImageDraw
+
+    from explorer.checkpoints import load_checkpoint, resolve
+    from explorer.data.uploads import preprocess_image
+    from explorer.explore.derived import load
+    from explorer.explore.strangers import image_statistics
+
+    picture = Image.new("L", (280, 280), 255)
+    ImageDraw.Draw(picture).polygon(
+        [(90, 40), (190, 40), (260, 100), (225, 135), (200, 115), (200, 250), (80, 250), (80, 115),
+         (55, 135), (20, 100)], fill=40,
+    )  # fmt: skip
+    model = load_checkpoint("fashion-mnist-z2")
+    detector = load(resolve("fashion-mnist-z2")).detector
+    x = preprocess_image(picture, "fashion-mnist")[None]
+    verdict = detector.verdicts(image_statistics(model, x))[0]
+    assert verdict.stranger and "plainer than the training images" in verdict.reasons[0]
+    assert "What made it strange, most: it is plainer" in stranger_message(verdict, "a clothing item")

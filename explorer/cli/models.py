@@ -77,7 +77,7 @@ def add_model_parsers(sub) -> None:
         help="print a JSON list, one object per image: file, elbo (nats), percentile (of the test "
         "set's ELBO), score (strangeness), score_percentile, stranger (null for a model whose "
         "detector bench/ood.py found short of its targets or has not measured: the shapes, "
-        "photographs, folders); or file and error",
+        "photographs, folders), reasons (a stranger's: what made it strange); or file and error",
     )
 
 
@@ -261,7 +261,7 @@ def cmd_reconstruct(args) -> int:
         figures = ensure(resolve(args.checkpoint), model, ("elbo", "detector"))  # stored beside it
         measured = verdict_measured(dataset)  # else no verdict, as on the pages: null in the JSON
         for entry, judged in zip(usable, Reference(figures.elbo, figures.detector).judge(model, x)):
-            entry.update(judged.to_dict(key), **({} if measured else {"stranger": None}))
+            entry.update(judged.to_dict(key), **({} if measured else {"stranger": None, "reasons": []}))
         if args.output is not None:
             with torch.no_grad():
                 recon = model.decode(model.encode(x)[0]).mean
@@ -290,7 +290,8 @@ def _print_judged(entry: dict, key: str, score: str) -> None:
         return
     verdict = "a STRANGER" if entry["stranger"] else "typical enough"
     strangeness = f"strangeness {entry['score']:.1f}, stranger than {entry['score_percentile']:.1f}%"
-    print(f"{line}; {strangeness} ({verdict})")
+    why = f"; what made it strange, most: {'; and '.join(entry['reasons'])}" if entry.get("reasons") else ""
+    print(f"{line}; {strangeness} ({verdict}){why}")
 
 
 COMMANDS = {

@@ -40,13 +40,8 @@ import numpy as np
 import torch
 
 from explorer.explore.density import DensityMap
-from explorer.explore.strangers import (
-    DETECTOR_ARRAYS,
-    STATISTICS,
-    StrangerDetector,
-    detector_arrays,
-    detector_from_arrays,
-)
+from explorer.explore.detector_store import DETECTOR_ARRAYS, detector_arrays, detector_from_arrays
+from explorer.explore.strangers import STATISTICS, StrangerDetector
 
 FORMAT = 1  # bump when what is stored, or how, changes: older files are then recomputed
 FOLDER = "derived"

@@ -143,6 +143,7 @@ class Verdict:
     strangeness: float  # the detector's log-odds that the image is an outlier (higher: stranger)
     percentile: float  # % of the reference images that are at most as strange
     stranger: bool  # strangeness above the detector's threshold
+    reasons: tuple[str, ...] = ()  # for a stranger: what made it strange, most first (``REASONS``)
 
 
 class StrangerDetector:
@@ -226,10 +227,29 @@ class StrangerDetector:
         return out
 
     def verdicts(self, stats: np.ndarray) -> list[Verdict]:
-        """A ``Verdict`` per row of statistics (N, 6)."""
+        """A ``Verdict`` per row of statistics (N, 6), a stranger's with its ``reasons``."""
         strange = self.strangeness(stats)
         pct = 100.0 * np.searchsorted(self.reference, strange, side="right") / len(self.reference)
-        return [Verdict(float(s), float(p), bool(s > self.threshold)) for s, p in zip(strange, pct)]
+        out = [Verdict(float(s), float(p), bool(s > self.threshold)) for s, p in zip(strange, pct)]
+        for verdict, row in zip(out, np.atleast_2d(stats)):
+            if verdict.stranger and np.isfinite(row).all():
+                verdict.reasons = self.reasons(row)
+        return out
+
+    def reasons(self, stats: np.ndarray, top: int = 2) -> tuple[str, ...]:
+        """What pushes one image's statistics (6,) towards "stranger" most, in words
+        (``explorer.explore.reasons.strongest``)."""
+        from explorer.explore.reasons import strongest
+
+        fitted = self.regression  # scikit-learn's pipeline, or as restored (detector_store)
+        mean, scale, coef = (
+            (fitted.mean, fitted.scale, fitted.coef)
+            if hasattr(fitted, "coef")
+            else (fitted[0].mean_, fitted[0].scale_, fitted[-1].coef_)
+        )
+        z = (self.features(stats[None])[0] - mean) / scale
+        names = ["ELBO", "rate", "complexity", "added ink", "density", *(INK_STATISTICS if self.ink else ())]
+        return strongest(names, coef[0], z, top)
 
 
 def fit_detector(model: VAE, x: torch.Tensor, dataset: str) -> StrangerDetector:
@@ -259,15 +279,17 @@ def reads_ink(dataset: str) -> bool:
 
 
 def stranger_message(verdict: Verdict, a_item: str = "a digit") -> str | None:
-    """A plain-words warning for a stranger, else None; ``a_item``: "a digit", "an image"."""
+    """A plain-words warning for a stranger, with what made it strange when known, else None;
+    ``a_item``: "a digit", "an image"."""
     if not verdict.stranger:
         return None
+    why = f" What made it strange, most: {'; and '.join(verdict.reasons)}." if verdict.reasons else ""
     return (
         f"This does not look like the training data: it is stranger than {verdict.percentile:.1f}% "
         f"of the test images (the warning starts at {100 * STRANGER_QUANTILE:.0f}%). It may not be "
         f"{a_item}, or be one made unlike the training images (a flat silhouette where they are "
         "photographs, a photo where they are pen strokes); whatever its ELBO, the reconstruction and "
-        "its place in latent space say little about it."
+        "its place in latent space say little about it." + why
     )
 
 
@@ -285,13 +307,15 @@ class Judgement:
     def to_dict(self, key: str = "elbo") -> dict:
         """The fields of ``vae-explorer reconstruct --json``: the image's figure under ``key``
         (elbo; an autoencoder's reconstruction term under its own name), percentile (of that
-        figure), score (strangeness), score_percentile, stranger."""
+        figure), score (strangeness), score_percentile, stranger, reasons (a stranger's: what
+        made it strange, most first; empty for others)."""
         return {
             key: round(self.elbo, 4),
             "percentile": round(self.elbo_percentile, 2),
             "score": round(self.verdict.strangeness, 4),
             "score_percentile": round(self.verdict.percentile, 2),
             "stranger": self.verdict.stranger,
+            "reasons": list(self.verdict.reasons),
         }
 
 
@@ -323,74 +347,3 @@ class Reference:
         elbos = reconstruct(model, x).elbo.tolist()
         verdicts = self.detector.verdicts(image_statistics(model, x))
         return [Judgement(e, self.elbo_percentile(e), v) for e, v in zip(elbos, verdicts)]
-
-
-# -- the stranger detector as arrays ----------------------------------------------------------------
-
-
-def detector_arrays(detector: StrangerDetector) -> dict[str, np.ndarray]:
-    """The fitted detector's parameters: its standardisation of (ELBO, complexity), the mixture's
-    weights, means, covariances and precision factors, the regression's scaler and coefficients,
-    and the reference images' sorted strangeness."""
-    mixture = detector.mixture
-    scaler, regression = detector.regression[0], detector.regression[-1]
-    return {
-        "detector.mean": detector.mean,
-        "detector.scale": detector.scale,
-        "detector.weights": mixture.weights_,
-        "detector.means": mixture.means_,
-        "detector.covariances": mixture.covariances_,
-        "detector.precisions_cholesky": mixture.precisions_cholesky_,
-        "detector.scaler_mean": scaler.mean_,
-        "detector.scaler_scale": scaler.scale_,
-        "detector.scaler_var": scaler.var_,
-        "detector.coef": regression.coef_,
-        "detector.intercept": regression.intercept_,
-        "detector.reference": detector.reference,
-    }
-
-
-DETECTOR_ARRAYS = tuple(f"detector.{name}" for name in (
-    "mean", "scale", "weights", "means", "covariances", "precisions_cholesky", "scaler_mean",
-    "scaler_scale", "scaler_var", "coef", "intercept", "reference"))  # fmt: skip
-
-
-def detector_from_arrays(arrays: dict[str, np.ndarray], scalars: dict) -> StrangerDetector:
-    """A ``StrangerDetector`` restored from ``detector_arrays``, judging as the fitted one did:
-    its mixture's log density and its regression's log-odds are computed here in NumPy from the
-    stored parameters, the formulas of scikit-learn's ``GaussianMixture.score_samples`` (full
-    covariances) and ``StandardScaler`` + ``LogisticRegression.decision_function``, so reading a
-    detector does not import scikit-learn (seconds on a 2-core CPU)."""
-    a = {k.removeprefix("detector."): v for k, v in arrays.items()}
-    detector = StrangerDetector(scalars["components"], scalars["quantile"], scalars.get("ink", True))
-    detector.mean, detector.scale = a["mean"], a["scale"]
-    detector.mixture = _Mixture(a["weights"], a["means"], a["precisions_cholesky"])
-    detector.regression = _Regression(a["scaler_mean"], a["scaler_scale"], a["coef"], a["intercept"])
-    detector.reference, detector.threshold = a["reference"], float(scalars["threshold"])
-    return detector
-
-
-class _Mixture:
-    """A fitted Gaussian mixture (K components, full covariances) as its log density."""
-
-    def __init__(self, weights: np.ndarray, means: np.ndarray, precisions_cholesky: np.ndarray) -> None:
-        self.log_weights, self.means, self.chol = np.log(weights), means, precisions_cholesky
-
-    def score_samples(self, x: np.ndarray) -> np.ndarray:
-        """log p(x) (N,) of points x (N, D): log sum_k w_k N(x; m_k, S_k), with S_k^-1 = L_k L_k^T."""
-        y = np.einsum("nd,kde->nke", x, self.chol) - np.einsum("kd,kde->ke", self.means, self.chol)[None]
-        log_det = np.log(np.diagonal(self.chol, axis1=1, axis2=2)).sum(1)  # (K,)
-        log_prob = -0.5 * (x.shape[1] * np.log(2 * np.pi) + (y**2).sum(2)) + log_det + self.log_weights
-        top = log_prob.max(1, keepdims=True)
-        return (top + np.log(np.exp(log_prob - top).sum(1, keepdims=True)))[:, 0]
-
-
-class _Regression:
-    """A fitted standardisation and binary logistic regression as their log-odds."""
-
-    def __init__(self, mean: np.ndarray, scale: np.ndarray, coef: np.ndarray, intercept: np.ndarray) -> None:
-        self.mean, self.scale, self.coef, self.intercept = mean, scale, coef, intercept
-
-    def decision_function(self, x: np.ndarray) -> np.ndarray:
-        """Log-odds (N,) of features x (N, F)."""
-        return (((x - self.mean) / self.scale) @ self.coef.T + self.intercept).ravel()
