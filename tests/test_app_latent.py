@@ -48,6 +48,7 @@ def test_latent_space_shows_the_posterior_of_the_clicked_point(shipped):
     assert "#3: 1 sigma" in names and "#3: 2 sigma" in names and "#3" in names
     # SVG: a chart made anew at every click; in WebGL each cost the browser a new context
     assert {t["type"] for t in close} == {"scatter"}
+    assert not spec(chart(at, "close-up"))["layout"].get("annotations")  # no box over the star
     assert "input | reconstruction | 8 draws z ~ q(z|x), decoded (in two rows)" in captions(at)
     assert any("1-sigma (solid) and 2-sigma (dashed) ellipses" in c.value for c in at.caption)
     assert any(m.value.startswith("q(z|x): mean (") and "standard deviation" in m.value for m in at.markdown)

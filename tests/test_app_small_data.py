@@ -96,3 +96,16 @@ def test_every_page_works_on_a_dozen_pictures(small_models, name, model):
         assert not at.error, (state, [e.value for e in at.error])
         shown = [kind for kind in MAIN[name] if at.get(kind) or kind in _keys(at.main)]
         assert shown, f"{name} shows no main output for {model} ({state})"
+
+
+def test_the_prior_tab_counts_the_test_images_it_averages(small_models):
+    """The aggregate posterior averages q(z|x) over the test set's first 5,000 images: a smaller
+    test set is named by its own count (shapes-conv-z8's 2,000 were called 5,000)."""
+    from explorer.data.cache import load_dataset
+
+    at = page("pages/2_Latent_space.py")
+    at.session_state["model"] = MODELS[0]
+    at.session_state["latent-tab"] = "Prior vs aggregate posterior"
+    at.run()
+    count = len(load_dataset("small32", "test").labels)
+    assert any(f"the average of q(z|x) over {count:,} test images" in c.value for c in at.caption)

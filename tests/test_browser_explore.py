@@ -47,7 +47,7 @@ def test_a_box_dragged_on_the_scatter_selects_a_gallery(browser, server):
     with page.expect_download(timeout=60_000) as download:
         page.get_by_role("button", name="Codes of the test set (CSV)").click()
     rows = open(download.value.path(), encoding="utf-8").read().splitlines()
-    assert download.value.suggested_filename == "mnist-test-codes.csv"
+    assert download.value.suggested_filename == "mnist-z2-mnist-test-codes.csv"  # the model named
     assert rows[0] == "index,label,z1,z2" and len(rows) == 10_001 and rows[8].startswith("7,")
     no_exception(page)
     page.close()

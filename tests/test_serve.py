@@ -109,3 +109,28 @@ def test_the_imports_objects_are_out_of_the_collection_after_every_run(monkeypat
     from streamlit import config
 
     assert config.get_option("runner.postScriptGC")  # memory is still given back after every run
+
+
+def test_the_warm_up_logs_no_warning_about_a_runtime_not_there_yet():
+    """Each ``st.cache_data`` decorator imported before the server exists logged "No runtime
+    found, using MemoryCacheStorageManager": ten lines at every start, about nothing (every call
+    comes once the server runs). The warm-up filters that message out, and only that one."""
+    import logging
+
+    import explorer.ui.serve as serve
+
+    seen = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            seen.append(record.getMessage())
+
+    logger = logging.getLogger(serve.CACHE_LOGGER)
+    logger.addHandler(keep := Keep())
+    try:
+        serve.warm(["explorer.ui.models"])
+        logger.warning("No runtime found, using MemoryCacheStorageManager")
+        logger.warning("something else")
+    finally:
+        logger.removeHandler(keep)
+    assert seen == ["something else"]

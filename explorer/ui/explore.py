@@ -5,6 +5,7 @@ the whole encoded test set as CSV or NPY."""
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import numpy as np
 import streamlit as st
@@ -106,6 +107,12 @@ def codes_table(codes: torch.Tensor, labels: torch.Tensor, indices, names=None) 
     return out.getvalue().encode()
 
 
+def _model_name(key: tuple[str, int]) -> str:
+    """The model's name for a download's file name (its folder's: mnist-z20's codes are not
+    mnist-z2's)."""
+    return Path(key[0]).name
+
+
 def codes_npy(codes: torch.Tensor, labels: torch.Tensor, indices) -> bytes:
     """NPY bytes of a structured array: index, label and the code (z,) of each test image."""
     index = np.asarray(list(indices), dtype=np.int64)
@@ -139,14 +146,14 @@ def selection_panel(model: VAE, key: tuple[str, int], dataset: str, indices: lis
     a.download_button(
         "Codes of the selection (CSV)",
         codes_table(codes, labels, indices, names),
-        file_name="selection-codes.csv",
+        file_name=f"{_model_name(key)}-selection-codes.csv",
         mime="text/csv",
         key="download-selection-csv",
     )
     b.download_button(
         "Indices of the selection (text)",
         "\n".join(map(str, indices)) + "\n",
-        file_name="selection-indices.txt",
+        file_name=f"{_model_name(key)}-selection-indices.txt",
         mime="text/plain",
         key="download-selection-indices",
     )
@@ -172,14 +179,14 @@ def test_set_downloads(key: tuple[str, int], dataset: str, names=None) -> None:
     a.download_button(
         "Codes of the test set (CSV)",
         lambda: _test_set_files(*key, dataset, names)[0],
-        file_name=f"{dataset}-test-codes.csv",
+        file_name=f"{_model_name(key)}-{dataset}-test-codes.csv",
         mime="text/csv",
         key="download-codes-csv",
     )
     b.download_button(
         "Codes of the test set (NPY)",
         lambda: _test_set_files(*key, dataset, names)[1],
-        file_name=f"{dataset}-test-codes.npy",
+        file_name=f"{_model_name(key)}-{dataset}-test-codes.npy",
         mime="application/octet-stream",
         key="download-codes-npy",
     )

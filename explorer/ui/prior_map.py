@@ -10,7 +10,7 @@ from explorer.explore.density import HOLE_RADIUS, HOLE_RATIO
 from explorer.explore.derived import DENSITY_IMAGES
 from explorer.pictures.latent_plots import prior_vs_posterior
 from explorer.pictures.plots import kl_bars
-from explorer.ui.models import derived_figures
+from explorer.ui.models import derived_figures, test_images
 from explorer.ui.scatter import axis_titles
 from explorer.ui.widgets import chart
 
@@ -33,9 +33,10 @@ def show_prior_map(key: tuple[str, int], dataset: str, projection: Projection) -
     """The aggregate posterior against the prior, the holes, and KL per dimension with active
     units: the Latent space page's second tab."""
     dmap, kl, variance = prior_map(*key, dataset)
+    averaged = min(DENSITY_IMAGES, len(test_images(dataset)[1]))  # a smaller test set: all of it
     st.caption(
         "Blue: the aggregate posterior q(z), the average of q(z|x) over "
-        f"{DENSITY_IMAGES:,} test images (log scale). Black circles: the prior N(0, I) at 1, 2 and 3 "
+        f"{averaged:,} test images (log scale). Black circles: the prior N(0, I) at 1, 2 and 3 "
         "sigma. Red: holes, where the prior puts mass but the data almost none (q(z) < "
         f"{HOLE_RATIO:g} p(z) inside {HOLE_RADIUS:g} sigma). Samples drawn from the prior in a hole "
         "decode to images unlike the data."

@@ -126,7 +126,9 @@ def close_up(
         xaxis_range=[float(centre[0] - half), float(centre[0] + half)],
         yaxis_range=[float(centre[1] - half), float(centre[1] + half)],
     )  # fmt: skip
-    draw_posterior(fig, projection, mu, sigma, f"#{index}", "black")
+    # no name in a box: on a close-up it covered the star and the 2-sigma ellipse (the caption
+    # under it says which image the star is)
+    draw_posterior(fig, projection, mu, sigma, f"#{index}", "black", label=False)
     # SVG, not WebGL: a few dozen dots, and a WebGL chart made anew on every click cost the
     # browser a new WebGL context each time (bench/pages.py: the click).
     data = [{**trace.to_plotly_json(), "type": "scatter"} for trace in fig.data]

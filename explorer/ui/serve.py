@@ -30,6 +30,7 @@ from __future__ import annotations
 import ast
 import gc
 import importlib
+import logging
 import os
 import sys
 import time
@@ -80,9 +81,23 @@ def modules_to_warm(root: Path = ROOT) -> list[str]:
     return names + [name for name in LAZY if name not in names]
 
 
+class _NoRuntimeYet(logging.Filter):
+    """Drops Streamlit's "No runtime found, using MemoryCacheStorageManager" warning, which each
+    ``st.cache_data`` decorator logs when its module is imported before the server exists (ten
+    lines at every start): the decorator only checks its settings then, and every call, made once
+    the server runs, uses the server's caches."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "No runtime found" not in record.getMessage()
+
+
+CACHE_LOGGER = "streamlit.runtime.caching.cache_data_api"
+
+
 def warm(modules: list[str]) -> dict[str, float]:
     """Import ``modules`` one after another; seconds each took (a module that fails to import is
     left for the page, which reports it the way it always does)."""
+    logging.getLogger(CACHE_LOGGER).addFilter(_NoRuntimeYet())
     took = {}
     for name in modules:
         start = time.perf_counter()
