@@ -350,3 +350,20 @@ def test_starting_from_a_model_leaves_its_weights_no_initialisation_to_choose(sh
     init = setting(at, "init")
     assert init.disabled and init.value == "default"
     assert not setting(at, "epochs").disabled
+
+
+@pytest.mark.parametrize("beside", ["fashion-mnist-z2", "mnist-z2"])
+def test_a_model_that_cannot_be_beside_is_said_and_leaves_the_address(beside):
+    """beside= naming a model of another dataset, or the model itself, was dropped without a word
+    and stayed in the address: now it is said once, why, and leaves it."""
+    at = _latent(None, model="mnist-z2", beside=beside)
+    assert not at.exception
+    said = [w.value for w in at.warning if w.value.startswith("Not used from the address")]
+    why = (
+        "a model of fashion-mnist, and Beside it takes models of mnist"
+        if beside != "mnist-z2"
+        else ("that is the model shown")
+    )
+    assert len(said) == 1 and f"beside={beside}: {why}" in said[0], said
+    assert "beside" not in at.query_params
+    assert at.session_state["beside_picker"] == "(none)"

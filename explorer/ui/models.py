@@ -161,10 +161,28 @@ def model_or_stop() -> tuple[str, VAE, dict]:
         st.stop()
     if not encoder_trained(config):
         st.warning(NO_ENCODER.replace("NAME", choice.removeprefix(RUN_PREFIX)))  # as the CLI names it
-    settle_view(choice, model.config.latent_dim, lambda: len(test_images(dataset_of(config))[1]))
+    dataset = dataset_of(config)
+    settle_view(
+        choice, model.config.latent_dim, lambda: len(test_images(dataset)[1]),
+        lambda beside: _beside_refusal(beside, choice, dataset),
+    )  # fmt: skip
     publish_view(choice, wide=model.config.latent_dim > 2)
     st.sidebar.caption("The address bar holds this view (model, map, clicked image): copy it to share.")
     return choice, model, config
+
+
+def _beside_refusal(beside: str, choice: str, dataset: str) -> str | None:
+    """Why the model ``beside`` cannot be shown beside ``choice`` (a model of ``dataset``), or
+    None: "Beside it" takes another model of the same dataset."""
+    if beside == choice:
+        return f"that is the model shown; Beside it takes another model of {dataset}"
+    try:
+        other = dataset_of(read_config(folder_of(beside)))
+    except (ExplorerError, OSError, ValueError, KeyError):
+        return None  # (the address named a model here: restore_view checked it)
+    if other != dataset:
+        return f"a model of {other}, and Beside it takes models of {dataset}, as {choice} is"
+    return None
 
 
 def label_names(config: dict) -> list[str] | None:

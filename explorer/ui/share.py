@@ -142,15 +142,27 @@ def restore_view(models: Collection[str], default: str | None = None) -> None:
         st.session_state[PICKED] = (address.model, address.point)
 
 
-def settle_view(choice: str, latent_dim: int, test_count: Callable[[], int]) -> None:
+def settle_view(
+    choice: str,
+    latent_dim: int,
+    test_count: Callable[[], int],
+    beside_refusal: Callable[[str], str | None] | None = None,
+) -> None:
     """Once per session, after ``restore_view``: refuse what the address asked that the model
     ``choice`` cannot show (a clicked test image #n past its ``test_count()`` test images; a t-SNE
-    or UMAP map of a ``latent_dim``-2 latent space, which is drawn as z itself), in one warning
-    that says what is shown instead; the refused values leave the session state, and so the
-    address (``publish_view``). ``test_count`` is called only when the address named an image."""
+    or UMAP map of a ``latent_dim``-2 latent space, which is drawn as z itself; a model beside it
+    that ``beside_refusal(name)`` refuses, saying why: the model itself, one of another dataset),
+    in one warning that says what is shown instead; the refused values leave the session state,
+    and so the address (``publish_view``). ``test_count`` is called only when the address named an
+    image."""
     if not st.session_state.pop(UNSETTLED, False):
         return
     refused = []
+    beside = st.session_state.get(BESIDE)
+    why = beside_refusal(beside) if beside_refusal and beside and beside != "(none)" else None
+    if why:
+        del st.session_state[BESIDE]
+        refused.append(f"beside={beside}: {why}")
     picked = st.session_state.get(PICKED)
     if picked and picked[0] == choice:
         count = test_count()
