@@ -33,8 +33,8 @@ st.caption(
 )
 
 cols = st.columns(2)
-a = interpolation_end(cols[0], "A", 0, model, key, dataset, names)
-b = interpolation_end(cols[1], "B", 1, model, key, dataset, names)
+a = interpolation_end(cols[0], "A", 0, model, key, dataset, names, config)
+b = interpolation_end(cols[1], "B", 1, model, key, dataset, names, config)
 if a is None or b is None:
     st.stop()
 if not methods:
