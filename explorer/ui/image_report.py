@@ -143,9 +143,8 @@ def verdict_line(
             help=f"{ranked} Strangeness says whether the image is like the training data, which the "
             f"{score} alone cannot. It is {source(score)}.",
         )
-    st.caption(
-        f"The {score}: {est.words()}, on {scored[1]}; the Theory page's identity shows the same figure."
-    )
+    theory = "shows this figure" if est.nodes else "estimates the same ELBO (its L_1, with its own error)"
+    st.caption(f"The {score}: {est.words()}, on {scored[1]}; the Theory page's identity {theory}.")
     warning = stranger_message(verdict, spec(dataset).a_item) if verdict_measured(dataset) else None
     if warning:
         st.warning(warning, icon=":material/help:")
