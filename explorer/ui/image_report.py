@@ -144,7 +144,8 @@ def verdict_line(
             f"{score} alone cannot. It is {source(score)}.",
         )
     theory = "shows this figure" if est.nodes else "estimates the same ELBO (its L_1, with its own error)"
-    st.caption(f"The {score}: {est.words()}, on {scored[1]}; the Theory page's identity {theory}.")
+    theory = f"; the Theory page's identity {theory}" if model.config.variational else ""
+    st.caption(f"The {score}: {est.words()}, on {scored[1]}{theory}.")
     warning = stranger_message(verdict, spec(dataset).a_item) if verdict_measured(dataset) else None
     if warning:
         st.warning(warning, icon=":material/help:")
