@@ -19,7 +19,9 @@ from explorer.ui.models import (
     model_or_stop,
     scatter_picture,
 )
-from explorer.ui.widgets import chart
+from explorer.ui.widgets import chart, phone_first
+
+DECODER = "decode-any-point"
 
 st.set_page_config(page_title="Manifold - VAE Explorer", layout="wide")
 choice, model, config = model_or_stop()
@@ -62,9 +64,11 @@ st.title("Manifold")
 on_map = "; the star shows where it lies, the dashed outline where the grid lies"
 on_map = on_map if runs_in_browser(model) else ""  # a conv decoder's sliders come without the map
 st.caption(
-    "Left: decoded images over a grid of latent points (Kingma & Welling, Figure 4); the other "
-    f"dimensions stay at 0. Right: drag the sliders to decode any point{on_map}."
+    "Decoded images over a grid of latent points (Kingma & Welling, Figure 4); the other "
+    f"dimensions stay at 0. Beside the grid (above it on a phone): drag the sliders to decode any "
+    f"point{on_map}."
 )
+phone_first(DECODER)  # on a phone the decoder comes first: its picture on the first screen
 bad_range = span == spans[0] and lo >= hi  # the grid needs a range; the sliders on the right do not
 values, corners = (None, None) if bad_range else grid_extent(n, lo, hi, (axis_a, axis_b), dims)
 me = (choice, model, config)
@@ -96,15 +100,15 @@ with left:
 
 projection = latent_map(*key, dataset)[1]
 axes = "z1 across, z2 up" if projection.kind == "identity" else "PC1 across, PC2 up"
-with right:
+with right.container(key=DECODER):
     st.markdown("**Decode any point**")
     if runs_in_browser(model):
         live_decoder(
             key,
             dataset,
             key=f"live-{choice}",
-            caption=f"Drag a slider: the point is decoded in your browser as you move it. Right: where "
-            f"it lies among {MAP_POINTS:,} encoded test images, coloured by label ({axes}, "
+            caption="Drag a slider: the point is decoded in your browser as you move it. Beside the image: "
+            f"where it lies among {MAP_POINTS:,} encoded test images, coloured by label ({axes}, "
             f"-{scatter_picture(*key, dataset).lim:g} to {scatter_picture(*key, dataset).lim:g}).",
             grid=corners,
         )

@@ -78,9 +78,10 @@ st.session_state["drawing"] = x  # for the Interpolate page
 with right:
     mu, sigma = image_report(model, x, key, dataset, "your drawing")
     fig, projection = base_scatter(*key, dataset, label_names(config))
-    draw_posterior(fig, projection, mu, sigma, "your drawing", "black")
+    off = draw_posterior(fig, projection, mu, sigma, "your drawing", "black")
     chart(st, fig, key="draw-map")
     st.caption(
-        f"{star_caption(model, projection, 'of your drawing')}, among {MAP_POINTS:,} encoded test images. "
-        "Open Interpolate to morph your drawing into another image."
+        f"{star_caption(model, projection, 'of your drawing')}, among {MAP_POINTS:,} encoded test images"
+        + (f"; it lies {off} (the triangle at the edge points to it). " if off else ". ")
+        + "Open Interpolate to morph your drawing into another image."
     )

@@ -33,8 +33,8 @@ st.caption(
 )
 
 cols = st.columns(2)
-a = interpolation_end(cols[0], "A", 0, model, key, dataset, names)
-b = interpolation_end(cols[1], "B", 1, model, key, dataset, names)
+a = interpolation_end(cols[0], "A", 0, model, key, dataset, names, config)
+b = interpolation_end(cols[1], "B", 1, model, key, dataset, names, config)
 if a is None or b is None:
     st.stop()
 if not methods:
@@ -44,6 +44,7 @@ if not methods:
 mu, _ = posterior(model, torch.stack([a[0], b[0]]))
 fig, projection = base_scatter(*key, dataset, names)
 colours = {"linear": "black", "spherical": "#d62728"}
+off = ""  # an end past the map's axes, in words
 for method in methods:
     path = interpolate(mu[0], mu[1], steps, method)
     decoded = decode_mean(model, path)
@@ -55,9 +56,11 @@ for method in methods:
     d1.download_button(f"PNG strip ({method})", png_bytes(strip, scale=3), f"{stem}.png", "image/png")
     frames = [upscale(make_grid(img[None], 1, pad=0), 4) for img in decoded]
     d2.download_button(f"Animated GIF ({method})", gif_bytes(frames), f"{stem}.gif", "image/gif")
-    add_path(fig, projection(path).tolist(), f"{method} path", colours[method])
+    off = add_path(fig, projection(path).tolist(), f"{method} path", colours[method]) or off
 chart(st, fig, key="interp-map")
 st.caption(
-    f"The paths on the map, from A to B over {MAP_POINTS:,} encoded test images. For models with more "
-    "than two latent dimensions the map shows the paths projected onto its principal components."
+    f"The paths on the map, from A to B over {MAP_POINTS:,} encoded test images"
+    + (f"; {off}: the triangle at the edge points to it, and the path runs off the map. " if off else ". ")
+    + "For models with more than two latent dimensions the map shows the paths projected onto its "
+    "principal components."
 )

@@ -10,6 +10,8 @@ from collections.abc import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
+from explorer.pictures.edges import at_edge, hover_text, off_map_words
+from explorer.pictures.edges import symbol as edge_symbol
 from explorer.pictures.labels import add_label, label_points
 from explorer.pictures.plots import PALETTE
 
@@ -175,20 +177,6 @@ def upload_colour(i: int) -> str:
     return list(UPLOAD_COLOURS)[i % len(UPLOAD_COLOURS)]
 
 
-def include_points(fig: go.Figure, points) -> None:
-    """Widen the map's fixed axis ranges, where it has them, to hold ``points`` (N, 2): an upload
-    far from the data stays on the map (a click's star, being a dot of the map, changes nothing)."""
-    xr, yr = fig.layout.xaxis.range, fig.layout.yaxis.range
-    if xr is None or yr is None:
-        return
-    points = np.asarray(points, dtype=float).reshape(-1, 2)
-    lo, hi = points.min(axis=0), points.max(axis=0)
-    margin = 0.05 * np.array([xr[1] - xr[0], yr[1] - yr[0]])  # as the data's own ranges have
-    x0, y0 = np.minimum([xr[0], yr[0]], lo - margin)
-    x1, y1 = np.maximum([xr[1], yr[1]], hi + margin)
-    fig.update_layout(xaxis_range=[float(x0), float(x1)], yaxis_range=[float(y0), float(y1)])
-
-
 def add_outline(
     fig: go.Figure, points, name: str, colour: str = "black", dash: str = "solid", group=None
 ) -> None:
@@ -216,37 +204,44 @@ def add_points(
     symbol: str = "star",
     label: bool = True,
     size: int = 18,
-) -> None:
+) -> np.ndarray:
     """Markers (N, 2) with a black outline, each named in a box unless ``label`` is False (the
     caller places the names of several together: ``label_points``): an upload, a drawing, the
-    chosen test image."""
-    xs, ys = [float(p[0]) for p in points], [float(p[1]) for p in points]
+    chosen test image. The map's axes stay as they are: a point past them is drawn at the edge as
+    a triangle pointing outward (``edges.at_edge``), its true coordinates on hover. Returns where
+    each point lies against the axes, (N, 2) (``edges.directions``: (0, 0) on the map)."""
+    true = np.asarray(points, dtype=float).reshape(-1, 2)
+    drawn, way = at_edge(true, fig.layout.xaxis.range, fig.layout.yaxis.range)
+    symbols = [edge_symbol(w, symbol) for w in way]
     fig.add_trace(
         {
             "type": "scattergl",
             "mode": "markers",
             "name": "your images" if len(names) > 1 else names[0],
-            "x": xs,
-            "y": ys,
+            "x": drawn[:, 0].tolist(),
+            "y": drawn[:, 1].tolist(),
             "text": list(names),
+            "hovertext": hover_text(names, true, way),
             "marker": {
-                "symbol": symbol,
+                "symbol": symbols[0] if len(set(symbols)) == 1 else symbols,
                 "size": size,
                 "color": colour,
                 "line": {"width": 1.5, "color": "white" if colour == "black" else "black"},
             },
-            "hovertemplate": "%{text}<br>(%{x:.2f}, %{y:.2f})<extra></extra>",
+            "hovertemplate": "%{hovertext}<extra></extra>",
             **OVERLAY,
         }
     )
-    include_points(fig, list(zip(xs, ys)))
     if label:
-        label_points(fig, list(zip(xs, ys)), names, [colour] * len(names))
+        label_points(fig, drawn.tolist(), names, [colour] * len(names))
+    return way
 
 
-def add_path(fig: go.Figure, points, name: str, colour: str = "black") -> None:
+def add_path(fig: go.Figure, points, name: str, colour: str = "black") -> str:
     """An interpolation path (N, 2) with its steps marked and its two ends labelled A and B in
-    boxes above the markers."""
+    boxes beside them. The map's axes stay as they are: the line runs off the map towards an end
+    past them, marked at the edge by a triangle pointing outward. Returns what lies off the map, in
+    words ("B off the map, beyond the right edge, at (41.20, -3.05)"; "" if nothing)."""
     xs, ys = [float(p[0]) for p in points], [float(p[1]) for p in points]
     fig.add_trace(
         {
@@ -260,11 +255,17 @@ def add_path(fig: go.Figure, points, name: str, colour: str = "black") -> None:
             "hovertemplate": f"{name}<br>(%{{x:.2f}}, %{{y:.2f}})<extra></extra>",
         }
     )
-    include_points(fig, list(zip(xs, ys)))
+    ends = np.array([[xs[0], ys[0]], [xs[-1], ys[-1]]])
+    drawn, way = at_edge(ends, fig.layout.xaxis.range, fig.layout.yaxis.range)
     named = {a.text for a in fig.layout.annotations}  # paths share their ends: one label each
-    for (x, y), end in (((xs[0], ys[0]), "A"), ((xs[-1], ys[-1]), "B")):
+    said = []
+    for end, point, place, w in zip("AB", ends, drawn, way):
+        if w.any():
+            add_points(fig, [point], [end], colour, label=False, size=14)
+            said.append(f"{end} {off_map_words(point, w)}")
         if end not in named:
-            add_label(fig, x, y, end, "black")
+            add_label(fig, float(place[0]), float(place[1]), end, "black")
+    return "; ".join(said)
 
 
 def prior_vs_posterior(dmap, axis_titles: tuple[str, str] = ("z1", "z2"), height: int = 560) -> go.Figure:

@@ -4,19 +4,24 @@ from __future__ import annotations
 
 import streamlit as st
 
+from explorer.data.cache import binarize_picture
 from explorer.pictures.images import make_grid, png_bytes
+from explorer.theory.evidence import data_space_binarized
 from explorer.ui.image_report import verdict_line
-from explorer.ui.models import test_images
+from explorer.ui.models import data_space_test_set, test_images
 from explorer.ui.widgets import data_number_input, uploaded_image
 
 SOURCES = ["test image", "upload", "drawing"]
 
 
-def interpolation_end(column, label: str, default_index: int, model, key, dataset: str, names):
+def interpolation_end(column, label: str, default_index: int, model, key, dataset: str, names, config: dict):
     """One end of an interpolation, chosen in ``column``: a test image, an upload or the drawing
-    from the Draw page, shown with its ELBO and stranger verdict. Returns (image (C, H, W),
-    caption), or None with a message shown."""
+    from the Draw page, shown with its ELBO and stranger verdict, the ELBO scored in the model's
+    data space (``config``: its config.json) as the Theory page scores it. Returns (image
+    (C, H, W), caption), or None with a message shown."""
     images, labels = test_images(dataset)
+    binarized = data_space_binarized(config)
+    index = None
     with column:
         st.subheader(label)
         available = SOURCES if "drawing" in st.session_state else SOURCES[:2]
@@ -41,5 +46,14 @@ def interpolation_end(column, label: str, default_index: int, model, key, datase
             if chosen is None:
                 return None
         st.image(png_bytes(make_grid(chosen[0][None], 1), scale=3), caption=chosen[1], output_format="PNG")
-        verdict_line(model, chosen[0], key, dataset)
+        if not binarized:
+            scored = chosen[0], "the image as shown"
+        elif index is not None:  # the test set as evaluation binarises it: the Theory page's image too
+            scored = (
+                data_space_test_set(dataset, True)[index],
+                "the image binarised as evaluation binarises it",
+            )
+        else:
+            scored = binarize_picture(chosen[0]), "the image binarised once (fixed seed), as evaluation does"
+        verdict_line(model, chosen[0], key, dataset, scored)
         return chosen

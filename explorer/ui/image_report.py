@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import streamlit as st
 import torch
 
 from explorer.data.specs import spec
 from explorer.evaluate import score_name
-from explorer.explore.latent import COLOUR_LOST, colour_kept
+from explorer.explore.latent import COLOUR_LOST, ELBO_DRAWS, colour_kept
 from explorer.explore.posterior import deterministic, posterior, posterior_samples
 from explorer.explore.strangers import (
     STRANGER_QUANTILE,
@@ -24,8 +25,9 @@ from explorer.explore.strangers import (
 from explorer.model import VAE
 from explorer.pictures.images import make_grid, png_bytes
 from explorer.pictures.plots import posterior_bars as bars
+from explorer.theory.estimate import ElboEstimate, elbo_estimate
 from explorer.ui.explore import neighbours_panel
-from explorer.ui.models import stranger_detector, test_elbo
+from explorer.ui.models import cached_model, stranger_detector, test_elbo
 from explorer.ui.widgets import chart
 
 SAMPLES = 8  # draws from q(z|x) shown beside the mean
@@ -102,30 +104,49 @@ def posterior_bars(mu: torch.Tensor, sigma: torch.Tensor, key: str) -> None:
     chart(st, bars(mu.tolist(), sigma.tolist()), key=f"posterior-{key}")
 
 
-def verdict_line(model: VAE, x: torch.Tensor, key: tuple[str, int], dataset: str) -> None:
-    """One image's ELBO percentile and stranger verdict in a line, with the warning for a
-    stranger: for places that show the image small (the ends of an interpolation)."""
+@st.cache_data(max_entries=64, show_spinner=False)
+def _elbo_estimate(path: str, mtime_ns: int, image: np.ndarray) -> ElboEstimate:
+    """One image's (C, H, W, in the model's data space) ELBO with its error, once per model and image."""
+    return elbo_estimate(cached_model(path, mtime_ns), torch.from_numpy(image))
+
+
+def verdict_line(
+    model: VAE, x: torch.Tensor, key: tuple[str, int], dataset: str, scored: tuple[torch.Tensor, str]
+) -> None:
+    """One image's ELBO, its percentile and stranger verdict in a line, with the warning for a
+    stranger: for places that show the image small (the ends of an interpolation). The ELBO is
+    ``explorer.theory.estimate``'s (exact, or with its standard error) on ``scored``: (the image
+    in the model's data space, those words), the Theory page's figure; the percentile ranks x as
+    the test images are ranked (grey levels, ``ELBO_DRAWS`` shared draws of eps)."""
     judged = reference(*key, dataset).judge(model, x[None])[0]
     score = score_name(model.config.variational)
-    if not math.isfinite(judged.elbo):
+    est = _elbo_estimate(*key, scored[0].numpy())
+    if not math.isfinite(judged.elbo) or not math.isfinite(est.elbo):
         st.error(f"The model's {score} for this image is not finite: its weights have diverged.")
         return
+    figure = f"{score} {est.elbo:.2f}" + (f" ± {est.se:.2f}" if est.se else "") + " nats"
+    ranked = (
+        f"The percentile ranks the image as the test images are ranked: on its grey levels, with "
+        f"{ELBO_DRAWS} draws of eps shared by every image ({judged.elbo:.1f} nats for this one)."
+    )
     verdict = judged.verdict
     if not verdict_measured(dataset):
         st.markdown(
-            f"{score} {judged.elbo:.1f} nats (higher than {judged.elbo_percentile:.0f}% of the test "
-            "images); no stranger verdict",
-            help=unmeasured_note(dataset),
+            f"{figure} (higher than {judged.elbo_percentile:.0f}% of the test images); no stranger verdict",
+            help=f"{ranked} {unmeasured_note(dataset)}",
         )
-        return
-    st.markdown(
-        f"{score} {judged.elbo:.1f} nats (higher than {judged.elbo_percentile:.0f}% of the test images); "
-        f"stranger than {verdict.percentile:.0f}% of them: "
-        + ("**a stranger**" if verdict.stranger else "typical enough"),
-        help=f"Strangeness says whether the image is like the training data, which the {score} alone "
-        f"cannot. It is {source(score)}.",
-    )
-    warning = stranger_message(verdict, spec(dataset).a_item)
+    else:
+        st.markdown(
+            f"{figure} (higher than {judged.elbo_percentile:.0f}% of the test images); "
+            f"stranger than {verdict.percentile:.0f}% of them: "
+            + ("**a stranger**" if verdict.stranger else "typical enough"),
+            help=f"{ranked} Strangeness says whether the image is like the training data, which the "
+            f"{score} alone cannot. It is {source(score)}.",
+        )
+    theory = "shows this figure" if est.nodes else "estimates the same ELBO (its L_1, with its own error)"
+    theory = f"; the Theory page's identity {theory}" if model.config.variational else ""
+    st.caption(f"The {score}: {est.words()}, on {scored[1]}{theory}.")
+    warning = stranger_message(verdict, spec(dataset).a_item) if verdict_measured(dataset) else None
     if warning:
         st.warning(warning, icon=":material/help:")
 

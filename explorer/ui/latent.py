@@ -12,7 +12,8 @@ import torch
 from explorer.evaluate import Projection
 from explorer.explore.posterior import posterior
 from explorer.model import VAE
-from explorer.pictures.latent_plots import include_points, latent_scatter, select_points
+from explorer.pictures.edges import include_points
+from explorer.pictures.latent_plots import latent_scatter, select_points
 from explorer.ui.explore import neighbours_panel, selected_indices, selection_panel, test_set_downloads
 from explorer.ui.image_report import posterior_bars, samples_picture
 from explorer.ui.models import chosen_map, encoded_test_set, label_names, test_images

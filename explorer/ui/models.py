@@ -17,7 +17,7 @@ from explorer.checkpoints import (
     resolve,
 )
 from explorer.config import NO_ENCODER, encoder_trained
-from explorer.data.cache import load_dataset
+from explorer.data.cache import eval_images, load_dataset
 from explorer.data.specs import spec
 from explorer.errors import ExplorerError
 from explorer.evaluate import ACTIVE_UNIT_THRESHOLD, fit_projection
@@ -199,6 +199,13 @@ def test_images(dataset: str) -> tuple[torch.Tensor, torch.Tensor]:
     """Grey-level test images (N, C, H, W) float in [0, 1] and labels, shared by all sessions."""
     data = load_dataset(dataset, "test")
     return data.images.float() / 255.0, data.labels
+
+
+@st.cache_resource(max_entries=4, show_spinner="Binarising the test set...")
+def data_space_test_set(dataset: str, binarized: bool) -> torch.Tensor:
+    """The test images (N, C, H, W) in a model's data space: binarised once with the evaluation's
+    fixed seed (``eval_images``) for a model of binarised data, else grey levels in [0, 1]."""
+    return eval_images(dataset, "test", binarized)[0]
 
 
 WHILE_MEASURING = {  # the spinner while a part of explorer.explore.derived is measured (then stored)

@@ -11,13 +11,13 @@ import torch
 from explorer.evaluate import Projection
 from explorer.explore.posterior import deterministic, posterior_ellipses
 from explorer.explore.projections import NAMES
+from explorer.pictures.edges import at_edge, directions, off_map_words
 from explorer.pictures.labels import label_points, star_sizes
 from explorer.pictures.latent_plots import (
     UPLOAD_COLOURS,
     add_outline,
     add_points,
     fitted_ranges,
-    include_points,
     latent_scatter,
     upload_colour,
 )
@@ -70,33 +70,48 @@ def draw_posterior(
     colour: str,
     label: bool = True,
     size: int = 18,
-) -> None:
+) -> str:
     """The 1- and 2-sigma ellipses of q(z|x) and a marker at its mean, on a latent scatter (an
     autoencoder's code, or a t-SNE or UMAP map, which does not carry a Gaussian: the marker
-    alone), named in a box on the map unless ``label`` is False; ``size``: the marker's."""
-    if not deterministic(sigma) and isinstance(projection, Projection):
+    alone), named in a box on the map unless ``label`` is False; ``size``: the marker's. The map's
+    axes stay the data's: a mean past them is drawn at the edge, a triangle pointing outward,
+    without its ellipses. Returns where it lies in words when off the map ("off the map, beyond
+    the right edge, at (41.20, -3.05)"), else ""."""
+    mean = projection(mu[None]).tolist()
+    way = directions(mean, fig.layout.xaxis.range, fig.layout.yaxis.range)[0]
+    if not way.any() and not deterministic(sigma) and isinstance(projection, Projection):
         outlines = posterior_ellipses(projection, mu, sigma)
         add_outline(fig, outlines[1.0], f"{name}: 1 sigma", colour, "solid", group=name)
         add_outline(fig, outlines[2.0], f"{name}: 2 sigma", colour, "dash", group=name)
-    add_points(fig, projection(mu[None]).tolist(), [name], colour, label=label, size=size)
+    add_points(fig, mean, [name], colour, label=label, size=size)  # the star over its ellipses
+    return off_map_words(mean[0], way)
 
 
 def draw_uploads(fig, projection, placed: list[tuple[str, torch.Tensor, torch.Tensor]]) -> str:
     """Your images ``placed`` ((name, mu, sigma) each) on one map: each its own colour (none of the
     classes'), its posterior's ellipses and star, and its number (1, 2, ...) in a box placed clear
-    of every star and every other box, however close the images lie. Returns the key to the
-    numbers, one line to show under the map."""
+    of every star and every other box, however close the images lie. The map's axes stay the
+    test set's: an image whose code lies past them is drawn at the edge (``draw_posterior``) and
+    the key says where it lies. Returns the key to the numbers, one line to show under the map."""
     means = [projection(mu[None]).tolist()[0] for _, mu, _ in placed]
-    include_points(fig, means)  # the ranges the stars' sizes and boxes are placed in
     layout = fig.layout
-    sizes = star_sizes(means, layout.xaxis.range, layout.yaxis.range, layout.height or 460)
-    for i, ((name, mu, sigma), size) in enumerate(zip(placed, sizes)):
+    drawn, _ = at_edge(means, layout.xaxis.range, layout.yaxis.range)  # where the stars and boxes go
+    sizes = star_sizes(drawn, layout.xaxis.range, layout.yaxis.range, layout.height or 460)
+    where = [  # "" on the map, else where it lies
         draw_posterior(fig, projection, mu, sigma, name, upload_colour(i), label=False, size=size)
+        for i, ((name, mu, sigma), size) in enumerate(zip(placed, sizes))
+    ]
     numbers = [str(i + 1) for i in range(len(placed))]
-    label_points(fig, means, numbers, [upload_colour(i) for i in range(len(placed))])
+    label_points(fig, drawn.tolist(), numbers, [upload_colour(i) for i in range(len(placed))])
     words = [UPLOAD_COLOURS[upload_colour(i)] for i in range(len(placed))]
     plain = [name.replace("\\", "\\\\").replace("_", "\\_").replace("*", "\\*") for name, _, _ in placed]
-    return " · ".join(f"**{n}** {name} ({word})" for n, name, word in zip(numbers, plain, words))
+    key = " · ".join(
+        f"**{n}** {name} ({word}{'; ' + off if off else ''})"
+        for n, name, word, off in zip(numbers, plain, words, where)
+    )
+    return key + (
+        " (a triangle at the edge points to an image past the test set's dots)" if any(where) else ""
+    )
 
 
 CLOSE_UP = 0.03  # the close-up's half-width at least, as a share of the map's width

@@ -8,21 +8,16 @@ import numpy as np
 import streamlit as st
 import torch
 
-from explorer.data.cache import binarize_picture, eval_images
+from explorer.data.cache import binarize_picture
 from explorer.model import VAE
 from explorer.pictures.images import make_grid, png_bytes
 from explorer.theory import evidence, figures, gradients
-from explorer.ui.models import cached_model
+from explorer.ui.models import cached_model, data_space_test_set
 from explorer.ui.widgets import chart, uploaded_image
 
 SOURCES = ("test image", "upload", "drawing")  # the drawing: the Draw page's, once there is one
 
 # -- the model-dependent tabs -------------------------------------------------------------------
-
-
-@st.cache_resource(max_entries=4, show_spinner="Binarising the test set...")
-def _data_space_test_set(dataset: str, binarized: bool) -> torch.Tensor:
-    return eval_images(dataset, "test", binarized)[0]
 
 
 def _image(model: VAE, dataset: str, config: dict, key: str) -> tuple[np.ndarray, int | None] | None:
@@ -38,7 +33,7 @@ def _image(model: VAE, dataset: str, config: dict, key: str) -> tuple[np.ndarray
     source = left.radio("Image", SOURCES if fits else SOURCES[:2], horizontal=True, key=f"{key}-source")
     index, fixed = None, " (binarised, fixed seed)" if binarized else ""
     if source == "test image":
-        test = _data_space_test_set(dataset, binarized)
+        test = data_space_test_set(dataset, binarized)
         index = int(left.number_input("Test image", 0, len(test) - 1, 0, key=key))
         x, caption = test[index], f"test image #{index}{fixed}"
     else:

@@ -175,16 +175,41 @@ def _above_form(fixed: bool, arch: dict, recipe: dict) -> dict:
     return values
 
 
+# The form's fields in the order a person fills them: what to learn from, the model, how to train
+# it. Drawn in rows of COLUMNS, each group under its name: on a phone Streamlit stacks each row's
+# columns in turn, so the fields read in this order there too (dealt across four columns, a
+# phone read the first column down, then the second: Latent size, Likelihood, Samples L, ...).
+GROUPS = (
+    ("Data", ("dataset", "limit", "corruption", "corruption_level")),
+    ("Model", ("latent_dim", "hidden", "channels", "activation", "likelihood", "init")),
+    ("Training", ("epochs", "batch_size", "optimizer", "lr", "objective", "estimator", "samples", "beta",
+                  "weight_decay", "device")),
+)  # fmt: skip
+
+
+def _grouped(shown: list[Setting]) -> list[tuple[str, list[Setting]]]:
+    """``shown`` in GROUPS' order, each group with its settings; any setting GROUPS does not name
+    goes last under "Training" (a new setting given a form label still shows)."""
+    by_name = {s.name: s for s in shown}
+    groups = [(title, [by_name.pop(n) for n in names if n in by_name]) for title, names in GROUPS]
+    groups[-1][1].extend(by_name.values())
+    return [(title, settings) for title, settings in groups if settings]
+
+
 def _values(fixed: bool, arch: dict, recipe: dict, above: dict) -> dict:
-    """The form's widgets in four columns; returns {setting name: value} (with ``above``, the
-    values chosen above the form). A setting that does nothing with the model kind or
-    architecture chosen (conv channels for an MLP, the corruption of a plain VAE) is disabled."""
+    """The form's widgets, grouped (GROUPS) in rows of four; returns {setting name: value} (with
+    ``above``, the values chosen above the form). A setting that does nothing with the model kind
+    or architecture chosen (conv channels for an MLP, the corruption of a plain VAE) is disabled."""
     shown = [s for s in (*MODEL_SETTINGS, *TRAIN_SETTINGS) if s.form and s.name not in ABOVE_FORM]
     # Starting from a model, its weights replace any initialisation: that field is off as well.
     off_here = unused(above) | ({"init"} if fixed else set())
-    columns = st.columns(COLUMNS)
     values = dict(above)
-    for i, s in enumerate(shown):
+    places = []  # (the column of each setting's widget, the setting), in reading order
+    for title, settings in _grouped(shown):
+        st.markdown(f"**{title}**")
+        for row in range(0, len(settings), COLUMNS):
+            places += zip(st.columns(COLUMNS), settings[row : row + COLUMNS])
+    for column, s in places:
         is_model = s in MODEL_SETTINGS
         start = (arch if is_model else recipe).get(s.name, s.default)
         if s.name in ("epochs", "device", "limit"):
@@ -194,7 +219,7 @@ def _values(fixed: bool, arch: dict, recipe: dict, above: dict) -> dict:
         if s.name in off_here:  # shown at its default, which the run gets (see USES)
             st.session_state[widget_key(s.name)] = _shown(s, s.default, _options(s))
         off = (fixed and (is_model or s.name == "dataset")) or s.name in off_here
-        values[s.name] = _widget(columns[i % COLUMNS], s, start, off)
+        values[s.name] = _widget(column, s, start, off)
     return values
 
 

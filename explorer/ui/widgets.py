@@ -104,3 +104,18 @@ def chart(where, fig, **kwargs):
     from explorer.pictures.plots import readable_titles
 
     return where.plotly_chart(readable_titles(fig), **kwargs)
+
+
+PHONE_WIDTH = 640  # px: below this Streamlit stacks a row's columns one under the other
+
+
+def phone_first(key: str) -> None:
+    """On a phone (a screen narrower than PHONE_WIDTH, where Streamlit stacks columns), put the
+    column holding the container keyed ``key`` first, above its row's other columns (the
+    Manifold page's decoder above its grid); a wider screen keeps the columns as laid out."""
+    import streamlit as st
+
+    st.html(
+        f"<style>@media (max-width: {PHONE_WIDTH}px) {{ [data-testid=stHorizontalBlock] > "
+        f"[data-testid=stColumn]:has(.st-key-{key}) {{ order: -1; }} }}</style>"
+    )
