@@ -13,60 +13,6 @@ from explorer.pictures.convention import Convention
 # -- fitting into the frame -----------------------------------------------------------------------
 
 
-# A picture whose strong ink's box spans at least this many times the dataset's box (a photo, a
-# scan, a drawing on a canvas) has the box's edges placed to a fraction of a pixel and is shrunk
-# by exact area averaging; a smaller one (a dataset's own image uploaded as it is) keeps the
-# whole-pixel box and Pillow's resampling.
-SUBPIXEL = 4
-REACH = 3  # pixels either side of a box edge that the edge's two levels are read at
-
-
-def box_edge(profile: np.ndarray, first: int, step: int) -> float:
-    """Where the ink's edge lies, to a fraction of a pixel, near ``first`` (the outermost row or
-    column of the whole-pixel box, ``step`` +1 for the top or left edge, -1 for the bottom or
-    right), in pixel-edge coordinates (pixel i spans [i, i + 1]). ``profile`` is the strongest
-    ink of each row (or column).
-
-    The edge is where the profile crosses half-way between the paper's level ``REACH`` pixels
-    outside and the ink's strongest level up to ``REACH`` pixels inside, interpolated between
-    pixel centres: for a step between two flat levels (square pixels drawn large: MNIST's own
-    digits on paper) that is the pixel boundary itself, whatever the two levels; for an edge
-    sampled by coverage (a render), within a tenth of a pixel of the true edge; for a blurred
-    edge (a photo) the same place, since a symmetric blur leaves the half-way level where it was.
-    """
-    n = len(profile)
-    inside = profile[first : first + REACH + 1] if step > 0 else profile[max(0, first - REACH) : first + 1]
-    outer = first - step * REACH
-    paper = float(profile[outer]) if 0 <= outer < n else 0.0
-    ink = float(inside.max())
-    whole = float(first if step > 0 else first + 1)
-    if ink <= paper:
-        return whole
-    half = 0.5 * (ink + paper)
-    i = int(np.clip(outer, 0, n - 1))
-    while profile[i] < half and i != first:
-        i += step  # the first pixel at the half-way level or above, coming from outside
-    j = i - step  # the one outside it
-    if not 0 <= j < n:
-        return whole
-    a, b = float(profile[j]), float(profile[i])
-    t = min(1.0, max(0.0, (half - a) / (b - a))) if b > a else 0.5
-    return j + 0.5 + step * t
-
-
-def area_weights(start: float, scale: float, n_out: int, n_in: int) -> np.ndarray:
-    """Exact area averaging along one axis: (n_out, n_in) weights, output pixel k the mean of the
-    input over [start + k / scale, start + (k + 1) / scale) (pixel-edge coordinates, the input
-    zero outside [0, n_in)). Each input pixel counts by how much of it the footprint covers, so a
-    footprint moved by a fraction of a pixel moves the output continuously (Pillow's BOX filter
-    counts whole pixels by their centres: it moves in steps of a pixel of the input)."""
-    edges = start + np.arange(n_out + 1) / scale
-    pixels = np.arange(n_in)
-    lo = np.clip(edges[:-1, None], pixels, pixels + 1)
-    hi = np.clip(edges[1:, None], pixels, pixels + 1)
-    return (hi - lo) * scale
-
-
 def fit_box(ink: np.ndarray, box: int, level: float, margin: int) -> np.ndarray:
     """The ink resampled so that the bounding box of its pixels above ``level`` has its longest
     side ``box`` pixels, with ``margin`` output pixels of what lies around that box (fainter ink)
@@ -74,28 +20,13 @@ def fit_box(ink: np.ndarray, box: int, level: float, margin: int) -> np.ndarray:
 
     The output grid is anchored at the strong ink's box, not at the faintest pixel: two pictures
     of one drawing that differ only in faint pixels (a noise-free render and a photo of it) come
-    out on the same grid, at the same scale. In a picture at least ``SUBPIXEL`` times the box
-    (with ``level`` > 0), the box's edges lie to a fraction of a pixel (``box_edge``) and the ink
-    is shrunk by exact area averaging (``area_weights``): a whole pixel of the picture there
-    moves the grid by a twentieth of an output pixel, and the centre of mass with it, enough to
-    tip it across ``place``'s rounding edge between a photo and its clean twin. Else area
-    averaging by Pillow when shrinking, Lanczos when enlarging.
+    out on the same grid, at the same scale. Area averaging when shrinking, Lanczos when enlarging.
     """
     rows, cols = np.nonzero(ink > level)
     if len(rows) == 0:
         rows, cols = np.nonzero(ink > 0)
     r0, c0 = rows.min(), cols.min()
     h, w = rows.max() - r0 + 1, cols.max() - c0 + 1
-    if level > 0 and max(h, w) >= SUBPIXEL * box:
-        rows_ink, cols_ink = ink.max(axis=1), ink.max(axis=0)
-        top, bottom = box_edge(rows_ink, r0, 1), box_edge(rows_ink, rows.max(), -1)
-        left, right = box_edge(cols_ink, c0, 1), box_edge(cols_ink, cols.max(), -1)
-        scale = box / max(bottom - top, right - left)
-        out_h = max(1, round((bottom - top) * scale)) + 2 * margin
-        out_w = max(1, round((right - left) * scale)) + 2 * margin
-        wy = area_weights(top - margin / scale, scale, out_h, ink.shape[0])
-        wx = area_weights(left - margin / scale, scale, out_w, ink.shape[1])
-        return _trimmed(np.clip(wy @ ink @ wx.T, 0.0, 1.0))
     scale = box / max(h, w)
     out_h, out_w = max(1, round(h * scale)) + 2 * margin, max(1, round(w * scale)) + 2 * margin
     # Zeros around the picture, enough for the margin and for rounding the output size up.
@@ -106,12 +37,8 @@ def fit_box(ink: np.ndarray, box: int, level: float, margin: int) -> np.ndarray:
     out = Image.fromarray(padded, mode="F").resize(
         (out_w, out_h), method, box=(x0, y0, x0 + out_w / scale, y0 + out_h / scale)
     )
-    return _trimmed(np.clip(np.asarray(out, dtype=np.float64), 0.0, 1.0))
-
-
-def _trimmed(out: np.ndarray) -> np.ndarray:
-    """``out`` without its outer rows and columns that carry nothing (the margin's empty ones)."""
-    rows, cols = np.nonzero(out > 0)
+    out = np.clip(np.asarray(out, dtype=np.float64), 0.0, 1.0)
+    rows, cols = np.nonzero(out > 0)  # the margin's empty rows and columns carry nothing
     if len(rows) == 0:
         return out
     return out[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
