@@ -51,6 +51,19 @@ def samples_picture(
 GALLERY_COLUMNS = 8  # test images per row on the Reconstruct page
 
 
+def ranking_words(score: str) -> str:
+    """What the pages' quick ``score`` figure of an image is, and why the Theory page's and
+    ``vae-explorer evidence``'s can differ from it (a newcomer found test image #2890 at -93.0
+    nats here and -102.5 there)."""
+    return (
+        f"This {score} is the figure the test images are ranked by: on the image's grey levels, the "
+        f"mean of {ELBO_DRAWS} draws of eps shared by every image. The Theory page's identity, "
+        "Interpolate and `vae-explorer evidence` score an image in the model's data space (binarised, "
+        "for a Bernoulli decoder, as evaluation binarises it), exactly or with a stated standard "
+        "error: their figure can differ from this one by a few nats either way."
+    )
+
+
 def reconstruction_gallery(rec, picked: torch.Tensor, labels: torch.Tensor, names) -> None:
     """Test images ``picked`` (k,), reconstructed in ``rec`` (a Reconstruction of those k images,
     in that order), each above its reconstruction with its index, label and ELBO (an
@@ -74,6 +87,7 @@ def reconstruction_gallery(rec, picked: torch.Tensor, labels: torch.Tensor, name
                 caption=f"#{i} · {names[k] if names else k} · {score} {float(rec.elbo[j]):.1f}",
                 output_format="PNG",
             )
+    st.caption(ranking_words(score))
 
 
 def reference(path: str, mtime_ns: int, dataset: str) -> Reference:
@@ -183,7 +197,8 @@ def image_report(
     if not verdict_measured(dataset):
         st.markdown(
             f"{score} **{judged.elbo:.2f}** nats: higher than **{judged.elbo_percentile:.1f}%** of the "
-            "test images."
+            "test images.",
+            help=ranking_words(score),
         )
         st.caption(unmeasured_note(dataset))
         return _rest_of_report(model, key, dataset, x, mu, sigma, name)
@@ -192,7 +207,8 @@ def image_report(
         "images.  \n"
         f"Stranger than **{verdict.percentile:.1f}%** of the test images: "
         f"{'**a stranger**' if verdict.stranger else 'typical enough'} "
-        f"(the warning starts at {100 * STRANGER_QUANTILE:.0f}%)"
+        f"(the warning starts at {100 * STRANGER_QUANTILE:.0f}%)",
+        help=ranking_words(score),
     )
     if explain:  # under the first of several images only: the same words under each read as noise
         st.caption(
