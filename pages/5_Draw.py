@@ -6,6 +6,7 @@ import streamlit as st
 from explorer.data.specs import spec
 from explorer.data.uploads import preprocess_image
 from explorer.errors import ImageError
+from explorer.explore.strangers import verdict_measured
 from explorer.pictures.reading import canvas_image
 from explorer.ui.image_report import image_report
 from explorer.ui.models import MAP_POINTS, dataset_of, label_names, model_key, model_or_stop
@@ -34,6 +35,12 @@ st.caption(
     f"{dataset}'s images were ({described.convention.summary}), reconstructed, and placed on the "
     f"map{' with its posterior ellipses' if model.config.variational else ''}. Undo, redo and clear: the "
     "toolbar over the canvas."
+    + (
+        f" A drawing is flat where {dataset}'s images are photographs, with texture and shading: the "
+        "stranger check flags most drawings for that alone, and says so."
+        if described.convention.kind != "ink" and verdict_measured(dataset)
+        else ""
+    )
 )
 
 left, right = st.columns([2, 3], gap="large")

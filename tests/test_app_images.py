@@ -185,3 +185,16 @@ def test_an_interpolation_end_switched_back_to_a_test_image_keeps_its_number_qui
         policies.removeHandler(handler)
     assert not at.exception and at.number_input(key="idx-B").value == 5
     assert not [m for m in said if "Session State" in m], said
+
+
+@pytest.mark.parametrize(("model", "warned"), [("fashion-mnist-z2", True), ("mnist-z2", False)])
+def test_draw_says_up_front_that_drawings_of_photographed_items_are_flagged(model, warned):
+    """A newcomer drew trousers on fashion-mnist-z2 and got "a stranger" with no word before: a
+    drawing is flat where the dataset's images are photographs, and the page says so first (the
+    models as shipped)."""
+    at = page(DRAW)
+    at.session_state["model"] = model
+    at.run()
+    assert not at.exception
+    said = any("the stranger check flags most drawings for that alone" in c.value for c in at.caption)
+    assert said == warned
