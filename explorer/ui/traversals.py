@@ -90,16 +90,24 @@ def traversal_tab(
         left, right = st.columns([1, 5], vertical_alignment="center")
         label = f"**z{j + 1}** · {measure} {activity[j]:.2f}"
         if correlations:
-            claimed, best, r1, second, r2 = correlations[j]
-            label += (
-                f"  \nfollows **{claimed}** (R {r1:.2f}; next: {second}, {r2:.2f})"
-                if claimed
-                else f"  \nno single factor ({best} R {r1:.2f}, {second} R {r2:.2f})"
-            )
+            label += "  \n" + _factor_words(*correlations[j])
         left.markdown(label)
         right.image(
             png_bytes(make_grid(images[row * STEPS : (row + 1) * STEPS], STEPS), scale=2), output_format="PNG"
         )
+
+
+def _factor_words(claimed: str | None, best: str, r1: float, second: str, r2: float) -> str:
+    """A traversal row's factor, from ``followed_factor``: the one it follows; two or more that
+    compete; or, below WEAK, none (naming the best at R 0.10 read as a claim: a shapes model's
+    dimension that turns squares into hearts was said to be "x R 0.10")."""
+    if claimed:
+        return f"follows **{claimed}** (R {r1:.2f}; next: {second}, {r2:.2f})"
+    if r1 < WEAK:
+        return (
+            f"follows no factor in the test set's codes (every R <= {r1:.2f}); its pictures show what it does"
+        )
+    return f"no single factor ({best} R {r1:.2f}, {second} R {r2:.2f})"
 
 
 def _factor_table(key: tuple[str, int], dataset: str, dims: list[int]) -> dict[int, tuple]:
