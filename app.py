@@ -10,6 +10,7 @@ import torch
 from explorer.checkpoints import dataset_of
 from explorer.data.specs import spec
 from explorer.pictures.images import make_grid, png_bytes
+from explorer.ui.beside import describe
 from explorer.ui.model_card import model_card
 from explorer.ui.models import PAGES, model_or_stop
 from explorer.ui.theory import IDEAS
@@ -91,7 +92,10 @@ with left:
 with right:
     card = model_card(choice, config)
     st.subheader(f"Model: {choice}")
-    st.markdown(f"Dataset **{dataset}** &nbsp;·&nbsp; latent size **{dims}**")  # metrics cut long names
+    st.markdown(  # in words: the metrics below cut long names
+        f"Dataset **{dataset}** &nbsp;·&nbsp; latent size **{dims}** &nbsp;·&nbsp; "
+        f"**{describe(model, config)}**"
+    )
     a, b = st.columns(2)
     if not model.config.variational:
         recon = f"{card['recon']:.2f}" if card["recon"] is not None else "n/a"

@@ -13,7 +13,9 @@ def test_home_shows_card_explains_and_links(shipped):
     at = page().run()
     assert not at.exception
     metrics = {m.label: m.value for m in at.metric}
-    assert "Dataset **mnist** &nbsp;·&nbsp; latent size **2**" in [m.value for m in at.markdown]
+    assert "Dataset **mnist** &nbsp;·&nbsp; latent size **2** &nbsp;·&nbsp; **VAE**" in [
+        m.value for m in at.markdown
+    ]
     assert metrics["Test ELBO (nats)"] == "-150.25" and metrics["Test NLL (nats)"] == "n/a"
     assert len(at.get("latex")) == 2  # the ELBO and the reparameterisation
     links = [p.proto.page for p in at.main.get("page_link")]
@@ -108,3 +110,20 @@ def test_a_wake_sleep_model_is_not_said_to_be_trained_by_the_elbo(monkeypatch):
     at.session_state["model"] = "paper-aevb-z20"
     at.run()
     assert not at.exception and not [i for i in at.info if "wake-sleep algorithm" in i.value]
+
+
+@pytest.mark.parametrize(
+    ("model", "said"),
+    [
+        ("mnist-z2", "VAE, IWAE (K = 5)"),
+        ("paper-wake-sleep-z20", "VAE, wake-sleep"),
+        ("mnist-ae-z2", "autoencoder"),
+    ],
+)
+def test_the_card_says_how_the_model_was_trained(model, said):
+    """mnist-z2 was trained on the IWAE bound (K = 5): its card said only its dataset and latent
+    size, while "Beside it" called it "VAE, IWAE" (the models as shipped)."""
+    at = page("app.py")
+    at.session_state["model"] = model
+    at.run()
+    assert any(f"**{said}**" in m.value and "Dataset **" in m.value for m in at.markdown)

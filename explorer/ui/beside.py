@@ -34,7 +34,8 @@ SAMPLE_GRID = 6  # samples from N(0, I) shown per model: SAMPLE_GRID x SAMPLE_GR
 
 
 def describe(model: VAE, config: dict) -> str:
-    """A model in a few words: 'VAE, beta 4', 'autoencoder', 'denoising autoencoder (mask 0.25)'."""
+    """A model in a few words: 'VAE, beta 4', 'VAE, IWAE (K = 5)', 'VAE, wake-sleep', 'autoencoder',
+    'denoising autoencoder (mask 0.25)'."""
     train = config.get("train") or {}
     if model.config.model == "ae":
         return "autoencoder"
@@ -45,7 +46,8 @@ def describe(model: VAE, config: dict) -> str:
     return (
         "VAE"
         + (f", beta {beta:g}" if beta != 1 else "")
-        + (", IWAE" if train.get("objective") == "iwae" else "")
+        + (f", IWAE (K = {train.get('samples', 1)})" if train.get("objective") == "iwae" else "")
+        + (", wake-sleep" if train.get("algorithm") == "wake-sleep" else "")
     )
 
 
