@@ -79,3 +79,25 @@ def test_manifolds_decoded_image_is_on_a_phones_first_screen(browser, server, mo
     assert image["y"] + image["height"] <= first_slider["y"], (image, first_slider)  # above the sliders
     assert grid is None or image["y"] < grid["y"], (image, grid)  # above the grid
     assert 40 <= later["y"] and later["y"] + later["height"] <= PHONE["height"], later  # under the header
+
+
+def test_reconstructs_test_images_keep_four_to_a_row_on_a_phone(browser, server):
+    """Stacked one per row, Reconstruct's eight test images put its upload box about 2,700 px
+    down a phone's page: they keep four to a row there."""
+    url, _ = server
+    page = _phone(browser)
+    page.goto(f"{url}/Reconstruct?model=mnist-z2")
+    page.wait_for_selector(".st-key-gallery img", timeout=240_000)
+    wait_idle(page, timeout_ms=240_000)
+    no_exception(page)
+    boxes = page.evaluate(
+        "() => Array.from(document.querySelectorAll('.st-key-gallery [data-testid=stColumn]'))"
+        ".map(c => { const r = c.getBoundingClientRect(); return [Math.round(r.top), r.width]; })"
+    )
+    upload = page.locator("[data-testid=stFileUploader]").first.bounding_box()
+    long_shot(page, "phone-reconstruct")
+    page.close()
+    assert len(boxes) == 8, boxes
+    assert len({top for top, _ in boxes[:4]}) == 1 and boxes[4][0] > boxes[0][0], boxes  # 4 to a row
+    assert all(width < 100 for _, width in boxes), boxes
+    assert upload["y"] < 2000, upload  # (it was about 2,700 px down)

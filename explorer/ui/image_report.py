@@ -28,7 +28,7 @@ from explorer.pictures.plots import posterior_bars as bars
 from explorer.theory.estimate import ElboEstimate, elbo_estimate
 from explorer.ui.explore import neighbours_panel
 from explorer.ui.models import cached_model, stranger_detector, test_elbo
-from explorer.ui.widgets import chart
+from explorer.ui.widgets import chart, phone_columns
 
 SAMPLES = 8  # draws from q(z|x) shown beside the mean
 
@@ -49,6 +49,7 @@ def samples_picture(
 
 
 GALLERY_COLUMNS = 8  # test images per row on the Reconstruct page
+PHONE_COLUMNS = 4  # and on a phone (stacked one per row, they put the upload box 2,700 px down)
 
 
 def ranking_words(score: str) -> str:
@@ -78,9 +79,11 @@ def reconstruction_gallery(rec, picked: torch.Tensor, labels: torch.Tensor, name
             "charges for every unit used). A decoder without a learned scale (Bernoulli, as "
             "shapes-conv-bce-z8) keeps the colour."
         )
+    phone_columns("gallery", PHONE_COLUMNS)
+    gallery = st.container(key="gallery")
     for start in range(0, len(picked), GALLERY_COLUMNS):
         row = list(enumerate(picked.tolist()))[start : start + GALLERY_COLUMNS]
-        for column, (j, i) in zip(st.columns(GALLERY_COLUMNS), row):
+        for column, (j, i) in zip(gallery.columns(GALLERY_COLUMNS), row):
             k = int(labels[i])
             column.image(
                 png_bytes(make_grid(torch.stack([rec.inputs[j], rec.outputs[j]]), 1), scale=3),

@@ -119,3 +119,18 @@ def phone_first(key: str) -> None:
         f"<style>@media (max-width: {PHONE_WIDTH}px) {{ [data-testid=stHorizontalBlock] > "
         f"[data-testid=stColumn]:has(.st-key-{key}) {{ order: -1; }} }}</style>"
     )
+
+
+def phone_columns(key: str, per_row: int) -> None:
+    """On a phone (narrower than PHONE_WIDTH, where Streamlit stacks columns one per row), keep the
+    columns inside the container keyed ``key`` side by side, ``per_row`` to a row (the Reconstruct
+    page's eight test images, stacked, put its upload box 2,700 px down); a wider screen keeps
+    them as laid out."""
+    import streamlit as st
+
+    share = f"calc({100 / per_row:.4f}% - 1rem)"
+    st.html(
+        f"<style>@media (max-width: {PHONE_WIDTH}px) {{ .st-key-{key} [data-testid=stHorizontalBlock] "
+        f"{{ flex-flow: row wrap; }} .st-key-{key} [data-testid=stColumn] {{ min-width: {share} "
+        f"!important; max-width: {share}; flex: 1 1 {share}; }} }}</style>"
+    )
