@@ -103,7 +103,8 @@ DOT_COLOUR = """(index) => {
 def test_the_clicked_point_stands_out_over_a_dense_cluster(browser, server, tmp_path):
     """A test image clicked in the thickest part of the map stands out there (its dot selected:
     enlarged, at full colour, the rest faded), and its star on the close-up beside the map is
-    painted over the dots (SVG overlays sat below plotly's WebGL layer)."""
+    painted over the dots (the close-up is SVG throughout: SVG overlays sat below plotly's WebGL
+    layer, and a WebGL close-up made anew at every click cost a WebGL context)."""
     import numpy as np
 
     url, _ = server
@@ -114,8 +115,11 @@ def test_the_clicked_point_stands_out_over_a_dense_cluster(browser, server, tmp_
     assert neighbours >= 10  # a dense cluster indeed
     page.mouse.click(x, y)
     page.wait_for_selector("text=Test image #", timeout=30_000)
+    # said where it is: on a phone the panel is under the map, off the screen
+    toast = "[data-testid=stToast] >> text=beside the map (under it on a phone)"
+    page.wait_for_selector(toast, timeout=30_000)
     wait_idle(page)
-    page.wait_for_selector(".st-key-close-up .js-plotly-plot canvas", timeout=30_000)
+    page.wait_for_selector(".st-key-close-up .js-plotly-plot .scatterlayer .points path", timeout=30_000)
     page.mouse.move(5, 5)  # no hover label over the dot
     time.sleep(1.5)
     index = int(page.inner_text("[data-testid=stMain]").split("Test image #")[1].split()[0])

@@ -50,6 +50,8 @@ def _remember_click(choice: str) -> None:
         custom = picked[0]["customdata"]
         st.session_state[PICKED] = (choice, int(custom[0] if isinstance(custom, list) else custom))
         st.query_params["point"] = str(st.session_state[PICKED][1])  # the address holds the view
+        # on a phone the panel is under the map, off the screen: a tap seemed to do nothing
+        st.toast(f"Test image #{st.session_state[PICKED][1]}: beside the map (under it on a phone).")
 
 
 def add_density(
