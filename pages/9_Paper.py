@@ -63,7 +63,5 @@ with st.expander("The paper's settings, and where this reproduction departs from
         "(the paper: 1,000 each), the step-size trial over 10,000 samples."
     )
     cost_table(curves + curves3)
-st.markdown(
-    "Reproduce it: `vae-explorer paper figure2 --dataset mnist --samples 10000000` "
-    "(resumable: run it again after a stop); `vae-explorer paper figure2 --json` prints every curve."
-)
+st.markdown("Reproduce it (resumable: run it again after a stop; `--json` prints every curve):")
+st.code("vae-explorer paper figure2 --dataset mnist --samples 10000000", language="bash")

@@ -92,9 +92,18 @@ OVERFLOW = """() => {
     const r = el.getBoundingClientRect();
     if (r.width === 0 || r.height === 0) continue;  // hidden (a closed tab, a collapsed expander)
     if (el.closest('[role=tablist]')) continue;  // tab labels: the tab bar scrolls, with its arrow
+    if (el.closest('[data-testid=stTable]')) continue;  // a table's cells: the rule below
     if (r.left < -1 || r.right > width + 1)
       cut.push(`${el.tagName.toLowerCase()}.${el.className.baseVal ?? el.className}: `
                + `${Math.round(r.left)}..${Math.round(r.right)}`);
+  }
+  // a table wider than the screen must scroll in its own box (the Paper page's costs ran off)
+  for (const el of main.querySelectorAll('[data-testid=stTable]')) {
+    const t = el.querySelector('table'), box = el.getBoundingClientRect();
+    if (!t || !box.width) continue;
+    const scrolls = ['auto', 'scroll'].includes(getComputedStyle(el).overflowX);
+    if (t.getBoundingClientRect().right > width + 1 && !(scrolls && box.right <= width + 1))
+      cut.push(`table runs off: ${Math.round(t.getBoundingClientRect().right)}`);
   }
   for (const el of main.querySelectorAll('.katex-display, [data-testid=stMarkdownContainer], .live'))
     if (el.getBoundingClientRect().width > 0 && el.scrollWidth > el.clientWidth + 2)

@@ -124,4 +124,7 @@ def cost_table(curves: list[dict]) -> None:
             "bench/README.md has the same steps timed side by side on a quiet host: there Monte Carlo "
             "EM's step costs 5.8 AEVB steps, wake-sleep's 1.1-1.7)."
         )
-        st.table(rows, hide_index=True)
+        # static (a data grid took 0.1-0.2 s of every visit), scrolled sideways on a narrow screen
+        # (nine columns ran off a phone's right edge)
+        st.html("<style>.st-key-costs [data-testid=stTable] { overflow-x: auto; }</style>")
+        st.container(key="costs").table(rows, hide_index=True)
