@@ -164,3 +164,22 @@ def images_loaded(page, count):
         f"i => i.complete && i.naturalWidth > 0).length >= {count}",
         timeout=30_000,
     )
+
+
+UPLOADS_MAP = ".st-key-uploads-map .js-plotly-plot"  # Reconstruct's shared map of the uploads
+
+
+def upload_to_reconstruct(page, url: str, model: str, files: list[str], numbers: int) -> str:
+    """Open Reconstruct on ``model``, upload ``files`` and wait until its shared map shows
+    ``numbers`` numbered boxes, scrolled into view and laid out; returns the map's selector."""
+    page.goto(f"{url}/Reconstruct?model={model}")
+    wait_idle(page, timeout_ms=240_000)
+    page.set_input_files("[data-testid=stFileUploaderDropzoneInput]", files)
+    page.wait_for_selector("text=Where your images lie", timeout=240_000)
+    wait_idle(page, timeout_ms=240_000)
+    page.locator(UPLOADS_MAP).scroll_into_view_if_needed()
+    page.wait_for_function(
+        f"document.querySelectorAll('{UPLOADS_MAP} .annotation').length === {numbers}", timeout=30_000
+    )
+    page.wait_for_timeout(1000)
+    return UPLOADS_MAP

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from tests.browser import ARTIFACTS, CHROMIUM, no_exception, wait_idle
+from tests.browser import ARTIFACTS, CHROMIUM, no_exception, upload_to_reconstruct, wait_idle
 
 pytestmark = [
     pytest.mark.integration,
@@ -70,15 +70,7 @@ def test_a_far_upload_leaves_the_maps_on_the_dots(browser, server, tmp_path, mod
     url, _ = server
     files = _square(tmp_path)
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    page.goto(f"{url}/Reconstruct?model={model}")
-    wait_idle(page, timeout_ms=240_000)
-    page.set_input_files("[data-testid=stFileUploaderDropzoneInput]", files)
-    page.wait_for_selector("text=Where your images lie", timeout=240_000)
-    wait_idle(page, timeout_ms=240_000)
-    chart = ".st-key-uploads-map .js-plotly-plot"
-    page.locator(chart).scroll_into_view_if_needed()
-    page.wait_for_function(f"document.querySelectorAll('{chart} .annotation').length === 2", timeout=30_000)
-    page.wait_for_timeout(1000)
+    chart = upload_to_reconstruct(page, url, model, files, 2)
     no_exception(page)
     seen = page.evaluate(MARKERS, chart)
     key = page.locator("[data-testid=stCaptionContainer]", has_text="its number says which").inner_text()

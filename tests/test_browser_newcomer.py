@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from tests.browser import ARTIFACTS, CHROMIUM, no_exception, open_page, shot, wait_idle
+from tests.browser import ARTIFACTS, CHROMIUM, no_exception, open_page, shot, upload_to_reconstruct, wait_idle
 from tests.test_browser import SCATTER_POINTS
 
 pytestmark = [
@@ -239,17 +239,7 @@ def test_every_upload_keeps_its_star_and_number_on_the_map(
         files.append(str(tmp_path / f"my-upload-{i}.png"))
     url, _ = server
     page = browser.new_page(viewport=viewport)
-    page.goto(f"{url}/Reconstruct?model={model}")
-    wait_idle(page, timeout_ms=240_000)
-    page.set_input_files("[data-testid=stFileUploaderDropzoneInput]", files)
-    page.wait_for_selector("text=Where your images lie", timeout=240_000)
-    wait_idle(page, timeout_ms=240_000)
-    chart = ".st-key-uploads-map .js-plotly-plot"
-    page.locator(chart).scroll_into_view_if_needed()
-    page.wait_for_function(
-        f"document.querySelectorAll('{chart} .annotation').length === {count}", timeout=30_000
-    )
-    page.wait_for_timeout(1000)
+    chart = upload_to_reconstruct(page, url, model, files, count)
     no_exception(page)
     seen = page.evaluate(UPLOADS_SEEN, chart)
     page.locator(chart).screenshot(
