@@ -57,7 +57,7 @@ def ranking_words(score: str) -> str:
     ``vae-explorer evidence``'s can differ from it (a newcomer found test image #2890 at -93.0
     nats here and -102.5 there)."""
     return (
-        f"This {score} is the figure the test images are ranked by: on the image's grey levels, the "
+        f"This {score} is the figure the test images are ranked by: on the image's own pixel levels, the "
         f"mean of {ELBO_DRAWS} draws of eps shared by every image. The Theory page's identity, "
         "Interpolate and `vae-explorer evidence` score an image in the model's data space (binarised, "
         "for a Bernoulli decoder, as evaluation binarises it), exactly or with a stated standard "
@@ -134,7 +134,7 @@ def verdict_line(
     stranger: for places that show the image small (the ends of an interpolation). The ELBO is
     ``explorer.theory.estimate``'s (exact, or with its standard error) on ``scored``: (the image
     in the model's data space, those words), the Theory page's figure; the percentile ranks x as
-    the test images are ranked (grey levels, ``ELBO_DRAWS`` shared draws of eps)."""
+    the test images are ranked (their own pixel levels, ``ELBO_DRAWS`` shared draws of eps)."""
     judged = reference(*key, dataset).judge(model, x[None])[0]
     score = score_name(model.config.variational)
     est = _elbo_estimate(*key, scored[0].numpy())
@@ -143,7 +143,7 @@ def verdict_line(
         return
     figure = f"{score} {est.elbo:.2f}" + (f" ± {est.se:.2f}" if est.se else "") + " nats"
     ranked = (
-        f"The percentile ranks the image as the test images are ranked: on its grey levels, with "
+        f"The percentile ranks the image as the test images are ranked: on its own pixel levels, with "
         f"{ELBO_DRAWS} draws of eps shared by every image ({judged.elbo:.1f} nats for this one)."
     )
     verdict = judged.verdict
