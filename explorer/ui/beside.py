@@ -8,7 +8,7 @@ from __future__ import annotations
 import streamlit as st
 import torch
 
-from explorer.checkpoints import dataset_of, read_config
+from explorer.checkpoints import dataset_of
 from explorer.errors import ExplorerError
 from explorer.explore.latent import code_range
 from explorer.model import VAE
@@ -17,7 +17,7 @@ from explorer.pictures.latent_plots import add_outline, latent_scatter
 from explorer.pictures.plots import manifold_figure
 from explorer.ui.models import (
     choices,
-    folder_of,
+    dataset_of_choice,
     label_names,
     latent_map,
     load_model,
@@ -52,10 +52,7 @@ def describe(model: VAE, config: dict) -> str:
 
 
 def _same_dataset(choice: str, dataset: str) -> bool:
-    try:
-        return dataset_of(read_config(folder_of(choice))) == dataset
-    except (ExplorerError, OSError, ValueError, KeyError):
-        return False
+    return dataset_of_choice(choice) == dataset
 
 
 def companion_picker(choice: str, config: dict) -> tuple[str, VAE, dict] | None:

@@ -176,13 +176,18 @@ def _beside_refusal(beside: str, choice: str, dataset: str) -> str | None:
     None: "Beside it" takes another model of the same dataset."""
     if beside == choice:
         return f"that is the model shown; Beside it takes another model of {dataset}"
-    try:
-        other = dataset_of(read_config(folder_of(beside)))
-    except (ExplorerError, OSError, ValueError, KeyError):
-        return None  # (the address named a model here: restore_view checked it)
-    if other != dataset:
+    other = dataset_of_choice(beside)  # (None: unreadable; the address named a model here)
+    if other is not None and other != dataset:
         return f"a model of {other}, and Beside it takes models of {dataset}, as {choice} is"
     return None
+
+
+def dataset_of_choice(choice: str) -> str | None:
+    """The dataset the picker's ``choice`` was trained on, or None where its config cannot be read."""
+    try:
+        return dataset_of(read_config(folder_of(choice)))
+    except (ExplorerError, OSError, ValueError, KeyError):
+        return None
 
 
 def label_names(config: dict) -> list[str] | None:

@@ -97,7 +97,9 @@ CACHE_LOGGER = "streamlit.runtime.caching.cache_data_api"
 def warm(modules: list[str]) -> dict[str, float]:
     """Import ``modules`` one after another; seconds each took (a module that fails to import is
     left for the page, which reports it the way it always does)."""
-    logging.getLogger(CACHE_LOGGER).addFilter(_NoRuntimeYet())
+    quiet = logging.getLogger(CACHE_LOGGER)
+    if not any(isinstance(f, _NoRuntimeYet) for f in quiet.filters):
+        quiet.addFilter(_NoRuntimeYet())
     took = {}
     for name in modules:
         start = time.perf_counter()
