@@ -16,6 +16,7 @@ from explorer.ui.models import (
     test_images,
 )
 from explorer.ui.prior_map import show_prior_map
+from explorer.ui.share import WIDGET_OF
 from explorer.ui.widgets import data_slider
 
 st.set_page_config(page_title="Latent space - VAE Explorer", layout="wide")
@@ -29,8 +30,8 @@ count = data_slider(st.sidebar, "Test images shown", least, most, min(5000, most
 if model.config.latent_dim > 2:
     st.sidebar.radio(
         "Map", METHODS, index=METHODS.index(st.session_state.get(MAP_KEY, "pca")), format_func=NAMES.get,
-        key="map-choice", horizontal=True,  # the widget's key: the choice itself lives on in MAP_KEY
-        on_change=lambda: st.session_state.update({MAP_KEY: st.session_state["map-choice"]}),
+        key=WIDGET_OF[MAP_KEY], horizontal=True,  # the widget's key: the choice itself lives on in MAP_KEY
+        on_change=lambda: st.session_state.update({MAP_KEY: st.session_state[WIDGET_OF[MAP_KEY]]}),
         help=f"How the {model.config.latent_dim}-D codes are drawn in 2-D: PCA (linear: distances and "
         f"ellipses hold), t-SNE (openTSNE) or UMAP (umap-learn), which keep neighbourhoods but not "
         f"distances. t-SNE and UMAP are fitted once per model: {MAP_COST}. New points (uploads, "

@@ -14,10 +14,10 @@ from explorer.ui.models import (
     latent_map,
     manifold_png,
     manifold_png_at,
-    map_reach,
     model_key,
     model_or_stop,
     scatter_picture,
+    slider_reach,
 )
 from explorer.ui.widgets import chart, phone_first
 
@@ -117,7 +117,7 @@ with right.container(key=DECODER):
             model,
             informative_order(kl, variance),
             key=f"server-{choice}",
-            reach=map_reach(latent_map(*key, dataset)[0]),
+            reach=slider_reach(*key, dataset),
             caption="the decoder's mean at this z (a convolutional decoder runs on the server: each "
             "slider move decodes once)",
         )

@@ -92,3 +92,25 @@ def test_a_run_is_found_by_the_name_the_command_line_gives_it():
     assert read_address({"model": "my run", "beside": "my run"}, MODELS).model == "runs/my run"
     assert read_address({"model": "mnist-z2"}, (*MODELS, "runs/mnist-z2")).model == "mnist-z2"
     assert read_address({"model": "nope"}, MODELS).wrong
+
+
+def test_back_and_forward_show_the_view_their_address_names(shipped):
+    """The browser's Back and Forward change the address under a running session: the page shows
+    that view (model, density, clicked image), what the address leaves out back at its default;
+    the session's own view must not write itself back over it."""
+    at = page(LATENT)
+    at.query_params.update({"model": "mnist-z5", "point": "4", "density": "1"})
+    at.run()
+    assert at.sidebar.selectbox(key="model_picker").value == "mnist-z5"
+    assert at.session_state["picked"] == ("mnist-z5", 4)
+    at.query_params.clear()
+    at.query_params["model"] = "mnist-z2"  # Back to an earlier view of another model
+    at.run()
+    assert not at.exception
+    assert at.sidebar.selectbox(key="model_picker").value == "mnist-z2"
+    assert "picked" not in at.session_state and at.session_state["density"] is False
+    assert dict(at.query_params) == {"model": "mnist-z2"}
+    at.query_params.update({"model": "mnist-z5", "point": "4", "density": "1"})  # and Forward
+    at.run()
+    assert at.sidebar.selectbox(key="model_picker").value == "mnist-z5"
+    assert at.session_state["picked"] == ("mnist-z5", 4) and at.session_state["density"] is True

@@ -2,6 +2,7 @@
 form that says what each field does for the chosen model, and the small wordings that misled."""
 
 import json
+import math
 
 import pytest
 
@@ -326,6 +327,11 @@ def test_the_small_map_of_an_autoencoder_holds_every_code():
     with torch.no_grad():
         codes = load_checkpoint("mnist-ae-z2").encode(test.images[:MAP_POINTS].float() / 255)[0]
     assert header["lim"] >= float(codes.abs().max())
+    # the sliders reach as far as a convolutional model's server-side sliders would: the codes'
+    # 99.5th percentile of |z|, rounded up (they reached the map's edge, past the farthest code)
+    codes = load_checkpoint("mnist-ae-z2").encode(test.images.float() / 255)[0]
+    reach = math.ceil(float(codes.abs().quantile(0.995)))
+    assert header["reach"] == reach < header["lim"]
 
 
 def test_an_autoencoder_disables_what_only_a_vae_has(shipped):

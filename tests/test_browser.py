@@ -58,6 +58,16 @@ def test_latent_space_deep_link_and_click(browser, server):
     wait_idle(page)
     main_text_has(page, f"Test image #{index}")
     page.wait_for_function(f"window.location.search.includes('point={index}')", timeout=10_000)  # shareable
+    # Back and Forward follow the address (the view kept in the session wrote the click back over
+    # Back's address, so Back did nothing)
+    page.go_back(wait_until="commit")
+    page.wait_for_selector("text=Test image #", state="detached", timeout=30_000)
+    wait_idle(page)
+    assert "point=" not in page.evaluate("window.location.search")
+    page.go_forward(wait_until="commit")
+    main_text_has(page, f"Test image #{index}")
+    wait_idle(page)
+    assert f"point={index}" in page.evaluate("window.location.search")
     images_loaded(page, 1)
     shot(page, "latent_space")
     page.get_by_role("tab", name="Prior vs aggregate posterior").click()

@@ -25,10 +25,10 @@ from explorer.ui.models import (
     model_key,
 )
 from explorer.ui.scatter import axis_titles
+from explorer.ui.share import BESIDE, WIDGET_OF
+from explorer.ui.share import NO_BESIDE as NONE
 from explorer.ui.widgets import chart
 
-BESIDE = "beside"  # session state: the companion model's choice, remembered across pages
-NONE = "(none)"
 PRIOR_RADII = (1.0, 2.0, 3.0)
 SAMPLE_GRID = 6  # samples from N(0, I) shown per model: SAMPLE_GRID x SAMPLE_GRID
 
@@ -62,11 +62,12 @@ def companion_picker(choice: str, config: dict) -> tuple[str, VAE, dict] | None:
     options = [NONE, *(c for c in choices() if c != choice and _same_dataset(c, dataset))]
     current = st.session_state.get(BESIDE, NONE)
     picked = st.sidebar.selectbox(
-        "Beside it", options, index=options.index(current) if current in options else 0, key="beside_picker",
+        "Beside it", options, index=options.index(current) if current in options else 0,
+        key=WIDGET_OF[BESIDE],
         help="Another model of the same dataset, shown next to this one: an autoencoder beside a VAE, "
         "beta = 1 beside beta = 4.",
         # kept before the page reruns, so that the address (written near the page's top) has it
-        on_change=lambda: st.session_state.update({BESIDE: st.session_state["beside_picker"]}),
+        on_change=lambda: st.session_state.update({BESIDE: st.session_state[WIDGET_OF[BESIDE]]}),
     )  # fmt: skip
     st.session_state[BESIDE] = picked
     if picked == NONE:

@@ -18,10 +18,10 @@ from explorer.ui.explore import neighbours_panel, selected_indices, selection_pa
 from explorer.ui.image_report import posterior_bars, samples_picture
 from explorer.ui.models import chosen_map, encoded_test_set, label_names, test_images
 from explorer.ui.scatter import axis_titles, close_up
+from explorer.ui.share import PICKED, forget_point
 from explorer.ui.widgets import chart
 
 DECADES = 3.0  # density contours: from the peak of log10 q(z) down this far
-PICKED = "picked"  # session state: (model choice, test index) of the clicked dot
 SELECTED = "selected"  # session state: (model choice, [test indices]) of a box or lasso selection
 DRAWN = "map-drawn"  # session state: (the map as drawn, the test index its figure marks)
 
@@ -49,7 +49,6 @@ def _remember_click(choice: str) -> None:
     if picked and "customdata" in picked[0]:
         custom = picked[0]["customdata"]
         st.session_state[PICKED] = (choice, int(custom[0] if isinstance(custom, list) else custom))
-        st.query_params["point"] = str(st.session_state[PICKED][1])  # the address holds the view
         # on a phone the panel is under the map, off the screen: a tap seemed to do nothing
         st.toast(f"Test image #{st.session_state[PICKED][1]}: beside the map (under it on a phone).")
 
@@ -114,8 +113,7 @@ def test_set_scatter(
         st.warning(
             f"There is no test image #{picked[1]}: the test images run from #0 to #{len(labels) - 1:,}."
         )
-        del st.session_state[PICKED]  # and out of the address, which must not share it on
-        st.query_params.pop("point", None)
+        forget_point()  # and out of the address, which must not share it on
     if not picked or picked[0] != choice or picked[1] >= len(labels):
         picked = None  # (an image past the dots shown is still shown: a link may name any)
     points = projection(means[:count])

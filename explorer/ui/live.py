@@ -76,7 +76,7 @@ def _payload(path: str, mtime_ns: int, dataset: str, key: str) -> tuple[dict, by
     """One model's live decoder, made once (weights, the map as a PNG): its header and its packed
     arrays. Reruns of the page only add the settings of the moment to the header. Shared and
     read-only."""
-    from explorer.ui.models import cached_model, latent_activity, latent_map, scatter_picture
+    from explorer.ui.models import cached_model, latent_activity, latent_map, scatter_picture, slider_reach
 
     model = cached_model(path, mtime_ns)
     projection = latent_map(path, mtime_ns, dataset)[1]
@@ -88,7 +88,7 @@ def _payload(path: str, mtime_ns: int, dataset: str, key: str) -> tuple[dict, by
         mean=projection.mean.tolist(),
         components=projection.components.flatten().tolist(),  # (z, 2) row-major
         lim=picture.lim,
-        reach=picture.lim,
+        reach=slider_reach(path, mtime_ns, dataset),  # as far as the server's sliders reach
         map_size=picture.size,
         map_png="data:image/png;base64," + base64.b64encode(png_bytes(np.asarray(picture.base))).decode(),
         inactive=[not a for a in latent_activity(path, mtime_ns, dataset)[2]],

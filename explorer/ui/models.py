@@ -30,7 +30,16 @@ from explorer.model import VAE
 from explorer.pictures.images import ScatterPicture, make_grid, png_bytes
 from explorer.pictures.plots import PALETTE
 from explorer.train.runfolder import list_runs, runs_root
-from explorer.ui.share import RUN_PREFIX, publish_view, restore_view, settle_view
+from explorer.ui.share import (
+    CHOSEN_MODEL,
+    MAP,
+    PICKED,
+    RUN_PREFIX,
+    WIDGET_OF,
+    publish_view,
+    restore_view,
+    settle_view,
+)
 
 MAP_POINTS = 2000  # encoded test images on the small maps beside uploads, drawings, sliders
 
@@ -131,20 +140,21 @@ def model_picker() -> str | None:
         return None
     default = "mnist-z2" if "mnist-z2" in options else options[0]
     restore_view(options, default)
-    current = st.session_state.get("model", default)
+    current = st.session_state.get(CHOSEN_MODEL, default)
     if current not in options:
         st.warning(
             f"There is no model {current!r} here (a link from another machine, or a removed run); "
             f"showing {default} instead."
         )
-        picked = st.session_state.get("picked")  # a clicked test image in the link: kept (ui/share.py)
+        picked = st.session_state.get(PICKED)  # a clicked test image in the link: kept (ui/share.py)
         if picked and picked[0] == current:
-            st.session_state["picked"] = (default, picked[1])
+            st.session_state[PICKED] = (default, picked[1])
     index = options.index(current) if current in options else options.index(default)
     choice = st.sidebar.selectbox(
-        "Model", options, index=index, key="model_picker", help="Shipped models, then your runs in runs/"
-    )
-    st.session_state["model"] = choice
+        "Model", options, index=index, key=WIDGET_OF[CHOSEN_MODEL],
+        help="Shipped models, then your runs in runs/",
+    )  # fmt: skip
+    st.session_state[CHOSEN_MODEL] = choice
     return choice
 
 
@@ -271,7 +281,7 @@ def latent_map(path: str, mtime_ns: int, dataset: str):
     return means, fit_projection(means), test_images(dataset)[1]
 
 
-MAP_KEY = "map"  # session state: the map of a wide latent space (explorer.explore.projections.METHODS)
+MAP_KEY = MAP  # session state: the map of a wide latent space (explorer.explore.projections.METHODS)
 # What a fit of mnist-z20's 10,000 codes took on the 2-core bench host (bench/README.md,
 # projections: idle; the busy host's from issue 31). Shipped models store their maps.
 MAP_COST = (
@@ -327,6 +337,12 @@ def map_reach(means: torch.Tensor) -> float:
     percentile, rounded up."""
     spread = float(means.abs().quantile(0.995)) if len(means) else 0.0
     return 4.0 if spread <= 4.0 else float(math.ceil(spread))
+
+
+def slider_reach(path: str, mtime_ns: int, dataset: str) -> float:
+    """How far each latent slider reaches on the Manifold page, +/- this many units of z, whether
+    the point is decoded in the browser or on the server: ``map_reach`` of the test codes."""
+    return map_reach(latent_map(path, mtime_ns, dataset)[0])
 
 
 def latent_activity(path: str, mtime_ns: int, dataset: str) -> tuple[list[float], list[float], list[bool]]:

@@ -1,6 +1,7 @@
 """Shareable views: the model, the model beside it, the map, the density toggle and the clicked
 test image live in the page's address (``st.query_params``), so a link opens exactly that view.
-The address is read once, when a session starts, and rewritten on every run after that.
+The address is read when a session starts, and rewritten on every run after that; when it changes
+to one the app did not just write (the browser's Back and Forward), the view follows it.
 
 Every key is checked by one validator, ``read_address``: a value the app would not have written
 itself (``point=²``, 5,000 nines, Arabic-Indic digits, an unknown model or map) is ignored and named
@@ -22,6 +23,11 @@ BESIDE = "beside"
 MAP = "map"
 DENSITY = "density"
 PICKED = "picked"
+WRITTEN = "_view_written"  # session state: the address as the app last wrote or found it
+# The widgets that show a view's value, by the session-state key the value lives on in (a widget's
+# own key keeps its old value across reruns, so Back must set it too).
+WIDGET_OF = {CHOSEN_MODEL: "model_picker", BESIDE: "beside_picker", MAP: "map-choice", DENSITY: DENSITY}
+NO_BESIDE = "(none)"  # the "Beside it" box's first choice
 MAPS = ("pca", "tsne", "umap")
 POINT_DIGITS = 9  # a test-image number in the address: at most 9 ASCII digits (< 10**9 images)
 SHOWN = 40  # characters of a refused value, quoted, in the warning
@@ -110,8 +116,10 @@ def restore_view(models: Collection[str], default: str | None = None) -> None:
     by name, and a clicked image in the link is kept on ``default``, the model shown instead
     (default: mnist-z2 when it is among ``models``, else the first)."""
     if st.session_state.get(RESTORED):
+        _follow_history(models)
         return
     st.session_state[RESTORED] = True
+    st.session_state[WRITTEN] = dict(st.query_params)
     st.session_state[UNSETTLED] = True  # settle_view: what only the model can refuse
     if default is None:
         default = "mnist-z2" if "mnist-z2" in models else next(iter(models), "")
@@ -142,6 +150,43 @@ def restore_view(models: Collection[str], default: str | None = None) -> None:
         st.session_state[PICKED] = (address.model, address.point)
 
 
+def _follow_history(models: Collection[str]) -> None:
+    """Back or Forward in the browser changed the address to a view the app wrote earlier in this
+    session: show that view (the model, the model beside it, the map, density, the clicked image;
+    what the address leaves out takes its default). An address the app did not write (no model,
+    or a refused value) is left to the view already shown, which ``publish_view`` writes back."""
+    now = dict(st.query_params)
+    if now == st.session_state.get(WRITTEN) or "model" not in now:
+        return
+    address = read_address(now, models)
+    st.session_state[WRITTEN] = now
+    if address.wrong or address.model is None:
+        return
+    view = {
+        CHOSEN_MODEL: address.model,
+        BESIDE: address.beside or NO_BESIDE,
+        MAP: address.map or "pca",
+        DENSITY: bool(address.density),
+    }
+    for key, value in view.items():
+        st.session_state[key] = value
+        st.session_state[WIDGET_OF[key]] = value
+    if address.point is None:
+        st.session_state.pop(PICKED, None)
+    else:
+        st.session_state[PICKED] = (address.model, address.point)
+    st.session_state[UNSETTLED] = True  # an image the model lacks is refused again
+
+
+def forget_point() -> None:
+    """Take the clicked test image out of the view and out of the address (a page that finds the
+    model has no such image)."""
+    st.session_state.pop(PICKED, None)
+    if "point" in st.query_params:
+        st.query_params.pop("point")
+        st.session_state[WRITTEN] = dict(st.query_params)
+
+
 def settle_view(
     choice: str,
     latent_dim: int,
@@ -159,7 +204,7 @@ def settle_view(
         return
     refused = []
     beside = st.session_state.get(BESIDE)
-    why = beside_refusal(beside) if beside_refusal and beside and beside != "(none)" else None
+    why = beside_refusal(beside) if beside_refusal and beside and beside != NO_BESIDE else None
     if why:
         del st.session_state[BESIDE]
         refused.append(f"beside={beside}: {why}")
@@ -188,7 +233,7 @@ def publish_view(choice: str, wide: bool = True) -> None:
     only for a ``wide`` model, one of more than two latent dimensions, which draws it)."""
     view = {"model": choice}
     beside = st.session_state.get(BESIDE)
-    if beside and beside != "(none)":
+    if beside and beside != NO_BESIDE:
         view["beside"] = beside
     if wide and st.session_state.get(MAP, "pca") != "pca":
         view["map"] = st.session_state[MAP]
@@ -199,3 +244,4 @@ def publish_view(choice: str, wide: bool = True) -> None:
         view["point"] = str(picked[1])
     if dict(st.query_params) != view:
         st.query_params.from_dict(view)
+    st.session_state[WRITTEN] = view

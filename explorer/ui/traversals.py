@@ -24,9 +24,9 @@ from explorer.explore.traversals import (
 from explorer.model import VAE
 from explorer.pictures.images import make_grid, png_bytes
 from explorer.ui.models import encoded_test_set, label_names, latent_activity, test_images
+from explorer.ui.share import PICKED
 from explorer.ui.widgets import data_number_input
 
-PICKED = "picked"  # the Latent space page's clicked test image: (model choice, index)
 STEPS = 9  # images per traversal row and per attribute walk
 
 
