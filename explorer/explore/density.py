@@ -16,6 +16,9 @@ from explorer.explore.posterior import projected_gaussian
 
 HOLE_RATIO = 0.1  # a hole: q(z) below this fraction of p(z) ...
 HOLE_RADIUS = 2.0  # ... inside the prior's 2-sigma disc
+NEIGHBOUR = 5  # each posterior is widened by SPACING x the distance to its NEIGHBOUR-th nearest
+SPACING = 0.5  # ... posterior mean in the plane (a variable-bandwidth kernel estimate)
+ESTIMATOR = f"mixture widened by {SPACING:g} x distance to neighbour {NEIGHBOUR}"  # stored with the maps
 
 
 @dataclass
@@ -56,15 +59,40 @@ def _gaussian_pdf_grid(
     return total / len(means)
 
 
+def neighbour_spacing(points: torch.Tensor, k: int = NEIGHBOUR, chunk: int = 1024) -> torch.Tensor:
+    """Distance (N,) from each of ``points`` (N, 2) to its ``k``-th nearest other point (to the
+    farthest one when there are k or fewer others; 0 for a single point)."""
+    n = len(points)
+    if n < 2:
+        return torch.zeros(n, dtype=points.dtype)
+    k = min(k, n - 1)
+    out = []
+    for i in range(0, n, chunk):
+        d = torch.cdist(points[i : i + chunk].float(), points.float())
+        out.append(d.topk(k + 1, dim=1, largest=False).values[:, k])  # the point itself is the 0th
+    return torch.cat(out).to(points.dtype)
+
+
 def density_map(
     projection: Projection, mu: torch.Tensor, sigma: torch.Tensor, lim: float | None = None, size: int = 121
 ) -> DensityMap:
     """The aggregate posterior q(z) = (1/N) sum_n q(z|x_n) of the given posteriors (N, z) and the
     prior N(0, I), both as seen in the scatter's plane, on a size x size grid over [-lim, lim]^2
-    around the prior's centre. Exact mixture densities (no histogram), so that small models and
-    few images give smooth pictures. ``lim`` defaults to 4 (the prior's 4-sigma square), widened
-    to take in 99% of the data."""
+    around the prior's centre. Mixture densities (no histogram), so that small models and few
+    images give smooth pictures. ``lim`` defaults to 4 (the prior's 4-sigma square), widened to
+    take in 99% of the data.
+
+    The N images stand for the data: a model whose posteriors are narrower than the spacing of
+    their means (shapes-conv-z8's, 8-D, seen in a plane) leaves gaps between them that more
+    images would fill, and they read as holes (18.4% of the prior's mass from 2,000 test images,
+    0.0% from 30,000 fresh ones). So each posterior is widened by an isotropic Gaussian of
+    standard deviation SPACING x the distance from its mean to its NEIGHBOUR-th nearest one: a
+    variable-bandwidth kernel estimate (Breiman, Meisel & Purcell 1977; Silverman 1986, 5.3),
+    narrow where the codes are dense, so that gaps wider than the codes' own spacing (the holes
+    between clusters) stay. (bench/README.md: the hole mass against many more images.)"""
     means, covs = projected_gaussian(projection, mu.double(), sigma.double())
+    eye = torch.eye(2, dtype=torch.float64)
+    covs = covs + (SPACING * neighbour_spacing(means)).pow(2)[:, None, None] * eye
     centre = projection(torch.zeros(1, mu.shape[1])).double()[0]  # the image of z = 0
     if lim is None:
         reach = (means - centre).abs().amax(1)
@@ -77,7 +105,7 @@ def density_map(
     grid = torch.from_numpy(np.stack([gx.ravel(), gy.ravel()], 1))
     # Posteriors narrower than a grid cell would fall between the grid points and leave a speckled
     # picture: widen each by half a cell (a smoothing of the map, not of the model).
-    blur = (0.5 * (xs[1] - xs[0])) ** 2 * torch.eye(2, dtype=torch.float64)
+    blur = (0.5 * (xs[1] - xs[0])) ** 2 * eye
     q = _gaussian_pdf_grid(grid, means, covs + blur).reshape(size, size).numpy()
     p = _gaussian_pdf_grid(grid, centre[None], prior_cov).reshape(size, size).numpy()
     inv = torch.linalg.inv(prior_cov[0])

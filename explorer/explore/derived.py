@@ -17,8 +17,9 @@ The files, this module's format and no other's:
 - ``derived/derived.safetensors``: the arrays (codes (N, z) float32, ELBO (N,), per-unit KL and
   variance (z,), the detector's fitted parameters, density maps (G, G), map places (N, 2)).
 
-A detector fitted on other statistics than ``strangers.STATISTICS`` (derived.json names them) is
-left out when the files are read, and ``ensure`` fits it again alone.
+A detector fitted on other statistics than ``strangers.STATISTICS`` (derived.json names them), or
+density maps of another ``density.ESTIMATOR``, are left out when the files are read, and
+``ensure`` computes that part again alone.
 
 Both are written atomically (the arrays first, the JSON that names their checksum last), so a
 reader sees the old pair, the new pair, or a pair whose checksums disagree, which is refused and
@@ -39,7 +40,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from explorer.explore.density import DensityMap
+from explorer.explore.density import ESTIMATOR, DensityMap
 from explorer.explore.detector_store import DETECTOR_ARRAYS, detector_arrays, detector_from_arrays
 from explorer.explore.strangers import STATISTICS, StrangerDetector
 
@@ -287,6 +288,7 @@ def save(model_folder: str | os.PathLike, derived: Derived, checksum: str | None
         "densities": None if derived.densities is None else {
             name: {"prior_centre": list(d.prior_centre), "hole_mass": d.hole_mass}
             for name, d in derived.densities.items()},
+        "density_estimator": ESTIMATOR,
         "seconds": derived.seconds,
     }  # fmt: skip
     atomic_write(out / ARRAYS, blob)
@@ -329,6 +331,8 @@ def _derived_from(meta: dict, arrays: dict[str, np.ndarray]) -> Derived:
     out = Derived(meta["dataset"], tensor("codes"), tensor("elbo"), tensor("kl"), tensor("variance"))
     if "detector" in parts and meta["detector"].get("statistics") != list(STATISTICS):
         parts.discard("detector")  # fitted on other statistics than image_statistics gives: refit
+    if meta.get("density_estimator") != ESTIMATOR:
+        parts.discard("densities")  # drawn by another estimator of q(z): drawn again
     if "detector" in parts:
         stored = {k: v for k, v in arrays.items() if k.startswith("detector.")}
         if set(stored) != set(DETECTOR_ARRAYS):

@@ -36,10 +36,11 @@ def show_prior_map(key: tuple[str, int], dataset: str, projection: Projection) -
     averaged = min(DENSITY_IMAGES, len(test_images(dataset)[1]))  # a smaller test set: all of it
     st.caption(
         "Blue: the aggregate posterior q(z), the average of q(z|x) over "
-        f"{averaged:,} test images (log scale). Black circles: the prior N(0, I) at 1, 2 and 3 "
-        "sigma. Red: holes, where the prior puts mass but the data almost none (q(z) < "
-        f"{HOLE_RATIO:g} p(z) inside {HOLE_RADIUS:g} sigma). Samples drawn from the prior in a hole "
-        "decode to images unlike the data."
+        f"{averaged:,} test images (log scale), each widened to the spacing of its neighbours' "
+        "codes, so that gaps only more images would fill are not taken for holes. Black circles: "
+        "the prior N(0, I) at 1, 2 and 3 sigma. Red: holes, where the prior puts mass but the data "
+        f"almost none (q(z) < {HOLE_RATIO:g} p(z) inside {HOLE_RADIUS:g} sigma). Samples drawn from "
+        "the prior in a hole decode to images unlike the data."
     )
     left, right = st.columns([3, 2], gap="medium")
     with left:
