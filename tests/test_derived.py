@@ -144,6 +144,26 @@ def test_a_detector_of_other_statistics_is_left_out_and_fitted_again_alone(store
     assert derived.load(folder).detector.threshold == pytest.approx(figures.detector.threshold)
 
 
+def test_density_maps_of_another_estimator_are_left_out_and_drawn_again_alone(stored, monkeypatch):
+    """Maps drawn before the posteriors were widened to their neighbours' spacing (no estimator
+    named) would show gaps between narrow posteriors as holes: left out when read, redrawn alone."""
+    from explorer.explore.density import ESTIMATOR
+
+    folder, model, x, figures = stored
+    meta_file = folder / "derived" / derived.META
+    meta = json.loads(meta_file.read_text())
+    assert meta["density_estimator"] == ESTIMATOR
+    del meta["density_estimator"]
+    meta_file.write_text(json.dumps(meta))
+    back = derived.load(folder)
+    assert not back.has("densities") and back.has("detector") and torch.equal(back.codes, figures.codes)
+    monkeypatch.setattr(derived, "test_images", lambda dataset: x)
+    again = derived.ensure(folder, model)
+    assert again.has("densities") and again.seconds["detector"] == figures.seconds["detector"]
+    stored_again = derived.load(folder).densities["prior"]
+    assert np.allclose(stored_again.aggregate, figures.densities["prior"].aggregate, rtol=1e-5)
+
+
 SHIPPED = sorted(p.parent for p in (Path(__file__).parent.parent / "pretrained").glob("*/derived"))
 
 
