@@ -18,7 +18,7 @@ import sys
 import threading
 
 from explorer.cli import data, derive, evidence, export, fid, models, paper, train
-from explorer.cli.args import EXIT_ERROR, EXIT_INTERRUPTED, Parser
+from explorer.cli.args import EXIT_ERROR, EXIT_INTERRUPTED, Parser, check_checkpoints
 from explorer.cli.train import COMMAND_ENV
 from explorer.errors import ExplorerError
 
@@ -54,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     args.command_line = os.environ.pop(COMMAND_ENV, None) or shlex.join(["vae-explorer", *argv])
     args.argv = list(argv)
     try:
+        check_checkpoints(args)  # a checkpoint that is not there: refused before torch is loaded
         code = COMMANDS[args.command](args)
     except (ExplorerError, ValueError) as exc:  # ValueError: a config's validation
         print(f"vae-explorer {args.command}: error: {exc}", file=sys.stderr)

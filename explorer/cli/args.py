@@ -39,6 +39,21 @@ def counts(example: str, noun: str = "numbers"):
 widths = counts("512,512", "widths")  # layer widths such as 512,512
 
 
+def check_checkpoints(args: argparse.Namespace) -> None:
+    """Find every checkpoint a command names (``args.checkpoint``: one or a list of run folders,
+    run names or shipped model names) before the command loads torch, which takes a second on a
+    2-core CPU: one that is not there is refused at once.
+
+    Raises:
+        CheckpointError: a checkpoint that is not there (``explorer.locations.resolve``).
+    """
+    from explorer.locations import resolve
+
+    named = getattr(args, "checkpoint", None)
+    for name in [named] if isinstance(named, str) else named or []:
+        resolve(name)
+
+
 def number(kind: type, low: float | None = None, high: float | None = None, why: str = ""):
     """An argparse type for an int or float within [low, high], saying the bounds when refused."""
 

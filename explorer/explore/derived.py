@@ -43,12 +43,12 @@ import torch
 from explorer.explore.density import ESTIMATOR, DensityMap
 from explorer.explore.detector_store import DETECTOR_ARRAYS, detector_arrays, detector_from_arrays
 from explorer.explore.strangers import STATISTICS, StrangerDetector
+from explorer.locations import MODEL_FILE
 
 FORMAT = 1  # bump when what is stored, or how, changes: older files are then recomputed
 FOLDER = "derived"
 META = "derived.json"
 ARRAYS = "derived.safetensors"
-MODEL_FILE = "model.safetensors"  # explorer.train.runfolder.MODEL_FILE, without importing the trainer's room
 MAPS = ("tsne", "umap")  # the nonlinear maps a wide model may store
 PARTS = ("codes", "elbo", "units", "detector", "densities", *MAPS)
 CORE = PARTS[:5]  # what training writes and every page may need; the maps take a minute each

@@ -22,8 +22,8 @@ from pathlib import Path
 
 from explorer.checkpoints import runs_root
 from explorer.errors import ExplorerError
+from explorer.locations import MODEL_FILE
 
-MODEL_FILE = "model.safetensors"
 METRICS_FILE = "metrics.jsonl"
 STATUS_FILE = "status.json"
 COMMANDS_FILE = "commands.txt"  # each command line that trained this run, one per line
