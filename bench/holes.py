@@ -73,7 +73,9 @@ def raw_hole_mass(projection, mu: torch.Tensor, sigma: torch.Tensor) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--reference", type=int, default=30000, help="images of the reference mixture")
     args = parser.parse_args()

@@ -66,7 +66,7 @@ def idle_cpu(browser, seconds: float, extra_args: list[str]) -> tuple[float, int
 
 
 FIRST_X = """() => {
-  const gd = document.querySelector('.js-plotly-plot');
+  const gd = document.querySelector('[data-testid=stMain] .js-plotly-plot');
   return gd && gd.data && gd.data.length ? String(gd.data[0].x[0]) + '/' + gd.data.length : '';
 }"""
 
@@ -108,7 +108,7 @@ def first_views(browser, models: list[str], warm_up: str) -> list[tuple[str, flo
         choose_model(page, warm_up)
         wait_idle(page)
         page.locator("[data-testid=stSidebar]").get_by_role("link", name="Latent space", exact=True).click()
-        page.wait_for_selector(".js-plotly-plot canvas", timeout=120_000)
+        page.wait_for_selector("[data-testid=stMain] .js-plotly-plot canvas", timeout=120_000)
         wait_idle(page, 120_000)
         page.evaluate(WATCH_IDLE)
         for model in models:
@@ -122,7 +122,7 @@ def first_views(browser, models: list[str], warm_up: str) -> list[tuple[str, flo
             page.get_by_text("Prior mass in holes").wait_for(timeout=120_000)
             out.append((model, usable, seconds_to_idle(page, start)))
             page.get_by_role("tab", name="Test set").click()
-            page.wait_for_selector(".js-plotly-plot canvas", timeout=120_000)
+            page.wait_for_selector("[data-testid=stMain] .js-plotly-plot canvas", timeout=120_000)
             wait_idle(page, 120_000)
         page.close()
     return out

@@ -69,12 +69,12 @@ new MutationObserver(() => {
 """
 # Plotting area of the first scatter in page pixels, and a dot that no other dot overlaps there.
 PLOT_BOX = """() => {
-  const gd = document.querySelector('.js-plotly-plot');
+  const gd = document.querySelector('[data-testid=stMain] .js-plotly-plot');
   const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis, box = gd.getBoundingClientRect();
   return [box.left + xa._offset, box.top + ya._offset, xa._length, ya._length];
 }"""
 LONE_DOTS = """() => {
-  const gd = document.querySelector('.js-plotly-plot');
+  const gd = document.querySelector('[data-testid=stMain] .js-plotly-plot');
   const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis, box = gd.getBoundingClientRect();
   const pts = [];
   for (const t of gd.data) {
@@ -149,7 +149,7 @@ def measure(browser, model: str, root: Path, maps: bool, warm: bool = True) -> l
         page.wait_for_selector("text=Test image #12", timeout=180_000)
         rows.append(("Latent space: deep link density=1&point=12 (the server's first request)", "first",
                      since(page, 0.0)))  # fmt: skip
-        page.wait_for_selector(".js-plotly-plot", timeout=60_000)
+        page.wait_for_selector("[data-testid=stMain] .js-plotly-plot", timeout=60_000)
         rows.append(("Latent space: a click on a dot", "click", click_a_dot(page)))
         left, top, width, height = page.evaluate(PLOT_BOX)
         page.mouse.move(left + width / 2, top + height / 2)
@@ -237,7 +237,7 @@ def floor(browser) -> list[tuple[str, str, float]]:
                 page = browser.new_page(viewport={"width": 1400, "height": 1000})
                 page.add_init_script(WATCH_IDLE)
                 page.goto(f"http://127.0.0.1:{port}")
-                page.wait_for_selector(".js-plotly-plot", timeout=120_000)
+                page.wait_for_selector("[data-testid=stMain] .js-plotly-plot", timeout=120_000)
                 seconds = since(page, 0.0)
                 if visit == 1:
                     rows.append(

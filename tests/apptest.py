@@ -145,7 +145,7 @@ def select_points(at: AppTest, key: str, points: list[tuple[int, int]]) -> AppTe
     each (curve number, point index) with that point's x and y from the chart's figure, sent with
     every other widget's value. AppTest has no method for a chart's selection (the chart is not
     a widget it can set), so this builds the widget state the browser would send."""
-    chart = next(c for c in at.get("plotly_chart") if c.proto.id.endswith(f"-{key}"))
+    chart = next(c for c in charts(at) if c.proto.id.endswith(f"-{key}"))
     data = spec(chart)["data"]
     chosen = [
         {"curve_number": c, "point_number": i, "point_index": i,
@@ -197,6 +197,14 @@ def assert_page_shows_the_model(at: AppTest, name: str, drawings: bool = True) -
         assert any(w.value.startswith("No active unit") for w in at.warning), name
     else:
         assert pictures_shown(at) > 0, name
+
+
+def charts(at: AppTest) -> list:
+    """The page's Plotly charts, but for the hidden one that makes the browser load Plotly early
+    (``explorer.ui.widgets.load_charts_early``)."""
+    from explorer.ui.widgets import EARLY_CHART_KEY
+
+    return [c for c in at.get("plotly_chart") if c.key != EARLY_CHART_KEY]
 
 
 def captions(at: AppTest) -> list[str]:

@@ -6,7 +6,7 @@ import torch
 
 from explorer.checkpoints import save_checkpoint
 from explorer.model import VAE, ModelConfig
-from tests.apptest import LATENT, MANIFOLD, PAGE_FILES, assert_page_shows_the_model, page
+from tests.apptest import LATENT, MANIFOLD, PAGE_FILES, assert_page_shows_the_model, charts, page
 
 pytestmark = pytest.mark.integration
 
@@ -59,8 +59,8 @@ def test_latent_space_shows_a_second_model_beside_the_first(baselines):
     beside.set_value("mnist-ae").run()
     assert not at.exception and not at.error
     assert at.tabs[0].label == "Beside mnist-ae"
-    charts = [c for c in at.get("plotly_chart") if "beside-scatter" in c.proto.id]
-    assert len(charts) == 2
+    shown = [c for c in charts(at) if "beside-scatter" in c.proto.id]
+    assert len(shown) == 2
     names = {m.value.split(":")[0] for m in at.markdown if m.value.startswith("**mnist-")}
     assert names == {"**mnist-vae**", "**mnist-ae**"}
     assert any("VAE" in m.value for m in at.markdown) and any("autoencoder" in m.value for m in at.markdown)
@@ -92,7 +92,7 @@ def test_an_autoencoders_clicked_point_has_no_ellipses(baselines):
     assert not at.exception and not at.error
     assert "input | reconstruction" in [img.caption for i in at.get("image") for img in i.proto.imgs]
     assert any(m.value.startswith("code z = f(x): (") for m in at.markdown)
-    chart = next(c for c in at.get("plotly_chart") if "close-up" in c.proto.id)
+    chart = next(c for c in charts(at) if "close-up" in c.proto.id)
     assert '"#3"' in chart.proto.spec and "1 sigma" not in chart.proto.spec  # the marker, no ellipse
 
 
@@ -109,9 +109,7 @@ def test_the_train_page_trains_a_denoising_autoencoder(shipped):
     at.run()
     metrics = {m.label: m.value for m in at.metric}
     assert "Test log p(x|z) (nats)" in metrics and metrics["Test log p(x|z) (nats)"] != "-"
-    chart = next(
-        c for c in at.get("plotly_chart") if c.proto.id.endswith("curves-dae") or "curves" in c.proto.id
-    )
+    chart = next(c for c in charts(at) if c.proto.id.endswith("curves-dae") or "curves" in c.proto.id)
     assert "Test -ELBO, AE: -log p(x|z) (nats)" in chart.proto.spec
     for name in PAGE_FILES:  # the finished run loads in every page
         explore = page(name)

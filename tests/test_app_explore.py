@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from explorer.explore.neighbours import nearest
-from tests.apptest import LATENT, page, spec
+from tests.apptest import LATENT, charts, page, spec
 
 pytestmark = pytest.mark.integration
 TRAVERSALS = "pages/7_Traversals.py"
@@ -53,23 +53,17 @@ def test_a_selection_shows_its_gallery_figures_and_downloads(shipped, mnist_test
     buttons = {b.proto.label: b for b in at.get("download_button")}
     assert {"Codes of the selection (CSV)", "Indices of the selection (text)", "Codes of the test set (CSV)",
             "Codes of the test set (NPY)"} <= set(buttons)  # fmt: skip
-    scatter = next(
-        c for c in at.get("plotly_chart") if c.proto.id.endswith("scatter") or "scatter" in c.proto.id
-    )
+    scatter = next(c for c in charts(at) if c.proto.id.endswith("scatter") or "scatter" in c.proto.id)
     assert len(scatter.proto.selection_mode) == 3  # points, box and lasso
 
 
 def test_density_contours_are_drawn_over_the_map(shipped):
     at = latent_page("mnist-z2")
-    kinds = [
-        t["type"] for t in spec(next(c for c in at.get("plotly_chart") if "scatter" in c.proto.id))["data"]
-    ]
+    kinds = [t["type"] for t in spec(next(c for c in charts(at) if "scatter" in c.proto.id))["data"]]
     assert "contour" not in kinds
     at.sidebar.checkbox(key="density").check().run()
     assert not at.exception
-    kinds = [
-        t["type"] for t in spec(next(c for c in at.get("plotly_chart") if "scatter" in c.proto.id))["data"]
-    ]
+    kinds = [t["type"] for t in spec(next(c for c in charts(at) if "scatter" in c.proto.id))["data"]]
     assert "contour" in kinds
 
 
@@ -78,7 +72,7 @@ def test_a_wide_model_can_be_mapped_by_tsne(shipped):
     at = latent_page("mnist-z5", map="tsne", picked=("mnist-z5", 3))
     assert not at.exception and not at.error
     assert "t-SNE of its codes" in at.info[0].value
-    figure = spec(next(c for c in at.get("plotly_chart") if "scatter" in c.proto.id))
+    figure = spec(next(c for c in charts(at) if "scatter" in c.proto.id))
     assert figure["layout"]["xaxis"]["title"]["text"] == "t-SNE 1"
 
 

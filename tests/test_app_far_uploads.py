@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.apptest import INTERPOLATE, RECONSTRUCT, page, png, spec
+from tests.apptest import INTERPOLATE, RECONSTRUCT, charts, page, png, spec
 
 pytestmark = pytest.mark.integration
 
@@ -40,7 +40,7 @@ def test_a_far_upload_keeps_reconstructs_map_on_the_data():
         [("bar.png", png(Image.fromarray(digit_like)), "image/png"), ("square.png", square(), "image/png")]
     ).run()
     assert not at.exception
-    figure = spec(at.get("plotly_chart")[0])
+    figure = spec(charts(at)[0])
     data = [t for t in figure["data"] if t.get("legendgroup") is None and t.get("mode") == "markers"]
     dots = np.array([[x, y] for t in data if "customdata" in t for x, y in zip(t["x"], t["y"])])
     lo, hi = dots.min(0), dots.max(0)
@@ -66,11 +66,11 @@ def test_a_far_end_keeps_interpolates_map_on_the_data():
     at = page(INTERPOLATE)
     at.query_params["model"] = MODEL
     at.run()
-    before = axes(spec(at.get("plotly_chart")[0]))
+    before = axes(spec(charts(at)[0]))
     at.radio(key="src-B").set_value("upload").run()
     at.file_uploader[0].set_value(("square.png", square(), "image/png")).run()
     assert not at.exception and not at.error
-    figure = spec(at.get("plotly_chart")[0])
+    figure = spec(charts(at)[0])
     assert axes(figure) == before  # the axes of the map between two test images
     paths = [t for t in figure["data"] if t.get("name", "").endswith("path")]
     assert not inside(paths[0]["x"][-1], paths[0]["y"][-1], figure)  # B lies past the axes ...

@@ -7,7 +7,7 @@ import torch
 from PIL import Image
 
 from explorer.pictures.reading import MAX_UPLOADS
-from tests.apptest import DRAW, INTERPOLATE, RECONSTRUCT, captions, page, png, spec
+from tests.apptest import DRAW, INTERPOLATE, RECONSTRUCT, captions, charts, page, png, spec
 
 pytestmark = pytest.mark.integration
 
@@ -65,7 +65,7 @@ def test_uploads_good_and_bad(shipped):
     assert any(e.startswith("junk.png: ") and "accepted format" in e for e in errors)
     assert any(c.startswith("one.png: input") for c in captions(at))
     assert len(reports(at)) == 1
-    assert len(at.get("plotly_chart")) == 1  # one map, with the readable upload on it
+    assert len(charts(at)) == 1  # one map, with the readable upload on it
 
 
 def test_upload_count_is_limited(shipped):
@@ -104,7 +104,7 @@ def test_uploads_get_a_percentile_and_strangers_a_warning(mnist_test, monkeypatc
     assert len(warnings) == 1 and "does not look like the training data" in warnings[0]
     said = [c.value for c in at.caption if c.value.startswith("Strangeness says")]
     assert len(said) == 1 and "outlier exposure" in said[0].lower()  # once, not under each upload
-    names = {t.get("name") for t in spec(at.get("plotly_chart")[0])["data"]}
+    names = {t.get("name") for t in spec(charts(at)[0])["data"]}
     assert {"digit.png", "sign.png"} <= names
 
 
@@ -112,7 +112,7 @@ def test_draw_page_waits_for_a_drawing(shipped):
     at = page(DRAW).run()
     assert not at.exception and not at.error
     assert "Draw on the black square" in at.info[0].value
-    assert len(at.get("plotly_chart")) == 1  # the map the drawing will be placed on
+    assert len(charts(at)) == 1  # the map the drawing will be placed on
     assert "drawing" not in at.session_state
 
 
@@ -132,7 +132,7 @@ def test_interpolate_between_test_images_and_a_drawing(shipped, mnist_test):
         "PNG strip (spherical)",
         "Animated GIF (spherical)",
     ]
-    figure = spec(at.get("plotly_chart")[0])
+    figure = spec(charts(at)[0])
     paths = [t for t in figure["data"] if t.get("name", "").endswith("path")]
     assert [len(t["x"]) for t in paths] == [10, 10]
     ends = {a["text"]: (a["x"], a["y"]) for a in figure["layout"]["annotations"] if a["text"] in ("A", "B")}

@@ -3,7 +3,7 @@ aggregate posterior."""
 
 import pytest
 
-from tests.apptest import LATENT, captions, page, spec
+from tests.apptest import LATENT, captions, charts, page, spec
 
 pytestmark = pytest.mark.integration
 
@@ -13,7 +13,7 @@ def test_latent_space_shows_clicked_point(shipped, mnist_test):
     assert not at.exception
     assert "Click a point" in at.info[0].value
     # Only the open tab ran: the prior map (seconds to compute) waits until its tab is opened.
-    assert [c.key for c in at.get("plotly_chart")] == ["scatter"]
+    assert [c.key for c in charts(at)] == ["scatter"]
     at.session_state["picked"] = ("mnist-z2", 3)  # what a click on test image 3 stores
     at.run()
     assert at.subheader[0].value == "Test image #3"
@@ -30,7 +30,7 @@ def test_latent_space_projects_higher_dimensions(shipped):
 
 
 def chart(at, key):
-    return next(c for c in at.get("plotly_chart") if c.proto.id.endswith(f"-{key}") or key in c.proto.id)
+    return next(c for c in charts(at) if c.proto.id.endswith(f"-{key}") or key in c.proto.id)
 
 
 def test_latent_space_shows_the_posterior_of_the_clicked_point(shipped):
@@ -99,11 +99,11 @@ def test_prior_against_aggregate_posterior(shipped, mnist_test, model):
     assert 0 <= shown <= 100 and shown == pytest.approx(100 * holes, abs=0.05)
     dims = int(model[-1])
     assert metrics["Active units"] == f"{int((variance > ACTIVE_UNIT_THRESHOLD).sum())} of {dims}"
-    charts = [spec(c) for c in at.get("plotly_chart")]
-    kinds = [[t["type"] for t in s["data"]] for s in charts]
+    figures = [spec(c) for c in charts(at)]
+    kinds = [[t["type"] for t in s["data"]] for s in figures]
     assert ["heatmap", "heatmap", "scatter", "scatter", "scatter"] in kinds  # density, holes, 3 circles
     assert ["bar"] in kinds
-    bars = next(s for s in charts if s["data"][0]["type"] == "bar")["data"][0]
+    bars = next(s for s in figures if s["data"][0]["type"] == "bar")["data"][0]
     assert bars["x"] == [f"z{j + 1}" for j in range(dims)]
     assert bars["y"] == pytest.approx(kl.tolist(), abs=1e-4)
     assert any("principal-component plane" in c.value for c in at.caption) == (dims > 2)

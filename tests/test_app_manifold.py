@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from explorer.checkpoints import load_checkpoint
-from tests.apptest import MANIFOLD, live_data, page, spec
+from tests.apptest import MANIFOLD, charts, live_data, page, spec
 
 pytestmark = pytest.mark.integration
 
@@ -23,7 +23,7 @@ def numpy_decode(data: tuple[dict, list], z) -> np.ndarray:
 
 
 def grid(at) -> dict:
-    return spec(next(c for c in at.get("plotly_chart") if c.key == "grid"))
+    return spec(next(c for c in charts(at) if c.key == "grid"))
 
 
 @pytest.mark.parametrize("name", ["mnist-z2", "mnist-z5"])
@@ -80,4 +80,4 @@ def test_manifold_of_a_wide_model_starts_on_its_most_active_dimensions(shipped):
     assert live_data(at)[0]["inactive"] == [v <= ACTIVE_UNIT_THRESHOLD for v in variance.tolist()]
     axes[1].select(first).run()
     assert f"Both axes are z{first + 1}" in at.warning[0].value
-    assert not [c for c in at.get("plotly_chart") if c.key == "grid"]
+    assert not [c for c in charts(at) if c.key == "grid"]

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from tests.apptest import TRAIN, labelled, page, setting, small_run, wait_for
+from tests.apptest import TRAIN, charts, labelled, page, setting, small_run, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -50,7 +50,7 @@ def test_two_uploads_on_the_map_cannot_pass_for_the_data(mnist_test, monkeypatch
     at = page(RECONSTRUCT).run()
     at.file_uploader[0].set_value(files).run()
     assert not at.exception
-    figure = spec(at.get("plotly_chart")[-1])
+    figure = spec(charts(at)[-1])
     classes = [t for t in figure["data"] if "customdata" in t]
     overlays = [t for t in figure["data"] if "customdata" not in t]
     assert len(classes) == 10 and all(t.get("showlegend", True) for t in classes)
@@ -138,7 +138,7 @@ def test_the_latent_space_forming_keeps_its_points_and_shows_them_all(shipped):
     run.write_status("finished", epoch=1, epochs=1)
     at = page(TRAIN).run()
     assert not at.exception
-    anim = next(spec(c) for c in at.get("plotly_chart") if spec(c).get("frames"))
+    anim = next(spec(c) for c in charts(at) if spec(c).get("frames"))
     first = anim["frames"][0]["data"]
     xy = np.array([(x, y) for t in first for x, y in zip(t["x"], t["y"])])
     assert len({tuple(p) for p in xy}) > 390  # distinct points, no lattice
@@ -282,7 +282,7 @@ def test_density_contours_reach_past_the_codes_and_stop_three_decades_down():
     assert not at.exception
     from tests.apptest import spec
 
-    figure = spec(at.get("plotly_chart")[0])
+    figure = spec(charts(at)[0])
     contour = next(t for t in figure["data"] if t["type"] == "contour")
     top = max(max(row) for row in contour["z"])
     assert contour["contours"]["start"] == pytest.approx(top - 3.0, abs=1e-3)
@@ -329,7 +329,8 @@ def test_the_small_map_of_an_autoencoder_holds_every_code():
     assert header["lim"] >= float(codes.abs().max())
     # the sliders reach as far as a convolutional model's server-side sliders would: the codes'
     # 99.5th percentile of |z|, rounded up (they reached the map's edge, past the farthest code)
-    codes = load_checkpoint("mnist-ae-z2").encode(test.images.float() / 255)[0]
+    with torch.no_grad():
+        codes = load_checkpoint("mnist-ae-z2").encode(test.images.float() / 255)[0]
     reach = math.ceil(float(codes.abs().quantile(0.995)))
     assert header["reach"] == reach < header["lim"]
 

@@ -11,7 +11,7 @@ import torch
 from explorer.cards import Card, save_evidence
 from explorer.checkpoints import load_checkpoint, pretrained_names
 from explorer.ui.theory import CLICKED, EM_FIGURE, IDEAS, TAB_KEY, TABS
-from tests.apptest import captions, page, png, select_points, spec
+from tests.apptest import captions, charts, page, png, select_points, spec
 
 pytestmark = pytest.mark.integration
 THEORY = "pages/8_Theory.py"
@@ -33,7 +33,7 @@ def text(at) -> str:
 def test_the_model_free_tabs_show_their_checks():
     at = theory("mnist-z2", "EM")
     assert not at.exception and not at.error
-    assert at.get("plotly_chart") and len(at.latex) == 1
+    assert charts(at) and len(at.latex) == 1
     assert "Decreases along the way: **0**" in text(at)
     assert "scikit-learn's `GaussianMixture`" in text(at)
     at.button(key="em-run").click().run()  # to convergence: the last step
@@ -59,15 +59,15 @@ def test_every_tab_works_on_every_shipped_model(model):
         if tab == "The identity":
             if not variational:
                 assert "This model is an autoencoder" in at.info[0].value
-                assert not at.get("plotly_chart")
+                assert not charts(at)
             elif dims == 2:
-                assert "log p(x), quadrature" in text(at) and len(at.get("plotly_chart")) == 2
+                assert "log p(x), quadrature" in text(at) and len(charts(at)) == 2
             else:
                 assert "need a 2-D latent space" in at.info[0].value
-                assert len(at.get("plotly_chart")) == 1  # the bounds L_K alone
+                assert len(charts(at)) == 1  # the bounds L_K alone
         if tab == "Why reparameterise":
             assert ("This model is an autoencoder" in text(at)) != variational
-            assert bool(at.get("plotly_chart")) == variational
+            assert bool(charts(at)) == variational
 
 
 def test_the_identity_tab_shows_the_library_figures():
@@ -114,7 +114,7 @@ def test_the_evidence_command_prints_json(capsys):
 
 
 def figure(at, key: str) -> dict:
-    return spec(next(c for c in at.get("plotly_chart") if c.proto.id.endswith(f"-{key}")))
+    return spec(next(c for c in charts(at) if c.proto.id.endswith(f"-{key}")))
 
 
 def test_points_clicked_on_the_em_figure_join_the_data():
@@ -193,7 +193,7 @@ def test_the_identity_takes_an_upload_or_the_drawing(mnist_test):
     source = at.radio(key="identity-image-source")
     assert source.options == ["test image", "upload"]  # no drawing yet
     source.set_value("upload").run()
-    assert not at.exception and "Upload an image" in at.info[0].value and not at.get("plotly_chart")
+    assert not at.exception and "Upload an image" in at.info[0].value and not charts(at)
     at.file_uploader(key="identity-image-upload").set_value(("junk.png", b"not an image", "image/png")).run()
     assert not at.exception and len(at.error) == 1
     assert at.error[0].value.startswith("junk.png: ") and "\n" not in at.error[0].value

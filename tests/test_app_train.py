@@ -10,6 +10,7 @@ import torch
 from explorer.model import ModelConfig
 from tests.apptest import (
     TRAIN,
+    charts,
     fill,
     labelled,
     page,
@@ -83,7 +84,7 @@ def test_train_page_trains_on_the_iwae_bound(shipped):
     assert "--weight-decay 0.0001" in (folder / "commands.txt").read_text()
     at.run()
     assert not at.exception
-    names = [t["name"] for c in at.get("plotly_chart") for t in spec(c)["data"] if "name" in t]
+    names = [t["name"] for c in charts(at) for t in spec(c)["data"] if "name" in t]
     assert any("L_K" in n for n in names)  # the bound it trained on is drawn
 
 
@@ -158,15 +159,15 @@ def test_train_page_animates_the_latent_space_of_a_run(shipped):
     start_run(shipped / "runs" / "small", ModelConfig(hidden=(32,), latent_dim=2), cfg, progress=False)
     at = page(TRAIN).run()
     assert not at.exception
-    charts = [spec(c) for c in at.get("plotly_chart")]
+    figures = [spec(c) for c in charts(at)]
     # The curves: 5 steps an epoch, logged every 2, so the train loss lies at fractional epochs.
     # Both the run's own chart and the Compare runs overlay.
-    curves = [c for c in charts if not c.get("frames")]
+    curves = [c for c in figures if not c.get("frames")]
     assert len(curves) == 2
     for chart in curves:
         loss = chart["data"][0]
         assert loss["x"] == [0.4, 0.8, 1.2, 1.6, 2.0] and len(loss["y"]) == 5
-    animated = [c for c in charts if c.get("frames")]
+    animated = [c for c in figures if c.get("frames")]
     assert len(animated) == 1
     anim = animated[0]
     assert [f["name"] for f in anim["frames"]] == ["0", "1", "2"]

@@ -21,7 +21,7 @@ pytestmark = [
 
 SCATTER_POINTS = """
   // [page x, page y, test-set index] of every point of the first scatter on the page
-  const gd = document.querySelector('.js-plotly-plot');
+  const gd = document.querySelector('[data-testid=stMain] .js-plotly-plot');
   const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis, box = gd.getBoundingClientRect();
   const pts = [];
   for (const t of gd._fullData) {
@@ -50,7 +50,10 @@ def test_latent_space_deep_link_and_click(browser, server):
     url, _ = server
     page = open_page(browser, f"{url}/Latent_space")  # the first request to a fresh server
     no_exception(page)
-    page.wait_for_selector(".js-plotly-plot .scatterlayer, .js-plotly-plot canvas", timeout=30_000)
+    page.wait_for_selector(
+        "[data-testid=stMain] .js-plotly-plot .scatterlayer, [data-testid=stMain] .js-plotly-plot canvas",
+        timeout=30_000,
+    )
     time.sleep(1)
     x, y, index = page.evaluate(PLOT_POINT)
     page.mouse.click(x, y)
@@ -105,7 +108,7 @@ STAR_PIXEL = """([selector, name]) => {
 
 DOT_COLOUR = """(index) => {
   // The class colour of test image ``index``'s dot on the first map.
-  const gd = document.querySelector('.js-plotly-plot');
+  const gd = document.querySelector('[data-testid=stMain] .js-plotly-plot');
   return gd._fullData.find(t => t.customdata && t.customdata.includes(index)).marker.color;
 }"""
 
@@ -119,7 +122,7 @@ def test_the_clicked_point_stands_out_over_a_dense_cluster(browser, server, tmp_
 
     url, _ = server
     page = open_page(browser, f"{url}/Latent_space")
-    page.wait_for_selector(".js-plotly-plot canvas", timeout=30_000)
+    page.wait_for_selector("[data-testid=stMain] .js-plotly-plot canvas", timeout=30_000)
     time.sleep(1)
     x, y, neighbours = page.evaluate(DENSEST_POINT)
     assert neighbours >= 10  # a dense cluster indeed
@@ -365,7 +368,9 @@ def test_an_autoencoder_beside_the_vae(browser, server):
     page.get_by_role("option", name="mnist-ae-z2").click()
     page.wait_for_selector("text=Beside mnist-ae-z2", timeout=60_000)
     wait_idle(page)
-    page.wait_for_function("document.querySelectorAll('.js-plotly-plot').length >= 2", timeout=30_000)
+    page.wait_for_function(
+        "document.querySelectorAll('[data-testid=stMain] .js-plotly-plot').length >= 2", timeout=30_000
+    )
     images_loaded(page, 2)
     no_exception(page)
     main_text_has(page, "mnist-z2: VAE", "mnist-ae-z2: autoencoder")

@@ -16,7 +16,7 @@ pytestmark = [
 
 PLOT_BOX = """() => {
   // The first scatter's plotting area in page pixels: [left, top, width, height]
-  const gd = document.querySelector('.js-plotly-plot');
+  const gd = document.querySelector('[data-testid=stMain] .js-plotly-plot');
   const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis, box = gd.getBoundingClientRect();
   return [box.left + xa._offset, box.top + ya._offset, xa._length, ya._length];
 }"""
@@ -27,7 +27,7 @@ def test_a_box_dragged_on_the_scatter_selects_a_gallery(browser, server):
     page = browser.new_page(viewport={"width": 1400, "height": 1300})
     page.goto(f"{url}/Latent_space?model=mnist-z2")
     wait_idle(page)
-    page.wait_for_selector(".js-plotly-plot", timeout=60_000)
+    page.wait_for_selector("[data-testid=stMain] .js-plotly-plot", timeout=60_000)
     left, top, width, height = page.evaluate(PLOT_BOX)
     page.mouse.move(left + width / 2, top + height / 2)
     page.locator('.modebar-btn[data-title="Box Select"]').first.click()

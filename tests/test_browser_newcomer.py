@@ -30,7 +30,9 @@ PLOT_FRAME = """(selector) => {
 VISIBLE_POINT = (
     """(selector) => {
   // A dot inside the plot area (after a zoom, most are outside) that no other dot overlaps."""
-    + SCATTER_POINTS.replace("document.querySelector('.js-plotly-plot')", "document.querySelector(selector)")
+    + SCATTER_POINTS.replace(
+        "document.querySelector('[data-testid=stMain] .js-plotly-plot')", "document.querySelector(selector)"
+    )
     + """
   const left = box.left + xa._offset, top = box.top + ya._offset;
   const inside = pts.filter(p => p[0] > left + 20 && p[0] < left + xa._length - 20

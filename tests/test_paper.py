@@ -14,6 +14,7 @@ from explorer.paper import figure2
 from explorer.paper.curves import read_bound_points, value_at, write_curves
 from explorer.paper.figures import gap_sentence
 from explorer.train.bounds import log_spaced_count, next_index
+from tests.apptest import charts
 
 
 def test_counts_are_log_spaced_with_the_asked_points_per_decade():
@@ -128,7 +129,7 @@ def test_the_paper_page_draws_every_panel_with_its_sentence(tmp_path, monkeypatc
     write_curves(tmp_path / "pretrained" / "paper" / "figure2.json", curves)
     at = page("pages/9_Paper.py").run()
     assert not at.exception
-    chart = json.loads(at.get("plotly_chart")[0].proto.spec)
+    chart = json.loads(charts(at)[0].proto.spec)
     assert len([k for k in chart["layout"] if k.startswith("xaxis")]) == 5  # one panel per N_z
     assert all(chart["layout"][k]["type"] == "log" for k in chart["layout"] if k.startswith("xaxis"))
     text = " ".join(m.value for m in at.markdown)

@@ -40,6 +40,7 @@ from explorer.ui.share import (
     restore_view,
     settle_view,
 )
+from explorer.ui.widgets import load_charts_early
 
 MAP_POINTS = 2000  # encoded test images on the small maps beside uploads, drawings, sliders
 
@@ -119,6 +120,7 @@ PAGES = (  # (script, sidebar label, icon, what it offers: the Home page's list,
 def navigation() -> None:
     """Links to every page at the top of the sidebar (Streamlit's own list is switched off in
     .streamlit/config.toml because it would name the home page after its file)."""
+    load_charts_early(st.sidebar)
     for path, label, icon, _ in PAGES:
         st.sidebar.page_link(path, label=label, icon=icon)
     st.sidebar.divider()

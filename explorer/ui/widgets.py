@@ -106,6 +106,23 @@ def chart(where, fig, **kwargs):
     return where.plotly_chart(readable_titles(fig), **kwargs)
 
 
+EARLY_CHART = "plotly-early"  # the container of load_charts_early's chart
+EARLY_CHART_KEY = "plotly-early-chart"  # and the chart's own key
+
+
+def load_charts_early(where) -> None:
+    """An empty chart, hidden, as the page's first element (``where``: the sidebar), so that the
+    browser fetches and compiles Plotly (4.7 MB of JavaScript, which Streamlit loads on a page's
+    first chart) while the server still computes the page, instead of after its first chart
+    arrives."""
+    import plotly.graph_objects as go
+
+    box = where.container(key=EARLY_CHART, height=1, border=False)
+    # hidden with its wrapper, which would leave a gap above the sidebar's links
+    box.html(f"<style>div:has(> .st-key-{EARLY_CHART}), .st-key-{EARLY_CHART} {{ display: none; }}</style>")
+    box.plotly_chart(go.Figure(), config={"staticPlot": True}, key=EARLY_CHART_KEY)
+
+
 PHONE_WIDTH = 640  # px: below this Streamlit stacks a row's columns one under the other
 
 
