@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from tests.apptest import wait_for
-from tests.browser import CHROMIUM, images_loaded, main_text_has, no_exception, open_page, shot, wait_idle
+from tests.browser import ARTIFACTS, CHROMIUM, images_loaded, main_text_has, no_exception, open_page, shot, wait_idle
 
 pytestmark = [
     pytest.mark.integration,
@@ -71,6 +71,8 @@ def test_latent_space_deep_link_and_click(browser, server):
     main_text_has(page, f"Test image #{index}")
     wait_idle(page)
     assert f"point={index}" in page.evaluate("window.location.search")
+    log = (ARTIFACTS / f"server-{url.rsplit(':', 1)[1]}.log").read_text()  # nothing printed a stack
+    assert "Stack (most recent call last)" not in log and "Traceback" not in log
     images_loaded(page, 1)
     shot(page, "latent_space")
     page.get_by_role("tab", name="Prior vs aggregate posterior").click()
