@@ -343,8 +343,12 @@ def map_reach(means: torch.Tensor) -> float:
 
 def slider_reach(path: str, mtime_ns: int, dataset: str) -> float:
     """How far each latent slider reaches on the Manifold page, +/- this many units of z, whether
-    the point is decoded in the browser or on the server: ``map_reach`` of the test codes."""
-    return map_reach(latent_map(path, mtime_ns, dataset)[0])
+    the point is decoded in the browser or on the server: ``map_reach`` of the test codes, widened
+    to take in every test code along every axis (an autoencoder's far codes, mnist-ae-z2's past
+    +-90, included: the sliders stopped at its 99.5th percentile, +-50)."""
+    means = latent_map(path, mtime_ns, dataset)[0]
+    farthest = float(math.ceil(means.abs().max())) if len(means) else 0.0
+    return max(map_reach(means), farthest)
 
 
 def latent_activity(path: str, mtime_ns: int, dataset: str) -> tuple[list[float], list[float], list[bool]]:
