@@ -29,6 +29,21 @@ def test_latent_space_projects_higher_dimensions(shipped):
     assert "first two principal components" in at.info[0].value and "%" in at.info[0].value
 
 
+@pytest.mark.parametrize("model", ["mnist-z2", "mnist-z5"])
+def test_the_map_holds_still_when_the_density_contours_are_switched(shipped, model):
+    """The contours' outermost line widened the axes only when they were on: the map moved, and a
+    zoom was lost, at the toggle."""
+    at = page(LATENT)
+    at.session_state["model"] = model
+    at.run()
+    axes = lambda: [spec(chart(at, "scatter"))["layout"][a]["range"] for a in ("xaxis", "yaxis")]  # noqa: E731
+    plain = axes()
+    at.checkbox(key="density").check().run()
+    assert not at.exception
+    assert any(t["type"] == "contour" for t in spec(chart(at, "scatter"))["data"])
+    assert axes() == plain
+
+
 def chart(at, key):
     return next(c for c in charts(at) if c.proto.id.endswith(f"-{key}") or key in c.proto.id)
 

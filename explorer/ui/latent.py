@@ -54,11 +54,14 @@ def _remember_click(choice: str) -> None:
 
 
 def add_density(
-    fig, key: tuple[str, int], dataset: str, projection, points: torch.Tensor, variational: bool
-) -> None:
+    fig, key: tuple[str, int], dataset: str, projection, points: torch.Tensor, variational: bool,
+    shown: bool = True,
+) -> None:  # fmt: skip
     """Contours of the aggregate posterior over the scatter: the exact mixture of the test set's
     q(z|x) in a PCA or latent plane (``explorer.explore.density``), or, for an autoencoder's codes and
-    for t-SNE and UMAP maps (which carry no Gaussians), a histogram's contours of the points."""
+    for t-SNE and UMAP maps (which carry no Gaussians), a histogram's contours of the points. The
+    axes take in the outermost contour whether or not it is ``shown``, so that the map holds still
+    (and keeps a zoom) when the contours are switched on or off."""
     if variational and isinstance(projection, Projection):
         from explorer.ui.prior_map import aggregate_density
 
@@ -68,17 +71,21 @@ def add_density(
         dmap = aggregate_density(*key, dataset, whole_map=True)
         log_q = np.log10(np.maximum(dmap.aggregate, 1e-12))
         top = float(log_q.max())
-        trace = {"type": "contour", "x": dmap.xs.tolist(), "y": dmap.ys.tolist(),
-                 "z": log_q.round(3).tolist(), "autocontour": False, "name": "q(z), log10",
-                 "contours": {"start": top - DECADES, "end": top - 0.25, "size": 0.5}}  # fmt: skip
         rows, cols = np.nonzero(log_q >= top - DECADES)  # the outermost line: on the map, not cut
         if len(rows):
             include_points(
                 fig, [[dmap.xs[cols.min()], dmap.ys[rows.min()]], [dmap.xs[cols.max()], dmap.ys[rows.max()]]]
             )
-    else:
+        if not shown:
+            return
+        trace = {"type": "contour", "x": dmap.xs.tolist(), "y": dmap.ys.tolist(),
+                 "z": log_q.round(3).tolist(), "autocontour": False, "name": "q(z), log10",
+                 "contours": {"start": top - DECADES, "end": top - 0.25, "size": 0.5}}  # fmt: skip
+    elif shown:
         trace = {"type": "histogram2dcontour", "x": points[:, 0].tolist(), "y": points[:, 1].tolist(),
                  "ncontours": 12, "name": "density of the codes"}  # fmt: skip
+    else:
+        return
     grey = [[0, "#444444"], [1, "#444444"]]  # one dark grey: lines that show over any dots
     trace.update(colorscale=grey, showscale=False, hoverinfo="skip", line={"width": 1.2}, showlegend=False)
     trace["contours"] = {**trace.get("contours", {}), "coloring": "lines"}
@@ -118,8 +125,7 @@ def test_set_scatter(
         picked = None  # (an image past the dots shown is still shown: a link may name any)
     points = projection(means[:count])
     fig = latent_scatter(points.tolist(), labels[:count].tolist(), names, axis_titles(projection))
-    if density:
-        add_density(fig, key, dataset, projection, points, variational)
+    add_density(fig, key, dataset, projection, points, variational, shown=density)
     marked = _marked((choice, projection.kind, density, count), picked[1] if picked else None)
     if marked is not None and marked < count:
         select_points(fig, [marked])
