@@ -373,3 +373,29 @@ def test_a_model_that_cannot_be_beside_is_said_and_leaves_the_address(beside):
     assert len(said) == 1 and f"beside={beside}: {why}" in said[0], said
     assert "beside" not in at.query_params
     assert at.session_state["beside_picker"] == "(none)"
+
+
+def test_twenty_uploads_on_one_map_are_twenty_different_marks():
+    """Six colours cycled: the seventh and eighth of the handed cases took the first two's colours
+    (three-clean.png black like letter-A.png). Up to MAX_UPLOADS images, no two alike in colour and
+    marker, none in a class's colour, and each named differently in the key."""
+    import torch
+
+    from explorer.evaluate import fit_projection
+    from explorer.pictures.latent_plots import latent_scatter
+    from explorer.pictures.plots import PALETTE
+    from explorer.pictures.reading import MAX_UPLOADS
+    from explorer.ui.scatter import draw_uploads
+
+    torch.manual_seed(0)
+    codes = torch.randn(500, 2)
+    fig = latent_scatter(codes.tolist(), [i % 10 for i in range(500)], None, ("z1", "z2"))
+    placed = [(f"u{i}.png", torch.tensor([i / 10 - 1.0, (i % 5) / 3]), torch.full((2,), 0.1))
+              for i in range(MAX_UPLOADS)]  # fmt: skip
+    key = draw_uploads(fig, fit_projection(codes), placed)
+    stars = [t for t in fig.data if t.mode == "markers" and t.text and t.text[0].startswith("u")]
+    marks = {(t.marker.color, t.marker.symbol) for t in stars}
+    assert len(stars) == len(marks) == MAX_UPLOADS
+    assert not {c.lower() for c, _ in marks} & {c.lower() for c in PALETTE}
+    words = [part.split("(")[1].rstrip(")") for part in key.split(" · ")]
+    assert len(set(words)) == MAX_UPLOADS, words

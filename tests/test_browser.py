@@ -9,7 +9,16 @@ import pytest
 from PIL import Image
 
 from tests.apptest import wait_for
-from tests.browser import ARTIFACTS, CHROMIUM, images_loaded, main_text_has, no_exception, open_page, shot, wait_idle
+from tests.browser import (
+    ARTIFACTS,
+    CHROMIUM,
+    images_loaded,
+    main_text_has,
+    no_exception,
+    open_page,
+    shot,
+    wait_idle,
+)
 
 pytestmark = [
     pytest.mark.integration,

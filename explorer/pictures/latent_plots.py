@@ -169,12 +169,20 @@ OVERLAY = {"showlegend": False}
 # saturated, so that an upload's star and ellipses cannot pass for a class's dots.
 # Each is named in words too, for the key under a map of several (the numbers on the map say which).
 UPLOAD_COLOURS = {"black": "black", "#d000d0": "magenta", "#0015ff": "blue", "#8a0000": "dark red",
-                  "#00707a": "teal", "#5c4b00": "olive"}  # fmt: skip
+                  "#00707a": "teal", "#5c4b00": "olive", "#006400": "dark green", "#4b0082": "indigo",
+                  "#a04000": "dark orange", "#c8004f": "crimson"}  # fmt: skip
+UPLOAD_SYMBOLS = ("star", "diamond")  # the first ten images stars, the next ten diamonds
 
 
 def upload_colour(i: int) -> str:
-    """The colour of your ``i``-th image on a map (0: black), cycling after six."""
+    """The colour of your ``i``-th image on a map (0: black), cycling after ten (with
+    ``upload_symbol``, no two of twenty images alike)."""
     return list(UPLOAD_COLOURS)[i % len(UPLOAD_COLOURS)]
+
+
+def upload_symbol(i: int) -> str:
+    """The marker of your ``i``-th image: a star for the first ten, then the next symbol."""
+    return UPLOAD_SYMBOLS[(i // len(UPLOAD_COLOURS)) % len(UPLOAD_SYMBOLS)]
 
 
 def add_outline(

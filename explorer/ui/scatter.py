@@ -20,6 +20,7 @@ from explorer.pictures.latent_plots import (
     fitted_ranges,
     latent_scatter,
     upload_colour,
+    upload_symbol,
 )
 from explorer.ui.models import MAP_POINTS, chosen_map
 
@@ -70,6 +71,7 @@ def draw_posterior(
     colour: str,
     label: bool = True,
     size: int = 18,
+    symbol: str = "star",
 ) -> str:
     """The 1- and 2-sigma ellipses of q(z|x) and a marker at its mean, on a latent scatter (an
     autoencoder's code, or a t-SNE or UMAP map, which does not carry a Gaussian: the marker
@@ -83,7 +85,7 @@ def draw_posterior(
         outlines = posterior_ellipses(projection, mu, sigma)
         add_outline(fig, outlines[1.0], f"{name}: 1 sigma", colour, "solid", group=name)
         add_outline(fig, outlines[2.0], f"{name}: 2 sigma", colour, "dash", group=name)
-    add_points(fig, mean, [name], colour, label=label, size=size)  # the star over its ellipses
+    add_points(fig, mean, [name], colour, symbol, label=label, size=size)  # the star over its ellipses
     return off_map_words(mean[0], way)
 
 
@@ -98,12 +100,15 @@ def draw_uploads(fig, projection, placed: list[tuple[str, torch.Tensor, torch.Te
     drawn, _ = at_edge(means, layout.xaxis.range, layout.yaxis.range)  # where the stars and boxes go
     sizes = star_sizes(drawn, layout.xaxis.range, layout.yaxis.range, layout.height or 460)
     where = [  # "" on the map, else where it lies
-        draw_posterior(fig, projection, mu, sigma, name, upload_colour(i), label=False, size=size)
+        draw_posterior(fig, projection, mu, sigma, name, upload_colour(i), False, size, upload_symbol(i))
         for i, ((name, mu, sigma), size) in enumerate(zip(placed, sizes))
     ]
     numbers = [str(i + 1) for i in range(len(placed))]
     label_points(fig, drawn.tolist(), numbers, [upload_colour(i) for i in range(len(placed))])
-    words = [UPLOAD_COLOURS[upload_colour(i)] for i in range(len(placed))]
+    words = [  # "magenta", and past ten images "magenta diamond"
+        UPLOAD_COLOURS[upload_colour(i)] + ("" if upload_symbol(i) == "star" else f" {upload_symbol(i)}")
+        for i in range(len(placed))
+    ]
     plain = [name.replace("\\", "\\\\").replace("_", "\\_").replace("*", "\\*") for name, _, _ in placed]
     key = " · ".join(
         f"**{n}** {name} ({word}{'; ' + off if off else ''})"
