@@ -61,8 +61,9 @@ if dims > 2:
     )
     st.sidebar.caption("Ordered by KL: inactive units carry nothing, so a grid along one shows one image.")
 st.title("Manifold")
-on_map = "; the star shows where it lies, the dashed outline where the grid lies"
-on_map = on_map if runs_in_browser(model) else ""  # a conv decoder's sliders come without the map
+on_map = "; the star shows where it lies" + (
+    ", the dashed outline where the grid lies" if runs_in_browser(model) else ""
+)
 st.caption(
     "Decoded images over a grid of latent points (Kingma & Welling, Figure 4); the other "
     f"dimensions stay at 0. Beside the grid (above it on a phone): drag the sliders to decode any "
@@ -118,6 +119,7 @@ with right.container(key=DECODER):
             informative_order(kl, variance),
             key=f"server-{choice}",
             reach=slider_reach(*key, dataset),
+            on_map=(scatter_picture(*key, dataset), projection, axes),
             caption="the decoder's mean at this z (a convolutional decoder runs on the server: each "
             "slider move decodes once)",
         )

@@ -101,8 +101,11 @@ if placed:
     st.subheader("Where your images lie")
     fig, projection = base_scatter(*key, dataset, names)
     numbers = draw_uploads(fig, projection, placed)
-    chart(st, fig, key="uploads-map")
-    st.caption(
+    # a column, not the page's width: a map twice as wide as tall showed z1 from -10 to 10 with
+    # every dot within +-4 (one scale on both axes)
+    on_map, key_to_it = st.columns([3, 2], gap="medium")
+    chart(on_map, fig, key="uploads-map")
+    key_to_it.caption(
         f"{star_caption(model, projection, 'of one of your images')}, among {MAP_POINTS:,} encoded "
         f"test images; its number says which: {numbers}."
     )

@@ -57,8 +57,9 @@ for method in methods:
     frames = [upscale(make_grid(img[None], 1, pad=0), 4) for img in decoded]
     d2.download_button(f"Animated GIF ({method})", gif_bytes(frames), f"{stem}.gif", "image/gif")
     off = add_path(fig, projection(path).tolist(), f"{method} path", colours[method]) or off
-chart(st, fig, key="interp-map")
-st.caption(
+on_map, beside = st.columns([3, 2], gap="medium")  # the page's width would stretch z1 (one scale)
+chart(on_map, fig, key="interp-map")
+beside.caption(
     f"The paths on the map, from A to B over {MAP_POINTS:,} encoded test images"
     + (f"; {off}: the triangle at the edge points to it, and the path runs off the map. " if off else ". ")
     + "For models with more than two latent dimensions the map shows the paths projected onto its "

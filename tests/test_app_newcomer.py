@@ -399,3 +399,22 @@ def test_twenty_uploads_on_one_map_are_twenty_different_marks():
     assert not {c.lower() for c, _ in marks} & {c.lower() for c in PALETTE}
     words = [part.split("(")[1].rstrip(")") for part in key.split(" · ")]
     assert len(set(words)) == MAX_UPLOADS, words
+
+
+def test_a_convolutional_models_sliders_show_where_z_lies_on_the_map():
+    """The browser's decoder (an MLP's) shows a star on the test set's map; the server's (a
+    convolutional model's) showed the decoded image alone."""
+    from tests.apptest import MANIFOLD, captions
+
+    at = page(MANIFOLD)
+    at.session_state["model"] = "shapes-conv-z8"
+    at.run()
+    assert not at.exception
+    on_map = [i for i in at.get("image") if i.proto.imgs[0].caption.startswith("The star: where z lies")]
+    assert len(on_map) == 1 and "the star shows where it lies" in at.caption[0].value
+    before = on_map[0].proto.imgs[0].url
+    slider = next(s for s in at.slider if s.key and s.key.startswith("server-shapes-conv-z8-z"))
+    slider.set_value(slider.max).run()
+    after = next(c for c in at.get("image") if c.proto.imgs[0].caption.startswith("The star"))
+    assert after.proto.imgs[0].url != before  # the star moved
+    assert any("2,000 encoded test images" in c for c in captions(at))

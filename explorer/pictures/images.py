@@ -89,7 +89,7 @@ class ScatterPicture:
     ) -> None:
         from PIL import ImageDraw
 
-        self.size, self.lim = size, lim
+        self.size, self.lim, self.labels = size, lim, labels
         self.base = Image.new("RGB", (size, size), (255, 255, 255))
         draw = ImageDraw.Draw(self.base)
         mid = size // 2

@@ -108,12 +108,14 @@ def live_decoder(
 
 
 def server_decoder(
-    model: VAE, dims_order: list[int], key: str, caption: str, reach: float = 4.0
+    model: VAE, dims_order: list[int], key: str, caption: str, reach: float = 4.0, on_map=None
 ) -> torch.Tensor:
     """Latent sliders whose point is decoded on the server, for a decoder the browser cannot run
     (a convolutional one): one slider per dimension in ``dims_order`` (the most active first),
-    the decoded image beside them, each from -``reach`` to ``reach``. Returns the point z (z_dim,).
-    Each move reruns the page."""
+    the decoded image beside them, each from -``reach`` to ``reach``; with ``on_map``
+    ((``ScatterPicture``, projection, words for its axes)), the small map of the test set under
+    the image with a star where z lies, as the browser's decoder shows it. Returns the point z
+    (z_dim,). Each move reruns the page."""
     from explorer.explore.latent import decode_mean
 
     z = torch.zeros(model.config.latent_dim)
@@ -124,4 +126,12 @@ def server_decoder(
     image = decode_mean(model, z[None])
     scale = max(1, 224 // max(model.config.image_shape[1:]))
     picture.image(png_bytes(to_uint8(image[0]), scale=scale), caption=caption)
+    if on_map is not None:
+        scatter, projection, axes = on_map
+        where = projection(z[None].float())[0].tolist()
+        picture.image(
+            scatter.with_star(where),
+            caption=f"The star: where z lies among {len(scatter.labels):,} encoded test images, coloured "
+            f"by label ({axes}, -{scatter.lim:g} to {scatter.lim:g})",
+        )
     return z
