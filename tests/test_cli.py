@@ -125,7 +125,7 @@ def test_resume_refuses_settings_it_cannot_change(run_dir, capsys):
     assert (
         main(["train", "--resume", str(run_dir), "--epochs", "1", "--hidden", "64", "--device", "cpu"]) == 1
     )
-    assert "has trained 1 of 1 epochs already" in capsys.readouterr().err
+    assert "has trained 1 epoch already, and --epochs 1 asks for no more" in capsys.readouterr().err
 
 
 @pytest.mark.integration

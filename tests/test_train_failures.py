@@ -34,6 +34,10 @@ def test_existing_run_needs_resume(tmp_path):
     out = start_run(tmp_path / "r", SMALL, small_config(epochs=1, limit=200), progress=False)
     with pytest.raises(ExplorerError, match="--resume"):
         start_run(out, SMALL, small_config(epochs=1, limit=200))
+    with pytest.raises(ExplorerError, match="there is no run folder .*nope; name a run that exists"):
+        resume_run(tmp_path / "nope")
+    assert not (tmp_path / "nope").exists()  # (it was made, and said to hold no checkpoint)
+    (tmp_path / "empty").mkdir()
     with pytest.raises(ExplorerError, match="holds no checkpoint"):
         resume_run(tmp_path / "empty")
 

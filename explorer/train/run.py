@@ -107,6 +107,11 @@ def resume_run(
             not allowed, or training failed.
     """
     run = RunFolder(out)
+    if not run.path.is_dir():  # (claiming it would make the folder)
+        raise ExplorerError(
+            f"cannot resume: there is no run folder {run.path}; name a run that exists, or start "
+            "a new one without --resume"
+        )
     changes = dict(epochs=epochs, lr=lr, objective=objective, samples=samples, device=device)
     changes = {k: v for k, v in changes.items() if v is not None}
     with run.claim():
@@ -119,8 +124,10 @@ def resume_run(
             raise ExplorerError(f"cannot change the run in {run.path} that way: {exc}") from None
         if saved.get("epoch", 0) >= cfg.epochs:  # "epoch" counts completed epochs
             raise ExplorerError(
-                f"the run in {run.path} has trained {saved['epoch']} of {cfg.epochs} epochs already; "
-                f"give --epochs more than {saved['epoch']} to train on"
+                f"the run in {run.path} has trained {saved['epoch']} epoch{'s' * (saved['epoch'] != 1)} "
+                "already, and "
+                f"--epochs {cfg.epochs} asks for no more: give --epochs more than {saved['epoch']} to "
+                "train on"
             )
         same_data(run, cfg.dataset)
         model_config = ModelConfig.from_dict(saved["model"])
