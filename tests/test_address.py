@@ -115,3 +115,17 @@ def test_back_and_forward_show_the_view_their_address_names(shipped):
     assert not at.exception and not at.warning
     assert at.sidebar.selectbox(key="model_picker").value == "mnist-z5"
     assert at.session_state["picked"] == ("mnist-z5", 4) and at.session_state["density"] is True
+
+
+def test_a_run_is_written_into_the_address_by_its_bare_name():
+    """``?model=tiny`` opened runs/tiny and the address then read ``model=runs%2Ftiny``: a run is
+    written as the command line names it, unless a shipped model has that name; either way it
+    reads back as the same choice."""
+    from explorer.ui.share import address_name
+
+    models = (*MODELS, "runs/mnist-z2")
+    assert address_name("runs/my run", models) == "my run"
+    assert address_name("runs/mnist-z2", models) == "runs/mnist-z2"  # the shipped one is mnist-z2
+    assert address_name("mnist-z5", models) == "mnist-z5"
+    for choice in models:
+        assert read_address({"model": address_name(choice, models)}, models).model == choice

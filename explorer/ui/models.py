@@ -178,7 +178,7 @@ def model_or_stop() -> tuple[str, VAE, dict]:
         choice, model.config.latent_dim, lambda: len(test_images(dataset)[1]),
         lambda beside: _beside_refusal(beside, choice, dataset),
     )  # fmt: skip
-    publish_view(choice, wide=model.config.latent_dim > 2)
+    publish_view(choice, wide=model.config.latent_dim > 2, models=choices())
     st.sidebar.caption("The address bar holds this view (model, map, clicked image): copy it to share.")
     return choice, model, config
 

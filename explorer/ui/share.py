@@ -228,13 +228,21 @@ def settle_view(
         st.warning(f"Not used from the address: {'; '.join(refused)}.")
 
 
-def publish_view(choice: str, wide: bool = True) -> None:
+def address_name(choice: str, models: Collection[str] = ()) -> str:
+    """The picker's ``choice`` as the address names it: a run by its bare name, as the command
+    line does (``runs/tiny`` became ``runs%2Ftiny``), unless one of ``models`` has that name."""
+    bare = choice.removeprefix(RUN_PREFIX)
+    return bare if choice.startswith(RUN_PREFIX) and bare not in models else choice
+
+
+def publish_view(choice: str, wide: bool = True, models: Collection[str] = ()) -> None:
     """Write the current view into the address (only what differs from the defaults; the map
-    only for a ``wide`` model, one of more than two latent dimensions, which draws it)."""
-    view = {"model": choice}
+    only for a ``wide`` model, one of more than two latent dimensions, which draws it); runs by
+    their bare names where none of ``models`` (the picker's choices) is so named."""
+    view = {"model": address_name(choice, models)}
     beside = st.session_state.get(BESIDE)
     if beside and beside != NO_BESIDE:
-        view["beside"] = beside
+        view["beside"] = address_name(beside, models)
     if wide and st.session_state.get(MAP, "pca") != "pca":
         view["map"] = st.session_state[MAP]
     if st.session_state.get(DENSITY):
