@@ -11,7 +11,7 @@ import torch
 from explorer.cards import Card, save_evidence
 from explorer.checkpoints import load_checkpoint, pretrained_names
 from explorer.ui.theory import CLICKED, EM_FIGURE, IDEAS, TAB_KEY, TABS
-from tests.apptest import captions, charts, page, png, select_points, spec
+from tests.apptest import _values, captions, charts, page, png, select_points, spec
 
 pytestmark = pytest.mark.integration
 THEORY = "pages/8_Theory.py"
@@ -243,3 +243,22 @@ def test_the_shipped_mnist_z2_card_carries_the_identity_figures():
     assert figures is not None and figures.n == 100
     assert 0 < figures.median_gap < figures.mean_gap and figures.mean_kl > 1
     assert figures.residual < 0.01  # ELBO + KL(q || p(z|x)) meets log p(x), two quadratures
+
+
+@pytest.mark.parametrize("start", [0, 3])
+def test_every_steps_ellipses_lie_within_the_em_figure_and_its_axes_hold_still(start):
+    """The start's broad 2-sd ellipses were cut at the plot's top (the axes were the data's)."""
+    at = theory("mnist-z2", "EM", **{"em-start": start})
+    ranges = []
+    for step in ("start", "E-step 1", "M-step 1"):
+        at.session_state["em-step"] = step
+        at.run()
+        assert not at.exception
+        layout = figure(at, EM_FIGURE)["layout"]
+        (x0, x1), (y0, y1) = layout["xaxis"]["range"], layout["yaxis"]["range"]
+        for t in figure(at, EM_FIGURE)["data"]:
+            if t.get("mode") == "lines":  # the ellipses
+                xs, ys = _values(t["x"]), _values(t["y"])
+                assert min(xs) >= x0 and max(xs) <= x1 and min(ys) >= y0 and max(ys) <= y1, step
+        ranges.append((x0, x1, y0, y1))
+    assert len(set(ranges)) == 1

@@ -69,6 +69,15 @@ def click_plane(x: np.ndarray) -> np.ndarray:
     return np.stack(np.meshgrid(a, b, indexing="ij"), -1).reshape(-1, 2)
 
 
+def outlines_reach(mixtures) -> np.ndarray:
+    """Points (M, 2) at the far ends of every component's 2-sd ellipse in ``mixtures`` (every step
+    of an EM run): with the data, what the EM figure's plane must take in so that no step's
+    ellipse is cut at the plot's edge (the start's broad ones were) and the axes hold still from
+    step to step."""
+    ends = [ellipse(mu, cov, 2.0) for m in mixtures for mu, cov in zip(m.means, m.covariances)]
+    return np.concatenate(ends) if ends else np.zeros((0, 2))
+
+
 def em_figure(
     x: np.ndarray,
     mixture: Mixture | None,

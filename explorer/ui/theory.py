@@ -125,7 +125,8 @@ def em_ui() -> None:
     left, right = st.columns([3, 2])
     title = f"{step}: responsibilities and components"
     clicked = len(st.session_state.get(CLICKED, []))
-    _em_chart(left, figures.em_figure(x, mixture, resp, title, figures.click_plane(x), clicked))
+    plane = figures.click_plane(np.concatenate([x, figures.outlines_reach(run.mixtures)]))
+    _em_chart(left, figures.em_figure(x, mixture, resp, title, plane, clicked))
     chart(
         right,
         figures.curve_figure(run.log_likelihood, shown, "log-likelihood per iteration", "nats"),
