@@ -216,3 +216,27 @@ def test_a_conv_model_of_colour_images_trains_resumes_exactly_and_evaluates(tmp_
     x, _ = eval_images("shapes", "test", False, 50)
     result = evaluate(model, x, k=20)
     assert 0 < result.bits_per_dim < 8 and result.log_likelihood >= result.elbo - 1.0
+
+
+def test_a_stop_just_after_a_log_line_gives_no_rate_of_its_one_step(tmp_path, monkeypatch):
+    """A stop a step after a metrics line logged that one step's rate, timed with the line's own
+    writing: the Train page then showed 2,471 samples/s for a run that had trained at 11,500."""
+    import os
+    import signal
+
+    from explorer.train import loop
+
+    calls = []
+    train_step = loop.Trainer.train_step
+
+    def step_then_stop(self, idx):
+        calls.append(1)
+        if len(calls) == 11:  # just after the line of step 10 (log_every 5)
+            os.kill(os.getpid(), signal.SIGINT)  # as Stop on the Train page or Ctrl-C does
+        return train_step(self, idx)
+
+    monkeypatch.setattr(loop.Trainer, "train_step", step_then_stop)
+    out = start_run(tmp_path / "r", SMALL, small_config(epochs=1, limit=2000), progress=False)
+    steps = [r for r in read_metrics(out) if r["type"] == "step"]
+    assert [r["step"] for r in steps] == [5, 10, 11]
+    assert all(r["samples_per_s"] > 0 for r in steps[:2]) and "samples_per_s" not in steps[2]
