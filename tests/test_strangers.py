@@ -142,7 +142,8 @@ def test_a_stranger_is_told_what_made_it_strange():
     assert set(verdicts[2].reasons) == {REASONS["full ink"][0], REASONS["ink width"][1]}
     assert verdicts[3].reasons == () and 1 <= len(verdicts[0].reasons) <= 2
     message = stranger_message(verdicts[0], "a digit")
-    assert message.endswith(f"What made it strange, most: {'; and '.join(verdicts[0].reasons)}.")
+    said = "; and ".join(verdicts[0].reasons)
+    assert message.endswith(f"What made it strange, most (in the prepared picture the model reads): {said}.")
     arrays = detector_arrays(detector)
     scalars = {"components": detector.components, "quantile": detector.quantile,
                "threshold": detector.threshold, "ink": detector.ink}  # fmt: skip
@@ -384,4 +385,5 @@ def test_a_flat_t_shirt_silhouette_is_told_it_is_plainer_than_the_photos():
     x = preprocess_image(picture, "fashion-mnist")[None]
     verdict = detector.verdicts(image_statistics(model, x))[0]
     assert verdict.stranger and "plainer than the training images" in verdict.reasons[0]
-    assert "What made it strange, most: it is plainer" in stranger_message(verdict, "a clothing item")
+    said = "What made it strange, most (in the prepared picture the model reads): it is plainer"
+    assert said in stranger_message(verdict, "a clothing item")

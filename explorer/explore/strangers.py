@@ -283,7 +283,12 @@ def stranger_message(verdict: Verdict, a_item: str = "a digit") -> str | None:
     ``a_item``: "a digit", "an image"."""
     if not verdict.stranger:
         return None
-    why = f" What made it strange, most: {'; and '.join(verdict.reasons)}." if verdict.reasons else ""
+    why = (  # of the picture as prepared for the model (a photo may come out as a bar or a blob)
+        f" What made it strange, most (in the prepared picture the model reads): "
+        f"{'; and '.join(verdict.reasons)}."
+        if verdict.reasons
+        else ""
+    )
     return (
         f"This does not look like the training data: it is stranger than {verdict.percentile:.1f}% "
         f"of the test images (the warning starts at {100 * STRANGER_QUANTILE:.0f}%). It may not be "
