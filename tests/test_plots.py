@@ -1,5 +1,7 @@
 """Figures: valid plotly, the right points in the right traces."""
 
+import math
+
 import plotly.graph_objects as go
 
 from explorer.evaluate import fit_projection
@@ -78,6 +80,10 @@ def test_overlays_prior_map_kl_bars_and_animation_are_valid_plotly():
     outline, point, path = fig.data[-3:]
     assert outline.line.dash == "dash" and list(point.text) == ["drawing"]
     assert [a.text for a in fig.layout.annotations] == ["drawing", "A", "B"]  # names in boxes
+    # A and B stand off their ends away from the path (above them, they sat on its steps): the
+    # path leaves A up and to the right, so A's box is down-left (y down on the screen), B's up-right
+    a, b = fig.layout.annotations[1:]
+    assert a.ax < 0 and a.ay > 0 and b.ax > 0 and b.ay < 0 and abs(math.hypot(a.ax, a.ay) - 30) < 1e-9
     assert not any(t.showlegend for t in fig.data[-3:])  # the legend, and the plot area, keep still
 
     mu = torch.cat([torch.randn(300, 1).abs() + 0.5, torch.randn(300, 1)], 1)

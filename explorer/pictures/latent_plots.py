@@ -5,6 +5,7 @@ Streamlit here."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -267,13 +268,29 @@ def add_path(fig: go.Figure, points, name: str, colour: str = "black") -> str:
     drawn, way = at_edge(ends, fig.layout.xaxis.range, fig.layout.yaxis.range)
     named = {a.text for a in fig.layout.annotations}  # paths share their ends: one label each
     said = []
-    for end, point, place, w in zip("AB", ends, drawn, way):
+    inward = (
+        [np.subtract(points[1], points[0]), np.subtract(points[-2], points[-1])]
+        if len(xs) > 1
+        else [[0, 0]] * 2
+    )
+    for end, point, place, w, along in zip("AB", ends, drawn, way, inward):
         if w.any():
             add_points(fig, [point], [end], colour, label=False, size=14)
             said.append(f"{end} {off_map_words(point, w)}")
         if end not in named:
-            add_label(fig, float(place[0]), float(place[1]), end, "black")
+            add_label(fig, float(place[0]), float(place[1]), end, "black", *away_from(along))
     return "; ".join(said)
+
+
+def away_from(along, pixels: float = 30.0) -> tuple[float, float]:
+    """A label's offset (ax, ay) in pixels, ``pixels`` from its point, opposite the direction
+    ``along`` (2,) in which the path leaves it (one scale on both axes; y points down on the
+    screen): the A and B of an interpolation sat on the path's own steps, above their ends."""
+    dx, dy = float(along[0]), float(along[1])
+    norm = math.hypot(dx, dy)
+    if norm == 0:
+        return 0.0, -26.0  # above, as any other label
+    return -pixels * dx / norm, pixels * dy / norm
 
 
 def prior_vs_posterior(dmap, axis_titles: tuple[str, str] = ("z1", "z2"), height: int = 560) -> go.Figure:
