@@ -140,6 +140,10 @@ def test_the_paper_page_draws_every_panel_with_its_sentence(tmp_path, monkeypatc
     costs = at.table[0].value  # a static table (a data grid: 0.1-0.2 s of every visit)
     # MNIST's Figure 2 trains on its classic 50,000 images
     assert set(costs["N_train"]) == {"50,000"} and len(costs) == 10
+    # minutes to a tenth (st.table wrote 6.4000) and the step size as given; on a phone a line
+    # says the table scrolls (its right-hand columns looked cut off)
+    assert set(costs["minutes per 10^6 samples"]) == {"1.0"} and set(costs["Adagrad step size"]) == {"0.02"}
+    assert any("scroll it sideways" in h.proto.body for h in at.get("html"))
 
 
 @pytest.mark.integration

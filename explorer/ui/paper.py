@@ -104,8 +104,9 @@ def cost_table(curves: list[dict]) -> None:
             rows.append({"figure": figure, "dataset": c.get("dataset", "mnist"), "N_z": c.get("nz", 3),
                          "N_train": f"{c.get('n_train') or TRAIN_SIZE.get(c.get('dataset', 'mnist'), 0):,}",
                          "algorithm": c["algorithm"],
-                         "samples reached": f"{last:,}", "minutes per 10^6 samples": round(minutes, 1),
-                         "Adagrad step size": c.get("lr"), "curve": c.get("source")})  # fmt: skip
+                         "samples reached": f"{last:,}", "minutes per 10^6 samples": f"{minutes:.1f}",
+                         "Adagrad step size": f"{c['lr']:g}" if c.get("lr") else "-",
+                         "curve": c.get("source")})  # fmt: skip
     rows.sort(
         key=lambda r: (
             r["figure"],
@@ -126,5 +127,11 @@ def cost_table(curves: list[dict]) -> None:
         )
         # static (a data grid took 0.1-0.2 s of every visit), scrolled sideways on a narrow screen
         # (nine columns ran off a phone's right edge)
-        st.html("<style>.st-key-costs [data-testid=stTable] { overflow-x: auto; }</style>")
+        # (nine columns ran off a phone's right edge); there, a line says so, as nothing else would
+        st.html(
+            "<style>.st-key-costs [data-testid=stTable] { overflow-x: auto; } .costs-scroll { display: "
+            "none; font-size: 0.875rem; opacity: 0.7; } @media (max-width: 640px) { .costs-scroll { "
+            "display: block; } }</style><div class='costs-scroll'>The table has nine columns: scroll it "
+            "sideways to see them all.</div>"
+        )
         st.container(key="costs").table(rows, hide_index=True)
