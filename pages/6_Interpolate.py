@@ -7,7 +7,7 @@ import torch
 from explorer.explore.latent import decode_mean, interpolate
 from explorer.explore.posterior import posterior
 from explorer.pictures.images import gif_bytes, make_grid, png_bytes, upscale
-from explorer.pictures.latent_plots import add_path
+from explorer.pictures.overlays import add_path
 from explorer.ui.ends import interpolation_end
 from explorer.ui.models import MAP_POINTS, dataset_of, label_names, model_key, model_or_stop
 from explorer.ui.scatter import base_scatter

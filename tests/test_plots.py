@@ -63,13 +63,8 @@ def test_overlays_prior_map_kl_bars_and_animation_are_valid_plotly():
     import torch
 
     from explorer.explore.density import density_map
-    from explorer.pictures.latent_plots import (
-        add_outline,
-        add_path,
-        add_points,
-        latent_animation,
-        prior_vs_posterior,
-    )
+    from explorer.pictures.latent_plots import latent_animation, prior_vs_posterior
+    from explorer.pictures.overlays import add_outline, add_path, add_points
     from explorer.pictures.plots import kl_bars
 
     fig = latent_scatter([[0.0, 0.0], [1.0, 1.0]], [0, 1])

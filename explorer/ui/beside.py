@@ -13,7 +13,8 @@ from explorer.errors import ExplorerError
 from explorer.explore.latent import code_range
 from explorer.model import VAE
 from explorer.pictures.images import make_grid, png_bytes
-from explorer.pictures.latent_plots import add_outline, latent_scatter
+from explorer.pictures.latent_plots import latent_scatter
+from explorer.pictures.overlays import add_outline
 from explorer.pictures.plots import manifold_figure
 from explorer.ui.models import (
     choices,

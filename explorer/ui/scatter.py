@@ -13,15 +13,8 @@ from explorer.explore.posterior import deterministic, posterior_ellipses
 from explorer.explore.projections import NAMES
 from explorer.pictures.edges import at_edge, directions, off_map_words
 from explorer.pictures.labels import label_points, star_sizes
-from explorer.pictures.latent_plots import (
-    UPLOAD_COLOURS,
-    add_outline,
-    add_points,
-    fitted_ranges,
-    latent_scatter,
-    upload_colour,
-    upload_symbol,
-)
+from explorer.pictures.latent_plots import fitted_ranges, latent_scatter
+from explorer.pictures.overlays import UPLOAD_COLOURS, add_outline, add_points, upload_colour, upload_symbol
 from explorer.ui.models import MAP_POINTS, chosen_map
 
 
