@@ -94,10 +94,14 @@ def test_a_run_is_found_by_the_name_the_command_line_gives_it():
     assert read_address({"model": "nope"}, MODELS).wrong
 
 
-def test_back_and_forward_show_the_view_their_address_names(shipped):
+def test_back_and_forward_show_the_view_their_address_names(shipped, monkeypatch):
     """The browser's Back and Forward change the address under a running session: the page shows
     that view (model, density, clicked image), what the address leaves out back at its default;
-    the session's own view must not write itself back over it."""
+    the session's own view must not write itself back over it. (AppTest cannot press Back: its
+    runs are made history steps here.)"""
+    from explorer.ui import share
+
+    monkeypatch.setattr(share, "history_step", lambda: True)
     at = page(LATENT)
     at.query_params.update({"model": "mnist-z5", "point": "4", "density": "1"})
     at.run()
@@ -129,3 +133,20 @@ def test_a_run_is_written_into_the_address_by_its_bare_name():
     assert address_name("mnist-z5", models) == "mnist-z5"
     for choice in models:
         assert read_address({"model": address_name(choice, models)}, models).model == choice
+
+
+def test_a_widgets_rerun_with_an_old_address_is_not_taken_for_back(shipped, monkeypatch):
+    """A rerun that is not a history step may carry the address from before the last run's (the
+    browser had not yet heard of it): the session's view stays, and is written back."""
+    from explorer.ui import share
+
+    monkeypatch.setattr(share, "history_step", lambda: False)
+    at = page(LATENT)
+    at.query_params.update({"model": "mnist-z5", "point": "4"})
+    at.run()
+    at.query_params.clear()
+    at.query_params["model"] = "mnist-z2"  # stale, not Back
+    at.run()
+    assert at.sidebar.selectbox(key="model_picker").value == "mnist-z5"
+    assert at.session_state["picked"] == ("mnist-z5", 4)
+    assert dict(at.query_params) == {"model": "mnist-z5", "point": "4"}

@@ -53,6 +53,11 @@ def _remember_click(choice: str) -> None:
         st.toast(f"Test image #{st.session_state[PICKED][1]}: beside the map (under it on a phone).")
 
 
+# Where the contours go when they are off: the same number of traces either way, so that plotly
+# keeps a zoom across the switch (a trace added or taken away reset it to the whole map).
+_PLACEHOLDER = {"x": [], "y": [], "visible": False, "showlegend": False, "hoverinfo": "skip"}
+
+
 def add_density(
     fig, key: tuple[str, int], dataset: str, projection, points: torch.Tensor, variational: bool,
     shown: bool = True,
@@ -77,6 +82,7 @@ def add_density(
                 fig, [[dmap.xs[cols.min()], dmap.ys[rows.min()]], [dmap.xs[cols.max()], dmap.ys[rows.max()]]]
             )
         if not shown:
+            fig.add_trace(_PLACEHOLDER | {"type": "contour"})
             return
         trace = {"type": "contour", "x": dmap.xs.tolist(), "y": dmap.ys.tolist(),
                  "z": log_q.round(3).tolist(), "autocontour": False, "name": "q(z), log10",
@@ -85,6 +91,7 @@ def add_density(
         trace = {"type": "histogram2dcontour", "x": points[:, 0].tolist(), "y": points[:, 1].tolist(),
                  "ncontours": 12, "name": "density of the codes"}  # fmt: skip
     else:
+        fig.add_trace(_PLACEHOLDER | {"type": "histogram2dcontour"})
         return
     grey = [[0, "#444444"], [1, "#444444"]]  # one dark grey: lines that show over any dots
     trace.update(colorscale=grey, showscale=False, hoverinfo="skip", line={"width": 1.2}, showlegend=False)

@@ -150,13 +150,24 @@ def restore_view(models: Collection[str], default: str | None = None) -> None:
         st.session_state[PICKED] = (address.model, address.point)
 
 
+def history_step() -> bool | None:
+    """Whether this run is the browser's Back or Forward (Streamlit's script-run context says so
+    since 1.53); None where this Streamlit does not say."""
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    ctx = get_script_run_ctx()
+    return None if ctx is None else getattr(ctx, "is_history_navigation", None)
+
+
 def _follow_history(models: Collection[str]) -> None:
     """Back or Forward in the browser changed the address to a view the app wrote earlier in this
     session: show that view (the model, the model beside it, the map, density, the clicked image;
-    what the address leaves out takes its default). An address the app did not write (no model,
-    or a refused value) is left to the view already shown, which ``publish_view`` writes back."""
+    what the address leaves out takes its default). Only on a history step: a widget's rerun can
+    carry the address from before the last run's (the browser had not yet heard of it), and that
+    is not the user going back. An address the app did not write (no model, or a refused value)
+    is left to the view already shown, which ``publish_view`` writes back."""
     now = dict(st.query_params)
-    if now == st.session_state.get(WRITTEN) or "model" not in now:
+    if history_step() is False or now == st.session_state.get(WRITTEN) or "model" not in now:
         return
     address = read_address(now, models)
     st.session_state[WRITTEN] = now
