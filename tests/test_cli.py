@@ -64,6 +64,10 @@ def test_bad_paths_give_one_line(tmp_path):
         assert proc.returncode == 1, args
         assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, args
         assert "error:" in proc.stderr
+    # --resume of a folder that is not there: said so, and nothing made (it made the folder and
+    # its parents, then said it held no checkpoint)
+    proc = run("train", "--resume", str(tmp_path / "runs" / "nope"), "--epochs", "3")
+    assert "there is no run folder" in proc.stderr and not (tmp_path / "runs").exists()
 
 
 OUTPUT = {"sample": ["-o", "s.png"], "manifold": ["-o", "m.png"]}  # their required flags

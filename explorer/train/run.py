@@ -30,7 +30,7 @@ from explorer.errors import ExplorerError
 from explorer.train.distributed import World, join
 from explorer.train.loop import Trainer
 from explorer.train.recorder import Recorder
-from explorer.train.runfolder import RunFolder
+from explorer.train.runfolder import NO_RUN_FOLDER, RunFolder
 
 
 def start_run(
@@ -108,10 +108,7 @@ def resume_run(
     """
     run = RunFolder(out)
     if not run.path.is_dir():  # (claiming it would make the folder)
-        raise ExplorerError(
-            f"cannot resume: there is no run folder {run.path}; name a run that exists, or start "
-            "a new one without --resume"
-        )
+        raise ExplorerError(NO_RUN_FOLDER.format(folder=run.path))
     changes = dict(epochs=epochs, lr=lr, objective=objective, samples=samples, device=device)
     changes = {k: v for k, v in changes.items() if v is not None}
     with run.claim():

@@ -20,9 +20,8 @@ import re
 import time
 from pathlib import Path
 
-from explorer.checkpoints import runs_root
 from explorer.errors import ExplorerError
-from explorer.locations import MODEL_FILE
+from explorer.locations import MODEL_FILE, runs_root
 
 METRICS_FILE = "metrics.jsonl"
 STATUS_FILE = "status.json"
@@ -33,6 +32,10 @@ DATA_FILE = "dataset.json"  # the counts and checksum of the data the run trains
 LOCK_FILE = "run.lock"  # locked (flock) by the process training the run; holds its pid
 CLAIMED_ENV = "VAE_EXPLORER_CLAIMED_RUN"  # the run folder `train --nproc`'s launcher holds for its workers
 SNAPSHOT_SIZE = 2000  # test images whose latent means are saved every epoch
+NO_RUN_FOLDER = (  # a resume of a folder that is not there: said before the folder is claimed (made)
+    "cannot resume: there is no run folder {folder}; name a run that exists, or start a new one "
+    "without --resume"
+)
 RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 

@@ -15,7 +15,7 @@ from explorer.checkpoints import read_config
 from explorer.config import ARCHITECTURE_SETTINGS, RESUMABLE, ModelConfig, TrainConfig
 from explorer.data.specs import spec
 from explorer.errors import ExplorerError
-from explorer.train.runfolder import CLAIMED_ENV, RunFolder, check_run_name, runs_root
+from explorer.train.runfolder import CLAIMED_ENV, NO_RUN_FOLDER, RunFolder, check_run_name, runs_root
 
 
 @dataclass(frozen=True)
@@ -55,6 +55,8 @@ def start_or_resume(
             or whatever ``start_run`` and ``resume_run`` refuse.
     """
     folder = run_folder(out, name, resume)
+    if resume and not folder.is_dir():  # (claiming it would make the folder, and its parents)
+        raise ExplorerError(NO_RUN_FOLDER.format(folder=folder))
     claim = RunFolder(folder).claim(inheritable=before_training is not None)
     before = os.environ.get(CLAIMED_ENV)
     os.environ[CLAIMED_ENV] = str(folder.resolve())
