@@ -96,7 +96,7 @@ class RunImages:
         return len(self.train_x) // self.batch
 
 
-RATE_STEPS = 10  # a step line gives the samples per second of at least this many steps
+RATE_STEPS = 10  # a step line gives the losses and samples per second of at least this many steps
 
 
 class Meter:
@@ -261,15 +261,17 @@ class Trainer:
         loss, recon, kl = (sums / steps).tolist()  # the one sync per log step
         if not math.isfinite(loss):
             raise self.record.diverged(f"at step {self.position.step} (loss {loss})")
-        rate = steps * self.data.batch / max(seconds, 1e-9)
         step = self.position.step
-        row = dict(type="step", epoch=epoch, step=step, samples=step * self.data.batch,
-                   train_loss=loss, recon=recon, kl=kl)  # fmt: skip
+        row = dict(type="step", epoch=epoch, step=step, samples=step * self.data.batch)
         elapsed = self.position.seconds + time.perf_counter() - start
-        # A stop's line may hold a step or two since the last, timed with the log's own writing
-        # (2,471 samples/s shown after a stop, 11,500 while running): no rate from so few.
-        speed = {"samples_per_s": rate} if steps >= min(RATE_STEPS, self.cfg.log_every) else {}
-        self.record.metrics({**row, "seconds": elapsed, **speed})
+        # A stop's line may hold a step or two since the last: their mean loss is one minibatch's
+        # (a spike in the curves, 154 among 166-170) and their rate is timed with the log's own
+        # writing (2,471 samples/s shown after a stop, 11,500 while running). Such a line keeps
+        # the position alone; the epoch's line counts its steps.
+        if not (self.stop_now and steps < min(RATE_STEPS, self.cfg.log_every)):
+            rate = steps * self.data.batch / max(seconds, 1e-9)
+            row.update(train_loss=loss, recon=recon, kl=kl, samples_per_s=rate)
+        self.record.metrics({**row, "seconds": elapsed})
         return loss
 
     def end_epoch(self, epoch: int, meter: Meter, start: float) -> None:
