@@ -267,7 +267,7 @@ class Trainer:
         # A stop's line may hold a step or two since the last: their mean loss is one minibatch's
         # (a spike in the curves, 154 among 166-170) and their rate is timed with the log's own
         # writing (2,471 samples/s shown after a stop, 11,500 while running). Such a line keeps
-        # the position alone; the epoch's line counts its steps.
+        # the position alone, where a resume goes on from.
         if not (self.stop_now and steps < min(RATE_STEPS, self.cfg.log_every)):
             rate = steps * self.data.batch / max(seconds, 1e-9)
             row.update(train_loss=loss, recon=recon, kl=kl, samples_per_s=rate)
