@@ -105,20 +105,28 @@ class ScatterPicture:
         py = (self.lim - points[:, 1]) * scale
         return torch.stack([px, py], 1)
 
-    def with_star(self, point: tuple[float, float]) -> np.ndarray:
-        """The scatter with a black star at ``point`` (clamped to the frame): uint8 (H, W, 3)."""
+    def with_star(self, point: tuple[float, float], radius: float = 11.0) -> np.ndarray:
+        """The scatter with a black star of ``radius`` pixels at ``point`` (clamped to the
+        frame): uint8 (H, W, 3)."""
         import math
 
         from PIL import ImageDraw
 
         image = self.base.copy()
-        x, y = self.to_pixels(torch.tensor([point], dtype=torch.float32)).clamp(6, self.size - 6)[0].tolist()
+        edge = radius / 2
+        x, y = (
+            self.to_pixels(torch.tensor([point], dtype=torch.float32))
+            .clamp(edge, self.size - edge)[0]
+            .tolist()
+        )
         star = [
             (x + r * math.sin(a), y - r * math.cos(a))
             for i in range(10)
-            for a, r in [(i * math.pi / 5, 11 if i % 2 == 0 else 4.5)]
+            for a, r in [(i * math.pi / 5, radius if i % 2 == 0 else 0.41 * radius)]
         ]
-        ImageDraw.Draw(image).polygon(star, fill=(0, 0, 0), outline=(255, 255, 255))
+        ImageDraw.Draw(image).polygon(
+            star, fill=(0, 0, 0), outline=(255, 255, 255), width=max(1, round(radius / 8))
+        )
         return np.asarray(image)
 
 

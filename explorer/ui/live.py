@@ -130,7 +130,7 @@ def server_decoder(
         scatter, projection, axes = on_map
         where = projection(z[None].float())[0].tolist()
         picture.image(
-            scatter.with_star(where),
+            scatter.with_star(where, radius=24),  # the map is shown at half its size or less
             caption=f"The star: where z lies among {len(scatter.labels):,} encoded test images, coloured "
             f"by label ({axes}, -{scatter.lim:g} to {scatter.lim:g})",
         )
