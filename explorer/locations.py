@@ -31,7 +31,12 @@ def pretrained_names() -> list[str]:
 
 
 def resolve(path_or_name: str | os.PathLike) -> Path:
-    """A checkpoint folder from a path (folder or its model.safetensors) or a shipped name."""
+    """A checkpoint folder from a path (folder or its model.safetensors), a shipped model's name
+    or a run's name (in ``runs_root()``).
+
+    Raises:
+        CheckpointError: a pickle checkpoint (refused: loading one can run code), or nothing there.
+    """
     path = Path(path_or_name)
     if path.suffix.lower() in PICKLE_SUFFIXES:
         raise CheckpointError(
