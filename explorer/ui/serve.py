@@ -1,8 +1,9 @@
 """Start the explorer's Streamlit server with the pages' imports already done.
 
 ``python -m explorer.ui.serve [streamlit options]`` is ``streamlit run app.py [options]`` plus one
-thing: before the server starts, it imports every module the app's pages import, and the
-libraries their code imports on first use (PyTorch alone takes about 1.5 s on a 2-core host,
+thing: before the server starts, it imports every module the app's pages import, the
+libraries their code imports on first use, and what plotly and Pillow import at their first figure
+and picture (PyTorch alone takes about 1.5 s on a 2-core host,
 scikit-learn with SciPy 2.7 s), so the first visitor's page does not wait for them: Streamlit runs
 each session's script in the server's own process, where ``sys.modules`` is shared.
 
@@ -111,6 +112,45 @@ def warm(modules: list[str]) -> dict[str, float]:
     return took
 
 
+def warm_first_use() -> float:
+    """Do what the first page of a fresh server did on first use, and every later page did not;
+    seconds it took: build and serialise one plotly figure of every trace type and layout part the
+    pages draw (plotly imports each one's validators on first use, 137 modules), load Pillow's image
+    formats (imported at the first encode), and Streamlit's REPL check (below). Sampled in a fresh
+    server's first deep link on a 2-core host: 80 ms the REPL check, 70-90 ms plotly's imports."""
+    import plotly.graph_objects as go
+    from PIL import Image
+    from streamlit import env_util
+
+    start = time.perf_counter()
+    grid = [[0.0, 1.0], [1.0, 0.0]]
+    fig = go.Figure(
+        [
+            go.Scatter(x=[0], y=[0], mode="lines+markers+text", customdata=[0], hovertemplate="%{x}",
+                       marker={"size": 4, "symbol": "star", "line": {"width": 1}}, line={"dash": "dash"},
+                       selected={"marker": {"size": 7}}, unselected={"marker": {"opacity": 0.2}}),
+            go.Scattergl(x=[0], y=[0], mode="markers", marker={"size": 4}),
+            go.Contour(z=grid, contours={"start": 0, "end": 1, "size": 0.5}),
+            go.Histogram2dContour(x=[0, 1], y=[1, 0]),
+            go.Heatmap(z=grid),
+            go.Bar(x=[0], y=[1]),
+            go.Image(z=[[[0, 0, 0]]]),
+        ],
+        layout={"title": "warm", "xaxis": {"range": [0, 1], "title": "z1"}, "yaxis": {"scaleanchor": "x"},
+                "legend": {"orientation": "h"}, "margin": {"l": 40}, "annotations": [{"text": "a"}],
+                "shapes": [{"type": "line"}], "updatemenus": [{"type": "buttons"}], "sliders": [{}],
+                "uirevision": "warm"},
+    )  # fmt: skip
+    fig.update_xaxes(type="log")
+    fig.to_json()
+    Image.init()
+    # Streamlit asks once per process, at the first element a page sends, whether it runs in a
+    # REPL: ``inspect.stack()``, whose first call maps every loaded module to its file (80 ms
+    # with PyTorch's thousands). Asked here, that map is made before the first visitor.
+    env_util.is_repl()
+    return time.perf_counter() - start
+
+
 def server_threads(cores: int | None, environ=os.environ) -> int | None:
     """PyTorch's intra-op threads for the server on ``cores`` cores: one fewer (at least one), or
     None where ``OMP_NUM_THREADS`` is set (PyTorch then follows it)."""
@@ -125,6 +165,7 @@ def main(argv: list[str] | None = None) -> None:
     from streamlit.web import cli
 
     warm(modules_to_warm())
+    warm_first_use()
     threads = server_threads(os.cpu_count())
     if threads is not None:
         import torch
