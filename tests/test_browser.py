@@ -95,6 +95,49 @@ def test_latent_space_deep_link_and_click(browser, server):
     page.close()
 
 
+MAP_RANGES = """() => {
+  const gd = document.querySelector('[data-testid=stMain] .js-plotly-plot');
+  return [...gd._fullLayout.xaxis.range, ...gd._fullLayout.yaxis.range].map(v => +v.toFixed(3));
+}"""
+
+
+def test_a_zoom_survives_the_density_contours_switched_on_and_off(browser, server):
+    """The density toggle changes the map's figure, which Streamlit draws as a new chart: the zoom
+    went back to the whole map (x [-2.85, 2.45] -> [-5.50, 5.09]). Kept now; a double-click (reset)
+    forgets it."""
+    url, _ = server
+    page = open_page(browser, f"{url}/Latent_space?model=mnist-z2")
+    page.wait_for_selector("[data-testid=stMain] .js-plotly-plot canvas", timeout=30_000)
+    wait_idle(page)
+    whole = page.evaluate(MAP_RANGES)
+    page.locator("[data-testid=stMain] .js-plotly-plot").first.hover()
+    page.locator('[data-testid=stMain] .modebar-btn[data-title="Zoom in"]').first.click()
+    changed = f"(whole) => JSON.stringify(({MAP_RANGES})()) !== JSON.stringify(whole)"
+    page.wait_for_function(changed, arg=whole, timeout=10_000)
+    zoomed = page.evaluate(MAP_RANGES)
+    density = page.locator("[data-testid=stSidebar]").get_by_text("Density contours", exact=True)
+    for state in ("on", "off"):
+        density.click()
+        wait_idle(page)
+        page.wait_for_selector(
+            "[data-testid=stMain] .js-plotly-plot .contourlayer path",
+            state="attached" if state == "on" else "detached", timeout=30_000,
+        )  # fmt: skip
+        page.wait_for_timeout(300)
+        assert page.evaluate(MAP_RANGES) == zoomed, state
+    box = page.locator("[data-testid=stMain] .js-plotly-plot .nsewdrag").first.bounding_box()
+    page.mouse.dblclick(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)  # reset the axes
+    page.wait_for_timeout(500)
+    assert page.evaluate(MAP_RANGES) == whole
+    density.click()
+    wait_idle(page)
+    page.wait_for_selector("[data-testid=stMain] .js-plotly-plot .contourlayer path", timeout=30_000)
+    page.wait_for_timeout(300)
+    assert page.evaluate(MAP_RANGES) == whole  # the reset is kept too
+    no_exception(page)
+    page.close()
+
+
 DENSEST_POINT = (
     """() => {
   // Pixel position of the scatter point with the most neighbours within 6 pixels."""

@@ -19,6 +19,7 @@ from explorer.ui.image_report import posterior_bars, samples_picture
 from explorer.ui.models import chosen_map, encoded_test_set, label_names, test_images
 from explorer.ui.scatter import axis_titles, close_up
 from explorer.ui.share import PICKED, forget_point
+from explorer.ui.view_keeper import keep_view
 from explorer.ui.widgets import chart
 
 DECADES = 3.0  # density contours: from the peak of log10 q(z) down this far
@@ -140,6 +141,7 @@ def test_set_scatter(
     with left:
         select = ("points", "box", "lasso")
         chart(st, fig, on_select=lambda: _remember_click(choice), selection_mode=select, key="scatter")
+        keep_view(st, "scatter", f"{choice}|{projection.kind}|{count}")  # the density toggle redraws it
         st.caption("Click a dot, or pick the box or lasso in the chart's toolbar to select a region.")
     _below_map(model, choice, key, dataset, names)
     with right:
