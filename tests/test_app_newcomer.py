@@ -332,6 +332,9 @@ def test_the_small_map_of_an_autoencoder_holds_every_code():
     with torch.no_grad():
         codes = load_checkpoint("mnist-ae-z2").encode(test.images.float() / 255)[0]
     assert math.ceil(float(codes.abs().max())) == header["reach"] > 50
+    # and the small map holds the sliders' whole reach: on a 2-D model the star went past its edge
+    # (the map stopped at +-91, the sliders at +-115)
+    assert header["lim"] >= header["reach"]
 
 
 def test_an_autoencoder_disables_what_only_a_vae_has(shipped):

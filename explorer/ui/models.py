@@ -328,8 +328,14 @@ def scatter_picture(path: str, mtime_ns: int, dataset: str) -> ScatterPicture:
     """The Manifold page's small map: MAP_POINTS encoded test images, drawn once per model."""
     means, projection, labels = latent_map(path, mtime_ns, dataset)
     points = projection(means[:MAP_POINTS])
-    # every dot drawn: an autoencoder's far clusters (mnist-ae-z2's 1s, beyond +-50) included
-    lim = max(map_reach(means), float(math.ceil(points.abs().max()))) if len(points) else map_reach(means)
+    # every test code's place, not only the dots drawn: an autoencoder's far clusters (mnist-ae-z2's
+    # 1s, beyond +-50) included, and for a 2-D model the sliders' whole reach (slider_reach), so the
+    # star stays on the map (it stopped at +-91 while the sliders went on to +-115)
+    lim = (
+        max(map_reach(means), float(math.ceil(projection(means).abs().max())))
+        if len(means)
+        else map_reach(means)
+    )
     return ScatterPicture(points, labels[:MAP_POINTS], list(PALETTE), lim=lim)
 
 
