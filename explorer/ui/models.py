@@ -132,11 +132,11 @@ def navigation() -> None:
     )
 
 
-def model_picker() -> str | None:
-    """The sidebar: page links, then a select box of shipped models and runs, remembered across
-    pages."""
+def model_picker(options: list[str] | None = None) -> str | None:
+    """The sidebar: page links, then a select box of ``options`` (default ``choices()``: shipped
+    models and runs), remembered across pages."""
     navigation()
-    options = choices()
+    options = choices() if options is None else options
     if not options:
         st.sidebar.error("No models found in pretrained/ or runs/. Train one on the Train page.")
         return None
@@ -162,7 +162,8 @@ def model_picker() -> str | None:
 
 def model_or_stop() -> tuple[str, VAE, dict]:
     """Picker + load, or an explanation and st.stop(): the guard at the top of each page."""
-    choice = model_picker()
+    options = choices()  # a folder listing, once a run: the picker's and the address's
+    choice = model_picker(options)
     if choice is None:
         st.info("No model to explore yet: train one on the Train page.")
         st.stop()
@@ -178,7 +179,7 @@ def model_or_stop() -> tuple[str, VAE, dict]:
         choice, model.config.latent_dim, lambda: len(test_images(dataset)[1]),
         lambda beside: _beside_refusal(beside, choice, dataset),
     )  # fmt: skip
-    publish_view(choice, wide=model.config.latent_dim > 2, models=choices())
+    publish_view(choice, wide=model.config.latent_dim > 2, models=options)
     st.sidebar.caption("The address bar holds this view (model, map, clicked image): copy it to share.")
     return choice, model, config
 
