@@ -1,5 +1,7 @@
 """Reconstruct: test images beside their reconstructions, and your own uploads."""
 
+import html
+
 import streamlit as st
 import torch
 
@@ -9,6 +11,7 @@ from explorer.errors import ImageError
 from explorer.evaluate import score_name
 from explorer.explore.latent import PICK_MODES, Reconstruction, decode_mean, pick_images, reconstruct
 from explorer.pictures.images import make_grid, png_bytes
+from explorer.pictures.overlays import upload_colour, upload_symbol
 from explorer.pictures.reading import MAX_UPLOADS, UPLOAD_TYPES
 from explorer.ui.image_report import image_report, reconstruction_gallery
 from explorer.ui.models import (
@@ -84,6 +87,13 @@ for upload in uploads[:MAX_UPLOADS]:
     except ImageError as exc:
         st.error(f"{upload.name}: {exc}")
         continue
+    # its number and mark as the map below draws them (the name was only in a grey caption)
+    n = len(placed)
+    glyph = "&#9733;" if upload_symbol(n) == "star" else "&#9670;"
+    st.html(
+        f'<p style="margin: 0; font-weight: 600"><span style="color: {upload_colour(n)}">{glyph}</span> '
+        f"{n + 1}. {html.escape(upload.name)}</p>"
+    )
     a, b = st.columns([3, 2])
     with a:
         mu, sigma = image_report(model, x, key, dataset, upload.name, explain=not placed)

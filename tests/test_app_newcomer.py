@@ -69,6 +69,12 @@ def test_two_uploads_on_the_map_cannot_pass_for_the_data(mnist_test, monkeypatch
     assert [boxes[n]["bordercolor"] for n in ("1", "2")] == [t["marker"]["color"] for t in stars]
     key = next(c.value for c in at.caption if "its number says which" in c.value)
     assert "**1** upload-0.png (black)" in key and "**2** upload-1.png (magenta)" in key
+    # each upload's report is headed by its number and mark, as on the map (its name was only in
+    # the grey caption under its pictures)
+    heads = [h.proto.body for h in at.get("html") if "upload-" in h.proto.body]
+    assert len(heads) == 2
+    for n, (head, star) in enumerate(zip(heads, stars)):
+        assert f"{n + 1}. upload-{n}.png" in head and f"color: {star['marker']['color']}" in head
 
 
 def test_the_train_form_says_what_each_field_does_for_the_model_chosen(shipped):
