@@ -427,3 +427,25 @@ def test_a_convolutional_models_sliders_show_where_z_lies_on_the_map():
     after = next(c for c in at.get("image") if c.proto.imgs[0].caption.startswith("The star"))
     assert after.proto.imgs[0].url != before  # the star moved
     assert any("2,000 encoded test images" in c for c in captions(at))
+
+
+def test_marks_drawn_smaller_over_others_are_explained_under_the_map():
+    """Two uploads at one code make nested marks, the later one smaller (labels.star_sizes): the
+    key under the map said nothing of it, and the sizes looked like a scale of something."""
+    import torch
+
+    from explorer.evaluate import fit_projection
+    from explorer.pictures.latent_plots import latent_scatter
+    from explorer.ui.scatter import draw_uploads
+
+    torch.manual_seed(0)
+    codes = torch.randn(500, 2)
+    one = (torch.tensor([0.5, 0.5]), torch.full((2,), 0.1))
+
+    def key_for(*means):
+        fig = latent_scatter(codes.tolist(), [i % 10 for i in range(500)], None, ("z1", "z2"))
+        placed = [(f"u{i}.png", mean, one[1]) for i, mean in enumerate(means)]
+        return draw_uploads(fig, fit_projection(codes), placed)
+
+    assert "smaller mark" in key_for(one[0], one[0])
+    assert "smaller mark" not in key_for(one[0], torch.tensor([-2.0, -2.0]))

@@ -107,9 +107,10 @@ def draw_uploads(fig, projection, placed: list[tuple[str, torch.Tensor, torch.Te
         f"**{n}** {name} ({word}{'; ' + off if off else ''})"
         for n, name, word, off in zip(numbers, plain, words, where)
     )
-    return key + (
-        " (a triangle at the edge points to an image past the test set's dots)" if any(where) else ""
-    )
+    notes = [" (a triangle at the edge points to an image past the test set's dots)" if any(where) else ""]
+    if len(set(sizes)) > 1:  # star_sizes: a mark drawn over earlier ones is smaller, their tips showing
+        notes.append(" (a smaller mark lies over a larger one: images that close together on the map)")
+    return key + "".join(notes)
 
 
 CLOSE_UP = 0.03  # the close-up's half-width at least, as a share of the map's width
