@@ -101,3 +101,26 @@ def test_reconstructs_test_images_keep_four_to_a_row_on_a_phone(browser, server)
     assert len({top for top, _ in boxes[:4]}) == 1 and boxes[4][0] > boxes[0][0], boxes  # 4 to a row
     assert all(width < 100 for _, width in boxes), boxes
     assert upload["y"] < 2000, upload  # (it was about 2,700 px down)
+
+
+def test_a_toast_on_a_phone_opens_at_the_bottom_not_over_the_title(browser, server):
+    """A click on the latent map says "Test image #N: ... (under it on a phone)" in a toast, which
+    opened at the top of the screen, over the page's title."""
+    from tests.test_browser import PLOT_POINT
+
+    url, _ = server
+    page = _phone(browser)
+    page.goto(f"{url}/Latent_space?model=mnist-z2")
+    page.wait_for_selector("[data-testid=stMain] .js-plotly-plot canvas", timeout=60_000)
+    wait_idle(page)
+    x, y, _ = page.evaluate(PLOT_POINT)
+    page.mouse.click(x, y)
+    toast = page.wait_for_selector("[data-testid=stToast]", timeout=30_000)
+    page.wait_for_timeout(500)  # its entrance
+    title = page.locator("h1").first.bounding_box()
+    box = toast.bounding_box()
+    below_title = box["y"] > title["y"] + title["height"]
+    assert below_title and box["y"] + box["height"] <= PHONE["height"], (box, title)
+    page.screenshot(path=str(ARTIFACTS / "phone-toast.png"))
+    no_exception(page)
+    page.close()

@@ -40,7 +40,7 @@ from explorer.ui.share import (
     restore_view,
     settle_view,
 )
-from explorer.ui.widgets import load_charts_early
+from explorer.ui.widgets import PHONE_WIDTH, load_charts_early
 
 MAP_POINTS = 2000  # encoded test images on the small maps beside uploads, drawings, sliders
 
@@ -126,9 +126,13 @@ def navigation() -> None:
     st.sidebar.divider()
     # A page link's label wraps instead of being cut with an ellipsis (on a phone, the Home
     # page's longer offers ran off the screen).
+    # On a phone a toast ("Test image #1408: ...") opens at the top, over the page's title: there it
+    # opens at the bottom.
     st.sidebar.html(
         "<style>[data-testid=stPageLink] span, [data-testid=stPageLink] p, [data-testid=stPageLink] "
-        "[data-testid=stMarkdownContainer] { white-space: normal; overflow: visible; }</style>"
+        "[data-testid=stMarkdownContainer] { white-space: normal; overflow: visible; } "
+        f"@media (max-width: {PHONE_WIDTH}px) {{ [data-testid=stToastContainer] "
+        "{ top: auto !important; bottom: 1rem !important; } }</style>"
     )
 
 
