@@ -14,9 +14,11 @@ runs of the user's own: ``VAE_EXPLORER_RUNS`` is an empty folder) and one browse
      Train, Manifold, Reconstruct, Draw, Interpolate, Traversals...);
   5. every page again by its sidebar link: the warm switches (the slowest is reported).
 Each figure is seconds from the action (the page's own clock, ``performance.now()``; from the
-navigation's start for the deep link) to the end of the last script run it caused, read once the
-page has settled (bench/idle.py's approach). Targets: a first view <= 2 s, a warm switch <= 1 s,
-a click or a selection <= 0.5 s.
+navigation's start for the deep link) to the page's last change while no script ran, read once the
+page has settled (bench/idle.py's approach): the end of the last script run the action caused, or
+later, the browser's drawing of what that run sent (a Plotly map's first drawing is one to two
+seconds of the browser's work on a 2-core host, after the script has ended). Targets: a first
+view <= 2 s, a warm switch <= 1 s, a click or a selection <= 0.5 s.
 
 The server starts as ``make run`` starts it (``python -m explorer.ui.serve``: the pages' imports
 warmed while it starts); ``--plain`` starts it as ``streamlit run app.py`` instead, the baseline
@@ -57,8 +59,9 @@ MODELS = (
 )
 FIRST, SWITCH, CLICK = 2.0, 1.0, 0.5  # targets in seconds
 
-# The time of the last moment the app's script went idle, on the page's clock, kept from the
-# document's start (an init script: it runs again on every navigation).
+# The time of the page's last change while the app's script was idle (its end, or the drawing of
+# what it sent), on the page's clock, kept from the document's start (an init script: it runs
+# again on every navigation).
 WATCH_IDLE = """
 window.__lastIdle = 0;
 new MutationObserver(() => {
@@ -148,9 +151,9 @@ def deep_link(page, url: str, model: str) -> float:
 def measure(browser, model: str, root: Path, maps: bool, warm: bool = True, deep_links: int = 3) -> list:
     """(what, kind, seconds[, note]) for one model on a fresh server; kind: first, switch or click.
     The deep link is the median of ``deep_links`` fresh servers (the last one goes on to the other
-    steps): one figure varies from 1.5 to 3.8 s on the same host, by whether the browser draws the
-    first Plotly chart (a second of work on a 2-core host) before or after the script's last
-    message reaches it."""
+    steps): on two cores the server's first run and the browser's first drawing of Plotly compete,
+    and one figure alone varied by a second between fresh servers; the table gives the range.
+    """
     import tempfile
 
     rows = []
