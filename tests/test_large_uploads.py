@@ -131,3 +131,28 @@ def test_the_huge_rgba_case_lets_its_full_size_pixels_go_before_the_floats():
     assert done.returncode == 0, done.stderr
     extra_mb = float(done.stdout.strip().splitlines()[-1])
     assert extra_mb <= 200, f"{extra_mb:.0f} MB extra"
+
+
+def test_a_drawing_on_transparency_is_laid_on_the_ground_of_the_opposite_brightness_in_colour_too():
+    """A black ring on a transparent PNG, given to a colour model, went onto black and was refused
+    as blank (grey models laid it on white). Colour is laid as grey is: dark on white, bright or
+    saturated colours (the shapes' discs, on black in their dataset) on black."""
+    from explorer.pictures.reading import to_rgb
+
+    def on_transparency(colour):
+        image = Image.new("RGBA", (630, 630), (0, 0, 0, 0))
+        ImageDraw.Draw(image).ellipse((150, 150, 480, 480), outline=colour, width=40)
+        buffer = io.BytesIO()
+        image.save(buffer, format="PNG")
+        return buffer.getvalue(), image
+
+    ring, image = on_transparency((0, 0, 0, 255))
+    levels = to_rgb(image)
+    assert levels[5, 5].tolist() == [1.0, 1.0, 1.0] and levels[315, 155].max() < 0.05  # ground, ink
+    x = preprocess_image(ring, "shapes")  # not refused as blank
+    assert x.shape == (3, 32, 32) and float(x.min()) < 0.2 < 0.8 < float(x.max())
+    red, image = on_transparency((230, 20, 20, 255))
+    levels = to_rgb(image)
+    assert levels[5, 5].tolist() == [0.0, 0.0, 0.0] and levels[315, 155, 0] > 0.8
+    opaque = to_rgb(Image.new("RGB", (8, 8), (10, 200, 30)))  # an opaque picture stays as it is
+    assert np.allclose(opaque[0, 0], [10 / 255, 200 / 255, 30 / 255])

@@ -144,14 +144,24 @@ def to_grey(image: Image.Image, side: int | None = None) -> np.ndarray:
 
 def to_rgb(image: Image.Image, side: int | None = None) -> np.ndarray:
     """Colour levels (H, W, 3) in [0, 1] of the first frame, EXIF rotation applied, reduced
-    towards ``side`` as ``to_grey`` is; transparent parts laid on black (the ground of the colour
-    datasets)."""
+    towards ``side`` as ``to_grey`` is.
+
+    Transparency, as ``to_grey`` lays it: the opaque parts are the drawing, laid on a ground of the
+    opposite brightness, brightness being a colour's value (its largest channel): bright or
+    saturated colours (the shapes' discs and squares) on black, as the shapes datasets draw them;
+    dark ones (a black ring) on white. Everything went on black, and a dark drawing on
+    transparency was refused as blank."""
     image = decoded(image, side)
     if image.mode in ("I;16", "I;16B", "I;16L", "I"):
         grey = to_grey(image)
         return np.repeat(grey[..., None], 3, axis=2)
     rgba = np.asarray(image.convert("RGBA"), dtype=np.float64) / 255.0
-    return rgba[..., :3] * rgba[..., 3:4]
+    colour, alpha = rgba[..., :3], rgba[..., 3:4]
+    ground = 0.0
+    if (alpha < 0.5).mean() > 0.01 and alpha.sum() > 0:  # a drawing on transparency
+        value = colour.max(axis=2, keepdims=True)
+        ground = 0.0 if float((value * alpha).sum() / alpha.sum()) > 0.5 else 1.0
+    return colour * alpha + (1.0 - alpha) * ground
 
 
 def canvas_image(rgba: np.ndarray | None) -> Image.Image | None:
