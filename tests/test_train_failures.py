@@ -100,6 +100,33 @@ def test_failed_checkpoint_write_keeps_the_previous_one_and_says_so(tmp_path, mo
     assert steps == sorted(set(steps)) == [5, 10, 15, 20], "no line lost or duplicated"
 
 
+def test_a_full_disk_before_the_first_checkpoint_says_start_again_and_a_new_run_takes_the_folder(
+    tmp_path, monkeypatch, disk_full
+):
+    """The disk filled at a run's first save: the message said "continue with --resume", which then
+    said "holds no checkpoint; train without --resume", which said "already holds a run; pass
+    --resume": a loop with no way out but deleting the folder."""
+    disk_full()
+    with pytest.raises(
+        ExplorerError, match=r"no checkpoint had been saved.*start it again .*train --out"
+    ) as exc:
+        start_run(tmp_path / "r", SMALL, small_config(epochs=1), progress=False)
+    assert "--resume" not in str(exc.value)
+    monkeypatch.undo()
+    run = RunFolder(tmp_path / "r")
+    assert read_status(run.path)["state"] == "failed" and not run.has_checkpoint()
+    with pytest.raises(ExplorerError, match=r"holds no checkpoint .*start it again without --resume"):
+        resume_run(run.path, progress=False)
+    start_run(run.path, SMALL, small_config(epochs=1), progress=False)  # the same command, again
+    rows = read_metrics(run.path)
+    assert [r["epoch"] for r in rows if r["type"] == "epoch"] == [1]  # the failed attempt's lines gone
+    steps = [r["step"] for r in rows if r["type"] == "step"]
+    assert steps == sorted(set(steps)) == [5, 10]
+    assert run.has_checkpoint() and read_status(run.path)["state"] == "finished"
+    with pytest.raises(ExplorerError, match="already holds a run"):  # a run with a checkpoint stays
+        start_run(run.path, SMALL, small_config(epochs=1), progress=False)
+
+
 def test_kill_9_mid_epoch_then_resume_loses_and_duplicates_nothing(tmp_path):
     from explorer.train.jobs import JobRegistry
 

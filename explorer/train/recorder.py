@@ -84,13 +84,17 @@ class Recorder:
             except OSError as exc:
                 raise self.write_failed(exc, "status.json") from None
 
-    def write_failed(self, exc: OSError, what: str) -> ExplorerError:
+    def write_failed(self, exc: OSError, what: str, kept: str = "kept") -> ExplorerError:
         """The one-line error of a run that could not write ``what``: why (a full disk named by
-        its mount point), which checkpoint is kept, and how to go on."""
-        return ExplorerError(
-            f"{self.run.write_error(exc, what)}; {self.kept()}. Free some space (or fix the cause), "
-            f"then continue with: vae-explorer train --resume {self.run.path}"
+        its mount point), which checkpoint is ``kept`` ("kept", "intact"), and how to go on: resume
+        from it, or, where none was saved yet, start again (a new run takes a folder without one)."""
+        then = (
+            f"continue with: vae-explorer train --resume {self.run.path}"
+            if self.run.has_checkpoint()
+            else f"start it again (nothing to resume): vae-explorer train --out {self.run.path} ..."
         )
+        why = self.run.write_error(exc, what)
+        return ExplorerError(f"{why}; {self.kept(kept)}. Free some space (or fix the cause), then {then}")
 
     @torch.no_grad()
     def snapshot(self, model: VAE, images: torch.Tensor, labels: torch.Tensor, epoch: int) -> None:
@@ -133,11 +137,7 @@ class Recorder:
                     rng=position.rng(self.device),
                 )
             except OSError as exc:  # disk full, permissions, a vanished folder
-                failed = ExplorerError(
-                    f"{self.run.write_error(exc, f'the checkpoint of step {position.step}')}; "
-                    f"{self.kept('intact')}. Free some space (or fix the cause), then continue "
-                    f"with: vae-explorer train --resume {self.run.path}"
-                )
+                failed = self.write_failed(exc, f"the checkpoint of step {position.step}", "intact")
         if self.world.any(failed is not None, self.device):
             raise failed or ExplorerError("rank 0 could not save the checkpoint; see its message")
 

@@ -71,10 +71,13 @@ def start_run(
                     f"--dataset {trained_on}"
                 )
             model_config = init.config
-        if run.has_checkpoint() or run.metrics.exists():
+        if run.has_checkpoint():
             raise ExplorerError(
                 f"{run.path} already holds a run; pass --resume to continue it or choose another --out"
             )
+        # a run that never saved a checkpoint (a full disk at its first save) left only its logs:
+        # a new run takes the folder (--resume has nothing to resume there)
+        run.forget_unsaved()
         lines = ([*lineage(init_from), command] if init_from is not None else [command]) if command else []
         return _train(
             run, model_config or ModelConfig(), cfg, lines, progress, resume=False, init=init,
@@ -113,7 +116,10 @@ def resume_run(
     changes = {k: v for k, v in changes.items() if v is not None}
     with run.claim():
         if not run.has_checkpoint():
-            raise ExplorerError(f"cannot resume: {run.path} holds no checkpoint; train without --resume")
+            raise ExplorerError(
+                f"cannot resume: {run.path} holds no checkpoint (its run stopped before saving one); "
+                f"start it again without --resume: vae-explorer train --out {run.path} ..."
+            )
         saved = read_config(run.path)
         try:  # checked as a whole: the iwae objective wants beta 1
             cfg = replace(TrainConfig(**saved["train"]), **changes)

@@ -17,6 +17,7 @@ import json
 import math
 import os
 import re
+import shutil
 import time
 from pathlib import Path
 
@@ -173,6 +174,28 @@ class RunFolder:
 
     def has_checkpoint(self) -> bool:
         return (self.path / MODEL_FILE).is_file()
+
+    def forget_unsaved(self) -> bool:
+        """In a folder without a checkpoint (its run failed or stopped before saving one: a full
+        disk at the first save, say), remove what that run wrote about itself (metrics, status,
+        commands, the data's record, latent snapshots), so that a new run can take the folder;
+        whether there was any. ``train.log`` stays: the app opens it for the new run's output. Call
+        while holding the folder (``claim``).
+
+        Raises:
+            ValueError: the folder holds a checkpoint (a run to resume, not to replace).
+        """
+        if self.has_checkpoint():
+            raise ValueError(f"{self.path} holds a checkpoint")
+        found = False
+        for path in (self.metrics, self.status_file, self.commands, self.path / DATA_FILE):
+            if path.is_file():
+                path.unlink()
+                found = True
+        if self.latents.is_dir():
+            shutil.rmtree(self.latents)
+            found = True
+        return found
 
     def holds_run(self) -> bool:
         """Whether a run has written here (metrics, a checkpoint or a status)."""
