@@ -101,6 +101,27 @@ def test_the_app_says_why_a_job_did_not_start(tmp_path):
     assert "\n" not in message
 
 
+def test_a_job_refused_while_a_cli_run_starts_in_the_folder_is_said_to_be_refused(tmp_path):
+    """Resume pressed just after `train --resume` was started in a shell: the shell's run wrote its
+    first status after the app's job was launched, and by time that status passed for the app's
+    job; the page watched "starting" for 40 s and never said its job was refused."""
+    import threading
+
+    from explorer.train.jobs import JobRegistry
+
+    registry = JobRegistry(tmp_path)
+    run = RunFolder(tmp_path / "k9b")
+    with run.claim():  # the shell's run: it holds the folder, its status comes a moment later
+        timer = threading.Timer(0.3, lambda: run.write_status("starting", epochs=11))
+        timer.start()
+        try:
+            with pytest.raises(ExplorerError, match=r"training did not start: .*in use by another"):
+                registry.start("k9b", ["--epochs", "11"], resume=True)
+        finally:
+            timer.join()
+    assert run.read_status()["state"] == "starting" and "job" not in run.read_status()
+
+
 def test_the_train_page_shows_the_refusal(shipped):
     from tests.apptest import TRAIN, page, small_run
 

@@ -11,11 +11,20 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 from explorer.errors import ExplorerError
-from explorer.train.runfolder import LOCK_FILE, LOG_FILE, RunFolder, check_run_name, pid_alive, runs_root
+from explorer.train.runfolder import (
+    JOB_ENV,
+    LOCK_FILE,
+    LOG_FILE,
+    RunFolder,
+    check_run_name,
+    pid_alive,
+    runs_root,
+)
 
 LOST = (
     "the training process ended without saying why (killed?); its last checkpoint is kept: "
@@ -101,7 +110,7 @@ class JobRegistry:
             run.path.mkdir(parents=True, exist_ok=True)
             cmd = [sys.executable, "-m", "explorer.cli", "train", "--no-progress"]
             cmd += ["--resume", str(run.path)] if resume else ["--out", str(run.path)]
-            launched = time.time()
+            token = uuid.uuid4().hex  # written into the job's status: its own, not another's
             with open(run.log, "a") as log:
                 proc = subprocess.Popen(
                     cmd + args,
@@ -109,11 +118,11 @@ class JobRegistry:
                     stderr=subprocess.STDOUT,
                     stdin=subprocess.DEVNULL,
                     start_new_session=True,
-                    env=job_environment(),
+                    env=job_environment() | {JOB_ENV: token},
                 )
             self._procs[name] = proc
-            self._wait_for_claim(run, proc, launched)
-            if proc.poll() not in (None, 0) and not _claimed(run.read_status(), proc, launched):
+            self._wait_for_claim(run, proc, token)
+            if proc.poll() not in (None, 0) and not _claimed(run.read_status(), token):
                 # Refused before it claimed the run (a device this machine lacks, a step too big
                 # for its memory, another process training in the folder): say why, and leave no
                 # empty run behind.
@@ -128,12 +137,12 @@ class JobRegistry:
         return run.path
 
     @staticmethod
-    def _wait_for_claim(run: RunFolder, proc: subprocess.Popen, launched: float) -> None:
+    def _wait_for_claim(run: RunFolder, proc: subprocess.Popen, token: str) -> None:
         """Wait until the process has claimed the run, so that a rerun sees it at once (with
-        --nproc the claim comes from rank 0, a child of torchrun: hence the time, not the PID)."""
+        --nproc the claim comes from rank 0, a child of torchrun, which inherits the token)."""
         deadline = time.time() + 10
         while time.time() < deadline and proc.poll() is None:
-            if _claimed(run.read_status(), proc, launched):
+            if _claimed(run.read_status(), token):
                 return
             time.sleep(0.05)
 
@@ -218,10 +227,12 @@ def _stage(status: dict, active: bool) -> tuple[str, float, float]:
     return status["stage"], min(1.0, status.get("stage_part", 0) / parts), max(0.0, since)
 
 
-def _claimed(status: dict | None, proc: subprocess.Popen, launched: float) -> bool:
-    """Whether ``status`` was written by the job ``proc`` started at ``launched`` (with --nproc, by
-    its rank 0: hence the time), not by an earlier or another process training the run."""
-    return bool(status) and (status.get("pid") == proc.pid or status.get("time", 0) >= launched)
+def _claimed(status: dict | None, token: str) -> bool:
+    """Whether ``status`` was written by the job started with ``token`` (``JOB_ENV``; with --nproc,
+    by its rank 0), not by an earlier or another process training the run. (By time, a CLI run
+    started just before the app's Resume, and writing its status just after, passed for the app's
+    job: the page watched "starting" and never said the app's job was refused.)"""
+    return bool(status) and status.get("job") == token
 
 
 def _mtime(path: Path) -> float:

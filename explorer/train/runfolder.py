@@ -31,6 +31,7 @@ LOG_FILE = "train.log"  # what a run started by the app printed
 LATENTS_DIR = "latents"
 DATA_FILE = "dataset.json"  # the counts and checksum of the data the run trains on
 LOCK_FILE = "run.lock"  # locked (flock) by the process training the run; holds its pid
+JOB_ENV = "VAE_EXPLORER_JOB"  # the app's token for a job it started, written into its status
 CLAIMED_ENV = "VAE_EXPLORER_CLAIMED_RUN"  # the run folder `train --nproc`'s launcher holds for its workers
 SNAPSHOT_SIZE = 2000  # test images whose latent means are saved every epoch
 NO_RUN_FOLDER = (  # a resume of a folder that is not there: said before the folder is claimed (made)
@@ -300,8 +301,11 @@ class RunFolder:
 
     def write_status(self, state: str, **fields) -> None:
         """Record the run's state (atomically) for the app and other observers: starting, running,
-        stopped (checkpoint saved, resumable), finished or failed (with a message)."""
-        record = json.dumps({"state": state, "pid": os.getpid(), "time": time.time(), **fields}) + "\n"
+        stopped (checkpoint saved, resumable), finished or failed (with a message). A job the app
+        started carries its token (``JOB_ENV``), by which the app knows its own job's status from
+        another process's training the same run."""
+        job = {"job": os.environ[JOB_ENV]} if os.environ.get(JOB_ENV) else {}
+        record = json.dumps({"state": state, "pid": os.getpid(), "time": time.time(), **job, **fields}) + "\n"
         try:
             _replace_whole(self.status_file, record)
         except OSError:
