@@ -49,6 +49,8 @@ def test_every_key_is_either_accepted_exactly_or_named_as_ignored(params):
         else:
             assert named and getattr(got, key) is None
     assert all(len(w) < 80 for w in got.wrong)  # a long value is cut, not echoed whole
+    repeated = [k for k in KEYS if isinstance(params.get(k), list) and len(params[k]) > 1]
+    assert [r.split(" ", 1)[0] for r in got.repeated] == repeated  # each named, the last one read
 
 
 @given(st.integers(0, 10**POINT_DIGITS - 1), st.sampled_from(MODELS), st.sampled_from(MAPS))
@@ -84,6 +86,19 @@ def test_pages_warn_about_hostile_addresses(shipped, name, params):
     refused = "Ignored in the address:" in warned and "point=" in warned
     assert refused or "There is no model '../../" in warned
     assert len(warned) < 600  # 5,000 nines are not echoed
+
+
+def test_a_key_given_twice_is_said_so_and_the_address_keeps_the_value_read(shipped):
+    """``?point=7&point=9`` opened #9 without a word, and the address kept both."""
+    at = page(LATENT)
+    at.query_params["model"] = "mnist-z2"
+    at.query_params["point"] = ["7", "9"]
+    at.run()
+    assert not at.exception
+    said = " ".join(w.value for w in at.warning)
+    assert "Given more than once in the address: point ('7', '9')" in said
+    assert at.query_params["point"] in ("9", ["9"])
+    assert any("Test image #9" in m.value for m in [*at.markdown, *at.subheader])
 
 
 def test_a_run_is_found_by_the_name_the_command_line_gives_it():

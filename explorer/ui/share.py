@@ -53,6 +53,7 @@ class Address:
     density: bool | None = None
     point: int | None = None
     wrong: list[str] = field(default_factory=list)
+    repeated: list[str] = field(default_factory=list)  # keys given more than once (the last is read)
 
 
 def _point(value: str) -> int | None:
@@ -85,7 +86,8 @@ def read_address(params: Mapping[str, str | list[str]], models: Collection[str])
     as the command line takes it), ``map`` in MAPS, ``density``
     0 or 1, ``point`` ASCII digits (at most POINT_DIGITS; whether the model's test set has that
     image is the page's check). A key given twice takes its last value, as ``st.query_params``
-    does; other keys are left alone. Never raises."""
+    does, and is named in ``repeated`` (``params`` with ``get_all``, as ``st.query_params``, or
+    with lists of values); other keys are left alone. Never raises."""
     got = Address()
     checks = {
         "model": lambda v: _model(v, models),
@@ -97,8 +99,10 @@ def read_address(params: Mapping[str, str | list[str]], models: Collection[str])
     for key, check in checks.items():
         if key not in params:
             continue
-        value = params[key]
+        value = params.get_all(key) if hasattr(params, "get_all") else params[key]
         if isinstance(value, list | tuple):
+            if len(value) > 1:
+                got.repeated.append(f"{key} ({', '.join(_shown(str(v)) for v in value)})")
             value = value[-1] if value else ""
         value = str(value)
         parsed = check(value)
@@ -133,6 +137,15 @@ def restore_view(models: Collection[str], default: str | None = None) -> None:
         )
         if address.point is not None:
             st.session_state[PICKED] = (default, address.point)
+    if address.repeated:
+        st.warning(
+            f"Given more than once in the address: {'; '.join(address.repeated)}. The last of each is "
+            "read, and the address keeps it alone."
+        )
+        for entry in address.repeated:  # the address rewritten with the value shown
+            key = entry.split(" ", 1)[0]
+            st.query_params[key] = st.query_params.get_all(key)[-1]
+        st.session_state[WRITTEN] = dict(st.query_params)
     if wrong:
         keys = dict.fromkeys(w.split("=", 1)[0] for w in wrong)
         st.warning(
