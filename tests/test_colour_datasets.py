@@ -137,6 +137,20 @@ def test_an_image_folder_becomes_a_dataset(cache, image_folder):
     assert again.test == done.test
 
 
+def test_the_test_split_grows_with_the_fraction_and_sizes_take_ascii_digits_only(cache, image_folder):
+    """A fraction near 1 on a small folder put all but one image in train, as a fraction near 0
+    did; '٣٢', '３２' and '4_8' were read as sizes, which the app's address refuses as digits."""
+    from explorer.data.folders import parse_size
+
+    tests = [add_folder(f"split-{k}", image_folder, size="8", test_fraction=f).test
+             for k, f in enumerate((0.001, 0.1, 0.5, 0.9, 0.999))]  # fmt: skip
+    assert tests == sorted(tests) and tests[0] == 1 and tests[-1] == 23, tests  # one left to train
+    assert parse_size("48x32") == (48, 32) and parse_size(" 32 ") == (32, 32)
+    for odd in ("٣٢", "３２", "４８x３２", "4_8", "+32", "32.0", "", "x32"):
+        with pytest.raises(ValueError, match="size must be"):
+            parse_size(odd)
+
+
 def test_a_folder_import_that_cannot_succeed_writes_nothing(cache, image_folder, tmp_path):
     with pytest.raises(DatasetError, match="not allowed"):
         add_folder("../escape", image_folder)

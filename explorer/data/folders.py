@@ -52,10 +52,10 @@ def parse_size(text: str) -> tuple[int, int]:
         ValueError: not a size, or a side outside MIN_SIDE to MAX_SIDE pixels.
     """
     parts = str(text).lower().replace(" ", "").split("x")
-    try:
-        sides = [int(p) for p in parts]
-    except ValueError:
-        raise ValueError(f"size must be like 32 or 48x32 (height x width), not {text!r}") from None
+    # ASCII digits only, as the app's address takes them: int() also reads '٣٢', '３２' and '4_8'
+    if not all(p.isascii() and p.isdigit() for p in parts):
+        raise ValueError(f"size must be like 32 or 48x32 (height x width), not {text!r}")
+    sides = [int(p) for p in parts]
     if len(sides) not in (1, 2) or not all(MIN_SIDE <= s <= MAX_SIDE for s in sides):
         raise ValueError(f"size must be one or two sides of {MIN_SIDE} to {MAX_SIDE} pixels, not {text!r}")
     return (sides[0], sides[-1])
@@ -105,8 +105,11 @@ def add_folder(
         raise DatasetError(
             f"{root} has {len(images)} readable image(s) ({len(skipped)} skipped); a dataset needs at least 2"
         )
-    if test.all() or not test.any():  # a tiny folder: still one image on each side
-        test[:] = False
+    # a tiny folder: still one image on each side, the split's own side keeping the rest (all in
+    # the test split gave one test image and the rest to train, as a fraction near 0 does)
+    if test.all():
+        test[0] = False
+    elif not test.any():
         test[0] = True
     kind, how = ("grey" if grey else "colour"), ("centre-cropped" if fit == "crop" else "padded")
     convention = Convention(
