@@ -7,13 +7,12 @@ from explorer.explore.traversals import informative_order
 from explorer.pictures.plots import manifold_figure
 from explorer.ui.beside import companion_picker, grid_values, grids_side_by_side, samples_side_by_side
 from explorer.ui.live import live_decoder, runs_in_browser, server_decoder
+from explorer.ui.manifold_grid import manifold_png, manifold_png_at
 from explorer.ui.models import (
     MAP_POINTS,
     dataset_of,
     latent_activity,
     latent_map,
-    manifold_png,
-    manifold_png_at,
     model_key,
     model_or_stop,
     scatter_picture,

@@ -337,3 +337,39 @@ def test_the_train_command_stores_the_figures_unless_told_not_to(tmp_path, monke
     monkeypatch.setenv("VAE_EXPLORER_DERIVE", "0")
     assert main(["train", "--out", str(tmp_path / "c"), *flags]) == 0
     assert not (tmp_path / "b" / "derived").exists() and not (tmp_path / "c" / "derived").exists()
+
+
+def test_a_session_waiting_for_another_ones_measurement_says_so(monkeypatch):
+    """A second tab opening a t-SNE map that the first was fitting stood blank for the minute the fit
+    took (it waited on the lock without a word); the fitting tab showed the spinner."""
+    import contextlib
+    import threading
+    import time
+
+    import explorer.ui.models as models
+
+    said = []
+
+    @contextlib.contextmanager
+    def spinner(text, **_):
+        said.append(text)
+        yield
+
+    class Fitted:
+        def has(self, part):
+            return True
+
+    lock, holder = threading.Lock(), {"figures": None}
+    monkeypatch.setattr(models.st, "spinner", spinner)
+    monkeypatch.setattr(models, "_derived_store", lambda path, mtime: (lock, holder))
+    monkeypatch.setattr(models, "ensure_derived", lambda *a, **k: pytest.fail("measured twice"))
+    lock.acquire()  # the other tab fits
+
+    def other_tab_ends():
+        time.sleep(0.3)
+        holder["figures"] = Fitted()
+        lock.release()
+
+    threading.Thread(target=other_tab_ends).start()
+    assert isinstance(models.derived_figures("model", 0, "tsne"), Fitted)
+    assert len(said) == 1 and "Fitting a t-SNE map" in said[0] and "Another tab started it" in said[0]

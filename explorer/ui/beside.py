@@ -16,13 +16,13 @@ from explorer.pictures.images import make_grid, png_bytes
 from explorer.pictures.latent_plots import latent_scatter
 from explorer.pictures.overlays import add_outline
 from explorer.pictures.plots import manifold_figure
+from explorer.ui.manifold_grid import manifold_png_at
 from explorer.ui.models import (
     choices,
     dataset_of_choice,
     label_names,
     latent_map,
     load_model,
-    manifold_png_at,
     model_key,
 )
 from explorer.ui.scatter import axis_titles

@@ -24,10 +24,9 @@ from explorer.evaluate import ACTIVE_UNIT_THRESHOLD, fit_projection
 from explorer.explore.derived import Derived, Stale, model_checksum
 from explorer.explore.derived import ensure as ensure_derived
 from explorer.explore.derived import load as load_derived
-from explorer.explore.latent import manifold, manifold_at
 from explorer.explore.strangers import StrangerDetector
 from explorer.model import VAE
-from explorer.pictures.images import ScatterPicture, make_grid, png_bytes
+from explorer.pictures.images import ScatterPicture
 from explorer.pictures.plots import PALETTE
 from explorer.train.runfolder import list_runs, runs_root
 from explorer.ui.share import (
@@ -258,22 +257,31 @@ def derived_figures(path: str, mtime_ns: int, part: str = "codes") -> Derived:
     figures = holder["figures"]
     if figures is not None and figures.has(part):
         return figures
-    with lock:
+    if not lock.acquire(blocking=False):  # another session measures: say so while waiting for it
+        # (the page stood blank for the minute another tab's t-SNE fit took)
+        with st.spinner(f"{_measuring(part)} Another tab started it: waiting for it to end.", show_time=True):
+            lock.acquire()
+    try:
         figures = holder["figures"]
         if figures is None or not figures.has(part):
-            if part in WHILE_MEASURING:
-                text = f"{WHILE_MEASURING[part]}: once, then it is stored beside the model..."
-            else:
-                from explorer.explore.projections import NAMES
-
-                text = (
-                    f"Fitting a {NAMES[part]} map of the test codes ({FIT_COST[part]}; once per model: "
-                    "it is stored beside the model for every page and every later start)..."
-                )
-            with st.spinner(text, show_time=True):
+            with st.spinner(_measuring(part), show_time=True):
                 figures = ensure_derived(path, cached_model(path, mtime_ns), (part,), known=figures)
             holder["figures"] = figures
+    finally:
+        lock.release()
     return figures
+
+
+def _measuring(part: str) -> str:
+    """What the spinner says while ``part`` of a model's stored figures is measured."""
+    if part in WHILE_MEASURING:
+        return f"{WHILE_MEASURING[part]}: once, then it is stored beside the model..."
+    from explorer.explore.projections import NAMES
+
+    return (
+        f"Fitting a {NAMES[part]} map of the test codes ({FIT_COST[part]}; once per model: "
+        "it is stored beside the model for every page and every later start)..."
+    )
 
 
 def encoded_test_set(path: str, mtime_ns: int, dataset: str) -> torch.Tensor:
@@ -380,21 +388,3 @@ def test_elbo(path: str, mtime_ns: int, dataset: str) -> torch.Tensor:
     """Per-image ELBO (N,) of the test set in nats (``explorer.explore.latent.reconstruct``; an
     autoencoder: log p(x|z)), stored beside the model."""
     return derived_figures(path, mtime_ns, "elbo").elbo
-
-
-GRID_PIXELS = 560  # the Manifold grid picture's side
-
-
-@st.cache_data(show_spinner="Decoding the grid...", max_entries=32)
-def manifold_png(path: str, mtime_ns: int, n: int, lo: float, hi: float, axis_a: int, axis_b: int) -> bytes:
-    """The decoded n x n grid of the paper's Figure 4 as a PNG: drawn once per model and setting,
-    so that a rerun of the page (a slider outside it, a model switch back) costs nothing."""
-    picture = make_grid(manifold(cached_model(path, mtime_ns), n, lo, hi, (axis_a, axis_b)), n, pad=0)
-    return png_bytes(picture, scale=max(1, GRID_PIXELS // picture.shape[1]))
-
-
-@st.cache_data(show_spinner="Decoding the grid...", max_entries=32)
-def manifold_png_at(path: str, mtime_ns: int, xs: tuple, ys: tuple, axis_a: int, axis_b: int) -> bytes:
-    """The decoded grid over given z values (``explorer.explore.latent.manifold_at``) as a PNG."""
-    picture = make_grid(manifold_at(cached_model(path, mtime_ns), xs, ys, (axis_a, axis_b)), len(xs), pad=0)
-    return png_bytes(picture, scale=max(1, GRID_PIXELS // picture.shape[1]))
