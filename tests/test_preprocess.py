@@ -340,3 +340,39 @@ def test_a_filled_garment_uploaded_to_an_mnist_model_is_not_called_blank():
     for i, a in enumerate(items):
         x = preprocess_image(_png(Image.fromarray(a)), "mnist")
         assert x.max() > 0.5, i  # prepared, not refused (a garment of light fabric is grey)
+
+
+def _fine_pen_four(line: int, side: int = 1000) -> bytes:
+    """A "4" in black ink (25) on white paper (235), ``line`` px wide on a ``side`` px sheet."""
+
+    image = Image.new("L", (side, side), 235)
+    draw, k = ImageDraw.Draw(image), side / 1000
+    for a, b in (((600, 150), (300, 600)), ((300, 600), (720, 600)), ((600, 150), (600, 880))):
+        draw.line([tuple(k * v for v in a), tuple(k * v for v in b)], fill=25, width=line)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("line", [4, 8, 16])
+def test_a_digit_written_with_a_fine_pen_gets_strokes_as_mnist_has_them(line):
+    """A 4-16 px line on a 1000 px sheet came out as faint lines a tenth to a half of a pixel wide
+    (read as an 8 or a 9, and a stranger for ink "grey, like a photo"). Thickened to MNIST's
+    stroke: at full strength, 1.5-2 px wide."""
+    from explorer.pictures.ground import stroke_width
+
+    x = preprocess_image(_fine_pen_four(line), "mnist")[0].numpy()
+    assert x.max() == pytest.approx(1.0, abs=0.05)
+    assert 1.3 <= stroke_width(x, cores=False) <= 3.0
+    assert (x > 0.5).sum() >= 40  # a drawing, not a trace (the handed 4 px line: 9 pixels)
+
+
+def test_strokes_as_wide_as_mnists_are_not_thickened():
+    """MNIST's own digits drawn large keep their strokes (the thinnest 1% of them are 1.4 px wide on
+    the box, above the thickening's threshold)."""
+    from explorer.pictures.framing import THIN_STROKE, thickened
+
+    ink = np.zeros((400, 400))
+    ink[50:350, 190:215] = 1.0  # a bar 25 px wide, 300 long: 1.7 px on a 20 px box
+    assert np.array_equal(thickened(ink, 20, 0.25), ink)
+    assert 25 * 20 / 300 > THIN_STROKE

@@ -26,7 +26,7 @@ from PIL import Image
 
 from explorer.errors import ImageError
 from explorer.pictures.convention import Convention
-from explorer.pictures.framing import fit_box, place
+from explorer.pictures.framing import fit_box, place, thickened
 from explorer.pictures.ground import local_ground, plane_ground, stroke_split, stroke_width, typical_level
 from explorer.pictures.photos import WORK_SIDE, photo_array, shrink
 from explorer.pictures.reading import decoded, open_image, to_grey
@@ -364,6 +364,7 @@ def prepare_picture(
         # Strokes as MNIST has them: the drawing's own strong ink at full strength.
         ink = np.clip(ink / np.percentile(ink[ink > ink.max() / 3], 90), 0.0, 1.0)
     if convention.kind == "ink":  # the box of the strokes at a quarter of full strength and up
+        ink = thickened(ink, convention.box, BOX_LEVEL)
         small = fit_box(ink, convention.box, BOX_LEVEL, BOX_MARGIN)
     else:  # an object's box spans all of it: a white item's faint areas are part of it
         small = fit_box(ink, convention.box, 0.0, 0)
