@@ -142,3 +142,29 @@ def test_a_run_stopped_while_starting_says_nothing_was_saved_and_can_be_deleted(
         registry.delete("later")
     registry.delete("early")
     assert not (tmp_path / "early").exists() and (tmp_path / "later" / "model.safetensors").exists()
+
+
+def test_a_run_killed_while_storing_what_the_pages_need_is_finished_not_lost(tmp_path):
+    """kill -9 after the last epoch, while the run stored its test-set figures: the Train page said
+    "lost ... resume it to continue" (resume then asked for more epochs), and `vae-explorer derive`
+    stored the figures but left the status "running"."""
+    from types import SimpleNamespace
+
+    from explorer.cli.derive import cmd_derive
+    from explorer.train.run import start_run
+    from explorer.train.runfolder import RunFolder
+    from tests.runs import SMALL, small_config
+
+    out = start_run(tmp_path / "k", SMALL, small_config(epochs=1, limit=200), progress=False)
+    run = RunFolder(out)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    status = {k: v for k, v in run.read_status().items() if k not in ("state", "pid", "time")}
+    run.write_status("running", **status, stage="storing what the pages need", stage_part=1, stage_parts=4)
+    record = run.status_file.read_text().replace(f'"pid": {os.getpid()}', f'"pid": {dead.pid}')
+    run.status_file.write_text(record)  # as the killed process left it
+    view = JobRegistry(tmp_path).view("k")
+    assert view.state == "finished" and "vae-explorer derive" in view.message, view.message
+    cmd_derive(SimpleNamespace(checkpoint=[str(out)], force=False, no_maps=True))
+    after = run.read_status()
+    assert after["state"] == "finished" and after["derived"] == "stored" and "stage" not in after

@@ -36,6 +36,7 @@ def cmd_derive(args) -> None:
             shutil.rmtree(folder_of(folder), ignore_errors=True)
         start = time.perf_counter()
         derived = ensure(folder, parts=CORE if args.no_maps else PARTS)
+        _finish_cut_short(folder)
         files = sorted(folder_of(folder).iterdir())
         size = sum(f.stat().st_size for f in files)
         parts = ", ".join(f"{k} {v:.1f} s" for k, v in derived.seconds.items())
@@ -43,6 +44,21 @@ def cmd_derive(args) -> None:
             f"{name}: {folder_of(folder)} ({size / 1e6:.2f} MB; {time.perf_counter() - start:.1f} s here; "
             f"measured: {parts})"
         )
+
+
+def _finish_cut_short(folder) -> None:
+    """A run whose process ended while it stored these figures after its last epoch (its status
+    still "running" in that stage, its owner gone) is finished once they are stored: its status
+    says so (it stayed "running", which the Train page showed as lost)."""
+    from explorer.train.runfolder import RunFolder, pid_alive
+
+    run = RunFolder(folder)
+    status = run.read_status() or {}
+    owner_gone = not pid_alive(int(status.get("pid", 0)) or -1)
+    if status.get("state") == "running" and status.get("stage") and owner_gone:
+        own = ("state", "pid", "time")
+        kept = {k: v for k, v in status.items() if k not in own and not k.startswith("stage")}
+        run.write_status("finished", **kept, derived="stored")
 
 
 COMMANDS = {"derive": cmd_derive}

@@ -30,6 +30,10 @@ LOST = (
     "the training process ended without saying why (killed?); its last checkpoint is kept: "
     "resume it to continue"
 )
+CUT_SHORT = (
+    "trained to its last epoch and saved; the process ended while it stored what the pages need "
+    "(killed?): each page measures what it needs on its first visit (or: vae-explorer derive {folder})"
+)
 NOTHING_SAVED = (
     "the training process ended before its first checkpoint (stopped while starting, or "
     "killed): nothing was saved to resume; delete the run and start it again"
@@ -183,7 +187,10 @@ class JobRegistry:
         if state in ("starting", "running") and not pid_alive(int(status.get("pid", 0)) or -1):
             said = _log_tail(run, lines=1) if _mtime(run.log) >= status.get("time", 0) else ""
             # It died saying why, after its last status (a full disk kept status.json "running").
-            if said.startswith("vae-explorer train: error: "):
+            if status.get("stage") and run.has_checkpoint():  # killed after its last epoch
+                state, message = "finished", CUT_SHORT.format(folder=run.path)
+                status = {**status, "derived": "skipped"}
+            elif said.startswith("vae-explorer train: error: "):
                 state, message = "failed", said.removeprefix("vae-explorer train: error: ")
             else:
                 state, message = "lost", LOST if run.has_checkpoint() else NOTHING_SAVED
