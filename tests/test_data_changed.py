@@ -76,3 +76,20 @@ def test_a_run_without_the_record_resumes_with_one_note(tmp_path, pictures, caps
     assert RunFolder(out).read_data_record() == fingerprint("tiny")  # recorded now: noted once
     resume_run(out, epochs=3, progress=False)
     assert "has no record" not in capsys.readouterr().err
+
+
+def test_resume_on_data_of_another_image_size_says_the_sizes_and_what_works(tmp_path, pictures):
+    """Added again at another --size: resume said "the same counts, other images" and advised
+    --init-from, which a model of another image size cannot take."""
+    add_folder("tiny", pictures(30), size=8, grey=True)
+    out = _train(tmp_path / "run", epochs=1)
+    add_folder("tiny", pictures(30, seed=1), size="8x12", grey=True, replace=True)
+    with pytest.raises(ExplorerError) as refused:
+        resume_run(out, epochs=2, progress=False)
+    message = str(refused.value)
+    assert "has 8x12 grey images now" in message and "a model of 8x8 grey images" in message
+    assert "--init-from" not in message
+    assert message.endswith("vae-explorer train --out NEW_RUN --dataset tiny")
+    config = TrainConfig(dataset="tiny", epochs=1, batch_size=4, log_every=1, device="cpu")
+    start_run(tmp_path / "new", ModelConfig(image_shape=(1, 8, 12), hidden=(8,), latent_dim=2,
+              likelihood="logistic"), config, progress=False)  # fmt: skip

@@ -132,10 +132,32 @@ def resume_run(
                 f"--epochs {cfg.epochs} asks for no more: give --epochs more than {saved['epoch']} to "
                 "train on"
             )
-        same_data(run, cfg.dataset)
         model_config = ModelConfig.from_dict(saved["model"])
+        same_shape(run, cfg.dataset, tuple(model_config.image_shape))
+        same_data(run, cfg.dataset)
         lines = [command] if command else []
         return _train(run, model_config, cfg, lines, progress, resume=True, after_training=after_training)
+
+
+def same_shape(run: RunFolder, dataset: str, shape: tuple[int, int, int]) -> None:
+    """Refuse to resume a model of ``shape`` (C, H, W) images on ``dataset`` whose images are now of
+    another size (a folder added again with --size 32, once 48x32): said by size, with no
+    --init-from in the advice (a model reads one size of image).
+
+    Raises:
+        ExplorerError: the sizes, and how to start a new run on the data as it is.
+    """
+    from explorer.data.specs import spec
+
+    now = tuple(spec(dataset).image_shape)
+    if now == shape:
+        return
+    size = lambda s: f"{s[1]}x{s[2]} {'grey' if s[0] == 1 else 'colour'}"  # noqa: E731
+    raise ExplorerError(
+        f"the dataset {dataset} has {size(now)} images now, and the run in {run.path} is a model of "
+        f"{size(shape)} images: a model reads one size of image. Train a new run on the data as it "
+        f"is: vae-explorer train --out NEW_RUN --dataset {dataset}"
+    )
 
 
 def same_data(run: RunFolder, dataset: str) -> None:
