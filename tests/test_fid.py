@@ -120,3 +120,16 @@ def test_fid_of_a_dataset_too_small_for_it_is_refused_in_one_line(tmp_path, monk
     assert "every set it compares needs at least 200" in err
     with pytest.raises(ExplorerError, match=r"too few images for FID: \d+ test images in few and"):
         check_fid_sets("few", 10_000, "classifier")  # the same rule, before any work
+
+
+def test_features_of_a_classifier_near_chance_come_with_a_warning():
+    """A 2-class folder's classifier at 54% (chance: 50%) gave an FID of 0.013 against a floor of
+    0.000, with no word that its features tell the images apart little."""
+    from explorer.data.specs import spec
+    from explorer.fid import _near_chance
+
+    k = len(spec("mnist").label_names)
+    assert _near_chance("mnist", 0.99) == ""  # the shipped classifier
+    said = _near_chance("mnist", 0.2)
+    assert f"near chance ({100 / k:.0f}% for {k} classes)" in said and "--fid-features inception" in said
+    assert _near_chance("mnist", 1 / k + 0.26 * (1 - 1 / k)) == ""
