@@ -35,7 +35,10 @@ mode = st.sidebar.radio(
     PICK_MODES,
     format_func=lambda m: m.replace("ELBO", score_name(model.config.variational)),
 )
-count = st.sidebar.slider("How many", 4, 16, 8)
+images, labels = test_images(dataset)
+# as many as the test set has at most (a folder of a dozen images has two or three)
+most = min(16, len(labels))
+count = st.sidebar.slider("How many", min(4, most - 1), most, min(8, most)) if most > 1 else most
 st.title("Reconstruct")
 st.caption(
     "Each test image above the decoder's mean at the encoder's mean, with its "
@@ -43,7 +46,6 @@ st.caption(
 )
 
 key = model_key(choice)
-images, labels = test_images(dataset)
 seed = st.sidebar.number_input("Seed", 0, 10_000, 0) if mode == "random" else 0
 label = None
 if mode == "by label":
@@ -66,7 +68,10 @@ st.download_button(
 st.header("Your images")
 described = spec(dataset)
 uploads = st.file_uploader(
-    f"Upload pictures of {described.a_item} (one or more)",
+    # a folder's images are "image"s: "pictures of an image" said nothing
+    f"Upload pictures like {dataset}'s images (one or more)"
+    if described.item == "image"
+    else f"Upload pictures of {described.a_item} (one or more)",
     type=UPLOAD_TYPES,
     accept_multiple_files=True,
     help=f"Each is prepared the way {dataset}'s own images were: {described.convention.summary}.",

@@ -109,3 +109,21 @@ def test_the_prior_tab_counts_the_test_images_it_averages(small_models):
     at.run()
     count = len(load_dataset("small32", "test").labels)
     assert any(f"the average of q(z|x) over {count:,} test images" in c.value for c in at.caption)
+
+
+def test_reconstruct_offers_as_many_test_images_as_there_are(small_models):
+    """ "How many" offered 4 to 16 (8 shown) on a test set of two images."""
+    from explorer.data.cache import load_dataset
+    from explorer.ui.models import dataset_of_choice
+
+    for model in MODELS:
+        n = len(load_dataset(dataset_of_choice(model), "test"))
+        at = page("pages/4_Reconstruct.py")
+        at.session_state["model"] = model
+        at.run()
+        assert not at.exception
+        sliders = [s for s in at.sidebar.slider if s.label == "How many"]
+        if n > 1:
+            assert sliders and sliders[0].max == min(16, n) and sliders[0].value <= n
+        else:
+            assert not sliders
