@@ -13,6 +13,7 @@ import time
 import pytest
 
 import explorer.train.runfolder as runfolder
+import explorer.train.wholefiles as wholefiles
 from explorer.errors import ExplorerError
 from explorer.train.jobs import JobRegistry
 from explorer.train.run import resume_run, start_run
@@ -22,10 +23,10 @@ pytestmark = pytest.mark.integration
 
 
 class FullDisk:
-    """The ``os`` of explorer.train.runfolder on a disk with room for ``room`` more appends: the next goes
-    half in (a short write, as the kernel does when the disk fills mid-line) and the rest fail
-    with ENOSPC; from then on a new file (``Path.write_text``) is made empty and its write fails,
-    as on a real full disk."""
+    """The ``os`` of explorer.train.wholefiles (which writes a run's files) on a disk with room
+    for ``room`` more appends: the next goes half in (a short write, as the kernel does when the
+    disk fills mid-line) and the rest fail with ENOSPC; from then on a new file
+    (``Path.write_text``) is made empty and its write fails, as on a real full disk."""
 
     def __init__(self, room: int, monkeypatch) -> None:
         self.room, self.full = room, False
@@ -38,7 +39,7 @@ class FullDisk:
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
 
         monkeypatch.setattr(pathlib.Path, "write_text", write_text)
-        monkeypatch.setattr(runfolder, "os", self)
+        monkeypatch.setattr(wholefiles, "os", self)
 
     def __getattr__(self, name):
         return getattr(os, name)
@@ -65,7 +66,7 @@ def test_a_disk_that_fills_mid_run_fails_in_one_line_and_resume_carries_on(tmp_p
         start_run(out, SMALL, small_config(epochs=2), progress=False)
     message = str(failed.value)
     assert "\n" not in message
-    assert message.startswith(f"disk full: the file system at {runfolder._mount_point(out)} (holding {out})")
+    assert message.startswith(f"disk full: the file system at {runfolder.mount_point(out)} (holding {out})")
     assert "(ENOSPC: No space left on device) while writing metrics.jsonl" in message
     assert f"the last good checkpoint in {out} (epoch 1, step 10) is kept" in message
     assert message.endswith(f"continue with: vae-explorer train --resume {out}")

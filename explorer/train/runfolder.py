@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import errno
 import json
-import math
 import os
 import re
 import shutil
@@ -23,6 +22,7 @@ from pathlib import Path
 
 from explorer.errors import ExplorerError
 from explorer.locations import MODEL_FILE, runs_root
+from explorer.train.wholefiles import append_whole, finite_row, mount_point, replace_whole
 
 METRICS_FILE = "metrics.jsonl"
 STATUS_FILE = "status.json"
@@ -79,56 +79,6 @@ def pid_alive(pid: int) -> bool:
             return f.read().split(") ", 1)[1][:1] != "Z"
     except OSError:
         return True
-
-
-def _append_whole(path: Path, text: str) -> None:
-    """Append ``text`` to ``path`` with one write, synced; on failure (a full disk) the file is
-    cut back to its old length, so that it never ends in a torn line. Raises the ``OSError``."""
-    data = text.encode()
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        size = os.fstat(fd).st_size
-        try:
-            if os.write(fd, data) != len(data):  # a short write: the disk filled up mid-line
-                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
-            os.fsync(fd)
-        except BaseException:
-            os.ftruncate(fd, size)
-            raise
-    finally:
-        os.close(fd)
-
-
-def _replace_whole(path: Path, text: str) -> None:
-    """Replace ``path`` by a file holding ``text`` (a temporary file, then a rename): readers see
-    the old file or the new one; a failed write leaves neither a temporary file nor a torn file."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def _mount_point(path: Path) -> Path:
-    """The mount point of the file system holding ``path`` (or its nearest existing parent)."""
-    path = path.resolve()
-    while not path.exists() and path != path.parent:
-        path = path.parent
-    device = path.stat().st_dev
-    while path != path.parent and path.parent.stat().st_dev == device:
-        path = path.parent
-    return path
-
-
-def finite_row(row: dict) -> dict:
-    """``row`` as standard JSON allows it: a float that is NaN or infinite becomes null and its
-    key is listed under "nonfinite" (strict JSON readers reject bare NaN and Infinity)."""
-    bad = [k for k, v in row.items() if isinstance(v, float) and not math.isfinite(v)]
-    if not bad:
-        return row
-    return {**{k: (None if k in bad else v) for k, v in row.items()}, "nonfinite": bad}
 
 
 class RunClaim:
@@ -273,7 +223,7 @@ class RunFolder:
     def append_metrics(self, rows: list[dict]) -> None:
         """Append JSON lines, standard JSON only, flushed to disk: whole lines or none (a failed
         write, a full disk say, is cut back off; ``OSError`` is raised)."""
-        _append_whole(self.metrics, "".join(json.dumps(finite_row(r), allow_nan=False) + "\n" for r in rows))
+        append_whole(self.metrics, "".join(json.dumps(finite_row(r), allow_nan=False) + "\n" for r in rows))
 
     def read_metrics(self) -> list[dict]:
         """The complete lines of metrics.jsonl (a torn last line is skipped)."""
@@ -294,7 +244,7 @@ class RunFolder:
     def truncate_metrics(self, step: int) -> list[dict]:
         """Keep only complete lines up to ``step`` (the checkpoint's), atomically; return them."""
         rows = [r for r in self.read_metrics() if r.get("step", 0) <= step]
-        _replace_whole(self.metrics, "".join(json.dumps(finite_row(r), allow_nan=False) + "\n" for r in rows))
+        replace_whole(self.metrics, "".join(json.dumps(finite_row(r), allow_nan=False) + "\n" for r in rows))
         return rows
 
     # -- status.json -------------------------------------------------------------------------------
@@ -307,7 +257,7 @@ class RunFolder:
         job = {"job": os.environ[JOB_ENV]} if os.environ.get(JOB_ENV) else {}
         record = json.dumps({"state": state, "pid": os.getpid(), "time": time.time(), **job, **fields}) + "\n"
         try:
-            _replace_whole(self.status_file, record)
+            replace_whole(self.status_file, record)
         except OSError:
             if not self.status_file.exists():
                 raise
@@ -323,7 +273,7 @@ class RunFolder:
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
             full = "full" if exc.errno == errno.ENOSPC else "over its quota"
             return (
-                f"disk full: the file system at {_mount_point(self.path)} (holding {self.path}) is "
+                f"disk full: the file system at {mount_point(self.path)} (holding {self.path}) is "
                 f"{full} ({errno.errorcode[exc.errno]}: {exc.strerror}) while writing {what}"
             )
         return f"could not write {what} in {self.path}: {exc.strerror or exc}"
@@ -352,7 +302,7 @@ class RunFolder:
 
     def write_data_record(self, record: dict) -> None:
         """Record the data the run trains on (``explorer.data.cache.fingerprint``), atomically."""
-        _replace_whole(self.path / DATA_FILE, json.dumps(record, indent=2) + "\n")
+        replace_whole(self.path / DATA_FILE, json.dumps(record, indent=2) + "\n")
 
     def read_data_record(self) -> dict | None:
         """The recorded data of the run; None for a run from before the record was kept."""
@@ -365,7 +315,7 @@ class RunFolder:
 
     def record_commands(self, lines: list[str]) -> None:
         """Append lines to commands.txt: how the run was made, for its model card."""
-        _append_whole(self.commands, "".join(line + "\n" for line in lines))
+        append_whole(self.commands, "".join(line + "\n" for line in lines))
 
     def read_commands(self) -> list[str]:
         try:
