@@ -9,7 +9,6 @@ import numpy as np
 from PIL import Image
 
 from explorer.pictures.convention import Convention
-from explorer.pictures.ground import stroke_width
 
 # -- fitting into the frame -----------------------------------------------------------------------
 
@@ -67,7 +66,13 @@ def thickened(ink: np.ndarray, box: int, level: float) -> np.ndarray:
         return ink
     side = max(rows.max() - rows.min() + 1, cols.max() - cols.min() + 1)
     scale = box / side  # box pixels per picture pixel
-    width = stroke_width(ink, cores=False)
+    # its strokes: the ink at half of full strength and up (ink is scaled to its strokes' level:
+    # ``stroke_width``'s own level, half its 99.5th percentile, fell to the paper for a 3 px line
+    # on a 1000 px sheet, under 0.5% of the pixels, and measured 137 px)
+    strokes = ink > 0.5
+    if not strokes.any() or strokes.all():
+        return ink
+    width = 2.0 * float(np.percentile(ndimage.distance_transform_edt(strokes)[strokes], 95))
     if width * scale >= THIN_STROKE:
         return ink
     # continuous at THIN_STROKE (two photos of one drawing whose widths straddle it come out
