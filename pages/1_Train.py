@@ -8,7 +8,7 @@ from explorer.train.runfolder import list_runs
 from explorer.ui.dataset_form import dataset_form
 from explorer.ui.jobs import job_registry
 from explorer.ui.models import choices, model_picker
-from explorer.ui.run_view import STARTING, latent_forming, show_run
+from explorer.ui.run_view import REFUSED, STARTING, latent_forming, show_run
 from explorer.ui.train_form import run_started, start_point, train_form
 from explorer.ui.widgets import chart
 
@@ -48,6 +48,8 @@ name = st.selectbox(
 st.session_state["watch"] = name
 
 
+if said := st.session_state.pop(REFUSED, None):
+    st.error(said)
 curves_col, forming_col = st.columns([3, 2], gap="medium")
 with curves_col:
     st.fragment(run_every=1.0 if name in active else None)(show_run)(registry, name)

@@ -132,3 +132,32 @@ def test_the_train_page_shows_the_refusal(shipped):
         "did not start" in e.value and f"in use by another training process (pid {os.getpid()})" in e.value
         for e in at.error
     ), [e.value for e in at.error]
+
+
+def test_the_train_page_follows_a_run_a_shell_has_taken_before_its_status_says_so(tmp_path):
+    """The page said "finished" (with a live Resume button) for a run a shell's `train --resume`
+    had taken, and never followed it: a run folder another process holds is shown as starting,
+    and the app's own Resume is refused naming that process."""
+    from explorer.train.jobs import JobRegistry
+
+    run = RunFolder(tmp_path / "w31a")
+    run.path.mkdir()
+    run.write_status("finished")  # the run as a finished job left it (its pid: this process's)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from explorer.train.runfolder import RunFolder\n"
+         f"with RunFolder({str(run.path)!r}).claim():\n    print('held', flush=True); time.sleep(60)"],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        registry = JobRegistry(tmp_path)
+        view = registry.view("w31a")
+        assert view.active and f"pid {holder.pid}" in view.message
+        with pytest.raises(
+            ExplorerError, match=rf"training did not start: .*in use by another .*\(pid {holder.pid}\)"
+        ):
+            registry.start("w31a", ["--epochs", "3"], resume=True)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert not JobRegistry(tmp_path).view("w31a").active  # its holder gone: as its status says

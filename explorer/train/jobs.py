@@ -106,6 +106,14 @@ class JobRegistry:
         run = self.folder(name)
         with self._lock:
             self._reap()
+            owner, status = run.owner(wait=0), run.read_status() or {}
+            theirs = owner not in (None, os.getpid(), status.get("pid"))
+            if theirs and name not in self._procs and status.get("state") not in ("starting", "running"):
+                # a shell's run holds it and has not said so in its status yet
+                raise ExplorerError(
+                    f"training did not start: {run.path} is in use by another training process (pid "
+                    f"{owner}): wait for it to end or stop it, or train into another folder"
+                )
             view = self.view(name)
             if view.active:
                 raise ExplorerError(f"run {name!r} is already training; watch it or stop it first")
@@ -194,6 +202,11 @@ class JobRegistry:
                 state, message = "failed", said.removeprefix("vae-explorer train: error: ")
             else:
                 state, message = "lost", LOST if run.has_checkpoint() else NOTHING_SAVED
+        owner = run.owner(wait=0)  # (the pid run.lock names stays there after its claim ends: not ours)
+        if state not in ("starting", "running") and owner not in (None, os.getpid(), status.get("pid")):
+            # another process has just taken the run (a shell's `train --resume`) and has not
+            # written its status yet: the page follows it from now
+            state, message = "starting", f"taken by another process (pid {owner}), which is starting"
         if state == "failed" and not message:
             message = _log_tail(run)
         last = rows[-1] if rows else {}

@@ -183,7 +183,9 @@ def model_or_stop() -> tuple[str, VAE, dict]:
         lambda beside: _beside_refusal(beside, choice, dataset),
     )  # fmt: skip
     publish_view(choice, wide=model.config.latent_dim > 2, models=options)
-    st.sidebar.caption("The address bar holds this view (model, map, clicked image): copy it to share.")
+    st.sidebar.caption(
+        "The address bar holds this view (model, map, density, clicked image): copy it to share."
+    )
     return choice, model, config
 
 

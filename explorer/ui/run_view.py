@@ -116,6 +116,9 @@ def delete_control(registry: JobRegistry, name: str) -> None:
         st.rerun(scope="app")
 
 
+REFUSED = "train-refused"  # session state: why the app's Resume did not start, shown after the rerun
+
+
 def resume_control(registry: JobRegistry, name: str, done: int, target: int | None) -> None:
     """Resume a stopped, lost or finished run from its last checkpoint with its own optimiser
     state (``vae-explorer train --resume``), on to a new number of epochs."""
@@ -136,8 +139,14 @@ def resume_control(registry: JobRegistry, name: str, done: int, target: int | No
             with st.spinner(STARTING.format(name=name), show_time=True):
                 registry.start(name, ["--epochs", str(int(epochs))], resume=True)
         except ExplorerError as exc:
-            st.error(str(exc))
-            return
+            if not registry.view(name).active:
+                st.error(str(exc))
+                return
+            # another process trains it (a shell's --resume): say so above the page, which then
+            # follows that run live (this fragment alone would have stayed still)
+            st.session_state[REFUSED] = str(exc)
+            st.session_state["watch"] = name
+            st.rerun(scope="app")
         st.session_state["watch"] = name
         st.rerun(scope="app")  # the page watches the run live again
 
