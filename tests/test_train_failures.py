@@ -107,11 +107,10 @@ def test_a_full_disk_before_the_first_checkpoint_says_start_again_and_a_new_run_
     said "holds no checkpoint; train without --resume", which said "already holds a run; pass
     --resume": a loop with no way out but deleting the folder."""
     disk_full()
-    with pytest.raises(
-        ExplorerError, match=r"no checkpoint had been saved.*start it again .*train --out"
-    ) as exc:
-        start_run(tmp_path / "r", SMALL, small_config(epochs=1), progress=False)
-    assert "--resume" not in str(exc.value)
+    command = f"vae-explorer train --out {tmp_path / 'r'} --epochs 1 --hidden 16"
+    with pytest.raises(ExplorerError, match=r"no checkpoint had been saved.*start it again ") as exc:
+        start_run(tmp_path / "r", SMALL, small_config(epochs=1), progress=False, command=command)
+    assert "--resume" not in str(exc.value) and str(exc.value).endswith(command)  # the whole command
     monkeypatch.undo()
     run = RunFolder(tmp_path / "r")
     assert read_status(run.path)["state"] == "failed" and not run.has_checkpoint()

@@ -91,7 +91,7 @@ class Recorder:
         then = (
             f"continue with: vae-explorer train --resume {self.run.path}"
             if self.run.has_checkpoint()
-            else f"start it again (nothing to resume): vae-explorer train --out {self.run.path} ..."
+            else f"start it again (nothing to resume): {self._command()}"
         )
         why = self.run.write_error(exc, what)
         return ExplorerError(f"{why}; {self.kept(kept)}. Free some space (or fix the cause), then {then}")
@@ -147,6 +147,12 @@ class Recorder:
         lower = f"Lower the learning rate (--lr; it is {self.cfg.lr:g})"
         advice = lower + (", or use --estimator analytic." if self.cfg.estimator == "mc" else ".")
         return ExplorerError(f"training diverged {what}; {self.kept()}. {advice}")
+
+    def _command(self) -> str:
+        """The command line that started this run (commands.txt), to give again; where none was
+        recorded, its form."""
+        started = [line for line in self.run.read_commands() if " train " in f" {line} "]
+        return started[-1] if started else f"vae-explorer train --out {self.run.path} ..."
 
     def kept(self, word: str = "kept") -> str:
         """Which checkpoint is on disk, in words, for the messages of a failed run."""
