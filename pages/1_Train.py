@@ -48,8 +48,11 @@ name = st.selectbox(
 st.session_state["watch"] = name
 
 
-if said := st.session_state.pop(REFUSED, None):
-    st.error(said)
+refused = st.session_state.get(REFUSED)  # (run, why the app's Resume did not start it)
+if refused and refused[0] == name and name in active:  # while the process that took it trains
+    st.error(refused[1])
+elif refused:
+    del st.session_state[REFUSED]
 curves_col, forming_col = st.columns([3, 2], gap="medium")
 with curves_col:
     st.fragment(run_every=1.0 if name in active else None)(show_run)(registry, name)

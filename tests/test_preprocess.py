@@ -366,7 +366,8 @@ def test_a_digit_written_with_a_fine_pen_gets_strokes_as_mnist_has_them(line, ki
 
     x = preprocess_image(_fine_pen_four(line, kind=kind), "mnist")[0].numpy()
     assert x.max() == pytest.approx(1.0, abs=0.05)
-    assert 1.3 <= stroke_width(x, cores=False) <= 3.0
+    width = stroke_width(x, cores=False)  # MNIST's: 1.4-4 px; the unthickened: 1 px, faint
+    assert width >= 1.3 and width <= 3.0, width
     assert (x > 0.5).sum() >= 40  # a drawing, not a trace (the handed 4 px line: 9 pixels)
 
 
@@ -395,4 +396,5 @@ def test_a_small_thin_digit_on_a_large_jpeg_sheet_is_thickened_too():
     image.save(buffer, format="JPEG", quality=90)
     x = preprocess_image(buffer.getvalue(), "mnist")[0].numpy()
     assert x.max() == pytest.approx(1.0, abs=0.05) and (x > 0.5).sum() >= 40
-    assert 1.3 <= stroke_width(x, cores=False) <= 3.0
+    width = stroke_width(x, cores=False)  # MNIST's: 1.4-4 px; the unthickened: 1 px, faint
+    assert width >= 1.3 and width <= 3.0, width

@@ -116,7 +116,7 @@ def delete_control(registry: JobRegistry, name: str) -> None:
         st.rerun(scope="app")
 
 
-REFUSED = "train-refused"  # session state: why the app's Resume did not start, shown after the rerun
+REFUSED = "train-refused"  # session state: (run, why the app's Resume did not start it), shown above
 
 
 def resume_control(registry: JobRegistry, name: str, done: int, target: int | None) -> None:
@@ -144,7 +144,7 @@ def resume_control(registry: JobRegistry, name: str, done: int, target: int | No
                 return
             # another process trains it (a shell's --resume): say so above the page, which then
             # follows that run live (this fragment alone would have stayed still)
-            st.session_state[REFUSED] = str(exc)
+            st.session_state[REFUSED] = (name, str(exc))
             st.session_state["watch"] = name
             st.rerun(scope="app")
         st.session_state["watch"] = name
