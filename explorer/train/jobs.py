@@ -106,9 +106,9 @@ class JobRegistry:
         run = self.folder(name)
         with self._lock:
             self._reap()
-            owner, status = run.owner(wait=0), run.read_status() or {}
-            theirs = owner not in (None, os.getpid(), status.get("pid"))
-            if theirs and name not in self._procs and status.get("state") not in ("starting", "running"):
+            status = run.read_status() or {}
+            owner = _taken_by(run, status)
+            if owner and name not in self._procs and status.get("state") not in ("starting", "running"):
                 # a shell's run holds it and has not said so in its status yet
                 raise ExplorerError(
                     f"training did not start: {run.path} is in use by another training process (pid "
@@ -202,8 +202,8 @@ class JobRegistry:
                 state, message = "failed", said.removeprefix("vae-explorer train: error: ")
             else:
                 state, message = "lost", LOST if run.has_checkpoint() else NOTHING_SAVED
-        owner = run.owner(wait=0)  # (the pid run.lock names stays there after its claim ends: not ours)
-        if state not in ("starting", "running") and owner not in (None, os.getpid(), status.get("pid")):
+        owner = _taken_by(run, status)
+        if state not in ("starting", "running") and owner:
             # another process has just taken the run (a shell's `train --resume`) and has not
             # written its status yet: the page follows it from now
             state, message = "starting", f"taken by another process (pid {owner}), which is starting"
@@ -245,6 +245,14 @@ def _stage(status: dict, active: bool) -> tuple[str, float, float]:
     parts = status.get("stage_parts") or 1
     since = time.time() - status["stage_started"] if "stage_started" in status else 0.0
     return status["stage"], min(1.0, status.get("stage_part", 0) / parts), max(0.0, since)
+
+
+def _taken_by(run: RunFolder, status: dict) -> int | None:
+    """The pid of a process that holds ``run`` other than the one its ``status`` names and this one
+    (a shell's `train --resume` that has not written its status yet), or None. (The pid run.lock
+    names stays there after a claim ends: a live process of that pid is not always its holder.)"""
+    owner = run.owner(wait=0)
+    return None if owner in (None, os.getpid(), status.get("pid")) else owner
 
 
 def _claimed(status: dict | None, token: str) -> bool:
