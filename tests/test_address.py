@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from explorer.ui.share import MAPS, POINT_DIGITS, RULES, read_address
-from tests.apptest import LATENT, RECONSTRUCT, page
+from tests.apptest import LATENT, PAPER, RECONSTRUCT, page
 
 MODELS = ("mnist-z2", "mnist-z5", "runs/my run")
 KEYS = tuple(RULES)
@@ -66,7 +66,7 @@ def test_digit_lookalikes_are_refused(hostile):
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize("name", [LATENT, RECONSTRUCT, "app.py"])
+@pytest.mark.parametrize("name", [LATENT, RECONSTRUCT, "app.py", PAPER])
 @pytest.mark.parametrize(
     "params",
     [
@@ -86,6 +86,9 @@ def test_pages_warn_about_hostile_addresses(shipped, name, params):
     refused = "Ignored in the address:" in warned and "point=" in warned
     assert refused or "There is no model '../../" in warned
     assert len(warned) < 600  # 5,000 nines are not echoed
+    left = {key: str(at.query_params[key]) for key in at.query_params}
+    assert "point" not in left or left["point"] in ("3", "['3']")  # the refused values leave the address
+    assert not {"density", "map", "beside"} & set(left) and "../../" not in left.get("model", "")
 
 
 def test_a_key_given_twice_is_said_so_and_the_address_keeps_the_value_read(shipped):

@@ -151,6 +151,9 @@ def restore_view(models: Collection[str], default: str | None = None) -> None:
         st.warning(
             f"Ignored in the address: {', '.join(wrong)} ({'; '.join(f'{k}: {RULES[k]}' for k in keys)})."
         )
+    for key in dict.fromkeys(w.split("=", 1)[0] for w in address.wrong):
+        st.query_params.pop(key, None)  # said once: a page that shows no model (Paper) kept them
+    st.session_state[WRITTEN] = dict(st.query_params)
     if address.model:
         st.session_state[CHOSEN_MODEL] = address.model
     if address.beside:
