@@ -11,9 +11,12 @@ from explorer.data.specs import spec
 from explorer.explore.outliers import MARK_KINDS, noise_images, synthetic_marks
 from explorer.explore.strangers import (
     STRANGER_QUANTILE,
+    Judgement,
+    Reference,
     StrangerDetector,
     Verdict,
     png_bits,
+    rank_words,
     stranger_message,
 )
 
@@ -387,3 +390,31 @@ def test_a_flat_t_shirt_silhouette_is_told_it_is_plainer_than_the_photos():
     assert verdict.stranger and "plainer than the training images" in verdict.reasons[0]
     said = "What made it strange, most (in the prepared picture the model reads): it is plainer"
     assert said in stranger_message(verdict, "a clothing item")
+
+
+@pytest.mark.parametrize(
+    "percentile, count, said",
+    [
+        (85.71, 7, "higher than 6 of the 7 test images"),  # a folder of a dozen images: not "85.7%"
+        (0.0, 7, "higher than none of the 7 test images"),
+        (100.0, 12, "higher than all 12 test images"),
+        (100.0, 1, "higher than the one test image"),
+        (42.0, 250, "higher than 42% of the test images"),
+        (85.71, 10_000, "higher than 85.7% of the test images"),
+        (85.71, 0, "higher than 85.7% of the test images"),  # count not known
+    ],
+)
+def test_a_rank_among_few_test_images_is_said_as_a_count(percentile, count, said):
+    assert rank_words(percentile, count) == said
+
+
+def test_a_judgement_names_how_many_test_images_it_is_ranked_among():
+    """A model of a folder of a dozen images ranked an upload "higher than 85.7% of the test
+    images" among 7: the count is carried with the judgement and said as a count."""
+    detector = type("Flat", (), {"verdicts": lambda self, stats: [None] * len(stats)})()
+    reference = Reference(torch.tensor([-90.0, -80, -70, -60, -50, -40, -30]), detector)
+    assert reference.elbo_percentile(-45.0) == pytest.approx(100 * 5 / 7)
+    verdict = Verdict(strangeness=0.0, percentile=50.0, stranger=False)
+    judged = Judgement(-45.0, reference.elbo_percentile(-45.0), verdict, len(reference.test_elbo))
+    assert judged.ranked() == "higher than 5 of the 7 test images"
+    assert judged.to_dict()["test_images"] == 7

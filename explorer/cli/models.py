@@ -75,9 +75,10 @@ def add_model_parsers(sub) -> None:
         "--json",
         action="store_true",
         help="print a JSON list, one object per image: file, elbo (nats), percentile (of the test "
-        "set's ELBO), score (strangeness), score_percentile, stranger (null for a model whose "
-        "detector bench/ood.py found short of its targets or has not measured: the shapes, "
-        "photographs, folders), reasons (a stranger's: what made it strange); or file and error",
+        "set's ELBO), test_images (how many it is ranked among), score (strangeness), "
+        "score_percentile, stranger (null for a model whose detector bench/ood.py found short of its "
+        "targets or has not measured: the shapes, photographs, folders), reasons (a stranger's: "
+        "what made it strange); or file and error",
     )
 
 
@@ -280,11 +281,13 @@ def cmd_reconstruct(args) -> int:
 def _print_judged(entry: dict, key: str, score: str) -> None:
     """One line of ``reconstruct`` for a person: the figure, its percentile, the verdict (none,
     and no strangeness, for a model whose detector is unmeasured: ``stranger`` None)."""
+    from explorer.explore.strangers import rank_words
+
     if "error" in entry:
         print(f"{entry['file']}: refused: {entry['error']}", file=sys.stderr)
         return
-    line = f"{entry['file']}: {score} {entry[key]:.2f} nats, higher than {entry['percentile']:.1f}%"
-    line += " of the test images"
+    ranked = rank_words(entry["percentile"], entry["test_images"])
+    line = f"{entry['file']}: {score} {entry[key]:.2f} nats, {ranked}"
     if entry["stranger"] is None:
         print(f"{line}; no stranger verdict (its detector misses its targets or is unmeasured: bench/ood.py)")
         return

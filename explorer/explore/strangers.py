@@ -300,6 +300,23 @@ def stranger_message(verdict: Verdict, a_item: str = "a digit") -> str | None:
 
 # -- judging images against a model's test set ------------------------------------------------------
 
+FEW_TEST_IMAGES = 100  # below this many test images, a rank is said as a count, not a percentage
+
+
+def rank_words(percentile: float, count: int) -> str:
+    """ "higher than P% of the test images" for ``percentile`` (0-100) among ``count`` test images:
+    with one decimal from 1,000 images, none from 100, and below ``FEW_TEST_IMAGES`` as how many of
+    them ("higher than 6 of the 7 test images"; "none of"/"all"); ``count`` 0: not known, as a
+    percentage."""
+    if 0 < count < FEW_TEST_IMAGES:
+        below = round(percentile * count / 100.0)
+        if below == 0:
+            return f"higher than none of the {count} test images"
+        if below == count:
+            return f"higher than all {count} test images" if count > 1 else "higher than the one test image"
+        return f"higher than {below} of the {count} test images"
+    return f"higher than {percentile:.{0 if 0 < count < 1000 else 1}f}% of the test images"
+
 
 @dataclass
 class Judgement:
@@ -308,15 +325,24 @@ class Judgement:
     elbo: float  # nats, one draw of eps with a fixed seed (as for the test images it is ranked among)
     elbo_percentile: float  # % of the test images whose ELBO is at or below this one's
     verdict: Verdict
+    test_count: int = 0  # how many test images it is ranked among (0: not said)
+
+    def ranked(self) -> str:
+        """Where the image's ELBO falls among the test images', in words: "higher than 85.7% of the
+        test images", or, among fewer than ``FEW_TEST_IMAGES``, as a count ("higher than 6 of the
+        7 test images"), where a percentage would claim a precision the test set does not have."""
+        return rank_words(self.elbo_percentile, self.test_count)
 
     def to_dict(self, key: str = "elbo") -> dict:
         """The fields of ``vae-explorer reconstruct --json``: the image's figure under ``key``
         (elbo; an autoencoder's reconstruction term under its own name), percentile (of that
-        figure), score (strangeness), score_percentile, stranger, reasons (a stranger's: what
-        made it strange, most first; empty for others)."""
+        figure), test_images (how many it is ranked among), score (strangeness),
+        score_percentile, stranger, reasons (a stranger's: what made it strange, most first;
+        empty for others)."""
         return {
             key: round(self.elbo, 4),
             "percentile": round(self.elbo_percentile, 2),
+            "test_images": self.test_count,
             "score": round(self.verdict.strangeness, 4),
             "score_percentile": round(self.verdict.percentile, 2),
             "stranger": self.verdict.stranger,
@@ -351,4 +377,5 @@ class Reference:
 
         elbos = reconstruct(model, x).elbo.tolist()
         verdicts = self.detector.verdicts(image_statistics(model, x))
-        return [Judgement(e, self.elbo_percentile(e), v) for e, v in zip(elbos, verdicts)]
+        count = len(self.test_elbo)
+        return [Judgement(e, self.elbo_percentile(e), v, count) for e, v in zip(elbos, verdicts)]

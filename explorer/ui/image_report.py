@@ -149,12 +149,12 @@ def verdict_line(
     verdict = judged.verdict
     if not verdict_measured(dataset):
         st.markdown(
-            f"{figure} (higher than {judged.elbo_percentile:.0f}% of the test images); no stranger verdict",
+            f"{figure} ({judged.ranked()}); no stranger verdict",
             help=f"{ranked} {unmeasured_note(dataset)}",
         )
     else:
         st.markdown(
-            f"{figure} (higher than {judged.elbo_percentile:.0f}% of the test images); "
+            f"{figure} ({judged.ranked()}); "
             f"stranger than {verdict.percentile:.0f}% of them: "
             + ("**a stranger**" if verdict.stranger else "typical enough"),
             help=f"{ranked} Strangeness says whether the image is like the training data, which the "
@@ -199,15 +199,13 @@ def image_report(
     verdict = judged.verdict
     if not verdict_measured(dataset):
         st.markdown(
-            f"{score} **{judged.elbo:.2f}** nats: higher than **{judged.elbo_percentile:.1f}%** of the "
-            "test images.",
+            f"{score} **{judged.elbo:.2f}** nats: {judged.ranked()}.",
             help=ranking_words(score),
         )
         st.caption(unmeasured_note(dataset))
         return _rest_of_report(model, key, dataset, x, mu, sigma, name)
     st.markdown(
-        f"{score} **{judged.elbo:.2f}** nats: higher than **{judged.elbo_percentile:.1f}%** of the test "
-        "images.  \n"
+        f"{score} **{judged.elbo:.2f}** nats: {judged.ranked()}.  \n"
         f"Stranger than **{verdict.percentile:.1f}%** of the test images: "
         f"{'**a stranger**' if verdict.stranger else 'typical enough'} "
         f"(the warning starts at {100 * STRANGER_QUANTILE:.0f}%)",
