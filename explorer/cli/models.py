@@ -78,7 +78,8 @@ def add_model_parsers(sub) -> None:
         "set's ELBO), test_images (how many it is ranked among), score (strangeness), "
         "score_percentile, stranger (null for a model whose detector bench/ood.py found short of its "
         "targets or has not measured: the shapes, photographs, folders), reasons (a stranger's: "
-        "what made it strange); or file and error",
+        "what made it strange), notes (a picture whose ground is unlike the test images': why it "
+        "comes back unlike itself); or file and error",
     )
 
 
@@ -263,6 +264,8 @@ def cmd_reconstruct(args) -> int:
         measured = verdict_measured(dataset)  # else no verdict, as on the pages: null in the JSON
         for entry, judged in zip(usable, Reference(figures.elbo, figures.detector).judge(model, x)):
             entry.update(judged.to_dict(key), **({} if measured else {"stranger": None, "reasons": []}))
+        for entry, note in zip(usable, _ground_notes(x, test_x, dataset)):
+            entry["notes"] = [note] if note else []
         if args.output is not None:
             with torch.no_grad():
                 recon = model.decode(model.encode(x)[0]).mean
@@ -278,6 +281,18 @@ def cmd_reconstruct(args) -> int:
     return EXIT_ERROR if any("error" in e for e in entries) else 0
 
 
+def _ground_notes(x, test_x, dataset: str) -> list[str | None]:
+    """For a dataset of photographs or shapes: why each input (N, C, H, W) whose ground is unlike
+    the test images' ``test_x`` will come back unlike itself (``photos.ground_note``), else None."""
+    from explorer.data.specs import spec
+    from explorer.pictures.photos import ground_levels, ground_note
+
+    if spec(dataset).convention.kind != "photo":
+        return [None] * len(x)
+    levels = ground_levels(test_x.numpy())
+    return [ground_note(picture, levels, dataset) for picture in x.numpy()]
+
+
 def _print_judged(entry: dict, key: str, score: str) -> None:
     """One line of ``reconstruct`` for a person: the figure, its percentile, the verdict (none,
     and no strangeness, for a model whose detector is unmeasured: ``stranger`` None)."""
@@ -290,11 +305,15 @@ def _print_judged(entry: dict, key: str, score: str) -> None:
     line = f"{entry['file']}: {score} {entry[key]:.2f} nats, {ranked}"
     if entry["stranger"] is None:
         print(f"{line}; no stranger verdict (its detector misses its targets or is unmeasured: bench/ood.py)")
+        for note in entry.get("notes", []):
+            print(f"  note: {note}")
         return
     verdict = "a STRANGER" if entry["stranger"] else "typical enough"
     strangeness = f"strangeness {entry['score']:.1f}, stranger than {entry['score_percentile']:.1f}%"
     why = f"; what made it strange, most: {'; and '.join(entry['reasons'])}" if entry.get("reasons") else ""
     print(f"{line}; {strangeness} ({verdict}){why}")
+    for note in entry.get("notes", []):
+        print(f"  note: {note}")
 
 
 COMMANDS = {

@@ -82,3 +82,39 @@ def photo_array(image: Image.Image, image_shape: tuple[int, int, int], fit: str 
         levels = np.stack([shrink(levels[..., c], WORK_SIDE) for c in range(3)], axis=2)
     fitted = fit_photo(levels, (height, width), fit)
     return fitted[None] if fitted.ndim == 2 else fitted.transpose(2, 0, 1)
+
+
+GROUND_FRAME = 2  # px: a picture's ground is read on its outer frame this wide
+GROUND_SLACK = 0.15  # brightness (0-1) beyond the test images' range before a ground is called unlike theirs
+
+
+def ground_levels(images: np.ndarray) -> np.ndarray:
+    """The brightness of each picture's ground: the mean over its channels of its outer frame,
+    ``GROUND_FRAME`` pixels wide (images (N, C, H, W) in [0, 1] -> (N,) in [0, 1])."""
+    images = np.asarray(images, dtype=np.float32)
+    frame = np.ones(images.shape[-2:], dtype=bool)
+    frame[GROUND_FRAME:-GROUND_FRAME, GROUND_FRAME:-GROUND_FRAME] = False
+    return images[..., frame].mean(axis=(-2, -1))
+
+
+def ground_note(picture: np.ndarray, test_levels: np.ndarray, dataset: str) -> str | None:
+    """Why a picture (C, H, W) in [0, 1], prepared as a "photo" dataset's images, will come back
+    unlike itself when its ground is far lighter or darker than the test images' (``test_levels``,
+    ``ground_levels`` of them): a pen drawing on white given to a model of shapes on black. None
+    where its ground lies within ``GROUND_SLACK`` of the test images' 1st to 99th percentiles."""
+    level = float(ground_levels(picture[None])[0])
+    low, high = (float(v) for v in np.percentile(test_levels, [1, 99]))
+    if low - GROUND_SLACK <= level <= high + GROUND_SLACK:
+        return None
+    lighter = level > high
+    return (
+        f"This picture's ground is {'lighter' if lighter else 'darker'} than that of the {dataset} "
+        f"images: its edges are at {level:.0%} brightness, the test images' at {low:.0%} to "
+        f"{high:.0%} (98 in 100 of them). The model draws the ground it has learnt, so the reconstruction will differ most "
+        "there, and its ELBO and place on the map say more about the ground than the subject. "
+        + (
+            "A dark drawing on white paper reads better inverted (light on black)."
+            if lighter
+            else "A picture on a ground like the training images' reads better."
+        )
+    )

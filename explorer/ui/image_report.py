@@ -24,10 +24,11 @@ from explorer.explore.strangers import (
 )
 from explorer.model import VAE
 from explorer.pictures.images import make_grid, png_bytes
+from explorer.pictures.photos import ground_levels, ground_note
 from explorer.pictures.plots import posterior_bars as bars
 from explorer.theory.estimate import ElboEstimate, elbo_estimate
 from explorer.ui.explore import neighbours_panel
-from explorer.ui.models import cached_model, stranger_detector, test_elbo
+from explorer.ui.models import cached_model, stranger_detector, test_elbo, test_images
 from explorer.ui.widgets import chart, phone_columns
 
 SAMPLES = 8  # draws from q(z|x) shown beside the mean
@@ -50,6 +51,18 @@ def samples_picture(
 
 GALLERY_COLUMNS = 8  # test images per row on the Reconstruct page
 PHONE_COLUMNS = 4  # and on a phone (stacked one per row, they put the upload box 2,700 px down)
+
+
+def _photos(dataset: str) -> bool:
+    """Whether ``dataset``'s uploads are kept as pictures (shapes, photographs, folders), not
+    redrawn on black as MNIST's and Fashion-MNIST's are (so their ground is the user's)."""
+    return spec(dataset).convention.kind == "photo"
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def test_ground_levels(dataset: str) -> np.ndarray:
+    """``photos.ground_levels`` of ``dataset``'s test images (N,), once per dataset."""
+    return ground_levels(test_images(dataset)[0].numpy())
 
 
 def ranking_words(score: str) -> str:
@@ -177,6 +190,7 @@ def image_report(
     strangeness measures (the first of several images only). Returns (mu, sigma) of q(z|x) for
     the caller's scatter."""
     mu, sigma = (v[0] for v in posterior(model, x[None]))
+    ground = ground_note(x.numpy(), test_ground_levels(dataset), dataset) if _photos(dataset) else None
     judged = reference(*key, dataset).judge(model, x[None])[0]
     score = score_name(model.config.variational)
     draws = (
@@ -190,6 +204,8 @@ def image_report(
         + draws,
         output_format="PNG",
     )
+    if ground:
+        st.info(ground, icon=":material/contrast:")
     if not math.isfinite(judged.elbo):
         st.error(
             f"The model's {score} for this image is not finite: its weights have diverged. "
