@@ -116,23 +116,35 @@ def classifier_dir(dataset: str) -> Path:
     return pretrained_root() / "classifiers" / dataset
 
 
-def load_classifier(dataset: str) -> tuple[FeatureClassifier, dict]:
-    """The shipped feature classifier of ``dataset`` and its card (test accuracy, how trained).
+def load_classifier(dataset: str, folder: str | os.PathLike | None = None) -> tuple[FeatureClassifier, dict]:
+    """The feature classifier of ``dataset`` and its card (test accuracy, how trained): the
+    shipped one, or the one in ``folder`` (``vae-explorer classifier DATASET --out FOLDER``).
 
     Raises:
-        ExplorerError: none is shipped for that dataset (the message gives the command that
-            trains one), or its file is damaged.
+        ExplorerError: none is there (the message gives the command that trains one), it was
+            trained on another dataset, or its file is damaged.
     """
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    folder = classifier_dir(dataset)
+    given = folder is not None
+    folder = Path(folder) if given else classifier_dir(dataset)
     if not (folder / CLASSIFIER_FILE).is_file():
+        where = (
+            f"{folder} holds no {CLASSIFIER_FILE}"
+            if given
+            else f"no feature classifier for {dataset} in {folder.parent}"
+        )
         raise ExplorerError(
-            f"no feature classifier for {dataset} in {folder.parent}: train one with "
-            f"'vae-explorer classifier {dataset} --out {folder}', or use --fid-features inception"
+            f"{where}: train one with 'vae-explorer classifier {dataset} --out {folder}', or use "
+            "--fid-features inception"
         )
     card = Card.read(folder).fields  # how it was trained, and the shape to build
+    if card.get("dataset", dataset) != dataset:
+        raise ExplorerError(
+            f"the feature classifier in {folder} was trained on {card['dataset']}, and this model is of "
+            f"{dataset}: give one trained on {dataset} (vae-explorer classifier {dataset} --out FOLDER)"
+        )
     model = FeatureClassifier(card["channels"], card["classes"])
     try:
         model.load_state_dict(load_file(str(folder / CLASSIFIER_FILE)))
@@ -258,17 +270,18 @@ def _near_chance(dataset: str, accuracy: float) -> str:
     )
 
 
-def _metric(features: str, dataset: str):
+def _metric(features: str, dataset: str, classifier_folder: str | os.PathLike | None = None):
     """torchmetrics' FrechetInceptionDistance on the chosen features, and their description."""
     try:
         from torchmetrics.image.fid import FrechetInceptionDistance
     except ImportError as exc:
         raise ExplorerError(f"FID needs torchmetrics ({exc}): pip install torchmetrics") from None
     if features == "classifier":
-        classifier, card = load_classifier(dataset)
+        classifier, card = load_classifier(dataset, classifier_folder)
+        where = classifier_folder if classifier_folder is not None else f"pretrained/classifiers/{dataset}"
         source = (
             f"{dataset} feature classifier ({FEATURE_WIDTH}-d penultimate layer, test accuracy "
-            f"{100 * card['test_accuracy']:.2f}%, pretrained/classifiers/{dataset})"
+            f"{100 * card['test_accuracy']:.2f}%, {where})"
         )
         return FrechetInceptionDistance(feature=_Features(classifier), normalize=True), source + _near_chance(
             dataset, card["test_accuracy"]
@@ -310,9 +323,11 @@ def frechet_distance(
     real_name: str = "real images",
     generated_name: str = "generated images",
     batch_size: int = BATCH,
+    classifier_folder: str | os.PathLike | None = None,
 ) -> FID:
     """FID between two sets of images (N, C, H, W) and (M, C, H, W) in [0, 1], in the chosen
-    ``features`` of ``dataset``. Zero for identical sets (up to the square root's rounding).
+    ``features`` of ``dataset`` (the classifier's: the shipped one, or the one in
+    ``classifier_folder``). Zero for identical sets (up to the square root's rounding).
 
     Raises:
         ExplorerError: fewer than ``min_images(features)`` images on a side, the features cannot
@@ -322,7 +337,7 @@ def frechet_distance(
     if short:
         raise ExplorerError(short)
     start = time.perf_counter()
-    metric, source = _metric(features, dataset)
+    metric, source = _metric(features, dataset, classifier_folder)
     for images, is_real in ((real, True), (generated, False)):
         for i in range(0, len(images), batch_size):
             metric.update(

@@ -133,3 +133,34 @@ def test_features_of_a_classifier_near_chance_come_with_a_warning():
     said = _near_chance("mnist", 0.2)
     assert f"near chance ({100 / k:.0f}% for {k} classes)" in said and "--fid-features inception" in said
     assert _near_chance("mnist", 1 / k + 0.26 * (1 - 1 / k)) == ""
+
+
+def test_a_classifier_outside_the_shipped_folder_is_used_with_fid_classifier(tmp_path, capsys):
+    """`classifier --out FOLDER` wrote a classifier that `evaluate --fid` could not use: it read
+    pretrained/classifiers/DATASET only."""
+    import shutil
+
+    from explorer.cli import main
+
+    mine = tmp_path / "my-classifier"
+    shutil.copytree(pretrained_root() / "classifiers" / "mnist", mine)
+    base = ["evaluate", "mnist-z2", "--k", "0", "--fid", "--fid-samples", "300"]
+    assert main([*base, "--fid-classifier", str(mine)]) == 0
+    out = capsys.readouterr().out
+    assert f"test accuracy 98.49%, {mine})" in out  # the features named by the folder they came from
+    assert main(base) == 0
+    shipped = capsys.readouterr().out
+    figure = [line for line in out.splitlines() if "FID (classifier" in line]
+    assert figure == [line for line in shipped.splitlines() if "FID (classifier" in line]  # same weights
+    refusals = [
+        (["--fid-classifier", str(tmp_path / "none")], "holds no classifier.safetensors"),
+        (["--fid-classifier", str(pretrained_root() / "classifiers" / "fashion-mnist")],
+         "was trained on fashion-mnist, and this model is of mnist"),
+        (["--fid-classifier", str(mine), "--fid-features", "inception"], "leave out one of them"),
+    ]  # fmt: skip
+    for extra, said in refusals:
+        assert main([*base, *extra]) != 0
+        err = capsys.readouterr().err
+        assert said in err and err.count("\n") == 1, err
+    assert main(["evaluate", "mnist-z2", "--k", "0", "--fid-classifier", str(mine)]) != 0
+    assert "--fid-classifier sets up the FID: add --fid" in capsys.readouterr().err

@@ -28,6 +28,12 @@ def add_fid_arguments(e) -> None:
         "torch-fidelity and downloads its weights once)",
     )
     e.add_argument(
+        "--fid-classifier",
+        metavar="FOLDER",
+        help="with classifier features: the feature classifier in FOLDER (written by vae-explorer "
+        "classifier DATASET --out FOLDER) instead of the shipped pretrained/classifiers/DATASET",
+    )
+    e.add_argument(
         "--fid-samples",
         type=positive(int),
         default=10_000,
@@ -84,10 +90,20 @@ def check_fid_arguments(args) -> None:
     Raises:
         ExplorerError: what is wrong and what to pass instead.
     """
-    defaults = {"fid_features": "classifier", "fid_samples": 10_000, "save_card": False}
+    defaults = {
+        "fid_features": "classifier",
+        "fid_samples": 10_000,
+        "save_card": False,
+        "fid_classifier": None,
+    }
     given = [name for name, value in defaults.items() if getattr(args, name) != value]
     if given and not args.fid:
         raise ExplorerError(f"--{given[0].replace('_', '-')} sets up the FID: add --fid")
+    if args.fid_classifier is not None and args.fid_features != "classifier":
+        raise ExplorerError(
+            f"--fid-classifier gives classifier features, and --fid-features is {args.fid_features}: "
+            "leave out one of them"
+        )
     from explorer.fid import min_images
 
     need = min_images(args.fid_features)
@@ -105,6 +121,10 @@ def check_fid_arguments(args) -> None:
             dataset = None  # the evaluation says what is wrong with the checkpoint
         if dataset is not None:
             check_fid_sets(dataset, args.fid_samples, args.fid_features)
+            if args.fid_classifier is not None:
+                from explorer.fid import load_classifier
+
+                load_classifier(dataset, args.fid_classifier)  # there, readable, of this dataset
     if args.save_card:
         from explorer.cards import Card
 
@@ -143,19 +163,17 @@ def fid_figures(model, dataset: str, args) -> dict:
     train, _ = eval_images(dataset, "train", binarized=False, limit=n)
     samples = model_samples(model, n)
     what = "decoder means at z ~ N(0, I)"
+    folder = getattr(args, "fid_classifier", None)
     figures = {
         "model": frechet_distance(
-            test, samples, dataset, args.fid_features, f"{len(test):,} test images", f"{n:,} samples ({what})"
+            test, samples, dataset, args.fid_features, f"{len(test):,} test images",
+            f"{n:,} samples ({what})", classifier_folder=folder,
         ).to_dict(),
         "test_vs_train": frechet_distance(
-            train,
-            test,
-            dataset,
-            args.fid_features,
-            f"{len(train):,} training images",
-            f"{len(test):,} test images",
+            train, test, dataset, args.fid_features, f"{len(train):,} training images",
+            f"{len(test):,} test images", classifier_folder=folder,
         ).to_dict(),
-    }
+    }  # fmt: skip
     return figures
 
 

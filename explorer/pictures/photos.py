@@ -110,8 +110,9 @@ def ground_note(picture: np.ndarray, test_levels: np.ndarray, dataset: str) -> s
     return (
         f"This picture's ground is {'lighter' if lighter else 'darker'} than that of the {dataset} "
         f"images: its edges are at {level:.0%} brightness, the test images' at {low:.0%} to "
-        f"{high:.0%} (98 in 100 of them). The model draws the ground it has learnt, so the reconstruction will differ most "
-        "there, and its ELBO and place on the map say more about the ground than the subject. "
+        f"{high:.0%} (98 in 100 of them). The model draws the ground it has learnt, so the "
+        "reconstruction will differ most there, and its ELBO and place on the map say more about "
+        "the ground than the subject. "
         + (
             "A dark drawing on white paper reads better inverted (light on black)."
             if lighter
