@@ -52,7 +52,8 @@ def _candidates() -> list[tuple[float, float]]:
 
 
 def _clear(centre, half, stars, boxes, bounds) -> bool:
-    """Whether a box (centre, half-size) misses every star (M, 2) and box, and stays in bounds."""
+    """Whether a box (centre, half-size) misses every star (M, 2) and box (cx, cy, half w, half h,
+    ...), and stays in bounds."""
     (cx, cy), (hw, hh) = centre, half
     (x0, y0), (x1, y1) = bounds
     if cx - hw < x0 or cx + hw > x1 or cy - hh < y0 or cy + hh > y1:
@@ -61,7 +62,62 @@ def _clear(centre, half, stars, boxes, bounds) -> bool:
     ny = np.clip(stars[:, 1], cy - hh, cy + hh)
     if np.any(np.hypot(stars[:, 0] - nx, stars[:, 1] - ny) < MARKER_RADIUS):
         return False
-    return all(abs(cx - bx) >= hw + bw + 2 or abs(cy - by) >= hh + bh + 2 for bx, by, bw, bh in boxes)
+    return all(abs(cx - bx) >= hw + bw + 2 or abs(cy - by) >= hh + bh + 2 for bx, by, bw, bh, *_ in boxes)
+
+
+def _crosses(start, end, box, pad: float = 1.0) -> bool:
+    """Whether the segment ``start``-``end`` (screen px) passes through ``box`` (cx, cy, half w,
+    half h, ...) grown by ``pad`` px: Liang-Barsky clipping of the segment to the box."""
+    cx, cy, hw, hh = box[:4]
+    (px, py), (qx, qy) = start, end
+    dx, dy = qx - px, qy - py
+    low, high = 0.0, 1.0
+    x0, x1, y0, y1 = cx - hw - pad, cx + hw + pad, cy - hh - pad, cy + hh + pad
+    for step, room in ((-dx, px - x0), (dx, x1 - px), (-dy, py - y0), (dy, y1 - py)):
+        if step == 0:
+            if room < 0:
+                return False
+            continue
+        t = room / step
+        if step < 0:
+            low = max(low, t)
+        else:
+            high = min(high, t)
+        if low > high:
+            return False
+    return True
+
+
+def _leaders_clear(point, centre, half, boxes) -> bool:
+    """Whether a label's leader line (from its ``point`` to its box's ``centre``, half-size
+    ``half``) misses every earlier box, and its box every earlier leader line (``boxes``: (cx, cy,
+    half w, half h, px, py) of each earlier label, its point last)."""
+    box = (*centre, *half)
+    for other in boxes:
+        if _crosses(point, centre, other) or _crosses(other[4:6], other[:2], box):
+            return False
+    return True
+
+
+def _best_place(i: int, half, screens, others, bounds) -> tuple[tuple[float, float], tuple[int, int]]:
+    """The nearest offset for label ``i`` (box half-size ``half``) clear of every star and of the
+    boxes ``others[k]`` at every scale k, and then with no leader line across a box; where none
+    is, the one clear at most scales. Returns (offset, (scales its box is clear at, scales its
+    leader is clear at))."""
+    best, best_clear = (0.0, -26.0), (-1, -1)
+    for dx, dy in _candidates():
+        boxes_clear = leaders_clear = 0
+        for k, xy in enumerate(screens):
+            centre = (xy[i, 0] + dx, xy[i, 1] + dy)
+            if _clear(centre, half, xy, others[k], bounds[k]):
+                boxes_clear += 1
+                leaders_clear += _leaders_clear(xy[i], centre, half, others[k])
+        clear = (boxes_clear, leaders_clear)  # a hidden star or number first, then a line across one
+        if clear > best_clear:
+            best, best_clear = (dx, dy), clear
+        if clear == (len(screens), len(screens)):
+            break
+    return best, best_clear
 
 
 def place_labels(
@@ -69,32 +125,23 @@ def place_labels(
 ) -> list[tuple[float, float]]:
     """Offsets (ax, ay) in pixels (plotly's annotation ``ax``, ``ay``: y down) of a label box for
     each of ``points`` (N, 2, data units) on a map showing ``xrange`` x ``yrange`` in a figure
-    ``height`` px tall, so that no box covers any point's marker or another box, at every scale of
-    ``scales``. Labels are placed in order, each at the nearest clear place; where none is clear
-    at every scale (a crowd of points on a small screen), at the place clear at most of them."""
+    ``height`` px tall, so that no box covers any point's marker or another box, and no leader
+    line crosses another box, at every scale of ``scales``. Labels are placed in order, each at
+    the nearest clear place; where none is clear at every scale (a crowd of points on a small
+    screen), at the place clear at most of them."""
     pts = np.asarray(points, dtype=float).reshape(-1, 2)
     at = scales(xrange, yrange, height)
     origin = np.array([xrange[0], yrange[1]])
     screens = [(pts - origin) * np.array([s, -s]) for s in at]  # (N, 2) px, y down, per scale
     bounds = [((0.0, 0.0), ((xrange[1] - xrange[0]) * s, (yrange[1] - yrange[0]) * s)) for s in at]
-    placed: list[list[tuple]] = [[] for _ in at]  # per scale: (cx, cy, half w, half h) of each box
+    placed: list[list[tuple]] = [[] for _ in at]  # per scale: (cx, cy, half w, half h, px, py) of each
     offsets = []
     for i, text in enumerate(texts):
-        w, h = box_size(text)
-        half = (w / 2, h / 2)
-        best, best_clear = None, -1
-        for dx, dy in _candidates():
-            clear = sum(
-                _clear((xy[i, 0] + dx, xy[i, 1] + dy), half, xy, placed[k], bounds[k])
-                for k, xy in enumerate(screens)
-            )
-            if clear > best_clear:
-                best, best_clear = (dx, dy), clear
-            if clear == len(at):
-                break
-        offsets.append(best)
+        half = tuple(v / 2 for v in box_size(text))
+        (dx, dy), _ = _best_place(i, half, screens, placed, bounds)
+        offsets.append((dx, dy))
         for k, xy in enumerate(screens):
-            placed[k].append((xy[i, 0] + best[0], xy[i, 1] + best[1], *half))
+            placed[k].append((xy[i, 0] + dx, xy[i, 1] + dy, *half, xy[i, 0], xy[i, 1]))
     return [(round(dx, 1), round(dy, 1)) for dx, dy in offsets]
 
 
