@@ -276,7 +276,7 @@ def test_reconstruct_json_judges_each_file_and_names_refused_ones(tmp_path, caps
     assert sign["stranger"] is True and three["stranger"] is False
     for entry in (sign, three):
         fields = {"file", "elbo", "percentile", "test_images", "score", "score_percentile"}
-        fields |= {"stranger", "reasons"}
+        fields |= {"stranger", "reasons", "notes"}
         assert set(entry) == fields and entry["test_images"] == 10_000
         assert entry["elbo"] < 0 and 0 <= entry["percentile"] <= 100
     assert sign["reasons"] and three["reasons"] == []  # what made the sign strange, in words

@@ -4,6 +4,7 @@ user's folder of images (broken files included), and the generated shapes."""
 import hashlib
 import io
 import pickle
+import re
 import tarfile
 
 import numpy as np
@@ -241,3 +242,27 @@ def test_blank_colour_pictures_and_bad_sources_get_messages(cache, tmp_path, mon
     assert not (cache / "cifar10").exists()  # no empty folder left behind
     with pytest.raises(DatasetError, match="not allowed"):
         add_folder("MNIST", tmp_path)  # a built-in name in other letters
+
+
+@pytest.mark.parametrize("fraction", ["0", "1", "1.5", "-0.1"])
+def test_a_test_fraction_is_refused_by_one_rule_in_one_wording(image_folder, cache, capsys, fraction):
+    """`data add --test-fraction 1.5` said "must be from 0 to 1" while 0 and 1 were refused by
+    the library as "must lie between 0 and 1", under another command name ("vae-explorer data")."""
+    from explorer.cli import main
+    from explorer.data.folders import TEST_FRACTION_RULE
+
+    with pytest.raises(SystemExit):
+        main(["data", "add", "pets", str(image_folder), "--test-fraction", fraction])
+    err = capsys.readouterr().err
+    assert err.startswith("vae-explorer data add: error: argument --test-fraction: must lie ")
+    assert TEST_FRACTION_RULE in err and "from 0 to 1" not in err
+    with pytest.raises(DatasetError, match="^the test fraction must lie " + re.escape(TEST_FRACTION_RULE)):
+        add_folder("pets", image_folder, size="8", test_fraction=float(fraction))
+    assert not (cache / "pets").exists()
+
+
+def test_a_refused_folder_is_named_by_the_command_that_refused_it(tmp_path, cache, capsys):
+    from explorer.cli import main
+
+    assert main(["data", "add", "pets", str(tmp_path / "nowhere")]) != 0
+    assert capsys.readouterr().err.startswith("vae-explorer data add: error: ")

@@ -57,7 +57,10 @@ def main(argv: list[str] | None = None) -> int:
         check_checkpoints(args)  # a checkpoint that is not there: refused before torch is loaded
         code = COMMANDS[args.command](args)
     except (ExplorerError, ValueError) as exc:  # ValueError: a config's validation
-        print(f"vae-explorer {args.command}: error: {exc}", file=sys.stderr)
+        action = getattr(
+            args, f"{args.command}_command", None
+        )  # data add, paper figure2: as argparse names them
+        print(f"vae-explorer {args.command}{f' {action}' if action else ''}: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -3,12 +3,13 @@ images added as a dataset."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import sys
 
 from explorer.cli.args import Parser, number
-from explorer.data.specs import DATASETS
+from explorer.data.specs import DATASETS, SIZE_HELP
 from explorer.errors import ExplorerError
 
 
@@ -26,7 +27,11 @@ def add_data_parser(sub) -> None:
     a = dsub.add_parser("add", help="a folder of your own images as a dataset (class subfolders: labels)")
     a.add_argument("name", help="the dataset's name (letters, digits, . _ -)")
     a.add_argument("path", help="the folder of PNG, JPEG, WebP, BMP or GIF images")
-    a.add_argument("--size", default="32", help="image size: 32, or 48x32 (height x width); default 32")
+    a.add_argument(
+        "--size",
+        default="32",
+        help=f"image size: {SIZE_HELP}; default 32",
+    )
     a.add_argument("--grey", action="store_true", help="greyscale (default: colour)")
     a.add_argument(
         "--fit",
@@ -35,7 +40,10 @@ def add_data_parser(sub) -> None:
         help="crop: centre-crop to the shape, then resize (default); pad: resize to fit, pad with black",
     )
     a.add_argument(
-        "--test-fraction", type=number(float, 0.0, 1.0), default=0.1, help="share of images in the test split"
+        "--test-fraction",
+        type=_test_fraction,
+        default=0.1,
+        help="share of the images in the test split, between 0 and 1, both excluded; default 0.1",
     )
     a.add_argument("--replace", action="store_true", help="replace a dataset of that name")
     i = dsub.add_parser("info", help="counts, shape, source and checksums")
@@ -71,6 +79,18 @@ def cmd_data(args) -> None:
     print(f"  folder {info['folder']}")
     for file, meta in info["files"].items():
         print(f"  {file:<26} {meta['bytes']:>10,} bytes  md5 {meta['md5']}")
+
+
+def _test_fraction(text: str) -> float:
+    """``--test-fraction``: a number, refused as the library refuses it (``check_test_fraction``)."""
+    from explorer.data.folders import check_test_fraction
+    from explorer.errors import DatasetError
+
+    value = number(float)(text)
+    try:
+        return check_test_fraction(value)
+    except DatasetError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("the test fraction ")) from None
 
 
 def _add_folder(args) -> None:

@@ -22,15 +22,13 @@ from pathlib import Path
 import numpy as np
 
 from explorer.data.arrays import write_arrays
-from explorer.data.specs import SPECS, DatasetSpec, data_root
+from explorer.data.specs import MAX_SIDE, MIN_SIDE, SPECS, DatasetSpec, data_root
 from explorer.errors import DatasetError, ImageError
 from explorer.pictures.convention import Convention
 from explorer.pictures.photos import photo_array
 from explorer.pictures.reading import UPLOAD_TYPES, open_image
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-MIN_SIDE = 4  # pixels: the smallest side a folder may be added at
-MAX_SIDE = 256  # pixels: larger images would make a model this tool cannot train on a laptop
 MAX_IMAGES = 200_000
 
 
@@ -59,6 +57,21 @@ def parse_size(text: str) -> tuple[int, int]:
     if len(sides) not in (1, 2) or not all(MIN_SIDE <= s <= MAX_SIDE for s in sides):
         raise ValueError(f"size must be one or two sides of {MIN_SIDE} to {MAX_SIDE} pixels, not {text!r}")
     return (sides[0], sides[-1])
+
+
+TEST_FRACTION_RULE = "between 0 and 1, both excluded (0.1: a tenth of the images are test images)"
+
+
+def check_test_fraction(value: float) -> float:
+    """``value``, the share of a folder's images in its test split, if it lies strictly between 0
+    and 1 (each split needs images).
+
+    Raises:
+        DatasetError: said as ``data add --test-fraction`` and the Train page's form say it.
+    """
+    if not 0 < value < 1:
+        raise DatasetError(f"the test fraction must lie {TEST_FRACTION_RULE}, not {value:g}")
+    return value
 
 
 def _in_test(relative: str, test_fraction: float) -> bool:
@@ -139,8 +152,7 @@ def _check_request(name, path, size, fit, test_fraction, replace) -> tuple[Path,
         raise DatasetError(str(exc)) from None
     if fit not in ("crop", "pad"):
         raise DatasetError(f"fit must be crop or pad, not {fit!r}")
-    if not 0 < test_fraction < 1:
-        raise DatasetError(f"the test fraction must lie between 0 and 1, not {test_fraction}")
+    check_test_fraction(test_fraction)
     root = Path(path).expanduser()
     if not root.is_dir():
         raise DatasetError(f"{root} is not a folder; give the folder that holds the images")

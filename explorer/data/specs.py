@@ -14,6 +14,12 @@ from pathlib import Path
 
 from explorer.pictures.convention import Convention
 
+# A folder of the user's images (``explorer.data.folders``): the sizes it may be added at, as
+# ``data add --size`` and the Train page's form say them.
+MIN_SIDE = 4  # pixels: the smallest side a folder may be added at
+MAX_SIDE = 256  # pixels: larger images would make a model this tool cannot train on a laptop
+SIZE_HELP = f"32 for 32x32, or 48x32 for height x width; sides of {MIN_SIDE} to {MAX_SIDE} pixels"
+
 
 @dataclass(frozen=True)
 class DatasetSpec:

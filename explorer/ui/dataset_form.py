@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from explorer.data.folders import MAX_SIDE, add_folder
+from explorer.data.folders import add_folder
+from explorer.data.specs import SIZE_HELP
 from explorer.errors import ExplorerError
 
-SIZE_HELP = f"32 for 32x32, or 48x32 for height x width; sides of 4 to {MAX_SIDE} pixels"
 FIT_HELP = "crop: centre-crop to the shape; pad: fit inside, black borders"
 
 
