@@ -354,15 +354,19 @@ class Projection:
 
 
 def fit_projection(means: torch.Tensor) -> Projection:
-    """Identity for 2-D latents; otherwise PCA of the encoded means (top two components)."""
+    """Identity for 2-D latents; otherwise PCA of the encoded means (N, z) (top two components;
+    from a single code, its direction and another: no variance to explain, 0 each)."""
     dims = means.shape[1]
     if dims <= 2:
         return Projection(torch.zeros(dims), torch.eye(dims, 2), [], "identity")
     centre = means.double().mean(0)
     centred = means.double() - centre
     _, s, vh = torch.linalg.svd(centred, full_matrices=False)
-    variance = s.pow(2)
-    explained = (variance[:2] / variance.sum()).tolist()
+    if vh.shape[0] < 2:  # one test image (a folder of a dozen pictures): the basis completed
+        vh = torch.linalg.qr(torch.cat([vh.T, torch.eye(dims, dtype=vh.dtype)], dim=1))[0].T
+    variance = torch.cat([s.pow(2), s.new_zeros(2)])[:2]
+    total = float(s.pow(2).sum())
+    explained = (variance / total).tolist() if total > 0 else [0.0, 0.0]
     comps = vh[:2].T.contiguous()  # (z, 2)
     # Fix the signs so that the picture does not flip between runs of the SVD.
     signs = torch.sign(comps[comps.abs().argmax(0), torch.arange(2)])

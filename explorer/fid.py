@@ -56,7 +56,11 @@ def too_few(sets: dict[str, int], features: str) -> str | None:
     """Why FID cannot compare sets of these sizes ({"test images": 7, ...}), in words; None when
     every set has ``min_images(features)``."""
     need = min_images(features)
-    short = [f"{n:,} {name}" for name, n in sets.items() if n < need]
+    short = [
+        f"{n:,} {name.replace('images', 'image', 1) if n == 1 else name}"
+        for name, n in sets.items()
+        if n < need
+    ]
     if not short:
         return None
     d = INCEPTION_WIDTH if features == "inception" else FEATURE_WIDTH

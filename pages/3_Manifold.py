@@ -9,10 +9,10 @@ from explorer.ui.beside import companion_picker, grid_values, grids_side_by_side
 from explorer.ui.live import live_decoder, runs_in_browser, server_decoder
 from explorer.ui.manifold_grid import manifold_png, manifold_png_at
 from explorer.ui.models import (
-    MAP_POINTS,
     dataset_of,
     latent_activity,
     latent_map,
+    map_points_words,
     model_key,
     model_or_stop,
     scatter_picture,
@@ -108,7 +108,7 @@ with right.container(key=DECODER):
             dataset,
             key=f"live-{choice}",
             caption="Drag a slider: the point is decoded in your browser as you move it. Beside the image: "
-            f"where it lies among {MAP_POINTS:,} encoded test images, coloured by label ({axes}, "
+            f"where it lies among {map_points_words(dataset)}, coloured by label ({axes}, "
             f"-{scatter_picture(*key, dataset).lim:g} to {scatter_picture(*key, dataset).lim:g}).",
             grid=corners,
         )

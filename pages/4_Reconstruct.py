@@ -15,10 +15,10 @@ from explorer.pictures.overlays import upload_colour, upload_symbol
 from explorer.pictures.reading import MAX_UPLOADS, UPLOAD_TYPES
 from explorer.ui.image_report import image_report, reconstruction_gallery
 from explorer.ui.models import (
-    MAP_POINTS,
     dataset_of,
     encoded_test_set,
     label_names,
+    map_points_words,
     model_key,
     model_or_stop,
     test_elbo,
@@ -121,6 +121,6 @@ if placed:
     on_map, key_to_it = st.columns([3, 2], gap="medium")
     chart(on_map, fig, key="uploads-map")
     key_to_it.caption(
-        f"{star_caption(model, projection, 'of one of your images')}, among {MAP_POINTS:,} encoded "
-        f"test images; its number says which: {numbers}."
+        f"{star_caption(model, projection, 'of one of your images')}, among "
+        f"{map_points_words(dataset)}; its number says which: {numbers}."
     )

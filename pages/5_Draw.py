@@ -9,7 +9,7 @@ from explorer.errors import ImageError
 from explorer.explore.strangers import verdict_measured
 from explorer.pictures.reading import canvas_image
 from explorer.ui.image_report import image_report
-from explorer.ui.models import MAP_POINTS, dataset_of, label_names, model_key, model_or_stop
+from explorer.ui.models import dataset_of, label_names, map_points_words, model_key, model_or_stop
 from explorer.ui.scatter import base_scatter, draw_posterior, star_caption
 from explorer.ui.widgets import chart
 
@@ -88,7 +88,7 @@ with right:
     off = draw_posterior(fig, projection, mu, sigma, "your drawing", "black")
     chart(st, fig, key="draw-map")
     st.caption(
-        f"{star_caption(model, projection, 'of your drawing')}, among {MAP_POINTS:,} encoded test images"
+        f"{star_caption(model, projection, 'of your drawing')}, among {map_points_words(dataset)}"
         + (f"; it lies {off} (the triangle at the edge points to it). " if off else ". ")
         + "Open Interpolate to morph your drawing into another image."
     )

@@ -9,7 +9,7 @@ from explorer.explore.posterior import posterior
 from explorer.pictures.images import gif_bytes, make_grid, png_bytes, upscale
 from explorer.pictures.overlays import add_path
 from explorer.ui.ends import interpolation_end
-from explorer.ui.models import MAP_POINTS, dataset_of, label_names, model_key, model_or_stop
+from explorer.ui.models import dataset_of, label_names, map_points_words, model_key, model_or_stop
 from explorer.ui.scatter import base_scatter
 from explorer.ui.widgets import chart
 
@@ -60,7 +60,7 @@ for method in methods:
 on_map, beside = st.columns([3, 2], gap="medium")  # the page's width would stretch z1 (one scale)
 chart(on_map, fig, key="interp-map")
 beside.caption(
-    f"The paths on the map, from A to B over {MAP_POINTS:,} encoded test images"
+    f"The paths on the map, from A to B over {map_points_words(dataset)}"
     + (f"; {off}: the triangle at the edge points to it, and the path runs off the map. " if off else ". ")
     + "For models with more than two latent dimensions the map shows the paths projected onto its "
     "principal components."

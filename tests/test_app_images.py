@@ -45,7 +45,7 @@ def test_an_upload_added_twice_is_shown_once(shipped, mnist_test):
     at.file_uploader[0].set_value([("a.png", digit, "image/png"), ("b.png", digit, "image/png")]).run()
     assert not at.exception
     assert len(reports(at)) == 1
-    assert "b.png is the same file as a.png" in at.info[0].value
+    assert any("b.png is the same file as a.png" in i.value for i in at.info)
 
 
 def test_uploads_good_and_bad(shipped):

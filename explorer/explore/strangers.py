@@ -308,12 +308,14 @@ def rank_words(percentile: float, count: int) -> str:
     with one decimal from 1,000 images, none from 100, and below ``FEW_TEST_IMAGES`` as how many of
     them ("higher than 6 of the 7 test images"; "none of"/"all"); ``count`` 0: not known, as a
     percentage."""
+    if count == 1:  # a folder of a dozen pictures may hold one
+        return f"{'higher' if percentile >= 100 else 'not higher'} than the one test image's"
     if 0 < count < FEW_TEST_IMAGES:
         below = round(percentile * count / 100.0)
         if below == 0:
             return f"higher than none of the {count} test images"
         if below == count:
-            return f"higher than all {count} test images" if count > 1 else "higher than the one test image"
+            return f"higher than all {count} test images"
         return f"higher than {below} of the {count} test images"
     return f"higher than {percentile:.{0 if 0 < count < 1000 else 1}f}% of the test images"
 

@@ -40,9 +40,18 @@ def neighbours_panel(
     else:
         by_code = nearest(code, encoded_test_set(*key, dataset), NEIGHBOURS)
         by_pixels = nearest(x, images, NEIGHBOURS)
+    found = len(by_code.indices)  # fewer than NEIGHBOURS in a folder of a dozen images
+    if found == 0:
+        st.markdown("**Nearest test images**")
+        other = "no other image" if exclude is not None else "no image"
+        st.caption(
+            f"None to show: {dataset}'s test set holds {other} to compare with (a folder's test split "
+            "takes one image in ten)."
+        )
+        return
     shared = len(set(by_code.indices) & set(by_pixels.indices))
     what = "posterior means" if model.config.variational else "codes"
-    st.markdown(f"**Nearest test images** ({shared} of {NEIGHBOURS} in both rows)")
+    st.markdown(f"**Nearest test images** ({shared} of {found} in both rows)")
     for title, found, unit in (
         (f"in latent space ({what})", by_code, "z units"),
         ("in pixel space", by_pixels, "over pixel values 0-1"),

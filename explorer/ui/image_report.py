@@ -12,7 +12,7 @@ import torch
 
 from explorer.data.specs import spec
 from explorer.evaluate import score_name
-from explorer.explore.latent import COLOUR_LOST, ELBO_DRAWS, colour_kept
+from explorer.explore.latent import COLOUR_LOST, ELBO_DRAWS, LITTLE_KEPT, colour_kept, likeness
 from explorer.explore.posterior import deterministic, posterior, posterior_samples
 from explorer.explore.strangers import (
     STRANGER_QUANTILE,
@@ -84,7 +84,14 @@ def reconstruction_gallery(rec, picked: torch.Tensor, labels: torch.Tensor, name
     autoencoder: log p(x|z)) under it, in rows of ``GALLERY_COLUMNS``."""
     score = "ELBO" if rec.variational else "log p(x|z)"
     kept = colour_kept(rec.inputs, rec.outputs)
-    if kept is not None and kept < COLOUR_LOST:
+    alike = float(likeness(rec.inputs, rec.outputs).mean())
+    if alike < LITTLE_KEPT:  # the colour note's reason would not hold: the shapes are lost too
+        st.info(
+            f"These reconstructions keep little of their images: their grey levels correlate {alike:.2f} "
+            "with the inputs', where a trained model's reach 0.8 to 0.99. The model has learnt little "
+            "of them yet: train it longer, or on more images."
+        )
+    elif kept is not None and kept < COLOUR_LOST:
         st.info(
             f"This model decodes colour as grey: its reconstructions keep {kept:.0%} of these "
             "images' colour. Its decoder has a scale of its own, so what the code does not carry can "

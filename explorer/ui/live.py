@@ -131,7 +131,8 @@ def server_decoder(
         where = projection(z[None].float())[0].tolist()
         picture.image(
             scatter.with_star(where, radius=24),  # the map is shown at half its size or less
-            caption=f"The star: where z lies among {len(scatter.labels):,} encoded test images, coloured "
-            f"by label ({axes}, -{scatter.lim:g} to {scatter.lim:g})",
+            caption=f"The star: where z lies among {len(scatter.labels):,} encoded test "
+            f"image{'' if len(scatter.labels) == 1 else 's'}, coloured by label ({axes}, -{scatter.lim:g} "
+            f"to {scatter.lim:g})",
         )
     return z

@@ -224,6 +224,14 @@ def test_images(dataset: str) -> tuple[torch.Tensor, torch.Tensor]:
     return data.images.float().div_(255.0), data.labels  # in place: one 31 MB array for MNIST, not two
 
 
+def map_points_words(dataset: str) -> str:
+    """How many encoded test images the small maps beside uploads, drawings and sliders show, in
+    words: "2,000 encoded test images", or as many as a smaller test set holds ("1 encoded test
+    image" for a folder of a dozen pictures)."""
+    n = min(MAP_POINTS, len(test_images(dataset)[1]))
+    return f"{n:,} encoded test image{'' if n == 1 else 's'}"
+
+
 @st.cache_resource(max_entries=4, show_spinner="Binarising the test set...")
 def data_space_test_set(dataset: str, binarized: bool) -> torch.Tensor:
     """The test images (N, C, H, W) in a model's data space: binarised once with the evaluation's

@@ -193,7 +193,8 @@ def latent_forming(registry: JobRegistry, name: str) -> None:
     )
     st.caption(
         ("Means of q(z|x)" if variational else "Codes z = f(x)")
-        + f" of {frames.shape[1]:,} test images after each epoch (0: before training)"
+        + f" of {frames.shape[1]:,} test image{'' if frames.shape[1] == 1 else 's'} after each epoch "
+        "(0: before training)"
         + ("" if dims <= 2 else "; principal components, aligned from epoch to epoch")
         + ". Press Play, or drag the epoch slider."
     )

@@ -59,6 +59,10 @@ def traversal_tab(
     """One row per active dimension, largest KL (an autoencoder: code variance) first."""
     kl, variance, active = latent_activity(*key, dataset)
     dims, inactive = traversal_dims(kl, variance, active)
+    count = len(test_images(dataset)[1])
+    unmeasured = count < 2  # a unit is active when its posterior mean varies across the test images
+    if unmeasured:
+        dims, inactive = list(range(model.config.latent_dim)), []
     activity = kl if model.config.variational else variance  # the figure each row shows
     reach = st.slider(
         "Sweep each dimension over" if model.config.variational else "Sweep each dimension over (code sds)",
@@ -75,8 +79,14 @@ def traversal_tab(
     measure = "KL" if model.config.variational else "code variance"
     st.caption(
         f"Each row: one latent dimension swept from {values[0]:.2f} to {values[-1]:.2f} ({STEPS} steps) "
-        f"while the others stay at {name}. Rows are the active units, largest {measure} first."
+        f"while the others stay at {name}."
+        + ("" if unmeasured else f" Rows are the active units, largest {measure} first.")
     )
+    if unmeasured:
+        st.caption(
+            f"Every dimension is drawn, in order: which units are active is measured by how their "
+            f"posterior means vary across the test images, and {dataset}'s test set holds {count}."
+        )
     if inactive:
         st.caption(
             f"Inactive units, not drawn (they change nothing): {', '.join(f'z{j + 1}' for j in inactive)}"
