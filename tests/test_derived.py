@@ -373,3 +373,29 @@ def test_a_session_waiting_for_another_ones_measurement_says_so(monkeypatch):
     threading.Thread(target=other_tab_ends).start()
     assert isinstance(models.derived_figures("model", 0, "tsne"), Fitted)
     assert len(said) == 1 and "Fitting a t-SNE map" in said[0] and "Another tab started it" in said[0]
+
+
+def test_a_full_disk_is_said_by_derive_and_not_called_stored(stored, capsys, monkeypatch):
+    """`vae-explorer derive` on a full disk printed "derived (0.00 MB ...)" and exited 0 with
+    nothing stored: ensure() took every OSError for a read-only install. The command (and a run's
+    last stage) now says why, and the app's pages still get their figures for the session."""
+    import errno
+    import shutil
+
+    from explorer.cli import main
+
+    folder, *_ = stored
+    shutil.rmtree(folder / "derived")
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(derived, "save", full)
+    monkeypatch.setattr(derived, "test_images", lambda dataset: stored[2])
+    assert main(["derive", str(folder), "--no-maps"]) != 0
+    out, err = capsys.readouterr()
+    assert "MB" not in out and err.count("\n") == 1
+    assert "could not be stored" in err and "the disk is full" in err
+    assert f"vae-explorer derive {folder}" in err
+    figures = derived.ensure(folder, parts=("elbo",))  # the app: served all the same
+    assert figures.elbo.shape == (N,)

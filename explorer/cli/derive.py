@@ -35,7 +35,7 @@ def cmd_derive(args) -> None:
         if args.force:
             shutil.rmtree(folder_of(folder), ignore_errors=True)
         start = time.perf_counter()
-        derived = ensure(folder, parts=CORE if args.no_maps else PARTS)
+        derived = ensure(folder, parts=CORE if args.no_maps else PARTS, must_store=True)
         _finish_cut_short(folder)
         files = sorted(folder_of(folder).iterdir())
         size = sum(f.stat().st_size for f in files)

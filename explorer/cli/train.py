@@ -151,7 +151,7 @@ def _derive(folder) -> dict:
 
     old = {sig: signal.signal(sig, _skip) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        ensure(folder, parts=CORE, report=report)
+        ensure(folder, parts=CORE, report=report, must_store=True)
     except Skipped:
         print(f"skipped storing what the pages need (stopped): the run is saved, and each page measures "
               f"what it needs on its first visit (or: vae-explorer derive {folder})", flush=True)  # fmt: skip

@@ -360,13 +360,20 @@ def ensure(
     parts=CORE,
     known: Derived | None = None,
     report: Callable[[str], None] | None = None,
+    must_store: bool = False,
 ) -> Derived:
     """The model's derived figures with at least ``parts``: read from beside the model (or
     ``known``, figures of this model already read), the missing parts computed and the whole
     written back; a folder that cannot be written keeps nothing, and the figures are returned
-    all the same. ``model``: the loaded model, if the caller has it; ``report``: as ``compute``
-    takes it."""
+    all the same (unless ``must_store``). ``model``: the loaded model, if the caller has it;
+    ``report``: as ``compute`` takes it.
+
+    Raises:
+        ExplorerError: with ``must_store`` (``vae-explorer derive``, a run's last stage), the
+            figures could not be written (a full disk, a read-only folder), saying why.
+    """
     from explorer.checkpoints import dataset_of, load_checkpoint, read_config
+    from explorer.errors import ExplorerError
 
     checksum = model_checksum(model_folder)
     derived = known
@@ -381,6 +388,22 @@ def ensure(
     derived = compute(model, derived.dataset, parts, into=derived, report=report)
     try:
         save(model_folder, derived, checksum)
-    except OSError:
-        pass  # a read-only folder: the figures serve this process only
+    except OSError as exc:
+        if must_store:  # `derive`, a run's last stage: said, never "stored" (a full disk said 0.00 MB)
+            raise ExplorerError(
+                f"the derived figures could not be stored in {folder_of(model_folder)} ({_why(exc)}); the "
+                f"model itself is kept: make room and run 'vae-explorer derive {model_folder}'"
+            ) from None
+        # a read-only install (the app's shipped models): the figures serve this process only
     return derived
+
+
+def _why(exc: OSError) -> str:
+    """An OSError in words: a full disk or quota named as such, else its own message."""
+    import errno
+
+    if exc.errno == errno.ENOSPC:
+        return "the disk is full"
+    if exc.errno == errno.EDQUOT:
+        return "the disk quota is used up"
+    return exc.strerror or str(exc)
