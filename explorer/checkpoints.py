@@ -236,6 +236,21 @@ def load_checkpoint(path_or_name: str | os.PathLike, device: str | torch.device 
     return model.to(device).eval()
 
 
+def checkpoint_progress(folder: str | os.PathLike) -> dict:
+    """The epoch and step a run folder's checkpoint was saved at, read from its file's header
+    alone ({"epoch": int, "step": int}); {} where there is none or it cannot be read."""
+    import struct
+
+    try:
+        with open(Path(folder) / MODEL_FILE, "rb") as f:
+            (size,) = struct.unpack("<Q", f.read(8))  # safetensors: the JSON header's length first
+            header = json.loads(f.read(min(size, 1 << 20)))
+        progress = json.loads(header.get("__metadata__", {}).get("progress", "{}"))
+        return {k: int(progress[k]) for k in ("epoch", "step") if k in progress}
+    except (OSError, ValueError, struct.error, TypeError, AttributeError):
+        return {}
+
+
 def _check_record(folder: Path, config: ModelConfig, metadata: dict[str, str]) -> None:
     """Raise CheckpointError when config.json (if there is one) tells another story than the
     weights' own record: another network, another dataset, or an image shape that is not its

@@ -213,3 +213,37 @@ def test_enter_in_a_field_does_not_start_a_run(shipped):
     at = page(TRAIN).run()
     forms = {f.proto.form.form_id: f.proto.form for f in at.get("form")}
     assert forms["train_form"].enter_to_submit is False
+
+
+def test_a_run_failed_after_an_unkept_epoch_resumes_from_the_checkpoint_to_its_own_target(shipped):
+    """A disk that filled while epoch 2's checkpoint was written (its figures were logged): the page
+    said "Epoch 2 / ?", drew epoch 2 without a word and offered to train on to epoch 12, where the
+    run had asked for 5 and goes on from epoch 1."""
+    import json
+
+    from explorer.config import TrainConfig
+    from explorer.train.run import start_run
+    from explorer.train.runfolder import RunFolder
+
+    cfg = TrainConfig(epochs=1, limit=500, test_limit=300, device="cpu", log_every=2)
+    folder = start_run(
+        shipped / "runs" / "full", ModelConfig(hidden=(32,), latent_dim=2), cfg, progress=False
+    )
+    run = RunFolder(folder)
+    epoch_1 = next(r for r in run.read_metrics() if r.get("type") == "epoch")
+    run.append_metrics([{**epoch_1, "epoch": 2, "step": 2 * epoch_1["step"]}])  # logged, not kept
+    message = "disk full: ... the last good checkpoint (epoch 1, step 5) is kept"
+    run.write_status("failed", message=message, epochs=5, pid=0)
+    assert json.loads(run.status_file.read_text())["epochs"] == 5
+    at = page(TRAIN)
+    at.session_state["watch"] = "full"
+    at.run()
+    assert not at.exception
+    assert any(m.label == "Epoch" and m.value == "2 / 5" for m in at.get("metric"))
+    said = " ".join(c.value for c in at.caption)
+    assert (
+        "Epoch 2's figures below were measured, but its checkpoint was not kept: Resume goes on from epoch 1"
+        in said
+    )
+    resume = at.number_input(key="resume-epochs-full")
+    assert resume.value == 5 and resume.min == 2

@@ -74,6 +74,7 @@ def test_a_disk_that_fills_mid_run_fails_in_one_line_and_resume_carries_on(tmp_p
     assert read_status(out)["state"] == "failed" and read_status(out)["message"] == message
     view = JobRegistry(tmp_path / "runs").view("full")
     assert (view.state, view.message) == ("failed", message)  # the Train page: "failed: disk full ..."
+    assert view.epochs == 2  # what the run asked for: "Epoch 1 / 2", not "1 / ?"
     assert _temporaries(out) == [], "no empty or temporary file left"
     text = (out / "metrics.jsonl").read_text()
     assert text.endswith("}\n") and [json.loads(line)["step"] for line in text.splitlines()] == [5, 10, 10]

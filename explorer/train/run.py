@@ -235,17 +235,17 @@ def _train_in(
         stopped = trainer.run()
     except OSError as exc:  # a full disk under a write of the run's: one line, not a traceback
         if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
-            _failed(status, f"{type(exc).__name__}: {exc}")
+            _failed(status, f"{type(exc).__name__}: {exc}", cfg.epochs)
             raise
         written = Path(exc.filename or "its files").name.lstrip(".").split(".tmp")[0]  # not the temporary
         error = Recorder(run, cfg, world, None).write_failed(exc, written)
-        _failed(status, str(error))
+        _failed(status, str(error), cfg.epochs)
         raise error from None
     except ExplorerError as exc:
-        _failed(status, str(exc))
+        _failed(status, str(exc), cfg.epochs)
         raise
     except BaseException as exc:
-        _failed(status, f"{type(exc).__name__}: {exc}")
+        _failed(status, f"{type(exc).__name__}: {exc}", cfg.epochs)
         raise
     noted = {}  # what the hook adds to the final status (the CLI's: whether it stored the figures)
     if after_training is not None and not stopped and world.main:
@@ -254,11 +254,12 @@ def _train_in(
     return run.path
 
 
-def _failed(status, message: str) -> None:
-    """Record the run as failed with ``message``; a status that cannot be written (the disk that
+def _failed(status, message: str, epochs: int | None = None) -> None:
+    """Record the run as failed with ``message`` (and the ``epochs`` it was asked for, which the
+    Train page shows and offers to resume to); a status that cannot be written (the disk that
     failed the run) is left, and the error itself still reaches the caller."""
     try:
-        status("failed", message=message)
+        status("failed", message=message, **({"epochs": epochs} if epochs else {}))
     except OSError:
         pass
 

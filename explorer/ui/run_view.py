@@ -7,7 +7,7 @@ import math
 
 import streamlit as st
 
-from explorer.checkpoints import read_config
+from explorer.checkpoints import checkpoint_progress, read_config
 from explorer.config import encoder_trained
 from explorer.errors import ExplorerError
 from explorer.explore.latent import align_frames, pick_frames
@@ -52,7 +52,13 @@ def show_run(registry: JobRegistry, name: str) -> None:
             f"on its first visit (or store it now: `vae-explorer derive {registry.folder(name).path}`)."
         )
     if not view.active and registry.folder(name).has_checkpoint():
-        resume_control(registry, name, view.epoch, view.epochs)
+        kept = checkpoint_progress(registry.folder(name).path).get("epoch", view.epoch)
+        if view.state in ("failed", "lost") and kept < view.epoch:
+            st.caption(
+                f"Epoch {view.epoch}'s figures below were measured, but its checkpoint was not kept: "
+                f"Resume goes on from epoch {kept}, and measures it again."
+            )
+        resume_control(registry, name, min(kept, view.epoch), view.epochs)
     elif not view.active and view.state in ("failed", "lost"):
         delete_control(registry, name)
     if view.rows:
