@@ -30,7 +30,15 @@ def show_run(registry: JobRegistry, name: str) -> None:
     _progress(view)
     if view.path:
         st.caption(f"Training on: {view.path}")
-    a, b, c, d = st.columns(4)
+    figures = st.container(key="run-figures")
+    # Streamlit cut a figure wider than its quarter of the page ("140 / ...", "-1744..."): the
+    # figures shrink with the page and wrap rather than lose digits
+    figures.html(
+        "<style>.st-key-run-figures [data-testid=stMetricValue] { font-size: clamp(1rem, 1.6vw, 2.1rem); } "
+        ".st-key-run-figures [data-testid=stMetricValue] * { overflow: visible; text-overflow: clip; } "
+        ".st-key-run-figures [data-testid=stMetricLabel] * { overflow: visible; white-space: normal; }</style>"
+    )
+    a, b, c, d = figures.columns(4)
     a.metric("Epoch", f"{view.epoch} / {view.epochs or '?'}")
     b.metric("Samples/s", f"{view.samples_per_s:,.0f}" if view.samples_per_s else "-")
     c.metric("ETA", duration(view.eta_s) if view.active else "-")
