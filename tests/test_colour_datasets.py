@@ -266,3 +266,18 @@ def test_a_refused_folder_is_named_by_the_command_that_refused_it(tmp_path, cach
 
     assert main(["data", "add", "pets", str(tmp_path / "nowhere")]) != 0
     assert capsys.readouterr().err.startswith("vae-explorer data add: error: ")
+
+
+def test_the_suggested_command_trains_a_dataset_of_the_smallest_size(image_folder, cache, capsys, tmp_path):
+    """`data add ... --size 4` suggested a conv run with three stride-2 convolutions, which a 4x4
+    image cannot take: the command it prints is one that runs."""
+    import shlex
+
+    from explorer.cli import main
+
+    assert main(["data", "add", "pets4", str(image_folder), "--size", "4"]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("train on it: "))
+    argv = shlex.split(line.removeprefix("train on it: "))[1:]
+    assert "--channels" in argv and argv[argv.index("--channels") + 1] == "32,64"
+    argv[argv.index("--name") : argv.index("--name") + 2] = ["--out", str(tmp_path / "run")]
+    assert main([*argv, "--epochs", "1", "--hidden", "8", "--device", "cpu", "--no-progress"]) == 0

@@ -110,7 +110,19 @@ def _add_folder(args) -> None:
         print(f"  skipped {file}: {why}", file=sys.stderr)
     if done.skipped:
         print(f"{len(done.skipped)} file(s) skipped (listed above)", file=sys.stderr)
-    print(f"train on it: vae-explorer train --dataset {args.name} --arch conv --name {args.name}-conv")
+    print(f"train on it: {_train_command(args.name, args.size)}")
+
+
+def _train_command(name: str, size: str) -> str:
+    """The command that trains a conv model of the dataset just added: the default channels, or as
+    many of them as the images' smaller side can halve (a 4x4 dataset: two stride-2 convolutions)."""
+    from explorer.config import ModelConfig
+    from explorer.data.folders import parse_size
+
+    default = ModelConfig().channels
+    fit = default[: max(1, min(parse_size(size)).bit_length() - 1)]
+    channels = "" if fit == default else f" --channels {','.join(map(str, fit))}"
+    return f"vae-explorer train --dataset {name} --arch conv{channels} --name {name}-conv"
 
 
 COMMANDS = {"data": cmd_data}

@@ -32,11 +32,12 @@ def show_run(registry: JobRegistry, name: str) -> None:
         st.caption(f"Training on: {view.path}")
     figures = st.container(key="run-figures")
     # Streamlit cut a figure wider than its quarter of the page ("140 / ...", "-1744..."): the
-    # figures shrink with the page and wrap rather than lose digits
+    # figures shrink with the page rather than lose digits; their labels wrap
     figures.html(
         "<style>.st-key-run-figures [data-testid=stMetricValue] { font-size: clamp(1rem, 1.6vw, 2.1rem); } "
         ".st-key-run-figures [data-testid=stMetricValue] * { overflow: visible; text-overflow: clip; } "
-        ".st-key-run-figures [data-testid=stMetricLabel] * { overflow: visible; white-space: normal; }</style>"
+        ".st-key-run-figures [data-testid=stMetricLabel] * { overflow: visible; white-space: normal; }"
+        "</style>"
     )
     a, b, c, d = figures.columns(4)
     a.metric("Epoch", f"{view.epoch} / {view.epochs or '?'}")
