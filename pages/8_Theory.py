@@ -11,6 +11,9 @@ st.set_page_config(page_title="Theory - VAE Explorer", layout="wide")
 linked = st.query_params.get("tab")  # a Home page link names the tab; the view in the address replaces it
 if linked in TABS:
     st.session_state[TAB_KEY] = linked
+elif linked is not None:
+    st.warning(f"Ignored in the address: tab={linked[:40]!r} (tab: one of {', '.join(TABS)}).")
+    del st.query_params["tab"]
 choice, model, config = model_or_stop()
 st.title("From EM to AEVB")
 st.caption(

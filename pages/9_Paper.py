@@ -5,11 +5,12 @@ import streamlit as st
 from explorer.paper.figure2 import DATASETS
 from explorer.ui.models import choices, navigation
 from explorer.ui.paper import cost_table, figure2_curves, figure2_panels, figure3_curves, figure3_panels
-from explorer.ui.share import restore_view
+from explorer.ui.share import leave_view_out, restore_view
 
 st.set_page_config(page_title="Paper - VAE Explorer", layout="wide")
 navigation()
 restore_view(choices())
+leave_view_out()
 st.title("The paper's experiments")
 st.markdown(
     "Kingma & Welling's case for AEVB rests on **Figure 2**: with the same encoder, AEVB's lower bound "

@@ -168,3 +168,37 @@ def test_a_widgets_rerun_with_an_old_address_is_not_taken_for_back(shipped, monk
     assert at.sidebar.selectbox(key="model_picker").value == "mnist-z5"
     assert at.session_state["picked"] == ("mnist-z5", 4)
     assert dict(at.query_params) == {"model": "mnist-z5", "point": "4"}
+
+
+def test_the_paper_page_keeps_the_view_for_the_model_pages_but_not_in_its_address(shipped):
+    """`/Paper?model=mnist-z20&point=99999&map=umap` kept every value in its address without a
+    word: the Paper page shows no model, so its address holds none of the view; the view goes on
+    to the model pages, which check it against their model."""
+    at = page(PAPER)
+    at.query_params.update({"model": "mnist-z5", "point": "3", "density": "1"})
+    at.run()
+    assert not at.exception and not at.warning
+    assert not list(at.query_params)
+    at.switch_page(LATENT).run()
+    assert not at.exception
+    assert at.session_state["picked"] == ("mnist-z5", 3)
+    assert at.query_params["point"] in ("3", ["3"]) and at.query_params["model"] in ("mnist-z5", ["mnist-z5"])
+
+
+def test_a_point_without_a_model_opens_on_the_model_shown(shipped):
+    """`?point=4` alone was dropped without a word: it opens test image #4 of the model shown."""
+    at = page(LATENT)
+    at.query_params["point"] = "4"
+    at.run()
+    assert not at.exception and not at.warning
+    assert at.session_state["picked"] == ("mnist-z2", 4)
+
+
+def test_an_unknown_theory_tab_is_said_and_left_out(shipped):
+    at = page("pages/8_Theory.py")
+    at.query_params["tab"] = "bogus"
+    at.run()
+    assert not at.exception
+    said = " ".join(w.value for w in at.warning)
+    assert "Ignored in the address: tab='bogus' (tab: one of EM, KL's two directions" in said
+    assert "tab" not in list(at.query_params)

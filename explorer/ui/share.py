@@ -137,10 +137,12 @@ def restore_view(models: Collection[str], default: str | None = None) -> None:
         )
         if address.point is not None:
             st.session_state[PICKED] = (default, address.point)
+    elif address.point is not None and not address.model:  # "?point=3" by hand: on the model shown
+        st.session_state[PICKED] = (st.session_state.get(CHOSEN_MODEL, default), address.point)
     if address.repeated:
         st.warning(
-            f"Given more than once in the address: {'; '.join(address.repeated)}. The last of each is "
-            "read, and the address keeps it alone."
+            f"Given more than once in the address: {'; '.join(address.repeated)}. Only the last of "
+            "each is read."
         )
         for entry in address.repeated:  # the address rewritten with the value shown
             key = entry.split(" ", 1)[0]
@@ -164,6 +166,15 @@ def restore_view(models: Collection[str], default: str | None = None) -> None:
         st.session_state[DENSITY] = True
     if address.model and address.point is not None:
         st.session_state[PICKED] = (address.model, address.point)
+
+
+def leave_view_out() -> None:
+    """On a page that shows no model (Paper): the view read from the address stays in the session
+    for the model pages (which check it against their model), and the address holds none of it:
+    it named an image or a map this page does not show."""
+    if st.query_params:
+        st.query_params.clear()
+    st.session_state[WRITTEN] = {}
 
 
 def history_step() -> bool | None:
