@@ -242,3 +242,22 @@ def test_a_stop_just_after_a_log_line_gives_no_figures_of_its_one_step(tmp_path,
     assert [r["step"] for r in steps] == [5, 10, 11]
     assert all(r["samples_per_s"] > 0 and r["train_loss"] > 0 for r in steps[:2])
     assert not {"samples_per_s", "train_loss", "recon", "kl"} & set(steps[2])
+
+
+def test_the_status_follows_the_run_epoch_by_epoch(tmp_path, monkeypatch):
+    """status.json said "step": 0 for the whole of a running job (written when it began): it is
+    written again at each epoch's end with the step reached."""
+    from explorer.train.runfolder import RunFolder
+
+    written = []
+    real = RunFolder.write_status
+
+    def record(self, state, **fields):
+        written.append((state, fields.get("step")))
+        return real(self, state, **fields)
+
+    monkeypatch.setattr(RunFolder, "write_status", record)
+    start_run(tmp_path / "run", SMALL, small_config(epochs=2), progress=False)
+    running = [step for state, step in written if state == "running"]
+    assert running[-2:] == [10, 20], written  # 10 steps an epoch
+    assert written[-1] == ("finished", 20)

@@ -297,6 +297,7 @@ class Trainer:
         self.record.metrics({**row, **test, **times, "samples_per_s": rate})
         self.snapshot()
         self.save()
+        self.report("running")  # status.json's step and time follow the run, epoch by epoch
         line = _epoch_line(epoch, self.cfg, loss, test, epoch_seconds)
         if self.progress is not False and not _print_above_bar(line):
             self.progress = False  # nobody reads any more (`| head`): the run goes on, silently
