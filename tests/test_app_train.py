@@ -247,3 +247,30 @@ def test_a_run_failed_after_an_unkept_epoch_resumes_from_the_checkpoint_to_its_o
     )
     resume = at.number_input(key="resume-epochs-full")
     assert resume.value == 5 and resume.min == 2
+
+
+def test_a_run_of_grey_levels_reports_its_test_bound_in_bits_per_dim_too(shipped):
+    """Continuous data is reported in bits per dimension (README), and a logistic or Gaussian
+    run's Train page gave nats alone; a Bernoulli run keeps the paper's nats."""
+    import math
+
+    from explorer.config import TrainConfig
+    from explorer.evaluate import bits_per_dim
+    from explorer.train.run import start_run
+
+    for name, likelihood, binarize in (("grey", "gaussian", "none"), ("binary", "bernoulli", "auto")):
+        cfg = TrainConfig(epochs=1, limit=500, test_limit=300, device="cpu", log_every=2, binarize=binarize)
+        config = ModelConfig(hidden=(32,), latent_dim=2, likelihood=likelihood)
+        start_run(shipped / "runs" / name, config, cfg, progress=False)
+    for name, shown in (("grey", True), ("binary", False)):
+        at = page(TRAIN)
+        at.session_state["watch"] = name
+        at.run()
+        assert not at.exception
+        elbo = next(float(m.value) for m in at.get("metric") if m.label == "Test ELBO (nats)")
+        said = [c.value for c in at.caption if "bits/dim" in c.value]
+        if shown:
+            assert said == [f"-ELBO: {bits_per_dim(-elbo, 784, 'gaussian', False):.3f} bits/dim"]
+            assert math.isfinite(float(said[0].split()[1]))
+        else:
+            assert said == []

@@ -10,6 +10,7 @@ import streamlit as st
 from explorer.checkpoints import checkpoint_progress, read_config
 from explorer.config import encoder_trained
 from explorer.errors import ExplorerError
+from explorer.evaluate import bits_per_dim
 from explorer.explore.latent import align_frames, pick_frames
 from explorer.pictures.latent_plots import latent_animation
 from explorer.pictures.plots import training_curves
@@ -49,6 +50,10 @@ def show_run(registry: JobRegistry, name: str) -> None:
     last_test = None if last is None else last[figure]
     finite = last_test is not None and math.isfinite(last_test)
     d.metric(f"{name_of} (nats)", f"{last_test:.2f}" if finite else ("-" if last is None else "not finite"))
+    if finite and figure == "test_elbo":
+        bits = _bits_per_dim(registry, name, -last_test)
+        if bits is not None:  # continuous data is reported in bits per dimension (README)
+            d.caption(f"-ELBO: {bits:.3f} bits/dim")
     if last is not None and not finite:
         what = name_of[0].lower() + name_of[1:]
         st.warning(f"The {what} of epoch {last['epoch']} is not finite: the run has diverged.")
@@ -80,6 +85,20 @@ def show_run(registry: JobRegistry, name: str) -> None:
         st.session_state["was_active"] = False
         st.rerun()  # the finished run now appears in the model picker
     st.session_state["was_active"] = view.active
+
+
+def _bits_per_dim(registry: JobRegistry, name: str, nats: float) -> float | None:
+    """``nats`` per image of the run's model in bits per dimension, for a model of grey levels or
+    colour (logistic or Gaussian decoder, ``evaluate.bits_per_dim``); None for a Bernoulli one,
+    whose figure is in nats as the paper's, or a config that cannot be read."""
+    try:
+        model = read_config(registry.root / name)["model"]
+    except (ExplorerError, KeyError, TypeError):
+        return None
+    likelihood = model.get("likelihood", "bernoulli")
+    if likelihood == "bernoulli":
+        return None
+    return bits_per_dim(nats, math.prod(model.get("image_shape") or (1, 28, 28)), likelihood, False)
 
 
 def _stop_or_skip(registry: JobRegistry, view) -> None:
