@@ -28,6 +28,7 @@ recomputed. Pure PyTorch/NumPy/scikit-learn; no Streamlit.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import math
@@ -390,20 +391,11 @@ def ensure(
         save(model_folder, derived, checksum)
     except OSError as exc:
         if must_store:  # `derive`, a run's last stage: said, never "stored" (a full disk said 0.00 MB)
+            full = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is used up"}
             raise ExplorerError(
-                f"the derived figures could not be stored in {folder_of(model_folder)} ({_why(exc)}); the "
+                f"the derived figures could not be stored in {folder_of(model_folder)} "
+                f"({full.get(exc.errno, exc.strerror or str(exc))}); the "
                 f"model itself is kept: make room and run 'vae-explorer derive {model_folder}'"
             ) from None
         # a read-only install (the app's shipped models): the figures serve this process only
     return derived
-
-
-def _why(exc: OSError) -> str:
-    """An OSError in words: a full disk or quota named as such, else its own message."""
-    import errno
-
-    if exc.errno == errno.ENOSPC:
-        return "the disk is full"
-    if exc.errno == errno.EDQUOT:
-        return "the disk quota is used up"
-    return exc.strerror or str(exc)
