@@ -74,12 +74,11 @@ def add_model_parsers(sub) -> None:
     r.add_argument(
         "--json",
         action="store_true",
-        help="print a JSON list, one object per image: file, elbo (nats), percentile (of the test "
-        "set's ELBO), test_images (how many it is ranked among), score (strangeness), "
-        "score_percentile, stranger (null for a model whose detector bench/ood.py found short of its "
-        "targets or has not measured: the shapes, photographs, folders), reasons (a stranger's: "
-        "what made it strange), notes (a picture whose ground is unlike the test images': why it "
-        "comes back unlike itself); or file and error",
+        help="print a JSON list, one object per image: file, elbo (nats), percentile (of the test set's "
+        "ELBO), test_images (how many it is ranked among), score (strangeness), score_percentile, stranger "
+        "(null where bench/ood.py found the detector short of its targets or has not measured it: shapes, "
+        "photographs, folders), reasons (what made a stranger strange), notes (a picture whose ground "
+        "is unlike the test images': why it comes back unlike itself); or file and error",
     )
 
 
