@@ -274,3 +274,25 @@ def test_a_run_of_grey_levels_reports_its_test_bound_in_bits_per_dim_too(shipped
             assert math.isfinite(float(said[0].split()[1]))
         else:
             assert said == []
+
+
+def test_the_home_page_gives_the_saved_models_figure_not_the_best_epochs(shipped):
+    """Home said "Test ELBO -21712.23 ... Best test ELBO during training, after 20 epochs": epoch
+    7's figure, where the weights loaded are epoch 20's (-23371.45). It gives the row of the saved
+    epoch, and says so."""
+    from explorer.config import TrainConfig
+    from explorer.train.run import start_run
+    from explorer.train.runfolder import RunFolder
+
+    cfg = TrainConfig(epochs=2, limit=500, test_limit=300, device="cpu", log_every=2)
+    folder = start_run(
+        shipped / "runs" / "mine", ModelConfig(hidden=(32,), latent_dim=2), cfg, progress=False
+    )
+    rows = [r for r in RunFolder(folder).read_metrics() if r.get("type") == "epoch"]
+    at = page("app.py")
+    at.query_params["model"] = "mine"
+    at.run()
+    assert not at.exception
+    shown = next(m.value for m in at.get("metric") if m.label == "Test ELBO (nats)")
+    assert shown == f"{rows[-1]['test_elbo']:.2f}"
+    assert any("Test ELBO at epoch 2, the saved model's" in c.value for c in at.caption)

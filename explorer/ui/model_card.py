@@ -66,21 +66,37 @@ def _measured(card: Card, ev: Measured) -> dict:
     return {"elbo": ev.elbo, "nll": ev.nll, "nll_label": f"Test NLL, K={ev.k} (nats)", "note": note}
 
 
-def _from_training(config: dict) -> dict:
-    """A run's headline figures without a card: its best test figure during training."""
-    epochs = config.get("epoch", "?")
+def _from_training(config: dict, folder) -> dict:
+    """A run's headline figures without a card: the test figure its training measured at the
+    epoch of the saved weights (its metrics' row of that epoch; the run's best figure, said so,
+    where the rows do not reach it: the best epoch's figure is not the saved model's)."""
+    epoch = config.get("epoch", "?")
     variational = (config.get("model") or {}).get("model", "vae") == "vae"
-    if not variational:  # the run's best_test_elbo holds an autoencoder's reconstruction term
-        note = (
-            f"Best test log p(x|z) (the reconstruction term) during training, after {epochs} epochs; "
-            "an autoencoder has no ELBO or NLL."
-        )
-        return {"elbo": None, "nll": None, "recon": config.get("best_test_elbo"), "note": note}
-    note = (
-        f"Best test ELBO during training, after {epochs} epochs. Run `vae-explorer evaluate` for the "
-        "importance-sampled NLL."
+    key = "test_elbo" if variational else "test_recon"
+    rows = [r for r in _metrics(folder) if r.get("type") == "epoch" and r.get("epoch") == epoch and key in r]
+    figure = rows[-1][key] if rows else config.get("best_test_elbo")
+    when = (
+        f"at epoch {epoch}, the saved model's"
+        if rows
+        else f"best during training (the model saved after {epoch} epochs)"
     )
-    return {"elbo": config.get("best_test_elbo"), "nll": None, "nll_label": "Test NLL (nats)", "note": note}
+    if not variational:  # an autoencoder's figure is its reconstruction term
+        note = f"Test log p(x|z) (the reconstruction term) {when}; an autoencoder has no ELBO or NLL."
+        return {"elbo": None, "nll": None, "recon": figure, "note": note}
+    note = (
+        f"Test ELBO {when}, measured in training. Run `vae-explorer evaluate` for the importance-sampled NLL."
+    )
+    return {"elbo": figure, "nll": None, "nll_label": "Test NLL (nats)", "note": note}
+
+
+def _metrics(folder) -> list[dict]:
+    """The run's metrics rows, or none (a shipped model, an unreadable file)."""
+    from explorer.train.runfolder import RunFolder
+
+    try:
+        return RunFolder(folder).read_metrics()
+    except (OSError, ValueError):
+        return []
 
 
 def model_card(choice: str, config: dict) -> dict:
@@ -93,7 +109,7 @@ def model_card(choice: str, config: dict) -> dict:
     if evaluation is not None:
         out.update(_measured(card, evaluation), fid=_fid(card), evidence=_evidence(card))
     else:
-        out.update(_from_training(config))
+        out.update(_from_training(config, folder_of(choice)))
     model = config.get("model") or {}
     if model.get("model", "vae") != "vae":  # an autoencoder: no ELBO, no NLL, no bits/dim
         return {
