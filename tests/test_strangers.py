@@ -398,8 +398,8 @@ def test_a_flat_t_shirt_silhouette_is_told_it_is_plainer_than_the_photos():
         (85.71, 7, "higher than 6 of the 7 test images"),  # a folder of a dozen images: not "85.7%"
         (0.0, 7, "higher than none of the 7 test images"),
         (100.0, 12, "higher than all 12 test images"),
-        (100.0, 1, "higher than the one test image's"),
-        (0.0, 1, "not higher than the one test image's"),
+        (100.0, 1, "at or above the one test image's"),  # the test image itself, ranked among one
+        (0.0, 1, "below the one test image's"),
         (42.0, 250, "higher than 42% of the test images"),
         (85.71, 10_000, "higher than 85.7% of the test images"),
         (85.71, 0, "higher than 85.7% of the test images"),  # count not known

@@ -306,10 +306,10 @@ FEW_TEST_IMAGES = 100  # below this many test images, a rank is said as a count,
 def rank_words(percentile: float, count: int) -> str:
     """ "higher than P% of the test images" for ``percentile`` (0-100) among ``count`` test images:
     with one decimal from 1,000 images, none from 100, and below ``FEW_TEST_IMAGES`` as how many of
-    them ("higher than 6 of the 7 test images"; "none of"/"all"); ``count`` 0: not known, as a
-    percentage."""
+    them ("higher than 6 of the 7 test images"; "none of"/"all"; among one, "at or above the one
+    test image's", which may be that image's own); ``count`` 0: not known, as a percentage."""
     if count == 1:  # a folder of a dozen pictures may hold one
-        return f"{'higher' if percentile >= 100 else 'not higher'} than the one test image's"
+        return "at or above the one test image's" if percentile >= 100 else "below the one test image's"
     if 0 < count < FEW_TEST_IMAGES:
         below = round(percentile * count / 100.0)
         if below == 0:
