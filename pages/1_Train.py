@@ -9,11 +9,15 @@ from explorer.ui.dataset_form import dataset_form
 from explorer.ui.jobs import job_registry
 from explorer.ui.models import choices, model_picker
 from explorer.ui.run_view import REFUSED, STARTING, latent_forming, show_run
+from explorer.ui.share import RUN_PREFIX, leave_view_out
 from explorer.ui.train_form import run_started, start_point, train_form
 from explorer.ui.widgets import chart
 
+SIDEBAR_SEEN = "train-sidebar-run"  # session state: the sidebar's run when this page last looked
+
 st.set_page_config(page_title="Train - VAE Explorer", layout="wide")
-model_picker()
+chosen = model_picker()
+leave_view_out()  # the page shows no model's view: it stays in the session for the model pages
 st.title("Train")
 st.caption(
     "Each run trains in its own `vae-explorer train` process and writes into `runs/NAME`; "
@@ -40,7 +44,12 @@ if not runs:
 views = {r: registry.view(r) for r in runs}
 active = [r for r in runs if views[r].active]
 watch = st.session_state.get("watch")
-default = watch if watch in runs else (active[0] if active else runs[0])
+picked = (chosen or "").removeprefix(RUN_PREFIX) if (chosen or "").startswith(RUN_PREFIX) else None
+if picked != st.session_state.get(SIDEBAR_SEEN):  # a run chosen in the sidebar (or ?model=NAME): followed
+    st.session_state[SIDEBAR_SEEN] = picked
+    watch = picked if picked in runs else watch
+# the run followed: the one watched, else a training one, else the newest
+default = next(r for r in (watch, *active, runs[0]) if r in runs)
 doing = {r: "storing what the pages need" if views[r].stage else "training" for r in active}
 name = st.selectbox(
     "Run", runs, index=runs.index(default), format_func=lambda r: f"{r} ({doing[r]})" if r in doing else r

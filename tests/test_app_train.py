@@ -296,3 +296,22 @@ def test_the_home_page_gives_the_saved_models_figure_not_the_best_epochs(shipped
     shown = next(m.value for m in at.get("metric") if m.label == "Test ELBO (nats)")
     assert shown == f"{rows[-1]['test_elbo']:.2f}"
     assert any("Test ELBO at epoch 2, the saved model's" in c.value for c in at.caption)
+
+
+def test_the_train_page_follows_the_run_chosen_in_the_sidebar_and_keeps_no_view_in_its_address(shipped):
+    """`/Train?model=tall-conv` showed the newest run, not tall-conv; `?point=99999&map=tsne` stayed
+    in its address (checked by no model there)."""
+    from explorer.config import TrainConfig
+    from explorer.train.run import start_run
+
+    cfg = TrainConfig(epochs=1, limit=300, test_limit=200, device="cpu", log_every=2)
+    for name in ("older", "newer"):
+        start_run(shipped / "runs" / name, ModelConfig(hidden=(16,), latent_dim=2), cfg, progress=False)
+    at = page(TRAIN)
+    at.query_params.update({"model": "older", "point": "99999", "map": "tsne", "density": "7"})
+    at.run()
+    assert not at.exception
+    assert next(s for s in at.selectbox if s.label == "Run").value == "older"
+    assert not list(at.query_params)
+    at.sidebar.selectbox(key="model_picker").set_value("runs/newer").run()
+    assert next(s for s in at.selectbox if s.label == "Run").value == "newer"
