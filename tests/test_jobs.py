@@ -168,3 +168,22 @@ def test_a_run_killed_while_storing_what_the_pages_need_is_finished_not_lost(tmp
     cmd_derive(SimpleNamespace(checkpoint=[str(out)], force=False, no_maps=True))
     after = run.read_status()
     assert after["state"] == "finished" and after["derived"] == "stored" and "stage" not in after
+
+
+def test_steps_per_epoch_are_read_from_the_rows_when_the_status_does_not_say(tmp_path):
+    """A failed run's status holds no steps_per_epoch: its curves drew every logged step of an
+    epoch at the epoch's whole number (vertical jumps). The epoch rows, each at its epoch's last
+    step, give it."""
+    from explorer.train.jobs import JobRegistry
+    from explorer.train.runfolder import RunFolder
+
+    run = RunFolder(tmp_path / "cut")
+    run.create()
+    rows = [
+        {"type": "step", "epoch": 1 + (s - 1) // 200, "step": s, "loss": 1.0} for s in range(100, 601, 100)
+    ]
+    rows += [{"type": "epoch", "epoch": e, "step": 200 * e, "test_elbo": -100.0} for e in (1, 2, 3)]
+    run.append_metrics(sorted(rows, key=lambda r: (r["step"], r["type"] == "epoch")))
+    run.write_status("failed", message="disk full", epochs=5)
+    view = JobRegistry(tmp_path).view("cut")
+    assert view.steps_per_epoch == 200 and view.total_steps == 1000

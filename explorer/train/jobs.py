@@ -210,14 +210,14 @@ class JobRegistry:
         if state == "failed" and not message:
             message = _log_tail(run)
         last = rows[-1] if rows else {}
-        epochs, per_epoch = status.get("epochs"), status.get("steps_per_epoch")
+        epoch_rows = [r for r in rows if r.get("type") == "epoch"]
+        epochs, per_epoch = status.get("epochs"), status.get("steps_per_epoch") or _per_epoch(epoch_rows)
         total = epochs * per_epoch if epochs and per_epoch else None
         speed = next((r["samples_per_s"] for r in reversed(rows) if "samples_per_s" in r), None)
         step = last.get("step", status.get("step", 0))
         eta = None
         if total and rows and step and state in ("starting", "running"):
             eta = max(0.0, last.get("seconds", 0.0) / step * (total - step))
-        epoch_rows = [r for r in rows if r.get("type") == "epoch"]
         last_epoch = epoch_rows[-1]["epoch"] if epoch_rows else 0
         return JobView(
             name,
@@ -235,6 +235,16 @@ class JobRegistry:
             *_stage(status, state in ("starting", "running")),
             status.get("derived", "") if state == "finished" else "",
         )
+
+
+def _per_epoch(epoch_rows: list[dict]) -> int | None:
+    """Steps per epoch from the run's epoch rows (each logged at its epoch's last step), for a
+    status that does not say (a failed run's, one a full disk cut short): without it the curves
+    drew every logged step of an epoch at the epoch's whole number, as vertical jumps."""
+    for row in epoch_rows:
+        if row.get("epoch") and row.get("step") and row["step"] % row["epoch"] == 0:
+            return row["step"] // row["epoch"]
+    return None
 
 
 def _stage(status: dict, active: bool) -> tuple[str, float, float]:
