@@ -11,6 +11,7 @@ for a run, ``evaluate_checkpoint`` measures the figures it carries.
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import shutil
@@ -169,7 +170,9 @@ class Card:
     def write(self, folder: str | os.PathLike) -> Path:
         """Write card.json into ``folder`` atomically (temporary file, fsync, rename); its path."""
         path = Path(folder) / CARD_FILE
-        atomic_write(path, (json.dumps(self.fields, indent=2) + "\n").encode())
+        # a figure that is not finite (the standard error of one test image) is written as null:
+        # json.dumps wrote a bare NaN, which strict JSON readers refuse
+        atomic_write(path, (json.dumps(_finite(self.fields), indent=2, allow_nan=False) + "\n").encode())
         return path
 
     def updated(self, **fields) -> Card:
@@ -368,3 +371,14 @@ def run_binarizes(config: dict, dataset: str, likelihood: str) -> bool:
         return TrainConfig(**config["train"]).binarized(likelihood)
     except (KeyError, TypeError, ValueError):
         return dataset_binarizes(dataset, likelihood)
+
+
+def _finite(value):
+    """``value`` (a card's fields) with every float that is not finite made None (null in JSON)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value

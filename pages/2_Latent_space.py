@@ -53,10 +53,13 @@ if model.config.latent_dim == 2 and asked != "pca":
     )
 elif model.config.latent_dim > 2:
     ev = projection.explained
-    pca_note = (
-        f"This model has {model.config.latent_dim} latent dimensions; the "
-        f"{'map of the prior shows' if nonlinear else 'pictures show'} the first two principal "
-        f"components of the encoded means, which explain {ev[0]:.0%} and {ev[1]:.0%} of their variance."
+    shows = "map of the prior shows" if nonlinear else "pictures show"
+    pca_note = f"This model has {model.config.latent_dim} latent dimensions; the {shows} " + (
+        f"the first two principal components of the encoded means, which explain {ev[0]:.0%} and "
+        f"{ev[1]:.0%} of their variance."
+        if sum(ev) > 0
+        else "two directions of the latent space: the encoded test images do not vary (one test "
+        "image), so there is no variance to explain."
     )
     if not nonlinear:
         st.info(pca_note)

@@ -64,6 +64,22 @@ def test_the_one_test_image_opens_on_the_latent_space_page(one_test_image):
     at = _open("pages/2_Latent_space.py", picked=(MODEL, 0))
     said = " ".join(c.value for c in at.caption)
     assert "None to show: tall's test set holds no other image to compare with" in said
+    noted = " ".join(i.value for i in at.info)
+    assert "the encoded test images do not vary (one test image)" in noted and "0%" not in noted
+
+
+def test_evaluate_and_export_of_a_model_of_one_test_image_say_no_nan(one_test_image, capsys, tmp_path):
+    """`evaluate` printed "+/- nan nats" and "active units 0 of 3"; `export` wrote card.json with a
+    bare NaN, which strict JSON readers refuse."""
+    import json
+
+    assert main(["evaluate", "tall-conv", "--k", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "nan" not in out.lower() and "(one image: no standard error)" in out
+    assert "needs two test images, and there is one" in out
+    assert main(["export", "tall-conv", str(tmp_path / "card")]) == 0
+    text = (tmp_path / "card" / "card.json").read_text()
+    json.loads(text, parse_constant=lambda c: pytest.fail(f"card.json holds {c}"))
 
 
 def test_traversals_draw_every_dimension_where_activity_cannot_be_measured(one_test_image):
@@ -95,3 +111,12 @@ def test_likeness_is_one_for_a_copy_and_near_zero_for_noise():
     assert torch.allclose(likeness(x, x), torch.ones(4), atol=1e-5)
     assert likeness(x, torch.rand(4, 3, 8, 8)).abs().max() < 0.5
     assert torch.all(likeness(x, torch.full_like(x, 0.5)) == 0)  # a flat reconstruction keeps nothing
+
+
+def test_an_image_past_the_one_is_refused_in_words_for_one(one_test_image):
+    at = page("pages/2_Latent_space.py")
+    at.query_params.update({"model": "tall-conv", "point": "1"})
+    at.run()
+    assert not at.exception
+    said = " ".join(w.value for w in at.warning)
+    assert "point=1: runs/tall-conv's test set holds one image, #0, so no image is opened" in said, said

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 
 from explorer.cli.args import (
@@ -170,29 +171,39 @@ def _print_evaluation(model, dataset: str, binarized: bool, result, split: str) 
     if result.elbo is None:  # an autoencoder
         _print_autoencoder(model, result)
         return
-    print(
-        f"  ELBO          {result.elbo:9.2f} +/- {result.elbo_se:.2f} nats "
-        f"(reconstruction {result.recon:.2f}, KL {result.kl:.2f})"
-    )
+    print(f"  ELBO          {result.elbo:9.2f}{_se(result.elbo_se)} nats "
+          f"(reconstruction {result.recon:.2f}, KL {result.kl:.2f})")  # fmt: skip
     if result.nll is not None:
-        print(f"  {label:<13} {result.nll:9.2f} +/- {result.log_likelihood_se:.2f} nats (K = {result.k})")
+        print(f"  {label:<13} {result.nll:9.2f}{_se(result.log_likelihood_se)} nats (K = {result.k})")
     if result.bits_per_dim is not None:
         what = "NLL" if result.nll is not None else "-ELBO"
         print(f"  bits/dim      {result.bits_per_dim:9.3f} ({what}; {model.config.likelihood} likelihood)")
     dims = model.config.latent_dim
-    print(f"  active units  {result.active_units:9d} of {dims} (Cov_x E_q[z_j] > {ACTIVE_UNIT_THRESHOLD})")
+    if result.n < 2:  # the covariance over the test images needs two of them
+        print(f"  active units  {'-':>9} of {dims} (Cov_x E_q[z_j] needs two test images, and there is one)")
+    else:
+        print(
+            f"  active units  {result.active_units:9d} of {dims} (Cov_x E_q[z_j] > {ACTIVE_UNIT_THRESHOLD})"
+        )
     shown = ", ".join(f"{v:.2f}" for v in result.kl_per_dim[:20]) + (" ..." if dims > 20 else "")
     print(f"  KL per dim    {shown}")
     print(f"  time          {result.seconds:9.1f} s")
+
+
+def _se(value: float) -> str:
+    """ " +/- 1.23" for a standard error; "" where it cannot be had (one test image: NaN)."""
+    return (
+        f" +/- {value:.2f}"
+        if value is not None and math.isfinite(value)
+        else " (one image: no standard error)"
+    )
 
 
 def _print_autoencoder(model, result) -> None:
     """``evaluate``'s lines for a deterministic autoencoder: its reconstruction term and why the
     VAE's other figures are absent."""
     kind = "denoising autoencoder" if model.config.model == "dae" else "autoencoder"
-    print(
-        f"  log p(x|z)    {result.recon:9.2f} +/- {result.recon_se:.2f} nats (reconstruction term, z = f(x))"
-    )
+    print(f"  log p(x|z)    {result.recon:9.2f}{_se(result.recon_se)} nats (reconstruction term, z = f(x))")
     print(
         f"  no ELBO, KL or NLL: {'an' if kind[0] == 'a' else 'a'} {kind} has no posterior or prior, "
         "so no bound on log p(x)"

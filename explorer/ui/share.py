@@ -252,7 +252,13 @@ def settle_view(
         if picked[1] >= count:
             del st.session_state[PICKED]
             refused.append(
-                f"point={picked[1]}: {choice}'s test images run from #0 to #{count - 1:,}, so no "
+                f"point={picked[1]}: "
+                + (
+                    f"{choice}'s test set holds one image, #0"
+                    if count == 1
+                    else f"{choice}'s test images run from #0 to #{count - 1:,}"
+                )
+                + ", so no "
                 "image is opened"
             )
     asked = st.session_state.get(MAP, "pca")
