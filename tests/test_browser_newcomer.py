@@ -132,6 +132,9 @@ OVERFLOW = """() => {
       const r = t.getBoundingClientRect();
       if (r.width && (r.left < frame.left - 1 || r.right > frame.right + 1))
         cut.push(`title cut: "${t.textContent}"`);
+      // a title of two lines hung its second over the plot area (plotly anchors its first line)
+      if (r.height && gd._fullLayout && r.bottom > frame.top + gd._fullLayout._size.t + 1)
+        cut.push(`title over the plot: "${t.textContent}"`);
     }
   }
   return {scroll: document.documentElement.scrollWidth, main: main.scrollWidth, width, cut: cut.slice(0, 8)};

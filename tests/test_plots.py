@@ -142,6 +142,7 @@ def test_titles_stay_out_of_the_toolbars_band_and_fit_a_phone():
         and long.layout.title.yanchor == "bottom"
     )
     assert long.layout.margin.t >= TOOLBAR_BAND + 2 * 17 * 1.3
+    assert long.layout.title.pad.b >= round(17 * 1.3)  # its second line lifted clear of the plot
     panels = readable_titles(figure2([], "mnist", (3, 5, 10, 20, 200)))
     assert panels.layout.margin.t >= TOOLBAR_BAND + SUBPLOT_TITLE
     before = panels.to_dict()["layout"]

@@ -202,8 +202,16 @@ def readable_titles(fig: go.Figure) -> go.Figure:
     if layout.title.text:
         text = _two_lines(layout.title.text)
         size = layout.title.font.size or 17
-        title = round(1.3 * size * (text.count("<br>") + 1)) + TITLE_GAP
-        place = {"y": 1, "yref": "paper", "yanchor": "bottom", "pad": {"b": subplots + TITLE_GAP}}
+        line, extra = round(1.3 * size), text.count("<br>")
+        title = line * (extra + 1) + TITLE_GAP
+        # plotly anchors a title of several lines by its first line's box: each further line hung
+        # below y = 1, over the plot area (the Theory page's posterior), unless lifted by its height
+        place = {
+            "y": 1,
+            "yref": "paper",
+            "yanchor": "bottom",
+            "pad": {"b": subplots + TITLE_GAP + line * extra},
+        }
         fig.update_layout(title={"text": text, **place})
     need = TOOLBAR_BAND + title + subplots
     if (title or subplots) and (layout.margin.t is None or layout.margin.t < need):
