@@ -310,7 +310,10 @@ def bounds_figure(ev: Evidence) -> go.Figure:
     )
     if ev.log_px is not None:
         fig.add_hline(
-            y=ev.log_px, line=dict(color=P_COLOUR, dash="dash"), annotation_text="log p(x), quadrature"
+            y=ev.log_px,
+            line=dict(color=P_COLOUR, dash="dash"),
+            annotation_text="log p(x), quadrature",
+            annotation_position="top left",  # at the right it sat on the last bounds' error bars
         )
     fig.update_xaxes(type="log", tickvals=ks, ticktext=[f"{k:,}" for k in ks])
     return _layout(fig, "Importance-weighted bounds rise towards log p(x)", "K (importance samples)", "nats")
