@@ -356,13 +356,9 @@ def _derived_from(meta: dict, arrays: dict[str, np.ndarray]) -> Derived:
 
 
 def ensure(
-    model_folder: str | os.PathLike,
-    model=None,
-    parts=CORE,
-    known: Derived | None = None,
-    report: Callable[[str], None] | None = None,
-    must_store: bool = False,
-) -> Derived:
+    model_folder: str | os.PathLike, model=None, parts=CORE, known: Derived | None = None,
+    report: Callable[[str], None] | None = None, must_store: bool = False,
+) -> Derived:  # fmt: skip
     """The model's derived figures with at least ``parts``: read from beside the model (or
     ``known``, figures of this model already read), the missing parts computed and the whole
     written back; a folder that cannot be written keeps nothing, and the figures are returned
