@@ -238,16 +238,15 @@ def load_checkpoint(path_or_name: str | os.PathLike, device: str | torch.device 
 
 def checkpoint_progress(folder: str | os.PathLike) -> dict:
     """The epoch and step a run folder's checkpoint was saved at, read from its file's header
-    alone ({"epoch": int, "step": int}); {} where there is none or it cannot be read."""
-    import struct
+    alone (safetensors' ``safe_open``: no tensor is read) as {"epoch": int, "step": int}; {} where
+    there is none or it cannot be read."""
+    from safetensors import safe_open
 
     try:
-        with open(Path(folder) / MODEL_FILE, "rb") as f:
-            (size,) = struct.unpack("<Q", f.read(8))  # safetensors: the JSON header's length first
-            header = json.loads(f.read(min(size, 1 << 20)))
-        progress = json.loads(header.get("__metadata__", {}).get("progress", "{}"))
+        with safe_open(str(Path(folder) / MODEL_FILE), "pt") as f:
+            progress = json.loads((f.metadata() or {}).get("progress", "{}"))
         return {k: int(progress[k]) for k in ("epoch", "step") if k in progress}
-    except (OSError, ValueError, struct.error, TypeError, AttributeError):
+    except (OSError, ValueError, TypeError, SafetensorError):
         return {}
 
 

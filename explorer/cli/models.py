@@ -191,7 +191,7 @@ def _print_evaluation(model, dataset: str, binarized: bool, result, split: str) 
 
 
 def _se(value: float) -> str:
-    """ " +/- 1.23" for a standard error; "" where it cannot be had (one test image: NaN)."""
+    """ " +/- 1.23" for a standard error; where it cannot be had (one test image: NaN), said so."""
     return (
         f" +/- {value:.2f}"
         if value is not None and math.isfinite(value)
@@ -315,13 +315,13 @@ def _print_judged(entry: dict, key: str, score: str) -> None:
     line = f"{entry['file']}: {score} {entry[key]:.2f} nats, {ranked}"
     if entry["stranger"] is None:
         print(f"{line}; no stranger verdict (its detector misses its targets or is unmeasured: bench/ood.py)")
-        for note in entry.get("notes", []):
-            print(f"  note: {note}")
-        return
-    verdict = "a STRANGER" if entry["stranger"] else "typical enough"
-    strangeness = f"strangeness {entry['score']:.1f}, stranger than {entry['score_percentile']:.1f}%"
-    why = f"; what made it strange, most: {'; and '.join(entry['reasons'])}" if entry.get("reasons") else ""
-    print(f"{line}; {strangeness} ({verdict}){why}")
+    else:
+        verdict = "a STRANGER" if entry["stranger"] else "typical enough"
+        strangeness = f"strangeness {entry['score']:.1f}, stranger than {entry['score_percentile']:.1f}%"
+        why = (
+            f"; what made it strange, most: {'; and '.join(entry['reasons'])}" if entry.get("reasons") else ""
+        )
+        print(f"{line}; {strangeness} ({verdict}){why}")
     for note in entry.get("notes", []):
         print(f"  note: {note}")
 

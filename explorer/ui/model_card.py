@@ -118,10 +118,23 @@ def model_card(choice: str, config: dict) -> dict:
             "nll": None,
             "recon": out["recon"] if out["recon"] is not None else out["elbo"],
         }
-    likelihood = model.get("likelihood", "bernoulli")
-    if likelihood != "bernoulli" and out["elbo"] is not None:  # colour and grey-level data: bits/dim
-        dims = math.prod(model.get("image_shape") or (1, 28, 28))
-        nats = out["nll"] if out["nll"] is not None else -out["elbo"]
-        out["bits_per_dim"] = bits_per_dim(nats, dims, likelihood, False)
+    bits = (
+        None
+        if out["elbo"] is None
+        else config_bits_per_dim(model, out["nll"] if out["nll"] is not None else -out["elbo"])
+    )
+    if bits is not None:  # colour and grey-level data: bits/dim
+        out["bits_per_dim"] = bits
         out["bits_label"] = "Test NLL (bits/dim)" if out["nll"] is not None else "Test -ELBO (bits/dim)"
     return out
+
+
+def config_bits_per_dim(model: dict, nats: float) -> float | None:
+    """``nats`` per image of the model a config's ``model`` section describes, in bits per
+    dimension, for a decoder of grey levels or colour (logistic or Gaussian:
+    ``evaluate.bits_per_dim``); None for a Bernoulli one, whose figure stays in nats as the
+    paper's."""
+    likelihood = model.get("likelihood", "bernoulli")
+    if likelihood == "bernoulli":
+        return None
+    return bits_per_dim(nats, math.prod(model.get("image_shape") or (1, 28, 28)), likelihood, False)

@@ -10,12 +10,12 @@ import streamlit as st
 from explorer.checkpoints import checkpoint_progress, read_config
 from explorer.config import encoder_trained
 from explorer.errors import ExplorerError
-from explorer.evaluate import bits_per_dim
 from explorer.explore.latent import align_frames, pick_frames
 from explorer.pictures.latent_plots import latent_animation
 from explorer.pictures.plots import training_curves
 from explorer.train.jobs import JobRegistry
 from explorer.train.runfolder import RunFolder
+from explorer.ui.model_card import config_bits_per_dim
 from explorer.ui.models import label_names
 from explorer.ui.widgets import chart, duration
 
@@ -88,17 +88,12 @@ def show_run(registry: JobRegistry, name: str) -> None:
 
 
 def _bits_per_dim(registry: JobRegistry, name: str, nats: float) -> float | None:
-    """``nats`` per image of the run's model in bits per dimension, for a model of grey levels or
-    colour (logistic or Gaussian decoder, ``evaluate.bits_per_dim``); None for a Bernoulli one,
-    whose figure is in nats as the paper's, or a config that cannot be read."""
+    """``nats`` per image of the run's model in bits per dimension (``config_bits_per_dim``), or
+    None: a Bernoulli decoder, or a config that cannot be read."""
     try:
-        model = read_config(registry.root / name)["model"]
+        return config_bits_per_dim(read_config(registry.root / name)["model"], nats)
     except (ExplorerError, KeyError, TypeError):
         return None
-    likelihood = model.get("likelihood", "bernoulli")
-    if likelihood == "bernoulli":
-        return None
-    return bits_per_dim(nats, math.prod(model.get("image_shape") or (1, 28, 28)), likelihood, False)
 
 
 def _stop_or_skip(registry: JobRegistry, view) -> None:
