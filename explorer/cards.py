@@ -32,6 +32,7 @@ from explorer.checkpoints import (
 )
 from explorer.config import TrainConfig
 from explorer.data.cache import cache_dir, dataset_files, eval_images
+from explorer.data.record import RECORD_FILE, check_trained_data
 from explorer.data.specs import binarized as dataset_binarizes
 from explorer.data.specs import spec
 from explorer.devices import pick_device
@@ -268,10 +269,16 @@ def export(
     ``measure``: measures the card's figures on the checkpoint folder as written (so that a
     ``half`` copy, its weights stored as float16, is measured as shipped); ``commands``: how the
     run was made (its commands.txt); ``epochs``: its epoch lines of metrics.jsonl (the last gives
-    the training time and the final test figure)."""
+    the training time and the final test figure). The record of the data the run was trained
+    on (``explorer.data.record``) goes with it.
+
+    Raises:
+        DataChanged: the run's dataset changed since it was trained (nothing is written).
+    """
     run, dest = Path(run), Path(dest)
     model = load_checkpoint(run)
     config = read_config(run)
+    check_trained_data(run, dataset_of(config))
     train_cfg = config.get("train") or {}
     fresh = not dest.exists()
     save_checkpoint(
@@ -284,6 +291,8 @@ def export(
         half=half,
     )
     try:
+        if (run / RECORD_FILE).is_file():
+            shutil.copyfile(run / RECORD_FILE, dest / RECORD_FILE)
         evaluation = measure(dest)
     except BaseException:  # stopped or failed: no model without its card is left behind
         if fresh:
@@ -352,12 +361,14 @@ def evaluate_checkpoint(
 
     Raises:
         ExplorerError: ``k`` < 0, a missing or damaged checkpoint or dataset, a diverged model.
+        DataChanged: the dataset is not the one the model was trained on any more.
     """
     if k < 0:
         raise ExplorerError(f"--k must be >= 0 (0: ELBO only), got {k}")
     model = load_checkpoint(checkpoint, pick_device(device))
     config = read_config(checkpoint)
     dataset = dataset_of(config)
+    check_trained_data(resolve(checkpoint), dataset)
     binarized = run_binarizes(config, dataset, model.config.likelihood)
     x, _ = eval_images(dataset, split, binarized, limit)
     tick = None if progress is None else (lambda done: progress(done, len(x)))

@@ -2,6 +2,8 @@
 added again with more, fewer or other images) is refused in one line saying what changed and
 how to start a new run from the checkpoint; a run from before the record resumes with a note."""
 
+import re
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -93,3 +95,79 @@ def test_resume_on_data_of_another_image_size_says_the_sizes_and_what_works(tmp_
     config = TrainConfig(dataset="tiny", epochs=1, batch_size=4, log_every=1, device="cpu")
     start_run(tmp_path / "new", ModelConfig(image_shape=(1, 8, 12), hidden=(8,), latent_dim=2,
               likelihood="logistic"), config, progress=False)  # fmt: skip
+
+
+def test_a_model_of_changed_data_is_refused_wherever_it_is_measured(tmp_path, pictures, monkeypatch, capsys):
+    """A folder added again after a model was trained on it: evaluate, reconstruct, export (the
+    card and TensorBoard's) and derive measured the model on the new test set (which held images it
+    was trained on) and ranked new images against the stored figures of the old one; the Reconstruct
+    page raised IndexError indexing the new test set with the old stored codes. Each is refused in
+    one line saying what changed; nothing is written."""
+    from explorer.cards import evaluate_checkpoint
+    from explorer.cli import main
+    from explorer.data.record import DataChanged
+    from explorer.explore.derived import ensure, folder_of
+
+    monkeypatch.setenv("VAE_EXPLORER_RUNS", str(tmp_path / "runs"))
+    first = pictures(30)
+    add_folder("tiny", first, size=8, grey=True)
+    out = _train(tmp_path / "runs" / "old", epochs=1)
+    assert evaluate_checkpoint(out, 0).evaluation.elbo is not None  # the data it was trained on: measured
+    ensure(out, parts=("codes",))
+    main(["data", "add", "tiny", str(pictures(12)), "--size", "8", "--grey", "--replace"])
+    assert "1 run(s) were trained on tiny as it was: old" in capsys.readouterr().err
+    said = f"the dataset tiny has changed since the model in {out} was trained on it (it had "
+    for measure in (lambda: evaluate_checkpoint(out, 0), lambda: ensure(out, parts=("codes", "elbo"))):
+        with pytest.raises(DataChanged, match=re.escape(said)):
+            measure()
+    derived_before = sorted(p.name for p in folder_of(out).iterdir())
+    commands = [
+        ["evaluate", str(out)], ["reconstruct", str(out), "-n", "2"], ["derive", "old"],
+        ["export", str(out), str(tmp_path / "exported")],
+        ["export", str(out), "--tensorboard", str(tmp_path / "tb")],
+    ]  # fmt: skip
+    for command in commands:
+        assert main(command) == 1, command
+        err = capsys.readouterr().err.strip()
+        assert said in err and "--init-from" in err and "Traceback" not in err, command
+    assert not (tmp_path / "exported").exists() and not (tmp_path / "tb").exists()
+    assert sorted(p.name for p in folder_of(out).iterdir()) == derived_before  # the old figures kept
+    _every_model_page_says_so(said)
+    add_folder("tiny", first, size=8, grey=True, replace=True)  # the folder as it was: measured again
+    assert evaluate_checkpoint(out, 0).evaluation.elbo is not None
+
+
+def test_each_version_of_a_dataset_is_hashed_once_and_pinned_data_never(tmp_path, pictures, monkeypatch):
+    from explorer.data import cache, record
+
+    add_folder("tiny", pictures(30), size=8, grey=True)
+    out = _train(tmp_path / "run", epochs=1)
+    hashed = []
+    monkeypatch.setattr(cache, "fingerprint", lambda name: hashed.append(name) or fingerprint(name))
+    record._MEMO.clear()
+    for _ in range(3):
+        record.check_trained_data(out, "tiny")
+    assert hashed == ["tiny"]
+    add_folder("tiny", pictures(30, seed=2), size=8, grey=True, replace=True)
+    with pytest.raises(record.DataChanged, match="the same counts, other images"):
+        record.check_trained_data(out, "tiny")
+    assert hashed == ["tiny", "tiny"]  # a new version: hashed again
+    (out / DATA_FILE).write_text('{"dataset": "mnist", "train": 1, "test": 1, "sha256": "0"}')
+    record.check_trained_data(out, "mnist")  # MNIST's files are pinned by checksum: never hashed
+    assert hashed == ["tiny", "tiny"]
+    (out / DATA_FILE).unlink()
+    record.check_trained_data(out, "tiny")  # no record (a shipped model): not checked
+
+
+def _every_model_page_says_so(said: str) -> None:
+    """Every page that shows a model, on runs/old: the refusal where the model would be, no
+    exception (Reconstruct raised IndexError)."""
+    from tests.apptest import PAGE_FILES, PAPER, TRAIN, page
+
+    for name in sorted(set(PAGE_FILES) - {TRAIN, PAPER}):
+        at = page(name)
+        at.session_state["model"] = "runs/old"
+        at.run()
+        assert not at.exception, (name, at.exception)
+        shown = [e.value for e in at.error if e.value.startswith("Cannot show model 'runs/old'")]
+        assert shown and said in shown[0], name

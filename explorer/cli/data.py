@@ -111,6 +111,24 @@ def _add_folder(args) -> None:
     if done.skipped:
         print(f"{len(done.skipped)} file(s) skipped (listed above)", file=sys.stderr)
     print(f"train on it: {_train_command(args.name, args.size)}")
+    if args.replace:
+        _name_outdated_runs(args.name)
+
+
+def _name_outdated_runs(name: str) -> None:
+    """After ``--replace``: the runs trained on the dataset as it was, which every command that
+    measures a model on its data now refuses (``explorer.data.record``), and the way on."""
+    from explorer.data.record import outdated_models
+    from explorer.train.runfolder import list_runs, runs_root
+
+    runs = outdated_models(name, (runs_root() / run for run in list_runs()))
+    if runs:
+        print(
+            f"note: {len(runs)} run(s) were trained on {name} as it was: {', '.join(r.name for r in runs)}. "
+            "The app, evaluate, reconstruct, export and derive refuse them on the new data; train "
+            f"one from them on it with: vae-explorer train --out NEW_RUN --init-from RUN --dataset {name}",
+            file=sys.stderr,
+        )
 
 
 def _train_command(name: str, size: str) -> str:

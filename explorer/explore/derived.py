@@ -368,8 +368,10 @@ def ensure(
     Raises:
         ExplorerError: with ``must_store`` (``vae-explorer derive``, a run's last stage), the
             figures could not be written (a full disk, a read-only folder), saying why.
+        DataChanged: the model's dataset is not the one it was trained on any more.
     """
     from explorer.checkpoints import dataset_of, load_checkpoint, read_config
+    from explorer.data.record import check_trained_data
     from explorer.errors import ExplorerError
 
     checksum = model_checksum(model_folder)
@@ -379,6 +381,7 @@ def ensure(
             derived = load(model_folder, checksum)
         except Stale:
             derived = Derived(dataset_of(read_config(model_folder)))
+    check_trained_data(model_folder, derived.dataset)  # stored figures of its own data, or none
     if all(derived.has(p) for p in parts):
         return derived
     model = model if model is not None else load_checkpoint(model_folder)

@@ -80,7 +80,8 @@ def export_tensorboard(
 
     Raises:
         ExplorerError: TensorBoard is not installed, ``out`` is a file, holds files already or
-            cannot be made, or ``checkpoint`` cannot be loaded. Nothing is left in ``out`` then.
+            cannot be made, ``checkpoint`` cannot be loaded, or its dataset changed since it was
+            trained (``DataChanged``). Nothing is left in ``out`` then.
     """
     try:
         from torch.utils.tensorboard import SummaryWriter
@@ -90,6 +91,7 @@ def export_tensorboard(
         ) from None
     from explorer.checkpoints import dataset_of, load_checkpoint, read_config, resolve
     from explorer.data.cache import eval_images
+    from explorer.data.record import check_trained_data
     from explorer.evaluate import encode_means
 
     target = Path(out)
@@ -101,6 +103,7 @@ def export_tensorboard(
     folder = resolve(checkpoint)
     model = load_checkpoint(folder).eval()
     dataset = dataset_of(read_config(folder))
+    check_trained_data(folder, dataset)  # the codes of another test set would be said to be its own
     x, labels = eval_images(dataset, "test", binarized=False, limit=limit)
     with torch.no_grad():
         codes = encode_means(model, x)

@@ -25,6 +25,7 @@ from explorer.cards import Card
 from explorer.checkpoints import dataset_of, load_checkpoint, read_config, resolve
 from explorer.config import ModelConfig, TrainConfig, check_combination
 from explorer.data.cache import fetch, fingerprint
+from explorer.data.record import what_changed
 from explorer.devices import check_step_fits, pick_device
 from explorer.errors import ExplorerError
 from explorer.train.distributed import World, join
@@ -175,16 +176,9 @@ def same_data(run: RunFolder, dataset: str) -> None:
             print(f"note: {run.path} has no record of its data (trained before VAE Explorer kept one): "
                   f"resuming without checking that {dataset} is unchanged", file=sys.stderr)  # fmt: skip
         return
-    if (was.get("train"), was.get("test"), was.get("sha256")) == (now["train"], now["test"], now["sha256"]):
+    what = what_changed(was, now)
+    if what is None:
         return
-    counts = (was.get("train"), was.get("test")) != (now["train"], now["test"])
-    what = (
-        f"it had {was.get('train')} training and {was.get('test')} test images, it has "
-        f"{now['train']} and {now['test']} now"
-        if counts
-        else f"the same counts, other images (sha256 {str(was.get('sha256'))[:12]}... then, "
-        f"{now['sha256'][:12]}... now)"
-    )
     raise ExplorerError(
         f"the dataset {dataset} has changed since the run in {run.path} started on it ({what}); a "
         f"run resumes on its own data. Start a new run from its checkpoint instead: vae-explorer "

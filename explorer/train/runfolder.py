@@ -20,6 +20,7 @@ import shutil
 import time
 from pathlib import Path
 
+from explorer.data.record import RECORD_FILE
 from explorer.errors import ExplorerError
 from explorer.locations import MODEL_FILE, runs_root
 from explorer.train.wholefiles import append_whole, finite_row, mount_point, replace_whole
@@ -29,7 +30,7 @@ STATUS_FILE = "status.json"
 COMMANDS_FILE = "commands.txt"  # each command line that trained this run, one per line
 LOG_FILE = "train.log"  # what a run started by the app printed
 LATENTS_DIR = "latents"
-DATA_FILE = "dataset.json"  # the counts and checksum of the data the run trains on
+DATA_FILE = RECORD_FILE  # dataset.json: the counts and checksum of the data the run trains on
 LOCK_FILE = "run.lock"  # locked (flock) by the process training the run; holds its pid
 JOB_ENV = "VAE_EXPLORER_JOB"  # the app's token for a job it started, written into its status
 CLAIMED_ENV = "VAE_EXPLORER_CLAIMED_RUN"  # the run folder `train --nproc`'s launcher holds for its workers

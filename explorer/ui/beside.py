@@ -76,7 +76,7 @@ def companion_picker(choice: str, config: dict) -> tuple[str, VAE, dict] | None:
     try:
         model, companion_config = load_model(picked)
     except ExplorerError as exc:
-        st.sidebar.error(f"Cannot load {picked!r}: {exc}")
+        st.sidebar.error(f"Cannot show {picked!r} beside it: {exc}")
         return None
     return picked, model, companion_config
 

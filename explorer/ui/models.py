@@ -8,16 +8,10 @@ import threading
 import streamlit as st
 import torch
 
-from explorer.checkpoints import (
-    MODEL_FILE,
-    dataset_of,
-    load_checkpoint,
-    pretrained_names,
-    read_config,
-    resolve,
-)
+from explorer.checkpoints import dataset_of, load_checkpoint, pretrained_names, read_config, resolve
 from explorer.config import NO_ENCODER, encoder_trained
 from explorer.data.cache import eval_images, load_dataset
+from explorer.data.record import check_trained_data
 from explorer.data.specs import spec
 from explorer.errors import ExplorerError
 from explorer.evaluate import ACTIVE_UNIT_THRESHOLD, fit_projection
@@ -25,6 +19,7 @@ from explorer.explore.derived import Derived, Stale, model_checksum
 from explorer.explore.derived import ensure as ensure_derived
 from explorer.explore.derived import load as load_derived
 from explorer.explore.strangers import StrangerDetector
+from explorer.locations import MODEL_FILE
 from explorer.model import VAE
 from explorer.pictures.images import ScatterPicture
 from explorer.pictures.plots import PALETTE
@@ -72,9 +67,12 @@ def model_key(choice: str) -> tuple[str, int]:
 
 
 def load_model(choice: str) -> tuple[VAE, dict]:
-    """The model and its config.json; raises ExplorerError with a message for the page."""
+    """The model and its config.json; raises ExplorerError with a message for the page (also a
+    model whose dataset changed since it was trained: ``DataChanged``, checked at every run)."""
     path, mtime = model_key(choice)
-    return cached_model(path, mtime), read_config(path)
+    config = read_config(path)
+    check_trained_data(path, dataset_of(config))
+    return cached_model(path, mtime), config
 
 
 PAGES = (  # (script, sidebar label, icon, what it offers: the Home page's list, {a_item} filled in)
@@ -173,7 +171,7 @@ def model_or_stop() -> tuple[str, VAE, dict]:
     try:
         model, config = load_model(choice)
     except ExplorerError as exc:
-        st.error(f"Cannot load model {choice!r}: {exc}")
+        st.error(f"Cannot show model {choice!r}: {exc}")
         st.stop()
     if not encoder_trained(config):
         st.warning(NO_ENCODER.replace("NAME", choice.removeprefix(RUN_PREFIX)))  # as the CLI names it
