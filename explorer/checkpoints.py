@@ -138,10 +138,17 @@ def save_checkpoint(
         }
         state_path = folder / STATE_FILE
         state_blob = _serialise(tensors, state_meta)
-        if state_path.exists():
+        had_state = state_path.exists()
+        if had_state:
             os.replace(state_path, folder / PREV_STATE_FILE)
-        atomic_write(state_path, state_blob)
-    atomic_write(folder / MODEL_FILE, model_blob)
+    try:
+        if optimizer is not None:
+            atomic_write(state_path, state_blob)
+        atomic_write(folder / MODEL_FILE, model_blob)
+    except BaseException:
+        if optimizer is not None:  # (a full disk) no training state is left without its weights
+            _undo_state(folder, had_state)
+        raise
     files = {MODEL_FILE: {"sha256": hashlib.sha256(model_blob).hexdigest(), "bytes": len(model_blob)}}
     config = {
         "model": model.config.to_dict(),
@@ -153,6 +160,21 @@ def save_checkpoint(
     }
     atomic_write(folder / CONFIG_FILE, (json.dumps(config, indent=2) + "\n").encode())
     return folder
+
+
+def _undo_state(folder: Path, had_state: bool) -> None:
+    """After a checkpoint's weights could not be written: the training state goes back to the one
+    beside the weights on disk (the previous one, or none at the first checkpoint: a full disk
+    left a 2.5 MB train_state.safetensors of a run the message said had no checkpoint, and the
+    retry moved it aside as the previous state)."""
+    state, prev = folder / STATE_FILE, folder / PREV_STATE_FILE
+    try:
+        if had_state:
+            os.replace(prev, state)
+        else:
+            state.unlink(missing_ok=True)
+    except OSError:
+        pass  # what is left is read as before: train_state, then train_state.prev
 
 
 # Reading

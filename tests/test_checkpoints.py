@@ -119,8 +119,19 @@ def test_failed_write_keeps_the_previous_checkpoint(saved, monkeypatch, disk_ful
     assert not [p for p in folder.iterdir() if ".tmp" in p.name], "temporary file left behind"
     reloaded = load_checkpoint(folder)
     assert reloaded.progress["step"] == 20
-    # The training state for step 20 is still found (kept as the previous state).
+    # The training state beside the weights kept is step 20's, under its own name.
+    assert sorted(p.name for p in folder.glob("train_state*")) == ["train_state.safetensors"]
     load_training_state(folder, torch.optim.Adam(reloaded.parameters()), step=20)
+
+
+def test_a_first_checkpoint_that_does_not_fit_leaves_no_training_state(tmp_path, tiny_config, disk_full):
+    """The first checkpoint's weights failed on a full disk after its training state was written:
+    a 2.5 MB train_state.safetensors was left in a folder said to hold no checkpoint."""
+    model = VAE(tiny_config)
+    disk_full()
+    with pytest.raises(OSError, match="No space"):
+        save_checkpoint(tmp_path / "run", model, epoch=1, step=10, optimizer=torch.optim.Adam(model.parameters()))
+    assert list((tmp_path / "run").iterdir()) == []
 
 
 def test_resume_without_matching_state_says_so(saved):
