@@ -163,6 +163,19 @@ def test_a_folder_import_that_cannot_succeed_writes_nothing(cache, image_folder,
     (tmp_path / "few" / "one.png").write_bytes(_png(np.zeros((8, 8, 3), np.uint8)))
     with pytest.raises(DatasetError, match="1 readable image"):
         add_folder("few", tmp_path / "few")
+    # The refusal says why the others were skipped (it said "16 skipped" and nothing more): top-level
+    # pictures beside a class subfolder, and a file that is not a picture.
+    for i in range(5):
+        (tmp_path / "few" / f"top{i}.png").write_bytes(_png(np.zeros((8, 8, 3), np.uint8)))
+    (tmp_path / "few" / "sub").mkdir()
+    (tmp_path / "few" / "sub" / "inner.png").write_bytes(_png(np.zeros((8, 8, 3), np.uint8)))
+    (tmp_path / "few" / "sub" / "notes.png").write_text("not a picture")
+    with pytest.raises(DatasetError) as refused:
+        add_folder("few", tmp_path / "few")
+    assert str(refused.value).count("\n") == 0 and (
+        "7 skipped); a dataset needs at least 2. Skipped: one.png, top0.png, top1.png and 3 more: at the "
+        "top level while the classes come from subfolders; sub/notes.png: " in str(refused.value)
+    ), str(refused.value)
     assert not cache.exists() or not any(p.name in ("few", "pets") for p in cache.iterdir())
     add_folder("pets", image_folder)
     with pytest.raises(DatasetError, match="exists already"):

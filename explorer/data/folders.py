@@ -117,6 +117,7 @@ def add_folder(
     if len(images) < 2:
         raise DatasetError(
             f"{root} has {len(images)} readable image(s) ({len(skipped)} skipped); a dataset needs at least 2"
+            + (f". Skipped: {skipped_summary(skipped)}" if skipped else "")
         )
     # a tiny folder: still one image on each side, the split's own side keeping the rest (all in
     # the test split gave one test image and the rest to train, as a fraction near 0 does)
@@ -163,6 +164,20 @@ def _check_request(name, path, size, fit, test_fraction, replace) -> tuple[Path,
             "(--replace; on the Train page, tick Replace)"
         )
     return root, dest, hw
+
+
+def skipped_summary(skipped: list[tuple[str, str]], shown: int = 3) -> str:
+    """The files ``skipped`` ((relative path, why) pairs) on one line, grouped by why, most
+    first, a few names each: "a.png, b.png, c.png and 13 more: at the top level while the
+    classes come from subfolders; notes.txt: ..."."""
+    by_reason: dict[str, list[str]] = {}
+    for file, why in skipped:
+        by_reason.setdefault(why, []).append(file)
+    groups = sorted(by_reason.items(), key=lambda item: -len(item[1]))
+    return "; ".join(
+        f"{', '.join(files[:shown])}{f' and {len(files) - shown} more' if len(files) > shown else ''}: {why}"
+        for why, files in groups
+    )
 
 
 def _read(files, root, classes, shape, fit, test_fraction, progress):
