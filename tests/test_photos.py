@@ -40,6 +40,18 @@ def test_a_light_ground_under_a_model_of_dark_grounds_is_said_and_a_dark_one_is_
     assert grey and "lighter" in grey
     dark = ground_note(_shapes_like(1, 0.0, seed=4)[0], ground_levels(_shapes_like(500, 0.9)), "photos")
     assert dark and "darker than that of the photos images" in dark
+    assert "(98 in 100 of them)" in said
+
+
+def test_the_test_images_ground_is_said_as_what_a_few_of_them_can_carry():
+    """Of one test image, the note said "the test images' at 48% to 48% (98 in 100 of them)"."""
+    drawing = np.zeros((3, 32, 32), dtype=np.float32)  # black ground
+    one = ground_note(drawing, ground_levels(_shapes_like(1, 0.5)), "tiny")
+    assert one and "the one test image's at 5" in one and "to" not in one.split("brightness, ")[1][:30]
+    assert "98 in 100" not in one
+    grounds = np.concatenate([_shapes_like(1, g, seed=k) for k, g in enumerate((0.5, 0.6, 0.7, 0.8))])
+    four = ground_note(drawing, ground_levels(grounds), "tiny")
+    assert four and "the test images' at 5" in four and "(all 4 of them)" in four and "98 in 100" not in four
 
 
 @pytest.fixture

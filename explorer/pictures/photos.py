@@ -101,16 +101,25 @@ def ground_note(picture: np.ndarray, test_levels: np.ndarray, dataset: str) -> s
     """Why a picture (C, H, W) in [0, 1], prepared as a "photo" dataset's images, will come back
     unlike itself when its ground is far lighter or darker than the test images' (``test_levels``,
     ``ground_levels`` of them): a pen drawing on white given to a model of shapes on black. None
-    where its ground lies within ``GROUND_SLACK`` of the test images' 1st to 99th percentiles."""
+    where its ground lies within ``GROUND_SLACK`` of the test images' 1st to 99th percentiles (of
+    fewer than 100 test images, their whole range)."""
     level = float(ground_levels(picture[None])[0])
-    low, high = (float(v) for v in np.percentile(test_levels, [1, 99]))
+    count = len(test_levels)
+    few = count < 100  # percentiles of a few images mean little: their whole range, said as such
+    low, high = (float(v) for v in np.percentile(test_levels, [0, 100] if few else [1, 99]))
     if low - GROUND_SLACK <= level <= high + GROUND_SLACK:
         return None
     lighter = level > high
+    spread = f"at {low:.0%}" if f"{low:.0%}" == f"{high:.0%}" else f"at {low:.0%} to {high:.0%}"
+    theirs = (
+        f"the one test image's {spread}" if count == 1
+        else f"the test images' {spread} (all {count} of them)" if few
+        else f"the test images' {spread} (98 in 100 of them)"
+    )  # fmt: skip
     return (
         f"This picture's ground is {'lighter' if lighter else 'darker'} than that of the {dataset} "
-        f"images: its edges are at {level:.0%} brightness, the test images' at {low:.0%} to "
-        f"{high:.0%} (98 in 100 of them). The model draws the ground it has learnt, so the "
+        f"images: its edges are at {level:.0%} brightness, {theirs}. "
+        "The model draws the ground it has learnt, so the "
         "reconstruction will differ most there, and its ELBO and place on the map say more about "
         "the ground than the subject. "
         + (
