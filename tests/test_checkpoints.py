@@ -130,7 +130,8 @@ def test_a_first_checkpoint_that_does_not_fit_leaves_no_training_state(tmp_path,
     model = VAE(tiny_config)
     disk_full()
     with pytest.raises(OSError, match="No space"):
-        save_checkpoint(tmp_path / "run", model, epoch=1, step=10, optimizer=torch.optim.Adam(model.parameters()))
+        optimizer = torch.optim.Adam(model.parameters())
+        save_checkpoint(tmp_path / "run", model, epoch=1, step=10, optimizer=optimizer)
     assert list((tmp_path / "run").iterdir()) == []
 
 

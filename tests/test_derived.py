@@ -322,7 +322,7 @@ def test_the_derive_command_checks_stored_figures_and_says_their_size(stored, ca
     assert str(folder / "derived") in line and " MB" in line
 
 
-def test_the_train_command_stores_the_figures_unless_told_not_to(tmp_path, monkeypatch, mnist_test):
+def test_the_train_command_stores_the_figures_unless_told_not_to(tmp_path, monkeypatch, mnist_test, capsys):
     """`vae-explorer train` stores derived/ when it finishes; --no-derive and VAE_EXPLORER_DERIVE=0
     (which the suite sets for every other run) skip it."""
     from explorer.cli import main
@@ -334,6 +334,12 @@ def test_the_train_command_stores_the_figures_unless_told_not_to(tmp_path, monke
     assert main(["train", "--out", str(tmp_path / "a"), *flags]) == 0
     assert derived.load(tmp_path / "a").codes.shape == (N, 2)
     assert main(["train", "--out", str(tmp_path / "b"), "--no-derive", *flags]) == 0
+    # Resumed without the flag, a run started with --no-derive keeps its choice, and says so (a
+    # plain resume stored the figures on the nearly full disk the run had been kept off).
+    capsys.readouterr()
+    assert main(["train", "--resume", str(tmp_path / "b"), "--epochs", "2", "--no-progress"]) == 0
+    assert not (tmp_path / "b" / "derived").exists()
+    assert "note: the run was started with --no-derive" in capsys.readouterr().err
     monkeypatch.setenv("VAE_EXPLORER_DERIVE", "0")
     assert main(["train", "--out", str(tmp_path / "c"), *flags]) == 0
     assert not (tmp_path / "b" / "derived").exists() and not (tmp_path / "c" / "derived").exists()

@@ -103,7 +103,7 @@ def cmd_train(args) -> int | None:
         train_values=_given(args, TRAIN_SETTINGS),
         progress=False if args.no_progress else None,
         command=args.command_line,
-        after_training=None if args.no_derive or os.environ.get(DERIVE_ENV) == "0" else _derive,
+        after_training=_derive if _derives(args) else None,
         before_training=(lambda: _launch_processes(args)) if args.nproc != 1 else None,
     )
     if os.environ.get("RANK", "0") != "0":  # with several processes, one says it
@@ -114,6 +114,33 @@ def cmd_train(args) -> int | None:
               file=sys.stderr)  # fmt: skip
         return EXIT_INTERRUPTED
     return None
+
+
+def _derives(args) -> bool:
+    """Whether the run stores its derived figures when it ends: not with ``--no-derive`` or
+    ``VAE_EXPLORER_DERIVE=0``, nor on ``--resume`` of a run started with ``--no-derive`` (its
+    choice is kept, said once; a plain resume stored them on a disk the user had kept them off)."""
+    if args.no_derive or os.environ.get(DERIVE_ENV) == "0":
+        return False
+    if not args.resume:
+        return True
+    from explorer.train.runfolder import RunFolder
+    from explorer.train.start import run_folder
+
+    try:
+        folder = run_folder(args.out, args.name, args.resume)
+    except ExplorerError:
+        return True  # start_or_resume says what is wrong
+    started = RunFolder(folder).read_commands()[:1]
+    if started and "--no-derive" in started[0].split():
+        if os.environ.get("RANK", "0") == "0":
+            print(
+                f"note: the run was started with --no-derive, so its derived figures are not stored at "
+                f"its end either (vae-explorer derive {folder} stores them)",
+                file=sys.stderr,
+            )
+        return False
+    return True
 
 
 class Skipped(BaseException):
