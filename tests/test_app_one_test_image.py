@@ -120,3 +120,8 @@ def test_an_image_past_the_one_is_refused_in_words_for_one(one_test_image):
     assert not at.exception
     said = " ".join(w.value for w in at.warning)
     assert "point=1: runs/tall-conv's test set holds one image, #0, so no image is opened" in said, said
+
+
+def test_the_one_code_exported_is_said_in_the_singular(one_test_image, capsys, tmp_path):
+    assert main(["export", "tall-conv", "--tensorboard", str(tmp_path / "tb")]) == 0
+    assert "wrote 1 code with labels and images" in capsys.readouterr().out  # was "1 codes"

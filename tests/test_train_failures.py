@@ -114,8 +114,11 @@ def test_a_full_disk_before_the_first_checkpoint_says_start_again_and_a_new_run_
     monkeypatch.undo()
     run = RunFolder(tmp_path / "r")
     assert read_status(run.path)["state"] == "failed" and not run.has_checkpoint()
-    with pytest.raises(ExplorerError, match=r"holds no checkpoint .*start it again without --resume"):
+    with pytest.raises(ExplorerError, match=r"holds no checkpoint .*start it again without --resume") as exc:
         resume_run(run.path, progress=False)
+    assert str(exc.value).endswith(f"without --resume: {command}")  # the command itself, not "--out r ..."
+    # (a first checkpoint that did not fit leaves no training state either: tests/test_checkpoints.py)
+    assert not list(run.path.glob("train_state*"))
     start_run(run.path, SMALL, small_config(epochs=1), progress=False)  # the same command, again
     rows = read_metrics(run.path)
     assert [r["epoch"] for r in rows if r["type"] == "epoch"] == [1]  # the failed attempt's lines gone
@@ -218,3 +221,19 @@ def test_a_step_too_big_for_memory_is_refused_before_anything_is_written(tmp_pat
     with pytest.raises(ExplorerError, match=r"--samples 100000 .* GB .* use --samples \d+ or fewer"):
         start_run(tmp_path / "r", SMALL, small_config(objective="iwae", samples=100_000), progress=False)
     assert not (tmp_path / "r").exists()
+
+
+def test_the_epoch_line_gives_bits_per_dim_for_grey_levels_and_colour():
+    """A logistic or Gaussian decoder's epoch lines said nats only, where the README and evaluate
+    report such models in bits/dim; a Bernoulli decoder's stay in nats, as the paper's."""
+    import math
+
+    from explorer.config import ModelConfig, TrainConfig
+    from explorer.train.loop import _epoch_line
+
+    cfg, test = TrainConfig(epochs=3), {"test_elbo": -4481.02}
+    colour = ModelConfig(image_shape=(3, 32, 32), likelihood="logistic")
+    line = _epoch_line(1, cfg, 4500.0, test, 2.0, colour)
+    assert f"test ELBO -4481.02 nats ({4481.02 / (3 * 32 * 32 * math.log(2)):.3f} bits/dim)" in line
+    assert "bits/dim" not in _epoch_line(1, cfg, 90.0, {"test_elbo": -90.0}, 2.0, ModelConfig())
+    assert "nats" not in _epoch_line(1, cfg, 90.0, {}, 2.0, ModelConfig())  # Monte Carlo EM: no figure

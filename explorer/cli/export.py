@@ -55,7 +55,8 @@ def cmd_export(args) -> None:
         if not done.scalars:
             print("no training curves: the folder has no metrics.jsonl (a shipped model keeps its card only)")
         print(
-            f"wrote {done.points:,} codes with labels and images and {done.scalars:,} curve values to "
+            f"wrote {done.points:,} code{'s' if done.points != 1 else ''} with labels and images and "
+            f"{done.scalars:,} curve value{'s' if done.scalars != 1 else ''} to "
             f"{done.folder}: tensorboard --logdir {done.folder}"
         )
         if not args.dest:

@@ -25,7 +25,7 @@ from explorer.config import ModelConfig, TrainConfig
 from explorer.data.cache import binarize_fixed, eval_images, load_dataset
 from explorer.devices import flush_denormals, pick_device
 from explorer.errors import ExplorerError
-from explorer.evaluate import score_key, test_figures, why_diverged
+from explorer.evaluate import bits_per_dim, score_key, test_figures, why_diverged
 from explorer.model import VAE, init_paper
 from explorer.train.bounds import BoundCurve
 from explorer.train.distributed import World
@@ -298,7 +298,7 @@ class Trainer:
         self.snapshot()
         self.save()
         self.report("running")  # status.json's step and time follow the run, epoch by epoch
-        line = _epoch_line(epoch, self.cfg, loss, test, epoch_seconds)
+        line = _epoch_line(epoch, self.cfg, loss, test, epoch_seconds, self.model.config)
         if self.progress is not False and not _print_above_bar(line):
             self.progress = False  # nobody reads any more (`| head`): the run goes on, silently
 
@@ -353,16 +353,21 @@ def _print_above_bar(line: str) -> bool:
     return True
 
 
-def _epoch_line(epoch: int, cfg: TrainConfig, loss: float, test: dict, seconds: float) -> str:
-    """The console line at the end of an epoch (losses in nats per image)."""
+def _epoch_line(epoch: int, cfg: TrainConfig, loss: float, test: dict, took: float, net: ModelConfig) -> str:
+    """The console line at the end of an epoch: losses in nats per image, and for a logistic or Gaussian
+    decoder (grey levels, colour) the test ELBO in bits per dimension too (``evaluate.bits_per_dim``)."""
     bound = f"  test L_{cfg.samples} {test['test_bound']:.2f}" if "test_bound" in test else ""
+    unit = " nats"
     if "test_elbo" in test:
         score = f"test ELBO {test['test_elbo']:.2f}"
+        if net.likelihood != "bernoulli":
+            bits = bits_per_dim(-test["test_elbo"], math.prod(net.image_shape), net.likelihood, False)
+            unit += f" ({bits:.3f} bits/dim)"
     elif "test_recon" in test:
         score = f"test log p(x|z) {test['test_recon']:.2f}"
     else:  # Monte Carlo EM: -log p(x, z) at its chains
-        score = "(no encoder: see the bound points)"
-    return f"epoch {epoch}/{cfg.epochs}  train loss {loss:.2f}  {score} nats{bound}  ({seconds:.1f} s)"
+        score, unit = "(no encoder: see the bound points)", ""
+    return f"epoch {epoch}/{cfg.epochs}  train loss {loss:.2f}  {score}{unit}{bound}  ({took:.1f} s)"
 
 
 def _starting_state(run: RunFolder, model_config: ModelConfig, cfg: TrainConfig, device: torch.device,

@@ -117,9 +117,11 @@ def resume_run(
     changes = {k: v for k, v in changes.items() if v is not None}
     with run.claim():
         if not run.has_checkpoint():
+            started = run.read_commands()[:1]  # the command that started it, as it was typed
             raise ExplorerError(
                 f"cannot resume: {run.path} holds no checkpoint (its run stopped before saving one); "
-                f"start it again without --resume: vae-explorer train --out {run.path} ..."
+                f"start it again without --resume: "
+                + (started[0] if started else f"vae-explorer train --out {run.path} with its settings")
             )
         saved = read_config(run.path)
         try:  # checked as a whole: the iwae objective wants beta 1
