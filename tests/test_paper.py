@@ -223,3 +223,25 @@ def test_figure2_shows_every_point_and_marks_the_papers_axes():
     lowest = min(v for _, v in points)
     text = axes_sentence(curves, "mnist", sizes)
     assert "shaded box" in text and f"{lowest:.1f} nats (N_z = 200, Wake-Sleep" in text
+
+
+def test_the_paper_page_reads_the_curves_again_when_a_run_grows(tmp_path, monkeypatch):
+    """The curves' cache took the files' stamps as ``_stamps``, which Streamlit leaves out of the
+    key: the page kept the first visit's curves (no run of one's own, or one stopped short) until
+    the server restarted."""
+    from explorer.ui import paper
+
+    read = []
+    monkeypatch.setattr(paper, "read_curves", lambda path: [])
+    monkeypatch.setattr(paper.Reproduction, "curves", lambda self: read.append(1) or [{"points": len(read)}])
+    runs = tmp_path / "figure2"
+    (runs / "mnist-nz3-aevb").mkdir(parents=True)
+    metrics = runs / "mnist-nz3-aevb" / "metrics.jsonl"
+    metrics.write_text("{}\n")
+    first = paper._curves(str(tmp_path / "none.json"), str(runs), paper._stamp([metrics]))
+    again = paper._curves(str(tmp_path / "none.json"), str(runs), paper._stamp([metrics]))
+    assert first == again and len(read) == 1  # unchanged files: read once
+    with metrics.open("a") as f:
+        f.write('{"type": "bound"}\n')  # the run went on
+    grown = paper._curves(str(tmp_path / "none.json"), str(runs), paper._stamp([metrics]))
+    assert len(read) == 2 and grown != first

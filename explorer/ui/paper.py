@@ -17,17 +17,21 @@ from explorer.ui.widgets import chart
 
 
 def _stamp(paths: list[Path]) -> tuple:
-    return tuple((str(p), p.stat().st_mtime) for p in paths if p.exists())
+    """(path, size, mtime) of each file: part of the curves' cache key, so that a run that grows
+    (or a new one) is read again."""
+    return tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in paths if p.exists())
 
 
+# ``stamps`` has no leading underscore: Streamlit leaves such parameters out of the cache key,
+# and the page kept the first visit's curves until the server restarted.
 @st.cache_data(show_spinner=False, max_entries=8)
-def _curves(shipped: str, runs: str, _stamps: tuple) -> list[dict]:
+def _curves(shipped: str, runs: str, stamps: tuple) -> list[dict]:
     mine = Reproduction(Path(runs), samples=0).curves()
     return [{**c, "source": "shipped"} for c in read_curves(Path(shipped))] + mine
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
-def _curves3(shipped: str, runs: str, _stamps: tuple) -> list[dict]:
+def _curves3(shipped: str, runs: str, stamps: tuple) -> list[dict]:
     mine = Reproduction(Path(runs), samples=0, panel_type=Figure3Panel).curves()
     return [{**c, "source": "shipped"} for c in read_curves(Path(shipped))] + mine
 
