@@ -69,6 +69,8 @@ def test_a_frey_face_panel_runs_resumes_and_prints_its_curves(frey, capsys):
     )
     first = read_bound_points(folder / "metrics.jsonl")
     assert first[-1][0] >= 4_000 and all(math.isfinite(v) for p in first for v in p)
+    # The curve reaches the run's end (it stopped at the last log-spaced count before it)
+    assert first[-1][0] == config["step"] * figure2.BATCH
 
     # A longer target continues the same runs: no trial again, the points go on without repeats.
     more = figure2.Reproduction(root, samples=9_000, device="cpu", say=lines.append, progress=False)
@@ -77,6 +79,7 @@ def test_a_frey_face_panel_runs_resumes_and_prints_its_curves(frey, capsys):
     points = read_bound_points(folder / "metrics.jsonl")
     samples = [p[0] for p in points]
     assert samples == sorted(set(samples)) and samples[-1] >= 9_000 and points[: len(first)] == first
+    assert samples[-1] == json.loads((folder / "config.json").read_text())["step"] * figure2.BATCH
     assert sum("trying" in line for line in lines) == 6  # three step sizes per algorithm, once
 
     assert main(["paper", "figure2", "--dataset", "frey-face", "--json", "--runs", str(root)]) == 0

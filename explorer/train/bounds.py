@@ -3,12 +3,12 @@
 Kingma & Welling 2013 (Section 5, Figure 2) plot the estimated lower bound per datapoint, on the
 training set and on the test set, against the number of training samples evaluated, from 10^5 to
 10^8 on a log scale. ``BoundCurve`` gives a run those points: after the step whose samples reach
-the next of ``points_per_decade`` log-spaced counts, the mean ELBO (SGVB estimator B, one draw per
-image, fixed draws per point) of a fixed training subset and of the test set; or, for the
-paper's Figure 3, the marginal likelihood log p(x) by its Appendix D estimator
-(``explorer.likelihood.marginal``: HMC posterior samples, chains started from the encoder's best draw;
-for Monte Carlo EM, which has no encoder, the training images' chains start at MCEM's own chain
-states and the test images' at the best of many prior draws).
+the next of ``points_per_decade`` log-spaced counts (and at the run's end), the mean ELBO (SGVB
+estimator B, one draw per image, fixed draws per point) of a fixed training subset and of the
+test set; or, for the paper's Figure 3, the marginal likelihood log p(x) by its Appendix D
+estimator (``explorer.likelihood.marginal``: HMC posterior samples, chains started from the
+encoder's best draw; for Monte Carlo EM, which has no encoder, the training images' chains start
+at MCEM's own chain states and the test images' at the best of many prior draws).
 """
 
 from __future__ import annotations
@@ -53,10 +53,16 @@ class BoundCurve:
         self.train_x, self.test_x, self.per_decade, self.seed = train_x, test_x, points_per_decade, seed
         self.estimator, self.start = estimator, start
         self.index = next_index(samples, points_per_decade)
+        self.last = samples  # the training samples of the latest point (a run resumed: where it was)
 
     def due(self, samples: int) -> bool:
         """Whether ``samples`` (training samples evaluated so far) has reached the next count."""
         return samples >= log_spaced_count(self.index, self.per_decade)
+
+    def due_at_end(self, samples: int) -> bool:
+        """Whether a run ending at ``samples`` needs a point there: its last log-spaced count lies
+        before its end (``paper figure2 --samples 200000`` stopped its curve at 177,900)."""
+        return samples > self.last
 
     def evaluate(self, model: VAE, samples: int, train_start: torch.Tensor | None = None) -> dict[str, float]:
         """The point for ``samples``: {"samples", "train_bound", "test_bound", "bound_seconds"}
@@ -71,7 +77,7 @@ class BoundCurve:
         else:
             train = test_figures(model, self.train_x, "elbo", 1, seed)["test_elbo"]
             test = test_figures(model, self.test_x, "elbo", 1, seed + 1)["test_elbo"]
-        self.index = next_index(samples, self.per_decade)
+        self.index, self.last = next_index(samples, self.per_decade), samples
         return {"samples": samples, "train_bound": train, "test_bound": test,
                 "bound_seconds": time.perf_counter() - start}  # fmt: skip
 

@@ -149,11 +149,9 @@ class Trainer:
         self.local = self.data.batch // world.size  # each process's share of every minibatch
         self.stop_now = False
         self.chains = self._chains() if cfg.algorithm == "mcem" else None
-        self.curve = None
-        if cfg.bound_points:
-            samples = self.position.step * self.data.batch
-            self.curve = BoundCurve(self.data.bound_train_x, self.data.test_x, cfg.bound_points, cfg.seed,
-                                    samples, cfg.bound_estimator)  # fmt: skip
+        self.curve = None if not cfg.bound_points else BoundCurve(
+            self.data.bound_train_x, self.data.test_x, cfg.bound_points, cfg.seed,
+            self.position.step * self.data.batch, cfg.bound_estimator)  # fmt: skip
 
     # -- the loop -------------------------------------------------------------------------------
 
@@ -167,6 +165,9 @@ class Trainer:
             start = time.perf_counter()
             while self.position.epoch < self.cfg.epochs and not self.stop_now:
                 self.epoch(stop, start)
+            end = self.position.step * self.data.batch  # a point where the run ends: its curve reaches it
+            if not self.stop_now and self.curve and self.curve.due_at_end(end):
+                self.bound_point(self.position.epoch, start)
         return self.stop_now
 
     def epoch(self, stop: StopRequest, start: float) -> None:
@@ -176,11 +177,9 @@ class Trainer:
         if position.perm is None or position.pos == 0:
             position.perm, position.pos = torch.randperm(len(self.data.train_x), device=self.device), 0
         meter = Meter(self.device)
-        desc, quiet = (
-            f"epoch {number}/{self.cfg.epochs}",
-            None if self.progress is None else not self.progress,
-        )
-        with tqdm(total=total, initial=position.pos, desc=desc, disable=quiet, leave=False) as bar:
+        quiet = None if self.progress is None else not self.progress
+        with tqdm(total=total, initial=position.pos, desc=f"epoch {number}/{self.cfg.epochs}", disable=quiet,
+                  leave=False) as bar:  # fmt: skip
             while position.pos < total and not self.stop_now:
                 batch = self.data.batch
                 meter.add(self.train_step(position.perm[position.pos * batch : (position.pos + 1) * batch]))
