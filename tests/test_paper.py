@@ -248,3 +248,26 @@ def test_the_paper_page_reads_the_curves_again_when_a_run_grows(tmp_path, monkey
         f.write('{"type": "bound"}\n')  # the run went on
     grown = paper._curves(str(tmp_path / "none.json"), str(runs), paper._stamp([metrics]))
     assert len(read) == 2 and grown != first
+
+
+def test_the_readmes_one_run_command_has_figure_2s_settings():
+    """The README's "one run" on the paper's settings left out the weight decay (1/N) and the
+    50,000 training images that `paper figure2` uses and the Paper page says it follows."""
+    import re
+    import shlex
+    from dataclasses import asdict
+    from pathlib import Path
+
+    from explorer.cli import build_parser
+    from explorer.cli.train import _given
+    from explorer.config import MODEL_SETTINGS, TRAIN_SETTINGS
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    found = re.search(r"^(vae-explorer train --algorithm wake-sleep .*?)#", readme, re.S | re.M)
+    args = build_parser().parse_args(shlex.split(found.group(1).replace("\\\n", " "))[1:])
+    model, train = figure2.configs(figure2.panels("mnist", (20,))[1], args.lr, 10**7)
+    model_given, train_given = _given(args, MODEL_SETTINGS), _given(args, TRAIN_SETTINGS)
+    assert model_given.items() <= {**asdict(model), "hidden": tuple(model.hidden)}.items()
+    differ = {k: (v, getattr(train, k)) for k, v in train_given.items() if getattr(train, k) != v}
+    assert not differ, differ
+    assert {"weight_decay", "limit", "algorithm", "init", "optimizer", "bound_points"} <= set(train_given)
