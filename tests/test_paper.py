@@ -271,3 +271,29 @@ def test_the_readmes_one_run_command_has_figure_2s_settings():
     differ = {k: (v, getattr(train, k)) for k, v in train_given.items() if getattr(train, k) != v}
     assert not differ, differ
     assert {"weight_decay", "limit", "algorithm", "init", "optimizer", "bound_points"} <= set(train_given)
+
+
+@pytest.mark.integration
+def test_ones_own_reproduction_models_are_offered_on_the_pages(tmp_path, monkeypatch):
+    """The picker listed runs/NAME only: the models `paper figure2` trains (runs/paper/figure2/...)
+    could not be explored, and their address fell back to another model."""
+    from explorer.checkpoints import save_checkpoint
+    from explorer.model import VAE, ModelConfig
+    from explorer.ui.models import choices
+    from tests.apptest import page
+
+    monkeypatch.setenv("VAE_EXPLORER_RUNS", str(tmp_path / "runs"))
+    root = tmp_path / "runs" / "paper" / "figure2"
+    model = VAE(ModelConfig(latent_dim=3, hidden=(16,), activation="tanh"))
+    for lr in (0.01, 0.02, 0.1):  # the three trials; 0.02 chosen and trained on
+        save_checkpoint(
+            root / f"mnist-nz3-aevb-lr{lr:g}", model, epoch=1, step=1, train_config={"dataset": "mnist"}
+        )
+    (root / "mnist-nz3-aevb.json").write_text(json.dumps({"lr": 0.02}))
+    chosen = "runs/paper/figure2/mnist-nz3-aevb-lr0.02"
+    assert [c for c in choices() if c.startswith("runs/")] == [chosen]  # the trials left behind are not
+    at = page()
+    at.query_params["model"] = chosen
+    at.run()
+    assert not at.exception and not [w for w in at.warning if "There is no model" in w.value]
+    assert at.sidebar.selectbox[0].value == chosen

@@ -192,8 +192,9 @@ class Reproduction:
             start_run(folder, model_config, cfg, progress=self.progress, command=panel.command(samples))
         return (run.read_status() or {}).get("state") == "finished"
 
-    def curves(self) -> list[dict]:
-        """Every curve under ``root`` that has points: the chosen step size's run of each panel."""
+    def chosen(self) -> list[tuple[Panel, float, Path]]:
+        """(panel, step size, run folder) of the chosen step size's run of each panel under
+        ``root`` whose trials have ended, by panel name."""
         out = []
         for chosen in sorted(self.root.glob("*.json")):
             try:
@@ -201,7 +202,13 @@ class Reproduction:
                 panel = self.panel_type.from_name(chosen.stem)
             except (ValueError, KeyError, OSError):
                 continue
-            folder = self.folder(panel, lr)
+            out.append((panel, lr, self.folder(panel, lr)))
+        return out
+
+    def curves(self) -> list[dict]:
+        """Every curve under ``root`` that has points: the chosen step size's run of each panel."""
+        out = []
+        for panel, lr, folder in self.chosen():
             points = read_bound_points(folder / "metrics.jsonl")
             if points:
                 out.append(curve(panel, points, lr, str(folder), _seconds(folder)))

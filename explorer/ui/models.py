@@ -24,6 +24,7 @@ from explorer.model import VAE
 from explorer.pictures.images import ScatterPicture
 from explorer.pictures.plots import PALETTE
 from explorer.train.runfolder import list_runs, runs_root
+from explorer.ui.paper import paper_models
 from explorer.ui.share import (
     CHOSEN_MODEL,
     MAP,
@@ -40,9 +41,10 @@ MAP_POINTS = 2000  # encoded test images on the small maps beside uploads, drawi
 
 
 def choices() -> list[str]:
-    """Shipped model names, then the user's finished or checkpointed runs as ``runs/NAME``."""
+    """Shipped model names, then the user's finished or checkpointed runs as ``runs/NAME``, then
+    those of ``vae-explorer paper`` as ``runs/paper/FIGURE/NAME``."""
     runs = [f"{RUN_PREFIX}{r}" for r in list_runs() if (runs_root() / r / MODEL_FILE).is_file()]
-    return pretrained_names() + runs
+    return pretrained_names() + runs + paper_models()
 
 
 def folder_of(choice: str):

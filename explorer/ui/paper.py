@@ -7,13 +7,28 @@ from pathlib import Path
 
 import streamlit as st
 
+from explorer.locations import MODEL_FILE
 from explorer.paper.curves import read_curves, shipped_path
 from explorer.paper.figure2 import DATASETS, PAPER_MINUTES_PER_MILLION, TRAIN_SIZE, Reproduction
+from explorer.paper.figure2 import Panel as Figure2Panel
 from explorer.paper.figure3 import TRAIN_SIZES
 from explorer.paper.figure3 import Panel as Figure3Panel
 from explorer.paper.figures import axes_sentence, figure2, figure3, gap_sentence, ordering_sentence
 from explorer.train.runfolder import runs_root
 from explorer.ui.widgets import chart
+
+
+def paper_models() -> list[str]:
+    """The models of one's own ``paper figure2`` and ``figure3`` runs, as the model picker names
+    them (``runs/paper/figure2/mnist-nz20-wake-sleep-lr0.01``): the chosen step size's run of each
+    panel (not the trials left behind) that has saved weights."""
+    found = []
+    for figure, panel_type in (("figure2", Figure2Panel), ("figure3", Figure3Panel)):
+        root = runs_root() / "paper" / figure
+        if root.is_dir():
+            chosen = Reproduction(root, samples=0, panel_type=panel_type).chosen()
+            found += [f"runs/paper/{figure}/{f.name}" for _, _, f in chosen if (f / MODEL_FILE).is_file()]
+    return found
 
 
 def _stamp(paths: list[Path]) -> tuple:
