@@ -82,6 +82,31 @@ def test_sigterm_stops_cleanly_and_resume_finishes(tmp_path):
     assert "Traceback" not in err
 
 
+def test_a_stop_while_the_run_starts_checkpoints_at_its_first_step(tmp_path, monkeypatch):
+    """The Train page's Stop while a run loaded its data (its status "starting") ended the process
+    with nothing saved: the page said "lost ... delete the run and start it again". The stop is
+    kept until the first step, which checkpoints; the run resumes from there to the end."""
+    import os
+
+    from explorer.train.start import start_or_resume
+
+    loading = trainer_module.RunImages.load
+
+    def stopped_while_loading(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGINT)  # (SIGINT: before the fix, a KeyboardInterrupt, not a kill)
+        return loading(*args, **kwargs)
+
+    monkeypatch.setattr(trainer_module.RunImages, "load", staticmethod(stopped_while_loading))
+    values = dict(epochs=1, limit=1000, test_limit=500, log_every=5, device="cpu")
+    done = start_or_resume(out=tmp_path / "r", model_values={"hidden": (16,)}, train_values=values,
+                           progress=False)  # fmt: skip
+    assert done.stopped and read_status(done.folder)["state"] == "stopped"
+    assert read_config(done.folder)["step"] == 0  # a checkpoint before any step: nothing lost, nothing done
+    monkeypatch.setattr(trainer_module.RunImages, "load", staticmethod(loading))
+    resume_run(done.folder, progress=False)
+    assert read_status(done.folder)["state"] == "finished" and read_config(done.folder)["step"] == 10
+
+
 def test_failed_checkpoint_write_keeps_the_previous_one_and_says_so(tmp_path, monkeypatch, disk_full):
     out = start_run(tmp_path / "r", SMALL, small_config(epochs=1), progress=False)
     before = (out / "model.safetensors").read_bytes()

@@ -13,7 +13,6 @@ in the epoch, so that a resumed run continues exactly.
 from __future__ import annotations
 
 import math
-import signal
 import time
 from dataclasses import dataclass
 
@@ -33,34 +32,12 @@ from explorer.train.mcem import ChainStore, mcem_step
 from explorer.train.recorder import Position, Recorder
 from explorer.train.runfolder import SNAPSHOT_SIZE, RunFolder
 from explorer.train.steps import graph_possible, make_optimizer, make_step_runner, step_noise
+from explorer.train.stopping import StopRequest
 
 # Denormal floats as zero from the moment the trainer is imported (explorer.train.run imports it):
 # before the first parallel operation starts PyTorch's thread pool, whose threads inherit the mode
 # (set later, it reaches the calling thread only). See explorer.devices.flush_denormals for why.
 flush_denormals()
-
-
-class StopRequest:
-    """Turns SIGINT/SIGTERM into a flag checked between steps, so a stop saves a checkpoint."""
-
-    def __init__(self) -> None:
-        self.requested = False
-        self._old = {}
-
-    def __enter__(self) -> StopRequest:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
-                self._old[sig] = signal.signal(sig, self._handle)
-            except ValueError:  # not the main thread: cannot install handlers
-                pass
-        return self
-
-    def _handle(self, signum, frame) -> None:
-        self.requested = True
-
-    def __exit__(self, *exc) -> None:
-        for sig, handler in self._old.items():
-            signal.signal(sig, handler)
 
 
 @dataclass
@@ -176,6 +153,7 @@ class Trainer:
         position, number, total = self.position, self.position.epoch + 1, self.data.steps_per_epoch
         if position.perm is None or position.pos == 0:
             position.perm, position.pos = torch.randperm(len(self.data.train_x), device=self.device), 0
+        self.stop_now = self.stop_now or (stop.requested and not self.world.distributed)  # (while it started)
         meter = Meter(self.device)
         quiet = None if self.progress is None else not self.progress
         with tqdm(total=total, initial=position.pos, desc=f"epoch {number}/{self.cfg.epochs}", disable=quiet,

@@ -16,6 +16,7 @@ from explorer.config import ARCHITECTURE_SETTINGS, RESUMABLE, ModelConfig, Train
 from explorer.data.specs import spec
 from explorer.errors import ExplorerError
 from explorer.train.runfolder import CLAIMED_ENV, NO_RUN_FOLDER, RunFolder, check_run_name, runs_root
+from explorer.train.stopping import StopRequest
 
 
 @dataclass(frozen=True)
@@ -61,11 +62,12 @@ def start_or_resume(
     before = os.environ.get(CLAIMED_ENV)
     os.environ[CLAIMED_ENV] = str(folder.resolve())
     try:
-        return _start_or_resume(
-            folder, resume, init_from, dict(model_values or {}), dict(train_values or {}),
-            progress=progress, command=command, after_training=after_training,
-            before_training=before_training,
-        )  # fmt: skip
+        with StopRequest():  # a stop while the run starts (data, model) is kept: it checkpoints at once
+            return _start_or_resume(
+                folder, resume, init_from, dict(model_values or {}), dict(train_values or {}),
+                progress=progress, command=command, after_training=after_training,
+                before_training=before_training,
+            )  # fmt: skip
     finally:
         claim.release()
         if before is None:
