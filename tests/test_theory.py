@@ -503,3 +503,16 @@ def test_the_score_function_is_far_noisier_on_mnist_z2(mnist_z2):
     model, x = mnist_z2
     gv = gradients.gradient_variance(model, x[0], samples=(1, 10), groups=50)
     assert min(gv.ratio("score", "reparam_a")) > 20
+
+
+def test_the_mean_field_picture_draws_q_where_cavi_left_it():
+    """At rho = -0.95 ten sweeps leave q's mean far from the optimum (each closes 1 - rho^2 of the
+    way); the picture drew q at (0, 0) all the same, beside the path's end and the text's mean."""
+    from explorer.theory.figures import mean_field_figure
+
+    mf = mean_field.cavi_gaussian(*mean_field.correlated(-0.95))
+    assert np.abs(mf.path[-1]).max() > 0.5  # not converged: the case in point
+    q = next(t for t in mean_field_figure(mf).data if t.name.startswith("mean-field q"))
+    centre = np.array([np.mean(q.x[:-1]), np.mean(q.y[:-1])])  # the closed ellipse's points
+    assert centre == pytest.approx(mf.path[-1], abs=1e-6)
+    assert f"after {len(mf.path) - 1} CAVI updates" in q.name
