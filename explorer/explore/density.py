@@ -116,3 +116,26 @@ def density_map(
     return DensityMap(
         xs, ys, q, p, holes, (float(centre[0]), float(centre[1])), float((p * holes).sum() * cell)
     )
+
+
+DENSITY_IMAGES = 5000  # test images whose posteriors make up the aggregate posterior maps
+
+
+def contour_reach(projection, codes: torch.Tensor) -> float:
+    """The half-width of the scatter's density contours: the prior's 4 sigma, or the farthest
+    projected code (N, z) rounded up, whichever is larger."""
+    reach = float(projection(codes).abs().max()) if len(codes) else 4.0
+    return float(max(4, math.ceil(reach) + 2))  # past the farthest code: no contour cut at the edge
+
+
+def aggregate_maps(model, x: torch.Tensor, projection, codes: torch.Tensor) -> dict[str, DensityMap]:
+    """The aggregate posterior of the first ``DENSITY_IMAGES`` images x against the prior in the
+    scatter's plane (``density_map``): "prior" over the prior's default square
+    (the Prior tab), "map" over the whole scatter of ``codes`` (its contours)."""
+    from explorer.explore.posterior import posterior
+
+    mu, sigma = posterior(model, x[:DENSITY_IMAGES])
+    return {
+        "prior": density_map(projection, mu, sigma),
+        "map": density_map(projection, mu, sigma, lim=contour_reach(projection, codes)),
+    }

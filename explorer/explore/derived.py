@@ -31,7 +31,6 @@ from __future__ import annotations
 import errno
 import hashlib
 import json
-import math
 import os
 import time
 from collections.abc import Callable
@@ -41,7 +40,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from explorer.explore.density import ESTIMATOR, DensityMap
+from explorer.explore.density import ESTIMATOR, DensityMap, aggregate_maps
 from explorer.explore.detector_store import DETECTOR_ARRAYS, detector_arrays, detector_from_arrays
 from explorer.explore.strangers import STATISTICS, StrangerDetector
 from explorer.locations import MODEL_FILE
@@ -122,13 +121,6 @@ def test_images(dataset: str) -> torch.Tensor:
     return load_dataset(dataset, "test").images.float() / 255.0
 
 
-def contour_reach(projection, codes: torch.Tensor) -> float:
-    """The half-width of the scatter's density contours: the prior's 4 sigma, or the farthest
-    projected code (N, z) rounded up, whichever is larger."""
-    reach = float(projection(codes).abs().max()) if len(codes) else 4.0
-    return float(max(4, math.ceil(reach) + 2))  # past the farthest code: no contour cut at the edge
-
-
 def _timed(seconds: dict, name: str, work, report: Callable[[str], None] | None = None):
     """``work()``, its seconds kept in ``seconds[name]``; ``report(name)`` first, when given."""
     if report is not None:
@@ -137,9 +129,6 @@ def _timed(seconds: dict, name: str, work, report: Callable[[str], None] | None 
     out = work()
     seconds[name] = round(time.perf_counter() - start, 3)
     return out
-
-
-DENSITY_IMAGES = 5000  # test images whose posteriors make up the aggregate posterior maps
 
 
 @torch.no_grad()
@@ -184,7 +173,7 @@ def compute(
     if "densities" in todo:
         projection = fit_projection(out.codes)
         out.densities = (
-            _timed(out.seconds, "densities", lambda: densities(model, x, projection, out.codes), report)
+            _timed(out.seconds, "densities", lambda: aggregate_maps(model, x, projection, out.codes), report)
             if model.config.variational
             else {}
         )
@@ -194,20 +183,6 @@ def compute(
                 report(kind)
             add_map(out, kind)
     return out
-
-
-def densities(model, x: torch.Tensor, projection, codes: torch.Tensor) -> dict[str, DensityMap]:
-    """The aggregate posterior of the first ``DENSITY_IMAGES`` images x against the prior in the
-    scatter's plane (``explorer.explore.density.density_map``): "prior" over the prior's default square
-    (the Prior tab), "map" over the whole scatter of ``codes`` (its contours)."""
-    from explorer.explore.density import density_map
-    from explorer.explore.posterior import posterior
-
-    mu, sigma = posterior(model, x[:DENSITY_IMAGES])
-    return {
-        "prior": density_map(projection, mu, sigma),
-        "map": density_map(projection, mu, sigma, lim=contour_reach(projection, codes)),
-    }
 
 
 def add_map(derived: Derived, kind: str) -> None:

@@ -209,8 +209,13 @@ def mean_field_figure(mf: MeanField) -> go.Figure:
         (mf.mu, mf.cov, "target p(z): 2-sd contour", P_COLOUR, "solid"),
         # q where CAVI left it: at strong correlation each sweep closes only 1 - rho^2 of the way,
         # and q drawn at the optimum (0, 0) contradicted the path ending beside it
-        (mf.path[-1], mf.q_cov, f"mean-field q after {len(mf.path) - 1} CAVI updates (KL(q || p)): 2 sd",
-         Q_COLOUR, "solid"),  # fmt: skip
+        (
+            mf.path[-1],
+            mf.q_cov,
+            f"mean-field q after {len(mf.path) - 1} CAVI updates (KL(q || p)): 2 sd",
+            Q_COLOUR,
+            "solid",
+        ),  # fmt: skip
         (
             mf.mu,
             np.diag(mf.marginal_variances),

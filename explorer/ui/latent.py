@@ -72,7 +72,7 @@ def add_density(
     if variational and isinstance(projection, Projection):
         from explorer.ui.prior_map import aggregate_density
 
-        # The stored grid reaches past the farthest code (explorer.explore.derived.contour_reach: no contour
+        # The stored grid reaches past the farthest code (explorer.explore.density.contour_reach: no contour
         # is cut flat at its edge), and the lines span DECADES below the peak: further down they
         # piled into a black band.
         dmap = aggregate_density(*key, dataset, whole_map=True)

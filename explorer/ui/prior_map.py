@@ -6,8 +6,7 @@ from __future__ import annotations
 import streamlit as st
 
 from explorer.evaluate import ACTIVE_UNIT_THRESHOLD, Projection
-from explorer.explore.density import HOLE_RADIUS, HOLE_RATIO
-from explorer.explore.derived import DENSITY_IMAGES
+from explorer.explore.density import DENSITY_IMAGES, HOLE_RADIUS, HOLE_RATIO
 from explorer.pictures.latent_plots import prior_vs_posterior
 from explorer.pictures.plots import kl_bars
 from explorer.ui.models import derived_figures, test_images
