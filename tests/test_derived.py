@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from explorer.cards import run_binarizes
 from explorer.checkpoints import save_checkpoint
 from explorer.explore import derived
 from explorer.model import VAE, ModelConfig
@@ -30,7 +31,7 @@ def measured(tmp_path_factory, mnist_test):
     """A small model's figures over N test images, measured once for the module."""
     model = small_model(tmp_path_factory.mktemp("measured") / "m")
     x = mnist_test.images[:N].float() / 255.0
-    return model, x, derived.compute(model, "mnist", derived.CORE, x=x)
+    return model, x, derived.compute(model, "mnist", derived.CORE, x=x, binarized=True)  # as its run scores
 
 
 @pytest.fixture
@@ -66,9 +67,13 @@ def test_the_figures_come_back_as_they_were_stored(stored):
         v.stranger for v in figures.detector.verdicts(seen)
     ]
     # independent references: the codes are the encoder's means, the units its KL and variance
+    # (those over the binarised test set, as the run scores it)
+    from explorer.data.cache import eval_images
+
     with torch.no_grad():
-        mu, logvar = model.encode(x)
-    assert torch.allclose(back.codes, mu, atol=1e-6)
+        mu = model.encode(x)[0]
+        assert torch.allclose(back.codes, mu, atol=1e-6)
+        mu, logvar = model.encode(eval_images("mnist", "test", binarized=True)[0])
     kl = -0.5 * (1 + logvar - mu.pow(2) - logvar.exp())
     assert torch.allclose(back.kl, kl.double().mean(0), rtol=1e-5)
     assert torch.allclose(back.variance, mu.double().var(0), rtol=1e-5)
@@ -173,6 +178,31 @@ def test_the_shipped_figures_are_the_models_and_of_todays_statistics(folder):
     ``image_statistics`` gives today, so the app reads it instead of fitting it (a minute)."""
     figures = derived.load(folder)
     assert all(figures.has(p) for p in derived.CORE), folder
+    config = json.loads((folder / "config.json").read_text())
+    binarized = run_binarizes(config, figures.dataset, config["model"]["likelihood"])
+    assert figures.units_on == derived.UNITS_ON[binarized]  # the inputs evaluate scores
+
+
+@pytest.mark.integration
+def test_the_pages_active_units_are_the_ones_evaluate_counts(stored, monkeypatch):
+    """The pages measured each unit's activity on grey levels while `evaluate` scores a model of
+    binarised MNIST on binarised images: paper-wake-sleep-z20 had 18 active units on the pages, 19
+    in evaluate (a unit near the threshold). Units stored without saying on what are measured again."""
+    from explorer.data.cache import eval_images
+    from explorer.evaluate import evaluate
+
+    folder, model, x, figures = stored
+    meta_file = folder / "derived" / derived.META
+    meta = json.loads(meta_file.read_text())
+    del meta["units_on"]  # as every file stored before the pages measured on evaluate's images
+    meta_file.write_text(json.dumps(meta))
+    assert not derived.load(folder).has("units")
+    monkeypatch.setattr(derived, "test_images", lambda dataset: x)
+    units = derived.ensure(folder, model, parts=("units",))
+    assert units.units_on == "binarised" and derived.load(folder).units_on == "binarised"
+    scored = evaluate(model, eval_images("mnist", "test", binarized=True)[0], k=0)
+    assert [round(v, 4) for v in units.variance.tolist()] == scored.posterior_mean_variance
+    assert [round(v, 4) for v in units.kl.tolist()] == scored.kl_per_dim
 
 
 def test_a_stored_map_places_new_codes_among_their_neighbours():

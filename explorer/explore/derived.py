@@ -51,6 +51,7 @@ META = "derived.json"
 ARRAYS = "derived.safetensors"
 MAPS = ("tsne", "umap")  # the nonlinear maps a wide model may store
 PARTS = ("codes", "elbo", "units", "detector", "densities", *MAPS)
+UNITS_ON = {True: "binarised", False: "grey levels"}  # the test images a model's units are measured on
 CORE = PARTS[:5]  # what training writes and every page may need; the maps take a minute each
 WHAT = {  # each part in words, for whoever waits while it is measured (the Train page, the log)
     "codes": "codes",
@@ -77,6 +78,7 @@ class Derived:
     elbo: torch.Tensor | None = None  # (N,) per-image ELBO, nats (``latent.reconstruct``; AE: log p(x|z))
     kl: torch.Tensor | None = None  # (z,) mean KL(q(z_j|x) || N(0, 1)) in nats ("units"; AE: zeros)
     variance: torch.Tensor | None = None  # (z,) variance over the test set of each posterior mean
+    units_on: str | None = None  # what "units" measured: "binarised" or "grey levels" (as evaluate scores)
     densities: dict[str, DensityMap] | None = None  # "prior": the Prior tab's; "map": over the
     # whole scatter, for its contours ({} for an autoencoder, which has no posterior)
     maps: dict[str, torch.Tensor] = field(default_factory=dict)  # "tsne"/"umap": places (N, 2)
@@ -139,15 +141,20 @@ def compute(
     x: torch.Tensor | None = None,
     into: Derived | None = None,
     report: Callable[[str], None] | None = None,
+    binarized: bool = False,
 ) -> Derived:
     """The ``parts`` (of ``PARTS``) of ``model``'s figures over ``dataset``'s test images x (N, C,
     H, W) in [0, 1] (default: loaded), added to ``into`` (default: new); parts already there are
     kept. The maps take a minute each for 10,000 codes on a 2-core CPU (only for z > 2).
     ``report(part)`` is called as each part starts (to say what is being measured).
+    ``binarized``: the model is scored on binarised images (its run binarised them): its units are
+    measured on the test set binarised as ``vae-explorer evaluate`` does, so that the two agree on
+    which units are active (on grey levels, a unit near the threshold came out otherwise).
 
     Raises:
         ValueError: an unknown part.
     """
+    from explorer.data.cache import eval_images
     from explorer.evaluate import fit_projection, latent_stats
     from explorer.explore.latent import encode_means, reconstruct
     from explorer.explore.strangers import fit_detector
@@ -165,9 +172,11 @@ def compute(
     if "elbo" in todo:
         out.elbo = _timed(out.seconds, "elbo", lambda: reconstruct(model, x).elbo.float(), report)
     if "units" in todo:
+        on = eval_images(dataset, "test", binarized=True)[0] if binarized else x
         out.variance, out.kl = (
-            v.double() for v in _timed(out.seconds, "units", lambda: latent_stats(model, x), report)
+            v.double() for v in _timed(out.seconds, "units", lambda: latent_stats(model, on), report)
         )
+        out.units_on = UNITS_ON[binarized]
     if "detector" in todo:
         out.detector = _timed(out.seconds, "detector", lambda: fit_detector(model, x, dataset), report)
     if "densities" in todo:
@@ -265,6 +274,7 @@ def save(model_folder: str | os.PathLike, derived: Derived, checksum: str | None
             name: {"prior_centre": list(d.prior_centre), "hole_mass": d.hole_mass}
             for name, d in derived.densities.items()},
         "density_estimator": ESTIMATOR,
+        "units_on": derived.units_on,
         "seconds": derived.seconds,
     }  # fmt: skip
     atomic_write(out / ARRAYS, blob)
@@ -309,6 +319,10 @@ def _derived_from(meta: dict, arrays: dict[str, np.ndarray]) -> Derived:
         parts.discard("detector")  # fitted on other statistics than image_statistics gives: refit
     if meta.get("density_estimator") != ESTIMATOR:
         parts.discard("densities")  # drawn by another estimator of q(z): drawn again
+    if meta.get("units_on") not in UNITS_ON.values():  # measured on grey levels whatever the model
+        parts.discard("units")
+        out.kl = out.variance = None
+    out.units_on = meta.get("units_on")
     if "detector" in parts:
         stored = {k: v for k, v in arrays.items() if k.startswith("detector.")}
         if set(stored) != set(DETECTOR_ARRAYS):
@@ -345,6 +359,7 @@ def ensure(
             figures could not be written (a full disk, a read-only folder), saying why.
         DataChanged: the model's dataset is not the one it was trained on any more.
     """
+    from explorer.cards import run_binarizes
     from explorer.checkpoints import dataset_of, load_checkpoint, read_config
     from explorer.data.record import check_trained_data
     from explorer.errors import ExplorerError
@@ -357,10 +372,15 @@ def ensure(
         except Stale:
             derived = Derived(dataset_of(read_config(model_folder)))
     check_trained_data(model_folder, derived.dataset)  # stored figures of its own data, or none
+    config = read_config(model_folder)
+    likelihood = (config.get("model") or {}).get("likelihood", "bernoulli")
+    binarized = run_binarizes(config, derived.dataset, likelihood)
+    if derived.units_on not in (None, UNITS_ON[binarized]):
+        derived.kl = derived.variance = derived.units_on = None  # measured on other images than it scores
     if all(derived.has(p) for p in parts):
         return derived
     model = model if model is not None else load_checkpoint(model_folder)
-    derived = compute(model, derived.dataset, parts, into=derived, report=report)
+    derived = compute(model, derived.dataset, parts, into=derived, report=report, binarized=binarized)
     try:
         save(model_folder, derived, checksum)
     except OSError as exc:
