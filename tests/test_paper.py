@@ -297,3 +297,26 @@ def test_ones_own_reproduction_models_are_offered_on_the_pages(tmp_path, monkeyp
     at.run()
     assert not at.exception and not [w for w in at.warning if "There is no model" in w.value]
     assert at.sidebar.selectbox[0].value == chosen
+
+
+def test_a_diverging_trial_step_size_is_said_without_advice_the_command_cannot_take(tmp_path, monkeypatch):
+    """A trial at 0.1 that diverged printed "Lower the learning rate (--lr; it is 0.1)", a flag
+    `paper figure2` does not have: the step sizes are the paper's three, and a diverging one loses."""
+    from explorer.errors import ExplorerError
+
+    def train(self, panel, lr, samples):
+        if lr == 0.1:
+            raise ExplorerError("training diverged at step 40 (loss nan); no checkpoint was kept. Lower the "
+                                "learning rate (--lr; it is 0.1), or use --estimator analytic.")  # fmt: skip
+        return True
+
+    monkeypatch.setattr(figure2.Reproduction, "_train", train)
+    monkeypatch.setattr(
+        figure2, "read_bound_points", lambda path: [[1000, -150.0 - ("0.01" in str(path)), -151.0]]
+    )
+    lines = []
+    repro = figure2.Reproduction(tmp_path, samples=10_000, say=lines.append, progress=False)
+    assert repro.step_size(figure2.panels("mnist", (3,))[0]) == 0.02
+    said = "\n".join(lines)
+    assert "step size 0.1 failed, and loses the trial: training diverged at step 40 (loss nan)" in said
+    assert "--lr" not in said

@@ -157,7 +157,8 @@ class Reproduction:
                 if not self._train(panel, lr, self.trial_samples):
                     return None
             except ExplorerError as exc:  # a step size that diverges loses the trial
-                self.say(f"{panel.name}: step size {lr:g} failed: {exc}")
+                why = str(exc).split(". Lower the learning rate")[0]  # (advice for a run of one's own)
+                self.say(f"{panel.name}: step size {lr:g} failed, and loses the trial: {why}")
                 scores[lr] = -math.inf
                 continue
             points = [p for p in read_bound_points(self.folder(panel, lr) / "metrics.jsonl")
