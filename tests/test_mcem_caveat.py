@@ -79,3 +79,33 @@ def test_the_train_page_says_why_an_mcem_run_has_no_latent_space_forming(tmp_pat
         assert not at.exception
         text = " ".join(c.value for c in at.caption)
         assert ("Monte Carlo EM trains no encoder" in text) == said, text
+
+
+def test_an_mcem_run_is_named_for_what_it_is_and_its_decoder_is_swept(tmp_path, monkeypatch):
+    """A Monte Carlo EM run's Home card said "VAE" and "Test ELBO n/a ... best during training (the
+    model saved after 1 epochs)"; Traversals judged its units by the untrained encoder and drew
+    none ("No active unit"), where the decoder is what was learnt."""
+
+    folder = tmp_path / "runs" / "mc3"
+    save_checkpoint(folder, VAE(ModelConfig(hidden=(16,), latent_dim=3)), epoch=1, step=10,
+                    train_config={"dataset": "mnist", "algorithm": "mcem"})  # fmt: skip
+    (folder / "metrics.jsonl").write_text(
+        json.dumps({"type": "bound", "epoch": 1, "step": 10, "samples": 1000, "train_bound": -200.0,
+                    "test_bound": -210.5}) + "\n"  # fmt: skip
+    )
+    monkeypatch.setenv("VAE_EXPLORER_RUNS", str(tmp_path / "runs"))
+    at = page()
+    at.session_state["model"] = "runs/mc3"
+    at.run()
+    assert not at.exception
+    said = " ".join(m.value for m in at.markdown)
+    assert "VAE, Monte Carlo EM (decoder only)" in said
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Test NLL, Appendix D (nats)"] == "210.50", metrics
+    assert "no ELBO (its encoder was never trained)" in " ".join(c.value for c in at.caption)
+    at = page("pages/7_Traversals.py")
+    at.session_state["model"] = "runs/mc3"
+    at.run()
+    assert not at.exception and not [w for w in at.warning if "No active unit" in w.value]
+    assert "this model's encoder was never trained" in " ".join(c.value for c in at.caption)
+    assert sum("**z" in m.value for m in at.markdown) == 3  # every dimension of the decoder swept

@@ -35,8 +35,8 @@ SAMPLE_GRID = 6  # samples from N(0, I) shown per model: SAMPLE_GRID x SAMPLE_GR
 
 
 def describe(model: VAE, config: dict) -> str:
-    """A model in a few words: 'VAE, beta 4', 'VAE, IWAE (K = 5)', 'VAE, wake-sleep', 'autoencoder',
-    'denoising autoencoder (mask 0.25)'."""
+    """A model in a few words: 'VAE, beta 4', 'VAE, IWAE (K = 5)', 'VAE, wake-sleep', 'VAE, Monte
+    Carlo EM (decoder only)', 'autoencoder', 'denoising autoencoder (mask 0.25)'."""
     train = config.get("train") or {}
     if model.config.model == "ae":
         return "autoencoder"
@@ -48,8 +48,11 @@ def describe(model: VAE, config: dict) -> str:
         "VAE"
         + (f", beta {beta:g}" if beta != 1 else "")
         + (f", IWAE (K = {train.get('samples', 1)})" if train.get("objective") == "iwae" else "")
-        + (", wake-sleep" if train.get("algorithm") == "wake-sleep" else "")
+        + ALGORITHM_WORDS.get(train.get("algorithm"), "")
     )
+
+
+ALGORITHM_WORDS = {"wake-sleep": ", wake-sleep", "mcem": ", Monte Carlo EM (decoder only)"}  # AEVB: nothing
 
 
 def _same_dataset(choice: str, dataset: str) -> bool:

@@ -71,6 +71,8 @@ def _from_training(config: dict, folder) -> dict:
     epoch of the saved weights (its metrics' row of that epoch; the run's best figure, said so,
     where the rows do not reach it: the best epoch's figure is not the saved model's)."""
     epoch = config.get("epoch", "?")
+    if (config.get("train") or {}).get("algorithm") == "mcem":
+        return _mcem_figures(folder)
     variational = (config.get("model") or {}).get("model", "vae") == "vae"
     key = "test_elbo" if variational else "test_recon"
     rows = [r for r in _metrics(folder) if r.get("type") == "epoch" and r.get("epoch") == epoch and key in r]
@@ -78,7 +80,7 @@ def _from_training(config: dict, folder) -> dict:
     when = (
         f"at epoch {epoch}, the saved model's"
         if rows
-        else f"best during training (the model saved after {epoch} epochs)"
+        else f"best during training (the model saved after {epoch} epoch{'' if epoch == 1 else 's'})"
     )
     if not variational:  # an autoencoder's figure is its reconstruction term
         note = f"Test log p(x|z) (the reconstruction term) {when}; an autoencoder has no ELBO or NLL."
@@ -87,6 +89,22 @@ def _from_training(config: dict, folder) -> dict:
         f"Test ELBO {when}, measured in training. Run `vae-explorer evaluate` for the importance-sampled NLL."
     )
     return {"elbo": figure, "nll": None, "nll_label": "Test NLL (nats)", "note": note}
+
+
+def _mcem_figures(folder) -> dict:
+    """A Monte Carlo EM run's headline figure: no ELBO (its encoder was never trained), the test
+    NLL by the paper's Appendix D estimator at its last bound point, where it has one."""
+    bound = [r for r in _metrics(folder) if r.get("type") == "bound" and r.get("test_bound") is not None]
+    if not bound:
+        note = ("Monte Carlo EM learns the decoder alone: no ELBO (its encoder was never trained). Its "
+                "log-likelihood: vae-explorer evaluate RUN --estimator paper-hmc.")  # fmt: skip
+        return {"elbo": None, "nll": None, "nll_label": "Test NLL (nats)", "note": note}
+    last = bound[-1]
+    note = (f"Monte Carlo EM learns the decoder alone: no ELBO (its encoder was never trained). Test NLL "
+            f"by the paper's Appendix D estimator (HMC) at {last.get('samples', 0):,} training samples, "
+            "the run's last bound point.")  # fmt: skip
+    label = "Test NLL, Appendix D (nats)"
+    return {"elbo": None, "nll": -last["test_bound"], "nll_label": label, "note": note}
 
 
 def _metrics(folder) -> list[dict]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import streamlit as st
 import torch
 
+from explorer.config import encoder_trained
 from explorer.data.cache import load_dataset
 from explorer.data.specs import spec
 from explorer.explore.traversals import (
@@ -60,7 +61,8 @@ def traversal_tab(
     kl, variance, active = latent_activity(*key, dataset)
     dims, inactive = traversal_dims(kl, variance, active)
     count = len(test_images(dataset)[1])
-    unmeasured = count < 2  # a unit is active when its posterior mean varies across the test images
+    untrained = not encoder_trained(config)  # Monte Carlo EM: activity would be the untrained encoder's
+    unmeasured = count < 2 or untrained  # a unit is active when its posterior mean varies over the test set
     if unmeasured:
         dims, inactive = list(range(model.config.latent_dim)), []
     activity = kl if model.config.variational else variance  # the figure each row shows
@@ -84,8 +86,14 @@ def traversal_tab(
     )
     if unmeasured:
         st.caption(
-            f"Every dimension is drawn, in order: which units are active is measured by how their "
-            f"posterior means vary across the test images, and {dataset}'s test set holds {count}."
+            "Every dimension is drawn, in order: which units are active is measured by how their "
+            "posterior means vary across the test images, "
+            + (
+                "and this model's encoder was never trained (Monte Carlo EM learnt the decoder alone, "
+                "which is what each row sweeps)."
+                if untrained
+                else f"and {dataset}'s test set holds {count}."
+            )
         )
     if inactive:
         st.caption(
