@@ -87,6 +87,8 @@ with left:
         st.page_link(path, label=offer.format(a_item=spec(dataset).a_item), icon=icon)
     st.subheader("The theory, live")
     for tab, what in IDEAS:
+        if tab == "The identity" and not model.config.variational:  # an autoencoder has no ELBO
+            what = "log p(x) = ELBO + KL(q ‖ p(z|x)), on a VAE (this autoencoder has no ELBO)"
         st.page_link("pages/8_Theory.py", label=what, icon=":material/function:", query_params={"tab": tab})
 
 with right:

@@ -403,6 +403,13 @@ def test_a_flat_t_shirt_silhouette_is_told_it_is_plainer_than_the_photos():
         (42.0, 250, "higher than 42% of the test images"),
         (85.71, 10_000, "higher than 85.7% of the test images"),
         (85.71, 0, "higher than 85.7% of the test images"),  # count not known
+        # the ends in words: an autoencoder's drawing was "higher than 100.0% of the test images"
+        (100.0, 10_000, "higher than all 10,000 test images"),
+        (0.0, 10_000, "higher than none of the 10,000 test images"),
+        (99.96, 10_000, "higher than over 99.9% of the test images"),  # not rounded up to 100.0%
+        (0.03, 10_000, "higher than under 0.1% of the test images"),
+        (99.7, 250, "higher than over 99% of the test images"),
+        (100.0, 0, "higher than all the test images"),
     ],
 )
 def test_a_rank_among_few_test_images_is_said_as_a_count(percentile, count, said):
@@ -419,3 +426,11 @@ def test_a_judgement_names_how_many_test_images_it_is_ranked_among():
     judged = Judgement(-45.0, reference.elbo_percentile(-45.0), verdict, len(reference.test_elbo))
     assert judged.ranked() == "higher than 5 of the 7 test images"
     assert judged.to_dict()["test_images"] == 7
+
+
+def test_an_autoencoders_figure_is_not_said_to_draw_eps():
+    """Reconstruct said of mnist-ae-z2's log p(x|z) "the mean of 8 draws of eps": it has none."""
+    from explorer.ui.image_report import ranking_words
+
+    assert "eps" not in ranking_words("log p(x|z)") and "at its code z = f(x)" in ranking_words("log p(x|z)")
+    assert "8 draws of eps" in ranking_words("ELBO")

@@ -307,7 +307,9 @@ def rank_words(percentile: float, count: int) -> str:
     """ "higher than P% of the test images" for ``percentile`` (0-100) among ``count`` test images:
     with one decimal from 1,000 images, none from 100, and below ``FEW_TEST_IMAGES`` as how many of
     them ("higher than 6 of the 7 test images"; "none of"/"all"; among one, "at or above the one
-    test image's", which may be that image's own); ``count`` 0: not known, as a percentage."""
+    test image's", which may be that image's own); ``count`` 0: not known, as a percentage. The
+    ends are said in words ("higher than all 10,000 test images", not "100.0%"), and a share that
+    rounds to an end is said as "over 99.9%" or "under 0.1%"."""
     if count == 1:  # a folder of a dozen pictures may hold one
         return "at or above the one test image's" if percentile >= 100 else "below the one test image's"
     if 0 < count < FEW_TEST_IMAGES:
@@ -317,7 +319,18 @@ def rank_words(percentile: float, count: int) -> str:
         if below == count:
             return f"higher than all {count} test images"
         return f"higher than {below} of the {count} test images"
-    return f"higher than {percentile:.{0 if 0 < count < 1000 else 1}f}% of the test images"
+    digits = 0 if 0 < count < 1000 else 1
+    said, step = f"{percentile:.{digits}f}", 10.0**-digits
+    the = f"{count:,} test images" if count else "test images"
+    if percentile >= 100:  # not "100.0% of"
+        return f"higher than all {the}" if count else "higher than all the test images"
+    if percentile <= 0:
+        return f"higher than none of the {the}"
+    if float(said) >= 100:  # 99.96 rounds to 100.0, which it is not
+        return f"higher than over {100 - step:.{digits}f}% of the test images"
+    if float(said) <= 0:
+        return f"higher than under {step:.{digits}f}% of the test images"
+    return f"higher than {said}% of the test images"
 
 
 @dataclass

@@ -69,6 +69,11 @@ def ranking_words(score: str) -> str:
     """What the pages' quick ``score`` figure of an image is, and why the Theory page's and
     ``vae-explorer evidence``'s can differ from it (a newcomer found test image #2890 at -93.0
     nats here and -102.5 there)."""
+    if score != score_name(True):  # an autoencoder: one code, no eps, no Theory-page identity
+        return (
+            f"This {score} is the figure the test images are ranked by: on the image's own pixel levels, "
+            "at its code z = f(x) (an autoencoder draws no eps: the figure is exact)."
+        )
     return (
         f"This {score} is the figure the test images are ranked by: on the image's own pixel levels, the "
         f"mean of {ELBO_DRAWS} draws of eps shared by every image. The Theory page's identity, "
@@ -162,9 +167,12 @@ def verdict_line(
         st.error(f"The model's {score} for this image is not finite: its weights have diverged.")
         return
     figure = f"{score} {est.elbo:.2f}" + (f" ± {est.se:.2f}" if est.se else "") + " nats"
+    drawn = "at its code"
+    if model.config.variational:
+        drawn = f"with {ELBO_DRAWS} draws of eps shared by every image"
     ranked = (
-        f"The percentile ranks the image as the test images are ranked: on its own pixel levels, with "
-        f"{ELBO_DRAWS} draws of eps shared by every image ({judged.elbo:.1f} nats for this one)."
+        f"The percentile ranks the image as the test images are ranked: on its own pixel levels, "
+        f"{drawn} ({judged.elbo:.1f} nats for this one)."
     )
     verdict = judged.verdict
     if not verdict_measured(dataset):
