@@ -4,16 +4,19 @@ tabs need no model; the last two run on the model picked in the sidebar."""
 import streamlit as st
 
 from explorer.ui.models import dataset_of, model_key, model_or_stop
-from explorer.ui.theory import TAB_KEY, TABS, em_ui, kl_ui, mean_field_ui
+from explorer.ui.theory import (
+    TAB_KEY,
+    TABS,
+    em_ui,
+    follow_tab_address,
+    keep_tab_in_address,
+    kl_ui,
+    mean_field_ui,
+)
 from explorer.ui.theory_model import identity_ui, reparam_ui
 
 st.set_page_config(page_title="Theory - VAE Explorer", layout="wide")
-linked = st.query_params.get("tab")  # a Home page link names the tab; the view in the address replaces it
-if linked in TABS:
-    st.session_state[TAB_KEY] = linked
-elif linked is not None:
-    st.warning(f"Ignored in the address: tab={linked[:40]!r} (tab: one of {', '.join(TABS)}).")
-    del st.query_params["tab"]
+follow_tab_address()  # a Home page link, or a shared address, names the tab
 choice, model, config = model_or_stop()
 st.title("From EM to AEVB")
 st.caption(
@@ -21,6 +24,7 @@ st.caption(
     "picture. The last two tabs run on the model chosen in the sidebar."
 )
 tabs = st.tabs(list(TABS), key=TAB_KEY, on_change="rerun")
+keep_tab_in_address()
 if tabs[0].open:
     with tabs[0]:
         em_ui()

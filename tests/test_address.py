@@ -201,4 +201,27 @@ def test_an_unknown_theory_tab_is_said_and_left_out(shipped):
     assert not at.exception
     said = " ".join(w.value for w in at.warning)
     assert "Ignored in the address: tab='bogus' (tab: one of EM, KL's two directions" in said
-    assert "tab" not in list(at.query_params)
+    assert at.query_params["tab"] in ("EM", ["EM"])  # the bogus value left out: the tab shown instead
+
+
+def test_the_theory_tab_stays_in_the_address_and_is_read_as_typed(shipped):
+    """A Theory tab named in the address was dropped from it once the page opened (a tab could
+    not be shared by its address), was read only as spelt in TABS ("the identity" refused), and
+    given twice opened the last without the note the other keys get."""
+    from explorer.ui.theory import TAB_KEY
+
+    at = page("pages/8_Theory.py")
+    at.query_params["tab"] = "the-identity"
+    at.run()
+    assert not at.exception and not at.warning
+    assert at.session_state[TAB_KEY] == "The identity"
+    assert at.query_params["tab"] in ("The identity", ["The identity"])  # kept, as the tab is named
+    at.session_state[TAB_KEY] = "EM"  # a click on another tab: the address follows it
+    at.run()
+    assert at.session_state[TAB_KEY] == "EM" and at.query_params["tab"] in ("EM", ["EM"])
+    twice = page("pages/8_Theory.py")
+    twice.query_params["tab"] = ["EM", "KLs two directions"]
+    twice.run()
+    said = " ".join(w.value for w in twice.warning)
+    assert "Given more than once in the address: tab ('EM', 'KLs two directions')" in said
+    assert twice.session_state[TAB_KEY] == "KL's two directions"

@@ -39,6 +39,7 @@ RULES = {  # what each key of the address may hold, as the warning says it
     "point": "a test image's number",
 }
 
+PAGE_KEYS = ("tab",)  # a page's own keys (the Theory page's tab), kept beside the view it writes
 RUN_PREFIX = "runs/"  # the picker names a run of runs/NAME so: "runs/NAME"
 
 
@@ -294,6 +295,7 @@ def publish_view(choice: str, wide: bool = True, models: Collection[str] = ()) -
     picked = st.session_state.get(PICKED)
     if picked and picked[0] == choice:
         view["point"] = str(picked[1])
+    view.update({k: st.query_params[k] for k in PAGE_KEYS if k in st.query_params})  # the page's own
     if dict(st.query_params) != view:
         st.query_params.from_dict(view)
     st.session_state[WRITTEN] = view

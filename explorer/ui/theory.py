@@ -18,6 +18,46 @@ IDEAS = (  # (tab, what it shows): the Home page's list of links into the Theory
     ("The identity", "log p(x) = ELBO + KL(q ‖ p(z|x)), on this model"),
     ("Why reparameterise", "Why reparameterise: gradient variance against REINFORCE"),
 )
+TAB_WRITTEN = "theory-tab-written"  # session state: the tab the page last wrote into the address
+
+
+def tab_named(text: str) -> str | None:
+    """The tab of ``TABS`` that ``text`` names, however it is typed: any case, apostrophes left out,
+    hyphens or underscores for spaces ("the-identity", "KLs two directions"); None for none."""
+
+    def plain(name: str) -> str:
+        kept = "".join(" " if c in "-_+" else c for c in name.casefold() if c not in "'\u2019\"")
+        return " ".join(kept.split())
+
+    return next((tab for tab in TABS if plain(tab) == plain(text)), None)
+
+
+def follow_tab_address() -> None:
+    """Open the tab the address names (a Home page link, a shared address), once per address: the
+    tab clicked on the page afterwards is not sent back to the address's. A tab given more than
+    once takes the last, said as for the other keys; one that names no tab is said and dropped."""
+    asked = st.query_params.get_all("tab")
+    if not asked or asked[-1] == st.session_state.get(TAB_WRITTEN):
+        return
+    if len(asked) > 1:
+        shown = ", ".join(repr(a[:40]) for a in asked)
+        st.warning(f"Given more than once in the address: tab ({shown}). Only the last of each is read.")
+    linked = tab_named(asked[-1])
+    if linked is None:
+        st.warning(f"Ignored in the address: tab={asked[-1][:40]!r} (tab: one of {', '.join(TABS)}).")
+        del st.query_params["tab"]
+        return
+    st.session_state[TAB_KEY] = linked
+
+
+def keep_tab_in_address() -> None:
+    """Write the open tab into the address (so that it can be copied and shared)."""
+    shown = st.session_state.get(TAB_KEY) or TABS[0]
+    st.session_state[TAB_WRITTEN] = shown
+    if st.query_params.get_all("tab") != [shown]:
+        st.query_params["tab"] = shown
+
+
 EM_STEP = "em-step"
 EM_FIGURE = "em-figure"  # the EM figure's key: its selection is the point clicked
 CLICKED = "em-clicked"  # session state: the points clicked onto the EM figure, [[x1, x2], ...]
