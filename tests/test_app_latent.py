@@ -93,6 +93,7 @@ def test_a_click_leaves_the_map_as_it_was(shipped, model):
 @pytest.mark.parametrize("model", ["mnist-z2", "mnist-z5"])
 def test_prior_against_aggregate_posterior(shipped, mnist_test, model):
     from explorer.checkpoints import load_checkpoint
+    from explorer.data.cache import eval_images
     from explorer.evaluate import ACTIVE_UNIT_THRESHOLD, encode_means, fit_projection, latent_stats
     from explorer.explore.density import density_map
     from explorer.explore.posterior import posterior
@@ -106,7 +107,8 @@ def test_prior_against_aggregate_posterior(shipped, mnist_test, model):
     # The figures shown are the library's, for this model on the test set.
     vae = load_checkpoint(shipped / "pretrained" / model)
     x = mnist_test.images.float() / 255.0
-    variance, kl = latent_stats(vae, x)
+    # the units as evaluate measures them: on the binarised test set, as the model's run scores it
+    variance, kl = latent_stats(vae, eval_images("mnist", "test", binarized=True)[0])
     mu, sigma = posterior(vae, x[:DENSITY_IMAGES])
     holes = density_map(fit_projection(encode_means(vae, x)), mu, sigma).hole_mass
     metrics = {m.label: m.value for m in at.metric}
