@@ -85,6 +85,8 @@ def test_a_frey_face_panel_runs_resumes_and_prints_its_curves(frey, capsys):
     assert main(["paper", "figure2", "--dataset", "frey-face", "--json", "--runs", str(root)]) == 0
     curves = json.loads(capsys.readouterr().out)
     mine = [c for c in curves if c["source"] != "shipped"]
+    # a run of one's own says what its bound points took, so that its cost counts training alone
+    assert all(0 < c["bound_seconds"] < c["seconds"] for c in mine)
     assert {(c["dataset"], c["nz"], c["algorithm"]) for c in mine} == {
         ("frey-face", 2, "aevb"), ("frey-face", 2, "wake-sleep")}  # fmt: skip
     for c in curves:
@@ -146,6 +148,8 @@ def test_the_paper_page_draws_every_panel_with_its_sentence(tmp_path, monkeypatc
     # minutes to a tenth (st.table wrote 6.4000) and the step size as given; on a phone a line
     # says the table scrolls (its right-hand columns looked cut off)
     assert set(costs["minutes per 10^6 samples"]) == {"1.0"} and set(costs["Adagrad step size"]) == {"0.02"}
+    # a shipped curve's wall time holds its bound points' estimates too, and the table says so
+    assert set(costs["time counted"]) == {"training and its bound points"}
     assert any("scroll it sideways" in h.proto.body for h in at.get("html"))
 
 

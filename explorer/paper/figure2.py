@@ -212,7 +212,8 @@ class Reproduction:
         for panel, lr, folder in self.chosen():
             points = read_bound_points(folder / "metrics.jsonl")
             if points:
-                out.append(curve(panel, points, lr, str(folder), _seconds(folder)))
+                seconds, bounds = _seconds(folder)
+                out.append({**curve(panel, points, lr, str(folder), seconds), "bound_seconds": bounds})
         return out
 
 
@@ -221,13 +222,15 @@ def curve(panel, points: list[list[float]], lr: float, source: str, seconds: flo
     return {**panel.describe(), "points": points, "lr": lr, "source": source, "seconds": seconds}
 
 
-def _seconds(folder: Path) -> float | None:
-    """The run's training time at its last metrics line, in seconds."""
+def _seconds(folder: Path) -> tuple[float | None, float | None]:
+    """(the run's wall time at its last metrics line, the part of it its bound points took), in
+    seconds; None for what its metrics do not say."""
     try:
-        last = folder.joinpath("metrics.jsonl").read_text().splitlines()[-1]
-        return float(json.loads(last)["seconds"])
-    except (OSError, ValueError, KeyError, IndexError):
-        return None
+        rows = [json.loads(line) for line in folder.joinpath("metrics.jsonl").read_text().splitlines()]
+        bounds = sum(float(r.get("bound_seconds", 0.0)) for r in rows if r.get("type") == "bound")
+        return float(rows[-1]["seconds"]), bounds
+    except (OSError, ValueError, KeyError, IndexError, TypeError):
+        return None, None
 
 
 def _scores(scores: dict[float, float]) -> str:
