@@ -307,15 +307,15 @@ def latent_map(path: str, mtime_ns: int, dataset: str):
 
 
 MAP_KEY = MAP  # session state: the map of a wide latent space (explorer.explore.projections.METHODS)
-# What a fit of mnist-z20's 10,000 codes took on the 2-core bench host (bench/README.md,
-# projections: idle; the busy host's from issue 31). Shipped models store their maps.
+# What a fit of 10,000 codes took on the 2-core bench host (bench/README.md, projections: idle;
+# beside other work: a newcomer's session, load 1.5-3.6, 2026-12-08). Shipped models store their maps.
 MAP_COST = (
     "shipped models come with both; a run's take 32 s (t-SNE) and 9 s (UMAP; 44 s the first in a "
-    "process) for 10,000 codes on an idle 2-core CPU, up to a minute on a busy one"
+    "process) for 10,000 codes on an idle 2-core CPU, 79 s and 55 s measured beside other work"
 )
 FIT_COST = {
-    "tsne": "32 s on an idle 2-core CPU, up to a minute on a busy one",
-    "umap": "9 s on an idle 2-core CPU, 44 s the first in a process, up to a minute on a busy one",
+    "tsne": "32 s on an idle 2-core CPU, 79 s measured beside other work",
+    "umap": "9 s on an idle 2-core CPU, 44 s the first in a process, 55 s measured beside other work",
 }
 
 
