@@ -42,6 +42,10 @@ def test_the_model_free_tabs_show_their_checks():
     assert not at.exception and at.dataframe
     rows = at.dataframe[0].value
     assert rows["variance"].iloc[0] > 9 > rows["variance"].iloc[1]  # covers both modes / seeks one
+    at = theory("mnist-z2", "KL's two directions", **{"kl-sep": 0.0})  # one mode: every KL is 0
+    rows = at.dataframe[0].value
+    kls = rows[["KL(q‖p)", "KL(p‖q)"]].to_numpy().ravel()
+    assert (kls == 0).all() and not np.signbit(kls).any(), kls  # no "-0.0000"
     at = theory("mnist-z2", "Mean field and CAVI", **{"mf-rho": 0.6})
     assert not at.exception
     assert "**0.6400**, **0.6400**" in text(at)  # 1 - rho^2 of unit variances

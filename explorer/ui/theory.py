@@ -263,6 +263,11 @@ def kl_ui() -> None:
             "KL(p‖q)": fits.reverse_kl["kl_pq"],
         },
     ]
+    # to the four decimals shown, without a sign the quadrature's rounding gives (KL "-0.0000" at
+    # distance 0, where both fits are the target and every divergence is 0)
+    kl_columns = ("KL(q‖p)", "KL(p‖q)")
+    rows = [{k: v if k == "q" else round(max(v, 0.0) if k in kl_columns else float(v), 4) + 0.0
+             for k, v in row.items()} for row in rows]  # fmt: skip
     right.dataframe(
         rows,
         hide_index=True,
