@@ -331,15 +331,20 @@ def bounds_figure(ev: Evidence) -> go.Figure:
 def variance_figure(gv: GradientVariance) -> go.Figure:
     """Total variance of the encoder-parameter gradient against L, each estimator, log-log."""
     fig = go.Figure()
-    dashes = {"score": "solid", "reparam_a": "solid", "reparam_b": "dot"}
+    # A and B often lie on one another: A wide underneath, B thin, dashed and with open markers on
+    # top, so that both show (B dotted on A read as one brown line of neither legend colour)
+    lines = {"score": ("solid", 2, "circle", 7), "reparam_a": ("solid", 5, "circle", 11),
+             "reparam_b": ("dash", 1.5, "diamond-open", 9)}  # fmt: skip
     for i, name in enumerate(ESTIMATORS):
+        dash, width, symbol, size = lines[name]
         fig.add_trace(
             go.Scatter(
                 x=list(gv.samples),
                 y=gv.encoder_variance[name],
                 mode="lines+markers",
                 name=NAMES[name],
-                line=dict(color=COLOURS[i], dash=dashes[name]),
+                line=dict(color=COLOURS[i], dash=dash, width=width),
+                marker=dict(symbol=symbol, size=size, line=dict(width=2, color=COLOURS[i])),
             )
         )
     fig.update_xaxes(type="log", tickvals=list(gv.samples))
