@@ -71,6 +71,12 @@ if companion is not None:
 tabs = st.tabs(names, key="latent-tab" if companion is None else "latent-tab-beside", on_change="rerun")
 if companion is not None and tabs[0].open:
     with tabs[0]:
+        if nonlinear:  # the sidebar says t-SNE or UMAP; these maps are PCA planes, and say so
+            st.info(
+                f"Side by side, each model's codes are drawn in its PCA plane, where the prior's "
+                f"circles keep their scale ({NAMES[asked]} keeps none). The {NAMES[asked]} map is on "
+                "the Test set tab."
+            )
         scatters_side_by_side([(choice, model, config), companion], dataset, count)
 first = len(names) - 2
 if tabs[first].open:

@@ -150,3 +150,15 @@ def test_a_linked_image_past_the_dots_shown_is_not_said_to_be_marked(shipped):
     assert any("past the images the map shows" in c.value for c in at.caption)
     mapped = spec(chart(at, "scatter"))["data"]
     assert not [k for t in mapped for k in t.get("selectedpoints", [])]
+
+
+def test_the_maps_beside_say_they_are_pca_planes_when_t_sne_is_chosen(shipped):
+    """`?map=tsne&beside=...` showed the models side by side on PCA axes ("PC1 (10%)") while the
+    sidebar said t-SNE, without a word."""
+    at = page(LATENT)
+    at.query_params.update({"model": "mnist-z5", "map": "tsne", "beside": "mnist-z2"})
+    at.run()
+    assert not at.exception
+    said = " ".join(i.value for i in at.info)
+    assert "each model's codes are drawn in its PCA plane" in said
+    assert "The t-SNE map is on the Test set tab" in said
