@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import plotly.graph_objects as go
 
 from explorer.evaluate import fit_projection
@@ -80,6 +81,11 @@ def test_overlays_prior_map_kl_bars_and_animation_are_valid_plotly():
     a, b = fig.layout.annotations[1:]
     assert a.ax < 0 and a.ay > 0 and b.ax > 0 and b.ay < 0 and abs(math.hypot(a.ax, a.ay) - 30) < 1e-9
     assert not any(t.showlegend for t in fig.data[-3:])  # the legend, and the plot area, keep still
+    # A = B (one picture picked twice): the labels stand either side of the point, not one on the other
+    same = latent_scatter([[0.0, 0.0], [1.0, 1.0]], [0, 1])
+    add_path(same, np.array([[0.5, 0.5]] * 3), "linear path")
+    a, b = same.layout.annotations
+    assert (a.ax, b.ax) == (-30.0, 30.0) and a.ay == b.ay
 
     mu = torch.cat([torch.randn(300, 1).abs() + 0.5, torch.randn(300, 1)], 1)
     dmap = density_map(fit_projection(torch.randn(5, 2)), mu, torch.full((300, 2), 0.2), size=41)
@@ -159,3 +165,15 @@ def test_the_training_curves_titles_fit_half_a_phone():
     fig = training_curves({"a": [{"type": "step", "epoch": 1, "step": 1, "train_loss": 1.0}]})
     titles = [a.text for a in fig.layout.annotations]
     assert titles == [c[0] for c in CURVES] and all(len(t) <= 22 for t in titles), titles
+
+
+def test_codes_that_coincide_are_drawn_on_axes_of_a_readable_span():
+    """A folder of one picture many times: every code at one point, drawn on axes 1e-4 wide, with
+    the Interpolate page's A and B labels on top of each other."""
+    from explorer.pictures.latent_plots import MIN_SPAN, fitted_ranges
+
+    xr, yr = fitted_ranges([[0.3, -1.2]] * 5)
+    assert xr[1] - xr[0] >= MIN_SPAN and yr[1] - yr[0] >= MIN_SPAN
+    assert xr[0] < 0.3 < xr[1] and yr[0] < -1.2 < yr[1]
+    wide = fitted_ranges([[-40.0, 0.0], [60.0, 5.0]])  # a wide map keeps its own span, padded
+    assert np.allclose(wide, [[-45.0, 65.0], [-0.25, 5.25]])

@@ -63,16 +63,21 @@ def select_points(fig: go.Figure, indices: Sequence[int]) -> None:
             trace.selectedpoints = [k for k, i in enumerate(trace.customdata) if int(i) in wanted]
 
 
+MIN_SPAN = 2.0  # units of z: the least an axis spans (the prior's sd either side of a lone point)
+
+
 def fitted_ranges(points, pad: float = 0.05) -> tuple[list[float], list[float]]:
     """x and y ranges holding every point of ``points`` (N, 2), with ``pad`` of the span each
-    side (a span of at least 1e-3, so that a single point still gets an axis)."""
+    side; an axis spans at least ``MIN_SPAN`` around its points' middle: codes that all coincide
+    (a folder of one picture many times, a collapsed posterior) were drawn on axes 1e-4 wide, the
+    labels of A and B on top of each other."""
     points = np.asarray(points, dtype=float).reshape(-1, 2)
     points = points[np.isfinite(points).all(axis=1)]
     if not len(points):
         return [-3.0, 3.0], [-3.0, 3.0]
     lo, hi = points.min(axis=0), points.max(axis=0)
-    margin = pad * np.maximum(hi - lo, 1e-3)
-    low, high = lo - margin, hi + margin
+    middle, span = (lo + hi) / 2, np.maximum(hi - lo, MIN_SPAN)
+    low, high = middle - (0.5 + pad) * span, middle + (0.5 + pad) * span
     return [float(low[0]), float(high[0])], [float(low[1]), float(high[1])]
 
 

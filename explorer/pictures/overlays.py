@@ -128,12 +128,14 @@ def add_path(fig: go.Figure, points, name: str, colour: str = "black") -> str:
         if len(xs) > 1
         else [[0, 0]] * 2
     )
+    same = np.allclose(ends[0], ends[1])  # A and B one point: labels either side, not one on the other
     for end, point, place, w, along in zip("AB", ends, drawn, way, inward):
         if w.any():
             add_points(fig, [point], [end], colour, label=False, size=14)
             said.append(f"{end} {off_map_words(point, w)}")
         if end not in named:
-            add_label(fig, float(place[0]), float(place[1]), end, "black", *away_from(along))
+            offset = ((-30.0 if end == "A" else 30.0), -20.0) if same else away_from(along)
+            add_label(fig, float(place[0]), float(place[1]), end, "black", *offset)
     return "; ".join(said)
 
 
