@@ -109,3 +109,4 @@ def test_an_mcem_run_is_named_for_what_it_is_and_its_decoder_is_swept(tmp_path, 
     assert not at.exception and not [w for w in at.warning if "No active unit" in w.value]
     assert "this model's encoder was never trained" in " ".join(c.value for c in at.caption)
     assert sum("**z" in m.value for m in at.markdown) == 3  # every dimension of the decoder swept
+

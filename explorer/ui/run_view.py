@@ -128,6 +128,10 @@ def _progress(view) -> None:
         )
         return
     steps = f"{view.state}: step {view.step:,} of {view.total_steps:,}" if view.total_steps else view.state
+    per_epoch = view.steps_per_epoch
+    if view.state == "running" and per_epoch and view.step >= (view.epoch + 1) * per_epoch:
+        # the epoch's steps are done, its test figures not yet ("step 180 of 180" beside "Epoch 5 / 6")
+        steps += f"; epoch {view.epoch + 1} is measured on the test set"
     st.progress(view.fraction, text=steps)
 
 
