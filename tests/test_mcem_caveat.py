@@ -90,8 +90,17 @@ def test_an_mcem_run_is_named_for_what_it_is_and_its_decoder_is_swept(tmp_path, 
     save_checkpoint(folder, VAE(ModelConfig(hidden=(16,), latent_dim=3)), epoch=1, step=10,
                     train_config={"dataset": "mnist", "algorithm": "mcem"})  # fmt: skip
     (folder / "metrics.jsonl").write_text(
-        json.dumps({"type": "bound", "epoch": 1, "step": 10, "samples": 1000, "train_bound": -200.0,
-                    "test_bound": -210.5}) + "\n"  # fmt: skip
+        json.dumps(
+            {
+                "type": "bound",
+                "epoch": 1,
+                "step": 10,
+                "samples": 1000,
+                "train_bound": -200.0,
+                "test_bound": -210.5,
+            }
+        )
+        + "\n"  # fmt: skip
     )
     monkeypatch.setenv("VAE_EXPLORER_RUNS", str(tmp_path / "runs"))
     at = page()
@@ -109,4 +118,3 @@ def test_an_mcem_run_is_named_for_what_it_is_and_its_decoder_is_swept(tmp_path, 
     assert not at.exception and not [w for w in at.warning if "No active unit" in w.value]
     assert "this model's encoder was never trained" in " ".join(c.value for c in at.caption)
     assert sum("**z" in m.value for m in at.markdown) == 3  # every dimension of the decoder swept
-
