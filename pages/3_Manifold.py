@@ -18,7 +18,7 @@ from explorer.ui.models import (
     scatter_picture,
     slider_reach,
 )
-from explorer.ui.widgets import chart, phone_first
+from explorer.ui.widgets import chart, phone_first, phone_square
 
 DECODER = "decode-any-point"
 
@@ -95,7 +95,8 @@ with left:
             if span == spans[0]
             else manifold_png_at(*key, tuple(xs), tuple(ys), axis_a, axis_b)
         )
-        chart(st, manifold_figure(png, xs, ys, titles), key="grid")
+        phone_square("manifold-grid", margins=60)  # the chart's top and bottom margins, in px
+        chart(st.container(key="manifold-grid"), manifold_figure(png, xs, ys, titles), key="grid")
         st.caption(f"{n} x {n} grid, z{axis_a + 1} across, z{axis_b + 1} up; the axes give z at the tiles")
 
 projection = latent_map(*key, dataset)[1]

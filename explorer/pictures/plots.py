@@ -116,7 +116,9 @@ def manifold_figure(
         "xaxis": {**axis, "title": {"text": titles[0]}, "range": [0, width],
                   "tickvals": [(i + 0.5) * width / n for i in picks],
                   "ticktext": [f"{values_x[i]:.2f}" for i in picks]},
+        # at the top of its box, the picture: a phone cuts the box's blank below it (phone_square)
         "yaxis": {**axis, "title": {"text": titles[1]}, "range": [height, 0], "scaleanchor": "x",
+                  "constraintoward": "top",
                   "tickvals": [(i + 0.5) * height / n for i in picks],
                   "ticktext": [f"{values_y[n - 1 - i]:.2f}" for i in picks]},
         "dragmode": False,

@@ -151,3 +151,16 @@ def phone_columns(key: str, per_row: int) -> None:
         f"{{ flex-flow: row wrap; }} .st-key-{key} [data-testid=stColumn] {{ min-width: {share} "
         f"!important; max-width: {share}; flex: 1 1 {share}; }} }}</style>"
     )
+
+
+def phone_square(key: str, margins: int) -> None:
+    """On a phone (narrower than PHONE_WIDTH), cut the chart in the container keyed ``key`` to
+    the square picture it draws (its axes ``constraintoward`` the top) plus ``margins`` px of axes
+    and titles: a square of the screen's width in a chart 500 px high left 100-200 px of blank
+    around it (the Manifold page's grid)."""
+    import streamlit as st
+
+    st.html(
+        f"<style>@media (max-width: {PHONE_WIDTH}px) {{ .st-key-{key} {{ max-height: calc(100vw - 32px - "
+        f"70px + {margins}px); overflow: hidden; }} }}</style>"
+    )
