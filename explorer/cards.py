@@ -281,15 +281,8 @@ def export(
     check_trained_data(run, dataset_of(config))
     train_cfg = config.get("train") or {}
     fresh = not dest.exists()
-    save_checkpoint(
-        dest,
-        model,
-        epoch=config["epoch"],
-        step=config["step"],
-        train_config=train_cfg,
-        best_test_elbo=config.get("best_test_elbo"),
-        half=half,
-    )
+    save_checkpoint(dest, model, epoch=config["epoch"], step=config["step"], train_config=train_cfg,
+                    best_test_elbo=config.get("best_test_elbo"), half=half)  # fmt: skip
     try:
         if (run / RECORD_FILE).is_file():
             shutil.copyfile(run / RECORD_FILE, dest / RECORD_FILE)
