@@ -278,14 +278,14 @@ def export(
     run, dest = Path(run), Path(dest)
     model = load_checkpoint(run)
     config = read_config(run)
-    check_trained_data(run, dataset_of(config))
+    check_trained_data(resolve(run), dataset_of(config))  # (a run's name: its folder under runs/)
     train_cfg = config.get("train") or {}
     fresh = not dest.exists()
     save_checkpoint(dest, model, epoch=config["epoch"], step=config["step"], train_config=train_cfg,
                     best_test_elbo=config.get("best_test_elbo"), half=half)  # fmt: skip
     try:
-        if (run / RECORD_FILE).is_file():
-            shutil.copyfile(run / RECORD_FILE, dest / RECORD_FILE)
+        if (resolve(run) / RECORD_FILE).is_file():
+            shutil.copyfile(resolve(run) / RECORD_FILE, dest / RECORD_FILE)
         evaluation = measure(dest)
     except BaseException:  # stopped or failed: no model without its card is left behind
         if fresh:

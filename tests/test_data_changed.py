@@ -124,6 +124,8 @@ def test_a_model_of_changed_data_is_refused_wherever_it_is_measured(tmp_path, pi
     commands = [
         ["evaluate", str(out)], ["reconstruct", str(out), "-n", "2"], ["derive", "old"],
         ["export", str(out), str(tmp_path / "exported")],
+        ["export", "old", str(tmp_path / "exported")],  # by its name (a relative path was not checked)
+        ["evidence", "old", "--index", "0"],
         ["export", str(out), "--tensorboard", str(tmp_path / "tb")],
     ]  # fmt: skip
     for command in commands:

@@ -29,13 +29,15 @@ def add_evidence_parser(sub) -> None:
 
 def cmd_evidence(args) -> None:
     from explorer.cards import run_binarizes
-    from explorer.checkpoints import dataset_of, load_checkpoint, read_config
+    from explorer.checkpoints import dataset_of, load_checkpoint, read_config, resolve
     from explorer.data.cache import eval_images
+    from explorer.data.record import check_trained_data
     from explorer.theory.evidence import GRID, evidence
 
     model = load_checkpoint(args.checkpoint).eval()
     config = read_config(args.checkpoint)
     dataset = dataset_of(config)
+    check_trained_data(resolve(args.checkpoint), dataset)  # its test image N: of the data it was trained on
     binarized = run_binarizes(config, dataset, model.config.likelihood)
     x, _ = eval_images(dataset, "test", binarized, args.index + 1)
     if args.index >= len(x):
