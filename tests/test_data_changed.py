@@ -173,3 +173,28 @@ def _every_model_page_says_so(said: str) -> None:
         assert not at.exception, (name, at.exception)
         shown = [e.value for e in at.error if e.value.startswith("Cannot show model 'runs/old'")]
         assert shown and said in shown[0], name
+
+
+def test_a_dataset_that_does_not_fit_on_the_disk_is_said_in_one_line(tmp_path, pictures, monkeypatch, capsys):
+    """`data add` onto a full disk ended in numpy's traceback ("OSError: 3621888 requested and
+    1535872 written"); nothing was left, as now, and an existing dataset stays as it was."""
+    from explorer.cli import main
+    from explorer.data import arrays
+
+    add_folder("tiny", pictures(12), size=8, grey=True)
+    before = fingerprint("tiny")
+    real_save = arrays.np.save
+
+    def full(path, array, **kwargs):
+        real_save(path, array[: len(array) // 2], **kwargs)
+        raise OSError(f"{array.nbytes} requested and {array.nbytes // 2} written")
+
+    monkeypatch.setattr(arrays.np, "save", full)
+    assert main(["data", "add", "tiny", str(pictures(30)), "--size", "8", "--grey", "--replace"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.count("\n") == 1
+    assert "the dataset could not be written into" in err and "MB free there): nothing was kept" in err
+    monkeypatch.setattr(arrays.np, "save", real_save)  # (not undo(): it would drop the cache's place)
+    assert fingerprint("tiny") == before  # the dataset that was there is kept whole
+    cache = tmp_path / "cache"
+    assert not [p.name for p in cache.iterdir() if p.name.startswith(".")]  # no half-written folder

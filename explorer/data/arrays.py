@@ -22,7 +22,7 @@ import numpy as np
 from explorer.data.specs import SPEC_FILE, DatasetSpec
 from explorer.data.stamps import digest as stamped_digest
 from explorer.data.stamps import sha256_file
-from explorer.errors import SourceFailed
+from explorer.errors import DatasetError, SourceFailed
 
 
 def write_arrays(
@@ -33,7 +33,11 @@ def write_arrays(
 ) -> Path:
     """Write a dataset into folder ``dest`` (which must not exist): per split (images (N, C, H, W)
     uint8, labels (N,), factors (N, F) or None), with ``dataset.json`` last. Atomic: the folder
-    appears complete or not at all. Returns ``dest``."""
+    appears complete or not at all. Returns ``dest``.
+
+    Raises:
+        DatasetError: the folder could not be written (a full disk), saying so; nothing is kept.
+    """
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}-", dir=dest.parent))
     try:
@@ -52,6 +56,14 @@ def write_arrays(
         record = {**described.to_dict(), "files": digests, "origin": origin}
         (tmp / SPEC_FILE).write_text(json.dumps(record, indent=1) + "\n")
         os.replace(tmp, dest)
+    except OSError as exc:  # a full disk (numpy says "N requested and M written"): one line, nothing kept
+        shutil.rmtree(tmp, ignore_errors=True)
+        free = shutil.disk_usage(dest.parent).free / 1e6
+        raise DatasetError(
+            f"the dataset could not be written into {dest.parent} ({exc.strerror or exc}; {free:.1f} MB "
+            "free there): nothing was kept. Make room, or point VAE_EXPLORER_DATA at a disk with room, "
+            "and run the command again"
+        ) from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
