@@ -3,6 +3,7 @@ reconstruction and its posterior. Second tab: the aggregate posterior against th
 
 import streamlit as st
 
+from explorer.config import encoder_trained
 from explorer.explore.projections import METHODS, MIN_CODES, NAMES
 from explorer.ui.beside import companion_picker, describe, scatters_side_by_side
 from explorer.ui.latent import test_set_scatter
@@ -90,7 +91,15 @@ if tabs[first].open:
         test_set_scatter(model, config, choice, key, dataset, count, density)
 if tabs[first + 1].open:
     with tabs[first + 1]:
-        if model.config.variational:
+        if not encoder_trained(config):  # Monte Carlo EM: q(z|x) is an untrained network's
+            st.info(
+                f"{choice}'s encoder was never trained (Monte Carlo EM learns the decoder alone), so its "
+                "aggregate posterior, its holes and each unit's KL would describe that untrained "
+                "network, not the model: they are not drawn. What the model learnt shows in decoded "
+                "draws z ~ p(z) (Home, Manifold, Traversals).",
+                icon=":material/info:",
+            )
+        elif model.config.variational:
             if nonlinear:
                 st.info(pca_note)
             show_prior_map(key, dataset, projection)

@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from explorer.config import encoder_trained
 from explorer.explore.latent import grid_extent
 from explorer.explore.traversals import informative_order
 from explorer.pictures.plots import manifold_figure
@@ -28,6 +29,8 @@ dims = model.config.latent_dim
 dataset = dataset_of(config)
 key = model_key(choice)
 kl, variance, active = latent_activity(*key, dataset)
+if not encoder_trained(config):  # Monte Carlo EM: "inactive" would be the untrained encoder's word
+    active = [True] * dims
 variational = model.config.variational
 n = st.sidebar.slider("Grid resolution", 5, 30, 20)
 spans = ("the prior's quantiles", "the encoded test set")

@@ -118,3 +118,29 @@ def test_an_mcem_run_is_named_for_what_it_is_and_its_decoder_is_swept(tmp_path, 
     assert not at.exception and not [w for w in at.warning if "No active unit" in w.value]
     assert "this model's encoder was never trained" in " ".join(c.value for c in at.caption)
     assert sum("**z" in m.value for m in at.markdown) == 3  # every dimension of the decoder swept
+
+
+def test_an_mcem_models_units_and_verdicts_are_not_the_untrained_encoders(tmp_path, monkeypatch):
+    """A Monte Carlo EM model's Manifold called every unit "inactive" over a grid that varies, its
+    Prior tab said "the encoder ignores them", and Interpolate gave a stranger verdict: all read
+    through its untrained encoder."""
+    save_checkpoint(tmp_path / "runs" / "mc3", VAE(ModelConfig(hidden=(16,), latent_dim=3)), epoch=1, step=10,
+                    train_config={"dataset": "mnist", "algorithm": "mcem"})  # fmt: skip
+    monkeypatch.setenv("VAE_EXPLORER_RUNS", str(tmp_path / "runs"))
+    at = page("pages/3_Manifold.py")
+    at.session_state["model"] = "runs/mc3"
+    at.run()
+    assert not at.exception
+    assert not [o for o in at.selectbox(key="ax-runs/mc3").options if "inactive" in o]
+    at = page("pages/2_Latent_space.py")
+    at.session_state["model"] = "runs/mc3"
+    at.session_state["latent-tab"] = "Prior vs aggregate posterior"
+    at.run()
+    assert not at.exception and not at.metric  # no "Active units 0 of 3"
+    assert any("encoder was never trained" in i.value for i in at.info)
+    at = page("pages/6_Interpolate.py")
+    at.session_state["model"] = "runs/mc3"
+    at.run()
+    assert not at.exception
+    said = " ".join(m.value for m in at.markdown)
+    assert "no stranger verdict" in said and "typical enough" not in said and "a stranger" not in said

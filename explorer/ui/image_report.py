@@ -65,6 +65,21 @@ def test_ground_levels(dataset: str) -> np.ndarray:
     return ground_levels(test_images(dataset)[0].numpy())
 
 
+def no_verdict(key: tuple[str, int], dataset: str) -> str | None:
+    """Why the model at ``key`` gives no stranger verdict, or None where it gives one: a dataset
+    whose detector bench/ood.py found short, or a model whose encoder was never trained (Monte
+    Carlo EM), through which every figure the verdict reads is made."""
+    from explorer.checkpoints import read_config
+    from explorer.config import encoder_trained
+
+    if not encoder_trained(read_config(key[0])):
+        return (
+            "No stranger verdict: this model's encoder was never trained (Monte Carlo EM learns the "
+            "decoder alone), and every figure the verdict reads is made through it."
+        )
+    return None if verdict_measured(dataset) else unmeasured_note(dataset)
+
+
 def ranking_words(score: str) -> str:
     """What the pages' quick ``score`` figure of an image is, and why the Theory page's and
     ``vae-explorer evidence``'s can differ from it (a newcomer found test image #2890 at -93.0
@@ -175,10 +190,10 @@ def verdict_line(
         f"{drawn} ({judged.elbo:.1f} nats for this one)."
     )
     verdict = judged.verdict
-    if not verdict_measured(dataset):
+    if no_verdict(key, dataset):
         st.markdown(
             f"{figure} ({judged.ranked()}); no stranger verdict",
-            help=f"{ranked} {unmeasured_note(dataset)}",
+            help=f"{ranked} {no_verdict(key, dataset)}",
         )
     else:
         st.markdown(
@@ -191,7 +206,7 @@ def verdict_line(
     theory = "shows this figure" if est.nodes else "estimates the same ELBO (its L_1, with its own error)"
     theory = f"; the Theory page's identity {theory}" if model.config.variational else ""
     st.caption(f"The {score}: {est.words()}, on {scored[1]}{theory}.")
-    warning = stranger_message(verdict, spec(dataset).a_item) if verdict_measured(dataset) else None
+    warning = None if no_verdict(key, dataset) else stranger_message(verdict, spec(dataset).a_item)
     if warning:
         st.warning(warning, icon=":material/help:")
 
@@ -228,12 +243,12 @@ def image_report(
         )
         return mu, sigma
     verdict = judged.verdict
-    if not verdict_measured(dataset):
+    if no_verdict(key, dataset):
         st.markdown(
             f"{score} **{judged.elbo:.2f}** nats: {judged.ranked()}.",
             help=ranking_words(score),
         )
-        st.caption(unmeasured_note(dataset))
+        st.caption(no_verdict(key, dataset))
         return _rest_of_report(model, key, dataset, x, mu, sigma, name)
     st.markdown(
         f"{score} **{judged.elbo:.2f}** nats: {judged.ranked()}.  \n"

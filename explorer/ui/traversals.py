@@ -106,7 +106,7 @@ def traversal_tab(
     correlations = _factor_table(key, dataset, dims)
     for row, j in enumerate(dims):
         left, right = st.columns([1, 5], vertical_alignment="center")
-        label = f"**z{j + 1}** · {measure} {activity[j]:.2f}"
+        label = f"**z{j + 1}**" + ("" if untrained else f" · {measure} {activity[j]:.2f}")
         if correlations:
             label += "  \n" + _factor_words(*correlations[j])
         left.markdown(label)
