@@ -516,3 +516,15 @@ def test_the_mean_field_picture_draws_q_where_cavi_left_it():
     centre = np.array([np.mean(q.x[:-1]), np.mean(q.y[:-1])])  # the closed ellipse's points
     assert centre == pytest.approx(mf.path[-1], abs=1e-6)
     assert f"after {len(mf.path) - 1} CAVI updates" in q.name
+
+
+def test_the_kl_picture_shows_both_modes_whatever_their_weights():
+    """Modes at +-4, sd 0.2, weight 0.95 on the left: the axis ran around the mean (-3.6) to about
+    +3.5 and cut the right mode off; modes that meet were still called "a bimodal target"."""
+    from explorer.theory.figures import kl_figure
+
+    fits = divergences.fit_both(divergences.Bimodal(8.0, 0.2, 0.95))
+    low, high = kl_figure(fits).layout.xaxis.range
+    assert low < -4 - 3 * 0.2 and high > 4 + 3 * 0.2
+    met = kl_figure(divergences.fit_both(divergences.Bimodal(0.0, 0.2, 0.95)))
+    assert "modes meet" in met.layout.title.text and "bimodal" not in met.layout.title.text

@@ -196,9 +196,14 @@ def kl_figure(fits: KLFits) -> go.Figure:
                 line=dict(color=colour, dash=dash, width=3),
             )
         )
-    reach = 4 * math.sqrt(fits.target.variance)
-    fig.update_xaxes(range=[fits.target.mean - reach, fits.target.mean + reach])
-    return _layout(fig, "A Gaussian fitted to a bimodal target, both ways", "z", "density")
+    # both modes with their tails, and the mass-covering q's: around the mean alone, a heavy mode
+    # pulled the view off the other one (weight 0.95, modes at +-4: the right mode was cut off)
+    (left, right), spread = fits.target.modes, 4 * fits.target.sd
+    wide = 3 * math.sqrt(fits.target.variance)
+    low, high = min(left - spread, fits.target.mean - wide), max(right + spread, fits.target.mean + wide)
+    fig.update_xaxes(range=[low, high])
+    title = "bimodal target" if fits.target.separation > 0 else "Gaussian target (the modes meet)"
+    return _layout(fig, f"A Gaussian fitted to a {title}, both ways", "z", "density")
 
 
 def mean_field_figure(mf: MeanField) -> go.Figure:

@@ -277,7 +277,7 @@ def kl_ui() -> None:
         },
     )
     right.caption(
-        f"Target: mean {fits.target.mean:.4f}, variance {fits.target.variance:.4f}, modes at "
+        f"Target: mean {round(fits.target.mean, 4) + 0.0:.4f}, variance {fits.target.variance:.4f}, modes at "
         f"±{sep / 2:g}. Divergences in nats, by the trapezoid rule on {len(fits.grid):,} points."
     )
 
