@@ -324,3 +324,16 @@ def test_a_diverging_trial_step_size_is_said_without_advice_the_command_cannot_t
     said = "\n".join(lines)
     assert "step size 0.1 failed, and loses the trial: training diverged at step 40 (loss nan)" in said
     assert "--lr" not in said
+
+
+def test_figure3_json_names_its_points_as_log_likelihoods_and_its_panel(capsys, tmp_path):
+    """`paper figure3 --json` called its Appendix D log p(x) estimates "train_bound_nats" and left
+    out the dataset and N_z its README schema names."""
+    assert main(["paper", "figure3", "--json", "--runs", str(tmp_path)]) == 0
+    curves = json.loads(capsys.readouterr().out)
+    named = ["samples", "train_log_px_nats", "test_log_px_nats"]
+    assert curves and all(c["columns"] == named for c in curves)
+    assert all(c["dataset"] == "mnist" and c["nz"] == 3 and "n_train" in c for c in curves)
+    assert main(["paper", "figure2", "--json", "--runs", str(tmp_path)]) == 0
+    bounds = ["samples", "train_bound_nats", "test_bound_nats"]
+    assert json.loads(capsys.readouterr().out)[0]["columns"] == bounds

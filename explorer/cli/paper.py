@@ -69,7 +69,14 @@ def add_paper_parser(sub) -> None:
 
 def cmd_paper(args) -> int | None:
     from explorer.paper import figure3
-    from explorer.paper.curves import POINT_COLUMNS, merge_curves, read_curves, shipped_path, write_curves
+    from explorer.paper.curves import (
+        FIGURE3_COLUMNS,
+        POINT_COLUMNS,
+        merge_curves,
+        read_curves,
+        shipped_path,
+        write_curves,
+    )
     from explorer.paper.figure2 import Panel, Reproduction, panels
     from explorer.train.runfolder import runs_root
 
@@ -91,7 +98,9 @@ def cmd_paper(args) -> int | None:
             key=lambda c: (c.get("dataset", ""), c.get("nz", 0), c.get("n_train", 0), c["algorithm"],
                            c.get("source") != "shipped"),
         )  # fmt: skip
-        json.dump([{**c, "columns": list(POINT_COLUMNS)} for c in known], sys.stdout)
+        columns = list(FIGURE3_COLUMNS if args.figure == "figure3" else POINT_COLUMNS)
+        panel = {"dataset": "mnist", "nz": figure3.NZ} if args.figure == "figure3" else {}  # shipped lack it
+        json.dump([{**panel, **c, "columns": columns} for c in known], sys.stdout)
         print()
         return 0
     if args.ship:

@@ -4,7 +4,8 @@ prints, what the repository ships and what the Paper page draws.
 A curve is ``{"dataset", "nz", "algorithm", "points": [[samples, train_bound, test_bound], ...]}``
 (bounds in nats per datapoint), plus where it came from (``"source"``: "shipped" or the run
 folder) and its run's settings (``"lr"``, ``"seconds"``: training time to its last point).
-``--json`` adds ``"columns"`` (POINT_COLUMNS) to each, so that the output names its own triples.
+``--json`` adds ``"columns"`` (POINT_COLUMNS; Figure 3's, FIGURE3_COLUMNS: log p(x) by Appendix D)
+to each, so that the output names its own triples.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from pathlib import Path
 from explorer.errors import ExplorerError
 
 POINT_COLUMNS = ("samples", "train_bound_nats", "test_bound_nats")  # what each point holds, in order
+# Figure 3's points are the marginal log-likelihood by the paper's Appendix D estimator, not a bound
+FIGURE3_COLUMNS = ("samples", "train_log_px_nats", "test_log_px_nats")
 SHIPPED_DIR = "paper"  # under the pretrained folder: the shipped curves, one JSON file per figure
 
 

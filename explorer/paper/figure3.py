@@ -73,7 +73,7 @@ class Panel:
 
     def describe(self) -> dict:
         """The keys of its curve in ``--json``."""
-        return {"n_train": self.n_train, "algorithm": self.algorithm}
+        return {"dataset": "mnist", "nz": NZ, "n_train": self.n_train, "algorithm": self.algorithm}
 
 
 def panels(n_train: tuple[int, ...] | None = None, algorithms: tuple[str, ...] = ALGORITHMS) -> list[Panel]:
