@@ -12,7 +12,7 @@ import pytest
 from explorer.cli import main
 from explorer.paper import figure2
 from explorer.paper.curves import read_bound_points, value_at, write_curves
-from explorer.paper.figures import gap_sentence
+from explorer.paper.figures import gap_sentence, ordering_sentence
 from explorer.train.bounds import log_spaced_count, next_index
 from tests.apptest import charts
 
@@ -337,3 +337,17 @@ def test_figure3_json_names_its_points_as_log_likelihoods_and_its_panel(capsys, 
     assert main(["paper", "figure2", "--json", "--runs", str(tmp_path)]) == 0
     bounds = ["samples", "train_bound_nats", "test_bound_nats"]
     assert json.loads(capsys.readouterr().out)[0]["columns"] == bounds
+
+
+def test_figure3s_sentence_keeps_the_shipped_comparison_and_names_ones_own_runs():
+    """A short run of one's own (to 5.6x10^4 samples) moved the shipped curves' comparison from
+    10^6 down to its own end, and was listed among them unnamed ("MCEM -143.4; MCEM -144.4")."""
+    shipped = [{"n_train": 1000, "algorithm": a, "source": "shipped",
+                "points": [[10**4, -150.0 + k, -151.0 + k], [10**6, -120.0 + k, -125.0 + k]]}
+               for k, a in enumerate(("aevb", "mcem"))]  # fmt: skip
+    mine = {"n_train": 1000, "algorithm": "mcem", "source": "runs/paper/figure3/x",
+            "points": [[10**4, -149.0, -150.0], [56_234, -140.0, -143.4]]}  # fmt: skip
+    said = ordering_sentence([*shipped, mine], 1000)
+    assert said.startswith("N_train = 1,000: test log-likelihood at 10^6 samples")
+    assert "best first: MCEM -124.0; AEVB -125.0." in said  # the shipped pair alone, at 10^6
+    assert said.endswith(" Yours: MCEM -143.4 at 5.6x10^4.") and said.count("-143.4") == 1

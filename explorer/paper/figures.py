@@ -243,7 +243,14 @@ def ordering_sentence(curves: list[dict], n_train: int) -> str:
     sample count every curve of the panel reached (as Figure 2's gaps are compared), then where
     the longer curves went on to, and whether the training figure runs ahead of the test one at
     the end (over-fitting: more than 2 nats)."""
-    mine = [c for c in curves if c.get("n_train") == n_train and c["points"]]
+    panel = [c for c in curves if c.get("n_train") == n_train and c["points"]]
+    yours = [c for c in panel if c.get("source") not in (None, "shipped")]
+    said_yours = "; ".join(
+        f"{FIGURE3_NAMES.get(c['algorithm'], c['algorithm'])} {c['points'][-1][2]:.1f} at "
+        f"{_samples(c['points'][-1][0])}"
+        for c in yours
+    )  # said apart: a short run of one's own moved the shipped curves' comparison point, unnamed
+    mine = [c for c in panel if c not in yours] or yours
     if not mine:
         return f"N_train = {n_train:,}: no curves yet."
     common = min(c["points"][-1][0] for c in mine)
@@ -266,5 +273,10 @@ def ordering_sentence(curves: list[dict], n_train: int) -> str:
     )
     return (
         f"N_train = {n_train:,}: test log-likelihood at {_samples(common)} samples (the last all "
-        f"reached), best first: " + "; ".join(parts) + "." + on + tail
+        f"reached), best first: "
+        + "; ".join(parts)
+        + "."
+        + on
+        + tail
+        + (f" Yours: {said_yours}." if said_yours and mine is not yours else "")
     )
