@@ -41,8 +41,9 @@ most = min(16, len(labels))
 count = st.sidebar.slider("How many", min(4, most - 1), most, min(8, most)) if most > 1 else most
 st.title("Reconstruct")
 st.caption(
-    "Each test image above the decoder's mean at the encoder's mean, with its "
-    f"{score_name(model.config.variational)} in nats (higher is better)."
+    "Each test image above the decoder's mean at "
+    + ("the encoder's mean" if model.config.variational else "the image's code z = f(x)")
+    + f", with its {score_name(model.config.variational)} in nats (higher is better)."
 )
 
 key = model_key(choice)

@@ -225,3 +225,10 @@ def test_the_theory_tab_stays_in_the_address_and_is_read_as_typed(shipped):
     said = " ".join(w.value for w in twice.warning)
     assert "Given more than once in the address: tab ('EM', 'KLs two directions')" in said
     assert twice.session_state[TAB_KEY] == "KL's two directions"
+
+
+def test_a_tab_is_read_in_either_spelling():
+    from explorer.ui.theory import tab_named
+
+    assert tab_named("why reparameterize") == tab_named("Why_Reparameterise") == "Why reparameterise"
+    assert tab_named("THE IDENTITY") == "The identity" and tab_named("identity") is None

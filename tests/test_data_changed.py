@@ -115,7 +115,7 @@ def test_a_model_of_changed_data_is_refused_wherever_it_is_measured(tmp_path, pi
     assert evaluate_checkpoint(out, 0).evaluation.elbo is not None  # the data it was trained on: measured
     ensure(out, parts=("codes",))
     main(["data", "add", "tiny", str(pictures(12)), "--size", "8", "--grey", "--replace"])
-    assert "1 run(s) were trained on tiny as it was: old" in capsys.readouterr().err
+    assert "1 run(s) were trained on other data under the name tiny: old" in capsys.readouterr().err
     said = f"the dataset tiny has changed since the model in {out} was trained on it (it had "
     for measure in (lambda: evaluate_checkpoint(out, 0), lambda: ensure(out, parts=("codes", "elbo"))):
         with pytest.raises(DataChanged, match=re.escape(said)):

@@ -435,3 +435,13 @@ def test_an_autoencoders_figure_is_not_said_to_draw_eps():
     autoencoder = ranking_words("log p(x|z)")
     assert "draws of eps" not in autoencoder and "at its code z = f(x)" in autoencoder
     assert "8 draws of eps" in ranking_words("ELBO")
+
+
+def test_the_reconstruct_caption_of_an_autoencoder_names_its_code():
+    from tests.apptest import RECONSTRUCT, page
+
+    at = page(RECONSTRUCT)
+    at.session_state["model"] = "mnist-ae-z2"
+    at.run()
+    said = " ".join(c.value for c in at.caption)
+    assert "at the image's code z = f(x)" in said and "the encoder's mean" not in said

@@ -27,7 +27,7 @@ def tab_named(text: str) -> str | None:
 
     def plain(name: str) -> str:
         kept = "".join(" " if c in "-_+" else c for c in name.casefold() if c not in "'\u2019\"")
-        return " ".join(kept.split())
+        return " ".join(kept.split()).replace("ize", "ise")  # "reparameterize", as US texts spell it
 
     return next((tab for tab in TABS if plain(tab) == plain(text)), None)
 
@@ -155,8 +155,9 @@ def em_ui() -> None:
         return
     if run is None:
         st.info(
-            f"EM fits {int(fit)} components to at least {PER_COMPONENT * int(fit)} points ({PER_COMPONENT} "
-            f"for each 2-D covariance); there are {len(x)}. Click on the plane to add points, or generate "
+            f"EM fits {int(fit)} component{'' if int(fit) == 1 else 's'} to at least "
+            f"{PER_COMPONENT * int(fit)} points ({PER_COMPONENT} for each 2-D covariance); there are "
+            f"{len(x)}. Click on the plane to add points, or generate "
             "some."
         )
         _data_alone(x)
