@@ -92,10 +92,16 @@ def check_trained_data(folder: str | os.PathLike, dataset: str) -> None:
         DataChanged: what changed, and the two ways on (add the folder again as it was, or train a
             model on the new data starting from this one).
     """
+    from explorer.errors import DatasetError
+
     was = read_record(folder)
     if was is None or _pinned(dataset):
         return
-    changed = what_changed(was, current_fingerprint(dataset))
+    try:
+        now = current_fingerprint(dataset)
+    except DatasetError:  # not in the cache at all: whoever loads the model or the data says so
+        return
+    changed = what_changed(was, now)
     if changed is None:
         return
     raise DataChanged(
