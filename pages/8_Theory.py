@@ -17,7 +17,7 @@ from explorer.ui.theory_model import identity_ui, reparam_ui
 
 st.set_page_config(page_title="Theory - VAE Explorer", layout="wide")
 follow_tab_address()  # a Home page link, or a shared address, names the tab
-choice, model, config = model_or_stop()
+choice, model, config = model_or_stop(stop=False)  # (a model refused: the first three tabs need none)
 st.title("From EM to AEVB")
 st.caption(
     "The ideas behind the VAE, each as an experiment you can change, with the exact numbers beside the "
@@ -34,9 +34,14 @@ if tabs[1].open:
 if tabs[2].open:
     with tabs[2]:
         mean_field_ui()
-if tabs[3].open:
-    with tabs[3]:
-        identity_ui(choice, model, model_key(choice), dataset_of(config), config)
-if tabs[4].open:
-    with tabs[4]:
-        reparam_ui(model, model_key(choice), dataset_of(config), config)
+if model is None:  # the sidebar's model cannot be shown (said above): the tabs that run on it say so
+    for tab in tabs[3:]:
+        if tab.open:
+            tab.info(f"This tab runs on the model chosen in the sidebar, and {choice!r} cannot be shown.")
+else:
+    if tabs[3].open:
+        with tabs[3]:
+            identity_ui(choice, model, model_key(choice), dataset_of(config), config)
+    if tabs[4].open:
+        with tabs[4]:
+            reparam_ui(model, model_key(choice), dataset_of(config), config)

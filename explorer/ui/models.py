@@ -163,10 +163,10 @@ def model_picker(options: list[str] | None = None) -> str | None:
     return choice
 
 
-def model_or_stop() -> tuple[str, VAE, dict]:
-    """Picker + load, or an explanation and st.stop(): the guard at the top of each page."""
-    options = choices()  # a folder listing, once a run: the picker's and the address's
-    choice = model_picker(options)
+def model_or_stop(stop: bool = True) -> tuple[str, VAE, dict]:
+    """Picker + load, or an explanation and st.stop(): the guard at the top of each page (``stop``
+    False: a model that cannot be shown is said, and (choice, None, None) returned)."""
+    choice = model_picker(options := choices())  # a folder listing, once a run: picker's and address's
     if choice is None:
         st.info("No model to explore yet: train one on the Train page.")
         st.stop()
@@ -174,7 +174,7 @@ def model_or_stop() -> tuple[str, VAE, dict]:
         model, config = load_model(choice)
     except ExplorerError as exc:
         st.error(f"Cannot show model {choice!r}: {exc}")
-        st.stop()
+        return (choice, None, None) if not stop else st.stop()
     if not encoder_trained(config):
         st.warning(NO_ENCODER.replace("NAME", choice.removeprefix(RUN_PREFIX)))  # as the CLI names it
     dataset = dataset_of(config)
@@ -307,8 +307,7 @@ def latent_map(path: str, mtime_ns: int, dataset: str):
 
 
 MAP_KEY = MAP  # session state: the map of a wide latent space (explorer.explore.projections.METHODS)
-# What a fit of 10,000 codes took on the 2-core bench host (bench/README.md, projections: idle;
-# beside other work: a newcomer's session, load 1.5-3.6, 2026-12-08). Shipped models store their maps.
+# 10,000 codes fitted on the 2-core host: bench/README.md idle; beside other work, load 1.5-3.6, 2026-12-08
 MAP_COST = (
     "shipped models come with both; a run's take 32 s (t-SNE) and 9 s (UMAP; 44 s the first in a "
     "process) for 10,000 codes on an idle 2-core CPU, 79 s and 55 s measured beside other work"
