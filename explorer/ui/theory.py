@@ -157,8 +157,7 @@ def em_ui() -> None:
         st.info(
             f"EM fits {int(fit)} component{'' if int(fit) == 1 else 's'} to at least "
             f"{PER_COMPONENT * int(fit)} points ({PER_COMPONENT} for each 2-D covariance); there are "
-            f"{len(x)}. Click on the plane to add points, or generate "
-            "some."
+            f"{len(x)}. Click on the plane to add points, or generate some."
         )
         _data_alone(x)
         return
