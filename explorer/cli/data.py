@@ -126,7 +126,7 @@ def _name_outdated_runs(name: str) -> None:
         print(
             f"note: {len(runs)} run(s) were trained on other data under the name {name}: "
             f"{', '.join(r.name for r in runs)}. "
-            "The app, evaluate, reconstruct, export and derive refuse them on the new data; train "
+            "The app, evaluate, evidence, reconstruct, export and derive refuse them on the new data; train "
             f"one from them on it with: vae-explorer train --out NEW_RUN --init-from RUN --dataset {name}",
             file=sys.stderr,
         )

@@ -5,7 +5,7 @@ A run writes ``dataset.json`` when it starts (``explorer.data.cache.fingerprint`
 training and test images and one SHA-256 over both splits). A folder added again with ``data add
 --replace`` (more images, fewer, another test fraction) keeps its name and changes under every
 model trained on it: resuming one is refused (``explorer.train.run.same_data``), and so is
-measuring one on it (``check_trained_data``: the pages, ``evaluate``, ``reconstruct``,
+measuring one on it (``check_trained_data``: the pages, ``evaluate``, ``evidence``, ``reconstruct``,
 ``export``, ``derive``), since its "test images" would then include images it was trained on and
 its stored figures would rank new images against old ones. A model without a record (the shipped
 models, runs from before the record was kept) is not checked.

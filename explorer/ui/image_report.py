@@ -189,12 +189,9 @@ def verdict_line(
         f"The percentile ranks the image as the test images are ranked: on its own pixel levels, "
         f"{drawn} ({judged.elbo:.1f} nats for this one)."
     )
-    verdict = judged.verdict
-    if no_verdict(key, dataset):
-        st.markdown(
-            f"{figure} ({judged.ranked()}); no stranger verdict",
-            help=f"{ranked} {no_verdict(key, dataset)}",
-        )
+    verdict, why_none = judged.verdict, no_verdict(key, dataset)
+    if why_none:
+        st.markdown(f"{figure} ({judged.ranked()}); no stranger verdict", help=f"{ranked} {why_none}")
     else:
         st.markdown(
             f"{figure} ({judged.ranked()}); "
@@ -206,7 +203,7 @@ def verdict_line(
     theory = "shows this figure" if est.nodes else "estimates the same ELBO (its L_1, with its own error)"
     theory = f"; the Theory page's identity {theory}" if model.config.variational else ""
     st.caption(f"The {score}: {est.words()}, on {scored[1]}{theory}.")
-    warning = None if no_verdict(key, dataset) else stranger_message(verdict, spec(dataset).a_item)
+    warning = None if why_none else stranger_message(verdict, spec(dataset).a_item)
     if warning:
         st.warning(warning, icon=":material/help:")
 
@@ -242,13 +239,10 @@ def image_report(
             "Pick another model."
         )
         return mu, sigma
-    verdict = judged.verdict
-    if no_verdict(key, dataset):
-        st.markdown(
-            f"{score} **{judged.elbo:.2f}** nats: {judged.ranked()}.",
-            help=ranking_words(score),
-        )
-        st.caption(no_verdict(key, dataset))
+    verdict, why_none = judged.verdict, no_verdict(key, dataset)
+    if why_none:
+        st.markdown(f"{score} **{judged.elbo:.2f}** nats: {judged.ranked()}.", help=ranking_words(score))
+        st.caption(why_none)
         return _rest_of_report(model, key, dataset, x, mu, sigma, name)
     st.markdown(
         f"{score} **{judged.elbo:.2f}** nats: {judged.ranked()}.  \n"
